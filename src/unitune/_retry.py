@@ -1,0 +1,93 @@
+"""The one retry policy: transient provider errors are retried here and nowhere else.
+
+Retried: `RateLimitError` (waiting at least the server's Retry-After) and `ProviderUnavailableError`
+(5xx, timeouts, dropped connections). Attempts and total time are both bounded; a Retry-After that
+would overrun the time budget ends the retries at once rather than sleeping past it. Time is read
+and spent through the client's `Clock`, so tests run instantly.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from unitune._clock import Clock
+from unitune.config import RetrySettings
+from unitune.errors import ProviderUnavailableError, RateLimitError
+
+if TYPE_CHECKING:
+    import tenacity
+
+__all__ = ["RetryPolicy"]
+
+log = logging.getLogger("unitune")
+T = TypeVar("T")
+
+TRANSIENT = (RateLimitError, ProviderUnavailableError)
+
+
+class RetryPolicy:
+    """Bounded retries of transient errors, with backoff, honouring Retry-After."""
+
+    def __init__(self, settings: RetrySettings, clock: Clock, *, jitter: bool = True) -> None:
+        self.settings = settings
+        self.clock = clock
+        self.jitter = jitter
+
+    def _delay(self, state: tenacity.RetryCallState) -> float:
+        """The pause before the next attempt, before jitter."""
+        exc = state.outcome.exception() if state.outcome is not None else None
+        backoff = min(
+            self.settings.max_backoff,
+            self.settings.initial_backoff * 2.0 ** (state.attempt_number - 1),
+        )
+        if isinstance(exc, RateLimitError) and exc.retry_after is not None:
+            # The server said how long; never retry sooner, even past our usual cap.
+            return max(float(exc.retry_after), 0.0)
+        return backoff
+
+    def _kwargs(self, op: str, start: float) -> dict[str, Any]:
+        def stop(state: tenacity.RetryCallState) -> bool:
+            if state.attempt_number >= self.settings.max_attempts:
+                return True
+            elapsed = self.clock.monotonic() - start
+            return elapsed + self._delay(state) > self.settings.max_seconds
+
+        def wait(state: tenacity.RetryCallState) -> float:
+            delay = self._delay(state)
+            if self.jitter:
+                delay += random.uniform(0, 0.1 * delay)
+            return delay
+
+        def retry_if_transient(state: tenacity.RetryCallState) -> bool:
+            return state.outcome is not None and isinstance(state.outcome.exception(), TRANSIENT)
+
+        def before_sleep(state: tenacity.RetryCallState) -> None:
+            exc = state.outcome.exception() if state.outcome is not None else None
+            sleep = state.next_action.sleep if state.next_action is not None else 0.0
+            log.warning(
+                "unitune: %s failed (%s); attempt %d of %d in %.1fs",
+                op,
+                exc,
+                state.attempt_number + 1,
+                self.settings.max_attempts,
+                sleep,
+            )
+
+        return {
+            "stop": stop,
+            "wait": wait,
+            "retry": retry_if_transient,
+            "before_sleep": before_sleep,
+            "reraise": True,
+        }
+
+    def call(self, op: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Run `fn(*args, **kwargs)`, retrying transient errors."""
+        # Imported here: tenacity pulls in asyncio, which `import unitune` should not pay for.
+        import tenacity
+
+        retrying = tenacity.Retrying(sleep=self.clock.sleep, **self._kwargs(op, self.clock.monotonic()))
+        return retrying(fn, *args, **kwargs)

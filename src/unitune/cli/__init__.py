@@ -1,0 +1,5 @@
+"""The `unitune` command line. Importing `unitune` does not import this (Typer and Rich load here)."""
+
+from unitune.cli._app import app, main
+
+__all__ = ["app", "main"]

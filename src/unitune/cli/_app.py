@@ -1,0 +1,368 @@
+"""The `unitune` command line (Typer + Rich).
+
+Every command takes `--provider` and `--json`. Errors print one line (or a JSON object with
+`--json`) and exit 1; never a traceback.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from pydantic import BaseModel
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from unitune.client import FineTuneClient
+from unitune.config import load_config
+from unitune.errors import ConfigurationError, UnituneError
+from unitune.types import Job, JobStatus
+
+app = typer.Typer(
+    name="unitune",
+    help="Fine-tune, track, price and call models on any provider.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+ProviderOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--provider", "-p", help="Provider to use (default: from unitune.toml or $UNITUNE_PROVIDER)."
+    ),
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
+
+
+def _out() -> Console:
+    # Built per call so Typer's test runner, which swaps sys.stdout, captures the output.
+    return Console(file=sys.stdout, soft_wrap=True)
+
+
+def _err() -> Console:
+    return Console(file=sys.stderr, soft_wrap=True)
+
+
+def _jsonable(obj: Any) -> Any:
+    if isinstance(obj, BaseModel):
+        return obj.model_dump(mode="json")
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(o) for o in obj]
+    if isinstance(obj, dict):
+        return {k: _jsonable(v) for k, v in obj.items()}
+    return obj
+
+
+def _print_json(obj: Any) -> None:
+    sys.stdout.write(json.dumps(_jsonable(obj), indent=2, default=str) + "\n")
+
+
+def _handles_errors(fn: F) -> F:
+    """Turn unitune errors into one line (or JSON) and exit status 1."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except UnituneError as e:
+            if kwargs.get("as_json"):
+                _print_json({"error": {"type": type(e).__name__, "message": str(e)}})
+            else:
+                _err().print(f"[bold red]error:[/] {type(e).__name__}: {e}", highlight=False, markup=True)
+            raise typer.Exit(1) from None
+        except KeyboardInterrupt:
+            _err().print("interrupted")
+            raise typer.Exit(130) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _client(provider: str | None, **kwargs: Any) -> FineTuneClient:
+    return FineTuneClient(provider, **kwargs) if provider else FineTuneClient.from_config(**kwargs)
+
+
+def _client_for_job(job_id: str, provider: str | None) -> FineTuneClient:
+    """The client for a job: the provider given, else the one the ledger recorded, else config."""
+    if provider is None:
+        from unitune.config import home_dir
+        from unitune.ledger import Ledger
+
+        ledger = Ledger(home_dir(load_config()) / "ledger.sqlite3")
+        entries = ledger.find_job(job_id)
+        if len(entries) == 1:
+            provider = entries[0].provider
+        elif len(entries) > 1:
+            names = ", ".join(e.provider for e in entries)
+            raise ConfigurationError(
+                f"Job id {job_id!r} exists on several providers ({names}).",
+                fix="Pick one with --provider.",
+            )
+    return _client(provider)
+
+
+_STATUS_STYLE = {
+    JobStatus.SUCCEEDED: "green",
+    JobStatus.FAILED: "red",
+    JobStatus.CANCELLED: "yellow",
+    JobStatus.CANCELLING: "yellow",
+    JobStatus.PAUSED: "yellow",
+}
+
+
+def _status_text(status: JobStatus) -> str:
+    style = _STATUS_STYLE.get(status, "cyan")
+    return f"[{style}]{status.value}[/]"
+
+
+def _job_table(jobs: Sequence[Job]) -> Table:
+    table = Table("job", "provider", "model", "status", "fine-tuned model", "created")
+    for j in jobs:
+        table.add_row(
+            escape(j.id),
+            j.provider,
+            escape(j.model),
+            _status_text(j.status),
+            escape(j.fine_tuned_model or ""),
+            j.created_at.strftime("%Y-%m-%d %H:%M") if j.created_at else "",
+        )
+    return table
+
+
+def _show_job(job: Job) -> None:
+    out = _out()
+    out.print(
+        f"[bold]{escape(job.id)}[/] on {job.provider}: {_status_text(job.status)} "
+        f"(raw: {escape(job.raw_status)})"
+    )
+    out.print(f"  model: {escape(job.model)}")
+    if job.fine_tuned_model:
+        out.print(f"  fine-tuned model: [bold]{escape(job.fine_tuned_model)}[/]")
+    if job.progress is not None:
+        out.print(f"  progress: {job.progress:.0%}")
+    if job.error:
+        out.print(f"  [red]error:[/] {escape(job.error)}")
+
+
+# -- commands -------------------------------------------------------------------------------------
+
+
+#: Capabilities every usable provider has; the table shows only the ones that tell providers apart.
+_EVERYONE = frozenset({"upload", "create", "full_finetune", "accepts_new_jobs"})
+
+
+@app.command()
+@_handles_errors
+def providers(provider: ProviderOpt = None, as_json: JsonOpt = False) -> None:
+    """List providers, whether they are installed, and what each can do."""
+    from unitune.providers.registry import get_provider_class, list_providers
+
+    rows: list[dict[str, Any]] = []
+    for info in list_providers():
+        if provider and info.name != provider:
+            continue
+        caps: dict[str, bool] | None = None
+        if info.installed:
+            caps = get_provider_class(info.name).capabilities.flags()
+        state = "installed" if info.installed else ("not installed" if info.available else "planned")
+        rows.append(
+            {
+                "name": info.name,
+                "state": state,
+                "install": f'pip install "unitune[{info.extra}]"' if info.extra else None,
+                "description": info.description,
+                "capabilities": caps,
+            }
+        )
+    if as_json:
+        _print_json(rows)
+        return
+    table = Table("provider", "state", "install", "also offers", "about")
+    for r in rows:
+        caps = r["capabilities"]
+        can = ", ".join(k for k, v in caps.items() if v and k not in _EVERYONE) if caps else ""
+        style = {"installed": "green", "not installed": "yellow"}.get(r["state"], "dim")
+        table.add_row(
+            r["name"], f"[{style}]{r['state']}[/]", escape(r["install"] or ""), can, escape(r["description"])
+        )
+    _out().print(table)
+
+
+@app.command()
+@_handles_errors
+def jobs(
+    provider: ProviderOpt = None,
+    as_json: JsonOpt = False,
+    limit: Annotated[int, typer.Option(help="How many jobs to show.")] = 20,
+) -> None:
+    """Jobs this machine created (from the ledger), newest first."""
+    from unitune.config import home_dir
+    from unitune.ledger import Ledger
+
+    entries = Ledger(home_dir(load_config()) / "ledger.sqlite3").list(provider=provider, limit=limit)
+    if as_json:
+        _print_json(entries)
+        return
+    if not entries:
+        _out().print("No jobs recorded yet. Create one with FineTuneClient.create_job().")
+        return
+    table = Table("job", "provider", "model", "status", "fine-tuned model", "created")
+    for e in entries:
+        table.add_row(
+            escape(e.job_id),
+            e.provider,
+            escape(e.model),
+            _status_text(e.status),
+            escape(e.fine_tuned_model or ""),
+            e.created_at.strftime("%Y-%m-%d %H:%M"),
+        )
+    _out().print(table)
+
+
+@app.command()
+@_handles_errors
+def status(
+    job_id: Annotated[str, typer.Argument(help="The job id.")],
+    provider: ProviderOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Show a job's current state."""
+    job = _client_for_job(job_id, provider).get_job(job_id)
+    if as_json:
+        _print_json(job)
+    else:
+        _show_job(job)
+
+
+@app.command()
+@_handles_errors
+def wait(
+    job_id: Annotated[str, typer.Argument(help="The job id.")],
+    provider: ProviderOpt = None,
+    as_json: JsonOpt = False,
+    timeout: Annotated[float | None, typer.Option(help="Give up after this many seconds.")] = None,
+    poll_interval: Annotated[float | None, typer.Option(help="Seconds between polls at first.")] = None,
+) -> None:
+    """Wait for a job to finish, showing its progress. Exits 1 if it fails."""
+    client = _client_for_job(job_id, provider)
+    if as_json:
+        _print_json(client.wait(job_id, timeout=timeout, poll_interval=poll_interval))
+        return
+    job = _wait_with_progress(client, job_id, timeout=timeout, poll_interval=poll_interval)
+    _show_job(job)
+
+
+def _wait_with_progress(
+    client: FineTuneClient, job_id: str, *, timeout: float | None = None, poll_interval: float | None = None
+) -> Job:
+    from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    with Progress(
+        SpinnerColumn(),
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        TextColumn("{task.percentage:>3.0f}%"),
+        TimeElapsedColumn(),
+        console=_out(),
+        transient=False,
+    ) as progress:
+        task = progress.add_task(job_id, total=1.0)
+
+        def update(job: Job) -> None:
+            progress.update(
+                task,
+                completed=job.progress if job.progress is not None else 0.0,
+                description=f"{escape(job.id)} {job.status.value}",
+            )
+
+        return client.wait(job_id, timeout=timeout, poll_interval=poll_interval, on_update=update)
+
+
+@app.command()
+@_handles_errors
+def events(
+    job_id: Annotated[str, typer.Argument(help="The job id.")],
+    provider: ProviderOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Show a job's event log."""
+    items = _client_for_job(job_id, provider).events(job_id)
+    if as_json:
+        _print_json(items)
+        return
+    table = Table("time", "level", "message")
+    for e in items:
+        style = {"error": "red", "warning": "yellow"}.get(e.level, "")
+        level = f"[{style}]{e.level}[/]" if style else e.level
+        table.add_row(e.created_at.strftime("%H:%M:%S"), level, escape(e.message))
+    _out().print(table)
+
+
+@app.command()
+@_handles_errors
+def cancel(
+    job_id: Annotated[str, typer.Argument(help="The job id.")],
+    provider: ProviderOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Ask the provider to stop a job."""
+    job = _client_for_job(job_id, provider).cancel_job(job_id)
+    if as_json:
+        _print_json(job)
+    else:
+        _show_job(job)
+
+
+@app.command()
+@_handles_errors
+def chat(
+    model: Annotated[str, typer.Argument(help="A base or fine-tuned model id.")],
+    prompt: Annotated[str, typer.Argument(help="The user message.")],
+    provider: ProviderOpt = None,
+    as_json: JsonOpt = False,
+    system: Annotated[str | None, typer.Option(help="A system message to send first.")] = None,
+) -> None:
+    """Send one message to a model and print the reply."""
+    messages: list[dict[str, str]] = []
+    if system:
+        messages.append({"role": "system", "content": system})
+    messages.append({"role": "user", "content": prompt})
+    reply = _client(provider).chat(model, messages)
+    if as_json:
+        _print_json(reply)
+    else:
+        _out().print(reply.content, markup=False, highlight=False)
+
+
+@app.command()
+@_handles_errors
+def demo(
+    provider: Annotated[str, typer.Option("--provider", "-p", help="Provider to run the demo on.")] = "fake",
+    as_json: JsonOpt = False,
+    examples: Annotated[int, typer.Option(help="How many tickets to generate.")] = 200,
+    workdir: Annotated[Path | None, typer.Option(help="Where to write the demo files.")] = None,
+) -> None:
+    """Run the whole lifecycle on a generated support-ticket dataset: upload, train, wait, inspect, chat."""
+    from unitune.demo.run import run_demo
+
+    result = run_demo(
+        provider=provider, examples=examples, workdir=workdir, console=None if as_json else _out()
+    )
+    if as_json:
+        _print_json(result)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Entry point of the `unitune` script."""
+    app(args=list(argv) if argv is not None else None)
+
+
+__all__ = ["app", "main"]

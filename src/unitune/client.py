@@ -1,0 +1,443 @@
+"""`FineTuneClient` and `AsyncFineTuneClient`: the one façade application code uses.
+
+The client picks a provider (by name, instance or config), prepares and uploads data, records every
+job it creates in the ledger, retries transient errors with one policy, and polls jobs to the end.
+It imports no vendor SDK: providers do that, lazily.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+from unitune._clock import Clock, SystemClock
+from unitune._retry import RetryPolicy
+from unitune.config import UnituneConfig, WaitSettings, home_dir, load_config
+from unitune.errors import (
+    ConfigurationError,
+    JobFailedError,
+    ProviderRetiredError,
+    ProviderUnavailableError,
+    UnsupportedFeatureError,
+    WaitTimeout,
+)
+from unitune.ledger import Ledger
+from unitune.providers.base import Provider
+from unitune.providers.registry import build_provider
+from unitune.types import (
+    ChatResponse,
+    FileRef,
+    Hyperparameters,
+    Job,
+    JobEvent,
+    JobSpec,
+    JobStatus,
+    Message,
+    PreparedFile,
+    Purpose,
+    StepMetric,
+    TrainingMethod,
+    file_key,
+    spec_fingerprint,
+)
+
+__all__ = ["AsyncFineTuneClient", "DataInput", "FineTuneClient", "MessagesInput"]
+
+T = TypeVar("T")
+
+#: Training or validation data: a local file (OpenAI chat JSONL) or a file already on the provider.
+DataInput = str | os.PathLike[str] | FileRef
+#: Chat input: a prompt string, or messages as `Message` objects or OpenAI-style dicts.
+MessagesInput = str | Sequence[Message | Mapping[str, Any]]
+JobRef = Job | str
+OnUpdate = Callable[[Job], None]
+
+
+def _job_id(job: JobRef) -> str:
+    return job.id if isinstance(job, Job) else job
+
+
+def _messages(messages: MessagesInput) -> list[Message]:
+    if isinstance(messages, str):
+        return [Message(role="user", content=messages)]
+    return [m if isinstance(m, Message) else Message.model_validate(dict(m)) for m in messages]
+
+
+class _Poll:
+    """The waiting policy shared by the sync and async `wait()`: when to stop, how long to sleep."""
+
+    def __init__(
+        self, settings: WaitSettings, clock: Clock, timeout: float | None, poll_interval: float | None
+    ) -> None:
+        self.settings = settings
+        self.clock = clock
+        self.timeout = timeout
+        self.deadline = None if timeout is None else clock.monotonic() + timeout
+        self.base = poll_interval if poll_interval is not None else settings.poll_interval
+        self.interval = self.base
+        self.last_status: JobStatus | None = None
+
+    def next_sleep(self, job: Job) -> float | None:
+        """None when `job` succeeded; raises when it failed or time is up; else seconds to sleep."""
+        if job.status is JobStatus.SUCCEEDED:
+            return None
+        if job.status.is_terminal:
+            raise JobFailedError(job)
+        if self.deadline is not None:
+            remaining = self.deadline - self.clock.monotonic()
+            if remaining <= 0:
+                assert self.timeout is not None
+                raise WaitTimeout(job, self.timeout)
+        else:
+            remaining = float("inf")
+        if job.status is not self.last_status:
+            # Something moved: look again soon rather than at the backed-off interval.
+            self.interval = self.base
+            self.last_status = job.status
+        sleep = min(self.interval, remaining)
+        self.interval = min(self.interval * self.settings.backoff, self.settings.max_poll_interval)
+        return sleep
+
+
+class FineTuneClient:
+    """Fine-tune, track and call models on one provider, chosen by name, instance or config.
+
+    >>> client = FineTuneClient("fake")
+    >>> job = client.create_job(model="gpt-4o-mini", training_data="train.jsonl")  # doctest: +SKIP
+    >>> client.wait(job).fine_tuned_model  # doctest: +SKIP
+
+    Args:
+        provider: a registered provider name ("fake", "together", …), a `Provider` instance, or
+            None for the provider named in the config (`unitune.toml`, `$UNITUNE_PROVIDER`).
+        config: settings to use instead of reading the config file.
+        ledger: where jobs are recorded: a `Ledger`, a path, False for none, or None for the
+            default file under the unitune home directory.
+        clock: the time source (tests pass a `FakeClock`); defaults to the provider's own clock
+            when it simulates time (the fake does), else the system clock.
+    """
+
+    def __init__(
+        self,
+        provider: str | Provider | None = None,
+        *,
+        config: UnituneConfig | None = None,
+        ledger: Ledger | str | os.PathLike[str] | Literal[False] | None = None,
+        clock: Clock | None = None,
+    ) -> None:
+        self.config = config if config is not None else load_config()
+        if isinstance(provider, Provider):
+            self.provider = provider
+        else:
+            name = provider if provider is not None else self.config.provider
+            self.provider = build_provider(name, self.config.section(name))
+        self.clock: Clock = clock or getattr(self.provider, "clock", None) or SystemClock()
+        if ledger is False:
+            self.ledger: Ledger | None = None
+        elif isinstance(ledger, Ledger):
+            self.ledger = ledger
+        elif ledger is not None:
+            self.ledger = Ledger(Path(ledger))
+        else:
+            self.ledger = Ledger(home_dir(self.config) / "ledger.sqlite3")
+        self.retry = RetryPolicy(self.config.retry, self.clock)
+
+    @classmethod
+    def from_config(cls, path: str | os.PathLike[str] | None = None, **kwargs: Any) -> FineTuneClient:
+        """A client for the provider named in the config file (see `unitune.config`)."""
+        return cls(None, config=load_config(path), **kwargs)
+
+    def __repr__(self) -> str:
+        return f"FineTuneClient(provider={self.provider.name!r})"
+
+    def __enter__(self) -> FineTuneClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Release the provider's connections."""
+        self.provider.close()
+
+    @property
+    def provider_name(self) -> str:
+        return self.provider.name
+
+    # -- files ----------------------------------------------------------------------------------
+
+    def _prepare(self, data: DataInput, purpose: Purpose) -> PreparedFile | FileRef:
+        if isinstance(data, FileRef):
+            if data.provider != self.provider.name:
+                raise ConfigurationError(
+                    f"File {data.id!r} lives on {data.provider!r}, not {self.provider.name!r}.",
+                    fix="Pass the local dataset path instead, so it is uploaded to this provider.",
+                )
+            return data
+        if isinstance(data, (str, os.PathLike)):
+            return self.provider.prepare(Path(data), purpose)
+        raise TypeError(f"training data must be a path or a FileRef, not {type(data).__name__}")
+
+    def _upload_prepared(self, item: PreparedFile | FileRef) -> FileRef:
+        if isinstance(item, FileRef):
+            return item
+        return self.retry.call("upload", self.provider.upload, item)
+
+    def upload(self, data: DataInput, *, purpose: Purpose = "training") -> FileRef:
+        """Convert `data` to the provider's format and upload it. A `FileRef` is returned as is."""
+        return self._upload_prepared(self._prepare(data, purpose))
+
+    # -- jobs -----------------------------------------------------------------------------------
+
+    def create_job(
+        self,
+        *,
+        model: str,
+        training_data: DataInput,
+        validation_data: DataInput | None = None,
+        hyperparameters: Hyperparameters | None = None,
+        method: TrainingMethod = "sft",
+        suffix: str | None = None,
+        metadata: Mapping[str, str] | None = None,
+        idempotency_key: str | None = None,
+    ) -> Job:
+        """Upload the data (if local) and start a fine-tuning job.
+
+        With `idempotency_key`, calling again with the same key returns the job already created
+        (from the ledger, even in a new process) instead of making a second one, and transient
+        errors are retried safely. Without it, create is attempted exactly once.
+
+        Raises `ProviderRetiredError` when the provider accepts no new jobs and
+        `UnsupportedFeatureError` when it cannot honour `method` or a hyperparameter.
+        """
+        hp = hyperparameters or Hyperparameters()
+        self._check_supported(method, hp)
+        training = self._prepare(training_data, "training")
+        validation = self._prepare(validation_data, "validation") if validation_data is not None else None
+        meta = dict(metadata or {})
+        fingerprint = spec_fingerprint(
+            model=model,
+            training=file_key(training),
+            validation=file_key(validation) if validation is not None else None,
+            hyperparameters=hp,
+            method=method,
+            suffix=suffix,
+            metadata=meta,
+        )
+        if idempotency_key is not None:
+            existing = self._recorded(idempotency_key, fingerprint)
+            if existing is not None:
+                return existing
+
+        spec = JobSpec(
+            model=model,
+            training_file=self._upload_prepared(training),
+            validation_file=self._upload_prepared(validation) if validation is not None else None,
+            hyperparameters=hp,
+            method=method,
+            suffix=suffix,
+            metadata=meta,
+        )
+        key = idempotency_key or f"unitune-{uuid.uuid4().hex}"
+        if idempotency_key is None:
+            job = self.provider.create_job(spec, idempotency_key=key)
+        else:
+            job = self.retry.call("create_job", self._create_once, spec, key)
+        if self.ledger is not None:
+            self.ledger.record(job, spec_hash=fingerprint, idempotency_key=key)
+        return job
+
+    def _check_supported(self, method: TrainingMethod, hp: Hyperparameters) -> None:
+        caps = self.provider.capabilities
+        if not caps.accepts_new_jobs:
+            raise ProviderRetiredError(
+                f"{self.provider.name!r} accepts no new fine-tuning jobs", provider=self.provider.name
+            )
+        if method == "dpo" and not caps.dpo:
+            raise UnsupportedFeatureError(provider=self.provider.name, feature="DPO training")
+        if (hp.lora_rank is not None or hp.lora_alpha is not None) and not caps.lora:
+            raise UnsupportedFeatureError(
+                provider=self.provider.name,
+                feature="LoRA settings (lora_rank, lora_alpha)",
+                hint="Leave them unset to use the provider's own method.",
+            )
+
+    def _recorded(self, key: str, fingerprint: str) -> Job | None:
+        """The job already created with this key (ledger first, then the provider's tags)."""
+        if self.ledger is not None:
+            entry = self.ledger.find_by_key(self.provider.name, key)
+            if entry is not None:
+                if entry.spec_hash is not None and entry.spec_hash != fingerprint:
+                    raise ConfigurationError(
+                        f"Idempotency key {key!r} was already used for job {entry.job_id} with a "
+                        "different model, data or settings.",
+                        fix="Use a new key for a different job.",
+                    )
+                return self.get_job(entry.job_id)
+        return None
+
+    def _create_once(self, spec: JobSpec, key: str) -> Job:
+        try:
+            return self.provider.create_job(spec, idempotency_key=key)
+        except ProviderUnavailableError:
+            # The vendor may have created the job before the answer was lost: look before retrying.
+            found = self.provider.find_job(key)
+            if found is not None:
+                return found
+            raise
+
+    def get_job(self, job: JobRef) -> Job:
+        """The job's current state (and the ledger's copy updated)."""
+        fresh = self.retry.call("get_job", self.provider.get_job, _job_id(job))
+        if self.ledger is not None:
+            self.ledger.update(fresh)
+        return fresh
+
+    def list_jobs(self, *, limit: int = 20) -> list[Job]:
+        """The provider's recent jobs, newest first (all pages, up to `limit`)."""
+        return self.retry.call("list_jobs", self.provider.list_jobs, limit=limit)
+
+    def cancel_job(self, job: JobRef) -> Job:
+        """Ask the provider to stop the job. It may report `cancelling` for a while."""
+        cancelled = self.retry.call("cancel_job", self.provider.cancel_job, _job_id(job))
+        if self.ledger is not None:
+            self.ledger.update(cancelled)
+        return cancelled
+
+    def wait(
+        self,
+        job: JobRef,
+        *,
+        timeout: float | None = None,
+        poll_interval: float | None = None,
+        on_update: OnUpdate | None = None,
+    ) -> Job:
+        """Poll until the job ends; return it when it succeeded.
+
+        Polls start every `poll_interval` seconds (config `[wait]`) and back off while nothing
+        changes. `on_update(job)` is called after every poll.
+
+        Raises `JobFailedError` (failed or cancelled; the job is attached) or `WaitTimeout`
+        (the job keeps running).
+        """
+        poll = _Poll(self.config.wait, self.clock, timeout, poll_interval)
+        while True:
+            current = self.get_job(job)
+            if on_update is not None:
+                on_update(current)
+            sleep = poll.next_sleep(current)
+            if sleep is None:
+                return current
+            self.clock.sleep(sleep)
+
+    def events(self, job: JobRef) -> list[JobEvent]:
+        """The job's log, oldest first."""
+        return self.retry.call("events", self.provider.list_events, _job_id(job))
+
+    def metrics(self, job: JobRef) -> list[StepMetric]:
+        """Per-step training metrics (loss curves), in step order."""
+        return self.retry.call("metrics", self.provider.list_metrics, _job_id(job))
+
+    def chat(self, model: str, messages: MessagesInput, **params: Any) -> ChatResponse:
+        """One chat completion with a base or fine-tuned model.
+
+        `messages` is a prompt string or a list of messages; `params` (temperature, max_tokens, …)
+        go to the provider.
+        """
+        return self.retry.call("chat", self.provider.chat, model, _messages(messages), **params)
+
+
+class AsyncFineTuneClient:
+    """The same API as `FineTuneClient`, awaitable. Calls run in worker threads; `wait` sleeps on the
+    event loop, so many jobs can be awaited concurrently (`asyncio.gather`).
+
+    Takes the same arguments as `FineTuneClient`, or wraps one: `AsyncFineTuneClient(client=sync)`.
+    """
+
+    def __init__(
+        self,
+        provider: str | Provider | None = None,
+        *,
+        client: FineTuneClient | None = None,
+        **kwargs: Any,
+    ) -> None:
+        self.sync = client if client is not None else FineTuneClient(provider, **kwargs)
+
+    @classmethod
+    def from_config(cls, path: str | os.PathLike[str] | None = None, **kwargs: Any) -> AsyncFineTuneClient:
+        """An async client for the provider named in the config file."""
+        return cls(client=FineTuneClient.from_config(path, **kwargs))
+
+    def __repr__(self) -> str:
+        return f"AsyncFineTuneClient(provider={self.sync.provider.name!r})"
+
+    async def __aenter__(self) -> AsyncFineTuneClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    @property
+    def provider(self) -> Provider:
+        return self.sync.provider
+
+    async def _run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        import asyncio  # here, not at module top: `import unitune` should not load asyncio
+
+        return await asyncio.to_thread(fn, *args, **kwargs)
+
+    async def close(self) -> None:
+        await self._run(self.sync.close)
+
+    async def upload(self, data: DataInput, *, purpose: Purpose = "training") -> FileRef:
+        """See `FineTuneClient.upload`."""
+        return await self._run(self.sync.upload, data, purpose=purpose)
+
+    async def create_job(self, **kwargs: Any) -> Job:
+        """See `FineTuneClient.create_job` (same keyword arguments)."""
+        return await self._run(self.sync.create_job, **kwargs)
+
+    async def get_job(self, job: JobRef) -> Job:
+        """See `FineTuneClient.get_job`."""
+        return await self._run(self.sync.get_job, job)
+
+    async def list_jobs(self, *, limit: int = 20) -> list[Job]:
+        """See `FineTuneClient.list_jobs`."""
+        return await self._run(self.sync.list_jobs, limit=limit)
+
+    async def cancel_job(self, job: JobRef) -> Job:
+        """See `FineTuneClient.cancel_job`."""
+        return await self._run(self.sync.cancel_job, job)
+
+    async def wait(
+        self,
+        job: JobRef,
+        *,
+        timeout: float | None = None,
+        poll_interval: float | None = None,
+        on_update: OnUpdate | None = None,
+    ) -> Job:
+        """See `FineTuneClient.wait`; sleeps without holding a thread."""
+        poll = _Poll(self.sync.config.wait, self.sync.clock, timeout, poll_interval)
+        while True:
+            current = await self.get_job(job)
+            if on_update is not None:
+                on_update(current)
+            sleep = poll.next_sleep(current)
+            if sleep is None:
+                return current
+            await self.sync.clock.asleep(sleep)
+
+    async def events(self, job: JobRef) -> list[JobEvent]:
+        """See `FineTuneClient.events`."""
+        return await self._run(self.sync.events, job)
+
+    async def metrics(self, job: JobRef) -> list[StepMetric]:
+        """See `FineTuneClient.metrics`."""
+        return await self._run(self.sync.metrics, job)
+
+    async def chat(self, model: str, messages: MessagesInput, **params: Any) -> ChatResponse:
+        """See `FineTuneClient.chat`."""
+        return await self._run(self.sync.chat, model, messages, **params)

@@ -1,0 +1,170 @@
+"""Where settings come from: `unitune.toml`, `[tool.unitune]` in `pyproject.toml`, and the environment.
+
+Lookup order for the file: the `path` argument, then `$UNITUNE_CONFIG`, then `unitune.toml` in the
+working directory, then `[tool.unitune]` in its `pyproject.toml`; none of them is fine (defaults).
+`$UNITUNE_PROVIDER` overrides the provider named in any file. API keys are not needed here: each
+provider reads its own from `[providers.<name>] api_key` or the vendor's conventional env var.
+
+Example `unitune.toml`::
+
+    provider = "together"
+
+    [providers.together]
+    base_url = "https://api.together.ai"   # api_key comes from TOGETHER_API_KEY
+
+    [wait]
+    poll_interval = 15
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from unitune.errors import ConfigurationError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on 3.10 only
+    import tomli as tomllib  # type: ignore[import-not-found,unused-ignore]
+
+__all__ = [
+    "CONFIG_ENV",
+    "DEFAULT_PROVIDER",
+    "HOME_ENV",
+    "PROVIDER_ENV",
+    "RetrySettings",
+    "UnituneConfig",
+    "WaitSettings",
+    "home_dir",
+    "load_config",
+]
+
+CONFIG_ENV = "UNITUNE_CONFIG"
+PROVIDER_ENV = "UNITUNE_PROVIDER"
+HOME_ENV = "UNITUNE_HOME"
+#: The embedded default: trains on this machine, needs no key and no network.
+DEFAULT_PROVIDER = "local"
+
+
+class RetrySettings(BaseModel):
+    """How the client retries transient errors (429, 5xx, timeouts)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    max_attempts: int = Field(default=5, ge=1, le=50)
+    max_seconds: float = Field(default=300.0, gt=0, description="Give up once this much time has passed.")
+    initial_backoff: float = Field(default=1.0, ge=0)
+    max_backoff: float = Field(default=60.0, ge=0)
+
+
+class WaitSettings(BaseModel):
+    """How `wait()` polls a job: starting interval, growing by `backoff` up to `max_poll_interval`."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    poll_interval: float = Field(default=5.0, gt=0)
+    max_poll_interval: float = Field(default=60.0, gt=0)
+    backoff: float = Field(default=1.5, ge=1)
+
+
+class UnituneConfig(BaseModel):
+    """The whole configuration. `source` is the file it came from (None: defaults only)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    provider: str = DEFAULT_PROVIDER
+    home: Path | None = None
+    providers: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    retry: RetrySettings = Field(default_factory=RetrySettings)
+    wait: WaitSettings = Field(default_factory=WaitSettings)
+    source: Path | None = Field(default=None, exclude=True)
+
+    def section(self, provider: str) -> dict[str, Any]:
+        """The `[providers.<name>]` table (empty if absent)."""
+        return dict(self.providers.get(provider, {}))
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as fh:
+            data: dict[str, Any] = tomllib.load(fh)
+            return data
+    except FileNotFoundError:
+        raise ConfigurationError(f"Config file {str(path)!r} does not exist.") from None
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigurationError(
+            f"{path} is not valid TOML: {e}.", fix=f"Fix the syntax at the line named in {path.name}."
+        ) from None
+
+
+def _find(
+    path: str | os.PathLike[str] | None, cwd: Path, env: Mapping[str, str]
+) -> tuple[Path, dict[str, Any]] | None:
+    if path is not None:
+        p = Path(path)
+        return p, _read_toml(p)
+    if env.get(CONFIG_ENV):
+        p = Path(env[CONFIG_ENV])
+        if not p.is_file():
+            raise ConfigurationError(
+                f"{CONFIG_ENV} points at {str(p)!r}, which is not a file.",
+                fix=f"Set {CONFIG_ENV} to an existing unitune.toml or unset it.",
+            )
+        return p, _read_toml(p)
+    local = cwd / "unitune.toml"
+    if local.is_file():
+        return local, _read_toml(local)
+    pyproject = cwd / "pyproject.toml"
+    if pyproject.is_file():
+        table = _read_toml(pyproject).get("tool", {}).get("unitune")
+        if table is not None:
+            if not isinstance(table, dict):
+                raise ConfigurationError(f"{pyproject}: [tool.unitune] must be a table.")
+            return pyproject, table
+    return None
+
+
+def load_config(
+    path: str | os.PathLike[str] | None = None,
+    *,
+    cwd: str | os.PathLike[str] | None = None,
+    env: Mapping[str, str] | None = None,
+) -> UnituneConfig:
+    """Read the configuration (see the module docstring for where from).
+
+    A malformed file raises `ConfigurationError` naming the file and the offending key.
+    """
+    env = os.environ if env is None else env
+    found = _find(path, Path(cwd) if cwd is not None else Path.cwd(), env)
+    source, data = found if found is not None else (None, {})
+    if env.get(PROVIDER_ENV):
+        data = {**data, "provider": env[PROVIDER_ENV]}
+    try:
+        config = UnituneConfig.model_validate({**data, "source": source})
+    except ValidationError as e:
+        first = e.errors()[0]
+        key = ".".join(str(p) for p in first["loc"]) or "(top level)"
+        where = str(source) if source is not None else f"${PROVIDER_ENV}"
+        prefix = "[tool.unitune] " if source is not None and source.name == "pyproject.toml" else ""
+        raise ConfigurationError(
+            f"{where}: invalid setting {prefix}{key!r}: {first['msg']}.",
+            fix=f"Edit {key!r} in {where}.",
+        ) from None
+    return config
+
+
+def home_dir(config: UnituneConfig | None = None) -> Path:
+    """unitune's data directory: `$UNITUNE_HOME`, else `home` in config, else the platform's user data dir."""
+    if os.environ.get(HOME_ENV):
+        return Path(os.environ[HOME_ENV]).expanduser()
+    if config is not None and config.home is not None:
+        return config.home.expanduser()
+    import platformdirs
+
+    return Path(platformdirs.user_data_dir("unitune", appauthor=False))

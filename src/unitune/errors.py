@@ -1,0 +1,227 @@
+"""The unitune error tree.
+
+Every error says what went wrong *and* what to do about it, and keeps the facts a program needs
+(status code, request id, retry-after, the job, the report) as attributes. Messages never contain
+secrets: API keys are `SecretStr` everywhere and are never formatted into text here.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from unitune.types import Job
+
+__all__ = [
+    "AuthenticationError",
+    "BudgetExceeded",
+    "ConfigurationError",
+    "DatasetError",
+    "JobFailedError",
+    "MissingDependencyError",
+    "NotFoundError",
+    "PermissionDeniedError",
+    "ProviderError",
+    "ProviderRetiredError",
+    "ProviderUnavailableError",
+    "RateLimitError",
+    "UnituneError",
+    "UnsupportedFeatureError",
+    "ValidationFailed",
+    "WaitTimeout",
+]
+
+
+class UnituneError(Exception):
+    """Base class of every error unitune raises on purpose."""
+
+
+class ConfigurationError(UnituneError):
+    """A setting is missing or wrong: a key, a provider name, a config file.
+
+    `fix` holds the one thing to do (set an env var, edit a key in a named file).
+    """
+
+    def __init__(self, message: str, *, fix: str | None = None) -> None:
+        self.fix = fix
+        super().__init__(f"{message} {fix}" if fix else message)
+
+
+class MissingDependencyError(UnituneError, ImportError):
+    """An optional extra is not installed. The message is the `pip install` line that fixes it."""
+
+    def __init__(self, *, provider: str, extra: str, module: str) -> None:
+        self.provider = provider
+        self.extra = extra
+        self.module = module
+        self.install = f'pip install "unitune[{extra}]"'
+        super().__init__(
+            f"The {provider!r} provider needs the Python package {module!r}, which is not installed. "
+            f"Install it with: {self.install}"
+        )
+
+
+class DatasetError(UnituneError):
+    """Input data could not be read or parsed. Points at the file, line and column."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        path: str | None = None,
+        line: int | None = None,
+        column: int | None = None,
+    ) -> None:
+        self.path = path
+        self.line = line
+        self.column = column
+        where = ""
+        if path is not None:
+            where = path
+            if line is not None:
+                where += f":{line}"
+                if column is not None:
+                    where += f":{column}"
+            where += ": "
+        super().__init__(f"{where}{message}")
+
+
+class ValidationFailed(UnituneError):
+    """The dataset failed the target provider's checks; nothing was uploaded. `report` says where."""
+
+    def __init__(self, message: str, *, report: Any = None) -> None:
+        self.report = report
+        super().__init__(message)
+
+
+class BudgetExceeded(UnituneError):
+    """The quote is above `max_cost_usd`. Nothing was uploaded and no job was created."""
+
+    def __init__(self, *, cost_usd: float, max_cost_usd: float, quote: Any = None) -> None:
+        self.cost_usd = cost_usd
+        self.max_cost_usd = max_cost_usd
+        self.quote = quote
+        super().__init__(
+            f"This job is quoted at ${cost_usd:,.2f}, above max_cost_usd=${max_cost_usd:,.2f}; "
+            "nothing was uploaded. Raise max_cost_usd, train fewer epochs, or trim the dataset."
+        )
+
+
+class UnsupportedFeatureError(UnituneError):
+    """The provider does not offer this capability. Raised instead of a silent no-op."""
+
+    def __init__(self, *, provider: str, feature: str, hint: str | None = None) -> None:
+        self.provider = provider
+        self.feature = feature
+        self.hint = hint
+        message = f"The {provider!r} provider does not support {feature}."
+        super().__init__(f"{message} {hint}" if hint else message)
+
+
+class JobFailedError(UnituneError):
+    """`wait()` saw the job end without success (failed or cancelled). Carries the job."""
+
+    def __init__(self, job: Job) -> None:
+        self.job = job
+        detail = job.error or "no reason given by the provider"
+        super().__init__(f"Fine-tuning job {job.id} on {job.provider!r} ended {job.status.value}: {detail}")
+
+
+class WaitTimeout(UnituneError, TimeoutError):
+    """`wait()` gave up before the job finished. The job keeps running; `job` is its last known state."""
+
+    def __init__(self, job: Job, timeout: float) -> None:
+        self.job = job
+        self.timeout = timeout
+        super().__init__(
+            f"Job {job.id} on {job.provider!r} is still {job.status.value} after {timeout:g}s. "
+            f"It keeps running: wait again, or cancel it with `unitune cancel {job.id}`."
+        )
+
+
+class ProviderError(UnituneError):
+    """The provider's API answered with an error, or could not be reached.
+
+    Attributes: `provider`, `status_code` (None when no HTTP answer came), `request_id`, `body`.
+    The vendor's own exception is kept as `__cause__`.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        provider: str,
+        status_code: int | None = None,
+        request_id: str | None = None,
+        body: Any = None,
+    ) -> None:
+        self.provider = provider
+        self.status_code = status_code
+        self.request_id = request_id
+        self.body = body
+        self.message = message
+        parts = [f"[{provider}]"]
+        if status_code is not None:
+            parts.append(f"HTTP {status_code}:")
+        parts.append(message)
+        if request_id:
+            parts.append(f"(request id {request_id})")
+        super().__init__(" ".join(parts))
+
+
+class AuthenticationError(ProviderError):
+    """The API key was refused (HTTP 401)."""
+
+
+class PermissionDeniedError(ProviderError):
+    """The key is valid but may not do this (HTTP 403)."""
+
+
+class NotFoundError(ProviderError):
+    """The job, file or model does not exist for this account (HTTP 404)."""
+
+
+class RateLimitError(ProviderError):
+    """Too many requests (HTTP 429). `retry_after` is the server's wait in seconds, when it said."""
+
+    def __init__(self, message: str, *, retry_after: float | None = None, **kwargs: Any) -> None:
+        self.retry_after = retry_after
+        super().__init__(message, **kwargs)
+
+
+class ProviderUnavailableError(ProviderError):
+    """A 5xx answer, a timeout or a dropped connection: worth retrying later."""
+
+
+class ProviderRetiredError(ProviderError):
+    """The vendor closed this capability (HTTP 410, or the catalog's sunset date has passed).
+
+    `retired_on` is the date it closed (None when the vendor gave none); `alternatives` names
+    providers that still offer it.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        provider: str,
+        feature: str = "fine-tuning",
+        retired_on: dt.date | None = None,
+        alternatives: Sequence[str] = (),
+        source: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        self.feature = feature
+        self.retired_on = retired_on
+        self.alternatives = tuple(alternatives)
+        self.source = source
+        text = message
+        if retired_on is not None and str(retired_on) not in text:
+            text += f" (retired {retired_on.isoformat()})"
+        if self.alternatives:
+            text += f". Live alternatives: {', '.join(self.alternatives)}"
+        if source:
+            text += f". Source: {source}"
+        super().__init__(text, provider=provider, **kwargs)

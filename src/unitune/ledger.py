@@ -1,0 +1,177 @@
+"""The ledger: one SQLite row per job this machine created, on any provider.
+
+It makes `create_job(..., idempotency_key=...)` safe to call twice (even from a fresh process) and
+lets `unitune jobs` list work across providers. It stores no secrets and no dataset content: only
+ids, the idempotency key, a hash of the spec, and the last status seen.
+
+Each operation opens its own short-lived connection, so one ledger file can be shared by threads
+and processes; WAL mode lets readers run while a writer commits.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict
+
+from unitune.types import Job, JobStatus, utcnow
+
+__all__ = ["Ledger", "LedgerEntry"]
+
+_SCHEMA_VERSION = 1
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS jobs (
+    provider          TEXT NOT NULL,
+    job_id            TEXT NOT NULL,
+    idempotency_key   TEXT,
+    spec_hash         TEXT,
+    model             TEXT NOT NULL,
+    status            TEXT NOT NULL,
+    raw_status        TEXT NOT NULL,
+    fine_tuned_model  TEXT,
+    created_at        TEXT NOT NULL,
+    updated_at        TEXT NOT NULL,
+    PRIMARY KEY (provider, job_id)
+);
+CREATE UNIQUE INDEX IF NOT EXISTS jobs_idempotency
+    ON jobs (provider, idempotency_key) WHERE idempotency_key IS NOT NULL;
+CREATE INDEX IF NOT EXISTS jobs_created ON jobs (created_at);
+"""
+
+
+class LedgerEntry(BaseModel):
+    """What the ledger knows of one job."""
+
+    model_config = ConfigDict(frozen=True)
+
+    provider: str
+    job_id: str
+    idempotency_key: str | None
+    spec_hash: str | None
+    model: str
+    status: JobStatus
+    raw_status: str
+    fine_tuned_model: str | None
+    created_at: dt.datetime
+    updated_at: dt.datetime
+
+
+class Ledger:
+    """A SQLite ledger at `path` (created on first use, with its directory)."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self._ready = False
+
+    def __repr__(self) -> str:
+        return f"Ledger({str(self.path)!r})"
+
+    @contextlib.contextmanager
+    def _connect(self) -> Iterator[sqlite3.Connection]:
+        if not self._ready:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(self.path, timeout=30)
+        conn.row_factory = sqlite3.Row
+        try:
+            if not self._ready:
+                conn.execute("PRAGMA journal_mode=WAL")
+                version = conn.execute("PRAGMA user_version").fetchone()[0]
+                if version > _SCHEMA_VERSION:
+                    raise RuntimeError(
+                        f"{self.path} was written by a newer unitune (schema {version}); upgrade unitune."
+                    )
+                conn.executescript(_SCHEMA)
+                conn.execute(f"PRAGMA user_version={_SCHEMA_VERSION}")
+                self._ready = True
+            with conn:  # commits on success, rolls back on error
+                yield conn
+        finally:
+            conn.close()
+
+    def record(self, job: Job, *, spec_hash: str | None, idempotency_key: str | None) -> LedgerEntry:
+        """Remember a job this machine created. Recording the same job again updates it."""
+        now = utcnow().isoformat()
+        created = (job.created_at or utcnow()).isoformat()
+        with self._connect() as conn:
+            conn.execute(
+                """INSERT INTO jobs (provider, job_id, idempotency_key, spec_hash, model, status,
+                                     raw_status, fine_tuned_model, created_at, updated_at)
+                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                   ON CONFLICT (provider, job_id) DO UPDATE SET
+                       status = excluded.status, raw_status = excluded.raw_status,
+                       fine_tuned_model = excluded.fine_tuned_model, updated_at = excluded.updated_at""",
+                (
+                    job.provider,
+                    job.id,
+                    idempotency_key,
+                    spec_hash,
+                    job.model,
+                    job.status.value,
+                    job.raw_status,
+                    job.fine_tuned_model,
+                    created,
+                    now,
+                ),
+            )
+        entry = self.get(job.provider, job.id)
+        assert entry is not None  # just written in this process
+        return entry
+
+    def update(self, job: Job) -> None:
+        """Store a job's latest status, if the ledger knows the job (jobs made elsewhere are ignored)."""
+        with self._connect() as conn:
+            conn.execute(
+                """UPDATE jobs SET status = ?, raw_status = ?, fine_tuned_model = ?, updated_at = ?
+                   WHERE provider = ? AND job_id = ?""",
+                (
+                    job.status.value,
+                    job.raw_status,
+                    job.fine_tuned_model,
+                    utcnow().isoformat(),
+                    job.provider,
+                    job.id,
+                ),
+            )
+
+    def find_by_key(self, provider: str, idempotency_key: str) -> LedgerEntry | None:
+        """The job created on `provider` with this idempotency key, if any."""
+        with self._connect() as conn:
+            row = conn.execute(
+                "SELECT * FROM jobs WHERE provider = ? AND idempotency_key = ?",
+                (provider, idempotency_key),
+            ).fetchone()
+        return _entry(row) if row else None
+
+    def get(self, provider: str, job_id: str) -> LedgerEntry | None:
+        """One job by provider and id."""
+        with self._connect() as conn:
+            row = conn.execute(
+                "SELECT * FROM jobs WHERE provider = ? AND job_id = ?", (provider, job_id)
+            ).fetchone()
+        return _entry(row) if row else None
+
+    def find_job(self, job_id: str) -> list[LedgerEntry]:
+        """Every recorded job with this id (normally one; ids are unique per provider only)."""
+        with self._connect() as conn:
+            rows = conn.execute("SELECT * FROM jobs WHERE job_id = ?", (job_id,)).fetchall()
+        return [_entry(r) for r in rows]
+
+    def list(self, *, provider: str | None = None, limit: int = 50) -> list[LedgerEntry]:
+        """Recorded jobs, newest first, optionally for one provider."""
+        query = "SELECT * FROM jobs"
+        args: tuple[object, ...] = ()
+        if provider is not None:
+            query += " WHERE provider = ?"
+            args = (provider,)
+        query += " ORDER BY created_at DESC, rowid DESC LIMIT ?"
+        with self._connect() as conn:
+            rows = conn.execute(query, (*args, limit)).fetchall()
+        return [_entry(r) for r in rows]
+
+
+def _entry(row: sqlite3.Row) -> LedgerEntry:
+    return LedgerEntry.model_validate(dict(row))

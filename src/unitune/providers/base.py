@@ -1,0 +1,291 @@
+"""The provider contract: what every vendor adapter implements, and the helpers they share.
+
+An adapter is one module in `unitune.providers` holding a `Provider` subclass, a `ProviderSettings`
+subclass, a status table and a `_map_errors()` context manager. Vendor SDKs are imported inside the
+adapter's methods (or a cached `_sdk()` helper), never at module import, so `import unitune` stays light.
+
+Retries belong to `FineTuneClient` alone: build vendor SDK clients with their own retries switched
+off (`max_retries=0` or the SDK's equivalent) so attempts never multiply.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import hashlib
+import logging
+import os
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, ClassVar, NoReturn
+
+from pydantic import BaseModel, ConfigDict, SecretStr
+
+from unitune.errors import (
+    AuthenticationError,
+    ConfigurationError,
+    NotFoundError,
+    PermissionDeniedError,
+    ProviderError,
+    ProviderRetiredError,
+    ProviderUnavailableError,
+    RateLimitError,
+    UnsupportedFeatureError,
+)
+from unitune.types import (
+    Capabilities,
+    ChatResponse,
+    FileRef,
+    Job,
+    JobEvent,
+    JobSpec,
+    JobStatus,
+    Message,
+    PreparedFile,
+    Purpose,
+    StepMetric,
+)
+
+__all__ = [
+    "STRICT_STATUS_ENV",
+    "Provider",
+    "ProviderSettings",
+    "UnknownStatusError",
+    "error_from_status",
+    "map_status",
+    "parse_retry_after",
+]
+
+log = logging.getLogger("unitune")
+
+#: When set to "1" (the pytest plugin does), an unknown vendor status raises instead of warning.
+STRICT_STATUS_ENV = "UNITUNE_STRICT_STATUS"
+
+
+class ProviderSettings(BaseModel):
+    """Settings every provider accepts; adapters subclass this to add their own.
+
+    `api_key` is read from the config file or, when absent there, from the vendor's conventional
+    environment variable named by `api_key_env`. Unknown keys are refused so a typo is caught.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    #: The vendor's conventional environment variable for the key (None: no key needed).
+    api_key_env: ClassVar[str | None] = None
+
+    api_key: SecretStr | None = None
+    base_url: str | None = None
+    timeout: float = 60.0
+
+    def require_api_key(self, provider: str) -> SecretStr:
+        """The key, from config or the environment; a clear `ConfigurationError` naming both if absent."""
+        if self.api_key is not None and self.api_key.get_secret_value():
+            return self.api_key
+        env = self.api_key_env
+        if env and os.environ.get(env):
+            return SecretStr(os.environ[env])
+        where = f"set the environment variable {env} or " if env else ""
+        raise ConfigurationError(
+            f"No API key for the {provider!r} provider.",
+            fix=f"To fix: {where}add api_key under [providers.{provider}] in unitune.toml.",
+        )
+
+
+class UnknownStatusError(ProviderError):
+    """A vendor reported a status unitune has no mapping for (raised only in strict mode, i.e. tests)."""
+
+
+def map_status(provider: str, raw: str, table: Mapping[str, JobStatus]) -> JobStatus:
+    """Map a vendor status through `table`.
+
+    An unknown status is never guessed into a terminal or queued state: in strict mode (tests) it
+    raises, otherwise it is reported as RUNNING with a warning so a poller keeps polling.
+    """
+    try:
+        return table[raw]
+    except KeyError:
+        if os.environ.get(STRICT_STATUS_ENV) == "1":
+            raise UnknownStatusError(
+                f"unknown job status {raw!r}; add it to the {provider} status table", provider=provider
+            ) from None
+        log.warning("unitune: %s reported unknown job status %r; treating it as running", provider, raw)
+        return JobStatus.RUNNING
+
+
+def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
+    """Seconds to wait from a Retry-After header (delta-seconds or an HTTP date); None if absent/bad."""
+    if value is None:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    current = time.time() if now is None else now
+    return max(0.0, when.timestamp() - current)
+
+
+def error_from_status(
+    status_code: int | None,
+    message: str,
+    *,
+    provider: str,
+    request_id: str | None = None,
+    retry_after: float | None = None,
+    body: Any = None,
+) -> ProviderError:
+    """The unitune error for an HTTP status. Adapters call this from their `_map_errors()`."""
+    kwargs: dict[str, Any] = {"provider": provider, "request_id": request_id, "body": body}
+    code = status_code
+    if code == 401:
+        return AuthenticationError(message, status_code=code, **kwargs)
+    if code == 403:
+        return PermissionDeniedError(message, status_code=code, **kwargs)
+    if code == 404:
+        return NotFoundError(message, status_code=code, **kwargs)
+    if code == 410:
+        return ProviderRetiredError(message, status_code=code, **kwargs)
+    if code == 429:
+        return RateLimitError(message, status_code=code, retry_after=retry_after, **kwargs)
+    if code is None or code == 408 or code >= 500:
+        return ProviderUnavailableError(message, status_code=code, **kwargs)
+    return ProviderError(message, status_code=code, **kwargs)
+
+
+class Provider(ABC):
+    """The contract every vendor adapter implements.
+
+    Construction takes typed settings and, optionally, a ready-made vendor SDK client (`client=`):
+    the test seam is a constructor argument, not a patch target. Methods a vendor lacks keep the
+    defaults here, which raise `UnsupportedFeatureError`; set `capabilities` to match.
+    """
+
+    name: ClassVar[str]
+    capabilities: ClassVar[Capabilities]
+    settings_class: ClassVar[type[ProviderSettings]] = ProviderSettings
+
+    def __init__(self, settings: ProviderSettings | None = None, *, client: Any = None) -> None:
+        self.settings = settings if settings is not None else self.settings_class()
+        self._client = client
+
+    @classmethod
+    def from_config(cls, section: Mapping[str, Any] | None = None, **kwargs: Any) -> Provider:
+        """Build from a config section (`[providers.<name>]`); keys are checked by `settings_class`."""
+        from pydantic import ValidationError
+
+        try:
+            settings = cls.settings_class.model_validate(dict(section or {}))
+        except ValidationError as e:
+            first = e.errors()[0]
+            key = ".".join(str(p) for p in first["loc"])
+            raise ConfigurationError(
+                f"Invalid setting [providers.{cls.name}] {key}: {first['msg']}.",
+                fix=f"Fix or remove {key!r} under [providers.{cls.name}] in your unitune config.",
+            ) from None
+        return cls(settings, **kwargs)
+
+    def __repr__(self) -> str:
+        # Settings may hold a key; SecretStr keeps it out of this repr as well.
+        return f"{type(self).__name__}(settings={self.settings!r})"
+
+    # -- data -----------------------------------------------------------------------------------
+
+    def prepare(self, source: Path, purpose: Purpose) -> PreparedFile:
+        """Turn a local dataset file into the bytes this provider uploads. No network.
+
+        The default streams an OpenAI-format JSONL file as it is (hashing and counting lines in one
+        pass); adapters whose wire format differs override this with the dataset toolkit's converter.
+        """
+        path = Path(source)
+        if not path.is_file():
+            raise ConfigurationError(
+                f"Dataset file {str(path)!r} does not exist.", fix="Check the path you passed."
+            )
+        digest = hashlib.sha256()
+        lines = 0
+        size = 0
+        with path.open("rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(chunk)
+                lines += chunk.count(b"\n")
+                size += len(chunk)
+                last = chunk
+        if size and not last.endswith(b"\n"):
+            lines += 1
+        return PreparedFile(
+            path=path,
+            filename=path.name,
+            size_bytes=size,
+            sha256=digest.hexdigest(),
+            purpose=purpose,
+            num_examples=lines,
+        )
+
+    # -- the core every provider offers ---------------------------------------------------------
+
+    @abstractmethod
+    def upload(self, prepared: PreparedFile) -> FileRef:
+        """Upload a prepared file; return the provider's reference to it."""
+
+    @abstractmethod
+    def create_job(self, spec: JobSpec, *, idempotency_key: str) -> Job:
+        """Create a fine-tuning job. Tag it with `idempotency_key` (or pass the vendor's own token)."""
+
+    @abstractmethod
+    def get_job(self, job_id: str) -> Job:
+        """The job's current state."""
+
+    @abstractmethod
+    def list_jobs(self, *, limit: int = 20) -> list[Job]:
+        """Recent jobs, newest first, following the vendor's pagination up to `limit`."""
+
+    # -- optional capabilities: the defaults say plainly that they are missing -------------------
+
+    def cancel_job(self, job_id: str) -> Job:
+        """Ask the provider to stop the job; returns it (often `cancelling` until it stops)."""
+        self._unsupported("cancelling jobs")
+
+    def pause_job(self, job_id: str) -> Job:
+        """Pause a running job."""
+        self._unsupported("pausing jobs")
+
+    def resume_job(self, job_id: str) -> Job:
+        """Resume a paused job."""
+        self._unsupported("resuming jobs")
+
+    def list_events(self, job_id: str) -> list[JobEvent]:
+        """The job's log, oldest first."""
+        self._unsupported("job events")
+
+    def list_metrics(self, job_id: str) -> list[StepMetric]:
+        """Per-step training metrics, in step order."""
+        self._unsupported("training metrics")
+
+    def chat(self, model: str, messages: list[Message], **params: Any) -> ChatResponse:
+        """One chat completion with a base or fine-tuned model."""
+        self._unsupported("chat")
+
+    def find_job(self, idempotency_key: str) -> Job | None:
+        """The job tagged with this idempotency key, if the provider has one.
+
+        Used before retrying a create whose outcome is unknown. The default scans recent jobs for
+        the tag; adapters with a server-side filter (e.g. metadata search) override it.
+        """
+        for job in self.list_jobs(limit=100):
+            if job.idempotency_key == idempotency_key:
+                return job
+        return None
+
+    def close(self) -> None:  # noqa: B027 - optional hook, most providers hold nothing to close
+        """Release connections the provider holds."""
+
+    # -- helpers for subclasses --------------------------------------------------------------------
+
+    def _unsupported(self, feature: str, hint: str | None = None) -> NoReturn:
+        raise UnsupportedFeatureError(provider=self.name, feature=feature, hint=hint)

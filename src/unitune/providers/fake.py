@@ -1,0 +1,478 @@
+"""The `fake` provider: an in-process, deterministic stand-in for a vendor, for tests and demos.
+
+It is registered exactly like a real provider, so application code under test runs unchanged.
+Jobs move through a scripted status progression, one step per poll (default) or per
+`seconds_per_step` of an injectable clock. Failures are scripted too: a job that fails, 429 with
+Retry-After, 5xx, a create whose answer is lost after the job was made, and 410 retirement.
+Every call is recorded in `calls`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import itertools
+import math
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Literal
+
+from pydantic import Field
+
+from unitune._clock import Clock, SystemClock
+from unitune.errors import (
+    NotFoundError,
+    ProviderError,
+    ProviderRetiredError,
+    ProviderUnavailableError,
+    RateLimitError,
+    UnsupportedFeatureError,
+)
+from unitune.providers.base import Provider, ProviderSettings
+from unitune.types import (
+    Capabilities,
+    ChatResponse,
+    FileRef,
+    Job,
+    JobEvent,
+    JobSpec,
+    JobStatus,
+    Message,
+    PreparedFile,
+    StepMetric,
+    Usage,
+)
+
+__all__ = ["FakeCall", "FakeProvider", "FakeSettings"]
+
+S = JobStatus
+
+DEFAULT_PROGRESSION = (S.VALIDATING, S.QUEUED, S.RUNNING, S.RUNNING, S.RUNNING, S.SUCCEEDED)
+
+#: Options the fake accepts in `Hyperparameters.provider_options`; anything else is refused by name.
+KNOWN_OPTIONS = frozenset({"steps_per_epoch"})
+
+Reply = str | Callable[[str, list[Message]], str]
+
+
+class FakeSettings(ProviderSettings):
+    """Settings of the fake provider (`[providers.fake]` in unitune.toml)."""
+
+    progression: tuple[JobStatus, ...] = Field(default=DEFAULT_PROGRESSION, min_length=1)
+    advance: Literal["poll", "clock"] = "poll"
+    seconds_per_step: float = Field(default=30.0, gt=0)
+    steps_per_epoch: int = Field(default=10, ge=1)
+    replies: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class FakeCall:
+    """One call the fake received: the operation name and its main arguments."""
+
+    op: str
+    args: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class _Injected:
+    error: Callable[[], ProviderError]
+    times: int
+    commit: bool  # the operation takes effect before the error is raised (a lost response)
+
+
+@dataclass
+class _FakeJob:
+    number: int
+    spec: JobSpec
+    idempotency_key: str
+    created_at: dt.datetime
+    created_tick: float
+    progression: tuple[JobStatus, ...]
+    polls: int = 0
+    fail_message: str | None = None
+    cancel_requested_at: int | None = None  # position in the progression when cancel arrived
+    history: list[tuple[JobStatus, dt.datetime]] = field(default_factory=list)
+
+
+class FakeProvider(Provider):
+    """A deterministic in-memory provider. See the module docstring for what it can script."""
+
+    name: ClassVar[str] = "fake"
+    capabilities: ClassVar[Capabilities] = Capabilities(
+        cancel=True,
+        pause=False,
+        events=True,
+        metrics=True,
+        checkpoints=False,
+        chat=True,
+        dpo=True,
+        lora=True,
+        notes={"pause": "the fake does not script paused jobs"},
+    )
+    settings_class: ClassVar[type[ProviderSettings]] = FakeSettings
+    settings: FakeSettings
+
+    def __init__(
+        self,
+        settings: ProviderSettings | None = None,
+        *,
+        client: Any = None,
+        clock: Clock | None = None,
+        reply: Reply | None = None,
+    ) -> None:
+        super().__init__(settings, client=client)
+        self.clock: Clock = clock or SystemClock()
+        self.calls: list[FakeCall] = []
+        self._lock = threading.RLock()
+        self._files: dict[str, FileRef] = {}
+        self._jobs: dict[str, _FakeJob] = {}
+        self._counter = itertools.count(1)
+        self._injected: dict[str, list[_Injected]] = {}
+        self._fail_next: str | None = None
+        self._retired: ProviderRetiredError | None = None
+        self._reply: Reply | None = reply
+        self._reply_cycle = itertools.cycle(self.settings.replies) if self.settings.replies else None
+
+    # -- scripting ----------------------------------------------------------------------------------
+
+    def fail_next_job(self, message: str = "Training failed: the fake was told to fail.") -> None:
+        """The next job created runs, then ends `failed` with `message` instead of succeeding."""
+        with self._lock:
+            self._fail_next = message
+
+    def inject_error(
+        self,
+        op: str,
+        error: ProviderError | Callable[[], ProviderError],
+        *,
+        times: int = 1,
+        commit: bool = False,
+    ) -> None:
+        """Make the next `times` calls of `op` (e.g. "create_job", "get_job") raise `error`.
+
+        With `commit=True` the operation happens first and only its answer is lost, like a timeout
+        after the vendor created the job: the case idempotency keys exist for.
+        """
+        factory = error if callable(error) and not isinstance(error, ProviderError) else None
+        make: Callable[[], ProviderError] = factory or (lambda: error)  # type: ignore[assignment,return-value]
+        with self._lock:
+            self._injected.setdefault(op, []).append(_Injected(make, times, commit))
+
+    def rate_limit(self, op: str, *, retry_after: float | None = 1.0, times: int = 1) -> None:
+        """The next `times` calls of `op` answer 429 with this Retry-After."""
+        self.inject_error(
+            op,
+            lambda: RateLimitError(
+                "Rate limit reached (fake)", provider=self.name, status_code=429, retry_after=retry_after
+            ),
+            times=times,
+        )
+
+    def unavailable(self, op: str, *, status_code: int = 503, times: int = 1, commit: bool = False) -> None:
+        """The next `times` calls of `op` answer a 5xx (or, with `commit`, lose the answer)."""
+        self.inject_error(
+            op,
+            lambda: ProviderUnavailableError(
+                "Service unavailable (fake)", provider=self.name, status_code=status_code
+            ),
+            times=times,
+            commit=commit,
+        )
+
+    def retire(
+        self,
+        *,
+        on: dt.date | None = None,
+        alternatives: Sequence[str] = (),
+        message: str = "Fine-tuning is no longer available on this provider",
+    ) -> None:
+        """From now on, creating a job answers 410 Gone, as a vendor that closed fine-tuning does."""
+        with self._lock:
+            self._retired = ProviderRetiredError(
+                message, provider=self.name, status_code=410, retired_on=on, alternatives=alternatives
+            )
+
+    def set_reply(self, reply: Reply) -> None:
+        """Chat answers with this text, or with `reply(model, messages)`."""
+        with self._lock:
+            self._reply = reply
+
+    def calls_to(self, op: str) -> list[FakeCall]:
+        """The recorded calls of one operation."""
+        with self._lock:
+            return [c for c in self.calls if c.op == op]
+
+    # -- the contract -----------------------------------------------------------------------------
+
+    def upload(self, prepared: PreparedFile) -> FileRef:
+        with self._enter("upload", filename=prepared.filename, size_bytes=prepared.size_bytes) as commit:
+            ref = FileRef(
+                id=f"file-fake-{next(self._counter):06d}",
+                provider=self.name,
+                filename=prepared.filename,
+                size_bytes=prepared.size_bytes,
+                purpose=prepared.purpose,
+                sha256=prepared.sha256,
+                created_at=self.clock.now(),
+                raw={"examples": prepared.num_examples},
+            )
+            self._files[ref.id] = ref
+            commit()
+            return ref
+
+    def create_job(self, spec: JobSpec, *, idempotency_key: str) -> Job:
+        with self._enter("create_job", model=spec.model, idempotency_key=idempotency_key) as commit:
+            if self._retired is not None:
+                raise self._retired
+            for ref in (spec.training_file, spec.validation_file):
+                if ref is not None and ref.id not in self._files:
+                    raise NotFoundError(
+                        f"No file {ref.id!r}; upload it to this provider first",
+                        provider=self.name,
+                        status_code=404,
+                    )
+            unknown = sorted(set(spec.hyperparameters.provider_options) - KNOWN_OPTIONS)
+            if unknown:
+                raise UnsupportedFeatureError(
+                    provider=self.name,
+                    feature=f"the provider option(s) {', '.join(map(repr, unknown))}",
+                    hint=f"Known options: {', '.join(sorted(KNOWN_OPTIONS))}.",
+                )
+            number = next(self._counter)
+            job = _FakeJob(
+                number=number,
+                spec=spec,
+                idempotency_key=idempotency_key,
+                created_at=self.clock.now(),
+                created_tick=self.clock.monotonic(),
+                progression=self.settings.progression,
+                fail_message=self._fail_next,
+            )
+            self._fail_next = None
+            job.history.append((job.progression[0], job.created_at))
+            job_id = f"ftjob-fake-{number:06d}"
+            self._jobs[job_id] = job
+            commit()
+            return self._snapshot(job_id, job)
+
+    def get_job(self, job_id: str) -> Job:
+        with self._enter("get_job", job_id=job_id) as commit:
+            job = self._job(job_id)
+            if self.settings.advance == "poll":
+                job.polls += 1
+            commit()
+            return self._snapshot(job_id, job)
+
+    def list_jobs(self, *, limit: int = 20) -> list[Job]:
+        with self._enter("list_jobs", limit=limit) as commit:
+            ids = sorted(self._jobs, key=lambda i: self._jobs[i].number, reverse=True)[:limit]
+            commit()
+            return [self._snapshot(i, self._jobs[i]) for i in ids]
+
+    def cancel_job(self, job_id: str) -> Job:
+        with self._enter("cancel_job", job_id=job_id) as commit:
+            job = self._job(job_id)
+            if not self._status(job).is_terminal and job.cancel_requested_at is None:
+                job.cancel_requested_at = self._position(job)
+            commit()
+            return self._snapshot(job_id, job)
+
+    def list_events(self, job_id: str) -> list[JobEvent]:
+        with self._enter("list_events", job_id=job_id) as commit:
+            job = self._job(job_id)
+            self._status(job)  # brings the history up to date
+            texts = {
+                S.VALIDATING: "Validating training file",
+                S.QUEUED: "Job queued",
+                S.RUNNING: "Training started",
+                S.CANCELLING: "Cancellation requested",
+                S.SUCCEEDED: "Job succeeded",
+                S.FAILED: "Job failed",
+                S.CANCELLED: "Job cancelled",
+            }
+            steps = [
+                JobEvent(
+                    created_at=job.created_at,  # re-stamped below with the time they are placed at
+                    message=f"Step {m.step}: train loss {m.train_loss:.4f}",
+                    type="metrics",
+                    data=m.model_dump(exclude_none=True),
+                )
+                for m in self._metrics(job)
+                if m.step % self._steps_per_epoch(job) == 0
+            ]
+            events: list[JobEvent] = []
+            for status, at in job.history:
+                if status.is_terminal or status is S.CANCELLING:
+                    # Step logs belong between "Training started" and the end.
+                    events.extend(e.model_copy(update={"created_at": at}) for e in steps)
+                    steps = []
+                message = texts.get(status, status.value)
+                if status is S.FAILED and job.fail_message:
+                    message = f"Job failed: {job.fail_message}"
+                level: Literal["info", "error"] = "error" if status is S.FAILED else "info"
+                events.append(JobEvent(created_at=at, level=level, message=message, type="status"))
+            last_at = job.history[-1][1]
+            events.extend(e.model_copy(update={"created_at": last_at}) for e in steps)
+            commit()
+            return events
+
+    def list_metrics(self, job_id: str) -> list[StepMetric]:
+        with self._enter("list_metrics", job_id=job_id) as commit:
+            job = self._job(job_id)
+            self._status(job)
+            commit()
+            return self._metrics(job)
+
+    def chat(self, model: str, messages: list[Message], **params: Any) -> ChatResponse:
+        with self._enter("chat", model=model, messages=len(messages)) as commit:
+            if model.startswith("ft:") and not any(
+                self._snapshot(i, j).fine_tuned_model == model for i, j in self._jobs.items()
+            ):
+                raise NotFoundError(
+                    f"The model {model!r} does not exist or its job has not succeeded",
+                    provider=self.name,
+                    status_code=404,
+                )
+            if self._reply is not None:
+                text = self._reply if isinstance(self._reply, str) else self._reply(model, messages)
+            elif self._reply_cycle is not None:
+                text = next(self._reply_cycle)
+            else:
+                last_user = next((m.content for m in reversed(messages) if m.role == "user"), "")
+                text = f"[{model}] {last_user}"
+            prompt_tokens = sum(len((m.content or "").split()) + 4 for m in messages)
+            commit()
+            return ChatResponse(
+                model=model,
+                provider=self.name,
+                content=text,
+                finish_reason="stop",
+                usage=Usage(prompt_tokens=prompt_tokens, completion_tokens=len(text.split())),
+            )
+
+    # -- internals ----------------------------------------------------------------------------------
+
+    class _Entry:
+        """Context for one operation: logs the call, raises injected errors at the right moment."""
+
+        def __init__(self, fake: FakeProvider, op: str, args: dict[str, Any]) -> None:
+            self.fake, self.op, self.args = fake, op, args
+            self.injected: _Injected | None = None
+
+        def __enter__(self) -> Callable[[], None]:
+            fake = self.fake
+            fake._lock.acquire()
+            fake.calls.append(FakeCall(self.op, self.args))
+            queue = fake._injected.get(self.op)
+            if queue:
+                self.injected = queue[0]
+                queue[0].times -= 1
+                if queue[0].times <= 0:
+                    queue.pop(0)
+                if not self.injected.commit:
+                    fake._lock.release()
+                    raise self.injected.error()
+            return self._commit
+
+        def _commit(self) -> None:
+            if self.injected is not None and self.injected.commit:
+                raise self.injected.error()
+
+        def __exit__(self, *exc: object) -> None:
+            self.fake._lock.release()
+
+    def _enter(self, op: str, **args: Any) -> FakeProvider._Entry:
+        return FakeProvider._Entry(self, op, args)
+
+    def _job(self, job_id: str) -> _FakeJob:
+        try:
+            return self._jobs[job_id]
+        except KeyError:
+            raise NotFoundError(
+                f"No fine-tuning job {job_id!r}", provider=self.name, status_code=404
+            ) from None
+
+    def _position(self, job: _FakeJob) -> int:
+        if self.settings.advance == "poll":
+            steps = job.polls
+        else:
+            steps = int((self.clock.monotonic() - job.created_tick) // self.settings.seconds_per_step)
+        return min(steps, len(job.progression) - 1)
+
+    def _status(self, job: _FakeJob) -> JobStatus:
+        """The job's status now, recording each newly reached state in its history."""
+        pos = self._position(job)
+        status = job.progression[pos]
+        if job.cancel_requested_at is not None:
+            status = S.CANCELLING if pos <= job.cancel_requested_at else S.CANCELLED
+        elif status is S.SUCCEEDED and job.fail_message is not None:
+            status = S.FAILED
+        if not job.history or job.history[-1][0] is not status:
+            job.history.append((status, self.clock.now()))
+        return status
+
+    def _progress(self, job: _FakeJob, status: JobStatus) -> float:
+        if status is S.SUCCEEDED:
+            return 1.0
+        running = [i for i, s in enumerate(job.progression) if s is S.RUNNING]
+        pos = min(self._position(job), job.cancel_requested_at or len(job.progression))
+        done = sum(1 for i in running if i <= pos)
+        if status is S.FAILED:
+            done = max(len(running) - 1, 0)  # a failed job dies before its last step
+        return done / (len(running) + 1) if running else 0.0
+
+    def _steps_per_epoch(self, job: _FakeJob) -> int:
+        opt = job.spec.hyperparameters.provider_options.get("steps_per_epoch")
+        return int(opt) if opt else self.settings.steps_per_epoch
+
+    def _metrics(self, job: _FakeJob) -> list[StepMetric]:
+        status = job.history[-1][0]
+        per_epoch = self._steps_per_epoch(job)
+        epochs = job.spec.hyperparameters.epochs or 3
+        total = per_epoch * epochs
+        done = math.floor(self._progress(job, status) * total)
+        seed = int(hashlib.sha256(job.spec.model.encode()).hexdigest()[:8], 16)
+        out = []
+        for step in range(1, done + 1):
+            # A smooth, deterministic decay with a little per-step wobble, like a real loss curve.
+            wobble = ((seed * step * 2654435761) % 1000) / 1000 - 0.5
+            train = 0.25 + 1.75 * math.exp(-3.0 * step / total) + 0.04 * wobble
+            valid = None
+            if step % per_epoch == 0 and job.spec.validation_file is not None:
+                valid = 0.3 + 1.75 * math.exp(-2.6 * step / total)
+            out.append(
+                StepMetric(
+                    step=step,
+                    epoch=step / per_epoch,
+                    train_loss=round(train, 6),
+                    valid_loss=round(valid, 6) if valid is not None else None,
+                    learning_rate=job.spec.hyperparameters.learning_rate or 1e-4,
+                )
+            )
+        return out
+
+    def _snapshot(self, job_id: str, job: _FakeJob) -> Job:
+        status = self._status(job)
+        spec = job.spec
+        finished = job.history[-1][1] if status.is_terminal else None
+        tuned = None
+        if status is S.SUCCEEDED:
+            tuned = f"ft:{spec.model}:fake:{spec.suffix or 'model'}:{job.number:06d}"
+        return Job(
+            id=job_id,
+            provider=self.name,
+            status=status,
+            raw_status=status.value,
+            model=spec.model,
+            fine_tuned_model=tuned,
+            created_at=job.created_at,
+            finished_at=finished,
+            training_file=spec.training_file.id,
+            validation_file=spec.validation_file.id if spec.validation_file else None,
+            hyperparameters=spec.hyperparameters.model_dump(exclude_none=True),
+            progress=self._progress(job, status),
+            error=job.fail_message if status is S.FAILED else None,
+            idempotency_key=job.idempotency_key,
+            raw={"polls": job.polls, "method": spec.method, "metadata": dict(spec.metadata)},
+        )

@@ -1,0 +1,222 @@
+"""Provider names → where their code lives, what they need installed, and how to get it.
+
+The built-in table is data, not imports: looking a provider up imports nothing until it is used,
+so `unitune providers` can tell what is installed without loading any vendor SDK. Third-party
+providers register under the entry-point group `unitune.providers` (`name = "pkg.module:Class"`).
+
+Tests (and the `unitune_fake` fixture) can route every lookup to one provider instance with
+`override_provider()`, so application code that calls `FineTuneClient.from_config()` runs unchanged.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import difflib
+import importlib
+import importlib.util
+from collections.abc import Iterator, Mapping
+from contextvars import ContextVar
+from dataclasses import dataclass
+from typing import Any
+
+from unitune.errors import ConfigurationError, MissingDependencyError
+from unitune.providers.base import Provider
+
+__all__ = [
+    "BUILTIN_PROVIDERS",
+    "ENTRY_POINT_GROUP",
+    "ProviderInfo",
+    "build_provider",
+    "get_provider_class",
+    "list_providers",
+    "override_provider",
+]
+
+ENTRY_POINT_GROUP = "unitune.providers"
+
+
+@dataclass(frozen=True)
+class ProviderInfo:
+    """Where a provider lives and what it needs.
+
+    `requires` are the importable modules its extra installs; `available=False` marks a vendor whose
+    adapter is not in this release yet (so the name is known, and the error says so plainly).
+    """
+
+    name: str
+    import_path: str
+    extra: str | None
+    requires: tuple[str, ...]
+    description: str
+    available: bool = True
+
+    def missing_module(self) -> str | None:
+        """The first required module that is not installed, without importing any of them."""
+        for module in self.requires:
+            if importlib.util.find_spec(module) is None:
+                return module
+        return None
+
+    @property
+    def installed(self) -> bool:
+        return self.available and self.missing_module() is None
+
+
+def _info(
+    name: str, path: str, extra: str | None, requires: tuple[str, ...], description: str, *, available: bool
+) -> ProviderInfo:
+    return ProviderInfo(name, path, extra, requires, description, available)
+
+
+BUILTIN_PROVIDERS: dict[str, ProviderInfo] = {
+    i.name: i
+    for i in (
+        _info(
+            "fake",
+            "unitune.providers.fake:FakeProvider",
+            None,
+            (),
+            "In-process, deterministic provider for tests and demos",
+            available=True,
+        ),
+        _info(
+            "local",
+            "unitune.providers.local:LocalProvider",
+            "local",
+            ("torch", "transformers", "peft", "safetensors"),
+            "LoRA on Hugging Face models, on this machine (CPU or GPU)",
+            available=False,
+        ),
+        _info(
+            "openai",
+            "unitune.providers.openai:OpenAIProvider",
+            "openai",
+            ("openai",),
+            "OpenAI fine-tuning (new jobs accepted until 2027-01-06)",
+            available=False,
+        ),
+        _info(
+            "together",
+            "unitune.providers.together:TogetherProvider",
+            "together",
+            ("together",),
+            "Together AI fine-tuning (LoRA/full, SFT/DPO)",
+            available=False,
+        ),
+        _info(
+            "bedrock",
+            "unitune.providers.bedrock:BedrockProvider",
+            "bedrock",
+            ("boto3",),
+            "AWS Bedrock model customization",
+            available=False,
+        ),
+        _info(
+            "mistral",
+            "unitune.providers.mistral:MistralProvider",
+            "mistral",
+            ("mistralai", "httpx"),
+            "Mistral tuned models (training API retired)",
+            available=False,
+        ),
+        _info(
+            "cohere",
+            "unitune.providers.cohere:CohereProvider",
+            "cohere",
+            ("cohere",),
+            "Cohere tuned models (fine-tuning deprecated 2025-09-15)",
+            available=False,
+        ),
+    )
+}
+
+_override: ContextVar[Provider | None] = ContextVar("unitune_provider_override", default=None)
+
+
+@contextlib.contextmanager
+def override_provider(provider: Provider) -> Iterator[Provider]:
+    """Route every provider lookup in this context to `provider` (for tests)."""
+    token = _override.set(provider)
+    try:
+        yield provider
+    finally:
+        _override.reset(token)
+
+
+def _entry_points() -> dict[str, ProviderInfo]:
+    from importlib.metadata import entry_points
+
+    found: dict[str, ProviderInfo] = {}
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        dist = ep.dist.name if ep.dist is not None else "a third-party package"
+        found[ep.name] = ProviderInfo(
+            ep.name, ep.value, None, (), f"third-party provider from {dist}", available=True
+        )
+    return found
+
+
+def list_providers() -> list[ProviderInfo]:
+    """Every provider unitune knows: built-ins first, then third-party entry points."""
+    third_party = {n: i for n, i in _entry_points().items() if n not in BUILTIN_PROVIDERS}
+    return [*BUILTIN_PROVIDERS.values(), *sorted(third_party.values(), key=lambda i: i.name)]
+
+
+def _lookup(name: str) -> ProviderInfo:
+    info = BUILTIN_PROVIDERS.get(name)
+    if info is not None:
+        return info
+    third_party = _entry_points()
+    if name in third_party:
+        return third_party[name]
+    known = sorted({*BUILTIN_PROVIDERS, *third_party})
+    close = difflib.get_close_matches(name.lower(), known, n=3, cutoff=0.5)
+    hint = f"Did you mean {' or '.join(map(repr, close))}? " if close else ""
+    raise ConfigurationError(
+        f"Unknown provider {name!r}.",
+        fix=f"{hint}Known providers: {', '.join(known)}.",
+    )
+
+
+def get_provider_class(name: str) -> type[Provider]:
+    """The provider class registered under `name`, imported now.
+
+    Raises `ConfigurationError` for an unknown name (with the closest names) or a vendor whose
+    adapter is not in this release, and `MissingDependencyError` naming the extra to install.
+    """
+    info = _lookup(name)
+    if not info.available:
+        usable = [i.name for i in BUILTIN_PROVIDERS.values() if i.available]
+        raise ConfigurationError(
+            f"The {name!r} adapter is not part of unitune {_version()} yet.",
+            fix=f"Providers available in this release: {', '.join(usable)}.",
+        )
+    missing = info.missing_module()
+    if missing is not None and info.extra is not None:
+        raise MissingDependencyError(provider=name, extra=info.extra, module=missing)
+    module_name, _, attr = info.import_path.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as e:
+        if info.extra is not None and e.name and not e.name.startswith("unitune"):
+            raise MissingDependencyError(provider=name, extra=info.extra, module=e.name) from e
+        raise
+    cls = getattr(module, attr, None)
+    if not (isinstance(cls, type) and issubclass(cls, Provider)):
+        raise ConfigurationError(
+            f"Provider {name!r} points at {info.import_path!r}, which is not a unitune Provider class."
+        )
+    return cls
+
+
+def build_provider(name: str, section: Mapping[str, Any] | None = None) -> Provider:
+    """A ready provider for `name` built from its config section (or the test override, if set)."""
+    override = _override.get()
+    if override is not None:
+        return override
+    return get_provider_class(name).from_config(section)
+
+
+def _version() -> str:
+    from unitune import __version__
+
+    return __version__

@@ -1,0 +1,135 @@
+"""The unitune pytest plugin, loaded automatically where unitune is installed (entry point `pytest11`).
+
+- `unitune_fake`: a `FakeProvider` that every `FineTuneClient` in the test uses, whatever provider
+  the config names, with a `FakeClock` and a temporary unitune home (the real ledger is untouched).
+- Network guard (opt-in): `--unitune-block-network`, the ini option `unitune_block_network = true`,
+  or `@pytest.mark.unitune_block_network`. A test that opens a connection to anything but loopback
+  fails, naming the host, even if the SDK caught the error and retried.
+- Unknown vendor statuses raise instead of warning while tests run (`UNITUNE_STRICT_STATUS=1`).
+
+This module imports no more of unitune than a test asks for, so it costs nothing in projects that
+only have unitune installed.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import socket
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+if TYPE_CHECKING:
+    from unitune.providers.fake import FakeProvider
+
+MARKER = "unitune_block_network"
+
+
+class RealNetworkCallError(RuntimeError):
+    """A test guarded by unitune tried to reach a host that is not loopback."""
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("unitune")
+    group.addoption(
+        "--unitune-block-network",
+        action="store_true",
+        default=False,
+        help="fail any test that opens a network connection to a non-loopback host",
+    )
+    parser.addini(
+        "unitune_block_network",
+        type="bool",
+        default=False,
+        help="fail any test that opens a network connection to a non-loopback host",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", f"{MARKER}: fail the test if it opens a connection to a non-loopback host"
+    )
+    os.environ.setdefault("UNITUNE_STRICT_STATUS", "1")
+
+
+def _is_loopback(host: Any) -> bool:
+    if not isinstance(host, str):
+        return False
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.split("%")[0]).is_loopback
+    except ValueError:
+        return False
+
+
+@pytest.fixture(autouse=True)
+def _unitune_network_guard(request: pytest.FixtureRequest) -> Iterator[None]:
+    enabled = (
+        request.config.getoption("--unitune-block-network")
+        or request.config.getini("unitune_block_network")
+        or request.node.get_closest_marker(MARKER) is not None
+    )
+    if not enabled:
+        yield
+        return
+    attempts: list[str] = []
+    real_connect = socket.socket.connect
+    real_connect_ex = socket.socket.connect_ex
+    real_getaddrinfo = socket.getaddrinfo
+
+    def check(sock: socket.socket, address: Any) -> None:
+        if sock.family == getattr(socket, "AF_UNIX", None):
+            return
+        host = address[0] if isinstance(address, tuple) else address
+        if not _is_loopback(host):
+            where = f"{host}:{address[1]}" if isinstance(address, tuple) else str(host)
+            attempts.append(where)
+            raise RealNetworkCallError(
+                f"unitune network guard: this test tried to connect to {where}. "
+                "Point the SDK at a fake (the unitune_fake fixture, a MockTransport, moto or Prism "
+                "on 127.0.0.1)."
+            )
+
+    def connect(self: socket.socket, address: Any) -> None:
+        check(self, address)
+        real_connect(self, address)
+
+    def connect_ex(self: socket.socket, address: Any) -> int:
+        check(self, address)
+        return real_connect_ex(self, address)
+
+    def getaddrinfo(host: Any, *args: Any, **kwargs: Any) -> Any:
+        name = host.decode() if isinstance(host, bytes) else host
+        if name is not None and not _is_loopback(name):
+            attempts.append(str(name))
+            raise RealNetworkCallError(f"unitune network guard: this test tried to resolve {name!r}.")
+        return real_getaddrinfo(host, *args, **kwargs)
+
+    mp = pytest.MonkeyPatch()
+    mp.setattr(socket.socket, "connect", connect)
+    mp.setattr(socket.socket, "connect_ex", connect_ex)
+    mp.setattr(socket, "getaddrinfo", getaddrinfo)
+    try:
+        yield
+    finally:
+        mp.undo()
+    if attempts:
+        # Fail here too: SDKs often catch connection errors and retry, hiding the raise above.
+        pytest.fail(
+            "unitune network guard: the test tried to reach " + ", ".join(sorted(set(attempts))),
+            pytrace=False,
+        )
+
+
+@pytest.fixture
+def unitune_fake(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> Iterator[FakeProvider]:
+    """A fake provider that every unitune client in this test uses, with instant waits."""
+    from unitune.testing import FakeClock, FakeProvider, override_provider
+
+    monkeypatch.setenv("UNITUNE_HOME", str(tmp_path / "unitune-home"))
+    fake = FakeProvider(clock=FakeClock())
+    with override_provider(fake):
+        yield fake

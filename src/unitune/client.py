@@ -114,7 +114,8 @@ class FineTuneClient:
             None for the provider named in the config (`unitune.toml`, `$UNITUNE_PROVIDER`).
         config: settings to use instead of reading the config file.
         ledger: where jobs are recorded: a `Ledger`, a path, False for none, or None for the
-            default file under the unitune home directory.
+            default file under the unitune home directory (none for an ephemeral provider such
+            as the fake, whose jobs end with the process).
         clock: the time source (tests pass a `FakeClock`); defaults to the provider's own clock
             when it simulates time (the fake does), else the system clock.
     """
@@ -134,7 +135,7 @@ class FineTuneClient:
             name = provider if provider is not None else self.config.provider
             self.provider = build_provider(name, self.config.section(name))
         self.clock: Clock = clock or getattr(self.provider, "clock", None) or SystemClock()
-        if ledger is False:
+        if ledger is False or (ledger is None and self.provider.ephemeral):
             self.ledger: Ledger | None = None
         elif isinstance(ledger, Ledger):
             self.ledger = ledger
@@ -265,7 +266,8 @@ class FineTuneClient:
             )
 
     def _recorded(self, key: str, fingerprint: str) -> Job | None:
-        """The job already created with this key (ledger first, then the provider's tags)."""
+        """The job already created with this key: from the ledger, else from the provider's tags
+        (the key may have been used on another machine, or with the ledger off)."""
         if self.ledger is not None:
             entry = self.ledger.find_by_key(self.provider.name, key)
             if entry is not None:
@@ -276,7 +278,10 @@ class FineTuneClient:
                         fix="Use a new key for a different job.",
                     )
                 return self.get_job(entry.job_id)
-        return None
+        found = self.retry.call("find_job", self.provider.find_job, key)
+        if found is not None and self.ledger is not None:
+            self.ledger.record(found, spec_hash=None, idempotency_key=key)
+        return found
 
     def _create_once(self, spec: JobSpec, key: str) -> Job:
         try:

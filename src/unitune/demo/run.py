@@ -43,8 +43,7 @@ def _client(provider: str) -> FineTuneClient:
 
     # A real clock and short steps: the demo shows a job moving, and takes seconds.
     fake = FakeProvider(FakeSettings(advance="clock", seconds_per_step=0.6), clock=SystemClock())
-    # Fake jobs vanish with this process, so they are not recorded in the machine's ledger.
-    return FineTuneClient(fake, ledger=False)
+    return FineTuneClient(fake)
 
 
 def run_demo(

@@ -169,6 +169,9 @@ class Provider(ABC):
     name: ClassVar[str]
     capabilities: ClassVar[Capabilities]
     settings_class: ClassVar[type[ProviderSettings]] = ProviderSettings
+    #: True when jobs live only as long as this process (the fake): the client then keeps them out
+    #: of the machine's ledger, where they would dangle after the process ends.
+    ephemeral: ClassVar[bool] = False
 
     def __init__(self, settings: ProviderSettings | None = None, *, client: Any = None) -> None:
         self.settings = settings if settings is not None else self.settings_class()

@@ -2,7 +2,7 @@
 
 It is registered exactly like a real provider, so application code under test runs unchanged.
 Jobs move through a scripted status progression, one step per poll (default) or per
-`seconds_per_step` of an injectable clock. Failures are scripted too: a job that fails, 429 with
+`seconds_per_step` of an injectable clock (a `FakeClock` unless given, so waits take no time). Failures are scripted too: a job that fails, 429 with
 Retry-After, 5xx, a create whose answer is lost after the job was made, and 410 retirement.
 Every call is recorded in `calls`.
 """
@@ -20,7 +20,7 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
-from unitune._clock import Clock, SystemClock
+from unitune._clock import Clock, FakeClock
 from unitune.errors import (
     NotFoundError,
     ProviderError,
@@ -111,6 +111,7 @@ class FakeProvider(Provider):
         notes={"pause": "the fake does not script paused jobs"},
     )
     settings_class: ClassVar[type[ProviderSettings]] = FakeSettings
+    ephemeral: ClassVar[bool] = True
     settings: FakeSettings
 
     def __init__(
@@ -122,7 +123,8 @@ class FakeProvider(Provider):
         reply: Reply | None = None,
     ) -> None:
         super().__init__(settings, client=client)
-        self.clock: Clock = clock or SystemClock()
+        # A fake clock by default: waiting on a fake job should cost no wall time.
+        self.clock: Clock = clock or FakeClock()
         self.calls: list[FakeCall] = []
         self._lock = threading.RLock()
         self._files: dict[str, FileRef] = {}

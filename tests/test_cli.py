@@ -1,0 +1,563 @@
+"""The `unitune` command line, driven through Typer's test runner against the fake provider.
+
+Every test runs with its own unitune home and working directory, so no real config or ledger is
+touched, and (where it needs one) with the CLI's provider routed to a `FakeProvider` on a
+`FakeClock`, so waiting for a job takes no time.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner, Result
+
+import unitune.cli._app as cli_app
+from unitune import FineTuneClient, Job, JobStatus, Ledger
+from unitune.cli import app
+from unitune.testing import FakeClock, FakeProvider, FakeSettings, override_provider
+
+TRAINING_ROWS = [
+    {"messages": [{"role": "user", "content": prompt}, {"role": "assistant", "content": answer}]}
+    for prompt, answer in [("hi", "hello"), ("my order is late", "sorry"), ("refund please", "done")]
+]
+
+
+# -- fixtures and helpers -------------------------------------------------------------------------
+
+
+@pytest.fixture(autouse=True)
+def home(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    """A private unitune home and working directory; no config from the environment."""
+    home = tmp_path / "unitune-home"
+    monkeypatch.setenv("UNITUNE_HOME", str(home))
+    for var in ("UNITUNE_PROVIDER", "UNITUNE_CONFIG", "FORCE_COLOR", "TTY_COMPATIBLE", "TTY_INTERACTIVE"):
+        monkeypatch.delenv(var, raising=False)
+    # Wide enough that Rich tables show ids whole; the 80-column case has its own test.
+    monkeypatch.setenv("COLUMNS", "200")
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    monkeypatch.chdir(cwd)
+    return home
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeProvider]:
+    """The provider every client (the CLI's included) uses in this test."""
+    provider = FakeProvider(clock=FakeClock())
+    with override_provider(provider):
+        yield provider
+
+
+@pytest.fixture
+def train_file(tmp_path: Path) -> Path:
+    path = tmp_path / "train.jsonl"
+    path.write_text("".join(json.dumps(row) + "\n" for row in TRAINING_ROWS), encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def client(fake: FakeProvider, home: Path) -> Iterator[FineTuneClient]:
+    """A client on the fake that records its jobs in the ledger the CLI reads."""
+    with FineTuneClient(fake, ledger=home / "ledger.sqlite3") as c:
+        yield c
+
+
+def new_job(client: FineTuneClient, train_file: Path, **kwargs: Any) -> Job:
+    return client.create_job(model=kwargs.pop("model", "gpt-4o-mini"), training_data=train_file, **kwargs)
+
+
+def invoke(*args: str) -> Result:
+    return CliRunner().invoke(app, list(args))
+
+
+def parse_json(result: Result) -> Any:
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
+
+
+def error_line(result: Result) -> str:
+    """The one line a failed command prints on stderr, after checking it failed cleanly."""
+    assert result.exit_code == 1, result.output
+    # A clean failure is `typer.Exit(1)`; any other exception would be a traceback in a terminal.
+    assert isinstance(result.exception, SystemExit), repr(result.exception)
+    assert "Traceback" not in result.output
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1, result.stderr
+    return lines[0]
+
+
+# -- providers ------------------------------------------------------------------------------------
+
+
+def test_providers_table_lists_installed_and_planned() -> None:
+    result = invoke("providers")
+
+    assert result.exit_code == 0, result.output
+    rows = {line.split("│")[1].strip(): line for line in result.stdout.splitlines() if "│" in line}
+    assert "installed" in rows["fake"]
+    assert "planned" in rows["together"]
+    assert 'pip install "unitune[together]"' in rows["together"]
+    assert result.stderr == ""
+
+
+def test_providers_json() -> None:
+    rows = parse_json(invoke("providers", "--json"))
+
+    by_name = {r["name"]: r for r in rows}
+    assert by_name["fake"]["state"] == "installed"
+    assert by_name["fake"]["capabilities"]["chat"] is True
+    assert by_name["together"]["state"] == "planned"
+    assert by_name["together"]["install"] == 'pip install "unitune[together]"'
+    assert by_name["together"]["capabilities"] is None
+
+
+def test_providers_filter() -> None:
+    rows = parse_json(invoke("providers", "--provider", "fake", "--json"))
+
+    assert [r["name"] for r in rows] == ["fake"]
+
+
+# -- jobs -----------------------------------------------------------------------------------------
+
+
+def test_jobs_empty() -> None:
+    result = invoke("jobs")
+
+    assert result.exit_code == 0, result.output
+    assert "No jobs recorded yet" in result.stdout
+
+
+def test_jobs_lists_recorded_jobs(client: FineTuneClient, train_file: Path, home: Path) -> None:
+    first = new_job(client, train_file)
+    second = new_job(client, train_file, model="llama-3-8b")
+
+    result = invoke("jobs")
+
+    assert (home / "ledger.sqlite3").is_file()
+    assert result.exit_code == 0, result.output
+    assert first.id in result.stdout
+    assert second.id in result.stdout
+    assert "llama-3-8b" in result.stdout
+    assert "No jobs recorded yet" not in result.stdout
+    # Newest first.
+    assert result.stdout.index(second.id) < result.stdout.index(first.id)
+
+
+def test_jobs_json(client: FineTuneClient, train_file: Path) -> None:
+    first = new_job(client, train_file)
+    second = new_job(client, train_file)
+    client.wait(first)
+
+    entries = parse_json(invoke("jobs", "--json"))
+
+    assert [e["job_id"] for e in entries] == [second.id, first.id]
+    assert {e["provider"] for e in entries} == {"fake"}
+    assert entries[1]["status"] == "succeeded"
+    assert entries[1]["fine_tuned_model"] == client.get_job(first).fine_tuned_model
+    assert entries[0]["status"] == "validating"
+
+
+def test_jobs_provider_filter(client: FineTuneClient, train_file: Path, home: Path) -> None:
+    mine = new_job(client, train_file)
+    other = mine.model_copy(update={"provider": "together", "id": "ft-together-1"})
+    Ledger(home / "ledger.sqlite3").record(other, spec_hash=None, idempotency_key=None)
+
+    assert [e["job_id"] for e in parse_json(invoke("jobs", "--json"))] == ["ft-together-1", mine.id]
+    assert [e["job_id"] for e in parse_json(invoke("jobs", "--provider", "fake", "--json"))] == [mine.id]
+    together = parse_json(invoke("jobs", "--provider", "together", "--json"))
+    assert [e["job_id"] for e in together] == ["ft-together-1"]
+
+
+def test_jobs_limit(client: FineTuneClient, train_file: Path) -> None:
+    jobs = [new_job(client, train_file) for _ in range(3)]
+
+    entries = parse_json(invoke("jobs", "--limit", "2", "--json"))
+
+    assert [e["job_id"] for e in entries] == [jobs[2].id, jobs[1].id]
+
+
+# -- status ---------------------------------------------------------------------------------------
+
+
+def test_status_finds_the_provider_in_the_ledger(
+    client: FineTuneClient, train_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    job = new_job(client, train_file)
+    asked: list[str | None] = []
+    real_client = cli_app._client
+
+    def spy(provider: str | None, **kwargs: Any) -> FineTuneClient:
+        asked.append(provider)
+        return real_client(provider, **kwargs)
+
+    monkeypatch.setattr(cli_app, "_client", spy)
+
+    result = invoke("status", job.id)
+
+    assert result.exit_code == 0, result.output
+    assert asked == ["fake"]  # from the ledger: no --provider, and the config names another
+    assert f"{job.id} on fake:" in result.stdout
+    assert "model: gpt-4o-mini" in result.stdout
+
+
+def test_status_json(client: FineTuneClient, train_file: Path) -> None:
+    job = new_job(client, train_file)
+
+    data = parse_json(invoke("status", job.id, "--json"))
+
+    assert data["id"] == job.id
+    assert data["provider"] == "fake"
+    assert data["status"] == "queued"  # one poll past "validating"
+    assert data["model"] == "gpt-4o-mini"
+
+
+def test_status_of_a_job_on_several_providers_asks_for_one(
+    client: FineTuneClient, train_file: Path, home: Path
+) -> None:
+    job = new_job(client, train_file)
+    Ledger(home / "ledger.sqlite3").record(
+        job.model_copy(update={"provider": "together"}), spec_hash=None, idempotency_key=None
+    )
+
+    line = error_line(invoke("status", job.id))
+
+    assert "ConfigurationError" in line
+    assert "several providers" in line
+    assert "fake" in line
+    assert "together" in line
+    assert "--provider" in line
+    # Naming the provider settles it.
+    assert parse_json(invoke("status", job.id, "--provider", "fake", "--json"))["id"] == job.id
+
+
+def test_status_unknown_job(fake: FakeProvider) -> None:
+    line = error_line(invoke("status", "ftjob-missing", "--provider", "fake"))
+
+    assert "NotFoundError" in line
+    assert "ftjob-missing" in line
+
+
+# -- wait -----------------------------------------------------------------------------------------
+
+
+def test_wait_prints_the_fine_tuned_model(client: FineTuneClient, train_file: Path) -> None:
+    job = new_job(client, train_file)
+
+    result = invoke("wait", job.id)
+
+    assert result.exit_code == 0, result.output
+    tuned = client.get_job(job).fine_tuned_model
+    assert tuned is not None
+    assert f"fine-tuned model: {tuned}" in result.stdout
+    assert "succeeded" in result.stdout
+    assert "progress: 100%" in result.stdout
+    assert result.stderr == ""
+
+
+def test_wait_json(client: FineTuneClient, train_file: Path, fake: FakeProvider) -> None:
+    job = new_job(client, train_file)
+
+    data = parse_json(invoke("wait", job.id, "--json"))
+
+    assert data["id"] == job.id
+    assert data["status"] == "succeeded"
+    assert data["fine_tuned_model"].startswith("ft:gpt-4o-mini:fake:")
+    assert len(fake.calls_to("get_job")) >= 5  # it polled through the whole progression
+
+
+def test_wait_on_a_failing_job_exits_1(client: FineTuneClient, train_file: Path, fake: FakeProvider) -> None:
+    fake.fail_next_job("boom")
+    job = new_job(client, train_file)
+
+    line = error_line(invoke("wait", job.id))
+
+    assert "JobFailedError" in line
+    assert "boom" in line
+    assert job.id in line
+
+
+def test_wait_json_on_a_failing_job(client: FineTuneClient, train_file: Path, fake: FakeProvider) -> None:
+    fake.fail_next_job("boom")
+    job = new_job(client, train_file)
+
+    result = invoke("wait", job.id, "--json")
+
+    assert result.exit_code == 1
+    error = json.loads(result.stdout)["error"]
+    assert error["type"] == "JobFailedError"
+    assert "boom" in error["message"]
+
+
+def test_wait_timeout(train_file: Path, home: Path) -> None:
+    clock = FakeClock()
+    never_done = FakeProvider(FakeSettings(progression=(JobStatus.RUNNING,)), clock=clock)
+    with override_provider(never_done):
+        job = new_job(FineTuneClient(never_done, ledger=home / "ledger.sqlite3"), train_file)
+
+        line = error_line(invoke("wait", job.id, "--timeout", "30"))
+
+    assert "WaitTimeout" in line
+    assert job.id in line
+    assert "still running after 30s" in line
+    assert 30 <= clock.monotonic() < 60  # gave up at the deadline, on the fake clock
+
+
+# -- events, cancel -------------------------------------------------------------------------------
+
+
+def test_events_table(client: FineTuneClient, train_file: Path) -> None:
+    job = client.wait(new_job(client, train_file))
+
+    result = invoke("events", job.id)
+
+    assert result.exit_code == 0, result.output
+    out = result.stdout
+    assert "Validating training file" in out
+    assert "Training started" in out
+    assert "Job succeeded" in out
+    assert out.index("Validating training file") < out.index("Job succeeded")
+
+
+def test_events_json(client: FineTuneClient, train_file: Path, fake: FakeProvider) -> None:
+    fake.fail_next_job("boom")
+    job = new_job(client, train_file)
+    with pytest.raises(Exception, match="boom"):
+        client.wait(job)
+
+    events = parse_json(invoke("events", job.id, "--json"))
+
+    messages = [e["message"] for e in events]
+    assert messages[0] == "Validating training file"
+    assert messages[-1] == "Job failed: boom"
+    assert events[-1]["level"] == "error"
+    assert {e["level"] for e in events[:-1]} == {"info"}
+
+
+def test_cancel(client: FineTuneClient, train_file: Path, fake: FakeProvider) -> None:
+    job = new_job(client, train_file)
+
+    data = parse_json(invoke("cancel", job.id, "--json"))
+
+    assert data["id"] == job.id
+    assert data["status"] == "cancelling"
+    assert [c.args["job_id"] for c in fake.calls_to("cancel_job")] == [job.id]
+
+
+def test_cancel_table(client: FineTuneClient, train_file: Path) -> None:
+    job = new_job(client, train_file)
+
+    result = invoke("cancel", job.id)
+
+    assert result.exit_code == 0, result.output
+    assert f"{job.id} on fake: cancelling" in result.stdout
+
+
+# -- chat -----------------------------------------------------------------------------------------
+
+
+def test_chat_plain(fake: FakeProvider) -> None:
+    result = invoke("chat", "gpt-4o-mini", "My order is late")
+
+    assert result.exit_code == 0, result.output
+    assert result.stdout == "[gpt-4o-mini] My order is late\n"
+    assert fake.calls_to("chat")[-1].args == {"model": "gpt-4o-mini", "messages": 1}
+
+
+def test_chat_json(fake: FakeProvider) -> None:
+    data = parse_json(invoke("chat", "gpt-4o-mini", "hello there", "--json"))
+
+    assert data["content"] == "[gpt-4o-mini] hello there"
+    assert data["model"] == "gpt-4o-mini"
+    assert data["provider"] == "fake"
+    assert data["usage"]["completion_tokens"] == 3
+
+
+def test_chat_system_message(fake: FakeProvider) -> None:
+    fake.set_reply(lambda model, messages: " | ".join(f"{m.role}={m.content}" for m in messages))
+
+    result = invoke("chat", "gpt-4o-mini", "hi", "--system", "Be brief.")
+
+    assert result.exit_code == 0, result.output
+    assert result.stdout == "system=Be brief. | user=hi\n"
+
+
+def test_chat_with_an_unknown_tuned_model(fake: FakeProvider) -> None:
+    line = error_line(invoke("chat", "ft:nope", "hi"))
+
+    assert "NotFoundError" in line
+    assert "ft:nope" in line
+
+
+def test_interrupt_exits_130(fake: FakeProvider) -> None:
+    def interrupted(model: str, messages: object) -> str:
+        raise KeyboardInterrupt
+
+    fake.set_reply(interrupted)
+
+    result = invoke("chat", "gpt-4o-mini", "hi")
+
+    assert result.exit_code == 130
+    assert result.stderr.strip() == "interrupted"
+
+
+# -- demo -----------------------------------------------------------------------------------------
+
+
+def test_demo_json(tmp_path: Path) -> None:
+    workdir = tmp_path / "demo"
+
+    data = parse_json(invoke("demo", "--json", "--examples", "20", "--workdir", str(workdir)))
+
+    assert data["provider"] == "fake"
+    assert data["job"]["status"] == "succeeded"
+    assert data["job"]["fine_tuned_model"]
+    assert data["metrics"]
+    assert data["workdir"] == str(workdir)
+    train = (workdir / "train.jsonl").read_text(encoding="utf-8").splitlines()
+    valid = (workdir / "valid.jsonl").read_text(encoding="utf-8").splitlines()
+    assert (len(train), len(valid)) == (16, 4)
+    # The demo's jobs live only in its own process, so the machine's ledger stays empty.
+    assert parse_json(invoke("jobs", "--json")) == []
+
+
+# -- errors ---------------------------------------------------------------------------------------
+
+
+def test_unknown_provider_suggests_the_closest() -> None:
+    line = error_line(invoke("chat", "gpt-4o-mini", "hi", "--provider", "togther"))
+
+    assert "ConfigurationError" in line
+    assert "Unknown provider 'togther'" in line
+    assert "Did you mean 'together'" in line
+
+
+def test_planned_provider_says_it_is_not_available_yet() -> None:
+    result = invoke("status", "ft-1", "--provider", "together")
+
+    line = error_line(result)
+    assert "'together' adapter is not part of unitune" in line
+    assert "available in this release: fake" in line
+
+
+def test_provider_from_the_environment_is_checked_too(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("UNITUNE_PROVIDER", "togther")
+
+    line = error_line(invoke("chat", "gpt-4o-mini", "hi"))
+
+    assert "Did you mean 'together'" in line
+
+
+def test_json_error_mode() -> None:
+    result = invoke("chat", "gpt-4o-mini", "hi", "--provider", "togther", "--json")
+
+    assert result.exit_code == 1
+    assert isinstance(result.exception, SystemExit)
+    assert result.stderr == ""
+    data = json.loads(result.stdout)
+    assert list(data) == ["error"]
+    assert data["error"]["type"] == "ConfigurationError"
+    assert "Did you mean 'together'" in data["error"]["message"]
+
+
+def test_malformed_config_file_is_named() -> None:
+    Path("unitune.toml").write_text("provider = [\n", encoding="utf-8")
+
+    line = error_line(invoke("jobs"))
+
+    assert "ConfigurationError" in line
+    assert "unitune.toml" in line
+    assert "not valid TOML" in line
+
+
+def test_invalid_config_setting_is_named() -> None:
+    Path("unitune.toml").write_text("provider = 3\n", encoding="utf-8")
+
+    result = invoke("status", "ft-1", "--json")
+
+    assert result.exit_code == 1
+    error = json.loads(result.stdout)["error"]
+    assert error["type"] == "ConfigurationError"
+    assert "unitune.toml" in error["message"]
+    assert "'provider'" in error["message"]
+
+
+def test_no_command_shows_help() -> None:
+    result = invoke()
+
+    assert "Usage" in result.output
+    for command in ("providers", "jobs", "status", "wait", "events", "cancel", "chat", "demo"):
+        assert command in result.output
+
+
+# -- known bugs -----------------------------------------------------------------------------------
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="_handles_errors prints the error message as Rich markup without escaping it: "
+    "'[fake]' vanishes and an unmatched '[/x]' raises MarkupError",
+)
+def test_error_messages_are_printed_verbatim(
+    client: FineTuneClient, train_file: Path, fake: FakeProvider
+) -> None:
+    fake.fail_next_job("boom [fake] [/x]")
+    job = new_job(client, train_file)
+
+    line = error_line(invoke("wait", job.id))
+
+    assert "boom [fake] [/x]" in line
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="the provider tag '[fake]' of a ProviderError is eaten as Rich markup in the error line",
+)
+def test_provider_error_keeps_the_provider_tag(fake: FakeProvider) -> None:
+    line = error_line(invoke("status", "ftjob-missing", "--provider", "fake"))
+
+    assert "[fake] HTTP 404" in line
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="the CLI's Rich consoles replace :emoji: codes, so ids like 'ft:...:rocket:...' are mangled",
+)
+def test_fine_tuned_model_id_is_printed_verbatim(client: FineTuneClient, train_file: Path) -> None:
+    job = new_job(client, train_file, suffix="rocket")
+
+    result = invoke("wait", job.id)
+
+    assert result.exit_code == 0, result.output
+    assert "fine-tuned model: ft:gpt-4o-mini:fake:rocket:" in result.stdout
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="the CLI's Rich consoles replace :emoji: codes even in chat replies printed with markup=False",
+)
+def test_chat_reply_is_printed_verbatim(fake: FakeProvider) -> None:
+    fake.set_reply("Sure :smile: see ft:m:fake:x")
+
+    result = invoke("chat", "gpt-4o-mini", "hi")
+
+    assert result.stdout == "Sure :smile: see ft:m:fake:x\n"
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="at 80 columns (piped output, CI) the jobs table truncates job ids to 'ftjob-fake-0…'",
+)
+def test_jobs_table_shows_whole_ids_at_80_columns(
+    client: FineTuneClient, train_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("COLUMNS", "80")
+    job = new_job(client, train_file)
+
+    result = invoke("jobs")
+
+    assert result.exit_code == 0, result.output
+    assert job.id in result.stdout

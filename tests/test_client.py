@@ -1,0 +1,342 @@
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from unitune import (
+    AsyncFineTuneClient,
+    ConfigurationError,
+    FileRef,
+    FineTuneClient,
+    Hyperparameters,
+    Job,
+    JobFailedError,
+    JobStatus,
+    Ledger,
+    NotFoundError,
+    ProviderRetiredError,
+    ProviderUnavailableError,
+    RateLimitError,
+    UnsupportedFeatureError,
+    WaitTimeout,
+)
+from unitune.config import RetrySettings, UnituneConfig
+from unitune.testing import FakeClock, FakeProvider, FakeSettings
+
+S = JobStatus
+
+
+def test_lifecycle(client: FineTuneClient, fake: FakeProvider, train_file: Path) -> None:
+    job = client.create_job(model="m", training_data=train_file, hyperparameters=Hyperparameters(epochs=2))
+    assert job.status is S.VALIDATING
+    assert job.raw_status == "validating"
+    seen: list[JobStatus] = []
+    done = client.wait(job, on_update=lambda j: seen.append(j.status))
+    assert done.status is S.SUCCEEDED
+    assert done.fine_tuned_model is not None
+    assert seen == [S.QUEUED, S.RUNNING, S.RUNNING, S.RUNNING, S.SUCCEEDED]
+    metrics = client.metrics(done)
+    assert [m.step for m in metrics] == list(range(1, 21))  # 10 steps/epoch x 2 epochs
+    assert metrics[-1].train_loss is not None
+    assert metrics[0].train_loss is not None
+    assert metrics[-1].train_loss < metrics[0].train_loss
+    messages = [e.message for e in client.events(done)]
+    assert messages[0] == "Validating training file"
+    assert messages[-1] == "Job succeeded"
+    reply = client.chat(done.fine_tuned_model, "My order is late")
+    assert "My order is late" in reply.content
+    assert reply.usage.total_tokens > 0
+    assert [j.id for j in client.list_jobs()] == [job.id]
+    # Upload, create and every poll went to the provider, in that order.
+    ops = [c.op for c in fake.calls]
+    assert ops[:2] == ["upload", "create_job"]
+
+
+def test_wait_sleeps_with_backoff_and_resets_on_change(tmp_path: Path, train_file: Path) -> None:
+    clock = FakeClock()
+    progression = (S.QUEUED, S.QUEUED, S.QUEUED, S.QUEUED, S.RUNNING, S.SUCCEEDED)
+    fake = FakeProvider(FakeSettings(progression=progression), clock=clock)
+    client = FineTuneClient(fake, ledger=False)
+    job = client.create_job(model="m", training_data=train_file)
+    client.wait(job, poll_interval=2)
+    # queued x3 backs off 2 -> 3 -> 4.5; running resets to 2.
+    assert clock.sleeps == [2, 3, 4.5, 2]
+
+
+def test_wait_reports_failure_with_job(client: FineTuneClient, fake: FakeProvider, train_file: Path) -> None:
+    fake.fail_next_job("CUDA out of memory")
+    job = client.create_job(model="m", training_data=train_file)
+    with pytest.raises(JobFailedError) as info:
+        client.wait(job)
+    assert info.value.job.status is S.FAILED
+    assert "CUDA out of memory" in str(info.value)
+    assert any(e.level == "error" for e in client.events(job))
+
+
+def test_wait_timeout_leaves_job_running(train_file: Path) -> None:
+    clock = FakeClock()
+    fake = FakeProvider(FakeSettings(progression=(S.RUNNING,)), clock=clock)
+    client = FineTuneClient(fake, ledger=False)
+    job = client.create_job(model="m", training_data=train_file)
+    with pytest.raises(WaitTimeout) as info:
+        client.wait(job, timeout=60, poll_interval=5)
+    assert info.value.job.status is S.RUNNING
+    assert clock.monotonic() == pytest.approx(60)
+    assert "still running after 60s" in str(info.value)
+
+
+def test_wait_on_clock_driven_fake(train_file: Path) -> None:
+    clock = FakeClock()
+    fake = FakeProvider(FakeSettings(advance="clock", seconds_per_step=30), clock=clock)
+    client = FineTuneClient(fake, ledger=False)
+    done = client.wait(client.create_job(model="m", training_data=train_file), poll_interval=10)
+    assert done.status is S.SUCCEEDED
+    assert clock.monotonic() >= 150  # five steps of 30 s
+
+
+def test_wait_retries_after_429_honouring_retry_after(
+    client: FineTuneClient, fake: FakeProvider, train_file: Path
+) -> None:
+    job = client.create_job(model="m", training_data=train_file)
+    fake.rate_limit("get_job", retry_after=7, times=2)
+    assert client.wait(job, poll_interval=1).status is S.SUCCEEDED
+    sleeps = fake.clock.sleeps  # type: ignore[attr-defined]
+    assert sleeps[0] >= 7  # the first two sleeps are the server's Retry-After (plus jitter)
+    assert sleeps[1] >= 7
+    assert len(fake.calls_to("get_job")) == 5 + 2
+
+
+def test_retries_are_bounded(fake: FakeProvider, train_file: Path) -> None:
+    config = UnituneConfig(retry=RetrySettings(max_attempts=3, initial_backoff=1))
+    client = FineTuneClient(fake, config=config, ledger=False)
+    job = client.create_job(model="m", training_data=train_file)
+    fake.unavailable("get_job", times=10)
+    with pytest.raises(ProviderUnavailableError):
+        client.get_job(job)
+    assert len(fake.calls_to("get_job")) == 3
+
+
+def test_retry_after_beyond_budget_gives_up_at_once(fake: FakeProvider, train_file: Path) -> None:
+    config = UnituneConfig(retry=RetrySettings(max_seconds=30))
+    client = FineTuneClient(fake, config=config, ledger=False)
+    fake.rate_limit("list_jobs", retry_after=120)
+    with pytest.raises(RateLimitError) as info:
+        client.list_jobs()
+    assert info.value.retry_after == 120
+    assert len(fake.calls_to("list_jobs")) == 1
+
+
+def test_non_transient_errors_are_not_retried(client: FineTuneClient, fake: FakeProvider) -> None:
+    with pytest.raises(NotFoundError):
+        client.get_job("ftjob-nope")
+    assert len(fake.calls_to("get_job")) == 1
+
+
+def test_create_without_key_is_never_retried(
+    client: FineTuneClient, fake: FakeProvider, train_file: Path
+) -> None:
+    fake.unavailable("create_job")
+    with pytest.raises(ProviderUnavailableError):
+        client.create_job(model="m", training_data=train_file)
+    assert len(fake.calls_to("create_job")) == 1
+
+
+def test_create_with_key_retries_and_finds_lost_job(
+    client: FineTuneClient, fake: FakeProvider, train_file: Path
+) -> None:
+    # The vendor made the job but the answer was lost: a retry must not make a second one.
+    fake.unavailable("create_job", commit=True)
+    job = client.create_job(model="m", training_data=train_file, idempotency_key="order-42")
+    assert len(fake.calls_to("create_job")) == 1
+    assert len(fake.list_jobs()) == 1
+    assert job.idempotency_key == "order-42"
+
+
+def test_create_with_key_retries_plain_5xx(client: FineTuneClient, fake: FakeProvider, train_file: Path) -> None:
+    fake.unavailable("create_job", times=2)
+    job = client.create_job(model="m", training_data=train_file, idempotency_key="k")
+    assert len(fake.calls_to("create_job")) == 3
+    assert [j.id for j in fake.list_jobs()] == [job.id]
+
+
+def test_same_key_twice_one_job(client: FineTuneClient, fake: FakeProvider, train_file: Path) -> None:
+    first = client.create_job(model="m", training_data=train_file, idempotency_key="nightly-7")
+    second = client.create_job(model="m", training_data=train_file, idempotency_key="nightly-7")
+    assert first.id == second.id
+    assert len(fake.calls_to("create_job")) == 1
+    assert len(fake.calls_to("upload")) == 1  # the second call did not even upload
+
+
+def test_same_key_different_spec_is_refused(client: FineTuneClient, train_file: Path) -> None:
+    client.create_job(model="m", training_data=train_file, idempotency_key="k")
+    with pytest.raises(ConfigurationError, match="different model, data or settings"):
+        client.create_job(model="other", training_data=train_file, idempotency_key="k")
+
+
+def test_fresh_process_sees_ledger(tmp_path: Path, train_file: Path) -> None:
+    ledger = tmp_path / "shared-ledger.sqlite3"
+    client = FineTuneClient(FakeProvider(clock=FakeClock()), ledger=ledger)
+    job = client.create_job(model="m", training_data=train_file, idempotency_key="release-1")
+    script = (
+        "import json, sys; from unitune import Ledger; "
+        "e = Ledger(sys.argv[1]).find_by_key('fake', 'release-1'); "
+        "print(json.dumps(e.model_dump(mode='json') if e else None))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", script, str(ledger)], capture_output=True, text=True, check=True, env=os.environ
+    )
+    seen = json.loads(out.stdout)
+    assert seen["job_id"] == job.id
+    assert seen["spec_hash"]
+    # And a new client in this process (a "restart") returns the recorded job, not a new one.
+    again = FineTuneClient(client.provider, ledger=ledger)
+    assert again.create_job(model="m", training_data=train_file, idempotency_key="release-1").id == job.id
+
+
+def test_ledger_tracks_status(client: FineTuneClient, train_file: Path) -> None:
+    job = client.wait(client.create_job(model="m", training_data=train_file))
+    assert client.ledger is not None
+    (entry,) = client.ledger.list()
+    assert entry.job_id == job.id
+    assert entry.status is S.SUCCEEDED
+    assert entry.fine_tuned_model == job.fine_tuned_model
+
+
+def test_cancel(client: FineTuneClient, train_file: Path) -> None:
+    job = client.create_job(model="m", training_data=train_file)
+    client.get_job(job)
+    cancelling = client.cancel_job(job)
+    assert cancelling.status is S.CANCELLING  # never reported cancelled before it is
+    with pytest.raises(JobFailedError) as info:
+        client.wait(job)
+    assert info.value.job.status is S.CANCELLED
+
+
+def test_retired_provider(client: FineTuneClient, fake: FakeProvider, train_file: Path) -> None:
+    import datetime as dt
+
+    fake.retire(on=dt.date(2027, 1, 6), alternatives=["together", "bedrock"])
+    with pytest.raises(ProviderRetiredError) as info:
+        client.create_job(model="m", training_data=train_file)
+    assert info.value.status_code == 410
+    assert "2027-01-06" in str(info.value)
+    assert "together" in str(info.value)
+
+
+def test_unsupported_features_are_errors(client: FineTuneClient, fake: FakeProvider, train_file: Path) -> None:
+    with pytest.raises(UnsupportedFeatureError, match="pausing"):
+        fake.pause_job("x")
+    with pytest.raises(UnsupportedFeatureError, match="'packing'"):
+        client.create_job(
+            model="m", training_data=train_file, hyperparameters=Hyperparameters(provider_options={"packing": 1})
+        )
+
+
+def test_capability_checks_before_upload(train_file: Path) -> None:
+    from typing import ClassVar
+
+    from unitune import Capabilities
+
+    class NoDpo(FakeProvider):
+        capabilities: ClassVar[Capabilities] = Capabilities(dpo=False, lora=False)
+
+    fake = NoDpo(clock=FakeClock())
+    client = FineTuneClient(fake, ledger=False)
+    with pytest.raises(UnsupportedFeatureError, match="DPO"):
+        client.create_job(model="m", training_data=train_file, method="dpo")
+    with pytest.raises(UnsupportedFeatureError, match="LoRA"):
+        client.create_job(model="m", training_data=train_file, hyperparameters=Hyperparameters(lora_rank=8))
+    assert fake.calls == []
+
+
+def test_file_inputs(client: FineTuneClient, fake: FakeProvider, train_file: Path, tmp_path: Path) -> None:
+    ref = client.upload(train_file)
+    assert ref.size_bytes == train_file.stat().st_size
+    assert ref.raw["examples"] == 12
+    job = client.create_job(model="m", training_data=ref)
+    assert job.training_file == ref.id
+    assert len(fake.calls_to("upload")) == 1
+    with pytest.raises(ConfigurationError, match="lives on 'openai'"):
+        client.create_job(model="m", training_data=FileRef(id="file-x", provider="openai"))
+    with pytest.raises(ConfigurationError, match="does not exist"):
+        client.upload(tmp_path / "missing.jsonl")
+
+
+def test_chat_accepts_prompt_dicts_and_messages(client: FineTuneClient) -> None:
+    from unitune import Message
+
+    a = client.chat("base", "hi")
+    b = client.chat("base", [{"role": "user", "content": "hi"}])
+    c = client.chat("base", [Message(role="user", content="hi")])
+    assert a.content == b.content == c.content
+    with pytest.raises(NotFoundError):
+        client.chat("ft:never-trained", "hi")
+
+
+def test_async_client_waits_on_20_jobs_concurrently(tmp_path: Path, train_file: Path) -> None:
+    fake = FakeProvider(clock=FakeClock())
+
+    async def main() -> list[Job]:
+        async with AsyncFineTuneClient(fake, ledger=tmp_path / "l.sqlite3") as client:
+            ref = await client.upload(train_file)
+            jobs = await asyncio.gather(
+                *(client.create_job(model="m", training_data=ref, suffix=f"s{i}") for i in range(20))
+            )
+            order: list[str] = []
+
+            def note(job: Job) -> None:
+                order.append(job.id)
+
+            done = await asyncio.gather(*(client.wait(j, on_update=note) for j in jobs))
+            # Concurrent, not one after another: the first job's polls interleave with the others.
+            first_id = jobs[0].id
+            positions = [i for i, jid in enumerate(order) if jid == first_id]
+            assert positions[-1] > len(jobs)
+            return list(done)
+
+    done = asyncio.run(main())
+    assert len({j.id for j in done}) == 20
+    assert all(j.status is S.SUCCEEDED for j in done)
+    assert len(Ledger(tmp_path / "l.sqlite3").list(limit=100)) == 20
+
+
+def test_async_errors_propagate(train_file: Path) -> None:
+    fake = FakeProvider(clock=FakeClock())
+    fake.fail_next_job("bad data")
+
+    async def main() -> None:
+        client = AsyncFineTuneClient(fake, ledger=False)
+        job = await client.create_job(model="m", training_data=train_file)
+        await client.wait(job)
+
+    with pytest.raises(JobFailedError, match="bad data"):
+        asyncio.run(main())
+
+
+def test_fake_keeps_out_of_machine_ledger_but_stays_idempotent(train_file: Path) -> None:
+    client = FineTuneClient("fake")
+    assert client.ledger is None  # fake jobs die with the process; they must not dangle in the ledger
+    first = client.create_job(model="m", training_data=train_file, idempotency_key="k")
+    second = client.create_job(model="m", training_data=train_file, idempotency_key="k")
+    assert first.id == second.id  # found through the provider's own tag
+    fake = client.provider
+    assert isinstance(fake, FakeProvider)
+    assert len(fake.calls_to("create_job")) == 1
+
+
+def test_key_used_on_another_machine_is_found_at_the_provider(
+    fake: FakeProvider, tmp_path: Path, train_file: Path
+) -> None:
+    elsewhere = FineTuneClient(fake, ledger=tmp_path / "other-machine.sqlite3")
+    job = elsewhere.create_job(model="m", training_data=train_file, idempotency_key="k")
+    here = FineTuneClient(fake, ledger=tmp_path / "this-machine.sqlite3")
+    assert here.create_job(model="m", training_data=train_file, idempotency_key="k").id == job.id
+    assert here.ledger is not None
+    assert here.ledger.find_by_key("fake", "k") is not None  # now recorded here too
+    assert len(fake.calls_to("create_job")) == 1

@@ -1,0 +1,77 @@
+from __future__ import annotations
+
+import sqlite3
+import threading
+from pathlib import Path
+
+import pytest
+
+from unitune import Job, JobStatus, Ledger
+
+
+def _job(job_id: str, status: JobStatus = JobStatus.QUEUED, provider: str = "fake") -> Job:
+    return Job(id=job_id, provider=provider, status=status, raw_status=status.value, model="m")
+
+
+def test_record_find_update_list(tmp_path: Path) -> None:
+    ledger = Ledger(tmp_path / "deep" / "ledger.sqlite3")
+    ledger.record(_job("a"), spec_hash="h1", idempotency_key="k1")
+    ledger.record(_job("b", provider="other"), spec_hash="h2", idempotency_key="k1")  # keys are per provider
+    entry = ledger.find_by_key("fake", "k1")
+    assert entry is not None
+    assert entry.job_id == "a"
+    assert ledger.find_by_key("fake", "k2") is None
+    ledger.update(_job("a", JobStatus.SUCCEEDED).model_copy(update={"fine_tuned_model": "ft:x"}))
+    entry = ledger.get("fake", "a")
+    assert entry is not None
+    assert entry.status is JobStatus.SUCCEEDED
+    assert entry.fine_tuned_model == "ft:x"
+    assert [e.job_id for e in ledger.list(provider="other")] == ["b"]
+    assert len(ledger.list()) == 2
+    assert [e.provider for e in ledger.find_job("a")] == ["fake"]
+
+
+def test_wal_mode_and_no_secrets_columns(tmp_path: Path) -> None:
+    ledger = Ledger(tmp_path / "l.sqlite3")
+    ledger.record(_job("a"), spec_hash=None, idempotency_key=None)
+    conn = sqlite3.connect(tmp_path / "l.sqlite3")
+    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    columns = {r[1] for r in conn.execute("PRAGMA table_info(jobs)")}
+    assert not any("key" in c and c != "idempotency_key" for c in columns)
+
+
+def test_duplicate_key_for_another_job_is_refused(tmp_path: Path) -> None:
+    ledger = Ledger(tmp_path / "l.sqlite3")
+    ledger.record(_job("a"), spec_hash="h", idempotency_key="k")
+    with pytest.raises(sqlite3.IntegrityError):
+        ledger.record(_job("b"), spec_hash="h", idempotency_key="k")
+
+
+def test_concurrent_writers(tmp_path: Path) -> None:
+    ledger = Ledger(tmp_path / "l.sqlite3")
+    errors: list[BaseException] = []
+
+    def write(n: int) -> None:
+        try:
+            for i in range(20):
+                ledger.record(_job(f"{n}-{i}"), spec_hash=None, idempotency_key=f"{n}-{i}")
+        except BaseException as e:  # pragma: no cover - reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=write, args=(n,)) for n in range(5)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert len(ledger.list(limit=1000)) == 100
+
+
+def test_newer_schema_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "l.sqlite3"
+    conn = sqlite3.connect(path)
+    conn.execute("PRAGMA user_version=99")
+    conn.commit()
+    conn.close()
+    with pytest.raises(RuntimeError, match="newer unitune"):
+        Ledger(path).list()

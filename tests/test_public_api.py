@@ -1,0 +1,46 @@
+"""The public surface is pinned: adding or removing a name is a deliberate change to this list."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import unitune
+
+PUBLIC = {
+    "AsyncFineTuneClient", "AuthenticationError", "BudgetExceeded", "Capabilities", "ChatResponse",
+    "ConfigurationError", "DatasetError", "FileRef", "FineTuneClient", "Hyperparameters", "Job",
+    "JobEvent", "JobFailedError", "JobSpec", "JobStatus", "Ledger", "LedgerEntry", "Message",
+    "MissingDependencyError", "NotFoundError", "PermissionDeniedError", "PreparedFile", "Provider",
+    "ProviderError", "ProviderRetiredError", "ProviderSettings", "ProviderUnavailableError",
+    "RateLimitError", "StepMetric", "UnituneConfig", "UnituneError", "UnsupportedFeatureError", "Usage",
+    "ValidationFailed", "WaitTimeout", "__version__", "load_config",
+}  # fmt: skip
+
+HEAVY = [
+    "openai", "together", "cohere", "mistralai", "boto3", "botocore", "torch", "transformers", "peft",
+    "httpx", "httpx2", "typer", "rich", "tenacity", "asyncio", "unitune.cli",
+]  # fmt: skip
+
+
+def test_all_is_pinned() -> None:
+    assert set(unitune.__all__) == PUBLIC
+    for name in unitune.__all__:
+        assert hasattr(unitune, name), name
+
+
+def test_public_classes_have_docstrings() -> None:
+    for name in unitune.__all__:
+        obj = getattr(unitune, name)
+        if isinstance(obj, type):
+            assert obj.__doc__, name
+
+
+def test_import_loads_no_vendor_sdk_or_heavy_library() -> None:
+    code = (
+        "import sys, json, unitune; "
+        f"print(json.dumps([m for m in {HEAVY!r} if m in sys.modules]))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert json.loads(out.stdout) == []

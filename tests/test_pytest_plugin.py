@@ -121,8 +121,14 @@ FAKE_TESTS = _src(
 
     import unitune
     from unitune import ConfigurationError, FineTuneClient, JobStatus
+    from unitune.config import home_dir
+    from unitune.testing import FakeProvider
 
     TINY_JSONL = {TINY_JSONL!r}
+
+
+    class DurableFake(FakeProvider):
+        ephemeral = False  # like a real vendor: the client records its jobs in the ledger
 
 
     def _data(tmp_path: Path) -> Path:
@@ -154,12 +160,19 @@ FAKE_TESTS = _src(
         assert sum(unitune_fake.clock.sleeps) >= 5
         assert elapsed < 2.0
 
-        # The ledger lives in a temporary unitune home inside this test's tmp_path.
+        # The fake's jobs die with the process, so they stay out of any ledger ...
+        assert client.ledger is None
+        # ... and the unitune home is a temporary directory inside this test's tmp_path,
         home = Path(os.environ["UNITUNE_HOME"])
         assert home.is_relative_to(tmp_path)
-        ledger = home / "ledger.sqlite3"
-        assert client.ledger is not None and client.ledger.path == ledger
-        assert ledger.is_file()
+        assert home_dir() == home
+        # so a client whose provider is durable writes its ledger there, not in the real home.
+        durable = FineTuneClient(DurableFake(clock=unitune_fake.clock))
+        durable.create_job(model="gpt-4o-mini", training_data=_data(tmp_path))
+        assert durable.ledger is not None
+        assert durable.ledger.path == home / "ledger.sqlite3"
+        assert durable.ledger.path.is_file()
+        assert len(unitune_fake.calls_to("create_job")) == 1  # the durable fake is another instance
 
 
     def test_without_the_fixture_the_config_wins(tmp_path: Path) -> None:
@@ -271,8 +284,9 @@ def test_swallowed() -> None:
             sock.connect(TARGET)
         except Exception:
             pass
+"""
 
-{mark}
+LOOPBACK_TEST = """
 def test_loopback_allowed() -> None:
     with socket.create_server(("127.0.0.1", 0)) as server:
         port = server.getsockname()[1]
@@ -314,7 +328,7 @@ def _assert_stubs_restored(stubs: TrafficStubs) -> None:
 @pytest.mark.parametrize("how", ["flag", "ini", "marker"])
 def test_network_guard_opt_in(pytester: pytest.Pytester, _no_real_traffic: TrafficStubs, how: str) -> None:
     mark = "@pytest.mark.unitune_block_network" if how == "marker" else ""
-    pytester.makepyfile(test_guarded=GUARD_TESTS.format(host=TARGET_HOST, mark=mark))
+    pytester.makepyfile(test_guarded=GUARD_TESTS.format(host=TARGET_HOST, mark=mark) + LOOPBACK_TEST)
     args: list[str] = []
     if how == "flag":
         args.append("--unitune-block-network")
@@ -365,13 +379,11 @@ def test_network_guard_opt_in(pytester: pytest.Pytester, _no_real_traffic: Traff
 
 
 def test_network_guard_off_by_default(pytester: pytest.Pytester, _no_real_traffic: TrafficStubs) -> None:
-    pytester.makepyfile(test_unguarded=UNGUARDED_TESTS)
-    pytester.makepyfile(test_guarded=GUARD_TESTS.format(host="127.0.0.1", mark=""))
-    # The same guarded module, pointed at loopback only, passes whole: the guard is not involved.
+    pytester.makepyfile(test_unguarded=UNGUARDED_TESTS + LOOPBACK_TEST)
 
     result = _run(pytester)
 
-    result.assert_outcomes(passed=7)
+    result.assert_outcomes(passed=3)
     assert GUARD_MESSAGE not in result.stdout.str()
     _assert_stubs_restored(_no_real_traffic)
 

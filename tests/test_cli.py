@@ -16,7 +16,7 @@ import pytest
 from typer.testing import CliRunner, Result
 
 import unitune.cli._app as cli_app
-from unitune import FineTuneClient, Job, JobStatus, Ledger
+from unitune import FineTuneClient, Job, JobFailedError, JobStatus, Ledger
 from unitune.cli import app
 from unitune.testing import FakeClock, FakeProvider, FakeSettings, override_provider
 
@@ -325,7 +325,7 @@ def test_events_table(client: FineTuneClient, train_file: Path) -> None:
 def test_events_json(client: FineTuneClient, train_file: Path, fake: FakeProvider) -> None:
     fake.fail_next_job("boom")
     job = new_job(client, train_file)
-    with pytest.raises(Exception, match="boom"):
+    with pytest.raises(JobFailedError, match="boom"):
         client.wait(job)
 
     events = parse_json(invoke("events", job.id, "--json"))
@@ -496,11 +496,6 @@ def test_no_command_shows_help() -> None:
 # -- known bugs -----------------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="_handles_errors prints the error message as Rich markup without escaping it: "
-    "'[fake]' vanishes and an unmatched '[/x]' raises MarkupError",
-)
 def test_error_messages_are_printed_verbatim(
     client: FineTuneClient, train_file: Path, fake: FakeProvider
 ) -> None:
@@ -512,20 +507,12 @@ def test_error_messages_are_printed_verbatim(
     assert "boom [fake] [/x]" in line
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the provider tag '[fake]' of a ProviderError is eaten as Rich markup in the error line",
-)
 def test_provider_error_keeps_the_provider_tag(fake: FakeProvider) -> None:
     line = error_line(invoke("status", "ftjob-missing", "--provider", "fake"))
 
     assert "[fake] HTTP 404" in line
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the CLI's Rich consoles replace :emoji: codes, so ids like 'ft:...:rocket:...' are mangled",
-)
 def test_fine_tuned_model_id_is_printed_verbatim(client: FineTuneClient, train_file: Path) -> None:
     job = new_job(client, train_file, suffix="rocket")
 
@@ -535,10 +522,6 @@ def test_fine_tuned_model_id_is_printed_verbatim(client: FineTuneClient, train_f
     assert "fine-tuned model: ft:gpt-4o-mini:fake:rocket:" in result.stdout
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the CLI's Rich consoles replace :emoji: codes even in chat replies printed with markup=False",
-)
 def test_chat_reply_is_printed_verbatim(fake: FakeProvider) -> None:
     fake.set_reply("Sure :smile: see ft:m:fake:x")
 
@@ -547,10 +530,6 @@ def test_chat_reply_is_printed_verbatim(fake: FakeProvider) -> None:
     assert result.stdout == "Sure :smile: see ft:m:fake:x\n"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="at 80 columns (piped output, CI) the jobs table truncates job ids to 'ftjob-fake-0…'",
-)
 def test_jobs_table_shows_whole_ids_at_80_columns(
     client: FineTuneClient, train_file: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -561,3 +540,10 @@ def test_jobs_table_shows_whole_ids_at_80_columns(
 
     assert result.exit_code == 0, result.output
     assert job.id in result.stdout
+
+
+@pytest.mark.parametrize("command", ["providers", "jobs"])
+def test_unknown_provider_filter_is_an_error_not_an_empty_list(command: str) -> None:
+    result = invoke(command, "--provider", "togther")
+    assert result.exit_code == 1
+    assert "Did you mean 'together'" in error_line(result)

@@ -158,7 +158,9 @@ def test_create_with_key_retries_and_finds_lost_job(
     assert job.idempotency_key == "order-42"
 
 
-def test_create_with_key_retries_plain_5xx(client: FineTuneClient, fake: FakeProvider, train_file: Path) -> None:
+def test_create_with_key_retries_plain_5xx(
+    client: FineTuneClient, fake: FakeProvider, train_file: Path
+) -> None:
     fake.unavailable("create_job", times=2)
     job = client.create_job(model="m", training_data=train_file, idempotency_key="k")
     assert len(fake.calls_to("create_job")) == 3
@@ -189,7 +191,11 @@ def test_fresh_process_sees_ledger(tmp_path: Path, train_file: Path) -> None:
         "print(json.dumps(e.model_dump(mode='json') if e else None))"
     )
     out = subprocess.run(
-        [sys.executable, "-c", script, str(ledger)], capture_output=True, text=True, check=True, env=os.environ
+        [sys.executable, "-c", script, str(ledger)],
+        capture_output=True,
+        text=True,
+        check=True,
+        env=os.environ,
     )
     seen = json.loads(out.stdout)
     assert seen["job_id"] == job.id
@@ -229,12 +235,16 @@ def test_retired_provider(client: FineTuneClient, fake: FakeProvider, train_file
     assert "together" in str(info.value)
 
 
-def test_unsupported_features_are_errors(client: FineTuneClient, fake: FakeProvider, train_file: Path) -> None:
+def test_unsupported_features_are_errors(
+    client: FineTuneClient, fake: FakeProvider, train_file: Path
+) -> None:
     with pytest.raises(UnsupportedFeatureError, match="pausing"):
         fake.pause_job("x")
     with pytest.raises(UnsupportedFeatureError, match="'packing'"):
         client.create_job(
-            model="m", training_data=train_file, hyperparameters=Hyperparameters(provider_options={"packing": 1})
+            model="m",
+            training_data=train_file,
+            hyperparameters=Hyperparameters(provider_options={"packing": 1}),
         )
 
 

@@ -88,7 +88,9 @@ def test_unknown_file_and_job(train_file: Path) -> None:
 
     fake = FakeProvider(clock=FakeClock())
     with pytest.raises(NotFoundError, match="upload it"):
-        fake.create_job(JobSpec(model="m", training_file=FileRef(id="nope", provider="fake")), idempotency_key="k")
+        fake.create_job(
+            JobSpec(model="m", training_file=FileRef(id="nope", provider="fake")), idempotency_key="k"
+        )
     with pytest.raises(NotFoundError):
         fake.get_job("nope")
 

@@ -38,9 +38,6 @@ def test_public_classes_have_docstrings() -> None:
 
 
 def test_import_loads_no_vendor_sdk_or_heavy_library() -> None:
-    code = (
-        "import sys, json, unitune; "
-        f"print(json.dumps([m for m in {HEAVY!r} if m in sys.modules]))"
-    )
+    code = f"import sys, json, unitune; print(json.dumps([m for m in {HEAVY!r} if m in sys.modules]))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert json.loads(out.stdout) == []

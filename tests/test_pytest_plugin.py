@@ -1,6 +1,6 @@
 """The unitune pytest plugin (`unitune.testing.pytest_plugin`), exercised through `pytester`.
 
-Every inner session runs in-process (`runpytest_inprocess`), so the outer `_no_real_traffic` stubs
+Every inner session runs in-process (`runpytest_inprocess`), so the outer `no_real_traffic` stubs
 sit underneath the plugin's network guard: even if the guard were broken, no test in this module can
 send a packet to a non-loopback address (the stubs raise instead).
 """
@@ -61,7 +61,7 @@ class TrafficStubs:
 
 
 @pytest.fixture(autouse=True)
-def _no_real_traffic(monkeypatch: pytest.MonkeyPatch) -> TrafficStubs:
+def no_real_traffic(monkeypatch: pytest.MonkeyPatch) -> TrafficStubs:
     real_connect = socket.socket.connect
     real_connect_ex = socket.socket.connect_ex
     real_getaddrinfo = socket.getaddrinfo
@@ -207,7 +207,8 @@ def test_unitune_fake_routes_from_config_to_the_fake(
     pytester.makefile(".toml", unitune='provider = "together"\n')
     pytester.makepyfile(test_fake=FAKE_TESTS)
 
-    result = _run(pytester)
+    basetemp = tmp_path / "inner-basetemp"
+    result = _run(pytester, f"--basetemp={basetemp}")
 
     result.assert_outcomes(passed=3, failed=1)
     result.stdout.fnmatch_lines(
@@ -223,8 +224,9 @@ def test_unitune_fake_routes_from_config_to_the_fake(
     # The real home was never touched; the fixture's temporary one was used and then restored.
     assert not real_home.exists()
     assert os.environ["UNITUNE_HOME"] == str(real_home)
-    ledgers = list((pytester.path / "basetemp").rglob("ledger.sqlite3"))
-    assert ledgers, "the inner test's ledger should be under the inner session's basetemp"
+    ledgers = list(basetemp.rglob("ledger.sqlite3"))
+    assert len(ledgers) == 1, "the durable client's ledger should be under the inner tmp_path"
+    assert ledgers[0].parent.name == "unitune-home"
 
 
 @pytest.mark.xfail(
@@ -255,7 +257,6 @@ def test_unitune_fake_reaches_clients_built_in_worker_threads(pytester: pytest.P
 # -- 3: the network guard ------------------------------------------------------------------------------
 
 GUARD_TESTS = """
-import contextlib
 import socket
 
 import pytest
@@ -287,6 +288,7 @@ def test_swallowed() -> None:
 """
 
 LOOPBACK_TEST = """
+{mark}
 def test_loopback_allowed() -> None:
     with socket.create_server(("127.0.0.1", 0)) as server:
         port = server.getsockname()[1]
@@ -326,9 +328,11 @@ def _assert_stubs_restored(stubs: TrafficStubs) -> None:
 
 
 @pytest.mark.parametrize("how", ["flag", "ini", "marker"])
-def test_network_guard_opt_in(pytester: pytest.Pytester, _no_real_traffic: TrafficStubs, how: str) -> None:
+def test_network_guard_opt_in(pytester: pytest.Pytester, no_real_traffic: TrafficStubs, how: str) -> None:
     mark = "@pytest.mark.unitune_block_network" if how == "marker" else ""
-    pytester.makepyfile(test_guarded=GUARD_TESTS.format(host=TARGET_HOST, mark=mark) + LOOPBACK_TEST)
+    pytester.makepyfile(
+        test_guarded=GUARD_TESTS.format(host=TARGET_HOST, mark=mark) + LOOPBACK_TEST.format(mark=mark)
+    )
     args: list[str] = []
     if how == "flag":
         args.append("--unitune-block-network")
@@ -375,17 +379,17 @@ def test_network_guard_opt_in(pytester: pytest.Pytester, _no_real_traffic: Traff
             ],
             consecutive=False,
         )
-    _assert_stubs_restored(_no_real_traffic)
+    _assert_stubs_restored(no_real_traffic)
 
 
-def test_network_guard_off_by_default(pytester: pytest.Pytester, _no_real_traffic: TrafficStubs) -> None:
-    pytester.makepyfile(test_unguarded=UNGUARDED_TESTS + LOOPBACK_TEST)
+def test_network_guard_off_by_default(pytester: pytest.Pytester, no_real_traffic: TrafficStubs) -> None:
+    pytester.makepyfile(test_unguarded=UNGUARDED_TESTS + LOOPBACK_TEST.format(mark=""))
 
     result = _run(pytester)
 
     result.assert_outcomes(passed=3)
     assert GUARD_MESSAGE not in result.stdout.str()
-    _assert_stubs_restored(_no_real_traffic)
+    _assert_stubs_restored(no_real_traffic)
 
 
 def test_network_guard_marker_is_registered(pytester: pytest.Pytester) -> None:

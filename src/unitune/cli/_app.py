@@ -45,11 +45,12 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JS
 
 def _out() -> Console:
     # Built per call so Typer's test runner, which swaps sys.stdout, captures the output.
-    return Console(file=sys.stdout, soft_wrap=True)
+    # emoji=False: ids and replies like "ft:m:rocket:1" must print verbatim, not as 🚀.
+    return Console(file=sys.stdout, soft_wrap=True, emoji=False)
 
 
 def _err() -> Console:
-    return Console(file=sys.stderr, soft_wrap=True)
+    return Console(file=sys.stderr, soft_wrap=True, emoji=False)
 
 
 def _jsonable(obj: Any) -> Any:
@@ -77,7 +78,7 @@ def _handles_errors(fn: F) -> F:
             if kwargs.get("as_json"):
                 _print_json({"error": {"type": type(e).__name__, "message": str(e)}})
             else:
-                _err().print(f"[bold red]error:[/] {type(e).__name__}: {e}", highlight=False, markup=True)
+                _err().print(f"[bold red]error:[/] {type(e).__name__}: {escape(str(e))}", highlight=False)
             raise typer.Exit(1) from None
         except KeyboardInterrupt:
             _err().print("interrupted")
@@ -123,17 +124,11 @@ def _status_text(status: JobStatus) -> str:
     return f"[{style}]{status.value}[/]"
 
 
-def _job_table(jobs: Sequence[Job]) -> Table:
-    table = Table("job", "provider", "model", "status", "fine-tuned model", "created")
-    for j in jobs:
-        table.add_row(
-            escape(j.id),
-            j.provider,
-            escape(j.model),
-            _status_text(j.status),
-            escape(j.fine_tuned_model or ""),
-            j.created_at.strftime("%Y-%m-%d %H:%M") if j.created_at else "",
-        )
+def _table(*columns: str, keep_whole: Sequence[str] = ("job",)) -> Table:
+    """A table whose id-like columns never wrap or truncate, so they can be copied and grepped."""
+    table = Table()
+    for name in columns:
+        table.add_column(name, no_wrap=name in keep_whole, overflow="fold")
     return table
 
 
@@ -163,8 +158,10 @@ _EVERYONE = frozenset({"upload", "create", "full_finetune", "accepts_new_jobs"})
 @_handles_errors
 def providers(provider: ProviderOpt = None, as_json: JsonOpt = False) -> None:
     """List providers, whether they are installed, and what each can do."""
-    from unitune.providers.registry import get_provider_class, list_providers
+    from unitune.providers.registry import get_provider_class, list_providers, provider_info
 
+    if provider:
+        provider_info(provider)  # an unknown name is an error with suggestions, not an empty table
     rows: list[dict[str, Any]] = []
     for info in list_providers():
         if provider and info.name != provider:
@@ -185,7 +182,7 @@ def providers(provider: ProviderOpt = None, as_json: JsonOpt = False) -> None:
     if as_json:
         _print_json(rows)
         return
-    table = Table("provider", "state", "install", "also offers", "about")
+    table = _table("provider", "state", "install", "also offers", "about", keep_whole=("provider", "install"))
     for r in rows:
         caps = r["capabilities"]
         can = ", ".join(k for k, v in caps.items() if v and k not in _EVERYONE) if caps else ""
@@ -206,7 +203,10 @@ def jobs(
     """Jobs this machine created (from the ledger), newest first."""
     from unitune.config import home_dir
     from unitune.ledger import Ledger
+    from unitune.providers.registry import provider_info
 
+    if provider:
+        provider_info(provider)
     entries = Ledger(home_dir(load_config()) / "ledger.sqlite3").list(provider=provider, limit=limit)
     if as_json:
         _print_json(entries)
@@ -214,7 +214,7 @@ def jobs(
     if not entries:
         _out().print("No jobs recorded yet. Create one with FineTuneClient.create_job().")
         return
-    table = Table("job", "provider", "model", "status", "fine-tuned model", "created")
+    table = _table("job", "provider", "model", "status", "fine-tuned model", "created")
     for e in entries:
         table.add_row(
             escape(e.job_id),
@@ -298,7 +298,7 @@ def events(
     if as_json:
         _print_json(items)
         return
-    table = Table("time", "level", "message")
+    table = _table("time", "level", "message")
     for e in items:
         style = {"error": "red", "warning": "yellow"}.get(e.level, "")
         level = f"[{style}]{e.level}[/]" if style else e.level

@@ -2,9 +2,9 @@
 
 It is registered exactly like a real provider, so application code under test runs unchanged.
 Jobs move through a scripted status progression, one step per poll (default) or per
-`seconds_per_step` of an injectable clock (a `FakeClock` unless given, so waits take no time). Failures are scripted too: a job that fails, 429 with
-Retry-After, 5xx, a create whose answer is lost after the job was made, and 410 retirement.
-Every call is recorded in `calls`.
+`seconds_per_step` of an injectable clock (a `FakeClock` unless given, so waits take no time).
+Failures are scripted too: a job that fails, 429 with Retry-After, 5xx, a create whose answer is
+lost after the job was made, and 410 retirement. Every call is recorded in `calls`.
 """
 
 from __future__ import annotations

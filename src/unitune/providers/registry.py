@@ -30,6 +30,7 @@ __all__ = [
     "get_provider_class",
     "list_providers",
     "override_provider",
+    "provider_info",
 ]
 
 ENTRY_POINT_GROUP = "unitune.providers"
@@ -161,7 +162,8 @@ def list_providers() -> list[ProviderInfo]:
     return [*BUILTIN_PROVIDERS.values(), *sorted(third_party.values(), key=lambda i: i.name)]
 
 
-def _lookup(name: str) -> ProviderInfo:
+def provider_info(name: str) -> ProviderInfo:
+    """What the registry knows of `name`; `ConfigurationError` with the closest names if nothing."""
     info = BUILTIN_PROVIDERS.get(name)
     if info is not None:
         return info
@@ -183,7 +185,7 @@ def get_provider_class(name: str) -> type[Provider]:
     Raises `ConfigurationError` for an unknown name (with the closest names) or a vendor whose
     adapter is not in this release, and `MissingDependencyError` naming the extra to install.
     """
-    info = _lookup(name)
+    info = provider_info(name)
     if not info.available:
         usable = [i.name for i in BUILTIN_PROVIDERS.values() if i.available]
         raise ConfigurationError(

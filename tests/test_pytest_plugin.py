@@ -205,7 +205,7 @@ def test_unitune_fake_routes_from_config_to_the_fake(
     real_home = tmp_path / "real-unitune-home"
     monkeypatch.setenv("UNITUNE_HOME", str(real_home))
     pytester.makefile(".toml", unitune='provider = "together"\n')
-    pytester.makepyfile(test_fake=FAKE_TESTS)
+    pytester.makepyfile(test_plugin_inner_fake=FAKE_TESTS)
 
     basetemp = tmp_path / "inner-basetemp"
     result = _run(pytester, f"--basetemp={basetemp}")
@@ -213,10 +213,10 @@ def test_unitune_fake_routes_from_config_to_the_fake(
     result.assert_outcomes(passed=3, failed=1)
     result.stdout.fnmatch_lines(
         [
-            "PASSED test_fake.py::test_from_config_uses_the_fake",
-            "PASSED test_fake.py::test_without_the_fixture_the_config_wins",
-            "PASSED test_fake.py::test_fail_next_job_raises_job_failed",
-            "FAILED test_fake.py::test_fail_next_job_uncaught - "
+            "PASSED test_plugin_inner_fake.py::test_from_config_uses_the_fake",
+            "PASSED test_plugin_inner_fake.py::test_without_the_fixture_the_config_wins",
+            "PASSED test_plugin_inner_fake.py::test_fail_next_job_raises_job_failed",
+            "FAILED test_plugin_inner_fake.py::test_fail_next_job_uncaught - "
             "unitune.errors.JobFailedError: Fine-tuning job ftjob-fake-* on 'fake' ended failed: oom",
         ],
         consecutive=False,
@@ -237,7 +237,7 @@ def test_unitune_fake_routes_from_config_to_the_fake(
 def test_unitune_fake_reaches_clients_built_in_worker_threads(pytester: pytest.Pytester) -> None:
     pytester.makefile(".toml", unitune='provider = "together"\n')
     pytester.makepyfile(
-        test_threads=_src(
+        test_plugin_inner_threads=_src(
             """
             from concurrent.futures import ThreadPoolExecutor
 
@@ -320,6 +320,9 @@ def test_raw_connect_reaches_the_stub() -> None:
 """
 
 
+GUARDED = "test_plugin_inner_guarded.py"
+
+
 def _assert_stubs_restored(stubs: TrafficStubs) -> None:
     # The guard undid its patches: what is left underneath is the outer stubs, untouched.
     assert socket.socket.connect is stubs.connect
@@ -331,7 +334,8 @@ def _assert_stubs_restored(stubs: TrafficStubs) -> None:
 def test_network_guard_opt_in(pytester: pytest.Pytester, no_real_traffic: TrafficStubs, how: str) -> None:
     mark = "@pytest.mark.unitune_block_network" if how == "marker" else ""
     pytester.makepyfile(
-        test_guarded=GUARD_TESTS.format(host=TARGET_HOST, mark=mark) + LOOPBACK_TEST.format(mark=mark)
+        test_plugin_inner_guarded=GUARD_TESTS.format(host=TARGET_HOST, mark=mark)
+        + LOOPBACK_TEST.format(mark=mark)
     )
     args: list[str] = []
     if how == "flag":
@@ -340,7 +344,7 @@ def test_network_guard_opt_in(pytester: pytest.Pytester, no_real_traffic: Traffi
         pytester.makeini("[pytest]\nunitune_block_network = true\n")
     else:
         # With the marker, an unmarked test in the same session is not guarded.
-        pytester.makepyfile(test_unmarked=UNGUARDED_TESTS)
+        pytester.makepyfile(test_plugin_inner_unmarked=UNGUARDED_TESTS)
 
     result = _run(pytester, *args)
 
@@ -350,32 +354,32 @@ def test_network_guard_opt_in(pytester: pytest.Pytester, no_real_traffic: Traffi
     result.assert_outcomes(passed=2 + unmarked, failed=3, errors=4)
     result.stdout.fnmatch_lines(
         [
-            f"ERROR test_guarded.py::test_create_connection - Failed: {GUARD_MESSAGE}: "
+            f"ERROR {GUARDED}::test_create_connection - Failed: {GUARD_MESSAGE}: "
             f"the test tried to reach {TARGET_HOST}",
-            f"ERROR test_guarded.py::test_raw_connect - Failed: {GUARD_MESSAGE}: "
+            f"ERROR {GUARDED}::test_raw_connect - Failed: {GUARD_MESSAGE}: "
             f"the test tried to reach {TARGET_HOST}:443",
-            f"ERROR test_guarded.py::test_raw_connect_ex - Failed: {GUARD_MESSAGE}: "
+            f"ERROR {GUARDED}::test_raw_connect_ex - Failed: {GUARD_MESSAGE}: "
             f"the test tried to reach {TARGET_HOST}:443",
-            f"ERROR test_guarded.py::test_swallowed - Failed: {GUARD_MESSAGE}: "
+            f"ERROR {GUARDED}::test_swallowed - Failed: {GUARD_MESSAGE}: "
             f"the test tried to reach {TARGET_HOST}:443",
-            f"FAILED test_guarded.py::test_create_connection - *RealNetworkCallError: {GUARD_MESSAGE}: "
+            f"FAILED {GUARDED}::test_create_connection - *RealNetworkCallError: {GUARD_MESSAGE}: "
             f"this test tried to resolve '{TARGET_HOST}'.",
-            f"FAILED test_guarded.py::test_raw_connect - *RealNetworkCallError: {GUARD_MESSAGE}: "
+            f"FAILED {GUARDED}::test_raw_connect - *RealNetworkCallError: {GUARD_MESSAGE}: "
             f"this test tried to connect to {TARGET_HOST}:443.*",
-            f"FAILED test_guarded.py::test_raw_connect_ex - *RealNetworkCallError: {GUARD_MESSAGE}: "
+            f"FAILED {GUARDED}::test_raw_connect_ex - *RealNetworkCallError: {GUARD_MESSAGE}: "
             f"this test tried to connect to {TARGET_HOST}:443.*",
         ],
         consecutive=False,
     )
-    result.stdout.fnmatch_lines(["PASSED test_guarded.py::test_loopback_allowed"], consecutive=False)
+    result.stdout.fnmatch_lines([f"PASSED {GUARDED}::test_loopback_allowed"], consecutive=False)
     result.stdout.no_fnmatch_line("*test_loopback_allowed - *")  # no failure nor teardown error
     # The guard intercepted before the stubs underneath it were ever reached.
     assert STUB_MESSAGE not in result.stdout.str()
     if how == "marker":
         result.stdout.fnmatch_lines(
             [
-                "PASSED test_unmarked.py::test_create_connection_reaches_the_stub",
-                "PASSED test_unmarked.py::test_raw_connect_reaches_the_stub",
+                "PASSED test_plugin_inner_unmarked.py::test_create_connection_reaches_the_stub",
+                "PASSED test_plugin_inner_unmarked.py::test_raw_connect_reaches_the_stub",
             ],
             consecutive=False,
         )
@@ -383,7 +387,7 @@ def test_network_guard_opt_in(pytester: pytest.Pytester, no_real_traffic: Traffi
 
 
 def test_network_guard_off_by_default(pytester: pytest.Pytester, no_real_traffic: TrafficStubs) -> None:
-    pytester.makepyfile(test_unguarded=UNGUARDED_TESTS + LOOPBACK_TEST.format(mark=""))
+    pytester.makepyfile(test_plugin_inner_unguarded=UNGUARDED_TESTS + LOOPBACK_TEST.format(mark=""))
 
     result = _run(pytester)
 
@@ -443,7 +447,7 @@ def test_env() -> None:
 
 def test_plugin_sets_strict_status(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("UNITUNE_STRICT_STATUS")
-    pytester.makepyfile(test_strict=STRICT_INNER.format(expected="1"))
+    pytester.makepyfile(test_plugin_inner_strict=STRICT_INNER.format(expected="1"))
     _run(pytester).assert_outcomes(passed=1)
 
 
@@ -451,7 +455,7 @@ def test_plugin_keeps_an_explicit_strict_status(
     pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("UNITUNE_STRICT_STATUS", "0")
-    pytester.makepyfile(test_strict=STRICT_INNER.format(expected="0"))
+    pytester.makepyfile(test_plugin_inner_strict=STRICT_INNER.format(expected="0"))
     _run(pytester).assert_outcomes(passed=1)
 
 

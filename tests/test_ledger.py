@@ -75,3 +75,18 @@ def test_newer_schema_is_refused(tmp_path: Path) -> None:
     conn.close()
     with pytest.raises(RuntimeError, match="newer unitune"):
         Ledger(path).list()
+
+
+def test_processes_racing_to_create_the_ledger(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    path = tmp_path / "fresh" / "ledger.sqlite3"
+    script = (
+        "import sys; from unitune import Job, JobStatus, Ledger; l = Ledger(sys.argv[1]); "
+        "[l.record(Job(id=f'{sys.argv[2]}-{i}', provider='p', status=JobStatus.QUEUED, raw_status='q', "
+        "model='m'), spec_hash=None, idempotency_key=None) for i in range(10)]"
+    )
+    procs = [subprocess.Popen([sys.executable, "-c", script, str(path), str(n)]) for n in range(4)]
+    assert [p.wait(timeout=60) for p in procs] == [0, 0, 0, 0]
+    assert len(Ledger(path).list(limit=100)) == 40

@@ -41,3 +41,15 @@ def test_import_loads_no_vendor_sdk_or_heavy_library() -> None:
     code = f"import sys, json, unitune; print(json.dumps([m for m in {HEAVY!r} if m in sys.modules]))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert json.loads(out.stdout) == []
+
+
+def test_lazy_exports_match_all() -> None:
+    assert set(unitune._EXPORTS) | {"__version__"} == set(unitune.__all__)
+    assert dir(unitune) == sorted(unitune.__all__)
+
+
+def test_unknown_attribute_is_an_attribute_error() -> None:
+    import pytest
+
+    with pytest.raises(AttributeError, match="no attribute 'Nope'"):
+        _ = unitune.Nope  # type: ignore[attr-defined]

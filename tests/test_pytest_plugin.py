@@ -229,11 +229,6 @@ def test_unitune_fake_routes_from_config_to_the_fake(
     assert ledgers[0].parent.name == "unitune-home"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="src bug: override_provider uses a ContextVar, which threading.Thread / ThreadPoolExecutor "
-    "workers do not inherit, so unitune_fake does not reach clients built in another thread",
-)
 def test_unitune_fake_reaches_clients_built_in_worker_threads(pytester: pytest.Pytester) -> None:
     pytester.makefile(".toml", unitune='provider = "together"\n')
     pytester.makepyfile(
@@ -349,17 +344,13 @@ def test_network_guard_opt_in(pytester: pytest.Pytester, no_real_traffic: Traffi
     result = _run(pytester, *args)
 
     unmarked = 2 if how == "marker" else 0
-    # Each test that reached for TARGET fails in its call (or, when it swallowed the error, at
-    # teardown), and the guard's teardown check reports an error for each of them as well.
-    result.assert_outcomes(passed=2 + unmarked, failed=3, errors=4)
+    # Each test that reached for TARGET fails once: in its call when the guard's error escaped,
+    # at teardown only when the test swallowed it (as SDKs that retry connection errors do).
+    result.assert_outcomes(passed=2 + unmarked, failed=3, errors=1)
+    for name in ("test_create_connection", "test_raw_connect", "test_raw_connect_ex"):
+        result.stdout.no_fnmatch_line(f"ERROR {GUARDED}::{name} *")
     result.stdout.fnmatch_lines(
         [
-            f"ERROR {GUARDED}::test_create_connection - Failed: {GUARD_MESSAGE}: "
-            f"the test tried to reach {TARGET_HOST}",
-            f"ERROR {GUARDED}::test_raw_connect - Failed: {GUARD_MESSAGE}: "
-            f"the test tried to reach {TARGET_HOST}:443",
-            f"ERROR {GUARDED}::test_raw_connect_ex - Failed: {GUARD_MESSAGE}: "
-            f"the test tried to reach {TARGET_HOST}:443",
             f"ERROR {GUARDED}::test_swallowed - Failed: {GUARD_MESSAGE}: "
             f"the test tried to reach {TARGET_HOST}:443",
             f"FAILED {GUARDED}::test_create_connection - *RealNetworkCallError: {GUARD_MESSAGE}: "
@@ -462,12 +453,6 @@ def test_plugin_keeps_an_explicit_strict_status(
 # -- loading the plugin --------------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="src bug: importing unitune.testing.pytest_plugin runs unitune/__init__.py and "
-    "unitune/testing/__init__.py, which import the client, ledger (sqlite3), pydantic and the fake "
-    "provider, contrary to the plugin's docstring",
-)
 def test_loading_the_plugin_imports_nothing_heavy() -> None:
     code = (
         "import sys, unitune.testing.pytest_plugin\n"

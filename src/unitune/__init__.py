@@ -5,50 +5,108 @@
     job = client.wait(client.create_job(model="gpt-4o-mini", training_data="train.jsonl"))
     print(client.chat(job.fine_tuned_model, "My order is late").content)
 
-Every public name, errors included, is importable from here. Vendor SDKs are imported only when
-their provider is used.
+Every public name, errors included, is importable from here. Names load on first use (PEP 562), so
+`import unitune` costs almost nothing (the pytest plugin and the CLI rely on that), and vendor SDKs
+load only when their provider is used.
 """
 
 from __future__ import annotations
 
-from unitune.client import AsyncFineTuneClient, FineTuneClient
-from unitune.config import UnituneConfig, load_config
-from unitune.errors import (
-    AuthenticationError,
-    BudgetExceeded,
-    ConfigurationError,
-    DatasetError,
-    JobFailedError,
-    MissingDependencyError,
-    NotFoundError,
-    PermissionDeniedError,
-    ProviderError,
-    ProviderRetiredError,
-    ProviderUnavailableError,
-    RateLimitError,
-    UnituneError,
-    UnsupportedFeatureError,
-    ValidationFailed,
-    WaitTimeout,
-)
-from unitune.ledger import Ledger, LedgerEntry
-from unitune.providers.base import Provider, ProviderSettings
-from unitune.types import (
-    Capabilities,
-    ChatResponse,
-    FileRef,
-    Hyperparameters,
-    Job,
-    JobEvent,
-    JobSpec,
-    JobStatus,
-    Message,
-    PreparedFile,
-    StepMetric,
-    Usage,
-)
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from unitune.client import AsyncFineTuneClient, FineTuneClient
+    from unitune.config import UnituneConfig, load_config
+    from unitune.errors import (
+        AuthenticationError,
+        BudgetExceeded,
+        ConfigurationError,
+        DatasetError,
+        JobFailedError,
+        MissingDependencyError,
+        NotFoundError,
+        PermissionDeniedError,
+        ProviderError,
+        ProviderRetiredError,
+        ProviderUnavailableError,
+        RateLimitError,
+        UnituneError,
+        UnsupportedFeatureError,
+        ValidationFailed,
+        WaitTimeout,
+    )
+    from unitune.ledger import Ledger, LedgerEntry
+    from unitune.providers.base import Provider, ProviderSettings
+    from unitune.types import (
+        Capabilities,
+        ChatResponse,
+        FileRef,
+        Hyperparameters,
+        Job,
+        JobEvent,
+        JobSpec,
+        JobStatus,
+        Message,
+        PreparedFile,
+        StepMetric,
+        Usage,
+    )
 
 __version__ = "0.1.0"
+
+_EXPORTS: dict[str, str] = {
+    "AsyncFineTuneClient": "unitune.client",
+    "AuthenticationError": "unitune.errors",
+    "BudgetExceeded": "unitune.errors",
+    "Capabilities": "unitune.types",
+    "ChatResponse": "unitune.types",
+    "ConfigurationError": "unitune.errors",
+    "DatasetError": "unitune.errors",
+    "FileRef": "unitune.types",
+    "FineTuneClient": "unitune.client",
+    "Hyperparameters": "unitune.types",
+    "Job": "unitune.types",
+    "JobEvent": "unitune.types",
+    "JobFailedError": "unitune.errors",
+    "JobSpec": "unitune.types",
+    "JobStatus": "unitune.types",
+    "Ledger": "unitune.ledger",
+    "LedgerEntry": "unitune.ledger",
+    "Message": "unitune.types",
+    "MissingDependencyError": "unitune.errors",
+    "NotFoundError": "unitune.errors",
+    "PermissionDeniedError": "unitune.errors",
+    "PreparedFile": "unitune.types",
+    "Provider": "unitune.providers.base",
+    "ProviderError": "unitune.errors",
+    "ProviderRetiredError": "unitune.errors",
+    "ProviderSettings": "unitune.providers.base",
+    "ProviderUnavailableError": "unitune.errors",
+    "RateLimitError": "unitune.errors",
+    "StepMetric": "unitune.types",
+    "UnituneConfig": "unitune.config",
+    "UnituneError": "unitune.errors",
+    "UnsupportedFeatureError": "unitune.errors",
+    "Usage": "unitune.types",
+    "ValidationFailed": "unitune.errors",
+    "WaitTimeout": "unitune.errors",
+    "load_config": "unitune.config",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'unitune' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # later lookups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
+
 
 __all__ = [
     "AsyncFineTuneClient",

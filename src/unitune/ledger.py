@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import sqlite3
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -41,6 +42,9 @@ CREATE UNIQUE INDEX IF NOT EXISTS jobs_idempotency
     ON jobs (provider, idempotency_key) WHERE idempotency_key IS NOT NULL;
 CREATE INDEX IF NOT EXISTS jobs_created ON jobs (created_at);
 """
+
+
+_INIT_LOCK = threading.Lock()
 
 
 class LedgerEntry(BaseModel):
@@ -72,25 +76,40 @@ class Ledger:
 
     @contextlib.contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
+        # Autocommit: every write here is one statement, atomic on its own, so no transaction is
+        # held open across a read and a write (the lock upgrade that makes SQLite report "locked").
         if not self._ready:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(self.path, timeout=30)
+        conn = sqlite3.connect(self.path, timeout=30, isolation_level=None)
         conn.row_factory = sqlite3.Row
         try:
             if not self._ready:
-                conn.execute("PRAGMA journal_mode=WAL")
+                self._initialise(conn)
+            yield conn
+        finally:
+            conn.close()
+
+    def _initialise(self, conn: sqlite3.Connection) -> None:
+        with _INIT_LOCK:  # threads of this process; BEGIN IMMEDIATE orders other processes
+            if self._ready:
+                return
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("BEGIN IMMEDIATE")
+            try:
                 version = conn.execute("PRAGMA user_version").fetchone()[0]
                 if version > _SCHEMA_VERSION:
                     raise RuntimeError(
                         f"{self.path} was written by a newer unitune (schema {version}); upgrade unitune."
                     )
-                conn.executescript(_SCHEMA)
+                for statement in _SCHEMA.split(";"):
+                    if statement.strip():
+                        conn.execute(statement)
                 conn.execute(f"PRAGMA user_version={_SCHEMA_VERSION}")
-                self._ready = True
-            with conn:  # commits on success, rolls back on error
-                yield conn
-        finally:
-            conn.close()
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            self._ready = True
 
     def record(self, job: Job, *, spec_hash: str | None, idempotency_key: str | None) -> LedgerEntry:
         """Remember a job this machine created. Recording the same job again updates it."""

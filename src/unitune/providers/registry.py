@@ -132,16 +132,27 @@ BUILTIN_PROVIDERS: dict[str, ProviderInfo] = {
 }
 
 _override: ContextVar[Provider | None] = ContextVar("unitune_provider_override", default=None)
+#: The process-wide override: seen by threads that do not inherit the caller's context.
+_process_override: list[Provider] = []
 
 
 @contextlib.contextmanager
-def override_provider(provider: Provider) -> Iterator[Provider]:
-    """Route every provider lookup in this context to `provider` (for tests)."""
+def override_provider(provider: Provider, *, process_wide: bool = False) -> Iterator[Provider]:
+    """Route every provider lookup to `provider` (for tests).
+
+    By default only in this context (and tasks started from it), so concurrent async tests can
+    each have their own; `process_wide=True` also covers threads started by the code under test,
+    which do not inherit context variables (the `unitune_fake` fixture uses it).
+    """
     token = _override.set(provider)
+    if process_wide:
+        _process_override.append(provider)
     try:
         yield provider
     finally:
         _override.reset(token)
+        if process_wide:
+            _process_override.remove(provider)
 
 
 def _entry_points() -> dict[str, ProviderInfo]:
@@ -212,7 +223,7 @@ def get_provider_class(name: str) -> type[Provider]:
 
 def build_provider(name: str, section: Mapping[str, Any] | None = None) -> Provider:
     """A ready provider for `name` built from its config section (or the test override, if set)."""
-    override = _override.get()
+    override = _override.get() or (_process_override[-1] if _process_override else None)
     if override is not None:
         return override
     return get_provider_class(name).from_config(section)

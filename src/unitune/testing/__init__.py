@@ -14,9 +14,34 @@ take no time) and points the ledger at a temporary directory. Outside pytest, do
 
 from __future__ import annotations
 
-from unitune._clock import Clock, FakeClock, SystemClock
-from unitune.providers.fake import FakeCall, FakeProvider, FakeSettings
-from unitune.providers.registry import override_provider
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from unitune._clock import Clock, FakeClock, SystemClock
+    from unitune.providers.fake import FakeCall, FakeProvider, FakeSettings
+    from unitune.providers.registry import override_provider
+
+# Loaded on first use: the pytest plugin lives in this package and must import nothing heavy.
+_EXPORTS = {
+    "Clock": "unitune._clock",
+    "FakeClock": "unitune._clock",
+    "SystemClock": "unitune._clock",
+    "FakeCall": "unitune.providers.fake",
+    "FakeProvider": "unitune.providers.fake",
+    "FakeSettings": "unitune.providers.fake",
+    "override_provider": "unitune.providers.registry",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'unitune.testing' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "Clock",

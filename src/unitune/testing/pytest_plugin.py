@@ -25,6 +25,10 @@ if TYPE_CHECKING:
     from unitune.providers.fake import FakeProvider
 
 MARKER = "unitune_block_network"
+#: Set on a test item when a guard error escaped the test body, so teardown does not report it twice.
+_ESCAPED = pytest.StashKey[bool]()
+_STRICT_ENV = "UNITUNE_STRICT_STATUS"
+_SET_STRICT = pytest.StashKey[bool]()
 
 
 class RealNetworkCallError(RuntimeError):
@@ -51,7 +55,21 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", f"{MARKER}: fail the test if it opens a connection to a non-loopback host"
     )
-    os.environ.setdefault("UNITUNE_STRICT_STATUS", "1")
+    if _STRICT_ENV not in os.environ:
+        os.environ[_STRICT_ENV] = "1"
+        config.stash[_SET_STRICT] = True
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if config.stash.get(_SET_STRICT, False):
+        os.environ.pop(_STRICT_ENV, None)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    if call.excinfo is not None and call.excinfo.errisinstance(RealNetworkCallError):
+        item.stash[_ESCAPED] = True
+    yield
 
 
 def _is_loopback(host: Any) -> bool:
@@ -79,6 +97,8 @@ def _unitune_network_guard(request: pytest.FixtureRequest) -> Iterator[None]:
     real_connect = socket.socket.connect
     real_connect_ex = socket.socket.connect_ex
     real_getaddrinfo = socket.getaddrinfo
+    real_gethostbyname = socket.gethostbyname
+    real_gethostbyname_ex = socket.gethostbyname_ex
 
     def check(sock: socket.socket, address: Any) -> None:
         if sock.family == getattr(socket, "AF_UNIX", None):
@@ -101,23 +121,36 @@ def _unitune_network_guard(request: pytest.FixtureRequest) -> Iterator[None]:
         check(self, address)
         return real_connect_ex(self, address)
 
-    def getaddrinfo(host: Any, *args: Any, **kwargs: Any) -> Any:
+    def check_name(host: Any) -> None:
         name = host.decode() if isinstance(host, bytes) else host
         if name is not None and not _is_loopback(name):
             attempts.append(str(name))
             raise RealNetworkCallError(f"unitune network guard: this test tried to resolve {name!r}.")
+
+    def getaddrinfo(host: Any, *args: Any, **kwargs: Any) -> Any:
+        check_name(host)
         return real_getaddrinfo(host, *args, **kwargs)
+
+    def gethostbyname(host: str) -> str:
+        check_name(host)
+        return real_gethostbyname(host)
+
+    def gethostbyname_ex(host: str) -> tuple[str, list[str], list[str]]:
+        check_name(host)
+        return real_gethostbyname_ex(host)
 
     mp = pytest.MonkeyPatch()
     mp.setattr(socket.socket, "connect", connect)
     mp.setattr(socket.socket, "connect_ex", connect_ex)
     mp.setattr(socket, "getaddrinfo", getaddrinfo)
+    mp.setattr(socket, "gethostbyname", gethostbyname)
+    mp.setattr(socket, "gethostbyname_ex", gethostbyname_ex)
     try:
         yield
     finally:
         mp.undo()
-    if attempts:
-        # Fail here too: SDKs often catch connection errors and retry, hiding the raise above.
+    if attempts and not request.node.stash.get(_ESCAPED, False):
+        # The guard's error was swallowed (SDKs catch connection errors and retry): fail here.
         pytest.fail(
             "unitune network guard: the test tried to reach " + ", ".join(sorted(set(attempts))),
             pytrace=False,
@@ -131,5 +164,5 @@ def unitune_fake(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> Iterator[Fak
 
     monkeypatch.setenv("UNITUNE_HOME", str(tmp_path / "unitune-home"))
     fake = FakeProvider(clock=FakeClock())
-    with override_provider(fake):
+    with override_provider(fake, process_wide=True):
         yield fake

@@ -80,12 +80,30 @@ class Message(_Model):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     role: Literal["system", "user", "assistant", "tool"]
-    content: str | None = None
+    content: str | list[dict[str, Any]] | None = Field(
+        default=None, description="Text, or OpenAI-style content parts (multimodal); None with tool_calls."
+    )
     name: str | None = None
     tool_calls: list[dict[str, Any]] | None = None
     tool_call_id: str | None = None
     weight: Literal[0, 1] | None = Field(
         default=None, description="0 excludes this assistant turn from the loss (OpenAI's `weight`)."
+    )
+
+    @property
+    def text(self) -> str:
+        """The content as plain text: text parts joined, other parts (images) left out."""
+        return content_text(self.content)
+
+
+def content_text(content: str | list[dict[str, Any]] | None) -> str:
+    """Plain text of a message content: the string itself, or its text parts joined by newlines."""
+    if content is None:
+        return ""
+    if isinstance(content, str):
+        return content
+    return "\n".join(
+        str(part.get("text", "")) for part in content if isinstance(part, dict) and part.get("type") == "text"
     )
 
 

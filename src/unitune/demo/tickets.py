@@ -108,10 +108,12 @@ def _priority(category: str, text: str, days: int, rng: random.Random) -> str:
 
 
 def generate(n: int = 300, *, seed: int = 7) -> Iterator[dict[str, Any]]:
-    """Yield `n` chat examples (OpenAI `messages` format), the same ones for the same seed."""
+    """Yield `n` distinct chat examples (OpenAI `messages` format), the same ones for the same seed."""
     rng = random.Random(seed)
     categories = sorted(_CASES)
-    for _ in range(n):
+    seen: set[str] = set()
+    made = 0
+    while made < n:
         category = rng.choice(categories)
         templates, replies = _CASES[category]
         days = rng.randint(2, 21)
@@ -119,6 +121,10 @@ def generate(n: int = 300, *, seed: int = 7) -> Iterator[dict[str, Any]]:
         text = rng.choice(templates).format(**fields)
         if rng.random() < 0.3:
             text = f"Hi, this is {rng.choice(_NAMES)}. {text}"
+        if text in seen:  # duplicates would leak between the train and validation splits
+            continue
+        seen.add(text)
+        made += 1
         answer = {
             "category": category,
             "priority": _priority(category, text, days, rng),

@@ -1,0 +1,124 @@
+"""`Dataset`: a re-iterable, streaming view of training data from a file, a table or Python objects."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from unitune.data._loaders import Format, Record, iter_objects, read_csv, read_jsonl
+from unitune.data._model import ChatExample, PreferenceExample
+from unitune.errors import DatasetError
+
+__all__ = ["Dataset", "Example"]
+
+Example = ChatExample | PreferenceExample
+
+
+def to_example(record: Record, path: str | None = None) -> Example:
+    """The typed example of a readable record; `DatasetError` (with the line) if it does not fit."""
+    if record.data is None:
+        assert record.problem is not None
+        raise DatasetError(record.problem.message, path=path, line=record.line, column=record.problem.column)
+    data = record.data
+    try:
+        if "messages" in data:
+            return ChatExample.model_validate({**data, "line": record.line})
+        inp = data.get("input")
+        inp = inp if isinstance(inp, dict) else {}
+        preferred = data.get("preferred_output")
+        rejected = data.get("non_preferred_output")
+        return PreferenceExample.model_validate(
+            {
+                "input": inp.get("messages"),
+                "tools": inp.get("tools"),
+                "preferred": preferred[0] if isinstance(preferred, list) and preferred else preferred,
+                "non_preferred": rejected[0] if isinstance(rejected, list) and rejected else rejected,
+                "line": record.line,
+            }
+        )
+    except ValidationError as e:
+        first = e.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise DatasetError(f"{where}: {first['msg']}", path=path, line=record.line) from None
+
+
+class Dataset:
+    """Training data, read lazily: every pass streams the source again, so a file is never held whole.
+
+    Build one with `from_jsonl`, `from_csv`, `from_records`, `from_hf` or `from_pandas`. Iterating
+    yields `ChatExample`/`PreferenceExample` and raises `DatasetError` at the first unreadable line;
+    `validate()` reports every problem instead.
+    """
+
+    def __init__(self, records: Any, *, path: Path | None = None, name: str | None = None) -> None:
+        # `records` is a zero-argument callable returning a fresh iterator of Records.
+        self._records = records
+        self.path = path
+        self.name = name or (str(path) if path is not None else "<data>")
+
+    def __repr__(self) -> str:
+        return f"Dataset({self.name!r})"
+
+    @classmethod
+    def from_jsonl(cls, path: str | os.PathLike[str], *, format: Format = "auto") -> Dataset:
+        """A JSONL file (gzip accepted) in OpenAI chat, DPO, prompt/completion, ShareGPT or Alpaca format.
+
+        The format is detected from the first readable line unless given.
+        """
+        p = Path(path)
+        if not p.is_file():
+            raise DatasetError("file not found", path=str(p))
+        return cls(lambda: read_jsonl(p, fmt=format), path=p)
+
+    @classmethod
+    def from_csv(
+        cls,
+        path: str | os.PathLike[str],
+        *,
+        prompt: str,
+        completion: str,
+        system: str | None = None,
+        encoding: str = "utf-8",
+    ) -> Dataset:
+        """A CSV file with a header; `prompt`/`completion`/`system` name the columns to use."""
+        p = Path(path)
+        if not p.is_file():
+            raise DatasetError("file not found", path=str(p))
+        return cls(
+            lambda: read_csv(p, prompt=prompt, completion=completion, system=system, encoding=encoding), path=p
+        )
+
+    @classmethod
+    def from_records(cls, items: Iterable[Any], *, format: Format = "auto", name: str = "<records>") -> Dataset:
+        """Python objects: dicts in any supported format, or `ChatExample`/`PreferenceExample`.
+
+        A one-shot iterator (a generator) is read into a list so the dataset can be passed over twice.
+        """
+        seq: Sequence[Any] = items if isinstance(items, Sequence) else list(items)
+        return cls(lambda: iter_objects(seq, fmt=format), name=name)
+
+    @classmethod
+    def from_hf(cls, dataset: Any, *, format: Format = "auto") -> Dataset:
+        """A Hugging Face `datasets.Dataset` (rows read on demand)."""
+        return cls(lambda: iter_objects(iter(dataset), fmt=format), name=f"<hf {getattr(dataset, 'info', '')}>")
+
+    @classmethod
+    def from_pandas(cls, frame: Any, *, format: Format = "auto") -> Dataset:
+        """A pandas DataFrame whose columns are the format's keys (e.g. `messages`)."""
+        return cls(lambda: iter_objects(frame.to_dict(orient="records"), fmt=format), name="<pandas>")
+
+    def records(self) -> Iterator[Record]:
+        """Raw records with line numbers (what `validate()` reads)."""
+        it: Iterator[Record] = self._records()
+        return it
+
+    def __iter__(self) -> Iterator[Example]:
+        path = str(self.path) if self.path is not None else None
+        for record in self.records():
+            if record.problem is not None and record.problem.code == "blank_line":
+                continue
+            yield to_example(record, path)

@@ -1,0 +1,230 @@
+"""Streaming readers: any supported input → records in the canonical (OpenAI) dict shape, with lines.
+
+A record is `(line, data, problem)`: `data` is a dict in OpenAI chat (`{"messages": ...}`) or DPO
+(`{"input": ..., "preferred_output": ..., "non_preferred_output": ...}`) shape, or None when the line
+could not be read, in which case `problem` says why (code, message, column). Nothing here holds more
+than one line at a time.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+import json
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any, Literal
+
+__all__ = ["FORMATS", "Format", "Problem", "Record", "detect_format", "normalize", "read_csv", "read_jsonl"]
+
+Format = Literal["auto", "chat", "preference", "prompt_completion", "sharegpt", "alpaca"]
+FORMATS: tuple[str, ...] = ("chat", "preference", "prompt_completion", "sharegpt", "alpaca")
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    code: str
+    message: str
+    column: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    line: int
+    data: dict[str, Any] | None
+    problem: Problem | None = None
+    format: str | None = None
+    size: int = 0  # bytes of the source line
+
+
+def open_binary(path: Path) -> IO[bytes]:
+    """Open a file for reading, transparently un-gzipping it (by magic number, not by name)."""
+    fh = path.open("rb")
+    magic = fh.read(2)
+    fh.seek(0)
+    if magic == b"\x1f\x8b":
+        return gzip.GzipFile(fileobj=fh, mode="rb")  # type: ignore[return-value]
+    return fh
+
+
+def detect_format(obj: Mapping[str, Any]) -> str | None:
+    """The format one JSON object is in, judged by its keys; None if it matches none."""
+    if "messages" in obj:
+        return "chat"
+    if "preferred_output" in obj or "non_preferred_output" in obj:
+        return "preference"
+    if "conversations" in obj:
+        return "sharegpt"
+    if "instruction" in obj and "output" in obj:
+        return "alpaca"
+    if "prompt" in obj and "completion" in obj:
+        return "prompt_completion"
+    return None
+
+
+_SHAREGPT_ROLES = {
+    "human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant", "chatgpt": "assistant",
+    "model": "assistant", "bard": "assistant", "bing": "assistant", "system": "system",
+    "tool": "tool", "observation": "tool", "function_response": "tool",
+}  # fmt: skip
+
+
+def _from_sharegpt(obj: Mapping[str, Any]) -> dict[str, Any]:
+    turns = obj.get("conversations")
+    if not isinstance(turns, list):
+        return {"messages": turns}  # the chat checks report the bad shape
+    messages: list[Any] = []
+    if isinstance(obj.get("system"), str) and obj["system"]:
+        messages.append({"role": "system", "content": obj["system"]})
+    for turn in turns:
+        if isinstance(turn, dict) and "from" in turn:
+            role = _SHAREGPT_ROLES.get(str(turn["from"]).lower(), str(turn["from"]))
+            messages.append({"role": role, "content": turn.get("value")})
+        else:
+            messages.append(turn)
+    out: dict[str, Any] = {"messages": messages}
+    if "tools" in obj:
+        out["tools"] = obj["tools"]
+    return out
+
+
+def _from_alpaca(obj: Mapping[str, Any]) -> dict[str, Any]:
+    instruction = obj.get("instruction")
+    extra = obj.get("input")
+    prompt = instruction
+    if isinstance(instruction, str) and isinstance(extra, str) and extra.strip():
+        prompt = f"{instruction}\n\n{extra}"
+    messages: list[dict[str, Any]] = []
+    if isinstance(obj.get("system"), str) and obj["system"]:
+        messages.append({"role": "system", "content": obj["system"]})
+    messages += [{"role": "user", "content": prompt}, {"role": "assistant", "content": obj.get("output")}]
+    return {"messages": messages}
+
+
+def _from_prompt_completion(obj: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        "messages": [
+            {"role": "user", "content": obj.get("prompt")},
+            {"role": "assistant", "content": obj.get("completion")},
+        ]
+    }
+
+
+_NORMALIZERS: dict[str, Callable[[Mapping[str, Any]], dict[str, Any]]] = {
+    "sharegpt": _from_sharegpt,
+    "alpaca": _from_alpaca,
+    "prompt_completion": _from_prompt_completion,
+}
+
+
+def normalize(obj: dict[str, Any], fmt: str) -> dict[str, Any]:
+    """Bring an object in format `fmt` to the canonical chat/preference shape (chat is returned as is)."""
+    convert = _NORMALIZERS.get(fmt)
+    return convert(obj) if convert is not None else obj
+
+
+def _parse_line(raw: bytes, line: int, fmt: str | None) -> tuple[Record, str | None]:
+    """One JSONL line → a record; returns the format seen (to pin it for the lines after)."""
+    size = len(raw)
+    if line == 1 and raw.startswith(b"\xef\xbb\xbf"):
+        raw = raw[3:]
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        problem = Problem("invalid_utf8", f"invalid UTF-8 byte {raw[e.start]:#04x}; save the file as UTF-8",
+                          e.start + 1)  # fmt: skip
+        return Record(line, None, problem, size=size), fmt
+    try:
+        obj = json.loads(text)
+    except json.JSONDecodeError as e:
+        return Record(line, None, Problem("invalid_json", f"not valid JSON: {e.msg}", e.colno), size=size), fmt
+    if not isinstance(obj, dict):
+        problem = Problem("not_an_object", f"each line must be a JSON object, got {type(obj).__name__}")
+        return Record(line, None, problem, size=size), fmt
+    seen = detect_format(obj)
+    if seen is None:
+        keys = ", ".join(sorted(obj)[:6]) or "no keys"
+        problem = Problem(
+            "unknown_format",
+            f"cannot tell the format from keys ({keys}); expected messages, prompt/completion, "
+            "conversations, instruction/output or input/preferred_output/non_preferred_output",
+        )
+        return Record(line, None, problem, size=size), fmt
+    if fmt is not None and seen != fmt:
+        problem = Problem("mixed_formats", f"this line is {seen} but the file is {fmt}; use one format per file")
+        return Record(line, None, problem, size=size), fmt
+    return Record(line, normalize(obj, seen) if seen in _NORMALIZERS else obj, None, seen, size), seen
+
+
+def iter_jsonl_lines(lines: Iterable[bytes], *, fmt: Format = "auto") -> Iterator[Record]:
+    """Records from JSONL byte lines. Blank lines yield a `blank_line` problem with data None."""
+    pinned: str | None = None if fmt == "auto" else fmt
+    for line, raw in enumerate(lines, 1):
+        if not raw.strip():
+            yield Record(line, None, Problem("blank_line", "blank line"), size=len(raw))
+            continue
+        record, seen = _parse_line(raw, line, pinned)
+        pinned = pinned or seen
+        yield record
+
+
+def read_jsonl(path: Path, *, fmt: Format = "auto") -> Iterator[Record]:
+    """Stream a JSONL file (optionally gzipped)."""
+    with open_binary(path) as fh:
+        yield from iter_jsonl_lines(fh, fmt=fmt)
+
+
+def read_csv(
+    path: Path, *, prompt: str, completion: str, system: str | None = None, encoding: str = "utf-8"
+) -> Iterator[Record]:
+    """Stream a CSV file with a header, mapping the named columns to a user/assistant exchange."""
+    with open_binary(path) as raw, io.TextIOWrapper(raw, encoding=encoding, newline="") as fh:
+        reader = csv.DictReader(fh)
+        header = reader.fieldnames or []
+        missing = [c for c in (prompt, completion, system) if c is not None and c not in header]
+        if missing:
+            yield Record(1, None, Problem("missing_column", f"no column {missing[0]!r}; columns are {header}"))
+            return
+        try:
+            for row in reader:
+                messages = []
+                if system is not None and row.get(system):
+                    messages.append({"role": "system", "content": row[system]})
+                messages += [
+                    {"role": "user", "content": row.get(prompt)},
+                    {"role": "assistant", "content": row.get(completion)},
+                ]
+                yield Record(reader.line_num, {"messages": messages}, None, "chat")
+        except UnicodeDecodeError as e:
+            yield Record(reader.line_num + 1, None, Problem("invalid_utf8", f"invalid UTF-8: {e.reason}"))
+        except csv.Error as e:
+            yield Record(reader.line_num, None, Problem("invalid_csv", str(e)))
+
+
+def iter_objects(items: Iterable[Any], *, fmt: Format = "auto") -> Iterator[Record]:
+    """Records from in-memory objects (dicts, or unitune examples); `line` is the 1-based index."""
+    from pydantic import BaseModel
+
+    pinned: str | None = None if fmt == "auto" else fmt
+    for line, item in enumerate(items, 1):
+        obj = item.model_dump(exclude_none=True, exclude={"line"}) if isinstance(item, BaseModel) else item
+        if isinstance(obj, dict) and "preferred" in obj and "input" in obj:
+            obj = {  # a PreferenceExample
+                "input": {"messages": obj["input"], **({"tools": obj["tools"]} if "tools" in obj else {})},
+                "preferred_output": [obj["preferred"]],
+                "non_preferred_output": [obj["non_preferred"]],
+            }
+        if not isinstance(obj, dict):
+            yield Record(line, None, Problem("not_an_object", f"expected a dict, got {type(obj).__name__}"))
+            continue
+        seen = detect_format(obj)
+        if seen is None:
+            yield Record(line, None, Problem("unknown_format", f"cannot tell the format from keys {sorted(obj)}"))
+            continue
+        if pinned is not None and seen != pinned:
+            yield Record(line, None, Problem("mixed_formats", f"this item is {seen} but the data is {pinned}"))
+            continue
+        pinned = pinned or seen
+        yield Record(line, normalize(obj, seen), None, seen)

@@ -102,6 +102,8 @@ def content_text(content: str | list[dict[str, Any]] | None) -> str:
         return ""
     if isinstance(content, str):
         return content
+    if not isinstance(content, list):  # malformed raw data: validation reports it, counting skips it
+        return ""
     return "\n".join(
         str(part.get("text", "")) for part in content if isinstance(part, dict) and part.get("type") == "text"
     )

@@ -10,8 +10,10 @@ whole file.
 from __future__ import annotations
 
 from unitune.data._dataset import Dataset, Example
+from unitune.data._fix import FixResult, fix
 from unitune.data._model import ChatExample, PreferenceExample
 from unitune.data._report import Distribution, Issue, Stats, ValidationReport
+from unitune.data._split import SplitResult, split
 from unitune.data._validate import validate
 from unitune.data.profiles import Profile, get_profile
 
@@ -20,11 +22,15 @@ __all__ = [
     "Dataset",
     "Distribution",
     "Example",
+    "FixResult",
     "Issue",
     "PreferenceExample",
     "Profile",
+    "SplitResult",
     "Stats",
     "ValidationReport",
+    "fix",
     "get_profile",
+    "split",
     "validate",
 ]

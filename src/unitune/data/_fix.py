@@ -1,0 +1,114 @@
+"""`fix()`: write a corrected copy of a dataset, repairing what can be repaired and dropping the rest.
+
+It says exactly what it changed: counts of each repair and of each reason a line was dropped, with
+the first dropped lines listed, so nothing is lost silently.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from unitune.data._dataset import Dataset
+from unitune.data._report import IssueCollector
+from unitune.data._validate import _Checker, example_keys
+from unitune.data.profiles import get_profile
+
+__all__ = ["FixResult", "fix"]
+
+
+class FixResult(BaseModel):
+    """What `fix()` wrote and changed."""
+
+    model_config = ConfigDict(frozen=True)
+
+    path: Path
+    kept: int
+    repaired: dict[str, int] = Field(default_factory=dict)
+    dropped: dict[str, int] = Field(default_factory=dict)
+    dropped_lines: list[tuple[int, str]] = Field(default_factory=list, description="(line, reason), first 1000")
+
+    def summary(self) -> str:
+        rep = ", ".join(f"{k} ×{v}" for k, v in sorted(self.repaired.items())) or "none"
+        drop = ", ".join(f"{k} ×{v}" for k, v in sorted(self.dropped.items())) or "none"
+        return f"wrote {self.kept} examples to {self.path}; repaired: {rep}; dropped: {drop}"
+
+
+def _repair(data: dict[str, Any], fmt: str | None, last_assistant: bool, repaired: Counter[str]) -> dict[str, Any]:
+    if fmt in ("prompt_completion", "sharegpt", "alpaca"):
+        repaired["converted_to_chat"] += 1
+    messages = data.get("messages")
+    if not isinstance(messages, list):
+        return data
+    fixed = []
+    for m in messages:
+        if isinstance(m, dict) and isinstance(m.get("content"), str) and m["content"] != m["content"].strip():
+            m = {**m, "content": m["content"].strip()}
+            repaired["whitespace_trimmed"] += 1
+        fixed.append(m)
+    has_reply = any(isinstance(m, dict) and m.get("role") == "assistant" for m in fixed)
+    if last_assistant and has_reply:
+        # As mistral-finetune's reformat does: turns after the last assistant reply teach nothing.
+        while isinstance(fixed[-1], dict) and fixed[-1].get("role") in ("user", "tool", "system"):
+            fixed.pop()
+            repaired["trailing_turns_removed"] += 1
+    return {**data, "messages": fixed}
+
+
+def fix(data: Dataset, out: str | Path, *, provider: str = "openai", model: str | None = None) -> FixResult:
+    """Write the examples of `data` that pass (after repair) `provider`'s checks to `out`, as JSONL.
+
+    Repairs: other formats rewritten as chat, blank lines removed, surrounding whitespace trimmed,
+    trailing non-assistant turns removed where the provider needs the assistant last. Dropped: exact
+    duplicates and any example still failing a check (counted by its first error's code).
+    """
+    profile = get_profile(provider, model)
+    out_path = Path(out)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    repaired: Counter[str] = Counter()
+    dropped: Counter[str] = Counter()
+    dropped_lines: list[tuple[int, str]] = []
+    seen: set[bytes] = set()
+    kept = 0
+
+    def drop(line: int, code: str) -> None:
+        dropped[code] += 1
+        if len(dropped_lines) < 1000:
+            dropped_lines.append((line, code))
+
+    with out_path.open("w", encoding="utf-8") as fh:
+        for record in data.records():
+            if record.data is None:
+                assert record.problem is not None
+                if record.problem.code == "blank_line":
+                    repaired["blank_line_removed"] += 1
+                else:
+                    drop(record.line, record.problem.code)
+                continue
+            changes: Counter[str] = Counter()  # counted only if the example is kept
+            candidate = _repair(record.data, record.format, profile.last_assistant, changes)
+            issues = IssueCollector(None, limit=5)
+            checker = _Checker(profile, issues)
+            if "messages" in candidate:
+                checker.chat(candidate, record.line)
+            else:
+                checker.preference(candidate, record.line)
+            errors = [i for i in issues.issues if i.severity == "error"]
+            if errors:
+                drop(record.line, errors[0].code)
+                continue
+            exact, _ = example_keys(candidate)
+            if exact in seen:
+                drop(record.line, "duplicate_example")
+                continue
+            seen.add(exact)
+            fh.write(json.dumps(candidate, ensure_ascii=False) + "\n")
+            repaired.update(changes)
+            kept += 1
+    return FixResult(
+        path=out_path, kept=kept, repaired=dict(repaired), dropped=dict(dropped), dropped_lines=dropped_lines
+    )

@@ -1,0 +1,342 @@
+"""Every validation check: a minimal bad example, asserting the code, the line and the message."""
+
+from __future__ import annotations
+
+import gzip
+import json
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from unitune.data import Dataset, ValidationReport, fix, split, validate
+from unitune.types import content_text
+
+U = {"role": "user", "content": "Where is my order?"}
+A = {"role": "assistant", "content": "It ships tomorrow."}
+S = {"role": "system", "content": "You are a support agent."}
+
+
+class WordCounter:
+    """A deterministic stand-in tokenizer so these tests check the rules, not a vocabulary."""
+
+    name = "words"
+    approximate = True
+    method = "whitespace words"
+
+    def count_text(self, text: str) -> int:
+        return len(text.split())
+
+    def count_texts(self, texts: Sequence[str]) -> list[int]:
+        return [len(t.split()) for t in texts]
+
+    def count_messages(self, messages: Sequence[Mapping[str, Any]], *, tools: Any = None) -> int:
+        return sum(len(content_text(m.get("content")).split()) + 3 for m in messages) + 3
+
+
+def run(lines: Sequence[Any], tmp_path: Path, provider: str = "openai", **kw: Any) -> ValidationReport:
+    """Validate a file whose line 1 is a good example and whose next lines are `lines`."""
+    path = tmp_path / "data.jsonl"
+    body = [json.dumps({"messages": [U, A]})]
+    body += [x if isinstance(x, str) else json.dumps(x) for x in lines]
+    path.write_text("\n".join(body) + "\n", encoding="utf-8")
+    return validate(path, provider=provider, counter=WordCounter(), **kw)
+
+
+def only(report: ValidationReport, code: str) -> Any:
+    found = [i for i in report.issues if i.code == code]
+    assert found, f"{code} not reported; got {[i.code for i in report.issues]}"
+    return found[0]
+
+
+# (code, severity, provider, bad line, words in the message)
+CASES: list[tuple[str, str, str, Any, str]] = [
+    ("invalid_json", "error", "openai", '{"messages": [', "not valid JSON"),
+    ("not_an_object", "error", "openai", "[1, 2]", "JSON object"),
+    ("unknown_format", "error", "openai", {"text": "hi"}, "cannot tell the format"),
+    ("mixed_formats", "error", "openai", {"prompt": "a", "completion": "b"}, "one format per file"),
+    ("blank_line", "warning", "openai", "   ", "blank line"),
+    ("unrecognized_key", "error", "openai", {"messages": [U, A], "meta": 1}, "'meta'"),
+    ("deprecated_functions", "error", "openai", {"messages": [U, A], "functions": []}, "deprecated"),
+    ("missing_messages", "error", "openai", {"messages": []}, "non-empty list"),
+    ("message_not_object", "error", "openai", {"messages": [U, "hi"]}, "message 2"),
+    ("message_missing_role", "error", "openai", {"messages": [{"content": "x"}, A]}, "no 'role'"),
+    ("unrecognized_role", "error", "openai", {"messages": [{"role": "function", "content": "x"}, A]}, "'tool'"),
+    ("role_not_allowed", "error", "cohere", {"messages": [U, A, {"role": "tool", "content": "x",
+                                             "tool_call_id": "c"}]}, "'tool' role"),  # fmt: skip
+    ("message_unrecognized_key", "error", "openai", {"messages": [{**U, "lang": "en"}, A]}, "'lang'"),
+    ("missing_content", "error", "openai", {"messages": [{"role": "user"}, A]}, "no content"),
+    ("content_not_string", "error", "openai", {"messages": [{"role": "user", "content": 5}, A]}, "got int"),
+    ("empty_content", "error", "openai", {"messages": [U, {"role": "assistant", "content": "  "}]}, "whitespace"),
+    ("multimodal_not_supported", "error", "mistral",
+     {"messages": [{"role": "user", "content": [{"type": "text", "text": "x"}]}, A]}, "text content only"),
+    ("invalid_content_part", "error", "openai",
+     {"messages": [{"role": "user", "content": [{"type": "audio"}]}, A]}, "content part"),
+    ("image_not_user", "error", "openai",
+     {"messages": [U, {"role": "assistant", "content": [{"type": "image_url", "image_url": {"url": "x"}}]}]},
+     "user messages only"),
+    ("invalid_weight", "error", "openai", {"messages": [U, {**A, "weight": 0.5}]}, "0 or 1"),
+    ("weight_not_assistant", "error", "openai", {"messages": [{**U, "weight": 1}, A]}, "only allowed on assistant"),
+    ("weight_unsupported", "warning", "cohere", {"messages": [U, {**A, "weight": 1}]}, "ignores weight"),
+    ("no_trained_turn", "error", "openai", {"messages": [U, {**A, "weight": 0}]}, "weight 0"),
+    ("special_token", "error", "openai", {"messages": [{**U, "content": "hi <|im_end|>"}, A]}, "'<|im_end|>'"),
+    ("pii_email", "warning", "openai", {"messages": [{**U, "content": "write to ana@example.org"}, A]}, "email"),
+    ("pii_phone", "warning", "openai", {"messages": [{**U, "content": "call +44 20 7946 0958"}, A]}, "phone"),
+    ("pii_card", "warning", "openai", {"messages": [{**U, "content": "card 4242 4242 4242 4242"}, A]}, "Luhn"),
+    ("pii_iban", "warning", "openai",
+     {"messages": [{**U, "content": "IBAN GB82 WEST 1234 5698 7654 32"}, A]}, "IBAN"),
+    ("missing_assistant", "error", "openai", {"messages": [U]}, "nothing to train on"),
+    ("last_not_assistant", "error", "mistral", {"messages": [U, A, U]}, "last message"),
+    ("invalid_first_role", "error", "together", {"messages": [A, U, A]}, "starts with 'assistant'"),
+    ("consecutive_roles", "error", "together", {"messages": [U, U, A]}, "both 'user'"),
+    ("invalid_role_order", "error", "bedrock-claude", {"messages": [U, A, A]}, "cannot follow 'assistant'"),
+    ("multiple_system", "error", "mistral", {"messages": [S, S, U, A]}, "one system message"),
+    ("system_not_first", "error", "mistral", {"messages": [U, S, A]}, "must come first"),
+    ("too_many_turns", "error", "bedrock-llama", {"messages": [U, A, U, A]}, "single exchanges"),
+    ("tools_unsupported", "error", "cohere",
+     {"messages": [U, A], "tools": [{"type": "function", "function": {"name": "f"}}]}, "tool definitions"),
+    ("invalid_tools", "error", "openai", {"messages": [U, A], "tools": [{"type": "web"}]}, "tool 1"),
+    ("invalid_tool_call", "error", "openai", {"messages": [U, {"role": "assistant", "tool_calls": []}]}, "non-empty"),
+    ("invalid_function_name", "error", "openai",
+     {"messages": [U, {"role": "assistant", "tool_calls": [{"id": "c1", "type": "function",
+      "function": {"name": "bad name", "arguments": "{}"}}]}, {"role": "tool", "tool_call_id": "c1",
+      "content": "ok"}, A]}, "'bad name'"),  # fmt: skip
+    ("invalid_tool_arguments", "error", "openai",
+     {"messages": [U, {"role": "assistant", "tool_calls": [{"id": "c1", "type": "function",
+      "function": {"name": "f", "arguments": {"a": 1}}}]}, {"role": "tool", "tool_call_id": "c1",
+      "content": "ok"}, A]}, "JSON string"),  # fmt: skip
+    ("invalid_tool_call_id", "error", "mistral",
+     {"messages": [U, {"role": "assistant", "tool_calls": [{"id": "c1", "type": "function",
+      "function": {"name": "f", "arguments": "{}"}}]}, {"role": "tool", "tool_call_id": "c1",
+      "content": "ok"}, A]}, "must match"),  # fmt: skip
+    ("tool_missing_call_id", "error", "openai", {"messages": [U, {"role": "tool", "content": "r"}, A]},
+     "tool_call_id"),
+    ("tool_response_unpaired", "error", "openai",
+     {"messages": [U, {"role": "tool", "tool_call_id": "zz", "content": "r"}, A]}, "'zz'"),
+    ("tool_call_unanswered", "error", "openai",
+     {"messages": [U, {"role": "assistant", "tool_calls": [{"id": "c9", "type": "function",
+      "function": {"name": "f", "arguments": "{}"}}]}, A]}, "c9"),  # fmt: skip
+    ("tool_calls_not_assistant", "error", "openai",
+     {"messages": [{**U, "tool_calls": [{"id": "c", "type": "function", "function": {}}]}, A]}, "only assistant"),
+    ("deprecated_function_call", "error", "openai",
+     {"messages": [U, {"role": "assistant", "content": None, "function_call": {"name": "f"}}]}, "deprecated"),
+]
+
+
+@pytest.mark.parametrize(("code", "severity", "provider", "bad", "words"), CASES, ids=[c[0] for c in CASES])
+def test_check(code: str, severity: str, provider: str, bad: Any, words: str, tmp_path: Path) -> None:
+    report = run([bad], tmp_path, provider=provider)
+    issue = only(report, code)
+    assert issue.severity == severity
+    assert issue.line == 2
+    assert words in issue.message
+    assert str(tmp_path / "data.jsonl") in str(issue)
+    assert report.counts[code] >= 1
+    # Line 1 is good: nothing is reported against it.
+    assert not [i for i in report.issues if i.line == 1]
+
+
+def test_invalid_utf8_has_line_and_column(tmp_path: Path) -> None:
+    path = tmp_path / "data.jsonl"
+    path.write_bytes(json.dumps({"messages": [U, A]}).encode() + b'\n{"messages": "caf\xe9"}\n')
+    report = validate(path, counter=WordCounter())
+    issue = only(report, "invalid_utf8")
+    assert (issue.line, issue.column) == (2, 18)
+    assert "0xe9" in issue.message
+
+
+def test_invalid_json_column(tmp_path: Path) -> None:
+    issue = only(run(['{"messages": [1,]}'], tmp_path), "invalid_json")
+    assert issue.column == 17  # the "]" after the trailing comma
+
+
+PREF_OK = {"input": {"messages": [U]}, "preferred_output": [A], "non_preferred_output": [{**A, "content": "No."}]}
+
+
+@pytest.mark.parametrize(
+    ("code", "bad"),
+    [
+        ("invalid_preference_input", {**PREF_OK, "input": {"messages": []}}),
+        ("invalid_preference_output", {**PREF_OK, "preferred_output": [A, A]}),
+        ("invalid_preference_output", {**PREF_OK, "non_preferred_output": [U]}),
+        ("preference_last_input_assistant", {**PREF_OK, "input": {"messages": [U, A]}}),
+        ("identical_preference", {**PREF_OK, "non_preferred_output": [A]}),
+    ],
+)
+def test_preference_checks(code: str, bad: dict[str, Any], tmp_path: Path) -> None:
+    path = tmp_path / "dpo.jsonl"
+    path.write_text(json.dumps(PREF_OK) + "\n" + json.dumps(bad) + "\n")
+    report = validate(path, provider="together", counter=WordCounter())
+    assert only(report, code).line == 2
+
+
+def test_preference_unsupported(tmp_path: Path) -> None:
+    path = tmp_path / "dpo.jsonl"
+    path.write_text(json.dumps(PREF_OK) + "\n")
+    assert only(validate(path, provider="mistral", counter=WordCounter()), "preference_unsupported").line == 1
+
+
+def test_duplicates_and_near_duplicates(tmp_path: Path) -> None:
+    near = {"messages": [{**U, "content": "where is my ORDER"}, {**A, "content": "It ships tomorrow!"}]}
+    report = run([{"messages": [U, A]}, near], tmp_path)
+    assert only(report, "duplicate_example").message == "exact duplicate of line 1"
+    assert only(report, "near_duplicate").line == 3
+
+
+def test_leakage_between_train_and_validation(tmp_path: Path) -> None:
+    valid = tmp_path / "valid.jsonl"
+    other = {"messages": [{**U, "content": "Different question"}, A]}
+    valid.write_text(json.dumps(other) + "\n" + json.dumps({"messages": [U, A]}) + "\n")
+    report = run([], tmp_path, validation=valid)
+    issue = only(report, "train_validation_leakage")
+    assert issue.line == 2
+    assert issue.path == str(valid)
+    assert "line 1" in issue.message
+
+
+def test_dataset_size_rules(tmp_path: Path) -> None:
+    report = run([], tmp_path)  # one example
+    assert only(report, "too_few_examples").severity == "error"  # OpenAI needs 10
+    assert "try few-shot prompting" in only(report, "small_dataset").message
+    rows = [{"messages": [{**U, "content": f"q{i}"}, A]} for i in range(60)]
+    report = run(rows, tmp_path)
+    assert "too_few_examples" not in report.counts
+    assert "small_dataset" not in report.counts
+    assert only(report, "below_recommended_size").severity == "info"
+    assert report.ok
+
+
+def test_token_limit_and_stats(tmp_path: Path) -> None:
+    long = {"messages": [{**U, "content": "word " * 50}, A]}
+    report = run([long], tmp_path, token_limit=20)
+    issue = only(report, "too_many_tokens")
+    assert issue.line == 2
+    assert "over the 20-token limit" in issue.message
+    stats = report.stats
+    assert stats.examples == 2
+    assert stats.examples_over_limit == 1
+    # Line 1: 4 + 3 = 7 user... (4 words +3) + (3 words +3) + 3 = 16; line 2: (50+3) + (3+3) + 3 = 62.
+    assert stats.tokens_per_example.total == 16 + 62
+    assert (stats.tokens_per_example.min, stats.tokens_per_example.max) == (16, 62)
+    assert stats.assistant_tokens_per_example.total == 6
+    assert stats.messages_per_example.p50 == 2
+    assert stats.approximate_tokens is True
+    assert stats.tokenizer == "words"
+
+
+def test_percentiles_nearest_rank() -> None:
+    from unitune.data import Distribution
+
+    d = Distribution.of(list(range(1, 101)))
+    assert (d.p5, d.p50, d.p95, d.min, d.max) == (5, 50, 95, 1, 100)
+    assert Distribution.of([7]).p95 == 7
+    assert Distribution.of([]).count == 0
+
+
+def test_missing_system_and_user_are_summarised(tmp_path: Path) -> None:
+    report = run([{"messages": [S, U, A]}, {"messages": [S, A]}], tmp_path)
+    assert only(report, "missing_system").message.startswith("1 of 3 examples")
+    assert only(report, "missing_user").message == "1 examples have no user message"
+
+
+def test_issue_cap_keeps_exact_counts(tmp_path: Path) -> None:
+    report = run(["nope"] * 50, tmp_path, max_issues=10)
+    assert report.counts["invalid_json"] == 50
+    assert len(report.issues) == 10
+    assert report.truncated
+
+
+def test_formats_are_normalised(tmp_path: Path) -> None:
+    files = {
+        "pc.jsonl": {"prompt": "Where?", "completion": "Here."},
+        "sharegpt.jsonl": {"conversations": [{"from": "human", "value": "Where?"}, {"from": "gpt", "value": "Here."}]},
+        "alpaca.jsonl": {"instruction": "Where", "input": "is it?", "output": "Here."},
+    }
+    for name, row in files.items():
+        path = tmp_path / name
+        path.write_text(json.dumps(row) + "\n")
+        (example,) = list(Dataset.from_jsonl(path))
+        assert [m.role for m in example.messages] == ["user", "assistant"], name  # type: ignore[union-attr]
+        assert example.line == 1
+
+
+def test_gzip_and_csv(tmp_path: Path) -> None:
+    gz = tmp_path / "data.jsonl.gz"
+    with gzip.open(gz, "wt") as fh:
+        fh.write(json.dumps({"messages": [U, A]}) + "\n")
+    assert len(list(Dataset.from_jsonl(gz))) == 1
+    csv_path = tmp_path / "data.csv"
+    csv_path.write_text('question,answer\n"Where, exactly?",Here\n"multi\nline",ok\n')
+    rows = list(Dataset.from_csv(csv_path, prompt="question", completion="answer"))
+    assert [r.line for r in rows] == [2, 4]
+    assert rows[0].messages[0].content == "Where, exactly?"  # type: ignore[union-attr]
+    report = validate(Dataset.from_csv(csv_path, prompt="q", completion="answer"), counter=WordCounter())
+    assert only(report, "missing_column").line == 1
+
+
+def test_records_and_examples_round_trip() -> None:
+    from unitune.data import ChatExample
+
+    ds = Dataset.from_records([{"messages": [U, A]}])
+    (example,) = list(ds)
+    assert isinstance(example, ChatExample)
+    again = list(Dataset.from_records([example]))
+    assert again[0].messages == example.messages  # type: ignore[union-attr]
+    gen = Dataset.from_records(x for x in [{"messages": [U, A]}])
+    assert len(list(gen)) == len(list(gen)) == 1  # a generator is kept so it can be re-read
+
+
+def test_iterating_a_bad_file_raises_dataset_error(tmp_path: Path) -> None:
+    from unitune import DatasetError
+
+    path = tmp_path / "bad.jsonl"
+    path.write_text(json.dumps({"messages": [U, A]}) + "\n{oops\n")
+    with pytest.raises(DatasetError) as info:
+        list(Dataset.from_jsonl(path))
+    assert (info.value.line, info.value.column) == (2, 2)
+    assert f"{path}:2:2:" in str(info.value)
+
+
+def test_fix_repairs_and_reports(tmp_path: Path) -> None:
+    src = tmp_path / "messy.jsonl"
+    rows = [
+        json.dumps({"messages": [U, A]}),
+        "",
+        json.dumps({"messages": [U, A]}),  # duplicate
+        json.dumps({"messages": [{**U, "content": " padded "}, A, U]}),  # trailing user
+        "not json",
+        json.dumps({"messages": [{"role": "robot", "content": "x"}]}),
+    ]
+    src.write_text("\n".join(rows) + "\n")
+    result = fix(Dataset.from_jsonl(src), tmp_path / "fixed.jsonl", provider="mistral")
+    assert result.kept == 2
+    assert result.repaired == {"blank_line_removed": 1, "whitespace_trimmed": 1, "trailing_turns_removed": 1}
+    assert result.dropped == {"duplicate_example": 1, "invalid_json": 1, "unrecognized_role": 1}
+    assert (3, "duplicate_example") in result.dropped_lines
+    fixed = validate(result.path, provider="mistral", counter=WordCounter())
+    assert fixed.ok  # the corrected file passes the checks it was fixed for
+
+
+def test_split_is_deterministic_exact_and_stratified(tmp_path: Path) -> None:
+    rows = [
+        {"messages": [{**U, "content": f"q{i}"}, {**A, "content": json.dumps({"cat": "a" if i % 4 else "b"})}]}
+        for i in range(100)
+    ]
+    rows.append(rows[0])  # a duplicate, removed
+    ds = Dataset.from_records(rows)
+
+    def category(rec: Mapping[str, Any]) -> str:
+        return str(json.loads(rec["messages"][-1]["content"])["cat"])
+
+    one = split(ds, tmp_path / "one", validation_fraction=0.2, seed=3, stratify=category)
+    two = split(ds, tmp_path / "two", validation_fraction=0.2, seed=3, stratify=category)
+    assert (one.train_examples, one.validation_examples, one.duplicates_removed) == (80, 20, 1)
+    assert one.strata == {"a": (60, 15), "b": (20, 5)}
+    assert one.train_path.read_bytes() == two.train_path.read_bytes()
+    other = split(ds, tmp_path / "three", validation_fraction=0.2, seed=4)
+    assert other.validation_path.read_bytes() != one.validation_path.read_bytes()
+    train = {json.dumps(x) for x in map(json.loads, one.train_path.read_text().splitlines())}
+    valid = {json.dumps(x) for x in map(json.loads, one.validation_path.read_text().splitlines())}
+    assert not train & valid
+    assert len(list(one.train)) == 80

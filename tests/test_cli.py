@@ -547,3 +547,15 @@ def test_unknown_provider_filter_is_an_error_not_an_empty_list(command: str) -> 
     result = invoke(command, "--provider", "togther")
     assert result.exit_code == 1
     assert "Did you mean 'together'" in error_line(result)
+
+
+def test_unexpected_errors_are_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    def boom(*a: object, **k: object) -> None:
+        raise OSError("disk on fire")
+
+    monkeypatch.setattr(cli_app, "_client", boom)
+    result = invoke("chat", "m", "hi")
+    assert result.exit_code == 1
+    line = error_line(result)
+    assert "unexpected OSError: disk on fire" in line
+    assert "UNITUNE_DEBUG" in line

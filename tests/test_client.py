@@ -3,6 +3,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -350,3 +351,118 @@ def test_key_used_on_another_machine_is_found_at_the_provider(
     assert here.ledger is not None
     assert here.ledger.find_by_key("fake", "k") is not None  # now recorded here too
     assert len(fake.calls_to("create_job")) == 1
+
+
+def test_wait_timeout_is_not_outlasted_by_rate_limit_retries(fake: FakeProvider, train_file: Path) -> None:
+    client = FineTuneClient(fake, ledger=False)
+    job = client.create_job(model="m", training_data=train_file)
+    fake.rate_limit("get_job", retry_after=55, times=4)
+    with pytest.raises(WaitTimeout):
+        client.wait(job, timeout=60, poll_interval=5)
+    assert fake.clock.monotonic() <= 60  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"), [({"poll_interval": 0}, "poll_interval"), ({"timeout": -1}, "timeout")]
+)
+def test_wait_rejects_bad_intervals(
+    client: FineTuneClient, train_file: Path, kwargs: dict[str, float], match: str
+) -> None:
+    job = client.create_job(model="m", training_data=train_file)
+    with pytest.raises(ValueError, match=match):
+        client.wait(job, **kwargs)
+
+
+def test_concurrent_creates_with_one_key_make_one_job(tmp_path: Path, train_file: Path) -> None:
+    from typing import ClassVar
+
+    class Durable(FakeProvider):  # recorded in the ledger like a real vendor's jobs
+        ephemeral: ClassVar[bool] = False
+
+    fake = Durable(clock=FakeClock())
+
+    async def main() -> list[Job]:
+        client = AsyncFineTuneClient(fake, ledger=tmp_path / "l.sqlite3")
+        return list(
+            await asyncio.gather(
+                *(
+                    client.create_job(model="m", training_data=train_file, idempotency_key="k")
+                    for _ in range(5)
+                )
+            )
+        )
+
+    jobs = asyncio.run(main())
+    assert len({j.id for j in jobs}) == 1
+    assert len(fake.calls_to("create_job")) == 1
+
+
+def test_retry_looks_for_the_job_before_creating_again(
+    client: FineTuneClient, fake: FakeProvider, train_file: Path
+) -> None:
+    # The first answer is lost and the vendor's list does not show the job yet; the retry finds it.
+    fake.unavailable("create_job", commit=True)
+    fake.unavailable("list_jobs")  # the immediate look-up fails too
+    job = client.create_job(model="m", training_data=train_file, idempotency_key="k")
+    assert len(fake.calls_to("create_job")) == 1
+    assert [j.id for j in fake.list_jobs()] == [job.id]
+
+
+def test_key_found_at_provider_for_another_model_is_refused(
+    fake: FakeProvider, tmp_path: Path, train_file: Path
+) -> None:
+    FineTuneClient(fake, ledger=tmp_path / "a.sqlite3").create_job(
+        model="m", training_data=train_file, idempotency_key="x"
+    )
+    here = FineTuneClient(fake, ledger=tmp_path / "b.sqlite3")
+    with pytest.raises(ConfigurationError, match="already used"):
+        here.create_job(model="other", training_data=train_file, idempotency_key="x")
+
+
+def test_ledger_failure_after_create_does_not_lose_the_job(
+    fake: FakeProvider, tmp_path: Path, train_file: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    client = FineTuneClient(fake, ledger=tmp_path / "l.sqlite3")
+    assert client.ledger is not None
+
+    def broken(*a: object, **k: object) -> None:
+        raise sqlite3.OperationalError("database is locked")
+
+    client.ledger.record = broken  # type: ignore[method-assign]
+    client.ledger.update = broken  # type: ignore[method-assign]
+    job = client.create_job(model="m", training_data=train_file)
+    assert client.get_job(job).id == job.id
+    assert "could not be recorded" in caplog.text
+
+
+def test_close_leaves_a_callers_provider_open(fake: FakeProvider) -> None:
+    closed: list[bool] = []
+    fake.close = lambda: closed.append(True)  # type: ignore[method-assign]
+    with FineTuneClient(fake, ledger=False):
+        pass
+    assert closed == []
+
+
+def test_create_job_in_a_fresh_process_returns_the_recorded_job(tmp_path: Path, train_file: Path) -> None:
+    ledger = tmp_path / "ledger.sqlite3"
+    script = f"""
+import sys
+from typing import ClassVar
+from unitune import FineTuneClient
+from unitune.testing import FakeClock, FakeProvider
+
+class Durable(FakeProvider):
+    ephemeral: ClassVar[bool] = False
+
+fake = Durable(clock=FakeClock())
+job = FineTuneClient(fake, ledger={str(ledger)!r}).create_job(
+    model="m", training_data={str(train_file)!r}, idempotency_key="nightly")
+print(job.id)
+"""
+    first = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    # The second process has a fresh fake (which knows no jobs); the ledger must answer, so the
+    # client asks the provider for the recorded id instead of creating: a 404 proves it did.
+    second = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert second.returncode != 0
+    assert "NotFoundError" in second.stderr
+    assert first.stdout.strip() in second.stderr

@@ -99,3 +99,31 @@ def test_home_dir_order(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None
     Path("unitune.toml").write_text(f"home = '{tmp_path / 'b'}'\n")
     assert home_dir(load_config()) == tmp_path / "b"
     assert "unitune" in str(home_dir())
+
+
+def test_relative_home_is_next_to_the_config_file(tmp_path: Path) -> None:
+    conf = tmp_path / "proj" / "unitune.toml"
+    conf.parent.mkdir()
+    conf.write_text('home = "state"\n')
+    assert load_config(conf).home == (tmp_path / "proj" / "state").resolve()
+
+
+@pytest.mark.parametrize(
+    ("content", "match"),
+    [(b"provider = '\xff'\n", "not UTF-8"), (None, "Cannot read")],
+)
+def test_unreadable_config_is_a_configuration_error(
+    tmp_path: Path, content: bytes | None, match: str
+) -> None:
+    path = tmp_path / "conf.toml"
+    if content is None:
+        path.mkdir()  # a directory where a file should be
+    else:
+        path.write_bytes(content)
+    with pytest.raises(ConfigurationError, match=match):
+        load_config(path)
+
+
+def test_pyproject_with_odd_tool_value() -> None:
+    Path("pyproject.toml").write_text('tool = "x"\n')
+    assert load_config().source is None

@@ -129,3 +129,40 @@ def test_secret_never_in_repr_logs_or_errors(
 
     for text in texts:
         assert SECRET not in text
+
+
+def test_errors_survive_pickling() -> None:
+    import pickle
+
+    from unitune import Job, JobFailedError, JobStatus
+
+    job = Job(id="j", provider="p", status=JobStatus.FAILED, raw_status="failed", model="m", error="oom")
+    errors: list[UnituneError] = [
+        RateLimitError("slow down", provider="acme", status_code=429, retry_after=3.0, request_id="r1"),
+        ProviderRetiredError("gone", provider="acme", retired_on=dt.date(2027, 1, 6), alternatives=["x"]),
+        ConfigurationError("bad", fix="do this"),
+        JobFailedError(job),
+    ]
+    for err in errors:
+        again = pickle.loads(pickle.dumps(err))
+        assert type(again) is type(err)
+        assert str(again) == str(err)
+        assert again.__dict__.keys() == err.__dict__.keys()
+    assert pickle.loads(pickle.dumps(errors[0])).retry_after == 3.0  # type: ignore[attr-defined]
+
+
+def test_api_key_in_config_file_is_hidden(tmp_path: Any) -> None:
+    from pathlib import Path
+
+    from unitune.config import load_config
+
+    Path("unitune.toml").write_text(f'provider = "fake"\n[providers.fake]\napi_key = "{SECRET}"\n')
+    config = load_config()
+    for text in (repr(config), str(config), config.model_dump_json()):
+        assert SECRET not in text
+    client = FineTuneClient.from_config()
+    assert SECRET not in repr(client.provider)
+
+
+def test_library_logs_have_a_null_handler() -> None:
+    assert any(isinstance(h, logging.NullHandler) for h in logging.getLogger("unitune").handlers)

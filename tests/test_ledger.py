@@ -73,7 +73,9 @@ def test_newer_schema_is_refused(tmp_path: Path) -> None:
     conn.execute("PRAGMA user_version=99")
     conn.commit()
     conn.close()
-    with pytest.raises(RuntimeError, match="newer unitune"):
+    from unitune import ConfigurationError
+
+    with pytest.raises(ConfigurationError, match="newer unitune"):
         Ledger(path).list()
 
 

@@ -14,7 +14,7 @@ PUBLIC = {
     "JobEvent", "JobFailedError", "JobSpec", "JobStatus", "Ledger", "LedgerEntry", "Message",
     "MissingDependencyError", "NotFoundError", "PermissionDeniedError", "PreparedFile", "Provider",
     "ProviderError", "ProviderRetiredError", "ProviderSettings", "ProviderUnavailableError",
-    "RateLimitError", "StepMetric", "UnituneConfig", "UnituneError", "UnsupportedFeatureError", "Usage",
+    "RateLimitError", "StepMetric", "UnituneConfig", "UnituneError", "UnknownStatusError", "UnsupportedFeatureError", "Usage",
     "ValidationFailed", "WaitTimeout", "__version__", "load_config",
 }  # fmt: skip
 

@@ -62,30 +62,95 @@ CASES: list[tuple[str, str, str, Any, str]] = [
     ("missing_messages", "error", "openai", {"messages": []}, "non-empty list"),
     ("message_not_object", "error", "openai", {"messages": [U, "hi"]}, "message 2"),
     ("message_missing_role", "error", "openai", {"messages": [{"content": "x"}, A]}, "no 'role'"),
-    ("unrecognized_role", "error", "openai", {"messages": [{"role": "function", "content": "x"}, A]}, "'tool'"),
-    ("role_not_allowed", "error", "cohere", {"messages": [U, A, {"role": "tool", "content": "x",
-                                             "tool_call_id": "c"}]}, "'tool' role"),  # fmt: skip
+    (
+        "unrecognized_role",
+        "error",
+        "openai",
+        {"messages": [{"role": "function", "content": "x"}, A]},
+        "'tool'",
+    ),
+    (
+        "role_not_allowed",
+        "error",
+        "cohere",
+        {"messages": [U, A, {"role": "tool", "content": "x", "tool_call_id": "c"}]},
+        "'tool' role",
+    ),
     ("message_unrecognized_key", "error", "openai", {"messages": [{**U, "lang": "en"}, A]}, "'lang'"),
     ("missing_content", "error", "openai", {"messages": [{"role": "user"}, A]}, "no content"),
     ("content_not_string", "error", "openai", {"messages": [{"role": "user", "content": 5}, A]}, "got int"),
-    ("empty_content", "error", "openai", {"messages": [U, {"role": "assistant", "content": "  "}]}, "whitespace"),
-    ("multimodal_not_supported", "error", "mistral",
-     {"messages": [{"role": "user", "content": [{"type": "text", "text": "x"}]}, A]}, "text content only"),
-    ("invalid_content_part", "error", "openai",
-     {"messages": [{"role": "user", "content": [{"type": "audio"}]}, A]}, "content part"),
-    ("image_not_user", "error", "openai",
-     {"messages": [U, {"role": "assistant", "content": [{"type": "image_url", "image_url": {"url": "x"}}]}]},
-     "user messages only"),
+    (
+        "empty_content",
+        "error",
+        "openai",
+        {"messages": [U, {"role": "assistant", "content": "  "}]},
+        "whitespace",
+    ),
+    (
+        "multimodal_not_supported",
+        "error",
+        "mistral",
+        {"messages": [{"role": "user", "content": [{"type": "text", "text": "x"}]}, A]},
+        "text content only",
+    ),
+    (
+        "invalid_content_part",
+        "error",
+        "openai",
+        {"messages": [{"role": "user", "content": [{"type": "audio"}]}, A]},
+        "content part",
+    ),
+    (
+        "image_not_user",
+        "error",
+        "openai",
+        {
+            "messages": [
+                U,
+                {"role": "assistant", "content": [{"type": "image_url", "image_url": {"url": "x"}}]},
+            ]
+        },
+        "user messages only",
+    ),
     ("invalid_weight", "error", "openai", {"messages": [U, {**A, "weight": 0.5}]}, "0 or 1"),
-    ("weight_not_assistant", "error", "openai", {"messages": [{**U, "weight": 1}, A]}, "only allowed on assistant"),
+    (
+        "weight_not_assistant",
+        "error",
+        "openai",
+        {"messages": [{**U, "weight": 1}, A]},
+        "only allowed on assistant",
+    ),
     ("weight_unsupported", "warning", "cohere", {"messages": [U, {**A, "weight": 1}]}, "ignores weight"),
     ("no_trained_turn", "error", "openai", {"messages": [U, {**A, "weight": 0}]}, "weight 0"),
-    ("special_token", "error", "openai", {"messages": [{**U, "content": "hi <|im_end|>"}, A]}, "'<|im_end|>'"),
-    ("pii_email", "warning", "openai", {"messages": [{**U, "content": "write to ana@example.org"}, A]}, "email"),
+    (
+        "special_token",
+        "error",
+        "openai",
+        {"messages": [{**U, "content": "hi <|im_end|>"}, A]},
+        "'<|im_end|>'",
+    ),
+    (
+        "pii_email",
+        "warning",
+        "openai",
+        {"messages": [{**U, "content": "write to ana@example.org"}, A]},
+        "email",
+    ),
     ("pii_phone", "warning", "openai", {"messages": [{**U, "content": "call +44 20 7946 0958"}, A]}, "phone"),
-    ("pii_card", "warning", "openai", {"messages": [{**U, "content": "card 4242 4242 4242 4242"}, A]}, "Luhn"),
-    ("pii_iban", "warning", "openai",
-     {"messages": [{**U, "content": "IBAN GB82 WEST 1234 5698 7654 32"}, A]}, "IBAN"),
+    (
+        "pii_card",
+        "warning",
+        "openai",
+        {"messages": [{**U, "content": "card 4242 4242 4242 4242"}, A]},
+        "Luhn",
+    ),
+    (
+        "pii_iban",
+        "warning",
+        "openai",
+        {"messages": [{**U, "content": "IBAN GB82 WEST 1234 5698 7654 32"}, A]},
+        "IBAN",
+    ),
     ("missing_assistant", "error", "openai", {"messages": [U]}, "nothing to train on"),
     ("last_not_assistant", "error", "mistral", {"messages": [U, A, U]}, "last message"),
     ("invalid_first_role", "error", "together", {"messages": [A, U, A]}, "starts with 'assistant'"),
@@ -94,33 +159,124 @@ CASES: list[tuple[str, str, str, Any, str]] = [
     ("multiple_system", "error", "mistral", {"messages": [S, S, U, A]}, "one system message"),
     ("system_not_first", "error", "mistral", {"messages": [U, S, A]}, "must come first"),
     ("too_many_turns", "error", "bedrock-llama", {"messages": [U, A, U, A]}, "single exchanges"),
-    ("tools_unsupported", "error", "cohere",
-     {"messages": [U, A], "tools": [{"type": "function", "function": {"name": "f"}}]}, "tool definitions"),
+    (
+        "tools_unsupported",
+        "error",
+        "cohere",
+        {"messages": [U, A], "tools": [{"type": "function", "function": {"name": "f"}}]},
+        "tool definitions",
+    ),
     ("invalid_tools", "error", "openai", {"messages": [U, A], "tools": [{"type": "web"}]}, "tool 1"),
-    ("invalid_tool_call", "error", "openai", {"messages": [U, {"role": "assistant", "tool_calls": []}]}, "non-empty"),
-    ("invalid_function_name", "error", "openai",
-     {"messages": [U, {"role": "assistant", "tool_calls": [{"id": "c1", "type": "function",
-      "function": {"name": "bad name", "arguments": "{}"}}]}, {"role": "tool", "tool_call_id": "c1",
-      "content": "ok"}, A]}, "'bad name'"),  # fmt: skip
-    ("invalid_tool_arguments", "error", "openai",
-     {"messages": [U, {"role": "assistant", "tool_calls": [{"id": "c1", "type": "function",
-      "function": {"name": "f", "arguments": {"a": 1}}}]}, {"role": "tool", "tool_call_id": "c1",
-      "content": "ok"}, A]}, "JSON string"),  # fmt: skip
-    ("invalid_tool_call_id", "error", "mistral",
-     {"messages": [U, {"role": "assistant", "tool_calls": [{"id": "c1", "type": "function",
-      "function": {"name": "f", "arguments": "{}"}}]}, {"role": "tool", "tool_call_id": "c1",
-      "content": "ok"}, A]}, "must match"),  # fmt: skip
-    ("tool_missing_call_id", "error", "openai", {"messages": [U, {"role": "tool", "content": "r"}, A]},
-     "tool_call_id"),
-    ("tool_response_unpaired", "error", "openai",
-     {"messages": [U, {"role": "tool", "tool_call_id": "zz", "content": "r"}, A]}, "'zz'"),
-    ("tool_call_unanswered", "error", "openai",
-     {"messages": [U, {"role": "assistant", "tool_calls": [{"id": "c9", "type": "function",
-      "function": {"name": "f", "arguments": "{}"}}]}, A]}, "c9"),  # fmt: skip
-    ("tool_calls_not_assistant", "error", "openai",
-     {"messages": [{**U, "tool_calls": [{"id": "c", "type": "function", "function": {}}]}, A]}, "only assistant"),
-    ("deprecated_function_call", "error", "openai",
-     {"messages": [U, {"role": "assistant", "content": None, "function_call": {"name": "f"}}]}, "deprecated"),
+    (
+        "invalid_tool_call",
+        "error",
+        "openai",
+        {"messages": [U, {"role": "assistant", "tool_calls": []}]},
+        "non-empty",
+    ),
+    (
+        "invalid_function_name",
+        "error",
+        "openai",
+        {
+            "messages": [
+                U,
+                {
+                    "role": "assistant",
+                    "tool_calls": [
+                        {"id": "c1", "type": "function", "function": {"name": "bad name", "arguments": "{}"}}
+                    ],
+                },
+                {"role": "tool", "tool_call_id": "c1", "content": "ok"},
+                A,
+            ]
+        },
+        "'bad name'",
+    ),
+    (
+        "invalid_tool_arguments",
+        "error",
+        "openai",
+        {
+            "messages": [
+                U,
+                {
+                    "role": "assistant",
+                    "tool_calls": [
+                        {"id": "c1", "type": "function", "function": {"name": "f", "arguments": {"a": 1}}}
+                    ],
+                },
+                {"role": "tool", "tool_call_id": "c1", "content": "ok"},
+                A,
+            ]
+        },
+        "JSON string",
+    ),
+    (
+        "invalid_tool_call_id",
+        "error",
+        "mistral",
+        {
+            "messages": [
+                U,
+                {
+                    "role": "assistant",
+                    "tool_calls": [
+                        {"id": "c1", "type": "function", "function": {"name": "f", "arguments": "{}"}}
+                    ],
+                },
+                {"role": "tool", "tool_call_id": "c1", "content": "ok"},
+                A,
+            ]
+        },
+        "must match",
+    ),
+    (
+        "tool_missing_call_id",
+        "error",
+        "openai",
+        {"messages": [U, {"role": "tool", "content": "r"}, A]},
+        "tool_call_id",
+    ),
+    (
+        "tool_response_unpaired",
+        "error",
+        "openai",
+        {"messages": [U, {"role": "tool", "tool_call_id": "zz", "content": "r"}, A]},
+        "'zz'",
+    ),
+    (
+        "tool_call_unanswered",
+        "error",
+        "openai",
+        {
+            "messages": [
+                U,
+                {
+                    "role": "assistant",
+                    "tool_calls": [
+                        {"id": "c9", "type": "function", "function": {"name": "f", "arguments": "{}"}}
+                    ],
+                },
+                A,
+            ]
+        },
+        "c9",
+    ),
+    (
+        "tool_calls_not_assistant",
+        "error",
+        "openai",
+        {"messages": [{**U, "tool_calls": [{"id": "c", "type": "function", "function": {}}]}, A]},
+        "only assistant",
+    ),
+    (
+        "deprecated_function_call",
+        "error",
+        "openai",
+        {"messages": [U, {"role": "assistant", "content": None, "function_call": {"name": "f"}}]},
+        "deprecated",
+    ),
 ]
 
 
@@ -151,7 +307,11 @@ def test_invalid_json_column(tmp_path: Path) -> None:
     assert issue.column == 17  # the "]" after the trailing comma
 
 
-PREF_OK = {"input": {"messages": [U]}, "preferred_output": [A], "non_preferred_output": [{**A, "content": "No."}]}
+PREF_OK = {
+    "input": {"messages": [U]},
+    "preferred_output": [A],
+    "non_preferred_output": [{**A, "content": "No."}],
+}
 
 
 @pytest.mark.parametrize(
@@ -250,7 +410,9 @@ def test_issue_cap_keeps_exact_counts(tmp_path: Path) -> None:
 def test_formats_are_normalised(tmp_path: Path) -> None:
     files = {
         "pc.jsonl": {"prompt": "Where?", "completion": "Here."},
-        "sharegpt.jsonl": {"conversations": [{"from": "human", "value": "Where?"}, {"from": "gpt", "value": "Here."}]},
+        "sharegpt.jsonl": {
+            "conversations": [{"from": "human", "value": "Where?"}, {"from": "gpt", "value": "Here."}]
+        },
         "alpaca.jsonl": {"instruction": "Where", "input": "is it?", "output": "Here."},
     }
     for name, row in files.items():
@@ -320,7 +482,12 @@ def test_fix_repairs_and_reports(tmp_path: Path) -> None:
 
 def test_split_is_deterministic_exact_and_stratified(tmp_path: Path) -> None:
     rows = [
-        {"messages": [{**U, "content": f"q{i}"}, {**A, "content": json.dumps({"cat": "a" if i % 4 else "b"})}]}
+        {
+            "messages": [
+                {**U, "content": f"q{i}"},
+                {**A, "content": json.dumps({"cat": "a" if i % 4 else "b"})},
+            ]
+        }
         for i in range(100)
     ]
     rows.append(rows[0])  # a duplicate, removed

@@ -13,6 +13,7 @@ load only when their provider is used.
 from __future__ import annotations
 
 import importlib
+import logging
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -37,7 +38,7 @@ if TYPE_CHECKING:
         WaitTimeout,
     )
     from unitune.ledger import Ledger, LedgerEntry
-    from unitune.providers.base import Provider, ProviderSettings
+    from unitune.providers.base import Provider, ProviderSettings, UnknownStatusError
     from unitune.types import (
         Capabilities,
         ChatResponse,
@@ -54,6 +55,10 @@ if TYPE_CHECKING:
     )
 
 __version__ = "0.1.0"
+
+# A library logs, the application decides where it goes: without this, warnings from retries would
+# reach stderr through logging's last-resort handler in every program that uses unitune.
+logging.getLogger("unitune").addHandler(logging.NullHandler())
 
 _EXPORTS: dict[str, str] = {
     "AsyncFineTuneClient": "unitune.client",
@@ -86,6 +91,7 @@ _EXPORTS: dict[str, str] = {
     "RateLimitError": "unitune.errors",
     "StepMetric": "unitune.types",
     "UnituneConfig": "unitune.config",
+    "UnknownStatusError": "unitune.providers.base",
     "UnituneError": "unitune.errors",
     "UnsupportedFeatureError": "unitune.errors",
     "Usage": "unitune.types",
@@ -140,6 +146,7 @@ __all__ = [
     "StepMetric",
     "UnituneConfig",
     "UnituneError",
+    "UnknownStatusError",
     "UnsupportedFeatureError",
     "Usage",
     "ValidationFailed",

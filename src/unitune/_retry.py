@@ -48,12 +48,15 @@ class RetryPolicy:
             return max(float(exc.retry_after), 0.0)
         return backoff
 
-    def _kwargs(self, op: str, start: float) -> dict[str, Any]:
+    def _kwargs(self, op: str, start: float, deadline: float | None) -> dict[str, Any]:
         def stop(state: tenacity.RetryCallState) -> bool:
             if state.attempt_number >= self.settings.max_attempts:
                 return True
-            elapsed = self.clock.monotonic() - start
-            return elapsed + self._delay(state) > self.settings.max_seconds
+            now = self.clock.monotonic()
+            delay = self._delay(state)
+            if deadline is not None and now + delay > deadline:
+                return True  # the caller's own deadline (wait(timeout=...)) comes first
+            return now - start + delay > self.settings.max_seconds
 
         def wait(state: tenacity.RetryCallState) -> float:
             delay = self._delay(state)
@@ -84,10 +87,15 @@ class RetryPolicy:
             "reraise": True,
         }
 
-    def call(self, op: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        """Run `fn(*args, **kwargs)`, retrying transient errors."""
+    def call(
+        self, op: str, fn: Callable[..., T], *args: Any, deadline: float | None = None, **kwargs: Any
+    ) -> T:
+        """Run `fn(*args, **kwargs)`, retrying transient errors; never sleeping past `deadline`
+        (a `clock.monotonic()` value), when given."""
         # Imported here: tenacity pulls in asyncio, which `import unitune` should not pay for.
         import tenacity
 
-        retrying = tenacity.Retrying(sleep=self.clock.sleep, **self._kwargs(op, self.clock.monotonic()))
+        retrying = tenacity.Retrying(
+            sleep=self.clock.sleep, **self._kwargs(op, self.clock.monotonic(), deadline)
+        )
         return retrying(fn, *args, **kwargs)

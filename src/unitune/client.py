@@ -7,9 +7,13 @@ It imports no vendor SDK: providers do that, lazily.
 
 from __future__ import annotations
 
+import itertools
+import logging
 import os
+import sqlite3
+import threading
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
@@ -21,6 +25,7 @@ from unitune.errors import (
     JobFailedError,
     ProviderRetiredError,
     ProviderUnavailableError,
+    RateLimitError,
     UnsupportedFeatureError,
     WaitTimeout,
 )
@@ -45,6 +50,8 @@ from unitune.types import (
 )
 
 __all__ = ["AsyncFineTuneClient", "DataInput", "FineTuneClient", "MessagesInput"]
+
+log = logging.getLogger("unitune")
 
 T = TypeVar("T")
 
@@ -72,6 +79,10 @@ class _Poll:
     def __init__(
         self, settings: WaitSettings, clock: Clock, timeout: float | None, poll_interval: float | None
     ) -> None:
+        if poll_interval is not None and poll_interval <= 0:
+            raise ValueError(f"poll_interval must be positive, got {poll_interval}")
+        if timeout is not None and timeout < 0:
+            raise ValueError(f"timeout must be zero or positive, got {timeout}")
         self.settings = settings
         self.clock = clock
         self.timeout = timeout
@@ -144,6 +155,9 @@ class FineTuneClient:
         else:
             self.ledger = Ledger(home_dir(self.config) / "ledger.sqlite3")
         self.retry = RetryPolicy(self.config.retry, self.clock)
+        self._owns_provider = not isinstance(provider, Provider)
+        self._locks: dict[tuple[str, str], threading.Lock] = {}
+        self._locks_guard = threading.Lock()
 
     @classmethod
     def from_config(cls, path: str | os.PathLike[str] | None = None, **kwargs: Any) -> FineTuneClient:
@@ -160,11 +174,14 @@ class FineTuneClient:
         self.close()
 
     def close(self) -> None:
-        """Release the provider's connections."""
-        self.provider.close()
+        """Release the provider's connections, if this client built the provider (one passed in
+        belongs to the caller, who may share it)."""
+        if self._owns_provider:
+            self.provider.close()
 
     @property
     def provider_name(self) -> str:
+        """The provider's registered name ("fake", "together", …)."""
         return self.provider.name
 
     # -- files ----------------------------------------------------------------------------------
@@ -227,11 +244,29 @@ class FineTuneClient:
             suffix=suffix,
             metadata=meta,
         )
-        if idempotency_key is not None:
-            existing = self._recorded(idempotency_key, fingerprint)
+        if idempotency_key is None:
+            return self._create(model, training, validation, hp, method, suffix, meta, fingerprint, None)
+        # One creator per key in this process: concurrent callers wait, then find the job made.
+        with self._key_lock(idempotency_key):
+            existing = self._recorded(idempotency_key, fingerprint, model)
             if existing is not None:
                 return existing
+            return self._create(
+                model, training, validation, hp, method, suffix, meta, fingerprint, idempotency_key
+            )
 
+    def _create(
+        self,
+        model: str,
+        training: PreparedFile | FileRef,
+        validation: PreparedFile | FileRef | None,
+        hp: Hyperparameters,
+        method: TrainingMethod,
+        suffix: str | None,
+        meta: dict[str, str],
+        fingerprint: str,
+        idempotency_key: str | None,
+    ) -> Job:
         spec = JobSpec(
             model=model,
             training_file=self._upload_prepared(training),
@@ -245,10 +280,26 @@ class FineTuneClient:
         if idempotency_key is None:
             job = self.provider.create_job(spec, idempotency_key=key)
         else:
-            job = self.retry.call("create_job", self._create_once, spec, key)
-        if self.ledger is not None:
-            self.ledger.record(job, spec_hash=fingerprint, idempotency_key=key)
+            attempts = itertools.count(1)
+            job = self.retry.call("create_job", self._create_once, spec, key, attempts)
+        self._remember(job, fingerprint, key)
         return job
+
+    def _remember(self, job: Job, fingerprint: str | None, key: str) -> None:
+        """Record a created job. The job exists whatever happens here, so a ledger failure is a
+        warning, never an error that would make the caller think the create failed and retry."""
+        if self.ledger is None:
+            return
+        try:
+            self.ledger.record(job, spec_hash=fingerprint, idempotency_key=key)
+        except (sqlite3.Error, OSError) as e:
+            log.warning(
+                "unitune: job %s was created but could not be recorded in %s: %s", job.id, self.ledger.path, e
+            )
+
+    def _key_lock(self, key: str) -> threading.Lock:
+        with self._locks_guard:
+            return self._locks.setdefault((self.provider.name, key), threading.Lock())
 
     def _check_supported(self, method: TrainingMethod, hp: Hyperparameters) -> None:
         caps = self.provider.capabilities
@@ -265,29 +316,38 @@ class FineTuneClient:
                 hint="Leave them unset to use the provider's own method.",
             )
 
-    def _recorded(self, key: str, fingerprint: str) -> Job | None:
+    def _recorded(self, key: str, fingerprint: str, model: str) -> Job | None:
         """The job already created with this key: from the ledger, else from the provider's tags
         (the key may have been used on another machine, or with the ledger off)."""
+        reuse = ConfigurationError(
+            f"Idempotency key {key!r} was already used for another job with a different model, data "
+            "or settings.",
+            fix="Use a new key for a different job.",
+        )
         if self.ledger is not None:
             entry = self.ledger.find_by_key(self.provider.name, key)
             if entry is not None:
                 if entry.spec_hash is not None and entry.spec_hash != fingerprint:
-                    raise ConfigurationError(
-                        f"Idempotency key {key!r} was already used for job {entry.job_id} with a "
-                        "different model, data or settings.",
-                        fix="Use a new key for a different job.",
-                    )
+                    raise reuse
                 return self.get_job(entry.job_id)
         found = self.retry.call("find_job", self.provider.find_job, key)
-        if found is not None and self.ledger is not None:
-            self.ledger.record(found, spec_hash=None, idempotency_key=key)
+        if found is not None:
+            # The provider's tag carries no fingerprint; the model is what we can compare.
+            if found.model != model:
+                raise reuse
+            self._remember(found, fingerprint, key)
         return found
 
-    def _create_once(self, spec: JobSpec, key: str) -> Job:
+    def _create_once(self, spec: JobSpec, key: str, attempts: Iterator[int]) -> Job:
+        if next(attempts) > 1:
+            # A retry: an earlier attempt may have created the job (its answer lost), and the
+            # vendor's list may only now show it. Look before creating again.
+            found = self.provider.find_job(key)
+            if found is not None:
+                return found
         try:
             return self.provider.create_job(spec, idempotency_key=key)
         except ProviderUnavailableError:
-            # The vendor may have created the job before the answer was lost: look before retrying.
             found = self.provider.find_job(key)
             if found is not None:
                 return found
@@ -296,9 +356,16 @@ class FineTuneClient:
     def get_job(self, job: JobRef) -> Job:
         """The job's current state (and the ledger's copy updated)."""
         fresh = self.retry.call("get_job", self.provider.get_job, _job_id(job))
-        if self.ledger is not None:
-            self.ledger.update(fresh)
+        self._update_ledger(fresh)
         return fresh
+
+    def _update_ledger(self, job: Job) -> None:
+        if self.ledger is None:
+            return
+        try:
+            self.ledger.update(job)
+        except (sqlite3.Error, OSError) as e:  # the read succeeded; a stale cache is only a warning
+            log.warning("unitune: could not update job %s in %s: %s", job.id, self.ledger.path, e)
 
     def list_jobs(self, *, limit: int = 20) -> list[Job]:
         """The provider's recent jobs, newest first (all pages, up to `limit`)."""
@@ -307,8 +374,7 @@ class FineTuneClient:
     def cancel_job(self, job: JobRef) -> Job:
         """Ask the provider to stop the job. It may report `cancelling` for a while."""
         cancelled = self.retry.call("cancel_job", self.provider.cancel_job, _job_id(job))
-        if self.ledger is not None:
-            self.ledger.update(cancelled)
+        self._update_ledger(cancelled)
         return cancelled
 
     def wait(
@@ -328,14 +394,34 @@ class FineTuneClient:
         (the job keeps running).
         """
         poll = _Poll(self.config.wait, self.clock, timeout, poll_interval)
+        last = job if isinstance(job, Job) else None
         while True:
-            current = self.get_job(job)
+            current = last = self._poll_once(job, poll, last)
             if on_update is not None:
                 on_update(current)
             sleep = poll.next_sleep(current)
             if sleep is None:
                 return current
             self.clock.sleep(sleep)
+
+    def _poll_once(self, job: JobRef, poll: _Poll, last: Job | None) -> Job:
+        """One status read within the wait's deadline: retries of a 429 never outlast `timeout`."""
+        try:
+            fresh = self.retry.call("get_job", self.provider.get_job, _job_id(job), deadline=poll.deadline)
+        except (RateLimitError, ProviderUnavailableError) as e:
+            pause = e.retry_after if isinstance(e, RateLimitError) and e.retry_after else 0.0
+            pause = max(pause, self.config.retry.initial_backoff)
+            if (
+                poll.deadline is not None
+                and last is not None
+                and self.clock.monotonic() + pause >= poll.deadline
+            ):
+                # Retrying would outlast the caller's timeout: that is a timeout, not a vendor error.
+                assert poll.timeout is not None
+                raise WaitTimeout(last, poll.timeout) from e
+            raise
+        self._update_ledger(fresh)
+        return fresh
 
     def events(self, job: JobRef) -> list[JobEvent]:
         """The job's log, oldest first."""
@@ -386,6 +472,7 @@ class AsyncFineTuneClient:
 
     @property
     def provider(self) -> Provider:
+        """The provider the wrapped client uses."""
         return self.sync.provider
 
     async def _run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
@@ -394,15 +481,37 @@ class AsyncFineTuneClient:
         return await asyncio.to_thread(fn, *args, **kwargs)
 
     async def close(self) -> None:
+        """See `FineTuneClient.close`."""
         await self._run(self.sync.close)
 
     async def upload(self, data: DataInput, *, purpose: Purpose = "training") -> FileRef:
         """See `FineTuneClient.upload`."""
         return await self._run(self.sync.upload, data, purpose=purpose)
 
-    async def create_job(self, **kwargs: Any) -> Job:
-        """See `FineTuneClient.create_job` (same keyword arguments)."""
-        return await self._run(self.sync.create_job, **kwargs)
+    async def create_job(
+        self,
+        *,
+        model: str,
+        training_data: DataInput,
+        validation_data: DataInput | None = None,
+        hyperparameters: Hyperparameters | None = None,
+        method: TrainingMethod = "sft",
+        suffix: str | None = None,
+        metadata: Mapping[str, str] | None = None,
+        idempotency_key: str | None = None,
+    ) -> Job:
+        """See `FineTuneClient.create_job`."""
+        return await self._run(
+            self.sync.create_job,
+            model=model,
+            training_data=training_data,
+            validation_data=validation_data,
+            hyperparameters=hyperparameters,
+            method=method,
+            suffix=suffix,
+            metadata=metadata,
+            idempotency_key=idempotency_key,
+        )
 
     async def get_job(self, job: JobRef) -> Job:
         """See `FineTuneClient.get_job`."""
@@ -426,8 +535,9 @@ class AsyncFineTuneClient:
     ) -> Job:
         """See `FineTuneClient.wait`; sleeps without holding a thread."""
         poll = _Poll(self.sync.config.wait, self.sync.clock, timeout, poll_interval)
+        last = job if isinstance(job, Job) else None
         while True:
-            current = await self.get_job(job)
+            current = last = await self._run(self.sync._poll_once, job, poll, last)
             if on_update is not None:
                 on_update(current)
             sleep = poll.next_sleep(current)

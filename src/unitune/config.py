@@ -24,7 +24,15 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from unitune.errors import ConfigurationError
 
@@ -85,6 +93,24 @@ class UnituneConfig(BaseModel):
     wait: WaitSettings = Field(default_factory=WaitSettings)
     source: Path | None = Field(default=None, exclude=True)
 
+    @field_validator("providers")
+    @classmethod
+    def _hide_keys(cls, providers: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+        # A key written in the file must not show in repr() or a dump of the config.
+        return {
+            name: {
+                k: SecretStr(v) if k == "api_key" and isinstance(v, str) else v for k, v in section.items()
+            }
+            for name, section in providers.items()
+        }
+
+    @model_validator(mode="after")
+    def _home_relative_to_file(self) -> UnituneConfig:
+        # `home = "data"` in a config file means next to that file, not wherever the command runs.
+        if self.home is not None and not self.home.is_absolute() and self.source is not None:
+            object.__setattr__(self, "home", (self.source.parent / self.home.expanduser()).resolve())
+        return self
+
     def section(self, provider: str) -> dict[str, Any]:
         """The `[providers.<name>]` table (empty if absent)."""
         return dict(self.providers.get(provider, {}))
@@ -97,6 +123,10 @@ def _read_toml(path: Path) -> dict[str, Any]:
             return data
     except FileNotFoundError:
         raise ConfigurationError(f"Config file {str(path)!r} does not exist.") from None
+    except UnicodeDecodeError:
+        raise ConfigurationError(f"{path} is not UTF-8 text.", fix="Save it as UTF-8.") from None
+    except OSError as e:
+        raise ConfigurationError(f"Cannot read config file {str(path)!r}: {e.strerror or e}.") from None
     except tomllib.TOMLDecodeError as e:
         raise ConfigurationError(
             f"{path} is not valid TOML: {e}.", fix=f"Fix the syntax at the line named in {path.name}."
@@ -122,7 +152,8 @@ def _find(
         return local, _read_toml(local)
     pyproject = cwd / "pyproject.toml"
     if pyproject.is_file():
-        table = _read_toml(pyproject).get("tool", {}).get("unitune")
+        tool = _read_toml(pyproject).get("tool", {})
+        table = tool.get("unitune") if isinstance(tool, dict) else None
         if table is not None:
             if not isinstance(table, dict):
                 raise ConfigurationError(f"{pyproject}: [tool.unitune] must be a table.")

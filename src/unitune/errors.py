@@ -34,8 +34,20 @@ __all__ = [
 ]
 
 
+def _rebuild(cls: type[UnituneError], message: str, state: dict[str, Any]) -> UnituneError:
+    error = cls.__new__(cls)
+    Exception.__init__(error, message)
+    error.__dict__.update(state)
+    return error
+
+
 class UnituneError(Exception):
     """Base class of every error unitune raises on purpose."""
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Subclasses take keyword-only arguments, which Exception's default pickling cannot replay;
+        # errors must survive multiprocessing, process pools and pytest-xdist.
+        return (_rebuild, (type(self), str(self), self.__dict__))
 
 
 class ConfigurationError(UnituneError):

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict
 
+from unitune.errors import ConfigurationError
 from unitune.types import Job, JobStatus, utcnow
 
 __all__ = ["Ledger", "LedgerEntry"]
@@ -79,7 +80,13 @@ class Ledger:
         # Autocommit: every write here is one statement, atomic on its own, so no transaction is
         # held open across a read and a write (the lock upgrade that makes SQLite report "locked").
         if not self._ready:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as e:
+                raise ConfigurationError(
+                    f"Cannot create the ledger directory {str(self.path.parent)!r}: {e.strerror or e}.",
+                    fix="Set UNITUNE_HOME (or `home` in unitune.toml) to a writable directory.",
+                ) from None
         conn = sqlite3.connect(self.path, timeout=30, isolation_level=None)
         conn.row_factory = sqlite3.Row
         try:
@@ -98,8 +105,9 @@ class Ledger:
             try:
                 version = conn.execute("PRAGMA user_version").fetchone()[0]
                 if version > _SCHEMA_VERSION:
-                    raise RuntimeError(
-                        f"{self.path} was written by a newer unitune (schema {version}); upgrade unitune."
+                    raise ConfigurationError(
+                        f"{self.path} was written by a newer unitune (ledger schema {version}).",
+                        fix="Upgrade unitune (pip install -U unitune) or point UNITUNE_HOME elsewhere.",
                     )
                 for statement in _SCHEMA.split(";"):
                     if statement.strip():

@@ -246,8 +246,9 @@ class Job(_Model):
 
 
 class JobEvent(_Model):
-    """One line of a job's log, as the provider reports it."""
+    """One line of a job's log, as the provider reports it (`id` where the vendor gives one)."""
 
+    id: str | None = None
     created_at: dt.datetime
     level: Literal["info", "warning", "error"] = "info"
     message: str
@@ -276,6 +277,7 @@ class Usage(_Model):
 
     @property
     def total_tokens(self) -> int:
+        """Prompt plus completion tokens."""
         return self.prompt_tokens + self.completion_tokens
 
 

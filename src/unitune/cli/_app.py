@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -83,6 +84,18 @@ def _handles_errors(fn: F) -> F:
         except KeyboardInterrupt:
             _err().print("interrupted")
             raise typer.Exit(130) from None
+        except (typer.Exit, typer.Abort, SystemExit):
+            raise
+        except Exception as e:
+            # A bug or an unexpected environment: still one line, with the way to see more.
+            if os.environ.get("UNITUNE_DEBUG") == "1":
+                raise
+            message = f"unexpected {type(e).__name__}: {e} (set UNITUNE_DEBUG=1 for the traceback)"
+            if kwargs.get("as_json"):
+                _print_json({"error": {"type": type(e).__name__, "message": message}})
+            else:
+                _err().print(f"[bold red]error:[/] {escape(message)}", highlight=False)
+            raise typer.Exit(1) from None
 
     return wrapper  # type: ignore[return-value]
 
@@ -167,9 +180,12 @@ def providers(provider: ProviderOpt = None, as_json: JsonOpt = False) -> None:
         if provider and info.name != provider:
             continue
         caps: dict[str, bool] | None = None
-        if info.installed:
-            caps = get_provider_class(info.name).capabilities.flags()
         state = "installed" if info.installed else ("not installed" if info.available else "planned")
+        if info.installed:
+            try:
+                caps = get_provider_class(info.name).capabilities.flags()
+            except Exception as e:  # one broken third-party provider must not hide the others
+                state = f"broken: {type(e).__name__}: {e}"
         rows.append(
             {
                 "name": info.name,
@@ -188,7 +204,11 @@ def providers(provider: ProviderOpt = None, as_json: JsonOpt = False) -> None:
         can = ", ".join(k for k, v in caps.items() if v and k not in _EVERYONE) if caps else ""
         style = {"installed": "green", "not installed": "yellow"}.get(r["state"], "dim")
         table.add_row(
-            r["name"], f"[{style}]{r['state']}[/]", escape(r["install"] or ""), can, escape(r["description"])
+            r["name"],
+            f"[{style}]{escape(r['state'])}[/]",
+            escape(r["install"] or ""),
+            can,
+            escape(r["description"]),
         )
     _out().print(table)
 

@@ -89,11 +89,14 @@ class Dataset:
         if not p.is_file():
             raise DatasetError("file not found", path=str(p))
         return cls(
-            lambda: read_csv(p, prompt=prompt, completion=completion, system=system, encoding=encoding), path=p
+            lambda: read_csv(p, prompt=prompt, completion=completion, system=system, encoding=encoding),
+            path=p,
         )
 
     @classmethod
-    def from_records(cls, items: Iterable[Any], *, format: Format = "auto", name: str = "<records>") -> Dataset:
+    def from_records(
+        cls, items: Iterable[Any], *, format: Format = "auto", name: str = "<records>"
+    ) -> Dataset:
         """Python objects: dicts in any supported format, or `ChatExample`/`PreferenceExample`.
 
         A one-shot iterator (a generator) is read into a list so the dataset can be passed over twice.
@@ -104,7 +107,9 @@ class Dataset:
     @classmethod
     def from_hf(cls, dataset: Any, *, format: Format = "auto") -> Dataset:
         """A Hugging Face `datasets.Dataset` (rows read on demand)."""
-        return cls(lambda: iter_objects(iter(dataset), fmt=format), name=f"<hf {getattr(dataset, 'info', '')}>")
+        return cls(
+            lambda: iter_objects(iter(dataset), fmt=format), name=f"<hf {getattr(dataset, 'info', '')}>"
+        )
 
     @classmethod
     def from_pandas(cls, frame: Any, *, format: Format = "auto") -> Dataset:

@@ -30,7 +30,9 @@ class FixResult(BaseModel):
     kept: int
     repaired: dict[str, int] = Field(default_factory=dict)
     dropped: dict[str, int] = Field(default_factory=dict)
-    dropped_lines: list[tuple[int, str]] = Field(default_factory=list, description="(line, reason), first 1000")
+    dropped_lines: list[tuple[int, str]] = Field(
+        default_factory=list, description="(line, reason), first 1000"
+    )
 
     def summary(self) -> str:
         rep = ", ".join(f"{k} ×{v}" for k, v in sorted(self.repaired.items())) or "none"
@@ -38,7 +40,9 @@ class FixResult(BaseModel):
         return f"wrote {self.kept} examples to {self.path}; repaired: {rep}; dropped: {drop}"
 
 
-def _repair(data: dict[str, Any], fmt: str | None, last_assistant: bool, repaired: Counter[str]) -> dict[str, Any]:
+def _repair(
+    data: dict[str, Any], fmt: str | None, last_assistant: bool, repaired: Counter[str]
+) -> dict[str, Any]:
     if fmt in ("prompt_completion", "sharegpt", "alpaca"):
         repaired["converted_to_chat"] += 1
     messages = data.get("messages")

@@ -139,7 +139,9 @@ def _parse_line(raw: bytes, line: int, fmt: str | None) -> tuple[Record, str | N
     try:
         obj = json.loads(text)
     except json.JSONDecodeError as e:
-        return Record(line, None, Problem("invalid_json", f"not valid JSON: {e.msg}", e.colno), size=size), fmt
+        return Record(
+            line, None, Problem("invalid_json", f"not valid JSON: {e.msg}", e.colno), size=size
+        ), fmt
     if not isinstance(obj, dict):
         problem = Problem("not_an_object", f"each line must be a JSON object, got {type(obj).__name__}")
         return Record(line, None, problem, size=size), fmt
@@ -153,7 +155,9 @@ def _parse_line(raw: bytes, line: int, fmt: str | None) -> tuple[Record, str | N
         )
         return Record(line, None, problem, size=size), fmt
     if fmt is not None and seen != fmt:
-        problem = Problem("mixed_formats", f"this line is {seen} but the file is {fmt}; use one format per file")
+        problem = Problem(
+            "mixed_formats", f"this line is {seen} but the file is {fmt}; use one format per file"
+        )
         return Record(line, None, problem, size=size), fmt
     return Record(line, normalize(obj, seen) if seen in _NORMALIZERS else obj, None, seen, size), seen
 
@@ -185,7 +189,9 @@ def read_csv(
         header = reader.fieldnames or []
         missing = [c for c in (prompt, completion, system) if c is not None and c not in header]
         if missing:
-            yield Record(1, None, Problem("missing_column", f"no column {missing[0]!r}; columns are {header}"))
+            yield Record(
+                1, None, Problem("missing_column", f"no column {missing[0]!r}; columns are {header}")
+            )
             return
         try:
             for row in reader:
@@ -221,10 +227,14 @@ def iter_objects(items: Iterable[Any], *, fmt: Format = "auto") -> Iterator[Reco
             continue
         seen = detect_format(obj)
         if seen is None:
-            yield Record(line, None, Problem("unknown_format", f"cannot tell the format from keys {sorted(obj)}"))
+            yield Record(
+                line, None, Problem("unknown_format", f"cannot tell the format from keys {sorted(obj)}")
+            )
             continue
         if pinned is not None and seen != pinned:
-            yield Record(line, None, Problem("mixed_formats", f"this item is {seen} but the data is {pinned}"))
+            yield Record(
+                line, None, Problem("mixed_formats", f"this item is {seen} but the data is {pinned}")
+            )
             continue
         pinned = pinned or seen
         yield Record(line, normalize(obj, seen), None, seen)

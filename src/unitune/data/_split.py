@@ -57,7 +57,9 @@ def _stratum(data: Mapping[str, Any], key: StratifyKey) -> str:
 
 
 def _rank(seed: int, exact: bytes) -> int:
-    return int.from_bytes(hashlib.blake2b(exact, digest_size=8, key=seed.to_bytes(8, "little")).digest(), "little")
+    return int.from_bytes(
+        hashlib.blake2b(exact, digest_size=8, key=seed.to_bytes(8, "little")).digest(), "little"
+    )
 
 
 def split(

@@ -76,8 +76,8 @@ def pii_findings(text: str) -> list[tuple[str, str]]:
             found.append(("pii_iban", "an IBAN (valid checksum)"))
             break
     for m in _PHONE.finditer(text):
-        digits = sum(c.isdigit() for c in m.group())
-        if 9 <= digits <= 15 and not any(c == "pii_card" for c, _ in found):
+        n_digits = sum(c.isdigit() for c in m.group())
+        if 9 <= n_digits <= 15 and not any(c == "pii_card" for c, _ in found):
             found.append(("pii_phone", "a phone number"))
             break
     return found
@@ -89,8 +89,11 @@ def example_keys(data: Mapping[str, Any]) -> tuple[bytes, bytes]:
         turns = data.get("messages") or []
     else:
         inp = data.get("input")
-        turns = [*(inp.get("messages") or [] if isinstance(inp, dict) else []),
-                 *(data.get("preferred_output") or []), *(data.get("non_preferred_output") or [])]  # fmt: skip
+        turns = [
+            *(inp.get("messages") or [] if isinstance(inp, dict) else []),
+            *(data.get("preferred_output") or []),
+            *(data.get("non_preferred_output") or []),
+        ]
     parts = []
     for m in turns:
         if isinstance(m, dict):
@@ -123,15 +126,22 @@ class _Checker:
 
     def chat(self, data: Mapping[str, Any], line: int) -> list[dict[str, Any]] | None:
         """Check a chat example; the messages if they are well-formed enough to count, else None."""
-        p = self.p
         extra = sorted(set(data) - _TOP_KEYS_CHAT)
         if extra:
-            self.add("unrecognized_key", "error",
-                     f"unexpected top-level key(s) {', '.join(map(repr, extra))}; only messages, tools "
-                     "and parallel_tool_calls are allowed", line)  # fmt: skip
+            self.add(
+                "unrecognized_key",
+                "error",
+                f"unexpected top-level key(s) {', '.join(map(repr, extra))}; only messages, tools "
+                "and parallel_tool_calls are allowed",
+                line,
+            )
         if "functions" in data:
-            self.add("deprecated_functions", "error",
-                     "'functions' is the deprecated form; use 'tools' with type 'function'", line)  # fmt: skip
+            self.add(
+                "deprecated_functions",
+                "error",
+                "'functions' is the deprecated form; use 'tools' with type 'function'",
+                line,
+            )
         tools = data.get("tools")
         if tools is not None:
             self._tools(tools, line)
@@ -162,18 +172,30 @@ class _Checker:
                 continue
             if role not in ROLES:
                 hint = " ('function' is deprecated: use 'tool')" if role == "function" else ""
-                self.add("unrecognized_role", "error",
-                         f"{at} has role {role!r}; use system, user, assistant or tool{hint}", line)  # fmt: skip
+                self.add(
+                    "unrecognized_role",
+                    "error",
+                    f"{at} has role {role!r}; use system, user, assistant or tool{hint}",
+                    line,
+                )
                 ok = False
                 continue
             if role not in p.roles:
-                self.add("role_not_allowed", "error",
-                         f"{at}: {p.name} does not accept the {role!r} role in training data", line)  # fmt: skip
+                self.add(
+                    "role_not_allowed",
+                    "error",
+                    f"{at}: {p.name} does not accept the {role!r} role in training data",
+                    line,
+                )
             roles.append(role)
             extra = sorted(set(m) - _MESSAGE_KEYS)
             if extra:
-                self.add("message_unrecognized_key", "error",
-                         f"{at} has unexpected key(s) {', '.join(map(repr, extra))}", line)  # fmt: skip
+                self.add(
+                    "message_unrecognized_key",
+                    "error",
+                    f"{at} has unexpected key(s) {', '.join(map(repr, extra))}",
+                    line,
+                )
             self._content(m, role, at, line)
             if "weight" in m:
                 self._weight(m, role, at, line)
@@ -182,29 +204,45 @@ class _Checker:
             if role == "tool":
                 call_id = m.get("tool_call_id")
                 if not isinstance(call_id, str) or not call_id:
-                    self.add("tool_missing_call_id", "error", f"{at}: a tool message needs 'tool_call_id'", line)
+                    self.add(
+                        "tool_missing_call_id", "error", f"{at}: a tool message needs 'tool_call_id'", line
+                    )
                 elif call_id not in open_calls:
-                    self.add("tool_response_unpaired", "error",
-                             f"{at} answers tool call {call_id!r}, which no earlier assistant message made",
-                             line)  # fmt: skip
+                    self.add(
+                        "tool_response_unpaired",
+                        "error",
+                        f"{at} answers tool call {call_id!r}, which no earlier assistant message made",
+                        line,
+                    )
                 else:
                     del open_calls[call_id]
             elif role == "assistant" and open_calls and not m.get("tool_calls"):
-                self.add("tool_call_unanswered", "error",
-                         f"{at}: tool call(s) {', '.join(sorted(open_calls))} have no tool message answering them",
-                         line)  # fmt: skip
+                self.add(
+                    "tool_call_unanswered",
+                    "error",
+                    f"{at}: tool call(s) {', '.join(sorted(open_calls))} have no tool message answering them",
+                    line,
+                )
                 open_calls.clear()
         if open_calls and roles and roles[-1] != "assistant":
-            self.add("tool_call_unanswered", "error",
-                     f"tool call(s) {', '.join(sorted(open_calls))} have no tool message answering them", line)  # fmt: skip
+            self.add(
+                "tool_call_unanswered",
+                "error",
+                f"tool call(s) {', '.join(sorted(open_calls))} have no tool message answering them",
+                line,
+            )
         if not ok:
             return False
         self._order(roles, line, require_assistant=require_assistant)
         if require_assistant:
             trained = [m for m in messages if m.get("role") == "assistant" and m.get("weight", 1) != 0]
             if "assistant" in roles and not trained:
-                self.add("no_trained_turn", "error",
-                         "every assistant message has weight 0, so there is nothing to learn", line)  # fmt: skip
+                self.add(
+                    "no_trained_turn",
+                    "error",
+                    "every assistant message has weight 0, so there is nothing to learn",
+                    line,
+                )
             if "system" not in roles:
                 self.without_system += 1
             if "user" not in roles:
@@ -220,31 +258,49 @@ class _Checker:
             return
         if isinstance(content, list):
             if not self.p.multimodal:
-                self.add("multimodal_not_supported", "error",
-                         f"{at}: {self.p.name} takes text content only, not a list of parts", line)  # fmt: skip
+                self.add(
+                    "multimodal_not_supported",
+                    "error",
+                    f"{at}: {self.p.name} takes text content only, not a list of parts",
+                    line,
+                )
                 return
             for part in content:
                 if not isinstance(part, dict) or part.get("type") not in ("text", "image_url"):
-                    self.add("invalid_content_part", "error",
-                             f"{at}: each content part must be {{'type': 'text'|'image_url', ...}}", line)  # fmt: skip
+                    self.add(
+                        "invalid_content_part",
+                        "error",
+                        f"{at}: each content part must be {{'type': 'text'|'image_url', ...}}",
+                        line,
+                    )
                     return
                 if part.get("type") == "image_url" and role != "user":
-                    self.add("image_not_user", "error", f"{at}: images are allowed in user messages only", line)
+                    self.add(
+                        "image_not_user", "error", f"{at}: images are allowed in user messages only", line
+                    )
             text = content_text(content)
         elif isinstance(content, str):
             text = content
         else:
-            self.add("content_not_string", "error",
-                     f"{at} content must be a string, got {type(content).__name__}", line)  # fmt: skip
+            self.add(
+                "content_not_string",
+                "error",
+                f"{at} content must be a string, got {type(content).__name__}",
+                line,
+            )
             return
         if not text.strip() and not has_calls and not (isinstance(content, list) and content):
             self.add("empty_content", "error", f"{at} ({role}) content is empty or whitespace", line)
             return
         if self.special.search(text):
             token = self.special.search(text).group()  # type: ignore[union-attr]
-            self.add("special_token", "error",
-                     f"{at} contains the special token {token!r}, which would corrupt the chat template; "
-                     "remove or escape it", line)  # fmt: skip
+            self.add(
+                "special_token",
+                "error",
+                f"{at} contains the special token {token!r}, which would corrupt the chat template; "
+                "remove or escape it",
+                line,
+            )
         for code, what in pii_findings(text):
             self.add(code, "warning", f"{at} ({role}) seems to contain {what}; remove personal data", line)
 
@@ -253,18 +309,32 @@ class _Checker:
         if type(w) is not int or w not in (0, 1):
             self.add("invalid_weight", "error", f"{at}: weight must be 0 or 1, got {w!r}", line)
         elif role != "assistant":
-            self.add("weight_not_assistant", "error", f"{at}: weight is only allowed on assistant messages", line)
+            self.add(
+                "weight_not_assistant", "error", f"{at}: weight is only allowed on assistant messages", line
+            )
         elif not self.p.weights:
-            self.add("weight_unsupported", "warning",
-                     f"{at}: {self.p.name} ignores weight; this turn will be trained on", line)  # fmt: skip
+            self.add(
+                "weight_unsupported",
+                "warning",
+                f"{at}: {self.p.name} ignores weight; this turn will be trained on",
+                line,
+            )
 
-    def _tool_calls(self, m: Mapping[str, Any], role: str, at: str, line: int, open_calls: dict[str, int]) -> None:
+    def _tool_calls(
+        self, m: Mapping[str, Any], role: str, at: str, line: int, open_calls: dict[str, int]
+    ) -> None:
         if "function_call" in m:
-            self.add("deprecated_function_call", "error",
-                     f"{at}: 'function_call' is deprecated; use 'tool_calls'", line)  # fmt: skip
+            self.add(
+                "deprecated_function_call",
+                "error",
+                f"{at}: 'function_call' is deprecated; use 'tool_calls'",
+                line,
+            )
             return
         if role != "assistant":
-            self.add("tool_calls_not_assistant", "error", f"{at}: only assistant messages make tool calls", line)
+            self.add(
+                "tool_calls_not_assistant", "error", f"{at}: only assistant messages make tool calls", line
+            )
             return
         if not self.p.tools:
             self.add("tools_unsupported", "error", f"{at}: {self.p.name} cannot train on tool calls", line)
@@ -276,29 +346,49 @@ class _Checker:
         for call in calls:
             fn = call.get("function") if isinstance(call, dict) else None
             if not isinstance(call, dict) or not isinstance(fn, dict):
-                self.add("invalid_tool_call", "error",
-                         f"{at}: each tool call needs id, type 'function' and function {{name, arguments}}", line)  # fmt: skip
+                self.add(
+                    "invalid_tool_call",
+                    "error",
+                    f"{at}: each tool call needs id, type 'function' and function {{name, arguments}}",
+                    line,
+                )
                 continue
             call_id = call.get("id")
             if not isinstance(call_id, str) or not call_id:
                 self.add("invalid_tool_call", "error", f"{at}: a tool call has no id", line)
             elif self.tool_id is not None and not self.tool_id.match(call_id):
-                self.add("invalid_tool_call_id", "error",
-                         f"{at}: tool call id {call_id!r} must match {self.p.tool_call_id_pattern}", line)  # fmt: skip
+                self.add(
+                    "invalid_tool_call_id",
+                    "error",
+                    f"{at}: tool call id {call_id!r} must match {self.p.tool_call_id_pattern}",
+                    line,
+                )
             name = fn.get("name")
             if not isinstance(name, str) or not _FUNCTION_NAME.match(name):
-                self.add("invalid_function_name", "error",
-                         f"{at}: function name {name!r} must match ^[a-zA-Z0-9_-]{{1,64}}$", line)  # fmt: skip
+                self.add(
+                    "invalid_function_name",
+                    "error",
+                    f"{at}: function name {name!r} must match ^[a-zA-Z0-9_-]{{1,64}}$",
+                    line,
+                )
             args = fn.get("arguments")
             if not isinstance(args, str):
-                self.add("invalid_tool_arguments", "error",
-                         f"{at}: function arguments must be a JSON string, got {type(args).__name__}", line)  # fmt: skip
+                self.add(
+                    "invalid_tool_arguments",
+                    "error",
+                    f"{at}: function arguments must be a JSON string, got {type(args).__name__}",
+                    line,
+                )
             else:
                 try:
                     json.loads(args)
                 except json.JSONDecodeError as e:
-                    self.add("invalid_tool_arguments", "error",
-                             f"{at}: function arguments are not valid JSON ({e.msg})", line)  # fmt: skip
+                    self.add(
+                        "invalid_tool_arguments",
+                        "error",
+                        f"{at}: function arguments are not valid JSON ({e.msg})",
+                        line,
+                    )
             if isinstance(call_id, str) and call_id:
                 open_calls[call_id] = line
 
@@ -312,12 +402,21 @@ class _Checker:
         for i, tool in enumerate(tools, 1):
             fn = tool.get("function") if isinstance(tool, dict) else None
             if not isinstance(tool, dict) or tool.get("type") != "function" or not isinstance(fn, dict):
-                self.add("invalid_tools", "error", f"tool {i} must be {{'type': 'function', 'function': {{...}}}}", line)
+                self.add(
+                    "invalid_tools",
+                    "error",
+                    f"tool {i} must be {{'type': 'function', 'function': {{...}}}}",
+                    line,
+                )
                 continue
             if not isinstance(fn.get("name"), str) or not _FUNCTION_NAME.match(fn["name"]):
-                self.add("invalid_tools", "error", f"tool {i} needs a name matching ^[a-zA-Z0-9_-]{{1,64}}$", line)
+                self.add(
+                    "invalid_tools", "error", f"tool {i} needs a name matching ^[a-zA-Z0-9_-]{{1,64}}$", line
+                )
             params = fn.get("parameters")
-            if params is not None and (not isinstance(params, dict) or params.get("type", "object") != "object"):
+            if params is not None and (
+                not isinstance(params, dict) or params.get("type", "object") != "object"
+            ):
                 self.add("invalid_tools", "error", f"tool {i}: parameters must be a JSON Schema object", line)
 
     def _order(self, roles: Sequence[str], line: int, *, require_assistant: bool) -> None:
@@ -327,47 +426,83 @@ class _Checker:
             self.add("system_not_allowed", "error", f"{p.name} takes no system message", line)
         elif p.system == "first_only":
             if len(systems) > 1:
-                self.add("multiple_system", "error", f"{p.name} allows one system message; found {len(systems)}", line)
+                self.add(
+                    "multiple_system",
+                    "error",
+                    f"{p.name} allows one system message; found {len(systems)}",
+                    line,
+                )
             elif systems and systems[0] != 0:
-                self.add("system_not_first", "error", f"the system message must come first for {p.name}", line)
+                self.add(
+                    "system_not_first", "error", f"the system message must come first for {p.name}", line
+                )
         if p.first_roles is not None and roles and roles[0] not in p.first_roles:
             allowed = " or ".join(sorted(p.first_roles))
-            self.add("invalid_first_role", "error",
-                     f"the conversation starts with {roles[0]!r}; {p.name} needs {allowed}", line)  # fmt: skip
+            self.add(
+                "invalid_first_role",
+                "error",
+                f"the conversation starts with {roles[0]!r}; {p.name} needs {allowed}",
+                line,
+            )
         for i in range(1, len(roles)):
             prev, cur = roles[i - 1], roles[i]
             if p.no_repeat and prev == cur:
-                self.add("consecutive_roles", "error",
-                         f"messages {i} and {i + 1} are both {cur!r}; {p.name} needs turns to alternate", line)  # fmt: skip
+                self.add(
+                    "consecutive_roles",
+                    "error",
+                    f"messages {i} and {i + 1} are both {cur!r}; {p.name} needs turns to alternate",
+                    line,
+                )
                 break
             allowed_next = p.transitions.get(prev) if p.transitions is not None else None
             if allowed_next is not None and cur not in allowed_next:
-                self.add("invalid_role_order", "error",
-                         f"message {i + 1} ({cur!r}) cannot follow {prev!r} for {p.name}", line)  # fmt: skip
+                self.add(
+                    "invalid_role_order",
+                    "error",
+                    f"message {i + 1} ({cur!r}) cannot follow {prev!r} for {p.name}",
+                    line,
+                )
                 break
         if require_assistant:
             if "assistant" not in roles:
                 self.add("missing_assistant", "error", "no assistant message: nothing to train on", line)
             elif p.last_assistant and roles[-1] != "assistant":
-                self.add("last_not_assistant", "error",
-                         f"the last message is {roles[-1]!r}; {p.name} needs it to be the assistant's", line)  # fmt: skip
+                self.add(
+                    "last_not_assistant",
+                    "error",
+                    f"the last message is {roles[-1]!r}; {p.name} needs it to be the assistant's",
+                    line,
+                )
             if p.max_turns is not None and roles.count("user") > p.max_turns:
-                self.add("too_many_turns", "error",
-                         f"{roles.count('user')} user turns; {p.name} trains on single exchanges", line)  # fmt: skip
+                self.add(
+                    "too_many_turns",
+                    "error",
+                    f"{roles.count('user')} user turns; {p.name} trains on single exchanges",
+                    line,
+                )
 
     # -- preference -------------------------------------------------------------------------------
 
     def preference(self, data: Mapping[str, Any], line: int) -> list[dict[str, Any]] | None:
         p = self.p
         if not p.preference:
-            self.add("preference_unsupported", "error", f"{p.name} does not train on preference (DPO) data", line)
+            self.add(
+                "preference_unsupported", "error", f"{p.name} does not train on preference (DPO) data", line
+            )
         extra = sorted(set(data) - _TOP_KEYS_PREF)
         if extra:
-            self.add("unrecognized_key", "error", f"unexpected top-level key(s) {', '.join(map(repr, extra))}", line)
+            self.add(
+                "unrecognized_key",
+                "error",
+                f"unexpected top-level key(s) {', '.join(map(repr, extra))}",
+                line,
+            )
         inp = data.get("input")
         messages = inp.get("messages") if isinstance(inp, dict) else None
         if not isinstance(messages, list) or not messages:
-            self.add("invalid_preference_input", "error", "'input' must be {'messages': [...]} with messages", line)
+            self.add(
+                "invalid_preference_input", "error", "'input' must be {'messages': [...]} with messages", line
+            )
             return None
         if isinstance(inp, dict) and inp.get("tools") is not None:
             self._tools(inp["tools"], line)
@@ -375,13 +510,22 @@ class _Checker:
             return None
         last = messages[-1]
         if isinstance(last, dict) and last.get("role") == "assistant":
-            self.add("preference_last_input_assistant", "error",
-                     "the last input message is the assistant's; the outputs must answer it", line)  # fmt: skip
+            self.add(
+                "preference_last_input_assistant",
+                "error",
+                "the last input message is the assistant's; the outputs must answer it",
+                line,
+            )
         outputs = []
         for key in ("preferred_output", "non_preferred_output"):
             out = data.get(key)
             if not (isinstance(out, list) and len(out) == 1 and isinstance(out[0], dict)):
-                self.add("invalid_preference_output", "error", f"'{key}' must be a list of exactly one message", line)
+                self.add(
+                    "invalid_preference_output",
+                    "error",
+                    f"'{key}' must be a list of exactly one message",
+                    line,
+                )
                 return None
             msg = out[0]
             if msg.get("role") != "assistant":
@@ -390,8 +534,12 @@ class _Checker:
             self._content(msg, "assistant", key, line)
             outputs.append(msg)
         if content_text(outputs[0].get("content")) == content_text(outputs[1].get("content")):
-            self.add("identical_preference", "warning",
-                     "preferred and non-preferred outputs are identical: nothing to learn", line)  # fmt: skip
+            self.add(
+                "identical_preference",
+                "warning",
+                "preferred and non-preferred outputs are identical: nothing to learn",
+                line,
+            )
         return [*messages, outputs[0]]
 
 
@@ -431,19 +579,32 @@ def validate(
 
     n = stats.examples
     if n < profile.min_examples:
-        issues.add("too_few_examples", "error",
-                   f"{n} examples; {profile.name} requires at least {profile.min_examples}")  # fmt: skip
+        issues.add(
+            "too_few_examples",
+            "error",
+            f"{n} examples; {profile.name} requires at least {profile.min_examples}",
+        )
     if n < SMALL_DATASET:
-        issues.add("small_dataset", "warning",
-                   f"only {n} examples: too few to fine-tune well; try few-shot prompting first, or collect "
-                   f"at least {SMALL_DATASET} (100–1,000+ recommended)")  # fmt: skip
+        issues.add(
+            "small_dataset",
+            "warning",
+            f"only {n} examples: too few to fine-tune well; try few-shot prompting first, or collect "
+            f"at least {SMALL_DATASET} (100–1,000+ recommended)",
+        )
     elif n < RECOMMENDED_DATASET:
         issues.add("below_recommended_size", "info", f"{n} examples; 100–1,000+ are recommended")
     if profile.max_examples is not None and n > profile.max_examples:
-        issues.add("too_many_examples", "error", f"{n} examples; {profile.name} accepts at most {profile.max_examples}")
+        issues.add(
+            "too_many_examples",
+            "error",
+            f"{n} examples; {profile.name} accepts at most {profile.max_examples}",
+        )
     if profile.max_file_bytes is not None and stats.bytes_read > profile.max_file_bytes:
-        issues.add("file_too_large", "error",
-                   f"{stats.bytes_read:,} bytes; {profile.name} accepts files up to {profile.max_file_bytes:,}")  # fmt: skip
+        issues.add(
+            "file_too_large",
+            "error",
+            f"{stats.bytes_read:,} bytes; {profile.name} accepts files up to {profile.max_file_bytes:,}",
+        )
 
     ordered = sorted(issues.issues, key=lambda i: (i.line is not None, i.path != dataset.name, i.line or 0))
     return ValidationReport(
@@ -465,8 +626,10 @@ def _as_dataset(data: DataSource) -> Dataset:
     if path.suffix.lower() in (".csv",):
         from unitune.errors import DatasetError
 
-        raise DatasetError("a CSV file needs its columns named: use Dataset.from_csv(path, prompt=, completion=)",
-                           path=str(path))  # fmt: skip
+        raise DatasetError(
+            "a CSV file needs its columns named: use Dataset.from_csv(path, prompt=, completion=)",
+            path=str(path),
+        )
     return Dataset.from_jsonl(path)
 
 
@@ -500,8 +663,13 @@ def _pass(
         size += record.size
         if record.problem is not None:
             severity: Severity = "warning" if record.problem.code == "blank_line" else "error"
-            issues.add(record.problem.code, severity, record.problem.message, line=record.line,
-                       column=record.problem.column)  # fmt: skip
+            issues.add(
+                record.problem.code,
+                severity,
+                record.problem.message,
+                line=record.line,
+                column=record.problem.column,
+            )
             continue
         examples += 1
         data = record.data
@@ -523,29 +691,42 @@ def _pass(
         n_assistant.append(sum(count_texts(assistant)) if assistant else 0)
         if limit is not None and total > limit:
             over += 1
-            issues.add("too_many_tokens", "warning",
-                       f"{total:,} tokens, over the {limit:,}-token limit: the provider will truncate it",
-                       line=line)  # fmt: skip
+            issues.add(
+                "too_many_tokens",
+                "warning",
+                f"{total:,} tokens, over the {limit:,}-token limit: the provider will truncate it",
+                line=line,
+            )
         exact, near = example_keys(data)
         if leakage_from is not None and near in leakage_from:
-            issues.add("train_validation_leakage", "warning",
-                       f"this validation example also appears in the training data (line {leakage_from[near]})",
-                       line=line)  # fmt: skip
+            issues.add(
+                "train_validation_leakage",
+                "warning",
+                f"this validation example also appears in the training data (line {leakage_from[near]})",
+                line=line,
+            )
         first = exact_seen.get(exact)
         if first is not None:
             issues.add("duplicate_example", "warning", f"exact duplicate of line {first}", line=line)
         elif near in seen:
-            issues.add("near_duplicate", "warning",
-                       f"same text as line {seen[near]} apart from case, spacing or punctuation", line=line)  # fmt: skip
+            issues.add(
+                "near_duplicate",
+                "warning",
+                f"same text as line {seen[near]} apart from case, spacing or punctuation",
+                line=line,
+            )
         else:
             seen[near] = line
         exact_seen.setdefault(exact, line)
     if checker.without_user:
         issues.add("missing_user", "warning", f"{checker.without_user} examples have no user message")
     if checker.without_system and checker.without_system < examples:
-        issues.add("missing_system", "info",
-                   f"{checker.without_system} of {examples} examples have no system message; "
-                   "use the same system prompt in training and in production")  # fmt: skip
+        issues.add(
+            "missing_system",
+            "info",
+            f"{checker.without_system} of {examples} examples have no system message; "
+            "use the same system prompt in training and in production",
+        )
     return Stats(
         examples=examples,
         messages_per_example=Distribution.of(n_messages),

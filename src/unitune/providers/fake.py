@@ -343,7 +343,7 @@ class FakeProvider(Provider):
             else:
                 last_user = next((m.content for m in reversed(messages) if m.role == "user"), "")
                 text = f"[{model}] {last_user}"
-            prompt_tokens = sum(len((m.content or "").split()) + 4 for m in messages)
+            prompt_tokens = sum(len(m.text.split()) + 4 for m in messages)
             commit()
             return ChatResponse(
                 model=model,
@@ -418,7 +418,8 @@ class FakeProvider(Provider):
         if status is S.SUCCEEDED:
             return 1.0
         running = [i for i, s in enumerate(job.progression) if s is S.RUNNING]
-        pos = min(self._position(job), job.cancel_requested_at or len(job.progression))
+        stop = len(job.progression) if job.cancel_requested_at is None else job.cancel_requested_at
+        pos = min(self._position(job), stop)
         done = sum(1 for i in running if i <= pos)
         if status is S.FAILED:
             done = max(len(running) - 1, 0)  # a failed job dies before its last step

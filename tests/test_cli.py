@@ -559,3 +559,68 @@ def test_unexpected_errors_are_one_line(monkeypatch: pytest.MonkeyPatch) -> None
     line = error_line(result)
     assert "unexpected OSError: disk on fire" in line
     assert "UNITUNE_DEBUG" in line
+
+
+# -- dataset commands -----------------------------------------------------------------------------
+
+
+def _write(path: Path, rows: list[Any]) -> Path:
+    path.write_text(
+        "".join((r if isinstance(r, str) else json.dumps(r)) + "\n" for r in rows), encoding="utf-8"
+    )
+    return path
+
+
+def test_validate_reports_lines_and_exits_1(tmp_path: Path) -> None:
+    data = _write(
+        tmp_path / "d.jsonl", [TRAINING_ROWS[0], "{broken", {"messages": [{"role": "user", "content": "x"}]}]
+    )
+    result = invoke("validate", str(data), "--provider", "openai")
+    assert result.exit_code == 1
+    assert f"{data}:2:2: error invalid_json" in result.stdout
+    assert f"{data}:3: error missing_assistant" in result.stdout
+    assert "FAILED" in result.stdout
+
+
+def test_validate_json_and_fix(tmp_path: Path) -> None:
+    rows = [
+        {"messages": [{"role": "user", "content": f"q{i}"}, {"role": "assistant", "content": "a"}]}
+        for i in range(12)
+    ]
+    data = _write(tmp_path / "d.jsonl", [*rows, rows[0], ""])
+    fixed = tmp_path / "fixed.jsonl"
+    result = invoke("validate", str(data), "--provider", "openai", "--json", "--fix", str(fixed))
+    payload = parse_json(result)
+    assert payload["ok"] is True
+    assert payload["counts"]["duplicate_example"] == 1
+    assert payload["stats"]["examples"] == 13
+    assert payload["fix"]["kept"] == 12
+    assert payload["fix"]["dropped"] == {"duplicate_example": 1}
+    assert len(fixed.read_text().splitlines()) == 12
+
+
+def test_convert_and_split(tmp_path: Path) -> None:
+    rows = [{"messages": [{"role": "system", "content": "s"}, {"role": "user", "content": f"q{i}"},
+                          {"role": "assistant", "content": "a"}]} for i in range(10)]  # fmt: skip
+    data = _write(tmp_path / "d.jsonl", rows)
+    out = tmp_path / "claude.jsonl"
+    result = invoke("convert", str(data), "--format", "bedrock-claude", "-o", str(out), "--json")
+    payload = parse_json(result)
+    assert payload["written"] == 10
+    first = json.loads(out.read_text().splitlines()[0])
+    assert first == {
+        "system": "s",
+        "messages": [{"role": "user", "content": "q0"}, {"role": "assistant", "content": "a"}],
+    }
+    result = invoke(
+        "split", str(data), "-o", str(tmp_path / "parts"), "--validation-fraction", "0.3", "--json"
+    )
+    payload = parse_json(result)
+    assert (payload["train_examples"], payload["validation_examples"]) == (7, 3)
+
+
+def test_convert_unknown_format_suggests(tmp_path: Path) -> None:
+    data = _write(tmp_path / "d.jsonl", TRAINING_ROWS)
+    result = invoke("convert", str(data), "--format", "bedrock-claud", "-o", str(tmp_path / "o.jsonl"))
+    assert result.exit_code == 1
+    assert "bedrock-claude" in error_line(result)

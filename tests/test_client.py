@@ -13,6 +13,7 @@ import pytest
 from unitune import (
     AsyncFineTuneClient,
     ConfigurationError,
+    DatasetError,
     FileRef,
     FineTuneClient,
     Hyperparameters,
@@ -268,14 +269,16 @@ def test_capability_checks_before_upload(train_file: Path) -> None:
 
 def test_file_inputs(client: FineTuneClient, fake: FakeProvider, train_file: Path, tmp_path: Path) -> None:
     ref = client.upload(train_file)
-    assert ref.size_bytes == train_file.stat().st_size
+    # What is uploaded is the provider's wire format: compact JSON, one example a line.
+    compact = [json.dumps(json.loads(x), separators=(",", ":")) for x in train_file.read_text().splitlines()]
+    assert ref.size_bytes == sum(len(x) + 1 for x in compact)
     assert ref.raw["examples"] == 12
     job = client.create_job(model="m", training_data=ref)
     assert job.training_file == ref.id
     assert len(fake.calls_to("upload")) == 1
     with pytest.raises(ConfigurationError, match="lives on 'openai'"):
         client.create_job(model="m", training_data=FileRef(id="file-x", provider="openai"))
-    with pytest.raises(ConfigurationError, match="does not exist"):
+    with pytest.raises(DatasetError, match="file not found"):
         client.upload(tmp_path / "missing.jsonl")
 
 
@@ -466,3 +469,57 @@ print(job.id)
     assert second.returncode != 0
     assert "NotFoundError" in second.stderr
     assert first.stdout.strip() in second.stderr
+
+
+def test_create_job_validates_before_any_upload(
+    client: FineTuneClient, fake: FakeProvider, tmp_path: Path
+) -> None:
+    from unitune import ValidationFailed
+
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"messages": [{"role": "user", "content": "hi"}]}\n{oops\n')
+    with pytest.raises(ValidationFailed) as info:
+        client.create_job(model="m", training_data=bad)
+    report = info.value.report
+    assert {i.code for i in report.errors} == {"missing_assistant", "invalid_json"}
+    assert f"{bad}:2:2" in str(info.value)
+    assert fake.calls == []  # nothing uploaded, nothing created
+
+
+def test_leakage_and_formats_through_the_client(
+    client: FineTuneClient, fake: FakeProvider, tmp_path: Path
+) -> None:
+    rows = [{"prompt": f"question {i}", "completion": f"answer {i}"} for i in range(20)]
+    train = tmp_path / "pc.jsonl"
+    train.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    valid = tmp_path / "valid.jsonl"
+    valid.write_text(json.dumps(rows[0]) + "\n")
+    report = client.validate(train, validation_data=valid)
+    assert report.ok
+    assert report.counts["train_validation_leakage"] == 1
+    job = client.create_job(model="m", training_data=train, validation_data=valid)
+    assert job.validation_file is not None
+    (upload, _) = fake.calls_to("upload")
+    assert upload.args["filename"] == "pc.jsonl"
+
+
+def test_conversion_refusal_stops_before_upload(tmp_path: Path) -> None:
+    from typing import ClassVar
+
+    from unitune import ValidationFailed
+
+    class ClaudeLike(FakeProvider):  # a provider whose wire format cannot carry tool calls
+        wire_format: ClassVar[str] = "bedrock-claude"
+
+    fake = ClaudeLike(clock=FakeClock())
+    call = {"id": "c1", "type": "function", "function": {"name": "f", "arguments": "{}"}}
+    rows = [
+        {"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "tool_calls": [call]},
+                      {"role": "tool", "tool_call_id": "c1", "content": "r"},
+                      {"role": "assistant", "content": "a"}]},
+    ]  # fmt: skip
+    path = tmp_path / "tools.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    with pytest.raises(ValidationFailed, match="cannot be expressed"):
+        FineTuneClient(fake).create_job(model="m", training_data=path)
+    assert fake.calls == []

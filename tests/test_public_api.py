@@ -9,7 +9,8 @@ import sys
 import unitune
 
 PUBLIC = {
-    "AsyncFineTuneClient", "AuthenticationError", "BudgetExceeded", "Capabilities", "ChatResponse",
+    "AsyncFineTuneClient", "AuthenticationError", "ChatExample", "Dataset", "PreferenceExample",
+    "ValidationReport", "BudgetExceeded", "Capabilities", "ChatResponse",
     "ConfigurationError", "DatasetError", "FileRef", "FineTuneClient", "Hyperparameters", "Job",
     "JobEvent", "JobFailedError", "JobSpec", "JobStatus", "Ledger", "LedgerEntry", "Message",
     "MissingDependencyError", "NotFoundError", "PermissionDeniedError", "PreparedFile", "Provider",

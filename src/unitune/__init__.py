@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from unitune.client import AsyncFineTuneClient, FineTuneClient
     from unitune.config import UnituneConfig, load_config
+    from unitune.data import ChatExample, Dataset, PreferenceExample, ValidationReport
     from unitune.errors import (
         AuthenticationError,
         BudgetExceeded,
@@ -62,6 +63,10 @@ logging.getLogger("unitune").addHandler(logging.NullHandler())
 
 _EXPORTS: dict[str, str] = {
     "AsyncFineTuneClient": "unitune.client",
+    "ChatExample": "unitune.data",
+    "Dataset": "unitune.data",
+    "PreferenceExample": "unitune.data",
+    "ValidationReport": "unitune.data",
     "AuthenticationError": "unitune.errors",
     "BudgetExceeded": "unitune.errors",
     "Capabilities": "unitune.types",
@@ -119,8 +124,10 @@ __all__ = [
     "AuthenticationError",
     "BudgetExceeded",
     "Capabilities",
+    "ChatExample",
     "ChatResponse",
     "ConfigurationError",
+    "Dataset",
     "DatasetError",
     "FileRef",
     "FineTuneClient",
@@ -136,6 +143,7 @@ __all__ = [
     "MissingDependencyError",
     "NotFoundError",
     "PermissionDeniedError",
+    "PreferenceExample",
     "PreparedFile",
     "Provider",
     "ProviderError",
@@ -150,6 +158,7 @@ __all__ = [
     "UnsupportedFeatureError",
     "Usage",
     "ValidationFailed",
+    "ValidationReport",
     "WaitTimeout",
     "__version__",
     "load_config",

@@ -10,7 +10,9 @@ from __future__ import annotations
 import itertools
 import logging
 import os
+import shutil
 import sqlite3
+import tempfile
 import threading
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -20,6 +22,8 @@ from typing import Any, Literal, TypeVar
 from unitune._clock import Clock, SystemClock
 from unitune._retry import RetryPolicy
 from unitune.config import UnituneConfig, WaitSettings, home_dir, load_config
+from unitune.data import Dataset, ValidationReport
+from unitune.data import validate as validate_dataset
 from unitune.errors import (
     ConfigurationError,
     JobFailedError,
@@ -27,6 +31,7 @@ from unitune.errors import (
     ProviderUnavailableError,
     RateLimitError,
     UnsupportedFeatureError,
+    ValidationFailed,
     WaitTimeout,
 )
 from unitune.ledger import Ledger
@@ -55,8 +60,9 @@ log = logging.getLogger("unitune")
 
 T = TypeVar("T")
 
-#: Training or validation data: a local file (OpenAI chat JSONL) or a file already on the provider.
-DataInput = str | os.PathLike[str] | FileRef
+#: Training or validation data: a `Dataset`, a local JSONL file (any format `Dataset.from_jsonl`
+#: reads), or a file already uploaded to the provider (`FileRef`).
+DataInput = str | os.PathLike[str] | Dataset | FileRef
 #: Chat input: a prompt string, or messages as `Message` objects or OpenAI-style dicts.
 MessagesInput = str | Sequence[Message | Mapping[str, Any]]
 JobRef = Job | str
@@ -184,28 +190,87 @@ class FineTuneClient:
         """The provider's registered name ("fake", "together", …)."""
         return self.provider.name
 
-    # -- files ----------------------------------------------------------------------------------
+    # -- data -----------------------------------------------------------------------------------
 
-    def _prepare(self, data: DataInput, purpose: Purpose) -> PreparedFile | FileRef:
-        if isinstance(data, FileRef):
-            if data.provider != self.provider.name:
-                raise ConfigurationError(
-                    f"File {data.id!r} lives on {data.provider!r}, not {self.provider.name!r}.",
-                    fix="Pass the local dataset path instead, so it is uploaded to this provider.",
-                )
+    @staticmethod
+    def _dataset(data: DataInput) -> Dataset | FileRef:
+        if isinstance(data, (FileRef, Dataset)):
             return data
         if isinstance(data, (str, os.PathLike)):
-            return self.provider.prepare(Path(data), purpose)
-        raise TypeError(f"training data must be a path or a FileRef, not {type(data).__name__}")
+            return Dataset.from_jsonl(Path(data))
+        raise TypeError(f"data must be a path, a Dataset or a FileRef, not {type(data).__name__}")
+
+    def validate(
+        self, data: DataInput, *, model: str | None = None, validation_data: DataInput | None = None
+    ) -> ValidationReport:
+        """Check a dataset against this provider's rules (and `validation_data` for leakage).
+
+        Never raises for bad data: the report lists every problem with its line.
+        """
+        train = self._dataset(data)
+        valid = self._dataset(validation_data) if validation_data is not None else None
+        if isinstance(train, FileRef) or isinstance(valid, FileRef):
+            raise ConfigurationError(
+                "A FileRef is already on the provider; validate the local file it came from."
+            )
+        return validate_dataset(train, provider=self.provider.dataset_profile, model=model, validation=valid)
+
+    def _check_and_prepare(
+        self,
+        items: list[tuple[DataInput, Purpose]],
+        model: str | None,
+        workdir: Path,
+    ) -> list[PreparedFile | FileRef]:
+        """Validate local data (training against validation for leakage), then convert it.
+        Raises `ValidationFailed` before anything is uploaded."""
+        loaded = [(self._dataset(d), purpose) for d, purpose in items]
+        local = {purpose: ds for ds, purpose in loaded if isinstance(ds, Dataset)}
+        if "training" in local or "validation" in local:
+            first = local.get("training") or local["validation"]
+            other = local.get("validation") if "training" in local else None
+            report = validate_dataset(
+                first, provider=self.provider.dataset_profile, model=model, validation=other
+            )
+            if not report.ok:
+                shown = "\n".join(str(i) for i in report.errors[:5])
+                raise ValidationFailed(
+                    f"The dataset fails {self.provider.name}'s checks; nothing was uploaded. "
+                    f"{report.summary()}\n{shown}",
+                    report=report,
+                )
+        return [
+            ds
+            if isinstance(ds, FileRef)
+            else self.provider.prepare(ds, purpose, model=model, workdir=workdir)
+            for ds, purpose in loaded
+        ]
+
+    def _workdir(self) -> Path:
+        parent = home_dir(self.config) / "prepared"
+        parent.mkdir(parents=True, exist_ok=True)
+        return Path(tempfile.mkdtemp(dir=parent))
 
     def _upload_prepared(self, item: PreparedFile | FileRef) -> FileRef:
         if isinstance(item, FileRef):
+            if item.provider != self.provider.name:
+                raise ConfigurationError(
+                    f"File {item.id!r} lives on {item.provider!r}, not {self.provider.name!r}.",
+                    fix="Pass the local dataset instead, so it is uploaded to this provider.",
+                )
             return item
         return self.retry.call("upload", self.provider.upload, item)
 
-    def upload(self, data: DataInput, *, purpose: Purpose = "training") -> FileRef:
-        """Convert `data` to the provider's format and upload it. A `FileRef` is returned as is."""
-        return self._upload_prepared(self._prepare(data, purpose))
+    def upload(self, data: DataInput, *, purpose: Purpose = "training", model: str | None = None) -> FileRef:
+        """Validate `data`, convert it to the provider's format and upload it. A `FileRef` is returned as is.
+
+        Raises `ValidationFailed` (nothing uploaded) when the data fails the provider's checks.
+        """
+        workdir = self._workdir()
+        try:
+            (item,) = self._check_and_prepare([(data, purpose)], model, workdir)
+            return self._upload_prepared(item)
+        finally:
+            shutil.rmtree(workdir, ignore_errors=True)
 
     # -- jobs -----------------------------------------------------------------------------------
 
@@ -232,9 +297,33 @@ class FineTuneClient:
         """
         hp = hyperparameters or Hyperparameters()
         self._check_supported(method, hp)
-        training = self._prepare(training_data, "training")
-        validation = self._prepare(validation_data, "validation") if validation_data is not None else None
-        meta = dict(metadata or {})
+        workdir = self._workdir()
+        try:
+            return self._create_job(
+                model, training_data, validation_data, hp, method, suffix, dict(metadata or {}),
+                idempotency_key, workdir,
+            )  # fmt: skip
+        finally:
+            shutil.rmtree(workdir, ignore_errors=True)  # the converted copies; uploaded by now
+
+    def _create_job(
+        self,
+        model: str,
+        training_data: DataInput,
+        validation_data: DataInput | None,
+        hp: Hyperparameters,
+        method: TrainingMethod,
+        suffix: str | None,
+        meta: dict[str, str],
+        idempotency_key: str | None,
+        workdir: Path,
+    ) -> Job:
+        items: list[tuple[DataInput, Purpose]] = [(training_data, "training")]
+        if validation_data is not None:
+            items.append((validation_data, "validation"))
+        prepared = self._check_and_prepare(items, model, workdir)
+        training = prepared[0]
+        validation = prepared[1] if len(prepared) > 1 else None
         fingerprint = spec_fingerprint(
             model=model,
             training=file_key(training),
@@ -484,9 +573,17 @@ class AsyncFineTuneClient:
         """See `FineTuneClient.close`."""
         await self._run(self.sync.close)
 
-    async def upload(self, data: DataInput, *, purpose: Purpose = "training") -> FileRef:
+    async def upload(
+        self, data: DataInput, *, purpose: Purpose = "training", model: str | None = None
+    ) -> FileRef:
         """See `FineTuneClient.upload`."""
-        return await self._run(self.sync.upload, data, purpose=purpose)
+        return await self._run(self.sync.upload, data, purpose=purpose, model=model)
+
+    async def validate(
+        self, data: DataInput, *, model: str | None = None, validation_data: DataInput | None = None
+    ) -> ValidationReport:
+        """See `FineTuneClient.validate`."""
+        return await self._run(self.sync.validate, data, model=model, validation_data=validation_data)
 
     async def create_job(
         self,

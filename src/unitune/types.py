@@ -156,6 +156,9 @@ class PreparedFile(_Model):
     sha256: str
     purpose: Purpose
     num_examples: int | None = None
+    conversion_losses: dict[str, int] = Field(
+        default_factory=dict, description="What converting to the wire format changed, by loss code."
+    )
 
 
 class JobSpec(_Model):

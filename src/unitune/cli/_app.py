@@ -362,6 +362,166 @@ def chat(
         _out().print(reply.content, markup=False, highlight=False)
 
 
+def _dataset_profile(provider: str | None) -> str:
+    """The dataset rules to check against: the provider's own, or a profile named directly."""
+    from unitune.data import get_profile
+    from unitune.errors import ConfigurationError as _ConfigError
+    from unitune.providers.registry import get_provider_class
+
+    name = provider or load_config().provider
+    try:
+        get_profile(name)
+        return name
+    except _ConfigError:
+        return get_provider_class(name).dataset_profile
+
+
+def _issue_lines(issues: Sequence[Any], limit: int) -> None:
+    out = _out()
+    style = {"error": "red", "warning": "yellow", "info": "dim"}
+    for issue in issues[:limit]:
+        out.print(
+            f"{escape(issue.where())}: [{style[issue.severity]}]{issue.severity}[/] "
+            f"[bold]{issue.code}[/] {escape(issue.message)}",
+            highlight=False,
+        )
+    if len(issues) > limit:
+        out.print(f"… and {len(issues) - limit} more (use --show N or --json)")
+
+
+@app.command()
+@_handles_errors
+def validate(
+    file: Annotated[Path, typer.Argument(help="The dataset (JSONL, optionally gzipped).")],
+    provider: ProviderOpt = None,
+    as_json: JsonOpt = False,
+    model: Annotated[
+        str | None, typer.Option(help="Base model (sets the token limit and tokenizer).")
+    ] = None,
+    validation: Annotated[
+        Path | None, typer.Option(help="Validation file, also checked for leakage.")
+    ] = None,
+    fix: Annotated[Path | None, typer.Option("--fix", help="Write a corrected copy here.")] = None,
+    show: Annotated[int, typer.Option(help="How many problems to list.")] = 20,
+) -> None:
+    """Check a dataset against a provider's rules; every problem with its line. Exits 1 on errors."""
+    from unitune.data import Dataset
+    from unitune.data import fix as fix_dataset
+    from unitune.data import validate as validate_dataset
+
+    profile = _dataset_profile(provider)
+    report = validate_dataset(Dataset.from_jsonl(file), provider=profile, model=model, validation=validation)
+    fixed = fix_dataset(Dataset.from_jsonl(file), fix, provider=profile, model=model) if fix else None
+    if as_json:
+        payload: dict[str, Any] = report.model_dump(mode="json")
+        payload["ok"] = report.ok
+        if fixed is not None:
+            payload["fix"] = fixed.model_dump(mode="json")
+        _print_json(payload)
+    else:
+        _show_report(report, show)
+        if fixed is not None:
+            _out().print(f"[bold]--fix[/]: {escape(fixed.summary())}")
+    if not report.ok:
+        raise typer.Exit(1)
+
+
+def _show_report(report: Any, show: int) -> None:
+    stats = report.stats
+    table = _table("", "examples", "min", "p5", "p50", "p95", "max", keep_whole=())
+    for label, dist in (
+        ("messages / example", stats.messages_per_example),
+        ("tokens / example", stats.tokens_per_example),
+        ("assistant tokens / example", stats.assistant_tokens_per_example),
+    ):
+        table.add_row(
+            label, str(dist.count), *(f"{getattr(dist, k):,}" for k in ("min", "p5", "p50", "p95", "max"))
+        )
+    out = _out()
+    verdict = "[green]OK[/]" if report.ok else "[red]FAILED[/]"
+    out.print(f"{verdict} {escape(report.path or '')} for [cyan]{report.provider}[/]: {stats.examples:,} examples, "
+              f"{report.error_count} errors, {report.warning_count} warnings")  # fmt: skip
+    out.print(table)
+    tokens = "approximate" if stats.approximate_tokens else "exact"
+    out.print(f"tokens: {tokens} ({escape(stats.token_method or '?')}); "
+              f"{stats.examples_over_limit} over the {stats.token_limit or '?':,} limit")  # fmt: skip
+    if report.counts:
+        counts = _table("code", "severity", "count", keep_whole=("code",))
+        rank = {"error": 0, "warning": 1, "info": 2}
+        for code, n in sorted(report.counts.items(), key=lambda kv: (rank[report.severities[kv[0]]], -kv[1])):
+            counts.add_row(code, report.severities.get(code, ""), f"{n:,}")
+        out.print(counts)
+    _issue_lines(report.issues, show)
+
+
+@app.command()
+@_handles_errors
+def convert(
+    file: Annotated[Path, typer.Argument(help="The dataset (any format unitune reads).")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Where to write the converted JSONL.")],
+    provider: ProviderOpt = None,
+    as_json: JsonOpt = False,
+    to: Annotated[
+        str | None, typer.Option("--format", help="A wire format name (default: the provider's).")
+    ] = None,
+    show: Annotated[int, typer.Option(help="How many losses to list.")] = 20,
+) -> None:
+    """Convert a dataset to a provider's wire format, reporting anything it cannot carry. Exits 1 if
+    any example had to be left out."""
+    from unitune.data import Dataset
+    from unitune.data.convert import write_jsonl
+    from unitune.providers.registry import get_provider_class
+
+    fmt = to or get_provider_class(provider or load_config().provider).wire_format
+    result = write_jsonl(Dataset.from_jsonl(file), fmt, output)
+    if as_json:
+        _print_json(result)
+    else:
+        out = _out()
+        out.print(f"wrote {result.written:,} examples as [cyan]{fmt}[/] to {escape(str(result.path))}; "
+                  f"{result.refused:,} left out")  # fmt: skip
+        for code, n in sorted(result.loss_counts.items(), key=lambda kv: -kv[1]):
+            out.print(f"  {code} ×{n:,}")
+        for loss in result.losses[:show]:
+            out.print(f"  {escape(str(loss))}", highlight=False)
+    if result.refused:
+        raise typer.Exit(1)
+
+
+@app.command()
+@_handles_errors
+def split(
+    file: Annotated[Path, typer.Argument(help="The dataset to split.")],
+    output: Annotated[
+        Path, typer.Option("--output", "-o", help="Directory for train.jsonl and validation.jsonl.")
+    ],
+    as_json: JsonOpt = False,
+    provider: ProviderOpt = None,
+    validation_fraction: Annotated[float, typer.Option(help="Share of examples for validation.")] = 0.2,
+    seed: Annotated[int, typer.Option(help="Seed of the deterministic split.")] = 0,
+    stratify: Annotated[str | None, typer.Option(help="Top-level key to stratify on.")] = None,
+) -> None:
+    """Split a dataset into train and validation files: seeded, exact proportions, duplicates removed."""
+    from unitune.data import Dataset
+    from unitune.data import split as split_dataset
+
+    result = split_dataset(
+        Dataset.from_jsonl(file),
+        output,
+        validation_fraction=validation_fraction,
+        seed=seed,
+        stratify=stratify,
+    )
+    if as_json:
+        _print_json(result)
+        return
+    _out().print(
+        f"train: {result.train_examples:,} → {escape(str(result.train_path))}\n"
+        f"validation: {result.validation_examples:,} → {escape(str(result.validation_path))}\n"
+        f"duplicates removed: {result.duplicates_removed:,}; unreadable lines skipped: {result.unreadable_skipped:,}"
+    )
+
+
 @app.command()
 @_handles_errors
 def demo(

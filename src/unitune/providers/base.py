@@ -11,14 +11,13 @@ off (`max_retries=0` or the SDK's equivalent) so attempts never multiply.
 from __future__ import annotations
 
 import email.utils
-import hashlib
 import logging
 import os
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, ClassVar, NoReturn
+from typing import TYPE_CHECKING, Any, ClassVar, NoReturn
 
 from pydantic import BaseModel, ConfigDict, SecretStr
 
@@ -46,6 +45,9 @@ from unitune.types import (
     Purpose,
     StepMetric,
 )
+
+if TYPE_CHECKING:
+    from unitune.data import Dataset
 
 __all__ = [
     "STRICT_STATUS_ENV",
@@ -169,6 +171,10 @@ class Provider(ABC):
     name: ClassVar[str]
     capabilities: ClassVar[Capabilities]
     settings_class: ClassVar[type[ProviderSettings]] = ProviderSettings
+    #: The dataset rules (`unitune/data/profiles.toml`) and the wire format (`unitune.data.convert`)
+    #: this provider's training files follow.
+    dataset_profile: ClassVar[str] = "openai"
+    wire_format: ClassVar[str] = "openai"
     #: True when jobs live only as long as this process (the fake): the client then keeps them out
     #: of the machine's ledger, where they would dangle after the process ends.
     ephemeral: ClassVar[bool] = False
@@ -199,35 +205,41 @@ class Provider(ABC):
 
     # -- data -----------------------------------------------------------------------------------
 
-    def prepare(self, source: Path, purpose: Purpose) -> PreparedFile:
-        """Turn a local dataset file into the bytes this provider uploads. No network.
+    def prepare(
+        self, data: Dataset, purpose: Purpose, *, model: str | None = None, workdir: Path
+    ) -> PreparedFile:
+        """Convert a (validated) dataset to the bytes this provider uploads, in `workdir`. No network.
 
-        The default streams an OpenAI-format JSONL file as it is (hashing and counting lines in one
-        pass); adapters whose wire format differs override this with the dataset toolkit's converter.
+        The default writes `wire_format` with the dataset toolkit's converter, streaming. Examples
+        the format cannot express at all raise `ValidationFailed` (nothing is uploaded); partial
+        losses are counted in `PreparedFile.conversion_losses` and logged.
         """
-        path = Path(source)
-        if not path.is_file():
-            raise ConfigurationError(
-                f"Dataset file {str(path)!r} does not exist.", fix="Check the path you passed."
+        from unitune.data.convert import write_jsonl
+        from unitune.errors import ValidationFailed
+
+        result = write_jsonl(data, self.wire_format, workdir / f"{purpose}.{self.wire_format}.jsonl")
+        if result.refused:
+            first = "; ".join(str(loss) for loss in result.losses if loss.refused)
+            raise ValidationFailed(
+                f"{result.refused} example(s) cannot be expressed in {self.name}'s format "
+                f"({self.wire_format}): {first}",
+                report=result,
             )
-        digest = hashlib.sha256()
-        lines = 0
-        size = 0
-        with path.open("rb") as fh:
-            for chunk in iter(lambda: fh.read(1 << 20), b""):
-                digest.update(chunk)
-                lines += chunk.count(b"\n")
-                size += len(chunk)
-                last = chunk
-        if size and not last.endswith(b"\n"):
-            lines += 1
+        if result.loss_counts:
+            log.warning(
+                "unitune: converting %s data for %s changed some examples: %s",
+                purpose,
+                self.name,
+                ", ".join(f"{k} ×{v}" for k, v in sorted(result.loss_counts.items())),
+            )
         return PreparedFile(
-            path=path,
-            filename=path.name,
-            size_bytes=size,
-            sha256=digest.hexdigest(),
+            path=result.path,
+            filename=f"{data.path.stem if data.path is not None else purpose}.jsonl",
+            size_bytes=result.size_bytes,
+            sha256=result.sha256,
             purpose=purpose,
-            num_examples=lines,
+            num_examples=result.written,
+            conversion_losses=dict(result.loss_counts),
         )
 
     # -- the core every provider offers ---------------------------------------------------------

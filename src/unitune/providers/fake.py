@@ -112,6 +112,7 @@ class FakeProvider(Provider):
     )
     settings_class: ClassVar[type[ProviderSettings]] = FakeSettings
     ephemeral: ClassVar[bool] = True
+    dataset_profile: ClassVar[str] = "fake"
     settings: FakeSettings
 
     def __init__(

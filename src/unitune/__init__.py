@@ -17,6 +17,7 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from unitune.catalog import Quote
     from unitune.client import AsyncFineTuneClient, FineTuneClient
     from unitune.config import UnituneConfig, load_config
     from unitune.data import ChatExample, Dataset, PreferenceExample, ValidationReport
@@ -93,6 +94,7 @@ _EXPORTS: dict[str, str] = {
     "ProviderRetiredError": "unitune.errors",
     "ProviderSettings": "unitune.providers.base",
     "ProviderUnavailableError": "unitune.errors",
+    "Quote": "unitune.catalog",
     "RateLimitError": "unitune.errors",
     "StepMetric": "unitune.types",
     "UnituneConfig": "unitune.config",
@@ -150,6 +152,7 @@ __all__ = [
     "ProviderRetiredError",
     "ProviderSettings",
     "ProviderUnavailableError",
+    "Quote",
     "RateLimitError",
     "StepMetric",
     "UnituneConfig",

@@ -62,6 +62,8 @@ class RetryPolicy:
             delay = self._delay(state)
             if self.jitter:
                 delay += random.uniform(0, 0.1 * delay)
+            if deadline is not None:  # jitter must not carry a sleep past the caller's deadline
+                delay = max(0.0, min(delay, deadline - self.clock.monotonic()))
             return delay
 
         def retry_if_transient(state: tenacity.RetryCallState) -> bool:

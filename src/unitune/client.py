@@ -21,10 +21,12 @@ from typing import Any, Literal, TypeVar
 
 from unitune._clock import Clock, SystemClock
 from unitune._retry import RetryPolicy
+from unitune.catalog import Catalog, Quote, count_dataset_tokens, load_catalog, make_quote, rank
 from unitune.config import UnituneConfig, WaitSettings, home_dir, load_config
 from unitune.data import Dataset, ValidationReport
 from unitune.data import validate as validate_dataset
 from unitune.errors import (
+    BudgetExceeded,
     ConfigurationError,
     JobFailedError,
     ProviderRetiredError,
@@ -162,6 +164,7 @@ class FineTuneClient:
             self.ledger = Ledger(home_dir(self.config) / "ledger.sqlite3")
         self.retry = RetryPolicy(self.config.retry, self.clock)
         self._owns_provider = not isinstance(provider, Provider)
+        self._catalog: Catalog | None = None
         self._locks: dict[tuple[str, str], threading.Lock] = {}
         self._locks_guard = threading.Lock()
 
@@ -184,6 +187,19 @@ class FineTuneClient:
         belongs to the caller, who may share it)."""
         if self._owns_provider:
             self.provider.close()
+
+    @property
+    def catalog(self) -> Catalog:
+        """The model catalog (built-in data plus the config's `catalog` files), loaded on first use."""
+        if self._catalog is None:
+            self._catalog = load_catalog(self.config.catalog)
+        return self._catalog
+
+    def resolve_model(self, model: str) -> str:
+        """The provider's own id for a portable alias (`llama-3.1-8b-instruct` → the vendor's id)."""
+        if self.provider.name not in self.catalog.providers:
+            return model
+        return self.catalog.resolve(self.provider.name, model)
 
     @property
     def provider_name(self) -> str:
@@ -272,6 +288,85 @@ class FineTuneClient:
         finally:
             shutil.rmtree(workdir, ignore_errors=True)
 
+    # -- prices -----------------------------------------------------------------------------------
+
+    def _quote(
+        self,
+        data: DataInput,
+        validation_data: DataInput | None,
+        model: str,
+        hp: Hyperparameters,
+        method: TrainingMethod,
+        provider: str | None = None,
+    ) -> Quote:
+        from unitune.data.tokens import counter_for
+
+        name = provider or self.provider.name
+        train = self._dataset(data)
+        valid = self._dataset(validation_data) if validation_data is not None else None
+        if isinstance(train, FileRef) or isinstance(valid, FileRef):
+            raise ConfigurationError(
+                "A quote needs the local data to count its tokens; pass the file, not an uploaded FileRef."
+            )
+        entry = self.catalog.find(name, model)
+        limit = entry.max_example_tokens if entry is not None else None
+        counter = counter_for(name, model)
+        train_tokens = count_dataset_tokens(train, counter, limit)
+        valid_tokens = count_dataset_tokens(valid, counter, limit) if valid is not None else None
+        return make_quote(
+            self.catalog,
+            name,
+            model,
+            train_tokens,
+            validation=valid_tokens,
+            hyperparameters=hp,
+            method=method,
+        )
+
+    def estimate(
+        self,
+        data: DataInput,
+        *,
+        model: str,
+        hyperparameters: Hyperparameters | None = None,
+        validation_data: DataInput | None = None,
+        method: TrainingMethod = "sft",
+    ) -> Quote:
+        """What fine-tuning `model` on `data` would cost on this provider, from exact token counts
+        and the catalog's dated prices (each line carries its source)."""
+        return self._quote(
+            data, validation_data, self.resolve_model(model), hyperparameters or Hyperparameters(), method
+        )
+
+    def compare(
+        self,
+        data: DataInput,
+        *,
+        model: str,
+        providers: Sequence[str],
+        hyperparameters: Hyperparameters | None = None,
+        method: TrainingMethod = "sft",
+    ) -> list[Quote]:
+        """Quotes for the same job on several providers, cheapest first. Providers that do not offer
+        `model` are left out; those that take no new jobs are quoted with a note saying so."""
+        quotes = []
+        for name in providers:
+            try:
+                resolved = self.catalog.resolve(name, model)
+                if self.catalog.find(name, resolved) is None:
+                    continue
+                quote = self._quote(
+                    data, None, resolved, hyperparameters or Hyperparameters(), method, provider=name
+                )
+            except ConfigurationError:
+                continue
+            if not self.catalog.provider(name).accepts_new_jobs:
+                quote = quote.model_copy(
+                    update={"notes": [*quote.notes, f"{name} accepts no new fine-tuning jobs"]}
+                )
+            quotes.append(quote)
+        return rank(quotes)
+
     # -- jobs -----------------------------------------------------------------------------------
 
     def create_job(
@@ -285,18 +380,36 @@ class FineTuneClient:
         suffix: str | None = None,
         metadata: Mapping[str, str] | None = None,
         idempotency_key: str | None = None,
+        max_cost_usd: float | None = None,
     ) -> Job:
         """Upload the data (if local) and start a fine-tuning job.
+
+        `model` may be a portable alias from the catalog (`llama-3.1-8b-instruct`). With
+        `max_cost_usd`, the job is quoted first and `BudgetExceeded` (carrying the quote) is raised
+        before anything is uploaded if it would cost more.
 
         With `idempotency_key`, calling again with the same key returns the job already created
         (from the ledger, even in a new process) instead of making a second one, and transient
         errors are retried safely. Without it, create is attempted exactly once.
 
-        Raises `ProviderRetiredError` when the provider accepts no new jobs and
+        Raises `ProviderRetiredError` when the provider accepts no new jobs (or is past the
+        catalog's sunset date, with the live alternatives) and
         `UnsupportedFeatureError` when it cannot honour `method` or a hyperparameter.
         """
         hp = hyperparameters or Hyperparameters()
         self._check_supported(method, hp)
+        model = self.resolve_model(model)
+        self.catalog.check_can_train(self.provider.name, model, today=self.clock.now().date())
+        if max_cost_usd is not None:
+            quote = self._quote(training_data, validation_data, model, hp, method)
+            if quote.total_usd is None:
+                raise ConfigurationError(
+                    f"Cannot enforce max_cost_usd: the catalog has no training price for {model} on "
+                    f"{self.provider.name}.",
+                    fix="Add one in a catalog file (config key `catalog`), or drop max_cost_usd.",
+                )
+            if quote.total_usd > max_cost_usd:
+                raise BudgetExceeded(cost_usd=quote.total_usd, max_cost_usd=max_cost_usd, quote=quote)
         workdir = self._workdir()
         try:
             return self._create_job(
@@ -596,6 +709,7 @@ class AsyncFineTuneClient:
         suffix: str | None = None,
         metadata: Mapping[str, str] | None = None,
         idempotency_key: str | None = None,
+        max_cost_usd: float | None = None,
     ) -> Job:
         """See `FineTuneClient.create_job`."""
         return await self._run(
@@ -608,6 +722,26 @@ class AsyncFineTuneClient:
             suffix=suffix,
             metadata=metadata,
             idempotency_key=idempotency_key,
+            max_cost_usd=max_cost_usd,
+        )
+
+    async def estimate(
+        self,
+        data: DataInput,
+        *,
+        model: str,
+        hyperparameters: Hyperparameters | None = None,
+        validation_data: DataInput | None = None,
+        method: TrainingMethod = "sft",
+    ) -> Quote:
+        """See `FineTuneClient.estimate`."""
+        return await self._run(
+            self.sync.estimate,
+            data,
+            model=model,
+            hyperparameters=hyperparameters,
+            validation_data=validation_data,
+            method=method,
         )
 
     async def get_job(self, job: JobRef) -> Job:

@@ -89,6 +89,9 @@ class UnituneConfig(BaseModel):
     provider: str = DEFAULT_PROVIDER
     home: Path | None = None
     providers: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    catalog: list[Path] = Field(
+        default_factory=list, description="Catalog files merged over the built-in one."
+    )
     retry: RetrySettings = Field(default_factory=RetrySettings)
     wait: WaitSettings = Field(default_factory=WaitSettings)
     source: Path | None = Field(default=None, exclude=True)
@@ -109,6 +112,9 @@ class UnituneConfig(BaseModel):
         # `home = "data"` in a config file means next to that file, not wherever the command runs.
         if self.home is not None and not self.home.is_absolute() and self.source is not None:
             object.__setattr__(self, "home", (self.source.parent / self.home.expanduser()).resolve())
+        if self.source is not None:
+            paths = [p if p.is_absolute() else (self.source.parent / p).resolve() for p in self.catalog]
+            object.__setattr__(self, "catalog", paths)
         return self
 
     def section(self, provider: str) -> dict[str, Any]:

@@ -1,0 +1,42 @@
+"""The catalog: fine-tunable models per provider, portable aliases, dated prices with sources,
+provider lifecycle, and the cost quotes computed from them.
+
+    from unitune.catalog import load_catalog
+    catalog = load_catalog()
+    catalog.resolve("together", "llama-3.1-8b-instruct")   # -> Together's own model id
+
+The data lives in `catalog/data/*.toml`, one file per provider; a user file in the same format,
+named under `catalog = [...]` in unitune.toml, overrides or adds entries.
+"""
+
+from __future__ import annotations
+
+from unitune.catalog._catalog import Catalog, StaleEntry, load_catalog
+from unitune.catalog._quote import (
+    BreakEven,
+    DatasetTokens,
+    Quote,
+    QuoteLine,
+    count_dataset_tokens,
+    default_epochs,
+    make_quote,
+    rank,
+)
+from unitune.catalog._schema import CatalogFile, ModelEntry, ProviderEntry
+
+__all__ = [
+    "BreakEven",
+    "Catalog",
+    "CatalogFile",
+    "DatasetTokens",
+    "ModelEntry",
+    "ProviderEntry",
+    "Quote",
+    "QuoteLine",
+    "StaleEntry",
+    "count_dataset_tokens",
+    "default_epochs",
+    "load_catalog",
+    "make_quote",
+    "rank",
+]

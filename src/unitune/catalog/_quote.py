@@ -1,0 +1,282 @@
+"""Quotes: what a fine-tune will cost on a provider, line by line, each line with its source and date."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from unitune.catalog._catalog import Catalog
+from unitune.catalog._schema import EpochRule, InferencePrice, ModelEntry, Sourced, TrainingPrice
+from unitune.errors import ConfigurationError
+from unitune.types import Hyperparameters, TrainingMethod, content_text
+
+__all__ = [
+    "BreakEven",
+    "DatasetTokens",
+    "Quote",
+    "QuoteLine",
+    "count_dataset_tokens",
+    "default_epochs",
+    "make_quote",
+]
+
+# OpenAI's documented default (the cookbook's constants): aim for 3 epochs, but at least 100 examples'
+# worth of training and at most 25,000, within 1..25 epochs.
+_TARGET_EPOCHS, _MIN_TARGET, _MAX_TARGET, _MIN_EPOCHS, _MAX_EPOCHS = 3, 100, 25_000, 1, 25
+
+
+def default_epochs(rule: EpochRule, n_examples: int) -> int:
+    """The epochs a provider picks when the caller does not say."""
+    if rule.kind == "fixed" or n_examples <= 0:
+        return rule.default
+    epochs = _TARGET_EPOCHS
+    if n_examples * _TARGET_EPOCHS < _MIN_TARGET:
+        epochs = min(_MAX_EPOCHS, _MIN_TARGET // n_examples)
+    elif n_examples * _TARGET_EPOCHS > _MAX_TARGET:
+        epochs = max(_MIN_EPOCHS, _MAX_TARGET // n_examples)
+    return epochs
+
+
+class DatasetTokens(BaseModel):
+    """Token counts of a dataset as a provider bills them."""
+
+    model_config = ConfigDict(frozen=True)
+
+    examples: int
+    tokens: int = Field(description="Sum over examples, each truncated at the example limit.")
+    untruncated_tokens: int
+    truncated_examples: int
+    prompt_tokens: int = Field(description="Tokens of non-assistant messages (before truncation).")
+    completion_tokens: int = Field(description="Tokens of assistant messages.")
+    approximate: bool
+    method: str
+
+
+def count_dataset_tokens(data: Any, counter: Any, limit: int | None) -> DatasetTokens:
+    """One streaming pass over a `Dataset`'s readable records with `counter`."""
+    examples = tokens = untruncated = truncated = prompt = completion = 0
+    for record in data.records():
+        if record.data is None:
+            continue
+        d = record.data
+        if "messages" in d:
+            messages, tools = d.get("messages") or [], d.get("tools")
+        else:
+            inp = d.get("input") if isinstance(d.get("input"), dict) else {}
+            messages = [*(inp.get("messages") or []), *(d.get("preferred_output") or [])[:1]]
+            tools = inp.get("tools")
+        if not isinstance(messages, list) or not all(isinstance(m, dict) for m in messages):
+            continue
+        examples += 1
+        n = counter.count_messages(messages, tools=tools if isinstance(tools, list) else None)
+        untruncated += n
+        if limit is not None and n > limit:
+            truncated += 1
+            n = limit
+        tokens += n
+        answer = [content_text(m.get("content")) for m in messages if m.get("role") == "assistant"]
+        done = sum(counter.count_texts(answer)) if answer else 0
+        completion += done
+        prompt += max(0, n - done)
+    return DatasetTokens(
+        examples=examples, tokens=tokens, untruncated_tokens=untruncated, truncated_examples=truncated,
+        prompt_tokens=prompt, completion_tokens=completion,
+        approximate=bool(counter.approximate), method=str(counter.method),
+    )  # fmt: skip
+
+
+class QuoteLine(BaseModel):
+    """One priced item, with where its price came from."""
+
+    model_config = ConfigDict(frozen=True)
+
+    item: str
+    usd: float
+    detail: str
+    source: str
+    as_of: str
+    verified: bool
+
+
+class BreakEven(BaseModel):
+    """When a fine-tune pays for itself against prompting the base model with long instructions."""
+
+    model_config = ConfigDict(frozen=True)
+
+    months: float | None = Field(description="None: it never pays off at this volume.")
+    monthly_saving_usd: float
+    saving_per_request_usd: float
+    upfront_usd: float
+
+    def __str__(self) -> str:
+        if self.months is None:
+            return (f"never pays off: {self.monthly_saving_usd:+,.2f} USD/month against "
+                    f"{self.upfront_usd:,.2f} USD up front")  # fmt: skip
+        return f"pays off in {self.months:.1f} months (saves {self.monthly_saving_usd:,.2f} USD/month)"
+
+
+class Quote(BaseModel):
+    """What a job will cost. `total_usd` is None when the catalog has no training price for the model."""
+
+    model_config = ConfigDict(frozen=True)
+
+    provider: str
+    model: str
+    requested_model: str
+    method: TrainingMethod
+    examples: int
+    epochs: int
+    epochs_source: str
+    training_tokens: int = Field(description="Dataset tokens per epoch, truncated at the example limit.")
+    billable_tokens: int
+    truncated_examples: int
+    validation_tokens: int = 0
+    training_usd: float | None
+    validation_usd: float = 0.0
+    minimum_applied: bool = False
+    total_usd: float | None
+    lines: list[QuoteLine] = Field(default_factory=list)
+    tuned_per_1k_requests_usd: float | None = None
+    base_per_1k_requests_usd: float | None = None
+    avg_prompt_tokens: float = 0
+    avg_completion_tokens: float = 0
+    hosting_per_month_usd: float = 0.0
+    base_input_per_million: float | None = Field(default=None, description="The base model's input price.")
+    approximate: bool = Field(description="Token counts are estimates (no exact tokenizer for the model).")
+    verified: bool = Field(description="Every price used was read on the vendor's own page.")
+    notes: list[str] = Field(default_factory=list)
+
+    def break_even(self, *, requests_per_month: float, prompt_tokens_saved: float) -> BreakEven:
+        """Months until the fine-tune pays for itself against the base model prompted with
+        `prompt_tokens_saved` more tokens of instructions per request (the classic shorter-prompts
+        case), counting the tuned model's own inference price and monthly hosting."""
+        if self.tuned_per_1k_requests_usd is None or self.base_per_1k_requests_usd is None:
+            raise ConfigurationError(
+                f"No inference prices for {self.model} on {self.provider}: cannot compare."
+            )
+        base_in = self.base_input_per_million or 0.0
+        extra = prompt_tokens_saved * base_in / 1e6
+        per_request = (self.base_per_1k_requests_usd - self.tuned_per_1k_requests_usd) / 1000 + extra
+        monthly = per_request * requests_per_month - self.hosting_per_month_usd
+        upfront = self.total_usd or 0.0
+        months = upfront / monthly if monthly > 0 else None
+        return BreakEven(
+            months=months, monthly_saving_usd=monthly, saving_per_request_usd=per_request, upfront_usd=upfront
+        )
+
+    def summary(self) -> str:
+        total = "unknown (no price in the catalog)" if self.total_usd is None else f"${self.total_usd:,.2f}"
+        flags = [
+            f
+            for f, on in (("approximate tokens", self.approximate), ("unverified prices", not self.verified))
+            if on
+        ]
+        return (f"{self.provider}/{self.model}: {total} for {self.epochs} epochs × {self.training_tokens:,} tokens"
+                + (f" ({', '.join(flags)})" if flags else ""))  # fmt: skip
+
+
+def _training_price(entry: ModelEntry, method: TrainingMethod, lora: bool | None) -> TrainingPrice | None:
+    prices = [t for t in entry.training if t.method in (method, "any")]
+    if lora is not None:
+        exact = [t for t in prices if t.lora is lora]
+        prices = exact or [t for t in prices if t.lora is None]
+    return prices[0] if prices else None
+
+
+def _line(item: str, usd: float, detail: str, src: Sourced) -> QuoteLine:
+    return QuoteLine(item=item, usd=round(usd, 6), detail=detail, source=src.source, as_of=str(src.as_of),
+                     verified=src.verified)  # fmt: skip
+
+
+def _per_1k(price: InferencePrice | None, prompt: float, completion: float) -> float | None:
+    if price is None:
+        return None
+    return 1000 * (prompt * price.input_per_million + completion * price.output_per_million) / 1e6
+
+
+def make_quote(
+    catalog: Catalog,
+    provider: str,
+    model: str,
+    train: DatasetTokens,
+    *,
+    validation: DatasetTokens | None = None,
+    hyperparameters: Hyperparameters | None = None,
+    method: TrainingMethod = "sft",
+) -> Quote:
+    """Price a job from the catalog and exact token counts."""
+    hp = hyperparameters or Hyperparameters()
+    entry = catalog.find(provider, model)
+    if entry is None:
+        raise ConfigurationError(
+            f"The catalog has no model {model!r} for {provider!r}, so it cannot be priced.",
+            fix=f"Close names: {', '.join(catalog.suggest(provider, model)) or 'none'}; or add it in a catalog file.",
+        )
+    rule = catalog.provider(provider).epochs
+    epochs = hp.epochs or default_epochs(rule, train.examples)
+    source = (
+        "given" if hp.epochs else ("OpenAI's default rule" if rule.kind == "openai" else "provider default")
+    )
+    lora = None
+    if hp.lora_rank is not None or hp.lora_alpha is not None or (entry.lora and not entry.full):
+        lora = True
+    price = _training_price(entry, method, lora)
+    lines: list[QuoteLine] = []
+    notes: list[str] = []
+    billable = train.tokens * epochs
+    training_usd: float | None = None
+    validation_usd = 0.0
+    minimum_applied = False
+    val_tokens = validation.tokens if validation is not None else 0
+    if train.truncated_examples:
+        notes.append(f"{train.truncated_examples} examples are longer than the limit and billed truncated")
+    if price is not None and price.per_million_tokens is not None:
+        training_usd = billable * price.per_million_tokens / 1e6
+        lines.append(_line("training", training_usd,
+                           f"{epochs} epochs × {train.tokens:,} tokens × ${price.per_million_tokens}/1M", price))  # fmt: skip
+        if price.bills_validation and val_tokens:
+            validation_usd = val_tokens * epochs * price.per_million_tokens / 1e6
+            lines.append(_line("validation", validation_usd,
+                               f"{epochs} evaluations × {val_tokens:,} tokens × ${price.per_million_tokens}/1M", price))  # fmt: skip
+        if training_usd + validation_usd < price.minimum_usd:
+            minimum_applied = True
+            lines.append(_line("minimum charge", price.minimum_usd - training_usd - validation_usd,
+                               f"jobs cost at least ${price.minimum_usd}", price))  # fmt: skip
+    elif price is not None and price.per_hour is not None:
+        notes.append(f"billed by the hour (${price.per_hour}/h): the cost depends on run time, not tokens")
+        training_usd = 0.0 if price.per_hour == 0 else None
+        if training_usd == 0.0:
+            lines.append(_line("training", 0.0, "runs on your own hardware", price))
+    else:
+        notes.append("no training price in the catalog for this model and method")
+    total = (
+        None
+        if training_usd is None
+        else max(training_usd + validation_usd, price.minimum_usd if price else 0)
+    )
+    hosting = sum(h.per_month_usd or 0 for h in entry.hosting if h.kind == "storage")
+    for h in entry.hosting:
+        if h.kind == "storage" and h.per_month_usd:
+            lines.append(_line("storage (per month)", h.per_month_usd, "keeping the tuned model", h))
+    prompt = train.prompt_tokens / train.examples if train.examples else 0.0
+    completion = train.completion_tokens / train.examples if train.examples else 0.0
+    used: list[Sourced] = [x for x in (price, entry.tuned_inference, entry.base_inference) if x is not None]
+    return Quote(
+        provider=provider, model=entry.id, requested_model=model, method=method, examples=train.examples,
+        epochs=epochs, epochs_source=source, training_tokens=train.tokens, billable_tokens=billable,
+        truncated_examples=train.truncated_examples, validation_tokens=val_tokens,
+        training_usd=training_usd, validation_usd=validation_usd, minimum_applied=minimum_applied,
+        total_usd=None if total is None else round(total, 6), lines=lines,
+        tuned_per_1k_requests_usd=_per_1k(entry.tuned_inference, prompt, completion),
+        base_per_1k_requests_usd=_per_1k(entry.base_inference, prompt, completion),
+        avg_prompt_tokens=prompt, avg_completion_tokens=completion, hosting_per_month_usd=hosting,
+        base_input_per_million=entry.base_inference.input_per_million if entry.base_inference else None,
+        approximate=train.approximate, verified=bool(used) and all(s.verified for s in used), notes=notes,
+    )  # fmt: skip
+
+
+def rank(quotes: Sequence[Quote]) -> list[Quote]:
+    """Cheapest first; quotes without a price last."""
+    return sorted(quotes, key=lambda q: (q.total_usd is None, q.total_usd or 0.0, q.provider))

@@ -1,0 +1,316 @@
+"""Catalog, quotes, budget cap and lifecycle: the arithmetic is hand-computed in each test."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from unitune import BudgetExceeded, ConfigurationError, FineTuneClient, Hyperparameters, ProviderRetiredError
+from unitune.catalog import DatasetTokens, count_dataset_tokens, default_epochs, load_catalog, make_quote
+from unitune.catalog._schema import EpochRule, Sourced
+from unitune.config import UnituneConfig
+from unitune.data import Dataset
+from unitune.testing import FakeClock, FakeProvider
+from unitune.types import content_text
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+
+class WordCounter:
+    name, approximate, method = "words", True, "whitespace words"
+
+    def count_texts(self, texts: Sequence[str]) -> list[int]:
+        return [len(t.split()) for t in texts]
+
+    def count_messages(self, messages: Sequence[Mapping[str, Any]], *, tools: Any = None) -> int:
+        return sum(len(content_text(m.get("content")).split()) for m in messages)
+
+
+def _tokens(
+    examples: int, tokens: int, prompt: int = 0, completion: int = 0, truncated: int = 0
+) -> DatasetTokens:
+    return DatasetTokens(
+        examples=examples, tokens=tokens, untruncated_tokens=tokens, truncated_examples=truncated,
+        prompt_tokens=prompt, completion_tokens=completion, approximate=False, method="test",
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("n", "epochs"),
+    [(1, 25), (3, 25), (5, 20), (10, 10), (20, 5), (33, 3), (34, 3), (40, 3), (8333, 3), (8334, 2), (9000, 2),
+     (12500, 2), (12501, 1), (30000, 1)],
+)  # fmt: skip
+def test_openai_epoch_heuristic(n: int, epochs: int) -> None:
+    # 3 by default; raised toward 100 examples' worth (cap 25); lowered above 25,000 (floor 1).
+    assert default_epochs(EpochRule(kind="openai", default=3), n) == epochs
+
+
+def test_fixed_epoch_rule() -> None:
+    assert default_epochs(EpochRule(kind="fixed", default=1), 5) == 1
+
+
+def test_quote_arithmetic_on_the_fake_prices() -> None:
+    catalog = load_catalog()
+    # fake: $10 per 1M training tokens, $0.50 minimum; inference base $1/$4, tuned $2/$8 per 1M; storage $2/month.
+    train = _tokens(examples=200, tokens=150_000, prompt=100_000, completion=50_000)
+    quote = make_quote(catalog, "fake", "gpt-4o-mini", train, hyperparameters=Hyperparameters(epochs=4))
+    assert quote.epochs == 4
+    assert quote.epochs_source == "given"
+    assert quote.billable_tokens == 600_000
+    assert quote.training_usd == pytest.approx(6.00)  # 600,000 × $10 / 1M
+    assert quote.total_usd == pytest.approx(6.00)
+    assert not quote.minimum_applied
+    # Per request: 500 prompt + 250 completion tokens on average.
+    assert quote.avg_prompt_tokens == 500
+    assert quote.tuned_per_1k_requests_usd == pytest.approx(1000 * (500 * 2 + 250 * 8) / 1e6)  # $3.00
+    assert quote.base_per_1k_requests_usd == pytest.approx(1000 * (500 * 1 + 250 * 4) / 1e6)  # $1.50
+    assert quote.hosting_per_month_usd == 2.0
+    line = quote.lines[0]
+    assert (line.item, line.usd) == ("training", 6.0)
+    assert "fake" in line.source
+    assert line.as_of == "2026-11-21"
+    assert quote.verified
+
+
+def test_default_epochs_and_minimum_charge() -> None:
+    quote = make_quote(load_catalog(), "fake", "gpt-4o-mini", _tokens(examples=10, tokens=2_000))
+    assert (quote.epochs, quote.epochs_source) == (10, "OpenAI's default rule")
+    assert quote.training_usd == pytest.approx(0.20)  # 20,000 tokens × $10 / 1M
+    assert quote.minimum_applied
+    assert quote.total_usd == 0.5
+    (minimum,) = [line for line in quote.lines if line.item == "minimum charge"]
+    assert minimum.usd == pytest.approx(0.30)
+
+
+def test_break_even() -> None:
+    quote = make_quote(
+        load_catalog(),
+        "fake",
+        "gpt-4o-mini",
+        _tokens(200, 150_000, 100_000, 50_000),
+        hyperparameters=Hyperparameters(epochs=4),
+    )
+    # Saving per request: base with 1,000 more prompt tokens ($1.50/1k + 1000×$1/1M) − tuned ($3.00/1k)
+    # = 0.0015 + 0.001 − 0.003 = −0.0005: never pays off.
+    assert quote.break_even(requests_per_month=10_000, prompt_tokens_saved=1_000).months is None
+    # With 5,000 tokens saved: 0.0015 + 0.005 − 0.003 = 0.0035 per request; × 10,000 = $35 − $2 storage = $33/month;
+    # $6.00 / $33 = 0.1818 months.
+    be = quote.break_even(requests_per_month=10_000, prompt_tokens_saved=5_000)
+    assert be.monthly_saving_usd == pytest.approx(33.0)
+    assert be.months == pytest.approx(6.0 / 33.0)
+    assert "pays off in 0.2 months" in str(be)
+
+
+def test_truncation_at_the_example_limit(tmp_path: Path) -> None:
+    rows = [
+        {"messages": [{"role": "user", "content": "a " * 10}, {"role": "assistant", "content": "b " * 5}]},
+        {"messages": [{"role": "user", "content": "a " * 100}, {"role": "assistant", "content": "b " * 5}]},
+    ]
+    path = tmp_path / "d.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    counted = count_dataset_tokens(Dataset.from_jsonl(path), WordCounter(), limit=50)
+    assert (counted.examples, counted.untruncated_tokens) == (2, 15 + 105)
+    assert counted.tokens == 15 + 50
+    assert counted.truncated_examples == 1
+    assert counted.completion_tokens == 10
+    quote = make_quote(
+        load_catalog(), "fake", "gpt-4o-mini", counted, hyperparameters=Hyperparameters(epochs=1)
+    )
+    assert quote.training_tokens == 65
+    assert "billed truncated" in quote.notes[0]
+
+
+def _client(fake: FakeProvider, tmp_path: Path, catalog: list[Path] | None = None) -> FineTuneClient:
+    return FineTuneClient(fake, config=UnituneConfig(catalog=catalog or []), ledger=False)
+
+
+def _data(tmp_path: Path, n: int = 20) -> Path:
+    path = tmp_path / "train.jsonl"
+    rows = [
+        {
+            "messages": [
+                {"role": "user", "content": f"question number {i}"},
+                {"role": "assistant", "content": "ok"},
+            ]
+        }
+        for i in range(n)
+    ]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+def test_budget_cap_refuses_before_any_upload(tmp_path: Path) -> None:
+    fake = FakeProvider(clock=FakeClock())
+    client = _client(fake, tmp_path)
+    data = _data(tmp_path)
+    quote = client.estimate(data, model="gpt-4o-mini", hyperparameters=Hyperparameters(epochs=500))
+    assert quote.total_usd is not None
+    assert quote.total_usd > 0.5
+    with pytest.raises(BudgetExceeded) as info:
+        client.create_job(model="gpt-4o-mini", training_data=data, hyperparameters=Hyperparameters(epochs=500),
+                          max_cost_usd=0.5)  # fmt: skip
+    assert info.value.quote.total_usd == quote.total_usd
+    assert "nothing was uploaded" in str(info.value)
+    assert fake.calls == []
+    job = client.create_job(model="gpt-4o-mini", training_data=data, max_cost_usd=quote.total_usd)
+    assert job.model == "gpt-4o-mini"
+
+
+def test_budget_needs_a_price(tmp_path: Path) -> None:
+    fake = FakeProvider(clock=FakeClock())
+    with pytest.raises(ConfigurationError, match="cannot be priced"):
+        _client(fake, tmp_path).create_job(
+            model="my-own-model", training_data=_data(tmp_path), max_cost_usd=1
+        )
+    assert fake.calls == []
+
+
+def _override(tmp_path: Path, body: str) -> Path:
+    path = tmp_path / "mine.toml"
+    path.write_text(body)
+    return path
+
+
+SUNSET = """
+[provider]
+name = "fake"
+accepts_new_jobs = true
+status = "winding down"
+[provider.lifecycle]
+source = "https://example.test/notice"
+as_of = 2026-01-01
+verified = true
+[[provider.sunsets]]
+what = "training"
+date = 2026-06-01
+alternatives = ["together", "bedrock"]
+source = "https://example.test/notice"
+as_of = 2026-01-01
+verified = true
+"""
+
+
+def test_sunset_with_an_injected_date(tmp_path: Path) -> None:
+    catalog = [_override(tmp_path, SUNSET)]
+    before = FakeProvider(clock=FakeClock(start=dt.datetime(2026, 5, 31, tzinfo=dt.timezone.utc)))
+    assert _client(before, tmp_path, catalog).create_job(model="m", training_data=_data(tmp_path)).id
+    after = FakeProvider(clock=FakeClock(start=dt.datetime(2026, 6, 1, tzinfo=dt.timezone.utc)))
+    with pytest.raises(ProviderRetiredError) as info:
+        _client(after, tmp_path, catalog).create_job(model="m", training_data=_data(tmp_path))
+    err = info.value
+    assert err.retired_on == dt.date(2026, 6, 1)
+    assert err.alternatives[:2] == ("together", "bedrock")
+    assert "2026-06-01" in str(err)
+    assert after.calls == []
+
+
+def test_alias_resolution_and_who_offers_it(tmp_path: Path) -> None:
+    other = _override(tmp_path, """
+[provider]
+name = "acme"
+accepts_new_jobs = true
+status = "live"
+[provider.lifecycle]
+source = "https://example.test/acme"
+as_of = 2026-01-01
+verified = true
+[[models]]
+id = "acme/Llama-70B"
+aliases = ["llama-3.3-70b-instruct-test"]
+""")  # fmt: skip
+    catalog = load_catalog([other])
+    assert catalog.resolve("acme", "llama-3.3-70b-instruct-test") == "acme/Llama-70B"
+    assert catalog.resolve("acme", "acme/Llama-70B") == "acme/Llama-70B"
+    assert catalog.resolve("fake", "some-new-model") == "some-new-model"  # unknown names pass through
+    with pytest.raises(ConfigurationError) as info:
+        catalog.resolve("fake", "llama-3.3-70b-instruct-test")
+    assert "offered by: acme (acme/Llama-70B)" in str(info.value)
+
+
+def test_shipped_catalog_is_valid_and_every_figure_is_sourced() -> None:
+    catalog = load_catalog()
+    assert "fake" in catalog.providers
+    folder = Path(__file__).parents[1] / "src" / "unitune" / "catalog" / "data"
+    for path in folder.glob("*.toml"):
+        tomllib.loads(path.read_text())  # parses
+    for name, f in catalog.providers.items():
+        assert f.provider.lifecycle.source, name
+        for m in f.models:
+            figures: list[Sourced | None] = [
+                m.tuned_inference,
+                m.base_inference,
+                m.limits,
+                *m.training,
+                *m.hosting,
+            ]
+            for s in figures:
+                if s is not None:
+                    assert s.source.startswith(("http", "unitune")), (name, m.id)
+                    assert s.as_of <= dt.date(2026, 12, 31)
+
+
+@pytest.mark.parametrize(
+    ("body", "words"),
+    [
+        ("[provider]\nname = 1\n", "provider"),
+        ('[provider]\nname="x"\naccepts_new_jobs=true\nstatus="s"\n[provider.lifecycle]\nsource="https://x.test/a"\n'
+         'as_of=2026-01-01\nverified=true\n[[models]]\nid="m"\n[[models.training]]\nsource="https://x.test/a"\n'
+         "as_of=2026-01-01\nverified=true\n", "exactly one of per_million_tokens or per_hour"),
+        ("not = [toml", "not valid TOML"),
+    ],
+)  # fmt: skip
+def test_bad_override_files_are_named(tmp_path: Path, body: str, words: str) -> None:
+    path = _override(tmp_path, body)
+    with pytest.raises(ConfigurationError, match=r"mine\.toml") as info:
+        load_catalog([path])
+    assert words in str(info.value)
+
+
+def test_stale_entries() -> None:
+    catalog = load_catalog()
+    assert catalog.stale(today=dt.date(2026, 12, 1)) == []  # fake prices are as of 2026-11-21
+    stale = catalog.stale(today=dt.date(2027, 6, 1))
+    assert any(e.provider == "fake" and e.what == "lifecycle" for e in stale)
+
+
+def test_compare_ranks_providers(tmp_path: Path) -> None:
+    cheap = _override(tmp_path, """
+[provider]
+name = "cheapco"
+accepts_new_jobs = true
+status = "live"
+[provider.lifecycle]
+source = "https://example.test/c"
+as_of = 2026-01-01
+verified = false
+[[models]]
+id = "c-mini"
+aliases = ["gpt-4o-mini"]
+[[models.training]]
+per_million_tokens = 1.0
+source = "https://example.test/c"
+as_of = 2026-01-01
+verified = false
+""")  # fmt: skip
+    fake = FakeProvider(clock=FakeClock())
+    quotes = _client(fake, tmp_path, [cheap]).compare(
+        _data(tmp_path),
+        model="gpt-4o-mini",
+        providers=["fake", "cheapco", "nobody"],
+        hyperparameters=Hyperparameters(epochs=100),
+    )
+    assert [q.provider for q in quotes] == ["cheapco", "fake"]  # "nobody" offers nothing: left out
+    cheap_q, fake_q = quotes
+    assert cheap_q.total_usd == pytest.approx(cheap_q.billable_tokens * 1.0 / 1e6)
+    assert fake_q.total_usd == pytest.approx(max(fake_q.billable_tokens * 10.0 / 1e6, 0.5))
+    assert not cheap_q.verified
+    assert fake_q.verified

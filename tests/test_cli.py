@@ -624,3 +624,44 @@ def test_convert_unknown_format_suggests(tmp_path: Path) -> None:
     result = invoke("convert", str(data), "--format", "bedrock-claud", "-o", str(tmp_path / "o.jsonl"))
     assert result.exit_code == 1
     assert "bedrock-claude" in error_line(result)
+
+
+# -- catalog commands -----------------------------------------------------------------------------
+
+
+def test_estimate_json_and_table(tmp_path: Path) -> None:
+    rows = [
+        {"messages": [{"role": "user", "content": f"q{i}"}, {"role": "assistant", "content": "a"}]}
+        for i in range(40)
+    ]
+    data = _write(tmp_path / "d.jsonl", rows)
+    payload = parse_json(
+        invoke(
+            "estimate", str(data), "--model", "gpt-4o-mini", "--provider", "fake", "--epochs", "2", "--json"
+        )
+    )
+    assert payload["provider"] == "fake"
+    assert payload["epochs"] == 2
+    assert payload["billable_tokens"] == 2 * payload["training_tokens"]
+    assert payload["total_usd"] == max(payload["billable_tokens"] * 10 / 1e6, 0.5)
+    result = invoke("estimate", str(data), "--model", "gpt-4o-mini", "--provider", "fake")
+    assert result.exit_code == 0
+    assert "fake gpt-4o-mini: $0.50" in result.stdout  # the minimum charge applies
+
+
+def test_estimate_unknown_alias_names_who_offers_it(tmp_path: Path) -> None:
+    data = _write(tmp_path / "d.jsonl", TRAINING_ROWS)
+    result = invoke("estimate", str(data), "--model", "gpt-4o", "--provider", "fake")
+    assert result.exit_code == 1
+    assert "offered by: openai" in error_line(result)
+
+
+def test_models_and_prices(tmp_path: Path) -> None:
+    rows = parse_json(invoke("models", "--provider", "fake", "--json"))
+    assert {r["model"] for r in rows} == {"gpt-4o-mini", "llama-3.1-8b-instruct", "smollm2-135m-instruct"}
+    assert all(r["accepts_new_jobs"] for r in rows)
+    prices = parse_json(invoke("prices", "--provider", "fake", "--json"))
+    assert {p["item"] for p in prices} >= {"training any", "tuned inference", "base inference"}
+    assert all(p["source"] and p["as_of"] for p in prices)
+    result = invoke("models", "--provider", "nope")
+    assert result.exit_code == 1

@@ -21,7 +21,9 @@ from typing import Any, Literal, TypeVar
 
 from unitune._clock import Clock, SystemClock
 from unitune._retry import RetryPolicy
-from unitune.catalog import Catalog, Quote, count_dataset_tokens, load_catalog, make_quote, rank
+from unitune.catalog import Catalog, Quote, load_catalog
+from unitune.catalog import compare as compare_costs
+from unitune.catalog import estimate as estimate_cost
 from unitune.config import UnituneConfig, WaitSettings, home_dir, load_config
 from unitune.data import Dataset, ValidationReport
 from unitune.data import validate as validate_dataset
@@ -290,6 +292,16 @@ class FineTuneClient:
 
     # -- prices -----------------------------------------------------------------------------------
 
+    def _local(self, data: DataInput | None) -> Dataset | None:
+        if data is None:
+            return None
+        ds = self._dataset(data)
+        if isinstance(ds, FileRef):
+            raise ConfigurationError(
+                "A quote needs the local data to count its tokens; pass the file, not an uploaded FileRef."
+            )
+        return ds
+
     def _quote(
         self,
         data: DataInput,
@@ -297,31 +309,11 @@ class FineTuneClient:
         model: str,
         hp: Hyperparameters,
         method: TrainingMethod,
-        provider: str | None = None,
     ) -> Quote:
-        from unitune.data.tokens import counter_for
-
-        name = provider or self.provider.name
-        train = self._dataset(data)
-        valid = self._dataset(validation_data) if validation_data is not None else None
-        if isinstance(train, FileRef) or isinstance(valid, FileRef):
-            raise ConfigurationError(
-                "A quote needs the local data to count its tokens; pass the file, not an uploaded FileRef."
-            )
-        entry = self.catalog.find(name, model)
-        limit = entry.max_example_tokens if entry is not None else None
-        counter = counter_for(name, model)
-        train_tokens = count_dataset_tokens(train, counter, limit)
-        valid_tokens = count_dataset_tokens(valid, counter, limit) if valid is not None else None
-        return make_quote(
-            self.catalog,
-            name,
-            model,
-            train_tokens,
-            validation=valid_tokens,
-            hyperparameters=hp,
-            method=method,
-        )
+        return estimate_cost(
+            self.catalog, self.provider.name, model, self._local(data),
+            validation=self._local(validation_data), hyperparameters=hp, method=method,
+        )  # fmt: skip
 
     def estimate(
         self,
@@ -334,9 +326,7 @@ class FineTuneClient:
     ) -> Quote:
         """What fine-tuning `model` on `data` would cost on this provider, from exact token counts
         and the catalog's dated prices (each line carries its source)."""
-        return self._quote(
-            data, validation_data, self.resolve_model(model), hyperparameters or Hyperparameters(), method
-        )
+        return self._quote(data, validation_data, model, hyperparameters or Hyperparameters(), method)
 
     def compare(
         self,
@@ -347,25 +337,11 @@ class FineTuneClient:
         hyperparameters: Hyperparameters | None = None,
         method: TrainingMethod = "sft",
     ) -> list[Quote]:
-        """Quotes for the same job on several providers, cheapest first. Providers that do not offer
-        `model` are left out; those that take no new jobs are quoted with a note saying so."""
-        quotes = []
-        for name in providers:
-            try:
-                resolved = self.catalog.resolve(name, model)
-                if self.catalog.find(name, resolved) is None:
-                    continue
-                quote = self._quote(
-                    data, None, resolved, hyperparameters or Hyperparameters(), method, provider=name
-                )
-            except ConfigurationError:
-                continue
-            if not self.catalog.provider(name).accepts_new_jobs:
-                quote = quote.model_copy(
-                    update={"notes": [*quote.notes, f"{name} accepts no new fine-tuning jobs"]}
-                )
-            quotes.append(quote)
-        return rank(quotes)
+        """Quotes for the same job on several providers, cheapest first (see `unitune.catalog.compare`)."""
+        return compare_costs(
+            self.catalog, self._local(data), model=model, providers=providers,
+            hyperparameters=hyperparameters, method=method,
+        )  # fmt: skip
 
     # -- jobs -----------------------------------------------------------------------------------
 

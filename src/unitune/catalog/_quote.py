@@ -17,9 +17,12 @@ __all__ = [
     "DatasetTokens",
     "Quote",
     "QuoteLine",
+    "compare",
     "count_dataset_tokens",
     "default_epochs",
+    "estimate",
     "make_quote",
+    "rank",
 ]
 
 # OpenAI's documented default (the cookbook's constants): aim for 3 epochs, but at least 100 examples'
@@ -280,3 +283,59 @@ def make_quote(
 def rank(quotes: Sequence[Quote]) -> list[Quote]:
     """Cheapest first; quotes without a price last."""
     return sorted(quotes, key=lambda q: (q.total_usd is None, q.total_usd or 0.0, q.provider))
+
+
+def estimate(
+    catalog: Catalog,
+    provider: str,
+    model: str,
+    data: Any,
+    *,
+    validation: Any = None,
+    hyperparameters: Hyperparameters | None = None,
+    method: TrainingMethod = "sft",
+) -> Quote:
+    """Quote training `model` (an alias or the provider's id) on `provider` with a `Dataset`."""
+    from unitune.data.tokens import counter_for
+
+    resolved = catalog.resolve(provider, model)
+    entry = catalog.find(provider, resolved)
+    limit = entry.max_example_tokens if entry is not None else None
+    counter = counter_for(provider, resolved)
+    train_tokens = count_dataset_tokens(data, counter, limit)
+    valid_tokens = count_dataset_tokens(validation, counter, limit) if validation is not None else None
+    quote = make_quote(
+        catalog, provider, resolved, train_tokens, validation=valid_tokens, hyperparameters=hyperparameters,
+        method=method,
+    )  # fmt: skip
+    return quote.model_copy(update={"requested_model": model})
+
+
+def compare(
+    catalog: Catalog,
+    data: Any,
+    *,
+    model: str,
+    providers: Sequence[str],
+    hyperparameters: Hyperparameters | None = None,
+    method: TrainingMethod = "sft",
+) -> list[Quote]:
+    """Quotes for the same job on several providers, cheapest first. Providers that do not offer
+    `model` are left out; those that take no new jobs are quoted with a note saying so."""
+    quotes = []
+    for name in providers:
+        if name not in catalog.providers:
+            continue
+        try:
+            resolved = catalog.resolve(name, model)
+        except ConfigurationError:
+            continue  # this provider does not offer the alias
+        if catalog.find(name, resolved) is None:
+            continue
+        quote = estimate(catalog, name, model, data, hyperparameters=hyperparameters, method=method)
+        if not catalog.provider(name).accepts_new_jobs:
+            quote = quote.model_copy(
+                update={"notes": [*quote.notes, f"{name} accepts no new fine-tuning jobs"]}
+            )
+        quotes.append(quote)
+    return rank(quotes)

@@ -522,6 +522,161 @@ def split(
     )
 
 
+def _catalog() -> Any:
+    from unitune.catalog import load_catalog
+
+    return load_catalog(load_config().catalog)
+
+
+def _show_quote(q: Any) -> None:
+    out = _out()
+    total = (
+        "[yellow]unknown[/] (no price in the catalog)"
+        if q.total_usd is None
+        else f"[bold]${q.total_usd:,.2f}[/]"
+    )
+    out.print(f"[cyan]{q.provider}[/] {escape(q.model)}: {total}  ({q.examples:,} examples, {q.epochs} epochs "
+              f"[{q.epochs_source}], {q.training_tokens:,} tokens/epoch, {q.billable_tokens:,} billed)")  # fmt: skip
+    table = _table("item", "USD", "how", "source", "as of", "verified", keep_whole=("source",))
+    for line in q.lines:
+        table.add_row(line.item, f"{line.usd:,.4f}", escape(line.detail), escape(line.source), line.as_of,
+                      "yes" if line.verified else "[yellow]no[/]")  # fmt: skip
+    if q.lines:
+        out.print(table)
+    if q.tuned_per_1k_requests_usd is not None and q.base_per_1k_requests_usd is not None:
+        out.print(f"inference per 1K requests like this data: tuned ${q.tuned_per_1k_requests_usd:,.4f}, "
+                  f"base ${q.base_per_1k_requests_usd:,.4f}")  # fmt: skip
+    flags = [("token counts are approximate", q.approximate), ("some prices are unverified", not q.verified)]
+    for note in [*q.notes, *(text for text, on in flags if on)]:
+        out.print(f"[yellow]note:[/] {escape(note)}")
+
+
+@app.command()
+@_handles_errors
+def estimate(
+    file: Annotated[Path, typer.Argument(help="The training data.")],
+    model: Annotated[str, typer.Option(help="Portable alias or the provider's model id.")],
+    provider: ProviderOpt = None,
+    as_json: JsonOpt = False,
+    compare: Annotated[
+        bool, typer.Option("--compare", help="Quote every provider offering the model.")
+    ] = False,
+    epochs: Annotated[int | None, typer.Option(help="Epochs (default: the provider's rule).")] = None,
+    validation: Annotated[
+        Path | None, typer.Option(help="Validation data (billed on some providers).")
+    ] = None,
+) -> None:
+    """What a fine-tune will cost, line by line, with each price's source and date."""
+    from unitune.catalog import compare as compare_costs
+    from unitune.catalog import estimate as estimate_cost
+    from unitune.data import Dataset
+    from unitune.types import Hyperparameters
+
+    catalog = _catalog()
+    hp = Hyperparameters(epochs=epochs)
+    data = Dataset.from_jsonl(file)
+    if compare:
+        names = [n for n in sorted(catalog.providers) if n != "fake"]
+        quotes = compare_costs(catalog, data, model=model, providers=names, hyperparameters=hp)
+        if not quotes:
+            raise ConfigurationError(f"No provider in the catalog offers {model!r} with a price.")
+    else:
+        valid = Dataset.from_jsonl(validation) if validation else None
+        name = provider or load_config().provider
+        quotes = [estimate_cost(catalog, name, model, data, validation=valid, hyperparameters=hp)]
+    if as_json:
+        _print_json(quotes if compare else quotes[0])
+        return
+    for q in quotes:
+        _show_quote(q)
+
+
+@app.command()
+@_handles_errors
+def models(provider: ProviderOpt = None, as_json: JsonOpt = False) -> None:
+    """The catalog: fine-tunable models per provider, aliases, limits and lifecycle."""
+    catalog = _catalog()
+    if provider:
+        catalog.provider(provider)  # an unknown name is an error naming the known ones
+    rows = []
+    for name, m in catalog.models(provider):
+        entry = catalog.provider(name)
+        rows.append({
+            "provider": name, "model": m.id, "aliases": m.aliases, "methods": m.methods, "lora": m.lora,
+            "context_tokens": m.context_tokens, "max_example_tokens": m.max_example_tokens,
+            "accepts_new_jobs": entry.accepts_new_jobs, "status": entry.status,
+            "sunsets": [s.model_dump(mode="json") for s in entry.sunsets if not s.models or m.id in s.models],
+        })  # fmt: skip
+    if as_json:
+        _print_json(rows)
+        return
+    table = _table("provider", "model", "aliases", "methods", "context", "lifecycle", keep_whole=("model",))
+    for r in rows:
+        dates = ", ".join(f"{s['what']} ends {s['date'] or 'already'}" for s in r["sunsets"])
+        life = ("[green]live[/]" if r["accepts_new_jobs"] else "[red]closed[/]") + (
+            f"; {escape(dates)}" if dates else ""
+        )
+        methods = ", ".join(r["methods"]) + (" (LoRA)" if r["lora"] else "")
+        table.add_row(r["provider"], escape(r["model"]), escape(", ".join(r["aliases"])), methods,
+                      f"{r['context_tokens']:,}" if r["context_tokens"] else "", life)  # fmt: skip
+    _out().print(table)
+
+
+@app.command()
+@_handles_errors
+def prices(
+    as_json: JsonOpt = False,
+    provider: ProviderOpt = None,
+    stale: Annotated[bool, typer.Option("--stale", help="Only figures older than --days.")] = False,
+    days: Annotated[int, typer.Option(help="Age, in days, that makes a figure stale.")] = 90,
+) -> None:
+    """Prices in the catalog with their sources and dates (`--stale`: the ones to re-check)."""
+    import datetime as dt
+
+    catalog = _catalog()
+    today = dt.date.today()
+    if stale:
+        entries = [
+            e
+            for e in catalog.stale(older_than_days=days, today=today)
+            if not provider or e.provider == provider
+        ]
+        if as_json:
+            _print_json([e._asdict() for e in entries])
+            return
+        if not entries:
+            _out().print(f"Nothing older than {days} days.")
+            return
+        table = _table("provider", "model", "figure", "as of", "age (days)", keep_whole=("provider", "model", "as of"))
+        for e in entries:
+            table.add_row(e.provider, escape(e.model), e.what, str(e.as_of), str((today - e.as_of).days))
+        _out().print(table)
+        return
+    rows = []
+    for name, m in catalog.models(provider):
+        for t in m.training:
+            unit = (
+                f"${t.per_million_tokens}/1M tokens"
+                if t.per_million_tokens is not None
+                else f"${t.per_hour}/h"
+            )
+            rows.append({"provider": name, "model": m.id, "item": f"training {t.method}" + (" LoRA" if t.lora else ""),
+                         "price": unit, "source": t.source, "as_of": str(t.as_of), "verified": t.verified})  # fmt: skip
+        for label, p in (("tuned inference", m.tuned_inference), ("base inference", m.base_inference)):
+            if p is not None:
+                rows.append({"provider": name, "model": m.id, "item": label,
+                             "price": f"${p.input_per_million}/${p.output_per_million} per 1M in/out",
+                             "source": p.source, "as_of": str(p.as_of), "verified": p.verified})  # fmt: skip
+    if as_json:
+        _print_json(rows)
+        return
+    table = _table("provider", "model", "item", "price", "as of", "verified", "source", keep_whole=("model",))
+    for r in rows:
+        table.add_row(r["provider"], escape(r["model"]), r["item"], r["price"], r["as_of"],
+                      "yes" if r["verified"] else "[yellow]no[/]", escape(r["source"]))  # fmt: skip
+    _out().print(table)
+
+
 @app.command()
 @_handles_errors
 def demo(

@@ -507,3 +507,14 @@ def test_split_is_deterministic_exact_and_stratified(tmp_path: Path) -> None:
     valid = {json.dumps(x) for x in map(json.loads, one.validation_path.read_text().splitlines())}
     assert not train & valid
     assert len(list(one.train)) == 80
+
+
+def test_truncated_gzip_is_reported_after_the_good_lines(tmp_path: Path) -> None:
+    good = gzip.compress(("".join(json.dumps({"messages": [U, A]}) + "\n" for _ in range(3))).encode())
+    path = tmp_path / "cut.jsonl.gz"
+    path.write_bytes(good[: len(good) - 6])  # lose the end-of-stream trailer
+    report = validate(path, counter=WordCounter())
+    issue = only(report, "invalid_gzip")
+    assert issue.line == 4
+    assert "corrupt or truncated" in issue.message
+    assert report.stats.examples == 3

@@ -175,9 +175,20 @@ def iter_jsonl_lines(lines: Iterable[bytes], *, fmt: Format = "auto") -> Iterato
 
 
 def read_jsonl(path: Path, *, fmt: Format = "auto") -> Iterator[Record]:
-    """Stream a JSONL file (optionally gzipped)."""
+    """Stream a JSONL file (optionally gzipped). Corrupt gzip data ends the stream with an
+    `invalid_gzip` record rather than an exception, so validation still reports everything before it."""
+    import zlib
+
+    line = 0
     with open_binary(path) as fh:
-        yield from iter_jsonl_lines(fh, fmt=fmt)
+        try:
+            for record in iter_jsonl_lines(fh, fmt=fmt):
+                line = record.line
+                yield record
+        except (EOFError, OSError, zlib.error) as e:  # gzip.BadGzipFile is an OSError
+            yield Record(
+                line + 1, None, Problem("invalid_gzip", f"the gzip data is corrupt or truncated ({e})")
+            )
 
 
 def read_csv(

@@ -19,6 +19,7 @@ def _isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     work = tmp_path / "work"
     work.mkdir()
     monkeypatch.setenv("UNITUNE_HOME", str(home))
+    monkeypatch.setenv("UNITUNE_CACHE", str(tmp_path / "cache"))
     monkeypatch.delenv("UNITUNE_PROVIDER", raising=False)
     monkeypatch.delenv("UNITUNE_CONFIG", raising=False)
     monkeypatch.chdir(work)

@@ -316,3 +316,22 @@ verified = false
     assert fake_q.total_usd == pytest.approx(max(fake_q.billable_tokens * 10.0 / 1e6, 0.5))
     assert not cheap_q.verified
     assert fake_q.verified
+
+
+def test_catalog_cache_is_used_and_keyed_by_content(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from unitune.catalog import _catalog
+
+    _catalog._builtin.cache_clear()
+    first = _catalog._builtin()
+    (cached,) = list((tmp_path / "cache").glob("catalog-*.json"))
+    _catalog._builtin.cache_clear()
+    # A second load reads the JSON cache, not the TOML: make TOML parsing fail to prove it.
+    with monkeypatch.context() as m:
+        m.setattr(_catalog, "_parse", lambda *a: (_ for _ in ()).throw(AssertionError("parsed TOML")))
+        second = _catalog._builtin()
+    assert second.providers.keys() == first.providers.keys()
+    assert second.models() == first.models()
+    cached.write_text("not json")  # a corrupt cache is a miss, not an error
+    _catalog._builtin.cache_clear()
+    assert _catalog._builtin().models() == first.models()
+    _catalog._builtin.cache_clear()

@@ -647,7 +647,9 @@ def prices(
         if not entries:
             _out().print(f"Nothing older than {days} days.")
             return
-        table = _table("provider", "model", "figure", "as of", "age (days)", keep_whole=("provider", "model", "as of"))
+        table = _table(
+            "provider", "model", "figure", "as of", "age (days)", keep_whole=("provider", "model", "as of")
+        )
         for e in entries:
             table.add_row(e.provider, escape(e.model), e.what, str(e.as_of), str((today - e.as_of).days))
         _out().print(table)

@@ -335,3 +335,14 @@ def test_catalog_cache_is_used_and_keyed_by_content(tmp_path: Path, monkeypatch:
     _catalog._builtin.cache_clear()
     assert _catalog._builtin().models() == first.models()
     _catalog._builtin.cache_clear()
+
+
+def test_per_model_epoch_default_wins_over_the_provider_rule() -> None:
+    catalog = load_catalog()
+    llama = catalog.find("bedrock", "llama-3.1-8b-instruct")
+    assert llama is not None
+    assert llama.default_epochs == 5
+    entry = catalog.find("bedrock", "nova-lite") or catalog.models("bedrock")[0][1]
+    quote = make_quote(catalog, "bedrock", llama.id, _tokens(100, 1000))
+    assert (quote.epochs, quote.epochs_source) == (5, "provider default")
+    assert entry.default_epochs is None or entry.default_epochs != 5

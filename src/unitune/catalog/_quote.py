@@ -218,6 +218,8 @@ def make_quote(
             fix=f"Close names: {', '.join(catalog.suggest(provider, model)) or 'none'}; or add it in a catalog file.",
         )
     rule = catalog.provider(provider).epochs
+    if entry.default_epochs is not None:
+        rule = EpochRule(kind="fixed", default=entry.default_epochs)
     epochs = hp.epochs or default_epochs(rule, train.examples)
     source = (
         "given" if hp.epochs else ("OpenAI's default rule" if rule.kind == "openai" else "provider default")

@@ -105,6 +105,11 @@ class ModelEntry(_Strict):
     lora: bool = False
     full: bool = True
     data_format: str | None = Field(default=None, description="Wire format name (unitune.data.convert).")
+    default_epochs: int | None = Field(
+        default=None,
+        ge=1,
+        description="This model's epoch default, where it differs from the provider's rule.",
+    )
     min_examples: int | None = None
     max_examples: int | None = None
     training: list[TrainingPrice] = Field(default_factory=list)

@@ -42,6 +42,7 @@ else:  # pragma: no cover - exercised on 3.10 only
     import tomli as tomllib  # type: ignore[import-not-found,unused-ignore]
 
 __all__ = [
+    "CACHE_ENV",
     "CONFIG_ENV",
     "DEFAULT_PROVIDER",
     "HOME_ENV",
@@ -49,6 +50,7 @@ __all__ = [
     "RetrySettings",
     "UnituneConfig",
     "WaitSettings",
+    "cache_dir",
     "home_dir",
     "load_config",
 ]
@@ -56,6 +58,7 @@ __all__ = [
 CONFIG_ENV = "UNITUNE_CONFIG"
 PROVIDER_ENV = "UNITUNE_PROVIDER"
 HOME_ENV = "UNITUNE_HOME"
+CACHE_ENV = "UNITUNE_CACHE"
 #: The embedded default: trains on this machine, needs no key and no network.
 DEFAULT_PROVIDER = "local"
 
@@ -194,6 +197,16 @@ def load_config(
             fix=f"Edit {key!r} in {where}.",
         ) from None
     return config
+
+
+def cache_dir() -> Path:
+    """unitune's cache (converted models, the parsed catalog): `$UNITUNE_CACHE` or the user cache dir.
+    Everything here can be deleted and is rebuilt on demand."""
+    if os.environ.get(CACHE_ENV):
+        return Path(os.environ[CACHE_ENV]).expanduser()
+    import platformdirs
+
+    return Path(platformdirs.user_cache_dir("unitune", appauthor=False))
 
 
 def home_dir(config: UnituneConfig | None = None) -> Path:

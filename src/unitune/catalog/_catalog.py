@@ -201,14 +201,6 @@ class Catalog:
         return out
 
 
-def _cache_dir() -> Path:
-    import os
-
-    import platformdirs
-
-    return Path(os.environ.get("UNITUNE_CACHE") or platformdirs.user_cache_dir("unitune", appauthor=False))
-
-
 @functools.cache
 def _builtin() -> Catalog:
     """The shipped catalog. Parsing TOML in pure Python costs ~25 ms for these files, so the parsed
@@ -222,7 +214,9 @@ def _builtin() -> Catalog:
     entries = sorted((e for e in folder.iterdir() if e.name.endswith(".toml")), key=lambda e: e.name)
     texts = [(e.name, e.read_text("utf-8")) for e in entries]
     digest = hashlib.sha256("\0".join(f"{n}\0{t}" for n, t in texts).encode()).hexdigest()[:24]
-    cached = _cache_dir() / f"catalog-{digest}.json"
+    from unitune.config import cache_dir
+
+    cached = cache_dir() / f"catalog-{digest}.json"
     try:
         raw = json.loads(cached.read_text("utf-8"))
         return Catalog(CatalogFile.model_validate(r) for r in raw)

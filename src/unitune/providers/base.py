@@ -286,6 +286,15 @@ class Provider(ABC):
         """One chat completion with a base or fine-tuned model."""
         self._unsupported("chat")
 
+    def chat_batch(self, model: str, conversations: list[list[Message]], **params: Any) -> list[ChatResponse]:
+        """One chat completion per conversation with the same model, answers in the same order.
+
+        Evaluation sends its prompts through here. The default calls `chat` once per conversation;
+        providers that generate several sequences in one pass (the local trainer) override it. An
+        override must return exactly one response per conversation, in order.
+        """
+        return [self.chat(model, messages, **params) for messages in conversations]
+
     def find_job(self, idempotency_key: str) -> Job | None:
         """The job tagged with this idempotency key, if the provider has one.
 

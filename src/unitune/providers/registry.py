@@ -86,7 +86,7 @@ BUILTIN_PROVIDERS: dict[str, ProviderInfo] = {
             "local",
             ("torch", "transformers", "peft", "safetensors"),
             "LoRA on Hugging Face models, on this machine (CPU or GPU)",
-            available=False,
+            available=True,
         ),
         _info(
             "openai",

@@ -1,0 +1,337 @@
+"""The `local` provider: LoRA fine-tuning of Hugging Face causal LMs on this machine, with the job
+semantics of a hosted vendor.
+
+`create_job` starts a detached worker process and returns at once; the worker writes the job's state,
+events and step metrics under the unitune home, so `get_job`, `events`, `metrics` and `list_jobs` work
+from any process and after a restart. A worker that died is reported `failed` with its last log lines.
+The tuned model is `local:<job-id>` (a saved PEFT adapter, mergeable with `merge()`).
+
+Needs `pip install "unitune[local]"` (torch, transformers, peft, gguf, safetensors); nothing of it is
+imported until training or inference starts. Multi-GPU: see docs/local.md (accelerate).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import json
+import os
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any, ClassVar, Literal
+
+from pydantic import Field
+
+from unitune.config import home_dir
+from unitune.errors import ConfigurationError, NotFoundError
+from unitune.providers.base import Provider, ProviderSettings, map_status
+from unitune.providers.local._store import JobDir, JobState, Store
+from unitune.types import (
+    Capabilities,
+    ChatResponse,
+    FileRef,
+    Job,
+    JobEvent,
+    JobSpec,
+    JobStatus,
+    Message,
+    PreparedFile,
+    StepMetric,
+    Usage,
+    utcnow,
+)
+
+__all__ = ["LocalProvider", "LocalSettings"]
+
+S = JobStatus
+#: Every state the worker and the provider write, mapped (tested value by value).
+STATUS_MAP: dict[str, JobStatus] = {
+    "queued": S.QUEUED,
+    "running": S.RUNNING,
+    "cancelling": S.CANCELLING,
+    "succeeded": S.SUCCEEDED,
+    "failed": S.FAILED,
+    "cancelled": S.CANCELLED,
+}
+_ACTIVE = {"queued", "running", "cancelling"}
+PREFIX = "local:"
+
+
+class LocalSettings(ProviderSettings):
+    """`[providers.local]` in unitune.toml."""
+
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    threads: int | None = Field(default=None, ge=1, description="CPU threads for training (default: all).")
+    max_seq_length: int = Field(default=1024, ge=16)
+    packing: bool = False
+    home: Path | None = Field(default=None, description="Where jobs live (default: <unitune home>/local).")
+    max_new_tokens: int = Field(default=256, ge=1)
+
+
+def _proc_start(pid: int) -> str | None:
+    """The process's start time from /proc (guards against a recycled pid); None if unknown."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat.rsplit(")", 1)[-1].split()
+    return fields[19] if len(fields) > 19 else None
+
+
+def _alive(pid: int, start: str | None) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
+    except OSError:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        return True
+    fields = stat.rsplit(")", 1)[-1].split()
+    if fields and fields[0] == "Z":  # exited, not yet reaped
+        return False
+    return start is None or (len(fields) > 19 and fields[19] == start)
+
+
+class LocalProvider(Provider):
+    """Fine-tune on this machine. See the module docstring."""
+
+    name: ClassVar[str] = "local"
+    capabilities: ClassVar[Capabilities] = Capabilities(
+        cancel=True,
+        pause=False,
+        events=True,
+        metrics=True,
+        checkpoints=False,
+        chat=True,
+        dpo=False,
+        lora=True,
+        full_finetune=False,
+        notes={"lora": "LoRA on all linear layers; full fine-tuning is not offered"},
+    )
+    settings_class: ClassVar[type[ProviderSettings]] = LocalSettings
+    dataset_profile: ClassVar[str] = "local"
+    wire_format: ClassVar[str] = "openai"
+    settings: LocalSettings
+
+    def __init__(self, settings: ProviderSettings | None = None, *, client: Any = None) -> None:
+        super().__init__(settings, client=client)
+        root = self.settings.home or home_dir() / "local"
+        self.store = Store(root)
+        self._children: dict[str, subprocess.Popen[bytes]] = {}
+
+    # -- files and jobs ---------------------------------------------------------------------------
+
+    def upload(self, prepared: PreparedFile) -> FileRef:
+        self.store.files.mkdir(parents=True, exist_ok=True)
+        file_id = f"file-local-{prepared.sha256[:16]}"
+        target = self.store.files / f"{file_id}.jsonl"
+        if not target.exists():
+            tmp = target.with_suffix(".partial")
+            shutil.copyfile(prepared.path, tmp)
+            tmp.replace(target)
+        return FileRef(
+            id=file_id, provider=self.name, filename=prepared.filename, size_bytes=prepared.size_bytes,
+            purpose=prepared.purpose, sha256=prepared.sha256, created_at=utcnow(),
+        )  # fmt: skip
+
+    def _file(self, ref: FileRef) -> Path:
+        path = self.store.files / f"{ref.id}.jsonl"
+        if not path.is_file():
+            raise NotFoundError(
+                f"No uploaded file {ref.id!r} in {self.store.files}", provider=self.name, status_code=404
+            )
+        return path
+
+    def create_job(self, spec: JobSpec, *, idempotency_key: str) -> Job:
+        unknown = sorted(set(spec.hyperparameters.provider_options) - {"packing"})
+        if unknown:
+            from unitune.errors import UnsupportedFeatureError
+
+            raise UnsupportedFeatureError(
+                provider=self.name, feature=f"the provider option(s) {', '.join(map(repr, unknown))}",
+                hint="Known options: packing.",
+            )  # fmt: skip
+        stamp = utcnow().strftime("%Y%m%d-%H%M%S")
+        job = self.store.job(f"ftjob-local-{stamp}-{secrets.token_hex(3)}")
+        job.path.mkdir(parents=True)
+        record = {
+            "model": spec.model,
+            "training_file": spec.training_file.id,
+            "validation_file": spec.validation_file.id if spec.validation_file else None,
+            "training_path": str(self._file(spec.training_file)),
+            "validation_path": str(self._file(spec.validation_file)) if spec.validation_file else None,
+            "hyperparameters": spec.hyperparameters.model_dump(mode="json"),
+            "suffix": spec.suffix,
+            "metadata": spec.metadata,
+            "idempotency_key": idempotency_key,
+            "settings": self.settings.model_dump(
+                mode="json", exclude={"api_key", "base_url", "timeout", "home"}
+            ),
+        }
+        job.spec_path.write_text(json.dumps(record, indent=2), "utf-8")
+        job.write_state(JobState(status="queued"))
+        job.event("job queued", type="status")
+        self._spawn(job)
+        return self._job(job)
+
+    def _spawn(self, job: JobDir) -> None:
+        log = job.log_path.open("ab")
+        try:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "unitune.providers.local._worker", str(job.path)],
+                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                start_new_session=True,  # survives the client; Ctrl-C in the terminal does not kill it
+                env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            )  # fmt: skip
+        finally:
+            log.close()
+        self._children[job.id] = proc
+        (job.path / "pid").write_text(f"{proc.pid} {_proc_start(proc.pid) or ''}\n")
+
+    def _pid(self, job: JobDir) -> tuple[int, str | None] | None:
+        try:
+            pid, _, start = (job.path / "pid").read_text().strip().partition(" ")
+            return int(pid), start or None
+        except (OSError, ValueError):
+            return None
+
+    def _job(self, job: JobDir) -> Job:
+        spec = job.spec()
+        state = job.state()
+        if state.status in _ACTIVE:
+            state = self._check_worker(job, state)
+        status = map_status(self.name, state.status, STATUS_MAP)
+        return Job(
+            id=job.id, provider=self.name, status=status, raw_status=state.status, model=spec["model"],
+            fine_tuned_model=state.fine_tuned_model if status is S.SUCCEEDED else None,
+            created_at=dt.datetime.fromisoformat(state.created_at),
+            finished_at=dt.datetime.fromisoformat(state.finished_at) if state.finished_at else None,
+            training_file=spec["training_file"], validation_file=spec.get("validation_file"),
+            hyperparameters={k: v for k, v in spec["hyperparameters"].items() if v not in (None, {})},
+            trained_tokens=state.trained_tokens, progress=state.progress, error=state.error,
+            idempotency_key=spec.get("idempotency_key"),
+            raw={"state": state.model_dump(), "path": str(job.path)},
+        )  # fmt: skip
+
+    def _check_worker(self, job: JobDir, state: JobState) -> JobState:
+        """A job whose worker is gone is failed (or cancelled, if that was asked), never running forever."""
+        child = self._children.get(job.id)
+        if child is not None:
+            child.poll()  # reaps our own child so it does not linger as a zombie
+        pid = self._pid(job)
+        if pid is None or _alive(*pid):
+            return state
+        state = job.state()  # the worker may have finished between the two reads
+        if state.status not in _ACTIVE:
+            return state
+        if job.cancel_path.exists():
+            job.event("job cancelled (worker stopped)", level="warning", type="status")
+            return job.update(status="cancelled", finished_at=utcnow().isoformat())
+        tail = job.log_tail(12)
+        error = "the training worker exited unexpectedly" + (f"; last log lines:\n{tail}" if tail else "")
+        job.event(error, level="error", type="status")
+        return job.update(status="failed", finished_at=utcnow().isoformat(), error=error)
+
+    def _existing(self, job_id: str) -> JobDir:
+        try:
+            job = self.store.job(job_id)
+        except ValueError:
+            job = None
+        if job is None or not job.exists():
+            raise NotFoundError(f"No local fine-tuning job {job_id!r} in {self.store.jobs}", provider=self.name,
+                                status_code=404)  # fmt: skip
+        return job
+
+    def get_job(self, job_id: str) -> Job:
+        return self._job(self._existing(job_id))
+
+    def list_jobs(self, *, limit: int = 20) -> list[Job]:
+        jobs = sorted(self.store.all_jobs(), key=lambda j: j.state().created_at, reverse=True)
+        return [self._job(j) for j in jobs[:limit]]
+
+    def find_job(self, idempotency_key: str) -> Job | None:
+        for job in self.store.all_jobs():
+            if job.spec().get("idempotency_key") == idempotency_key:
+                return self._job(job)
+        return None
+
+    def cancel_job(self, job_id: str) -> Job:
+        job = self._existing(job_id)
+        state = job.state()
+        if state.status in _ACTIVE:
+            job.cancel_path.touch()
+            if state.status == "queued" and self._pid(job) is None:
+                job.update(status="cancelled", finished_at=utcnow().isoformat())
+            else:
+                if state.status != "cancelling":
+                    job.update(status="cancelling")
+                    job.event("cancellation requested", level="warning", type="status")
+                pid = self._pid(job)
+                if pid is not None and _alive(*pid):
+                    # ProcessLookupError: it ended on its own just now; the next read reports how.
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(pid[0], signal.SIGTERM)
+        return self._job(job)
+
+    def list_events(self, job_id: str) -> list[JobEvent]:
+        job = self._existing(job_id)
+        self._job(job)  # detects a dead worker, which adds its event
+        return job.events()
+
+    def list_metrics(self, job_id: str) -> list[StepMetric]:
+        return self._existing(job_id).metrics()
+
+    # -- models -------------------------------------------------------------------------------------
+
+    def _model_paths(self, model: str) -> tuple[Path, Path | None]:
+        from unitune.providers.local._models import resolve_model_path
+
+        if model.startswith(PREFIX):
+            job = self._existing(model[len(PREFIX) :])
+            if not job.adapter_path.is_dir():
+                raise NotFoundError(f"Job {job.id} has no trained adapter (status: {job.state().status}).",
+                                    provider=self.name, status_code=404)  # fmt: skip
+            return resolve_model_path(job.spec()["model"]), job.adapter_path
+        return resolve_model_path(model), None
+
+    def chat(self, model: str, messages: list[Message], **params: Any) -> ChatResponse:
+        return self.chat_batch(model, [messages], **params)[0]
+
+    def chat_batch(self, model: str, conversations: list[list[Message]], **params: Any) -> list[ChatResponse]:
+        """Batched generation (the fast path for evaluation). `max_new_tokens`, `temperature`, `batch_size`."""
+        from unitune.providers.local._infer import generate
+
+        unknown = sorted(set(params) - {"max_new_tokens", "temperature", "batch_size", "max_tokens"})
+        if unknown:
+            raise ConfigurationError(
+                f"Unknown chat parameter(s) for the local provider: {', '.join(unknown)}."
+            )
+        base, adapter = self._model_paths(model)
+        convs = [[{"role": m.role, "content": m.text} for m in c] for c in conversations]
+        results = generate(
+            base, adapter, convs,
+            max_new_tokens=int(params.get("max_new_tokens") or params.get("max_tokens") or self.settings.max_new_tokens),
+            temperature=float(params.get("temperature") or 0.0), batch_size=int(params.get("batch_size") or 8),
+        )  # fmt: skip
+        return [
+            ChatResponse(model=model, provider=self.name, content=r.text, finish_reason=r.finish_reason,
+                         usage=Usage(prompt_tokens=r.prompt_tokens, completion_tokens=r.completion_tokens))
+            for r in results
+        ]  # fmt: skip
+
+    def merge(self, job_id: str, out: str | Path) -> Path:
+        """Write the job's base model with its adapter merged in, as an ordinary model folder."""
+        from unitune.providers.local._infer import merge_adapter
+
+        base, adapter = self._model_paths(f"{PREFIX}{job_id}")
+        assert adapter is not None
+        return merge_adapter(base, adapter, Path(out))

@@ -1,0 +1,62 @@
+"""The detached training process: `python -m unitune.providers.local._worker JOB_DIR`.
+
+It owns the job's state from start to end: running → succeeded / failed (with the error) /
+cancelled (SIGTERM or the job's `cancel` file). The client only reads what it writes.
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+import traceback
+from pathlib import Path
+from types import FrameType
+
+from unitune.providers.local._store import JobDir
+from unitune.types import utcnow
+
+
+def main(argv: list[str]) -> int:
+    job = JobDir(Path(argv[1]))
+    stop = {"requested": False}
+
+    def on_term(signum: int, frame: FrameType | None) -> None:
+        stop["requested"] = True  # checked between steps, so the state files stay consistent
+
+    signal.signal(signal.SIGTERM, on_term)
+
+    def should_stop() -> bool:
+        return stop["requested"] or job.cancel_path.exists()
+
+    job.update(status="running", started_at=utcnow().isoformat())
+    job.event("worker started", pid=__import__("os").getpid())
+    try:
+        from unitune.providers.local._models import resolve_model_path
+        from unitune.providers.local._train import Cancelled, train
+
+        spec = job.spec()
+        base = resolve_model_path(spec["model"], progress=lambda msg: job.event(msg))
+        train(job, base, should_stop)
+    except Cancelled:
+        job.update(status="cancelled", finished_at=utcnow().isoformat())
+        job.event("job cancelled", level="warning", type="status")
+        return 0
+    except BaseException as e:
+        traceback.print_exc()  # into worker.log, which get_job quotes if this process dies
+        message = f"{type(e).__name__}: {e}"
+        if should_stop():
+            job.update(status="cancelled", finished_at=utcnow().isoformat())
+            job.event(f"job cancelled ({message})", level="warning", type="status")
+            return 0
+        job.update(status="failed", finished_at=utcnow().isoformat(), error=message)
+        job.event(f"job failed: {message}", level="error", type="status")
+        return 1
+    job.update(
+        status="succeeded", finished_at=utcnow().isoformat(), progress=1.0, fine_tuned_model=f"local:{job.id}"
+    )
+    job.event("job succeeded", type="status")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))

@@ -1,0 +1,197 @@
+"""The local provider: real training of a tiny model in a detached worker, end to end."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+from pathlib import Path
+
+import pytest
+
+from unitune import FineTuneClient, Hyperparameters, JobFailedError, JobStatus, NotFoundError
+from unitune.data import Dataset
+from unitune.demo.tickets import write_jsonl
+from unitune.providers.local import STATUS_MAP, LocalProvider, LocalSettings
+from unitune.providers.local._train import MaskError, encode_chat
+
+S = JobStatus
+
+
+@pytest.fixture
+def data(tmp_path: Path) -> Path:
+    return write_jsonl(tmp_path / "tickets.jsonl", 24, seed=3)
+
+
+@pytest.fixture
+def provider(tmp_path: Path) -> LocalProvider:
+    return LocalProvider(LocalSettings(home=tmp_path / "local", threads=1))
+
+
+def _client(provider: LocalProvider) -> FineTuneClient:
+    return FineTuneClient(provider, ledger=False)
+
+
+def _wait_until(predicate: object, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():  # type: ignore[operator]
+            return
+        time.sleep(0.2)
+    raise AssertionError("condition not reached in time")
+
+
+def test_status_map_value_by_value() -> None:
+    assert STATUS_MAP == {
+        "queued": S.QUEUED, "running": S.RUNNING, "cancelling": S.CANCELLING,
+        "succeeded": S.SUCCEEDED, "failed": S.FAILED, "cancelled": S.CANCELLED,
+    }  # fmt: skip
+
+
+def test_lifecycle_restart_and_chat(
+    tiny_model: Path, provider: LocalProvider, data: Path, tmp_path: Path
+) -> None:
+    client = _client(provider)
+    job = client.create_job(
+        model=str(tiny_model), training_data=data, validation_data=data,
+        hyperparameters=Hyperparameters(epochs=2, learning_rate=2e-3, batch_size=8), idempotency_key="k1",
+    )  # fmt: skip
+    assert job.status in (S.QUEUED, S.RUNNING)  # create returns at once; a worker trains
+    done = client.wait(job, poll_interval=0.3, timeout=240)
+    assert done.fine_tuned_model == f"local:{job.id}"
+    assert done.trained_tokens is not None
+    assert done.trained_tokens > 0
+    # A new provider on the same home (another process, after a restart) sees the same job.
+    again = LocalProvider(LocalSettings(home=tmp_path / "local"))
+    assert again.get_job(job.id).status is S.SUCCEEDED
+    assert [j.id for j in again.list_jobs()] == [job.id]
+    assert again.find_job("k1") is not None
+    metrics = again.list_metrics(job.id)
+    train_steps = [m for m in metrics if m.train_loss is not None]
+    assert [m.step for m in train_steps] == [1, 2, 3, 4, 5, 6]  # 24 examples / 8 × 2 epochs
+    valid = [m for m in metrics if m.valid_loss is not None]
+    assert [m.epoch for m in valid] == [1.0, 2.0]
+    messages = [e.message for e in again.list_events(job.id)]
+    assert messages[0] == "job queued"
+    assert messages[-1] == "job succeeded"
+    assert any("validation loss" in m for m in messages)
+    reply = client.chat(done.fine_tuned_model or "", "My order #12345 is late", max_new_tokens=8)
+    assert reply.usage.prompt_tokens > 0
+    assert 0 < reply.usage.completion_tokens <= 8
+    base = client.chat(str(tiny_model), "My order is late", max_new_tokens=4)
+    assert base.provider == "local"
+    with pytest.raises(NotFoundError):
+        client.get_job("ftjob-local-nope")
+
+
+def test_cancel_stops_the_worker(tiny_model: Path, provider: LocalProvider, data: Path) -> None:
+    client = _client(provider)
+    job = client.create_job(model=str(tiny_model), training_data=data,
+                            hyperparameters=Hyperparameters(epochs=200, batch_size=1))  # fmt: skip
+    _wait_until(lambda: provider.list_metrics(job.id))  # training has started
+    assert client.cancel_job(job).status in (S.CANCELLING, S.CANCELLED)
+    with pytest.raises(JobFailedError) as info:
+        client.wait(job, poll_interval=0.3, timeout=60)
+    assert info.value.job.status is S.CANCELLED
+    pid = int((provider.store.job(job.id).path / "pid").read_text().split()[0])
+    _wait_until(
+        lambda: (
+            not Path(f"/proc/{pid}").exists()
+            or "Z" in Path(f"/proc/{pid}/stat").read_text().split(")")[-1][:3]
+        )
+    )
+    assert any(e.message.startswith("job cancelled") for e in client.events(job))
+
+
+def test_a_dead_worker_is_failed_with_its_log(tiny_model: Path, provider: LocalProvider, data: Path) -> None:
+    client = _client(provider)
+    job = client.create_job(model=str(tiny_model), training_data=data,
+                            hyperparameters=Hyperparameters(epochs=200, batch_size=1))  # fmt: skip
+    _wait_until(lambda: provider.list_metrics(job.id))
+    pid = int((provider.store.job(job.id).path / "pid").read_text().split()[0])
+    os.kill(pid, signal.SIGKILL)
+    _wait_until(lambda: client.get_job(job).status is S.FAILED, timeout=30)
+    failed = client.get_job(job)
+    assert failed.error is not None
+    assert "exited unexpectedly" in failed.error
+    assert any(e.level == "error" for e in client.events(job))
+
+
+def test_a_failing_job_reports_the_error(provider: LocalProvider, data: Path, tmp_path: Path) -> None:
+    bogus = tmp_path / "not-a-model"
+    bogus.mkdir()
+    (bogus / "config.json").write_text(json.dumps({"model_type": "nonsense"}))
+    client = _client(provider)
+    job = client.create_job(model=str(bogus), training_data=data)
+    with pytest.raises(JobFailedError) as info:
+        client.wait(job, poll_interval=0.3, timeout=120)
+    assert info.value.job.error
+    assert "nonsense" in (info.value.job.error or "") or "Error" in (info.value.job.error or "")
+
+
+def test_masking_labels_only_assistant_tokens(tiny_model: Path) -> None:
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(tiny_model)
+    messages = [
+        {"role": "system", "content": "Triage tickets."},
+        {"role": "user", "content": "My order is late"},
+        {"role": "assistant", "content": "Sorry about that", "weight": 0},
+        {"role": "user", "content": "Still late"},
+        {"role": "assistant", "content": '{"category": "shipping"}'},
+    ]
+    ids, labels = encode_chat(tok, messages, max_len=512)
+    assert len(ids) == len(labels)
+    trained = tok.decode([i for i, lab in zip(ids, labels, strict=True) if lab != -100])
+    assert trained == '{"category": "shipping"}<|im_end|>\n'  # the weighted turn only, with its end token
+    untrained = tok.decode([i for i, lab in zip(ids, labels, strict=True) if lab == -100])
+    assert "Sorry about that" in untrained
+    assert "My order is late" in untrained
+
+
+def test_mask_refuses_an_inconsistent_template(tiny_model: Path) -> None:
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(tiny_model)
+    # A template that renders a conversation's last turn differently from earlier ones.
+    tok.chat_template = "{% for m in messages %}{{ m['content'] }}{% if loop.last %}!{% endif %}{% endfor %}"
+    with pytest.raises(MaskError):
+        encode_chat(
+            tok, [{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"}], max_len=64
+        )
+
+
+def test_adapter_save_load_equivalence(
+    tiny_model: Path, provider: LocalProvider, data: Path, tmp_path: Path
+) -> None:
+    import torch
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    client = _client(provider)
+    job = client.wait(
+        client.create_job(model=str(tiny_model), training_data=data,
+                          hyperparameters=Hyperparameters(epochs=1, learning_rate=5e-3)),
+        poll_interval=0.3, timeout=240,
+    )  # fmt: skip
+    adapter = provider.store.job(job.id).adapter_path
+    merged = provider.merge(job.id, tmp_path / "merged")
+    ids = torch.tensor([[5, 17, 42, 99, 7]])
+    with torch.no_grad():
+        base = AutoModelForCausalLM.from_pretrained(tiny_model)
+        base_logits = base(ids).logits
+        peft_logits = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(tiny_model), adapter)(
+            ids
+        ).logits
+        merged_logits = AutoModelForCausalLM.from_pretrained(merged)(ids).logits
+    assert torch.allclose(peft_logits, merged_logits, atol=1e-4)
+    assert not torch.allclose(base_logits, peft_logits, atol=1e-4)  # training changed something
+
+
+def test_validation_profile_and_format(provider: LocalProvider) -> None:
+    assert provider.dataset_profile == "local"
+    report = FineTuneClient(provider, ledger=False).validate(Dataset.from_records(
+        [{"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"}]}]
+    ))  # fmt: skip
+    assert report.ok

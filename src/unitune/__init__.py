@@ -39,6 +39,7 @@ if TYPE_CHECKING:
         ValidationFailed,
         WaitTimeout,
     )
+    from unitune.evaluate import EvaluationReport, Metric
     from unitune.ledger import Ledger, LedgerEntry
     from unitune.providers.base import Provider, ProviderSettings, UnknownStatusError
     from unitune.types import (
@@ -74,6 +75,8 @@ _EXPORTS: dict[str, str] = {
     "ChatResponse": "unitune.types",
     "ConfigurationError": "unitune.errors",
     "DatasetError": "unitune.errors",
+    "EvaluationReport": "unitune.evaluate",
+    "Metric": "unitune.evaluate",
     "FileRef": "unitune.types",
     "FineTuneClient": "unitune.client",
     "Hyperparameters": "unitune.types",
@@ -131,6 +134,7 @@ __all__ = [
     "ConfigurationError",
     "Dataset",
     "DatasetError",
+    "EvaluationReport",
     "FileRef",
     "FineTuneClient",
     "Hyperparameters",
@@ -142,6 +146,7 @@ __all__ = [
     "Ledger",
     "LedgerEntry",
     "Message",
+    "Metric",
     "MissingDependencyError",
     "NotFoundError",
     "PermissionDeniedError",

@@ -17,7 +17,7 @@ import threading
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from unitune._clock import Clock, SystemClock
 from unitune._retry import RetryPolicy
@@ -57,6 +57,9 @@ from unitune.types import (
     file_key,
     spec_fingerprint,
 )
+
+if TYPE_CHECKING:
+    from unitune.evaluate import EvaluationReport
 
 __all__ = ["AsyncFineTuneClient", "DataInput", "FineTuneClient", "MessagesInput"]
 
@@ -608,6 +611,32 @@ class FineTuneClient:
     def metrics(self, job: JobRef) -> list[StepMetric]:
         """Per-step training metrics (loss curves), in step order."""
         return self.retry.call("metrics", self.provider.list_metrics, _job_id(job))
+
+    def evaluate(
+        self,
+        model: str,
+        data: DataInput,
+        *,
+        baseline: str | None = None,
+        metrics: Sequence[Any] = ("exact_match", "json_valid", "json_fields"),
+        max_examples: int | None = None,
+        batch_size: int = 8,
+        chat_params: Mapping[str, Any] | None = None,
+        on_progress: Callable[[int, int], None] | None = None,
+    ) -> EvaluationReport:
+        """Score `model` (and `baseline`, e.g. the base model) on held-out chat examples: each example's
+        last assistant message is the reference. Metrics: `exact_match`, `json_valid`, `json_fields`,
+        or any `(prediction, reference) -> float`. The report ends with a verdict line.
+        """
+        from unitune.evaluate import evaluate as run_evaluation
+
+        local = self._local(data)
+        assert local is not None
+        return run_evaluation(
+            self.provider, self.resolve_model(model), local,
+            baseline=self.resolve_model(baseline) if baseline is not None else None, metrics=metrics,
+            max_examples=max_examples, batch_size=batch_size, chat_params=chat_params, on_progress=on_progress,
+        )  # fmt: skip
 
     def chat(self, model: str, messages: MessagesInput, **params: Any) -> ChatResponse:
         """One chat completion with a base or fine-tuned model.

@@ -1,13 +1,16 @@
-"""`unitune demo`: the whole lifecycle, visibly, on the generated support-ticket dataset.
+"""`unitune demo`: the whole job, visibly, on the generated support-ticket dataset.
 
-Upload → create → wait (progress bar) → events → loss curve → chat with the tuned model. On the
-`fake` provider the job runs in this process on a real clock (a few seconds), so every step shows.
+Generate → validate → split 80/20 → quote → train (a local job, with a progress bar) → loss curve →
+evaluate base vs tuned on the validation split → verdict. On the default `local` provider this really
+fine-tunes SmolLM2-135M-Instruct with LoRA, offline; `--provider fake` runs the same steps in seconds
+with a simulated job.
 """
 
 from __future__ import annotations
 
 import json
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -16,23 +19,13 @@ from rich.markup import escape
 from rich.table import Table
 
 from unitune.client import FineTuneClient
-from unitune.demo.tickets import generate
-from unitune.types import Hyperparameters
+from unitune.data import Dataset, split
+from unitune.demo.tickets import write_jsonl
+from unitune.types import Hyperparameters, StepMetric
 
-__all__ = ["run_demo"]
+__all__ = ["DEMO_MODEL", "run_demo"]
 
 DEMO_MODEL = "smollm2-135m-instruct"
-
-
-def _write_split(examples: int, workdir: Path) -> tuple[Path, Path, list[dict[str, Any]]]:
-    """80/20 split by position of a seeded shuffle (the generator is already seeded)."""
-    rows = list(generate(examples))
-    cut = int(len(rows) * 0.8)
-    train, valid = workdir / "train.jsonl", workdir / "valid.jsonl"
-    for path, part in ((train, rows[:cut]), (valid, rows[cut:])):
-        with path.open("w", encoding="utf-8") as fh:
-            fh.writelines(json.dumps(r, ensure_ascii=False) + "\n" for r in part)
-    return train, valid, rows[cut:]
 
 
 def _client(provider: str) -> FineTuneClient:
@@ -42,72 +35,113 @@ def _client(provider: str) -> FineTuneClient:
     from unitune.providers.fake import FakeProvider, FakeSettings
 
     # A real clock and short steps: the demo shows a job moving, and takes seconds.
-    fake = FakeProvider(FakeSettings(advance="clock", seconds_per_step=0.6), clock=SystemClock())
-    return FineTuneClient(fake)
+    return FineTuneClient(
+        FakeProvider(FakeSettings(advance="clock", seconds_per_step=0.6), clock=SystemClock())
+    )
+
+
+def _loss_png(metrics: list[StepMetric], path: Path) -> Path | None:
+    """The loss curve as a PNG, or None when matplotlib (`unitune[plot]`) is not installed."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return None
+    train = [(m.step, m.train_loss) for m in metrics if m.train_loss is not None]
+    valid = [(m.step, m.valid_loss) for m in metrics if m.valid_loss is not None]
+    fig, ax = plt.subplots(figsize=(7, 4))
+    ax.plot([s for s, _ in train], [v for _, v in train], label="train loss", linewidth=1)
+    if valid:
+        ax.plot([s for s, _ in valid], [v for _, v in valid], "o-", label="validation loss")
+    ax.set_xlabel("step")
+    ax.set_ylabel("loss")
+    ax.set_title("unitune demo: ticket triage, LoRA")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
 
 
 def run_demo(
     *,
-    provider: str = "fake",
+    provider: str = "local",
     examples: int = 200,
+    eval_examples: int = 24,
+    epochs: int = 2,
     workdir: Path | None = None,
     console: Console | None = None,
 ) -> dict[str, Any]:
-    """Run the demo and return what happened (job, loss curve, a sample reply) as a dict."""
+    """Run the demo and return what happened (quote, job, loss curve, evaluation) as a dict."""
     say = console.print if console is not None else (lambda *a, **k: None)
+    started = time.monotonic()
     work = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="unitune-demo-"))
     work.mkdir(parents=True, exist_ok=True)
     client = _client(provider)
-    say(f"[bold]unitune demo[/] on provider [cyan]{client.provider.name}[/]")
+    say(f"[bold]unitune demo[/] on provider [cyan]{client.provider.name}[/] — files in {escape(str(work))}")
     if client.provider.name == "fake":
         say("[dim]The fake provider simulates training in-process; its replies are canned.[/]")
 
-    train, valid, held_out = _write_split(examples, work)
-    say(f"1. dataset: {examples} generated support tickets → {train.name} / {valid.name} in {work}")
-    train_ref = client.upload(train)
-    valid_ref = client.upload(valid, purpose="validation")
-    say(f"2. uploaded: {train_ref.id} ({train_ref.size_bytes:,} bytes), {valid_ref.id}")
+    data_path = write_jsonl(work / "tickets.jsonl", examples)
+    report = client.validate(Dataset.from_jsonl(data_path), model=DEMO_MODEL)
+    say(f"1. dataset: {examples} generated support tickets; validation: {escape(report.summary())}")
+    parts = split(Dataset.from_jsonl(data_path), work, validation_fraction=0.2, seed=0)
+    say(f"2. split: {parts.train_examples} train / {parts.validation_examples} validation")
+    hp = Hyperparameters(epochs=epochs, learning_rate=5e-4)
+    quote = client.estimate(parts.train, model=DEMO_MODEL, hyperparameters=hp)
+    say(f"3. quote: {escape(quote.summary())}")
 
-    job = client.create_job(
-        model=DEMO_MODEL,
-        training_data=train_ref,
-        validation_data=valid_ref,
-        hyperparameters=Hyperparameters(epochs=3, learning_rate=2e-4),
-        suffix="triage",
-    )
-    say(f"3. created job {job.id} ({job.status.value})")
+    job = client.create_job(model=DEMO_MODEL, training_data=parts.train, validation_data=parts.validation,
+                            hyperparameters=hp, suffix="triage")  # fmt: skip
+    say(f"4. training job {escape(job.id)} ({job.status.value}) — it runs in the background")
     if console is not None:
         from unitune.cli._app import _wait_with_progress
 
-        job = _wait_with_progress(client, job.id, poll_interval=0.3)
+        job = _wait_with_progress(client, job.id, poll_interval=1.0)
     else:
-        job = client.wait(job, poll_interval=0.3)
-    say(f"4. finished: {job.status.value}; fine-tuned model [bold]{escape(job.fine_tuned_model or '')}[/]")
-
-    events = client.events(job)
-    metrics = client.metrics(job)
-    if console is not None:
-        table = Table("event", "message", title="5. events")
-        for e in events:
-            table.add_row(e.created_at.strftime("%H:%M:%S"), escape(e.message))
-        console.print(table)
-        curve = Table("epoch", "step", "train loss", "valid loss", title="6. loss curve")
-        for m in metrics:
-            if m.valid_loss is not None:
-                curve.add_row(f"{m.epoch:g}", str(m.step), f"{m.train_loss:.4f}", f"{m.valid_loss:.4f}")
-        console.print(curve)
-
-    ticket = held_out[0]["messages"]
+        job = client.wait(job, poll_interval=1.0)
     assert job.fine_tuned_model is not None  # wait() returns only succeeded jobs
-    reply = client.chat(job.fine_tuned_model, ticket[:2])
-    say("7. chat with the tuned model")
-    say(f"   user: {escape(ticket[1]['content'])}\n   model: {escape(reply.content)}")
-    say(f"[green]done[/]: {len(metrics)} training steps, final train loss {metrics[-1].train_loss:.4f}")
-    return {
+    metrics = client.metrics(job)
+    png = _loss_png(metrics, work / "loss.png")
+    first = next((m.train_loss for m in metrics if m.train_loss is not None), None)
+    last = next((m.train_loss for m in reversed(metrics) if m.train_loss is not None), None)
+    valid = [m.valid_loss for m in metrics if m.valid_loss is not None]
+    say(f"5. trained: {job.fine_tuned_model}; train loss {first} → {last}; validation loss by epoch {valid}")
+    say(f"   loss curve: {escape(str(png)) if png else 'install unitune[plot] for a PNG'}")
+
+    say(f"6. evaluating base vs tuned on {min(eval_examples, parts.validation_examples)} validation tickets…")
+    evaluation = client.evaluate(
+        job.fine_tuned_model, parts.validation, baseline=DEMO_MODEL, max_examples=eval_examples, batch_size=8,
+        chat_params={"max_new_tokens": 64, "temperature": 0},  # a triage answer is ~45 tokens
+    )  # fmt: skip
+    if console is not None:
+        table = Table("metric", "base", "tuned", title="7. base vs tuned (validation split)")
+        for name in evaluation.metrics:
+            tuned = evaluation.tuned.metrics[name].mean
+            base = evaluation.baseline.metrics[name].mean if evaluation.baseline else None
+            table.add_row(
+                name, "—" if base is None else f"{base:.2f}", "—" if tuned is None else f"{tuned:.2f}"
+            )
+        console.print(table)
+        if evaluation.samples:
+            sample = evaluation.samples[0]
+            say(f"   e.g. tuned: {escape(sample.tuned[:160])}")
+    verdict_style = "green" if evaluation.improved else "yellow"
+    say(
+        f"[bold {verdict_style}]{escape(evaluation.verdict)}[/] (demo took {time.monotonic() - started:.0f} s)"
+    )
+    result = {
         "provider": client.provider.name,
         "workdir": str(work),
+        "validation": report.summary(),
+        "quote": quote.model_dump(mode="json"),
         "job": job.model_dump(mode="json"),
-        "events": len(events),
-        "metrics": [m.model_dump(mode="json") for m in metrics],
-        "reply": reply.content,
+        "loss_png": str(png) if png else None,
+        "metrics": [m.model_dump(mode="json", exclude_none=True) for m in metrics],
+        "evaluation": evaluation.model_dump(mode="json"),
+        "seconds": round(time.monotonic() - started, 1),
     }
+    (work / "demo-result.json").write_text(json.dumps(result, indent=2))
+    return result

@@ -410,17 +410,25 @@ def test_interrupt_exits_130(fake: FakeProvider) -> None:
 def test_demo_json(tmp_path: Path) -> None:
     workdir = tmp_path / "demo"
 
-    data = parse_json(invoke("demo", "--json", "--examples", "20", "--workdir", str(workdir)))
+    data = parse_json(
+        invoke("demo", "--provider", "fake", "--json", "--examples", "20", "--eval-examples", "3",
+               "--workdir", str(workdir))
+    )  # fmt: skip
 
     assert data["provider"] == "fake"
     assert data["job"]["status"] == "succeeded"
     assert data["job"]["fine_tuned_model"]
     assert data["metrics"]
     assert data["workdir"] == str(workdir)
+    assert data["validation"].startswith("OK: 20 examples")
+    assert data["quote"]["provider"] == "fake"
+    assert data["evaluation"]["examples"] == 3
+    assert "verdict" in data["evaluation"]
     train = (workdir / "train.jsonl").read_text(encoding="utf-8").splitlines()
-    valid = (workdir / "valid.jsonl").read_text(encoding="utf-8").splitlines()
+    valid = (workdir / "validation.jsonl").read_text(encoding="utf-8").splitlines()
     assert (len(train), len(valid)) == (16, 4)
-    # The demo's jobs live only in its own process, so the machine's ledger stays empty.
+    assert json.loads((workdir / "demo-result.json").read_text())["job"]["id"] == data["job"]["id"]
+    # The demo's fake jobs live only in its own process, so the machine's ledger stays empty.
     assert parse_json(invoke("jobs", "--json")) == []
 
 

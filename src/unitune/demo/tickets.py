@@ -15,10 +15,10 @@ from typing import Any
 
 __all__ = ["SYSTEM_PROMPT", "generate", "write_jsonl"]
 
+# Short on purpose: on a CPU, every token of every example costs training time.
 SYSTEM_PROMPT = (
-    "You triage customer-support tickets. Answer with JSON only: "
-    '{"category": billing|shipping|technical|account|refund, '
-    '"priority": low|medium|high|urgent, "reply": a one-sentence reply to the customer}.'
+    'Triage the ticket. Answer in JSON: {"category": billing|shipping|technical|account|refund, '
+    '"priority": low|medium|high|urgent, "reply": one sentence}'
 )
 
 _PRODUCTS = [

@@ -84,7 +84,7 @@ BUILTIN_PROVIDERS: dict[str, ProviderInfo] = {
             "local",
             "unitune.providers.local:LocalProvider",
             "local",
-            ("torch", "transformers", "peft", "safetensors"),
+            ("torch", "transformers", "peft", "safetensors", "gguf"),
             "LoRA on Hugging Face models, on this machine (CPU or GPU)",
             available=True,
         ),

@@ -57,7 +57,9 @@ STATUS_MAP: dict[str, JobStatus] = {
     "failed": S.FAILED,
     "cancelled": S.CANCELLED,
 }
-_ACTIVE = {"queued", "running", "cancelling"}
+_ACTIVE = frozenset({"queued", "running", "cancelling"})
+#: A job with no worker pid this long after creation was never started (the creating process died).
+_SPAWN_GRACE_S = 120
 PREFIX = "local:"
 
 
@@ -83,11 +85,7 @@ def _proc_start(pid: int) -> str | None:
 
 
 def _alive(pid: int, start: str | None) -> bool:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except FileNotFoundError:
-        return False
-    except OSError:
+    if not Path("/proc/self/stat").exists():  # no /proc (macOS): signal 0 only asks if it exists
         try:
             os.kill(pid, 0)
         except ProcessLookupError:
@@ -95,6 +93,10 @@ def _alive(pid: int, start: str | None) -> bool:
         except PermissionError:
             return True
         return True
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
     fields = stat.rsplit(")", 1)[-1].split()
     if fields and fields[0] == "Z":  # exited, not yet reaped
         return False
@@ -152,14 +154,32 @@ class LocalProvider(Provider):
         return path
 
     def create_job(self, spec: JobSpec, *, idempotency_key: str) -> Job:
+        from unitune.errors import ProviderError, UnsupportedFeatureError
+
         unknown = sorted(set(spec.hyperparameters.provider_options) - {"packing"})
         if unknown:
-            from unitune.errors import UnsupportedFeatureError
-
             raise UnsupportedFeatureError(
                 provider=self.name, feature=f"the provider option(s) {', '.join(map(repr, unknown))}",
                 hint="Known options: packing.",
             )  # fmt: skip
+        if spec.hyperparameters.learning_rate_multiplier is not None:
+            raise UnsupportedFeatureError(
+                provider=self.name, feature="learning_rate_multiplier",
+                hint="Set learning_rate (the local default is 5e-4).",
+            )  # fmt: skip
+        if self.settings.device == "cuda":
+            import importlib.util
+
+            if importlib.util.find_spec("torch") is not None:
+                import torch
+
+                if not torch.cuda.is_available():
+                    raise ConfigurationError(
+                        "[providers.local] device = 'cuda', but PyTorch sees no CUDA device.",
+                        fix="Use device = 'auto' or 'cpu', or install a CUDA build of torch.",
+                    )
+        training_path = self._file(spec.training_file)
+        validation_path = self._file(spec.validation_file) if spec.validation_file else None
         stamp = utcnow().strftime("%Y%m%d-%H%M%S")
         job = self.store.job(f"ftjob-local-{stamp}-{secrets.token_hex(3)}")
         job.path.mkdir(parents=True)
@@ -167,8 +187,8 @@ class LocalProvider(Provider):
             "model": spec.model,
             "training_file": spec.training_file.id,
             "validation_file": spec.validation_file.id if spec.validation_file else None,
-            "training_path": str(self._file(spec.training_file)),
-            "validation_path": str(self._file(spec.validation_file)) if spec.validation_file else None,
+            "training_path": str(training_path),
+            "validation_path": str(validation_path) if validation_path else None,
             "hyperparameters": spec.hyperparameters.model_dump(mode="json"),
             "suffix": spec.suffix,
             "metadata": spec.metadata,
@@ -180,7 +200,13 @@ class LocalProvider(Provider):
         job.spec_path.write_text(json.dumps(record, indent=2), "utf-8")
         job.write_state(JobState(status="queued"))
         job.event("job queued", type="status")
-        self._spawn(job)
+        try:
+            self._spawn(job)
+        except OSError as e:
+            error = f"could not start the training worker: {e}"
+            job.update(status="failed", finished_at=utcnow().isoformat(), error=error)
+            job.event(error, level="error", type="status")
+            raise ProviderError(error, provider=self.name) from e
         return self._job(job)
 
     def _spawn(self, job: JobDir) -> None:
@@ -205,6 +231,7 @@ class LocalProvider(Provider):
             return None
 
     def _job(self, job: JobDir) -> Job:
+        self._reap()
         spec = job.spec()
         state = job.state()
         if state.status in _ACTIVE:
@@ -224,22 +251,29 @@ class LocalProvider(Provider):
 
     def _check_worker(self, job: JobDir, state: JobState) -> JobState:
         """A job whose worker is gone is failed (or cancelled, if that was asked), never running forever."""
-        child = self._children.get(job.id)
-        if child is not None:
-            child.poll()  # reaps our own child so it does not linger as a zombie
         pid = self._pid(job)
-        if pid is None or _alive(*pid):
+        if pid is None:
+            created = dt.datetime.fromisoformat(state.created_at)
+            if (utcnow() - created).total_seconds() < _SPAWN_GRACE_S:
+                return state  # being started right now
+        elif _alive(*pid):
             return state
         state = job.state()  # the worker may have finished between the two reads
         if state.status not in _ACTIVE:
             return state
         if job.cancel_path.exists():
             job.event("job cancelled (worker stopped)", level="warning", type="status")
-            return job.update(status="cancelled", finished_at=utcnow().isoformat())
+            return job.update(only_if=_ACTIVE, status="cancelled", finished_at=utcnow().isoformat())
         tail = job.log_tail(12)
         error = "the training worker exited unexpectedly" + (f"; last log lines:\n{tail}" if tail else "")
         job.event(error, level="error", type="status")
-        return job.update(status="failed", finished_at=utcnow().isoformat(), error=error)
+        return job.update(only_if=_ACTIVE, status="failed", finished_at=utcnow().isoformat(), error=error)
+
+    def _reap(self) -> None:
+        """Collect our finished workers so they do not linger as zombies in a long-lived client."""
+        for job_id, child in list(self._children.items()):
+            if child.poll() is not None:
+                del self._children[job_id]
 
     def _existing(self, job_id: str) -> JobDir:
         try:
@@ -268,18 +302,17 @@ class LocalProvider(Provider):
         job = self._existing(job_id)
         state = job.state()
         if state.status in _ACTIVE:
+            # The cancel file is what the worker obeys, even if it starts after this (it checks it
+            # before training); the status change is only a compare-and-set on a live job.
             job.cancel_path.touch()
-            if state.status == "queued" and self._pid(job) is None:
-                job.update(status="cancelled", finished_at=utcnow().isoformat())
-            else:
-                if state.status != "cancelling":
-                    job.update(status="cancelling")
-                    job.event("cancellation requested", level="warning", type="status")
-                pid = self._pid(job)
-                if pid is not None and _alive(*pid):
-                    # ProcessLookupError: it ended on its own just now; the next read reports how.
-                    with contextlib.suppress(ProcessLookupError):
-                        os.kill(pid[0], signal.SIGTERM)
+            if state.status != "cancelling":
+                job.update(only_if=frozenset({"queued", "running"}), status="cancelling")
+                job.event("cancellation requested", level="warning", type="status")
+            pid = self._pid(job)
+            if pid is not None and _alive(*pid):
+                # ProcessLookupError: it ended on its own just now; the next read reports how.
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid[0], signal.SIGTERM)
         return self._job(job)
 
     def list_events(self, job_id: str) -> list[JobEvent]:
@@ -300,7 +333,10 @@ class LocalProvider(Provider):
             if not job.adapter_path.is_dir():
                 raise NotFoundError(f"Job {job.id} has no trained adapter (status: {job.state().status}).",
                                     provider=self.name, status_code=404)  # fmt: skip
-            return resolve_model_path(job.spec()["model"]), job.adapter_path
+            # The base the adapter was trained on, not whatever the name resolves to today.
+            trained_on = job.state().base_path
+            base = Path(trained_on) if trained_on else resolve_model_path(job.spec()["model"])
+            return base, job.adapter_path
         return resolve_model_path(model), None
 
     def chat(self, model: str, messages: list[Message], **params: Any) -> ChatResponse:

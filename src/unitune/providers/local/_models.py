@@ -113,13 +113,19 @@ def _convert_gguf(gguf: Path, target: Path, progress: Progress) -> None:
     auto: Any = AutoModelForCausalLM  # transformers' stubs leave from_config untyped
     model = auto.from_config(config)
     model.load_state_dict(loaded.state_dict())
-    tmp = target.with_name(target.name + ".partial")
-    shutil.rmtree(tmp, ignore_errors=True)
+    # A private temp folder, renamed into place: two jobs converting at once cannot mix files, and
+    # the loser of the race simply finds the winner's complete folder.
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=target.name + ".", dir=target.parent))
     model.save_pretrained(tmp)
     tokenizer.save_pretrained(tmp)
     (tmp / ".complete").write_text(f"converted from {name}\n")
-    shutil.rmtree(target, ignore_errors=True)
-    tmp.replace(target)
+    try:
+        tmp.replace(target)
+    except OSError:  # another process finished first
+        shutil.rmtree(tmp, ignore_errors=True)
+        if not (target / ".complete").is_file():
+            raise
 
 
 def resolve_model_path(model: str, progress: Progress = _quiet) -> Path:

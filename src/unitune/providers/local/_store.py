@@ -2,7 +2,8 @@
 
     <home>/local/files/<file-id>.jsonl       uploaded training data
     <home>/local/jobs/<job-id>/spec.json     what to train (JobSpec + idempotency key + settings)
-                               state.json    status, pid, progress, error (replaced atomically)
+                               state.json    status, progress, error (replaced atomically, under .lock)
+                               pid           "<pid> <start time>" of the worker, written by the client
                                events.jsonl  one JobEvent per line (appended)
                                metrics.jsonl one StepMetric per line (appended)
                                worker.log    the worker's stdout/stderr
@@ -14,6 +15,7 @@ No torch here: the client side reads these files without loading any ML library.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from collections.abc import Iterator
@@ -33,10 +35,6 @@ class JobState(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     status: str = "queued"  # queued | running | cancelling | succeeded | failed | cancelled
-    pid: int | None = None
-    pid_start: str | None = Field(
-        default=None, description="The worker's start time in /proc, against pid reuse."
-    )
     created_at: str = Field(default_factory=lambda: utcnow().isoformat())
     started_at: str | None = None
     finished_at: str | None = None
@@ -46,6 +44,9 @@ class JobState(BaseModel):
     error: str | None = None
     fine_tuned_model: str | None = None
     trained_tokens: int | None = None
+    base_path: str | None = Field(
+        default=None, description="The base model folder the adapter was trained on."
+    )
 
 
 def _atomic_write(path: Path, text: str) -> None:
@@ -105,10 +106,31 @@ class JobDir:
     def write_state(self, state: JobState) -> None:
         _atomic_write(self.state_path, state.model_dump_json())
 
-    def update(self, **changes: Any) -> JobState:
-        state = self.state().model_copy(update=changes)
-        self.write_state(state)
-        return state
+    def update(self, *, only_if: frozenset[str] | None = None, **changes: Any) -> JobState:
+        """Change some fields, under a lock shared by the worker and every client, so neither
+        overwrites the other's change. With `only_if`, change nothing unless the status is one of
+        those (a compare-and-set: a finished job is never moved back to running or cancelling)."""
+        with self._locked():
+            state = self.state()
+            if only_if is not None and state.status not in only_if:
+                return state
+            state = state.model_copy(update=changes)
+            self.write_state(state)
+            return state
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        try:
+            import fcntl
+        except ImportError:  # pragma: no cover - Windows: no advisory locks; writes stay atomic
+            yield
+            return
+        with (self.path / ".lock").open("a") as fh:
+            fcntl.flock(fh, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(fh, fcntl.LOCK_UN)
 
     def event(self, message: str, *, level: str = "info", type: str = "message", **data: Any) -> None:
         event = JobEvent.model_validate(

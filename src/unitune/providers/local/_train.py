@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from unitune.providers.local._store import JobDir
 from unitune.types import StepMetric, content_text
@@ -39,7 +39,7 @@ class TrainConfig:
     learning_rate: float
     batch_size: int
     lora_rank: int
-    lora_alpha: int
+    lora_alpha: float
     seed: int
     max_seq_length: int
     packing: bool
@@ -56,7 +56,7 @@ def pick_defaults(n_examples: int, hp: dict[str, Any], settings: dict[str, Any])
         learning_rate=float(hp.get("learning_rate") or 5e-4),
         batch_size=int(hp.get("batch_size") or max(1, min(8, n_examples))),
         lora_rank=int(hp.get("lora_rank") or 16),
-        lora_alpha=int(hp.get("lora_alpha") or 2 * int(hp.get("lora_rank") or 16)),
+        lora_alpha=float(hp.get("lora_alpha") or 2 * int(hp.get("lora_rank") or 16)),
         seed=int(hp["seed"]) if hp.get("seed") is not None else 0,
         max_seq_length=int(settings.get("max_seq_length") or 1024),
         packing=bool(hp.get("provider_options", {}).get("packing", settings.get("packing", False))),
@@ -154,6 +154,8 @@ def train(job: JobDir, base_path: Path, should_stop: Callable[[], bool]) -> None
     cfg = pick_defaults(len(train_rows), spec["hyperparameters"], settings)
     torch.set_num_threads(cfg.threads or os.cpu_count() or 1)
     torch.manual_seed(cfg.seed)
+    if cfg.device == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("device = 'cuda' was asked for, but PyTorch sees no CUDA device")
     device = "cuda" if cfg.device in ("auto", "cuda") and torch.cuda.is_available() else "cpu"
     bf16 = _bf16_ok(device)
     job.event(f"loading {spec['model']} on {device} ({'bf16 autocast' if bf16 else 'fp32'})")
@@ -166,13 +168,23 @@ def train(job: JobDir, base_path: Path, should_stop: Callable[[], bool]) -> None
     model = model.to(device)
     model = get_peft_model(
         model,
-        LoraConfig(r=cfg.lora_rank, lora_alpha=cfg.lora_alpha, lora_dropout=0.0, target_modules="all-linear",
-                   task_type="CAUSAL_LM"),
+        LoraConfig(r=cfg.lora_rank, lora_alpha=cast(int, cfg.lora_alpha), lora_dropout=0.0,
+                   target_modules="all-linear", task_type="CAUSAL_LM"),  # peft types alpha as int; floats work
     )  # fmt: skip
 
+    if should_stop():
+        raise Cancelled
     train_items = [encode_chat(tokenizer, r, cfg.max_seq_length) for r in train_rows]
     valid_items = [encode_chat(tokenizer, r, cfg.max_seq_length) for r in valid_rows]
-    train_items = [x for x in train_items if any(lab != -100 for lab in x[1])]
+    usable = [x for x in train_items if any(lab != -100 for lab in x[1])]
+    if len(usable) < len(train_items):
+        # Truncation at max_seq_length cut off every assistant token: nothing to learn from these.
+        job.event(f"{len(train_items) - len(usable)} training examples have no assistant tokens within "
+                  f"{cfg.max_seq_length} tokens and are skipped", level="warning")  # fmt: skip
+    if not usable:
+        raise ValueError("no training example has an assistant turn within max_seq_length tokens")
+    train_items = usable
+    valid_items = [x for x in valid_items if any(lab != -100 for lab in x[1])]
     if cfg.packing:
         train_items = _pack(train_items, cfg.max_seq_length)
     trained_tokens = sum(len(i) for i, _ in train_items) * cfg.epochs
@@ -241,6 +253,8 @@ def train(job: JobDir, base_path: Path, should_stop: Callable[[], bool]) -> None
             with torch.no_grad():
                 for ids, labels, mask in batches(valid_items, False, rng):
                     n = int((labels[:, 1:] != -100).sum())
+                    if n == 0:
+                        continue  # the mean over zero tokens is NaN and would poison the epoch's loss
                     losses.append(float(loss_of(ids, labels, mask)) * n)
                     weights.append(n)
             valid = sum(losses) / max(1, sum(weights))
@@ -248,6 +262,8 @@ def train(job: JobDir, base_path: Path, should_stop: Callable[[], bool]) -> None
             job.event(
                 f"epoch {epoch}: validation loss {valid:.4f}", type="metrics", epoch=epoch, valid_loss=valid
             )
+    if should_stop():
+        raise Cancelled
     model.save_pretrained(job.adapter_path)
     job.update(trained_tokens=trained_tokens)
     job.event(f"saved the LoRA adapter to {job.adapter_path}")

@@ -6,6 +6,7 @@ cancelled (SIGTERM or the job's `cancel` file). The client only reads what it wr
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 import traceback
@@ -28,32 +29,45 @@ def main(argv: list[str]) -> int:
     def should_stop() -> bool:
         return stop["requested"] or job.cancel_path.exists()
 
-    job.update(status="running", started_at=utcnow().isoformat())
-    job.event("worker started", pid=__import__("os").getpid())
+    active = frozenset({"queued", "running", "cancelling"})
+    state = job.update(only_if=frozenset({"queued"}), status="running", started_at=utcnow().isoformat())
+    if state.status != "running" or should_stop():  # cancelled before this process got going
+        job.update(only_if=active, status="cancelled", finished_at=utcnow().isoformat())
+        job.event("job cancelled before training started", level="warning", type="status")
+        return 0
+    job.event("worker started", pid=os.getpid())
     try:
         from unitune.providers.local._models import resolve_model_path
         from unitune.providers.local._train import Cancelled, train
 
         spec = job.spec()
-        base = resolve_model_path(spec["model"], progress=lambda msg: job.event(msg))
+
+        def progress(message: str) -> None:
+            job.event(message)
+            if should_stop():
+                raise Cancelled  # a cancel during a long download or conversion takes effect here
+
+        base = resolve_model_path(spec["model"], progress=progress)
+        job.update(base_path=str(base))
         train(job, base, should_stop)
     except Cancelled:
-        job.update(status="cancelled", finished_at=utcnow().isoformat())
+        job.update(only_if=active, status="cancelled", finished_at=utcnow().isoformat())
         job.event("job cancelled", level="warning", type="status")
         return 0
     except BaseException as e:
         traceback.print_exc()  # into worker.log, which get_job quotes if this process dies
         message = f"{type(e).__name__}: {e}"
         if should_stop():
-            job.update(status="cancelled", finished_at=utcnow().isoformat())
+            job.update(only_if=active, status="cancelled", finished_at=utcnow().isoformat())
             job.event(f"job cancelled ({message})", level="warning", type="status")
             return 0
-        job.update(status="failed", finished_at=utcnow().isoformat(), error=message)
+        job.update(only_if=active, status="failed", finished_at=utcnow().isoformat(), error=message)
         job.event(f"job failed: {message}", level="error", type="status")
         return 1
     job.update(
-        status="succeeded", finished_at=utcnow().isoformat(), progress=1.0, fine_tuned_model=f"local:{job.id}"
-    )
+        only_if=active, status="succeeded", finished_at=utcnow().isoformat(), progress=1.0,
+        fine_tuned_model=f"local:{job.id}",
+    )  # fmt: skip
     job.event("job succeeded", type="status")
     return 0
 

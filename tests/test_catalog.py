@@ -342,7 +342,111 @@ def test_per_model_epoch_default_wins_over_the_provider_rule() -> None:
     llama = catalog.find("bedrock", "llama-3.1-8b-instruct")
     assert llama is not None
     assert llama.default_epochs == 5
-    entry = catalog.find("bedrock", "nova-lite") or catalog.models("bedrock")[0][1]
     quote = make_quote(catalog, "bedrock", llama.id, _tokens(100, 1000))
     assert (quote.epochs, quote.epochs_source) == (5, "provider default")
-    assert entry.default_epochs is None or entry.default_epochs != 5
+    nova = next(m for _, m in catalog.models("bedrock") if m.id.startswith("amazon.nova-lite"))
+    assert make_quote(catalog, "bedrock", nova.id, _tokens(100, 1000)).epochs == 2
+
+
+# -- the shipped vendor data ----------------------------------------------------------------------
+
+
+def test_openai_quote_from_the_shipped_prices() -> None:
+    catalog = load_catalog()
+    entry = catalog.find("openai", "gpt-4o-mini")
+    assert entry is not None
+    price = entry.training[0].per_million_tokens
+    assert price is not None
+    quote = make_quote(catalog, "openai", "gpt-4o-mini", _tokens(examples=50, tokens=40_000))
+    assert quote.epochs == 3  # 50 examples × 3 = 150 ≥ 100: the default stands
+    assert quote.total_usd == pytest.approx(120_000 * price / 1e6)
+    assert not quote.verified  # the OpenAI figures are recorded as unverified; the flag must carry through
+
+
+def test_together_bills_validation_per_evaluation() -> None:
+    catalog = load_catalog()
+    model = catalog.resolve("together", "llama-3.1-8b-instruct")
+    entry = catalog.find("together", model)
+    assert entry is not None
+    price = entry.training[0].per_million_tokens
+    assert price is not None
+    train, valid = _tokens(100, 50_000), _tokens(20, 10_000)
+    none = make_quote(
+        catalog, "together", model, train, validation=valid, hyperparameters=Hyperparameters(epochs=2)
+    )
+    assert none.validation_usd == 0  # Together's n_evals defaults to 0
+    assert "n_evals" in " ".join(none.notes)
+    hp = Hyperparameters(epochs=2, provider_options={"n_evals": 4})
+    four = make_quote(catalog, "together", model, train, validation=valid, hyperparameters=hp)
+    assert four.validation_usd == pytest.approx(4 * 10_000 * price / 1e6)
+    assert four.total_usd == pytest.approx((2 * 50_000 + 4 * 10_000) * price / 1e6)
+
+
+def test_mistral_minimum_fee() -> None:
+    catalog = load_catalog()
+    priced = [m for _, m in catalog.models("mistral") if m.training and m.training[0].per_million_tokens]
+    assert priced
+    quote = make_quote(
+        catalog, "mistral", priced[0].id, _tokens(10, 1_000), hyperparameters=Hyperparameters(epochs=1)
+    )
+    assert quote.minimum_applied
+    assert quote.total_usd == 4.0  # "every fine-tuning job comes with a minimum fee of $4"
+
+
+@pytest.mark.parametrize(
+    ("provider", "model", "today", "open_"),
+    [
+        ("openai", "gpt-4o-mini", dt.date(2027, 1, 5), True),
+        ("openai", "gpt-4o-mini", dt.date(2027, 1, 6), False),
+        ("mistral", "open-mistral-7b", dt.date(2026, 11, 21), False),
+        ("cohere", None, dt.date(2026, 11, 21), False),
+        ("together", "llama-3.1-8b-instruct", dt.date(2030, 1, 1), True),
+    ],
+)
+def test_shipped_lifecycle(provider: str, model: str | None, today: dt.date, open_: bool) -> None:
+    catalog = load_catalog()
+    resolved = catalog.resolve(provider, model) if model else None
+    if open_:
+        catalog.check_can_train(provider, resolved, today=today)
+        return
+    with pytest.raises(ProviderRetiredError) as info:
+        catalog.check_can_train(provider, resolved, today=today)
+    alternatives = info.value.alternatives
+    assert provider not in alternatives
+    assert "together" in alternatives
+    assert "fake" not in alternatives
+    if provider == "openai":
+        assert info.value.retired_on == dt.date(2027, 1, 6)
+    # After OpenAI's date, OpenAI is not offered as a live alternative to anyone.
+    assert "openai" not in catalog.alternatives("mistral", today=dt.date(2027, 2, 1))
+
+
+def test_estimate_truncates_at_the_models_limit(tmp_path: Path) -> None:
+    tight = _override(tmp_path, """
+[provider]
+name = "fake"
+accepts_new_jobs = true
+status = "live"
+[provider.lifecycle]
+source = "https://example.test/f"
+as_of = 2026-01-01
+verified = true
+[[models]]
+id = "short-context"
+context_tokens = 40
+[[models.training]]
+per_million_tokens = 1.0
+source = "https://example.test/f"
+as_of = 2026-01-01
+verified = true
+""")  # fmt: skip
+    rows = [
+        {"messages": [{"role": "user", "content": "word " * n}, {"role": "assistant", "content": "ok"}]}
+        for n in (5, 400)
+    ]
+    path = tmp_path / "d.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    client = _client(FakeProvider(clock=FakeClock()), tmp_path, [tight])
+    quote = client.estimate(path, model="short-context", hyperparameters=Hyperparameters(epochs=1))
+    assert quote.truncated_examples == 1
+    assert quote.training_tokens <= 40 + 40  # each example at most the 40-token context

@@ -337,13 +337,14 @@ class FineTuneClient:
         *,
         model: str,
         providers: Sequence[str],
+        validation_data: DataInput | None = None,
         hyperparameters: Hyperparameters | None = None,
         method: TrainingMethod = "sft",
     ) -> list[Quote]:
         """Quotes for the same job on several providers, cheapest first (see `unitune.catalog.compare`)."""
         return compare_costs(
             self.catalog, self._local(data), model=model, providers=providers,
-            hyperparameters=hyperparameters, method=method,
+            validation=self._local(validation_data), hyperparameters=hyperparameters, method=method,
         )  # fmt: skip
 
     # -- jobs -----------------------------------------------------------------------------------
@@ -376,9 +377,10 @@ class FineTuneClient:
         `UnsupportedFeatureError` when it cannot honour `method` or a hyperparameter.
         """
         hp = hyperparameters or Hyperparameters()
-        self._check_supported(method, hp)
         model = self.resolve_model(model)
+        # The catalog first: its refusal carries the date, the source and the live alternatives.
         self.catalog.check_can_train(self.provider.name, model, today=self.clock.now().date())
+        self._check_supported(method, hp)
         if max_cost_usd is not None:
             quote = self._quote(training_data, validation_data, model, hp, method)
             if quote.total_usd is None:

@@ -116,7 +116,7 @@ class Catalog:
         entry = self.find(provider, model)
         if entry is not None:
             return entry.id
-        offered = self.offering(model)
+        offered = [(p, mid) for p, mid in self.offering(model) if p != "fake"]  # the fake is not a vendor
         if offered:
             who = ", ".join(f"{p} ({mid})" for p, mid in offered)
             raise ConfigurationError(
@@ -132,11 +132,23 @@ class Catalog:
 
     # -- lifecycle ------------------------------------------------------------------------------
 
-    def alternatives(self, provider: str, model: str | None = None) -> list[str]:
+    def _open(self, name: str, today: dt.date | None) -> bool:
+        """Whether `name` takes new jobs (on `today`, when given: a passed training sunset closes it)."""
+        entry = self.providers[name].provider
+        if not entry.accepts_new_jobs:
+            return False
+        if today is None:
+            return True
+        return not any(
+            s.what in ("training", "fine_tuning_api") and not s.models and (s.date is None or s.date <= today)
+            for s in entry.sunsets
+        )
+
+    def alternatives(
+        self, provider: str, model: str | None = None, *, today: dt.date | None = None
+    ) -> list[str]:
         """Providers that still take new jobs: those offering the same alias first, then the sunset's list."""
-        live = {
-            name for name, f in self.providers.items() if f.provider.accepts_new_jobs and name != provider
-        }
+        live = {name for name in self.providers if name != provider and self._open(name, today)}
         entry = self.find(provider, model) if model else None
         same = []
         if entry is not None:
@@ -174,7 +186,7 @@ class Catalog:
             message,
             provider=provider,
             retired_on=sunset.date if sunset else None,
-            alternatives=self.alternatives(provider, model),
+            alternatives=self.alternatives(provider, model, today=today),
             source=lifecycle.source,
         )
 

@@ -34,6 +34,8 @@ def default_epochs(rule: EpochRule, n_examples: int) -> int:
     """The epochs a provider picks when the caller does not say."""
     if rule.kind == "fixed" or n_examples <= 0:
         return rule.default
+    if rule.kind == "by_size":  # the local trainer's rule
+        return 3 if n_examples < 1_000 else 2 if n_examples < 10_000 else 1
     epochs = _TARGET_EPOCHS
     if n_examples * _TARGET_EPOCHS < _MIN_TARGET:
         epochs = min(_MAX_EPOCHS, _MIN_TARGET // n_examples)
@@ -241,19 +243,25 @@ def make_quote(
         training_usd = billable * price.per_million_tokens / 1e6
         lines.append(_line("training", training_usd,
                            f"{epochs} epochs × {train.tokens:,} tokens × ${price.per_million_tokens}/1M", price))  # fmt: skip
-        if price.bills_validation and val_tokens:
-            validation_usd = val_tokens * epochs * price.per_million_tokens / 1e6
+        evals = int(hp.provider_options.get("n_evals", 0))
+        if price.bills_validation and val_tokens and evals:
+            validation_usd = val_tokens * evals * price.per_million_tokens / 1e6
             lines.append(_line("validation", validation_usd,
-                               f"{epochs} evaluations × {val_tokens:,} tokens × ${price.per_million_tokens}/1M", price))  # fmt: skip
+                               f"{evals} evaluations × {val_tokens:,} tokens × ${price.per_million_tokens}/1M", price))  # fmt: skip
+        elif price.bills_validation and val_tokens:
+            notes.append("validation data is billed per evaluation: set provider_options n_evals (default 0)")
         if training_usd + validation_usd < price.minimum_usd:
             minimum_applied = True
             lines.append(_line("minimum charge", price.minimum_usd - training_usd - validation_usd,
                                f"jobs cost at least ${price.minimum_usd}", price))  # fmt: skip
     elif price is not None and price.per_hour is not None:
-        notes.append(f"billed by the hour (${price.per_hour}/h): the cost depends on run time, not tokens")
-        training_usd = 0.0 if price.per_hour == 0 else None
-        if training_usd == 0.0:
-            lines.append(_line("training", 0.0, "runs on your own hardware", price))
+        if price.per_hour == 0:
+            training_usd = 0.0
+            lines.append(_line("training", 0.0, "runs on your own hardware: no charge", price))
+        else:
+            notes.append(
+                f"billed by the hour (${price.per_hour}/h): the cost depends on run time, not tokens"
+            )
     else:
         notes.append("no training price in the catalog for this model and method")
     total = (
@@ -302,7 +310,8 @@ def estimate(
 
     resolved = catalog.resolve(provider, model)
     entry = catalog.find(provider, resolved)
-    limit = entry.max_example_tokens if entry is not None else None
+    # Longer examples are truncated at the per-example limit, or failing that at the context window.
+    limit = (entry.max_example_tokens or entry.context_tokens) if entry is not None else None
     counter = counter_for(provider, resolved)
     train_tokens = count_dataset_tokens(data, counter, limit)
     valid_tokens = count_dataset_tokens(validation, counter, limit) if validation is not None else None
@@ -319,6 +328,7 @@ def compare(
     *,
     model: str,
     providers: Sequence[str],
+    validation: Any = None,
     hyperparameters: Hyperparameters | None = None,
     method: TrainingMethod = "sft",
 ) -> list[Quote]:
@@ -334,7 +344,9 @@ def compare(
             continue  # this provider does not offer the alias
         if catalog.find(name, resolved) is None:
             continue
-        quote = estimate(catalog, name, model, data, hyperparameters=hyperparameters, method=method)
+        quote = estimate(
+            catalog, name, model, data, validation=validation, hyperparameters=hyperparameters, method=method
+        )
         if not catalog.provider(name).accepts_new_jobs:
             quote = quote.model_copy(
                 update={"notes": [*quote.notes, f"{name} accepts no new fine-tuning jobs"]}

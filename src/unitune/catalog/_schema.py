@@ -87,7 +87,7 @@ class Sunset(Sourced):
 class EpochRule(_Strict):
     """How the provider picks the number of epochs when the caller does not."""
 
-    kind: Literal["fixed", "openai"] = "fixed"
+    kind: Literal["fixed", "openai", "by_size"] = "fixed"
     default: int = Field(default=1, ge=1)
 
 

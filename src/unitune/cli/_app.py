@@ -575,13 +575,15 @@ def estimate(
     catalog = _catalog()
     hp = Hyperparameters(epochs=epochs)
     data = Dataset.from_jsonl(file)
+    valid = Dataset.from_jsonl(validation) if validation else None
     if compare:
         names = [n for n in sorted(catalog.providers) if n != "fake"]
-        quotes = compare_costs(catalog, data, model=model, providers=names, hyperparameters=hp)
+        quotes = compare_costs(
+            catalog, data, model=model, providers=names, validation=valid, hyperparameters=hp
+        )
         if not quotes:
             raise ConfigurationError(f"No provider in the catalog offers {model!r} with a price.")
     else:
-        valid = Dataset.from_jsonl(validation) if validation else None
         name = provider or load_config().provider
         quotes = [estimate_cost(catalog, name, model, data, validation=valid, hyperparameters=hp)]
     if as_json:

@@ -295,13 +295,27 @@ def _wait_with_progress(
         transient=False,
     ) as progress:
         task = progress.add_task(job_id, total=1.0)
+        shown = 0
+        follow = client.provider.capabilities.events
 
         def update(job: Job) -> None:
+            nonlocal shown, follow
             progress.update(
                 task,
                 completed=job.progress if job.progress is not None else 0.0,
                 description=f"{escape(job.id)} {job.status.value}",
             )
+            if follow:
+                # The job's own log above the bar: a long model fetch or conversion shows as it
+                # happens instead of a bar stuck at 0%.
+                try:
+                    events = client.events(job.id)
+                except UnituneError:
+                    follow = False  # the log is a nicety; the wait itself goes on
+                    return
+                for event in events[shown:]:
+                    progress.console.print(f"  [dim]{event.created_at:%H:%M:%S}[/] {escape(event.message)}")
+                shown = len(events)
 
         return client.wait(job_id, timeout=timeout, poll_interval=poll_interval, on_update=update)
 

@@ -96,12 +96,19 @@ def run_demo(
     job = client.create_job(model=DEMO_MODEL, training_data=parts.train, validation_data=parts.validation,
                             hyperparameters=hp, suffix="triage")  # fmt: skip
     say(f"4. training job {escape(job.id)} ({job.status.value}) — it runs in the background")
-    if console is not None:
-        from unitune.cli._app import _wait_with_progress
+    try:
+        if console is not None:
+            from unitune.cli._app import _wait_with_progress
 
-        job = _wait_with_progress(client, job.id, poll_interval=1.0)
-    else:
-        job = client.wait(job, poll_interval=1.0)
+            job = _wait_with_progress(client, job.id, poll_interval=1.0)
+        else:
+            job = client.wait(job, poll_interval=1.0)
+    except KeyboardInterrupt:
+        # The worker is detached on purpose (it outlives a closed terminal), so a demo stopped with
+        # Ctrl-C must stop its job itself rather than leave it training in the background.
+        client.cancel_job(job)
+        say(f"stopped: job {escape(job.id)} cancelled")
+        raise
     assert job.fine_tuned_model is not None  # wait() returns only succeeded jobs
     metrics = client.metrics(job)
     png = _loss_png(metrics, work / "loss.png")

@@ -70,7 +70,12 @@ def count_dataset_tokens(data: Any, counter: Any, limit: int | None) -> DatasetT
             messages, tools = d.get("messages") or [], d.get("tools")
         else:
             inp = d.get("input") if isinstance(d.get("input"), dict) else {}
-            messages = [*(inp.get("messages") or []), *(d.get("preferred_output") or [])[:1]]
+            prompt, chosen = inp.get("messages"), d.get("preferred_output")
+            # Malformed shapes are validate()'s to report; here they simply count as nothing.
+            messages = [
+                *(prompt if isinstance(prompt, list) else []),
+                *(chosen[:1] if isinstance(chosen, list) else []),
+            ]
             tools = inp.get("tools")
         if not isinstance(messages, list) or not all(isinstance(m, dict) for m in messages):
             continue

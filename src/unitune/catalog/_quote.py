@@ -70,10 +70,10 @@ def count_dataset_tokens(data: Any, counter: Any, limit: int | None) -> DatasetT
             messages, tools = d.get("messages") or [], d.get("tools")
         else:
             inp = d.get("input") if isinstance(d.get("input"), dict) else {}
-            prompt, chosen = inp.get("messages"), d.get("preferred_output")
+            asked, chosen = inp.get("messages"), d.get("preferred_output")
             # Malformed shapes are validate()'s to report; here they simply count as nothing.
             messages = [
-                *(prompt if isinstance(prompt, list) else []),
+                *(asked if isinstance(asked, list) else []),
                 *(chosen[:1] if isinstance(chosen, list) else []),
             ]
             tools = inp.get("tools")

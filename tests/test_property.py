@@ -13,6 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from unitune import DatasetError
+from unitune.catalog import count_dataset_tokens
 from unitune.data import Dataset, fix, split, validate
 from unitune.data.convert import convert_example, formats
 
@@ -62,6 +63,8 @@ def _exercise(path: Path, tmp_path: Path) -> None:
                                                                 "unknown_format", "mixed_formats")
         ) >= 0  # fmt: skip
         assert all(i.line is None or i.line >= 1 for i in report.issues)
+    counted = count_dataset_tokens(Dataset.from_jsonl(path), WordCounter(), 50)  # quotes read any data too
+    assert counted.tokens <= counted.untruncated_tokens
     fixed = fix(Dataset.from_jsonl(path), tmp_path / "fixed.jsonl", provider="openai")
     assert validate(fixed.path, provider="openai", counter=WordCounter()).error_count == fixed_errors_allowed(
         fixed.kept

@@ -11,13 +11,16 @@ from __future__ import annotations
 import csv
 import gzip
 import io
+import itertools
 import json
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, Literal
 
-__all__ = ["FORMATS", "Format", "Problem", "Record", "detect_format", "normalize", "read_csv", "read_jsonl"]
+__all__ = [
+    "FORMATS", "Format", "JsonlFile", "Problem", "Record", "detect_format", "normalize", "read_csv", "read_jsonl",
+]  # fmt: skip
 
 Format = Literal["auto", "chat", "preference", "prompt_completion", "sharegpt", "alpaca"]
 FORMATS: tuple[str, ...] = ("chat", "preference", "prompt_completion", "sharegpt", "alpaca")
@@ -125,10 +128,12 @@ def normalize(obj: dict[str, Any], fmt: str) -> dict[str, Any]:
     return convert(obj) if convert is not None else obj
 
 
-def _parse_line(raw: bytes, line: int, fmt: str | None) -> tuple[Record, str | None]:
-    """One JSONL line → a record; returns the format seen (to pin it for the lines after)."""
+def _parse_line(raw: bytes, line: int, fmt: str | None, *, bom: bool = False) -> tuple[Record, str | None]:
+    """One JSONL line → a record; returns the format seen (to pin it for the lines after).
+
+    `bom`: the line is the first of the file, where a UTF-8 byte-order mark is skipped."""
     size = len(raw)
-    if line == 1 and raw.startswith(b"\xef\xbb\xbf"):
+    if bom and raw.startswith(b"\xef\xbb\xbf"):
         raw = raw[3:]
     try:
         text = raw.decode("utf-8")
@@ -162,21 +167,59 @@ def _parse_line(raw: bytes, line: int, fmt: str | None) -> tuple[Record, str | N
     return Record(line, normalize(obj, seen) if seen in _NORMALIZERS else obj, None, seen, size), seen
 
 
-def iter_jsonl_lines(lines: Iterable[bytes], *, fmt: Format = "auto") -> Iterator[Record]:
-    """Records from JSONL byte lines. Blank lines yield a `blank_line` problem with data None."""
+def iter_jsonl_lines(
+    lines: Iterable[bytes], *, fmt: Format | str = "auto", file_start: bool = True
+) -> Iterator[Record]:
+    """Records from JSONL byte lines. Blank lines yield a `blank_line` problem with data None.
+
+    `file_start=False` reads lines from the middle of a file (a chunk): numbering still starts at 1,
+    but the first line is not the file's, so no byte-order mark is skipped there.
+    """
     pinned: str | None = None if fmt == "auto" else fmt
     for line, raw in enumerate(lines, 1):
         if not raw.strip():
             yield Record(line, None, Problem("blank_line", "blank line"), size=len(raw))
             continue
-        record, seen = _parse_line(raw, line, pinned)
+        record, seen = _parse_line(raw, line, pinned, bom=line == 1 and file_start)
         pinned = pinned or seen
         yield record
 
 
-def read_jsonl(path: Path, *, fmt: Format = "auto") -> Iterator[Record]:
+class JsonlFile(Iterator[Record]):
+    """What `read_jsonl` returns: the records of a JSONL file, read lazily on first use.
+
+    It also says which file and format it reads (`path`, `fmt`), so `validate()` can split a large
+    plain file into byte ranges for worker processes instead of reading it through this iterator.
+    """
+
+    def __init__(self, path: Path, fmt: Format) -> None:
+        self.path = path
+        self.fmt = fmt
+        self._it: Iterator[Record] | None = None
+
+    def __iter__(self) -> JsonlFile:
+        return self
+
+    def __next__(self) -> Record:
+        if self._it is None:
+            self._it = _read_jsonl(self.path, self.fmt)
+        return next(self._it)
+
+    def close(self) -> None:
+        """Close the file if reading started (as closing the generator it wraps would)."""
+        if self._it is not None:
+            close = getattr(self._it, "close", None)
+            if close is not None:
+                close()
+
+
+def read_jsonl(path: Path, *, fmt: Format = "auto") -> JsonlFile:
     """Stream a JSONL file (optionally gzipped). Corrupt gzip data ends the stream with an
     `invalid_gzip` record rather than an exception, so validation still reports everything before it."""
+    return JsonlFile(path, fmt)
+
+
+def _read_jsonl(path: Path, fmt: Format) -> Iterator[Record]:
     import zlib
 
     line = 0
@@ -189,6 +232,49 @@ def read_jsonl(path: Path, *, fmt: Format = "auto") -> Iterator[Record]:
             yield Record(
                 line + 1, None, Problem("invalid_gzip", f"the gzip data is corrupt or truncated ({e})")
             )
+
+
+def is_gzip(path: Path) -> bool:
+    """Whether `path` starts with the gzip magic number (what `open_binary` decompresses)."""
+    with path.open("rb") as fh:
+        return fh.read(2) == b"\x1f\x8b"
+
+
+def line_boundaries(path: Path, size: int, chunk: int) -> list[tuple[int, int]]:
+    """Split a plain file into byte ranges of about `chunk` bytes, each starting at a line start."""
+    bounds = [0]
+    with path.open("rb") as fh:
+        while bounds[-1] + chunk < size:
+            fh.seek(bounds[-1] + chunk - 1)
+            fh.readline()  # to the end of the line that straddles the cut (or is cut right after)
+            at = fh.tell()
+            if at >= size:
+                break
+            bounds.append(at)
+    bounds.append(size)
+    return list(itertools.pairwise(bounds))
+
+
+def read_jsonl_range(path: Path, start: int, end: int, *, fmt: str) -> Iterator[Record]:
+    """The records of bytes [start, end) of a plain JSONL file, with lines numbered from 1 there.
+
+    `start` and `end` are line starts (see `line_boundaries`); `fmt` is the format pinned for the
+    whole file (by its first readable line, or given), so each range checks against the same one.
+    """
+    with path.open("rb") as fh:
+        fh.seek(start)
+        left = end - start
+
+        def lines() -> Iterator[bytes]:
+            nonlocal left
+            while left > 0:
+                raw = fh.readline(left)
+                if not raw:
+                    return
+                left -= len(raw)
+                yield raw
+
+        yield from iter_jsonl_lines(lines(), fmt=fmt, file_start=start == 0)
 
 
 def read_csv(

@@ -8,16 +8,25 @@ and the line (and column where the reader knows it).
 from __future__ import annotations
 
 import hashlib
+import heapq
+import itertools
 import json
+import multiprocessing
 import os
+import pickle
 import re
 from array import array
-from collections.abc import Callable, Mapping, Sequence
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from unitune.data._dataset import Dataset
-from unitune.data._report import Distribution, IssueCollector, Severity, Stats, ValidationReport
+from unitune.data._loaders import JsonlFile, Record, is_gzip, line_boundaries, read_jsonl, read_jsonl_range
+from unitune.data._report import Distribution, Issue, IssueCollector, Severity, Stats, ValidationReport
 from unitune.data.profiles import ROLES, Profile, get_profile
 from unitune.types import content_text
 
@@ -61,60 +70,201 @@ def _iban_ok(candidate: str) -> bool:
     return int("".join(str(int(c, 36)) for c in moved)) % 97 == 1
 
 
+# Bytes → a class, for the PII pre-check: ASCII digits → "0", what a phone or card number may have
+# between its digits (" .-()+") → "j", A-Z → "A", anything else → "x". In the second table non-ASCII
+# bytes are "0" too, for text with non-ASCII digits (which `\d` matches).
+_PII_CLASSES = bytes(
+    0x30 if 0x30 <= b <= 0x39 else 0x6A if b in b" .-()+" else 0x41 if 0x41 <= b <= 0x5A else 0x78
+    for b in range(256)
+)
+_PII_CLASSES_WIDE = bytes(c if b < 0x80 else 0x30 for b, c in enumerate(_PII_CLASSES))
+# In those classes: 9+ digits at most 3 separators apart (`_PHONE`: ")", one of " .-", "("), and 13+
+# at most 1 apart (`_CARD`). Both start with a literal, which `re` finds at memory speed.
+_PHONE_CLASSES = re.compile(rb"0(?:j{0,3}0){8}")
+_CARD_CLASSES = re.compile(rb"0(?:j?0){12}")
+_ASCII = bytes(range(128))
+
+
+def _non_ascii(text: str) -> str:
+    """The non-ASCII characters of `text`, in order (a fast way to a small set of them)."""
+    return text.encode("utf-8", "surrogatepass").translate(None, _ASCII).decode("utf-8", "surrogatepass")
+
+
+def _pii_candidates(text: str) -> tuple[bool, bool, bool]:
+    """Whether `text` may hold (a card, an IBAN, a phone number), checked at memory speed.
+
+    The patterns are slow to scan for (20-40 MB/s each) and rarely match, so this comes first, on
+    the text reduced to character classes: an IBAN starts with two capitals and two digits; a
+    phone number is 9+ digits with at most 3 separators between them (a card, 13+ and 1). False
+    means the pattern cannot match; True, that it might.
+    """
+    table = _PII_CLASSES
+    if not text.isascii() and any(ch.isdigit() for ch in set(_non_ascii(text))):
+        table = _PII_CLASSES_WIDE
+    classes = text.encode("utf-8", "surrogatepass").translate(table)
+    iban = b"AA00" in classes
+    phone = classes.count(b"0") >= 9 and _PHONE_CLASSES.search(classes) is not None
+    card = phone and _CARD_CLASSES.search(classes) is not None
+    return card, iban, phone
+
+
 def pii_findings(text: str) -> list[tuple[str, str]]:
     """Likely personal data in `text`: (code, what) pairs. Heuristic: a warning, never an error."""
     found: list[tuple[str, str]] = []
     if "@" in text and _EMAIL.search(text):
         found.append(("pii_email", "an email address"))
-    for m in _CARD.finditer(text):
-        digits = re.sub(r"\D", "", m.group())
-        if 13 <= len(digits) <= 19 and _luhn(digits):
-            found.append(("pii_card", "a payment card number (passes the Luhn check)"))
-            break
-    for m in _IBAN.finditer(text):
-        if _iban_ok(m.group()):
-            found.append(("pii_iban", "an IBAN (valid checksum)"))
-            break
-    for m in _PHONE.finditer(text):
-        n_digits = sum(c.isdigit() for c in m.group())
-        if 9 <= n_digits <= 15 and not any(c == "pii_card" for c, _ in found):
-            found.append(("pii_phone", "a phone number"))
-            break
+    card, iban, phone = _pii_candidates(text)
+    if card:
+        for m in _CARD.finditer(text):
+            number = re.sub(r"\D", "", m.group())
+            if 13 <= len(number) <= 19 and _luhn(number):
+                found.append(("pii_card", "a payment card number (passes the Luhn check)"))
+                break
+    if iban:
+        for m in _IBAN.finditer(text):
+            if _iban_ok(m.group()):
+                found.append(("pii_iban", "an IBAN (valid checksum)"))
+                break
+    if phone:
+        for m in _PHONE.finditer(text):
+            n_digits = sum(c.isdigit() for c in m.group())
+            if 9 <= n_digits <= 15 and not any(c == "pii_card" for c, _ in found):
+                found.append(("pii_phone", "a phone number"))
+                break
     return found
 
 
+# ASCII bytes → the lower-case letter or the digit they are, or a space (non-ASCII bytes are kept):
+# the ASCII half of `_NEAR` (runs of non-word characters and "_") as a `bytes.translate` table.
+_NEAR_ASCII = bytes(
+    b if 0x30 <= b <= 0x39 or 0x61 <= b <= 0x7A or b >= 0x80 else b + 32 if 0x41 <= b <= 0x5A else 0x20
+    for b in range(256)
+)
+_SPACES = re.compile(rb"  +")
+
+
+def _near_blanked(text: str) -> bytes:
+    r"""`text` lower-cased, UTF-8, with every character `_NEAR` matches (`\W` or "_") made a space.
+
+    `\w` is `str.isalnum()` or "_": the ASCII ones go through a table (which also lower-cases), the
+    non-ASCII ones that are not alphanumeric (few, and few distinct) are replaced one by one. Text
+    whose non-ASCII characters have no lower case (accented small letters, CJK, emoji) skips the
+    slow `str.lower()`.
+    """
+    if not text.isascii():
+        chars = set(_non_ascii(text))
+        if any(ch.lower() != ch for ch in chars):
+            text = text.lower()
+            chars = set(_non_ascii(text))
+        for ch in chars:
+            if not ch.isalnum():
+                text = text.replace(ch, " ")
+    return text.encode().translate(_NEAR_ASCII)
+
+
+def _blake2b8(data: bytes) -> bytes:
+    return hashlib.blake2b(data, digest_size=8).digest()
+
+
+def _sha1_8(data: bytes) -> bytes:
+    # Twice blake2b's speed where the CPU has SHA instructions; 8 bytes are plenty to tell examples
+    # apart (a chance collision among a billion examples is about 3%; among a million, 3e-8).
+    return hashlib.sha1(data).digest()[:8]
+
+
+def _fingerprints(
+    exacts: Sequence[str], digest: Callable[[bytes], bytes] = _blake2b8
+) -> list[tuple[bytes, bytes]]:
+    """(exact, near) keys of examples' turn texts (see `example_keys`), 8 bytes each.
+
+    The near text is `_NEAR.sub(" ", exact.lower()).strip()`, built 5-10x faster than that regex
+    (which pays per match): blank the non-word characters, then shorten runs of blanks to one,
+    for a whole batch at once where numpy is installed.
+    """
+    if not exacts:
+        return []
+    blanked = [_near_blanked(e) for e in exacts]  # no b"\n" in these: it was blanked
+    try:
+        import numpy as np
+    except ImportError:
+        nears = [_SPACES.sub(b" ", b) for b in blanked]
+    else:
+        a = np.frombuffer(b"\n".join(blanked), dtype=np.uint8)
+        keep = np.ones(a.size, dtype=bool)
+        if a.size > 1:
+            space = a == 0x20
+            np.logical_not(space[1:] & space[:-1], out=keep[1:])
+        nears = a[keep].tobytes().split(b"\n")
+    return [
+        (digest(exact.encode()), digest(near.strip(b" "))) for exact, near in zip(exacts, nears, strict=True)
+    ]
+
+
+def _listed(value: Any) -> list[Any]:
+    # Malformed data (split and fix fingerprint lines validate would reject): a non-list has no turns.
+    return value if isinstance(value, list) else []
+
+
 def example_keys(data: Mapping[str, Any]) -> tuple[bytes, bytes]:
-    """(exact, near) fingerprints of an example: same turns; same words ignoring case and punctuation."""
+    """(exact, near) fingerprints of an example: same turns; same words ignoring case and punctuation.
+
+    Blake2b, 8 bytes: `split` ranks examples by the exact one, so it must not change.
+    """
+    return _fingerprints([_turns_text(data)])[0]
+
+
+def _turns_text(data: Mapping[str, Any]) -> str:
+    """An example's turns as one string: what its exact fingerprint hashes."""
     if "messages" in data:
-        turns = data.get("messages") or []
+        turns = _listed(data.get("messages"))
     else:
         inp = data.get("input")
         turns = [
-            *(inp.get("messages") or [] if isinstance(inp, dict) else []),
-            *(data.get("preferred_output") or []),
-            *(data.get("non_preferred_output") or []),
+            *(_listed(inp.get("messages")) if isinstance(inp, dict) else []),
+            *_listed(data.get("preferred_output")),
+            *_listed(data.get("non_preferred_output")),
         ]
     parts = []
     for m in turns:
         if isinstance(m, dict):
-            text = content_text(m.get("content")) if not isinstance(m.get("content"), (int, float)) else ""
+            content = m.get("content")
+            if type(content) is str:
+                text = content
+            else:
+                text = content_text(content) if not isinstance(content, (int, float)) else ""
             calls = json.dumps(m["tool_calls"], sort_keys=True) if m.get("tool_calls") else ""
             parts.append(f"{m.get('role')}\x1f{text}\x1f{calls}")
-    exact = "\x1e".join(parts)
-    near = _NEAR.sub(" ", exact.lower()).strip()
-    return (
-        hashlib.blake2b(exact.encode(), digest_size=8).digest(),
-        hashlib.blake2b(near.encode(), digest_size=8).digest(),
-    )
+    return "\x1e".join(parts)
+
+
+class _IssueSink(Protocol):
+    def add(
+        self,
+        code: str,
+        severity: Severity,
+        message: str,
+        *,
+        line: int | None = None,
+        column: int | None = None,
+        path: str | None = None,
+    ) -> None: ...
 
 
 class _Checker:
-    """The per-example checks for one profile; reports into an `IssueCollector`."""
+    """The per-example checks for one profile; reports into an `IssueCollector` (or a `_Collector`)."""
 
-    def __init__(self, profile: Profile, issues: IssueCollector) -> None:
+    def __init__(self, profile: Profile, issues: _IssueSink) -> None:
         self.p = profile
         self.issues = issues
-        self.special = re.compile("|".join(re.escape(t) for t in profile.forbidden_tokens))
+        tokens = profile.forbidden_tokens
+        self.special = re.compile("|".join(re.escape(t) for t in tokens))
+        # Every forbidden token starts with one of these characters ("<" or "["): a text without any
+        # of them needs no regex scan. None when the pattern can match the empty string.
+        self.special_starts = None if not tokens or "" in tokens else "".join(sorted({t[0] for t in tokens}))
+        # Whether the current example's text may hold a special token / personal data at all (see
+        # `prescan`); while True, every message is scanned.
+        self.scan_special = True
+        self.scan_pii = True
         self.tool_id = re.compile(profile.tool_call_id_pattern) if profile.tool_call_id_pattern else None
         self.without_system = 0
         self.without_user = 0
@@ -122,11 +272,24 @@ class _Checker:
     def add(self, code: str, severity: Severity, message: str, line: int) -> None:
         self.issues.add(code, severity, message, line=line)
 
+    def prescan(self, text: str | None) -> None:
+        """Look at the whole example once (`text`: all its turns, see `_turns_text`; None: unknown).
+
+        Each message's text is part of `text`, so where `text` can hold no special token or personal
+        data, neither can any message: the per-message scans are skipped, with the same findings.
+        """
+        if text is None:
+            self.scan_special = self.scan_pii = True
+            return
+        starts = self.special_starts
+        self.scan_special = starts is None or any(map(text.__contains__, starts))
+        self.scan_pii = "@" in text or any(_pii_candidates(text))
+
     # -- chat -------------------------------------------------------------------------------------
 
     def chat(self, data: Mapping[str, Any], line: int) -> list[dict[str, Any]] | None:
         """Check a chat example; the messages if they are well-formed enough to count, else None."""
-        extra = sorted(set(data) - _TOP_KEYS_CHAT)
+        extra = [] if _TOP_KEYS_CHAT.issuperset(data) else sorted(set(data) - _TOP_KEYS_CHAT)
         if extra:
             self.add(
                 "unrecognized_key",
@@ -156,6 +319,7 @@ class _Checker:
     def messages(self, messages: list[Any], line: int, *, require_assistant: bool) -> bool:
         """Check a message list; False when its structure is too broken for the order checks."""
         p = self.p
+        allowed = p.roles
         ok = True
         roles: list[str] = []
         open_calls: dict[str, int] = {}
@@ -180,7 +344,7 @@ class _Checker:
                 )
                 ok = False
                 continue
-            if role not in p.roles:
+            if role not in allowed:
                 self.add(
                     "role_not_allowed",
                     "error",
@@ -188,7 +352,7 @@ class _Checker:
                     line,
                 )
             roles.append(role)
-            extra = sorted(set(m) - _MESSAGE_KEYS)
+            extra = [] if _MESSAGE_KEYS.issuperset(m) else sorted(set(m) - _MESSAGE_KEYS)
             if extra:
                 self.add(
                     "message_unrecognized_key",
@@ -235,8 +399,9 @@ class _Checker:
             return False
         self._order(roles, line, require_assistant=require_assistant)
         if require_assistant:
-            trained = [m for m in messages if m.get("role") == "assistant" and m.get("weight", 1) != 0]
-            if "assistant" in roles and not trained:
+            if "assistant" in roles and not any(
+                m.get("role") == "assistant" and m.get("weight", 1) != 0 for m in messages
+            ):
                 self.add(
                     "no_trained_turn",
                     "error",
@@ -251,9 +416,8 @@ class _Checker:
 
     def _content(self, m: Mapping[str, Any], role: str, at: str, line: int) -> None:
         content = m.get("content")
-        has_calls = bool(m.get("tool_calls") or m.get("function_call"))
         if content is None:
-            if not (role == "assistant" and has_calls):
+            if not (role == "assistant" and (m.get("tool_calls") or m.get("function_call"))):
                 self.add("missing_content", "error", f"{at} ({role}) has no content", line)
             return
         if isinstance(content, list):
@@ -289,11 +453,21 @@ class _Checker:
                 line,
             )
             return
-        if not text.strip() and not has_calls and not (isinstance(content, list) and content):
+        if (
+            (not text or text.isspace())  # `not text.strip()`, without copying the text
+            and not (m.get("tool_calls") or m.get("function_call"))
+            and not (isinstance(content, list) and content)
+        ):
             self.add("empty_content", "error", f"{at} ({role}) content is empty or whitespace", line)
             return
-        if self.special.search(text):
-            token = self.special.search(text).group()  # type: ignore[union-attr]
+        starts = self.special_starts
+        found = (
+            self.special.search(text)
+            if self.scan_special and (starts is None or any(map(text.__contains__, starts)))
+            else None
+        )
+        if found is not None:
+            token = found.group()
             self.add(
                 "special_token",
                 "error",
@@ -301,7 +475,7 @@ class _Checker:
                 "remove or escape it",
                 line,
             )
-        for code, what in pii_findings(text):
+        for code, what in pii_findings(text) if self.scan_pii else ():
             self.add(code, "warning", f"{at} ({role}) seems to contain {what}; remove personal data", line)
 
     def _weight(self, m: Mapping[str, Any], role: str, at: str, line: int) -> None:
@@ -444,7 +618,7 @@ class _Checker:
                 f"the conversation starts with {roles[0]!r}; {p.name} needs {allowed}",
                 line,
             )
-        for i in range(1, len(roles)):
+        for i in range(1, len(roles) if p.no_repeat or p.transitions is not None else 0):
             prev, cur = roles[i - 1], roles[i]
             if p.no_repeat and prev == cur:
                 self.add(
@@ -552,26 +726,39 @@ def validate(
     token_limit: int | None = None,
     counter: Any = None,
     max_issues: int = 1000,
+    workers: int | None = None,
 ) -> ValidationReport:
     """Check `data` against `provider`'s rules in one streaming pass; never raises for bad data.
 
     `validation` (optional) is checked too, and against `data` for leakage. `token_limit` overrides
     the profile's per-example limit (the catalog passes the model's). `counter` overrides the token
     counter picked for the model.
+
+    `workers` is how many processes check a plain (not gzipped) JSONL file, each a range of its
+    lines: None picks one per CPU (up to 4) for files of 32 MB or more and this process alone for
+    smaller ones; 1 never starts a process. The report is the same whatever the number. Scripts that
+    validate large files with several workers need the usual `if __name__ == "__main__":` guard.
     """
+    if workers is not None and workers < 1:
+        raise ValueError(f"workers must be at least 1 (or None for automatic), got {workers}")
     profile = get_profile(provider, model)
     dataset = _as_dataset(data)
     issues = IssueCollector(dataset.name, limit=max_issues)
-    tokens = counter if counter is not None else _counter(provider, model)
-    limit = token_limit or profile.max_tokens_per_example
-    seen: dict[bytes, int] = {}  # near key -> first line; exact dupes are near dupes too
-    exact_seen: dict[bytes, int] = {}
-    stats = _pass(dataset, profile, issues, tokens, limit, seen, exact_seen, leakage_from=None)
+    job = _Job(
+        provider=provider,
+        model=model,
+        profile=profile,
+        counter=counter,
+        limit=token_limit or profile.max_tokens_per_example,
+        max_issues=max_issues,
+    )
+    train = _pass(dataset, job, issues, workers, leakage_from=None)
+    stats = train.stats
 
     if validation is not None:
         vset = _as_dataset(validation)
         vissues = IssueCollector(vset.name, limit=max_issues)
-        _pass(vset, profile, vissues, tokens, limit, {}, {}, leakage_from=seen)
+        _pass(vset, job, vissues, workers, leakage_from=train)
         for issue in vissues.issues:
             issues.issues.append(issue) if len(issues.issues) < max_issues else None
         issues.counts.update(vissues.counts)
@@ -639,42 +826,178 @@ def _counter(provider: str, model: str | None) -> Any:
     return counter_for(provider, model)
 
 
-def _pass(
-    dataset: Dataset,
-    profile: Profile,
-    issues: IssueCollector,
+# --- one pass: per-line checks in one or more parts, then what needs the whole file ------------------
+#
+# A pass reads the data as one part (in this process) or as several byte ranges of the file (in worker
+# processes). A part runs every per-line check and the token counts, and returns its issues (lines
+# numbered from 1 within the part), exact counts per code, its statistics as histograms, and for
+# each counted example its line and two 8-byte fingerprints (exact and near text). The parent
+# renumbers the lines, finds duplicates and train/validation leakage over the whole file from the
+# fingerprints, and rebuilds exactly the issue list, counts and order one sequential pass produces.
+#
+# Memory: the histograms grow with the distinct values (bounded by the context length), the kept
+# issues with `max_issues`; only the fingerprints grow with the file: 24 bytes per example (line and
+# two keys), plus about 33 more per example for a moment at the end, to sort them (numpy).
+
+#: Files at least this big are checked by several processes when `workers` is None.
+_PARALLEL_MIN_BYTES = 32 << 20
+#: At most this many processes when `workers` is None: each holds its own tokenizer (o200k: ~65 MB).
+_MAX_AUTO_WORKERS = 4
+#: Byte ranges are at most this big (and about 8 per worker, so the last ones finish together)...
+_CHUNK_BYTES = 32 << 20
+#: ... and at least this big, so a range is worth a task.
+_MIN_CHUNK_BYTES = 1 << 20
+
+_IssueRow = tuple[str, Severity, str, int | None, int | None]  # code, severity, message, line, column
+
+
+class _Collector:
+    """An `IssueCollector` for the hot loop: plain tuples, and each code's first line remembered."""
+
+    __slots__ = ("counts", "first", "issues", "limit", "severities")
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.issues: list[_IssueRow] = []
+        self.counts: dict[str, int] = {}
+        self.first: dict[str, int | None] = {}
+        self.severities: dict[str, Severity] = {}
+
+    def add(
+        self,
+        code: str,
+        severity: Severity,
+        message: str,
+        *,
+        line: int | None = None,
+        column: int | None = None,
+        path: str | None = None,
+    ) -> None:
+        n = self.counts.get(code)
+        if n is None:
+            self.counts[code] = 1
+            self.first[code] = line
+        else:
+            self.counts[code] = n + 1
+        self.severities[code] = severity
+        if len(self.issues) < self.limit:
+            self.issues.append((code, severity, message, line, column))
+
+
+@dataclass
+class _Part:
+    """What checking one part found; lines are numbered from 1 within the part."""
+
+    lines: int
+    size: int
+    examples: int
+    over: int
+    without_system: int
+    without_user: int
+    issues: list[_IssueRow]
+    counts: dict[str, int]
+    first: dict[str, int | None]
+    severities: dict[str, Severity]
+    n_messages: dict[int, int]  # how many examples have each value
+    n_tokens: dict[int, int]
+    n_assistant: dict[int, int]
+    key_lines: array[int]
+    exact: array[int]
+    near: array[int]
+    tokenizer: tuple[str | None, bool, str | None]
+
+
+def _tokenizer_meta(tokens: Any) -> tuple[str | None, bool, str | None]:
+    return (
+        getattr(tokens, "name", None),
+        bool(getattr(tokens, "approximate", True)),
+        getattr(tokens, "method", None),
+    )
+
+
+def _conversation_counter(
     tokens: Any,
-    limit: int | None,
-    seen: dict[bytes, int],
-    exact_seen: dict[bytes, int],
-    *,
-    leakage_from: dict[bytes, int] | None,
-) -> Stats:
-    checker = _Checker(profile, issues)
-    n_messages = array("I")
-    n_tokens = array("I")
-    n_assistant = array("I")
-    over = 0
-    examples = 0
-    size = 0
+) -> Callable[[list[tuple[list[Any], list[Any] | None]]], list[tuple[int, int]]]:
+    """(total tokens, assistant text tokens) of each (messages, tools), with what `tokens` offers."""
+    batch: Callable[..., list[tuple[int, int]]] | None = getattr(tokens, "count_conversations", None)
+    if batch is not None:
+        return batch
     count_messages: Callable[..., int] = tokens.count_messages
     count_texts: Callable[[Sequence[str]], list[int]] = tokens.count_texts
-    for record in dataset.records():
+
+    def count(items: list[tuple[list[Any], list[Any] | None]]) -> list[tuple[int, int]]:
+        out = []
+        for messages, tools in items:
+            total = count_messages(messages, tools=tools)
+            assistant = [content_text(m.get("content")) for m in messages if m.get("role") == "assistant"]
+            out.append((total, sum(count_texts(assistant)) if assistant else 0))
+        return out
+
+    return count
+
+
+#: Examples whose tokens and fingerprints are computed together: the tokenizer then runs in one
+#: tight loop, and the fingerprints' numpy pass covers them all.
+_BATCH = 256
+
+
+def _scan(
+    records: Iterable[Record], profile: Profile, tokens: Any, limit: int | None, max_issues: int
+) -> _Part:
+    """Every per-line check, the token counts and the fingerprints of one part."""
+    issues = _Collector(max_issues)  # the checks' issues, line by line
+    over_limit = _Collector(max_issues)  # `too_many_tokens`, known a batch later
+    add = issues.add
+    checker = _Checker(profile, issues)
+    count = _conversation_counter(tokens)
+    # Statistics as histograms (value -> examples): exact percentiles in memory that grows with the
+    # distinct values, not with the examples.
+    n_messages: dict[int, int] = {}
+    n_tokens: dict[int, int] = {}
+    n_assistant: dict[int, int] = {}
+    key_lines, exact_keys, near_keys = array("Q"), array("Q"), array("Q")
+    over = examples = size = lines = 0
+    batch: list[tuple[list[Any], list[Any] | None]] = []  # counted examples waiting for their tokens
+    texts: list[str] = []  # and for their fingerprints
+    batch_lines: list[int] = []
+
+    def flush() -> None:
+        nonlocal over
+        for (total, assistant), line in zip(count(batch), batch_lines, strict=True):
+            n_tokens[total] = n_tokens.get(total, 0) + 1
+            n_assistant[assistant] = n_assistant.get(assistant, 0) + 1
+            if limit is not None and total > limit:
+                over += 1
+                over_limit.add(
+                    "too_many_tokens",
+                    "warning",
+                    f"{total:,} tokens, over the {limit:,}-token limit: the provider will truncate it",
+                    line=line,
+                )
+        for exact, near in _fingerprints(texts, _sha1_8):
+            exact_keys.frombytes(exact)
+            near_keys.frombytes(near)
+        key_lines.extend(batch_lines)
+        batch.clear()
+        texts.clear()
+        batch_lines.clear()
+
+    for record in records:
         size += record.size
-        if record.problem is not None:
-            severity: Severity = "warning" if record.problem.code == "blank_line" else "error"
-            issues.add(
-                record.problem.code,
-                severity,
-                record.problem.message,
-                line=record.line,
-                column=record.problem.column,
-            )
+        line = lines = record.line
+        problem = record.problem
+        if problem is not None:
+            severity: Severity = "warning" if problem.code == "blank_line" else "error"
+            add(problem.code, severity, problem.message, line=line, column=problem.column)
             continue
         examples += 1
         data = record.data
         assert data is not None
-        line = record.line
+        try:
+            text: str | None = _turns_text(data)
+        except (TypeError, ValueError):  # in-memory data JSON cannot render: check without the prescan
+            text = None
+        checker.prescan(text)
         if "messages" in data:
             messages = checker.chat(data, line)
             tools = data.get("tools")
@@ -684,58 +1007,339 @@ def _pass(
             tools = inp.get("tools") if isinstance(inp, dict) else None
         if messages is None:
             continue
-        n_messages.append(len(messages))
-        total = count_messages(messages, tools=tools if isinstance(tools, list) else None)
-        n_tokens.append(total)
-        assistant = [content_text(m.get("content")) for m in messages if m.get("role") == "assistant"]
-        n_assistant.append(sum(count_texts(assistant)) if assistant else 0)
-        if limit is not None and total > limit:
-            over += 1
-            issues.add(
-                "too_many_tokens",
-                "warning",
-                f"{total:,} tokens, over the {limit:,}-token limit: the provider will truncate it",
-                line=line,
-            )
-        exact, near = example_keys(data)
-        if leakage_from is not None and near in leakage_from:
-            issues.add(
-                "train_validation_leakage",
-                "warning",
-                f"this validation example also appears in the training data (line {leakage_from[near]})",
-                line=line,
-            )
-        first = exact_seen.get(exact)
-        if first is not None:
-            issues.add("duplicate_example", "warning", f"exact duplicate of line {first}", line=line)
-        elif near in seen:
-            issues.add(
-                "near_duplicate",
-                "warning",
-                f"same text as line {seen[near]} apart from case, spacing or punctuation",
-                line=line,
-            )
-        else:
-            seen[near] = line
-        exact_seen.setdefault(exact, line)
-    if checker.without_user:
-        issues.add("missing_user", "warning", f"{checker.without_user} examples have no user message")
-    if checker.without_system and checker.without_system < examples:
-        issues.add(
-            "missing_system",
-            "info",
-            f"{checker.without_system} of {examples} examples have no system message; "
-            "use the same system prompt in training and in production",
-        )
-    return Stats(
+        n_messages[len(messages)] = n_messages.get(len(messages), 0) + 1
+        batch.append((messages, tools if isinstance(tools, list) else None))
+        texts.append(text if text is not None else _turns_text(data))
+        batch_lines.append(line)
+        if len(batch) == _BATCH:
+            flush()
+    flush()
+    # One sequential pass reports an example's token count right after its checks: merge by line.
+    merged = _merge_streams([issues, over_limit], max_issues)
+    return _Part(
+        lines=lines,
+        size=size,
         examples=examples,
-        messages_per_example=Distribution.of(n_messages),
-        tokens_per_example=Distribution.of(n_tokens),
-        assistant_tokens_per_example=Distribution.of(n_assistant),
-        examples_over_limit=over,
-        token_limit=limit,
-        tokenizer=getattr(tokens, "name", None),
-        approximate_tokens=bool(getattr(tokens, "approximate", True)),
-        token_method=getattr(tokens, "method", None),
-        bytes_read=size,
+        over=over,
+        without_system=checker.without_system,
+        without_user=checker.without_user,
+        issues=merged.issues,
+        counts=merged.counts,
+        first=merged.first,
+        severities=merged.severities,
+        n_messages=n_messages,
+        n_tokens=n_tokens,
+        n_assistant=n_assistant,
+        key_lines=key_lines,
+        exact=exact_keys,
+        near=near_keys,
+        tokenizer=_tokenizer_meta(tokens),
     )
+
+
+def _merge_streams(streams: Sequence[_Collector], limit: int) -> _Collector:
+    """Issue streams, each in line order, as one sequential pass would have collected them: by line,
+    and on the same line in the order of `streams`. Every issue has a line."""
+    out = _Collector(limit)
+    out.issues = list(
+        itertools.islice(heapq.merge(*(s.issues for s in streams), key=lambda row: row[3] or 0), limit)
+    )
+    # A code's place in `counts` is where it first occurred.
+    firsts: dict[str, tuple[int, int, int]] = {}
+    for k, stream in enumerate(streams):
+        for j, (code, line) in enumerate(stream.first.items()):
+            key = (line or 0, k, j)
+            if code not in firsts or key < firsts[code]:
+                firsts[code] = key
+    for code in sorted(firsts, key=firsts.__getitem__):
+        out.counts[code] = sum(s.counts.get(code, 0) for s in streams)
+        out.first[code] = firsts[code][0]
+        out.severities[code] = next(s.severities[code] for s in streams if code in s.severities)
+    return out
+
+
+@dataclass
+class _Job:
+    """What every part of a validation shares."""
+
+    provider: str
+    model: str | None
+    profile: Profile
+    counter: Any
+    limit: int | None
+    max_issues: int
+    _tokens: Any = field(default=None, repr=False)
+
+    def tokens(self) -> Any:
+        if self._tokens is None:
+            self._tokens = self.counter if self.counter is not None else _counter(self.provider, self.model)
+        return self._tokens
+
+
+@dataclass
+class _PassResult:
+    stats: Stats
+    near: array[int]  # each counted example's near fingerprint, in line order
+    key_lines: array[int]  # and its line
+
+
+def _pass(
+    dataset: Dataset,
+    job: _Job,
+    issues: IssueCollector,
+    workers: int | None,
+    *,
+    leakage_from: _PassResult | None,
+) -> _PassResult:
+    records = dataset.records()
+    merged = _Merge(job.max_issues)
+    plan = _plan(records, workers, job)
+    if plan is not None:
+        try:
+            for part in _run_parallel(plan, job):
+                merged.add(part)
+        except BrokenProcessPool:
+            # A worker could not start or died (killed, out of memory): check in this process.
+            merged = _Merge(job.max_issues)
+            plan = None
+    if plan is None:
+        merged.add(_scan(records, job.profile, job.tokens(), job.limit, job.max_issues))
+    return merged.finish(issues, job, leakage_from)
+
+
+class _Merge:
+    """Parts, in line order, merged into what one sequential pass would have found."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.stream = _Collector(limit)  # the per-line issues so far (the first `limit`), renumbered
+        self.base = 0  # lines in the parts merged so far
+        self.size = self.examples = self.over = self.without_system = self.without_user = 0
+        self.n_messages: Counter[int] = Counter()
+        self.n_tokens: Counter[int] = Counter()
+        self.n_assistant: Counter[int] = Counter()
+        self.key_lines, self.exact, self.near = array("Q"), array("Q"), array("Q")
+        self.tokenizer: tuple[str | None, bool, str | None] | None = None
+
+    def add(self, part: _Part) -> None:
+        base = self.base
+        stream = self.stream
+        for code, severity, message, line, column in part.issues[: self.limit - len(stream.issues)]:
+            stream.issues.append((code, severity, message, None if line is None else line + base, column))
+        for code, n in part.counts.items():
+            if code in stream.counts:
+                stream.counts[code] += n
+            else:
+                stream.counts[code] = n
+                first = part.first[code]
+                stream.first[code] = None if first is None else first + base
+            stream.severities[code] = part.severities[code]
+        self.n_messages.update(part.n_messages)
+        self.n_tokens.update(part.n_tokens)
+        self.n_assistant.update(part.n_assistant)
+        if base:
+            self.key_lines.extend(line + base for line in part.key_lines)
+        else:
+            self.key_lines.extend(part.key_lines)
+        self.exact.extend(part.exact)
+        self.near.extend(part.near)
+        self.base += part.lines
+        self.size += part.size
+        self.examples += part.examples
+        self.over += part.over
+        self.without_system += part.without_system
+        self.without_user += part.without_user
+        self.tokenizer = self.tokenizer or part.tokenizer
+
+    def finish(self, issues: IssueCollector, job: _Job, leakage_from: _PassResult | None) -> _PassResult:
+        """Find duplicates and leakage, and fill `issues` as the sequential pass would have."""
+        dupes = _Collector(self.limit)
+        exact_first = _repeats(self.exact)
+        near_first = _repeats(self.near)
+        leaks: dict[int, int] = {}
+        if leakage_from is not None:
+            both = array("Q", leakage_from.near)
+            n_train = len(both)
+            both.extend(self.near)
+            for i, first in _repeats(both).items():
+                if i >= n_train and first < n_train:
+                    leaks[i - n_train] = leakage_from.key_lines[first]
+        lines = self.key_lines
+        for i in sorted(exact_first.keys() | near_first.keys() | leaks.keys()):
+            line = lines[i]
+            if i in leaks:
+                dupes.add(
+                    "train_validation_leakage",
+                    "warning",
+                    f"this validation example also appears in the training data (line {leaks[i]})",
+                    line=line,
+                )
+            if i in exact_first:
+                dupes.add(
+                    "duplicate_example",
+                    "warning",
+                    f"exact duplicate of line {lines[exact_first[i]]}",
+                    line=line,
+                )
+            elif i in near_first:
+                dupes.add(
+                    "near_duplicate",
+                    "warning",
+                    f"same text as line {lines[near_first[i]]} apart from case, spacing or punctuation",
+                    line=line,
+                )
+
+        # One sequential pass adds an example's duplicate issues right after its other issues.
+        merged = _merge_streams([self.stream, dupes], self.limit)
+        issues.issues = [
+            Issue(code=code, severity=severity, message=message, path=issues.path, line=line, column=column)
+            for code, severity, message, line, column in merged.issues
+        ]
+        issues.counts = Counter(merged.counts)
+        issues.severities = merged.severities
+
+        if self.without_user:
+            issues.add("missing_user", "warning", f"{self.without_user} examples have no user message")
+        if self.without_system and self.without_system < self.examples:
+            issues.add(
+                "missing_system",
+                "info",
+                f"{self.without_system} of {self.examples} examples have no system message; "
+                "use the same system prompt in training and in production",
+            )
+        name, approximate, method = self.tokenizer or _tokenizer_meta(job.tokens())
+        stats = Stats(
+            examples=self.examples,
+            messages_per_example=Distribution.from_counts(self.n_messages),
+            tokens_per_example=Distribution.from_counts(self.n_tokens),
+            assistant_tokens_per_example=Distribution.from_counts(self.n_assistant),
+            examples_over_limit=self.over,
+            token_limit=job.limit,
+            tokenizer=name,
+            approximate_tokens=approximate,
+            token_method=method,
+            bytes_read=self.size,
+        )
+        return _PassResult(stats, self.near, self.key_lines)
+
+
+def _repeats(keys: array[int]) -> dict[int, int]:
+    """For each position whose key an earlier position holds: position -> the first such position."""
+    n = len(keys)
+    if n < 2:
+        return {}
+    try:
+        import numpy as np
+    except ImportError:  # numpy comes with quicktok; without it, the same in Python
+        out: dict[int, int] = {}
+        prev: int | None = None
+        first = 0
+        for i in sorted(range(n), key=keys.__getitem__):  # stable: equal keys stay in line order
+            key = keys[i]
+            if key == prev:
+                out[i] = first
+            else:
+                prev, first = key, i
+        return out
+    a = np.frombuffer(keys, dtype=np.uint64)
+    order = np.argsort(a, kind="stable")
+    ordered = a[order]
+    starts = np.empty(n, dtype=bool)
+    starts[0] = True
+    np.not_equal(ordered[1:], ordered[:-1], out=starts[1:])
+    first_of = order[starts][np.cumsum(starts) - 1]  # per sorted position: its group's first position
+    repeat = np.flatnonzero(~starts)
+    return dict(zip(order[repeat].tolist(), first_of[repeat].tolist(), strict=True))
+
+
+# --- worker processes ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Plan:
+    path: Path
+    fmt: str
+    ranges: list[tuple[int, int]]
+    workers: int
+    counter: bytes | None  # a caller's counter, pickled
+
+
+def _usable_cpus() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def _plan(records: Iterable[Record], workers: int | None, job: _Job) -> _Plan | None:
+    """How to split the pass over processes, or None to run it in this one."""
+    if workers == 1 or not isinstance(records, JsonlFile) or multiprocessing.current_process().daemon:
+        return None  # (a daemonic process, e.g. a multiprocessing.Pool worker, may not start any)
+    path = records.path
+    try:
+        size = path.stat().st_size
+        if size == 0 or is_gzip(path):
+            return None  # a gzip stream cannot be entered in the middle
+    except OSError:
+        return None  # the sequential reader reports it
+    if workers is None:
+        if size < _PARALLEL_MIN_BYTES or _usable_cpus() < 2:
+            return None
+        workers = min(_usable_cpus(), _MAX_AUTO_WORKERS)
+    chunk = min(_CHUNK_BYTES, max(_MIN_CHUNK_BYTES, size // (8 * workers)))
+    ranges = line_boundaries(path, size, chunk)
+    workers = min(workers, len(ranges))
+    if workers < 2:
+        return None
+    counter = None
+    if job.counter is not None:
+        try:
+            counter = pickle.dumps(job.counter)
+        except Exception:  # a counter that cannot travel to another process: stay in this one
+            return None
+    return _Plan(path, _pinned_format(records), ranges, workers, counter)
+
+
+def _pinned_format(records: JsonlFile) -> str:
+    """The format every line is checked against: the given one, or that of the first readable line."""
+    if records.fmt != "auto":
+        return records.fmt
+    reader = read_jsonl(records.path)
+    try:
+        for record in reader:
+            if record.format is not None:
+                return record.format
+    finally:
+        reader.close()
+    return "auto"  # no line is readable: nothing to pin
+
+
+def _run_parallel(plan: _Plan, job: _Job) -> Iterator[_Part]:
+    # spawn: each worker is a fresh interpreter (fork would copy whatever threads and state the
+    # caller has; forkserver costs one more process, ~13 MB, and starts workers no faster here).
+    context = multiprocessing.get_context("spawn")
+    spec = (job.provider, job.model, plan.counter, job.limit, job.max_issues)
+    tasks = [(plan.path, start, end, plan.fmt) for start, end in plan.ranges]
+    pool = ProcessPoolExecutor(plan.workers, mp_context=context, initializer=_init_worker, initargs=(spec,))
+    try:
+        yield from pool.map(_scan_range, tasks)
+    finally:
+        # On an error or an interrupt, do not wait for the ranges not started yet.
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+_WORKER: tuple[Profile, Any, int | None, int] | None = None
+
+
+def _init_worker(spec: tuple[str, str | None, bytes | None, int | None, int]) -> None:
+    global _WORKER
+    provider, model, counter, limit, max_issues = spec
+    tokens = pickle.loads(counter) if counter is not None else _counter(provider, model)
+    _WORKER = (get_profile(provider, model), tokens, limit, max_issues)
+
+
+def _scan_range(task: tuple[Path, int, int, str]) -> _Part:
+    assert _WORKER is not None, "the worker was not initialised"
+    profile, tokens, limit, max_issues = _WORKER
+    path, start, end, fmt = task
+    return _scan(read_jsonl_range(path, start, end, fmt=fmt), profile, tokens, limit, max_issues)

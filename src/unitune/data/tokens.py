@@ -64,6 +64,8 @@ _SMALL_BATCH = 32
 MessageLike = Message | Mapping[str, Any]
 """A chat message: a `Message` model, or a raw dict as read from JSONL."""
 
+_Conversation = tuple[Sequence[MessageLike], "Sequence[Mapping[str, Any]] | None"]
+
 
 class TokenCounter(ABC):
     """Counts tokens for one model family.
@@ -104,8 +106,35 @@ class TokenCounter(ABC):
         `tools` are the OpenAI-style function tools offered in the conversation.
         """
 
+    def count_conversation(
+        self, messages: Sequence[MessageLike], *, tools: Sequence[Mapping[str, Any]] | None = None
+    ) -> tuple[int, int]:
+        """`count_messages(messages, tools=tools)`, and the tokens in the assistant messages' text.
+
+        What validation needs per example, in one call: counters that can share the work (the
+        OpenAI format counts each message's text once for both) do so.
+        """
+        total = self.count_messages(messages, tools=tools)
+        texts = [_text_of(m) for m in messages if _role_of(m) == "assistant"]
+        return total, (sum(self.count_texts(texts)) if texts else 0)
+
+    def count_conversations(self, items: Sequence[_Conversation]) -> list[tuple[int, int]]:
+        """`count_conversation` for many (messages, tools) pairs: a batch lets a counter keep its
+        tokenizer busy in one tight loop."""
+        return [self.count_conversation(messages, tools=tools) for messages, tools in items]
+
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name!r} approximate={self.approximate}: {self.method}>"
+
+
+def _role_of(message: MessageLike) -> Any:
+    return message.role if isinstance(message, Message) else message.get("role")
+
+
+def _text_of(message: MessageLike) -> str:
+    if isinstance(message, Message):
+        return message.text
+    return content_text(message.get("content"))
 
 
 # --- messages -------------------------------------------------------------------------------------
@@ -205,6 +234,10 @@ class _Encoder(ABC):
     def count_many(self, texts: Sequence[str]) -> list[int]:
         return [self.count(t) for t in texts]
 
+    def counter(self) -> Callable[[str], int]:
+        """The fastest callable doing what `count` does (hot loops call it per message)."""
+        return self.count
+
 
 class _CharEstimate(_Encoder):
     def count(self, text: str) -> int:
@@ -220,6 +253,11 @@ class _QuicktokEncoder(_Encoder):
         # `count` treats special-token strings as text (tiktoken's encode_ordinary), so user
         # content that happens to contain "<|endoftext|>" is counted, not refused.
         return int(self._enc.count(text))
+
+    def counter(self) -> Callable[[str], int]:
+        # quicktok's own method already returns an int: calling it directly saves a frame.
+        fn: Callable[[str], int] = self._enc.count
+        return fn
 
     def count_many(self, texts: Sequence[str]) -> list[int]:
         # A batch call costs about 100 us to set up (threads, a numpy array), so a few texts (one
@@ -571,6 +609,7 @@ class _TemplateCounter(TokenCounter):
         self.chat_format = chat_format
         self._enc = encoder
         self._default_system = default_system
+        self._role_tokens: dict[str, int] = {}
 
     def count_text(self, text: str) -> int:
         return self._enc.count(text)
@@ -587,6 +626,68 @@ class _TemplateCounter(TokenCounter):
             return _count_openai(self._enc, msgs, tool_list)
         b = self._render(msgs, tool_list)
         return b.n_special + sum(self._enc.count(run) for run in b.runs)
+
+    def count_conversation(
+        self, messages: Sequence[MessageLike], *, tools: Sequence[Mapping[str, Any]] | None = None
+    ) -> tuple[int, int]:
+        if self.chat_format != "openai":
+            return super().count_conversation(messages, tools=tools)
+        return self.count_conversations([(messages, tools)])[0]
+
+    def count_conversations(self, items: Sequence[_Conversation]) -> list[tuple[int, int]]:
+        if self.chat_format != "openai":
+            return super().count_conversations(items)
+        # `_count_openai` over raw dicts, in two phases: first every text to count and each
+        # conversation's fixed overhead, then one tight loop of tokenizer calls (its tables stay in
+        # cache), then the sums. Each text is counted once (the assistant total reuses it), role
+        # counts are cached, no `_Msg` is built. The same numbers, about twice as fast.
+        count = self._enc.counter()
+        roles = self._role_tokens
+        texts: list[str] = []
+        plans: list[tuple[int, int, int, list[int]] | tuple[int, int]] = []
+        for messages, tools in items:
+            if not all(type(m) is dict for m in messages):  # `Message` models: the general path
+                plans.append(super().count_conversation(messages, tools=tools))  # (total, assistant)
+                continue
+            fixed = 3
+            start = len(texts)
+            assistant: list[int] = []
+            for m in cast("Sequence[dict[str, Any]]", messages):
+                raw_role = m.get("role", "")
+                role = raw_role if type(raw_role) is str else str(raw_role)
+                n_role = roles.get(role)
+                if n_role is None:
+                    n_role = roles[role] = count(role)
+                fixed += 3 + n_role
+                content = m.get("content")
+                if type(content) is str:
+                    plain = True
+                else:
+                    plain = content is None or isinstance(content, str | list)
+                    content = _as_text(content)
+                if raw_role == "assistant" and plain:
+                    # content_text() of other types is "": what `count_texts` would count as 0.
+                    assistant.append(len(texts))
+                texts.append(content)
+                name = m.get("name")
+                if name is not None:
+                    texts.append(str(name))
+                    fixed += 1
+                calls = m.get("tool_calls")
+                if calls is not None:
+                    texts += [_jdump({"name": c.name, "arguments": c.arguments}) for c in _calls(calls)]
+            if tools:
+                texts.append(_jdump(list(tools)))
+            plans.append((fixed, start, len(texts), assistant))
+        counts = list(map(count, texts))
+        out: list[tuple[int, int]] = []
+        for plan in plans:
+            if len(plan) == 2:
+                out.append(plan)
+            else:
+                fixed, start, end, assistant = plan
+                out.append((fixed + sum(counts[start:end]), sum([counts[i] for i in assistant])))
+        return out
 
     def _render(self, msgs: list[_Msg], tools: list[Mapping[str, Any]], *, trace: bool = False) -> _Builder:
         render, specials = _RENDERERS[self.chat_format]

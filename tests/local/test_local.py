@@ -209,3 +209,55 @@ def test_validation_profile_and_format(provider: LocalProvider) -> None:
         [{"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"}]}]
     ))  # fmt: skip
     assert report.ok
+
+
+def test_loss_on_kept_logits_equals_the_models_own_loss(tiny_model: Path) -> None:
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from unitune.providers.local._train import _accepts_logits_to_keep, causal_lm_loss
+
+    tok = AutoTokenizer.from_pretrained(tiny_model)
+    model = get_peft_model(
+        AutoModelForCausalLM.from_pretrained(tiny_model),
+        LoraConfig(r=4, lora_alpha=8, target_modules="all-linear", task_type="CAUSAL_LM"),
+    )
+    assert _accepts_logits_to_keep(model)
+    rows = [
+        [{"role": "user", "content": "My order is late"}, {"role": "assistant", "content": "shipping"}],
+        [{"role": "user", "content": "Refund please, the item broke on day one"},
+         {"role": "assistant", "content": '{"category": "billing", "priority": "high"}'}],
+    ]  # fmt: skip
+    items = [encode_chat(tok, r, 256) for r in rows]
+    width = max(len(i) for i, _ in items)
+    ids = torch.zeros((2, width), dtype=torch.long)
+    labels = torch.full((2, width), -100, dtype=torch.long)
+    mask = torch.zeros((2, width), dtype=torch.long)
+    for row, (i, lab) in enumerate(items):
+        ids[row, : len(i)], labels[row, : len(lab)], mask[row, : len(i)] = (
+            torch.tensor(i),
+            torch.tensor(lab),
+            1,
+        )
+    with torch.no_grad():
+        full = causal_lm_loss(model, ids, labels, mask, device="cpu", bf16=False, keep_logits=False)
+        kept = causal_lm_loss(model, ids, labels, mask, device="cpu", bf16=False, keep_logits=True)
+        unmasked = model(input_ids=ids, attention_mask=mask, labels=ids).loss
+    assert torch.allclose(full, kept, atol=1e-5)
+    assert not torch.allclose(full, unmasked, atol=1e-3)  # the comparison can tell losses apart
+
+
+def test_length_grouped_batches_cover_every_example_once() -> None:
+    import random
+
+    from unitune.providers.local._train import _length_grouped
+
+    lengths = [(i * 7919) % 997 + 3 for i in range(1000)]
+    batches = _length_grouped(lengths, 8, random.Random(0))
+    flat = [i for b in batches for i in b]
+    assert sorted(flat) == list(range(1000))
+    assert all(len(b) <= 8 for b in batches)
+    spread = sum(max(lengths[i] for i in b) - min(lengths[i] for i in b) for b in batches) / len(batches)
+    assert spread < 50  # sorted within groups of 400: neighbours differ little (random batches: ~700)
+    assert batches != _length_grouped(lengths, 8, random.Random(1))  # the seed changes the order

@@ -70,6 +70,9 @@ class LocalSettings(ProviderSettings):
     threads: int | None = Field(default=None, ge=1, description="CPU threads for training (default: all).")
     max_seq_length: int = Field(default=1024, ge=16)
     packing: bool = False
+    group_by_length: bool = Field(
+        default=True, description="Batch examples of similar length together (less padding, faster steps)."
+    )
     home: Path | None = Field(default=None, description="Where jobs live (default: <unitune home>/local).")
     max_new_tokens: int = Field(default=256, ge=1)
 
@@ -156,11 +159,11 @@ class LocalProvider(Provider):
     def create_job(self, spec: JobSpec, *, idempotency_key: str) -> Job:
         from unitune.errors import ProviderError, UnsupportedFeatureError
 
-        unknown = sorted(set(spec.hyperparameters.provider_options) - {"packing"})
+        unknown = sorted(set(spec.hyperparameters.provider_options) - {"packing", "group_by_length"})
         if unknown:
             raise UnsupportedFeatureError(
                 provider=self.name, feature=f"the provider option(s) {', '.join(map(repr, unknown))}",
-                hint="Known options: packing.",
+                hint="Known options: packing, group_by_length.",
             )  # fmt: skip
         if spec.hyperparameters.learning_rate_multiplier is not None:
             raise UnsupportedFeatureError(

@@ -17,7 +17,14 @@ $(STAMP): pyproject.toml constraints.txt | $(BIN)/python
 	$(BIN)/pip install --quiet -c constraints.txt -e ".[dev,local,plot]"
 	touch $(STAMP)
 
-install: $(STAMP)
+# Prism (pinned in package.json / package-lock.json) serves the vendors' OpenAPI specs to the
+# contract tests in tests/contract.
+PRISM := node_modules/.bin/prism
+$(PRISM): package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $(PRISM)
+
+install: $(STAMP) $(PRISM)
 
 lint: install
 	$(BIN)/ruff check src tests bench
@@ -34,4 +41,4 @@ demo: install
 	HF_HUB_OFFLINE=1 $(BIN)/unitune demo
 
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis
+	rm -rf $(VENV) node_modules .mypy_cache .ruff_cache .pytest_cache .hypothesis

@@ -43,6 +43,7 @@ from unitune.providers.base import Provider
 from unitune.providers.registry import build_provider
 from unitune.types import (
     ChatResponse,
+    Checkpoint,
     FileRef,
     Hyperparameters,
     Job,
@@ -560,6 +561,18 @@ class FineTuneClient:
         self._update_ledger(cancelled)
         return cancelled
 
+    def pause_job(self, job: JobRef) -> Job:
+        """Pause a running job where the provider can (OpenAI); `resume_job` continues it."""
+        paused = self.retry.call("pause_job", self.provider.pause_job, _job_id(job))
+        self._update_ledger(paused)
+        return paused
+
+    def resume_job(self, job: JobRef) -> Job:
+        """Resume a paused job."""
+        resumed = self.retry.call("resume_job", self.provider.resume_job, _job_id(job))
+        self._update_ledger(resumed)
+        return resumed
+
     def wait(
         self,
         job: JobRef,
@@ -613,6 +626,10 @@ class FineTuneClient:
     def metrics(self, job: JobRef) -> list[StepMetric]:
         """Per-step training metrics (loss curves), in step order."""
         return self.retry.call("metrics", self.provider.list_metrics, _job_id(job))
+
+    def checkpoints(self, job: JobRef) -> list[Checkpoint]:
+        """The models the provider saved during the job, in step order (each callable with `chat`)."""
+        return self.retry.call("checkpoints", self.provider.list_checkpoints, _job_id(job))
 
     def evaluate(
         self,
@@ -763,6 +780,14 @@ class AsyncFineTuneClient:
         """See `FineTuneClient.cancel_job`."""
         return await self._run(self.sync.cancel_job, job)
 
+    async def pause_job(self, job: JobRef) -> Job:
+        """See `FineTuneClient.pause_job`."""
+        return await self._run(self.sync.pause_job, job)
+
+    async def resume_job(self, job: JobRef) -> Job:
+        """See `FineTuneClient.resume_job`."""
+        return await self._run(self.sync.resume_job, job)
+
     async def wait(
         self,
         job: JobRef,
@@ -790,6 +815,10 @@ class AsyncFineTuneClient:
     async def metrics(self, job: JobRef) -> list[StepMetric]:
         """See `FineTuneClient.metrics`."""
         return await self._run(self.sync.metrics, job)
+
+    async def checkpoints(self, job: JobRef) -> list[Checkpoint]:
+        """See `FineTuneClient.checkpoints`."""
+        return await self._run(self.sync.checkpoints, job)
 
     async def chat(self, model: str, messages: MessagesInput, **params: Any) -> ChatResponse:
         """See `FineTuneClient.chat`."""

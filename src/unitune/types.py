@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 __all__ = [
     "Capabilities",
     "ChatResponse",
+    "Checkpoint",
     "FileRef",
     "Hyperparameters",
     "Job",
@@ -270,6 +271,19 @@ class StepMetric(_Model):
     valid_accuracy: float | None = None
     learning_rate: float | None = None
     extra: dict[str, float] = Field(default_factory=dict)
+
+
+class Checkpoint(_Model):
+    """A model the provider saved during a job (e.g. at each epoch's end), usable like the final one."""
+
+    id: str
+    step: int = Field(ge=0)
+    model: str | None = Field(
+        default=None, description="The id to call it by (e.g. an `ft:…:ckpt-step-N` model)."
+    )
+    created_at: dt.datetime | None = None
+    metrics: dict[str, float] = Field(default_factory=dict)
+    raw: dict[str, Any] = Field(default_factory=dict, repr=False)
 
 
 class Usage(_Model):

@@ -35,6 +35,7 @@ from unitune.errors import (
 from unitune.types import (
     Capabilities,
     ChatResponse,
+    Checkpoint,
     FileRef,
     Job,
     JobEvent,
@@ -281,6 +282,10 @@ class Provider(ABC):
     def list_metrics(self, job_id: str) -> list[StepMetric]:
         """Per-step training metrics, in step order."""
         self._unsupported("training metrics")
+
+    def list_checkpoints(self, job_id: str) -> list[Checkpoint]:
+        """Models saved during the job, in step order."""
+        self._unsupported("checkpoints")
 
     def chat(self, model: str, messages: list[Message], **params: Any) -> ChatResponse:
         """One chat completion with a base or fine-tuned model."""

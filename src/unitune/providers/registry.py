@@ -28,6 +28,7 @@ __all__ = [
     "ProviderInfo",
     "build_provider",
     "get_provider_class",
+    "import_sdk",
     "list_providers",
     "override_provider",
     "provider_info",
@@ -94,7 +95,7 @@ BUILTIN_PROVIDERS: dict[str, ProviderInfo] = {
             "openai",
             ("openai",),
             "OpenAI fine-tuning (new jobs accepted until 2027-01-06)",
-            available=False,
+            available=True,
         ),
         _info(
             "together",
@@ -233,3 +234,17 @@ def _version() -> str:
     from unitune import __version__
 
     return __version__
+
+
+def import_sdk(provider: str, module: str) -> Any:
+    """Import a vendor SDK module for an adapter, or raise `MissingDependencyError` naming the extra.
+
+    Adapters call this inside their methods, so the SDK loads only when the provider is used.
+    """
+    try:
+        return importlib.import_module(module)
+    except ModuleNotFoundError as e:
+        info = BUILTIN_PROVIDERS.get(provider)
+        if info is not None and info.extra is not None and e.name and module.startswith(e.name.split(".")[0]):
+            raise MissingDependencyError(provider=provider, extra=info.extra, module=e.name) from e
+        raise

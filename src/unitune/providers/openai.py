@@ -1,0 +1,596 @@
+"""OpenAI fine-tuning through the official `openai` SDK (3.x, extra `unitune[openai]`).
+
+Covers files (the Uploads API, parts in parallel, for files over 512 MB), supervised and DPO jobs,
+retrieve, list (every page), cancel, pause and resume, events, checkpoints, step metrics (metrics
+events while a job runs, the result CSV once it has succeeded), and chat with `ft:` models.
+
+OpenAI is winding down self-serve fine-tuning: new jobs only for organisations still active in
+it, and from nobody after the catalog's sunset date (2027-01-06). The client checks that date
+before anything is uploaded; a 403 on create names it with the live alternatives, so a refusal is
+never a bare "permission denied". Reinforcement fine-tuning is not mapped to the common API; pass
+a whole `method` object through `provider_options` to use it.
+
+The SDK is imported only inside this module's functions, and its own retries are off: retries
+belong to `FineTuneClient` alone.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import datetime as dt
+import hashlib
+import io
+import threading
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, ClassVar, TypeVar
+
+from pydantic import Field
+
+from unitune.errors import (
+    PermissionDeniedError,
+    ProviderError,
+    ProviderRetiredError,
+    ProviderUnavailableError,
+    UnsupportedFeatureError,
+)
+from unitune.providers.base import (
+    Provider,
+    ProviderSettings,
+    error_from_status,
+    map_status,
+    parse_retry_after,
+)
+from unitune.types import (
+    Capabilities,
+    ChatResponse,
+    Checkpoint,
+    FileRef,
+    Job,
+    JobEvent,
+    JobSpec,
+    JobStatus,
+    Message,
+    PreparedFile,
+    StepMetric,
+    Usage,
+)
+
+__all__ = ["IDEMPOTENCY_TAG", "KNOWN_OPTIONS", "STATUS_MAP", "OpenAIProvider", "OpenAISettings"]
+
+S = JobStatus
+T = TypeVar("T")
+
+#: Every status the SDK declares, plus `pausing`/`paused`, which the API returns and the SDK's
+#: Literal does not list (it parses them as plain strings).
+STATUS_MAP: dict[str, JobStatus] = {
+    "validating_files": S.VALIDATING,
+    "queued": S.QUEUED,
+    "running": S.RUNNING,
+    # Still training (and billing) until it reaches `paused`: not paused yet.
+    "pausing": S.RUNNING,
+    "paused": S.PAUSED,
+    "succeeded": S.SUCCEEDED,
+    "failed": S.FAILED,
+    "cancelled": S.CANCELLED,
+}
+
+#: The metadata key a job is tagged with, so a create whose answer was lost can be found again.
+IDEMPOTENCY_TAG = "unitune_idempotency_key"
+
+#: `Hyperparameters.provider_options` this adapter knows; anything else is refused by name.
+KNOWN_OPTIONS = {
+    "beta": "DPO beta (method dpo only)",
+    "integrations": "a list of OpenAI integration objects, e.g. Weights & Biases",
+    "method": "a whole OpenAI `method` object, sent as is (for reinforcement fine-tuning)",
+}
+
+_MiB = 1024 * 1024
+#: Events and checkpoints are read to the end, but never past this many (a misbehaving server,
+#: or a mock that always says `has_more`, must not keep a loop going).
+_MAX_ITEMS = 100_000
+
+
+class OpenAISettings(ProviderSettings):
+    """`[providers.openai]` in unitune.toml. The key comes from `OPENAI_API_KEY` when not set here."""
+
+    api_key_env: ClassVar[str | None] = "OPENAI_API_KEY"
+
+    base_url: str | None = Field(
+        default=None,
+        description="API root including /v1 (default: the SDK's, or OPENAI_BASE_URL). A gateway or a local server.",
+    )
+    organization: str | None = None
+    project: str | None = None
+    timeout: float = 600.0
+    multipart_threshold_bytes: int = Field(
+        default=512 * _MiB,
+        ge=1,
+        description="Files larger than this go through the Uploads API (the Files API takes 512 MB).",
+    )
+    part_size_bytes: int = Field(
+        default=64 * _MiB, ge=1, le=64 * _MiB, description="Uploads API part size (at most 64 MB)."
+    )
+    upload_concurrency: int = Field(default=4, ge=1, le=32, description="Parts sent at once.")
+
+
+def _sdk() -> Any:
+    from unitune.providers.registry import import_sdk
+
+    return import_sdk("openai", "openai")
+
+
+def _ts(value: Any) -> dt.datetime | None:
+    if value is None:
+        return None
+    return dt.datetime.fromtimestamp(int(value), tz=dt.timezone.utc)
+
+
+def _dump(obj: Any) -> dict[str, Any]:
+    dump = getattr(obj, "model_dump", None)
+    if dump is not None:
+        result: dict[str, Any] = dump(mode="json")
+        return result
+    return dict(obj) if isinstance(obj, dict) else {"value": obj}
+
+
+def _float(value: Any) -> float | None:
+    if value is None or value == "":
+        return None
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+class OpenAIProvider(Provider):
+    """OpenAI fine-tuning. `client=` takes a ready `openai.OpenAI` (tests point it at a mock)."""
+
+    name = "openai"
+    settings_class = OpenAISettings
+    dataset_profile = "openai"
+    wire_format = "openai"
+    capabilities = Capabilities(
+        pause=True,
+        checkpoints=True,
+        dpo=True,
+        lora=False,
+        notes={
+            "metrics": "from `metrics` events while the job runs; the full per-step CSV once it succeeded",
+            "create": "only for organisations still active in fine-tuning, and until the catalog's sunset (2027-01-06)",
+            "full_finetune": "OpenAI does not say how it trains; no LoRA settings are exposed",
+        },
+    )
+    settings: OpenAISettings
+
+    def __init__(self, settings: OpenAISettings | None = None, *, client: Any = None) -> None:
+        super().__init__(settings, client=client)
+        self._owned = client is None
+        self._lock = threading.Lock()
+
+    # -- the SDK client and its errors ---------------------------------------------------------
+
+    @property
+    def sdk(self) -> Any:
+        """The `openai.OpenAI` client (built on first use, with the SDK's own retries off)."""
+        with self._lock:
+            if self._client is None:
+                openai = _sdk()
+                s = self.settings
+                self._client = openai.OpenAI(
+                    api_key=s.require_api_key(self.name).get_secret_value(),
+                    base_url=s.base_url,
+                    organization=s.organization,
+                    project=s.project,
+                    timeout=s.timeout,
+                    max_retries=0,
+                )
+            return self._client
+
+    def close(self) -> None:
+        if self._owned and self._client is not None:
+            self._client.close()
+            self._client = None
+
+    @contextlib.contextmanager
+    def _map_errors(self, action: str) -> Iterator[None]:
+        """Turn the SDK's exceptions into unitune's tree; the SDK's exception stays as `__cause__`."""
+        openai = _sdk()
+        try:
+            yield
+        except openai.APIStatusError as e:
+            raise self._status_error(e, action) from e
+        except openai.APIConnectionError as e:  # APITimeoutError is a subclass
+            kind = "timed out" if isinstance(e, openai.APITimeoutError) else "could not connect"
+            raise ProviderUnavailableError(f"{action}: {kind} ({e})", provider=self.name) from e
+        except openai.APIResponseValidationError as e:
+            raise ProviderError(
+                f"{action}: the API answered with data the SDK could not read ({e.message})",
+                provider=self.name, status_code=e.status_code, body=e.body,
+            ) from e  # fmt: skip
+
+    def _status_error(self, e: Any, action: str) -> ProviderError:
+        body = e.body
+        detail = body.get("message") if isinstance(body, dict) else None
+        message = f"{action}: {detail or e.message}"
+        headers = e.response.headers
+        retry_after = parse_retry_after(headers.get("retry-after"))
+        if retry_after is None and headers.get("retry-after-ms"):
+            retry_after = (_float(headers.get("retry-after-ms")) or 0.0) / 1000
+        code = e.status_code
+        common: dict[str, Any] = {
+            "provider": self.name,
+            "status_code": code,
+            "request_id": e.request_id,
+            "body": body,
+        }
+        if code == 410:
+            sunset, alternatives, source = self._training_sunset()
+            return ProviderRetiredError(
+                message, retired_on=sunset, alternatives=alternatives, source=source, **common
+            )
+        if code == 403 and action.startswith("create"):
+            # The usual reason today: this organisation may no longer start fine-tuning jobs.
+            sunset, alternatives, _ = self._training_sunset()
+            when = f"; from {sunset.isoformat()} nobody can" if sunset else ""
+            message += (
+                ". OpenAI now takes new fine-tuning jobs only from organisations still active in fine-tuning"
+                f"{when}. Live alternatives: {', '.join(alternatives) or 'see `unitune models`'}"
+            )
+            return PermissionDeniedError(message, **common)
+        return error_from_status(code, message, provider=self.name, request_id=e.request_id,
+                                 retry_after=retry_after, body=body)  # fmt: skip
+
+    def _training_sunset(self) -> tuple[dt.date | None, list[str], str | None]:
+        """The catalog's date for the end of new jobs, the live alternatives and the source."""
+        from unitune.catalog import load_catalog
+
+        catalog = load_catalog()
+        if self.name not in catalog.providers:
+            return None, [], None
+        for sunset in catalog.provider(self.name).sunsets:
+            if sunset.what in ("training", "fine_tuning_api") and not sunset.models:
+                alternatives = catalog.alternatives(self.name, None, today=dt.date.today())
+                return sunset.date, list(alternatives), sunset.source
+        return None, [], None
+
+    def _call(self, action: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        with self._map_errors(action):
+            return fn(*args, **kwargs)
+
+    def _pages(self, action: str, fetch: Callable[..., Any], limit: int = _MAX_ITEMS) -> list[Any]:
+        """Every item of a cursor-paged list, up to `limit`. Stops when the cursor does not move."""
+        out: list[Any] = []
+        seen: set[str] = set()
+        after: str | None = None
+        while len(out) < limit:
+            kwargs: dict[str, Any] = {"limit": min(100, limit - len(out))}
+            if after is not None:
+                kwargs["after"] = after
+            page = self._call(action, fetch, **kwargs)
+            fresh = [item for item in page.data if item.id not in seen]
+            seen.update(item.id for item in fresh)
+            out.extend(fresh)
+            if not fresh or not page.has_more:
+                break
+            after = page.data[-1].id
+        return out[:limit]
+
+    # -- files -----------------------------------------------------------------------------------
+
+    def upload(self, prepared: PreparedFile) -> FileRef:
+        """Upload a converted file: the Files API, or the Uploads API (parts in parallel) when large."""
+        if prepared.size_bytes > self.settings.multipart_threshold_bytes:
+            raw = self._upload_in_parts(prepared)
+        else:
+            with prepared.path.open("rb") as fh:
+                obj = self._call(
+                    "upload", self.sdk.files.create,
+                    file=(prepared.filename, fh, "application/jsonl"), purpose="fine-tune",
+                )  # fmt: skip
+            raw = _dump(obj)
+        if raw.get("status") == "error":
+            raise ProviderError(
+                f"upload: OpenAI refused {prepared.filename}: {raw.get('status_details') or 'no reason given'}",
+                provider=self.name, body=raw,
+            )  # fmt: skip
+        return FileRef(
+            id=str(raw["id"]),
+            provider=self.name,
+            filename=raw.get("filename") or prepared.filename,
+            size_bytes=raw.get("bytes") or prepared.size_bytes,
+            purpose=prepared.purpose,
+            sha256=prepared.sha256,
+            created_at=_ts(raw.get("created_at")),
+            raw=raw,
+        )
+
+    def _upload_in_parts(self, prepared: PreparedFile) -> dict[str, Any]:
+        """The Uploads API: create, add parts (read one at a time, sent in parallel), complete with
+        the MD5; the upload is cancelled if any part fails, so nothing half-made is left behind."""
+        s = self.settings
+        upload = self._call(
+            "upload (Uploads API)", self.sdk.uploads.create,
+            bytes=prepared.size_bytes, filename=prepared.filename, mime_type="text/jsonl", purpose="fine-tune",
+        )  # fmt: skip
+        md5 = hashlib.md5(usedforsecurity=False)
+        offsets = range(0, prepared.size_bytes, s.part_size_bytes)
+
+        def send(offset: int) -> str:
+            with prepared.path.open("rb") as fh:
+                fh.seek(offset)
+                chunk = fh.read(s.part_size_bytes)
+            part = self._call(
+                f"upload part at byte {offset}", self.sdk.uploads.parts.create, upload.id, data=chunk
+            )
+            return str(part.id)
+
+        try:
+            with ThreadPoolExecutor(
+                max_workers=s.upload_concurrency, thread_name_prefix="unitune-upload"
+            ) as pool:
+                futures = [pool.submit(send, offset) for offset in offsets]
+                with prepared.path.open("rb") as fh:  # the checksum, while the parts travel
+                    for block in iter(lambda: fh.read(_MiB), b""):
+                        md5.update(block)
+                part_ids = [f.result() for f in futures]
+            done = self._call(
+                "upload (complete)",
+                self.sdk.uploads.complete,
+                upload.id,
+                part_ids=part_ids,
+                md5=md5.hexdigest(),
+            )
+        except BaseException:
+            with contextlib.suppress(ProviderError):  # the original failure is what the caller needs
+                self._call("upload (cancel)", self.sdk.uploads.cancel, upload.id)
+            raise
+        file = getattr(done, "file", None)
+        if file is None:
+            raise ProviderError(
+                f"upload: the Uploads API completed {upload.id} without a file (status {getattr(done, 'status', '?')})",
+                provider=self.name, body=_dump(done),
+            )  # fmt: skip
+        return _dump(file)
+
+    # -- jobs --------------------------------------------------------------------------------------
+
+    def create_job(self, spec: JobSpec, *, idempotency_key: str) -> Job:
+        hp = spec.hyperparameters
+        options = dict(hp.provider_options)
+        unknown = sorted(set(options) - set(KNOWN_OPTIONS))
+        if unknown:
+            raise UnsupportedFeatureError(
+                provider=self.name, feature=f"the provider option(s) {', '.join(map(repr, unknown))}",
+                hint="Known options: " + "; ".join(f"{k} ({v})" for k, v in KNOWN_OPTIONS.items()) + ".",
+            )  # fmt: skip
+        if hp.learning_rate is not None:
+            raise UnsupportedFeatureError(
+                provider=self.name, feature="an absolute learning_rate",
+                hint="OpenAI takes learning_rate_multiplier (a factor on its own default rate).",
+            )  # fmt: skip
+        if "beta" in options and spec.method != "dpo":
+            raise UnsupportedFeatureError(
+                provider=self.name, feature="beta outside DPO", hint="Use method='dpo'."
+            )
+        method = options.pop("method", None)
+        if method is None:
+            params: dict[str, Any] = {}
+            if hp.epochs is not None:
+                params["n_epochs"] = hp.epochs
+            if hp.batch_size is not None:
+                params["batch_size"] = hp.batch_size
+            if hp.learning_rate_multiplier is not None:
+                params["learning_rate_multiplier"] = hp.learning_rate_multiplier
+            if "beta" in options:
+                params["beta"] = options.pop("beta")
+            kind = "dpo" if spec.method == "dpo" else "supervised"
+            method = {"type": kind, kind: {"hyperparameters": params}}
+        elif not isinstance(method, dict) or "type" not in method:
+            raise UnsupportedFeatureError(
+                provider=self.name, feature="provider_options['method'] without a 'type'",
+                hint="Pass a whole OpenAI method object, e.g. {'type': 'reinforcement', 'reinforcement': {...}}.",
+            )  # fmt: skip
+        metadata = {**spec.metadata, IDEMPOTENCY_TAG: idempotency_key}
+        if len(metadata) > 16:
+            raise UnsupportedFeatureError(
+                provider=self.name, feature="more than 15 metadata pairs",
+                hint=f"OpenAI keeps 16 pairs per job and unitune uses one ({IDEMPOTENCY_TAG}).",
+            )  # fmt: skip
+        kwargs: dict[str, Any] = {
+            "model": spec.model,
+            "training_file": spec.training_file.id,
+            "method": method,
+            "metadata": metadata,
+        }
+        if spec.validation_file is not None:
+            kwargs["validation_file"] = spec.validation_file.id
+        if spec.suffix is not None:
+            kwargs["suffix"] = spec.suffix
+        if hp.seed is not None:
+            kwargs["seed"] = hp.seed
+        if "integrations" in options:
+            kwargs["integrations"] = options.pop("integrations")
+        return self._job(self._call("create job", self.sdk.fine_tuning.jobs.create, **kwargs))
+
+    def get_job(self, job_id: str) -> Job:
+        return self._job(self._call(f"get job {job_id}", self.sdk.fine_tuning.jobs.retrieve, job_id))
+
+    def list_jobs(self, *, limit: int = 20) -> list[Job]:
+        return [self._job(j) for j in self._pages("list jobs", self.sdk.fine_tuning.jobs.list, limit)]
+
+    def find_job(self, idempotency_key: str) -> Job | None:
+        """Server-side search by the metadata tag (checked again here: a proxy may ignore the filter)."""
+        jobs = self._call(
+            "find job", self.sdk.fine_tuning.jobs.list, limit=10, metadata={IDEMPOTENCY_TAG: idempotency_key}
+        )
+        for raw in jobs.data:
+            job = self._job(raw)
+            if job.idempotency_key == idempotency_key:
+                return job
+        return None
+
+    def cancel_job(self, job_id: str) -> Job:
+        return self._job(self._call(f"cancel job {job_id}", self.sdk.fine_tuning.jobs.cancel, job_id))
+
+    def pause_job(self, job_id: str) -> Job:
+        return self._job(self._call(f"pause job {job_id}", self.sdk.fine_tuning.jobs.pause, job_id))
+
+    def resume_job(self, job_id: str) -> Job:
+        return self._job(self._call(f"resume job {job_id}", self.sdk.fine_tuning.jobs.resume, job_id))
+
+    def _job(self, obj: Any) -> Job:
+        raw = _dump(obj)
+        status = str(raw.get("status"))
+        error = raw.get("error") or None
+        error_text = None
+        if error and (error.get("message") or error.get("code")):
+            error_text = " ".join(
+                x for x in (f"[{error['code']}]" if error.get("code") else None, error.get("message"),
+                            f"(param: {error['param']})" if error.get("param") else None) if x
+            )  # fmt: skip
+        method = raw.get("method") or {}
+        hp = raw.get("hyperparameters") or {}
+        kind = method.get("type")
+        if kind and isinstance(method.get(kind), dict) and method[kind].get("hyperparameters"):
+            hp = method[kind]["hyperparameters"]
+        metadata = raw.get("metadata") or {}
+        return Job(
+            id=str(raw["id"]),
+            provider=self.name,
+            status=map_status(self.name, status, STATUS_MAP),
+            raw_status=status,
+            model=str(raw.get("model")),
+            fine_tuned_model=raw.get("fine_tuned_model"),
+            created_at=_ts(raw.get("created_at")),
+            finished_at=_ts(raw.get("finished_at")),
+            estimated_finish=_ts(raw.get("estimated_finish")),
+            training_file=raw.get("training_file"),
+            validation_file=raw.get("validation_file"),
+            hyperparameters={k: v for k, v in hp.items() if v is not None},
+            trained_tokens=raw.get("trained_tokens"),
+            error=error_text,
+            idempotency_key=metadata.get(IDEMPOTENCY_TAG),
+            raw=raw,
+        )
+
+    # -- what a job reports ------------------------------------------------------------------------
+
+    def list_events(self, job_id: str) -> list[JobEvent]:
+        """Every event, oldest first (the API pages newest first)."""
+        items = self._pages(
+            f"events of job {job_id}", lambda **kw: self.sdk.fine_tuning.jobs.list_events(job_id, **kw)
+        )
+        events = []
+        for item in reversed(items):
+            raw = _dump(item)
+            level = {"warn": "warning", "warning": "warning", "error": "error"}.get(
+                str(raw.get("level")), "info"
+            )
+            events.append(
+                JobEvent(
+                    id=raw.get("id"),
+                    created_at=_ts(raw.get("created_at")) or dt.datetime.now(dt.timezone.utc),
+                    level=level,
+                    message=str(raw.get("message", "")),
+                    type=str(raw.get("type") or "message"),
+                    data=raw.get("data") or {},
+                )
+            )
+        return events
+
+    def list_checkpoints(self, job_id: str) -> list[Checkpoint]:
+        """The job's saved checkpoints (OpenAI keeps the last three epochs), by step."""
+        items = self._pages(
+            f"checkpoints of job {job_id}",
+            lambda **kw: self.sdk.fine_tuning.jobs.checkpoints.list(job_id, **kw),
+        )
+        out = []
+        for item in items:
+            raw = _dump(item)
+            metrics = {k: float(v) for k, v in (raw.get("metrics") or {}).items() if _float(v) is not None}
+            out.append(
+                Checkpoint(
+                    id=str(raw["id"]),
+                    step=int(raw.get("step_number") or metrics.get("step") or 0),
+                    model=raw.get("fine_tuned_model_checkpoint"),
+                    created_at=_ts(raw.get("created_at")),
+                    metrics=metrics,
+                    raw=raw,
+                )
+            )
+        return sorted(out, key=lambda c: c.step)
+
+    def list_metrics(self, job_id: str) -> list[StepMetric]:
+        """Per-step metrics: the result CSV when the job has one (every step), else the `metrics`
+        events the job has sent so far."""
+        job = self.get_job(job_id)
+        result_files = job.raw.get("result_files") or []
+        if result_files:
+            content = self._call(f"result file of job {job_id}", self.sdk.files.content, result_files[0])
+            rows = _metrics_from_csv(content.text)
+            if rows:
+                return rows
+        by_step: dict[int, StepMetric] = {}
+        for event in self.list_events(job_id):
+            if event.type == "metrics" and "step" in event.data:
+                metric = _metric(event.data)
+                if metric is not None:
+                    by_step[metric.step] = metric
+        return [by_step[k] for k in sorted(by_step)]
+
+    # -- inference -----------------------------------------------------------------------------------
+
+    def chat(self, model: str, messages: list[Message], **params: Any) -> ChatResponse:
+        payload = [m.model_dump(exclude_none=True, exclude={"weight"}) for m in messages]
+        completion = self._call(
+            f"chat with {model}", self.sdk.chat.completions.create, model=model, messages=payload, **params
+        )
+        raw = _dump(completion)
+        choice = (raw.get("choices") or [{}])[0]
+        usage = raw.get("usage") or {}
+        return ChatResponse(
+            model=str(raw.get("model") or model),
+            provider=self.name,
+            content=(choice.get("message") or {}).get("content") or "",
+            finish_reason=choice.get("finish_reason"),
+            usage=Usage(
+                prompt_tokens=int(usage.get("prompt_tokens") or 0),
+                completion_tokens=int(usage.get("completion_tokens") or 0),
+            ),
+            raw=raw,
+        )
+
+
+_KNOWN_METRICS = {
+    "train_loss": "train_loss",
+    "valid_loss": "valid_loss",
+    "train_accuracy": "train_accuracy",
+    "train_mean_token_accuracy": "train_accuracy",
+    "valid_mean_token_accuracy": "valid_accuracy",
+    "valid_accuracy": "valid_accuracy",
+}
+
+
+def _metric(row: dict[str, Any]) -> StepMetric | None:
+    step = _float(row.get("step"))
+    if step is None:
+        return None
+    fields: dict[str, Any] = {}
+    extra: dict[str, float] = {}
+    for key, value in row.items():
+        number = _float(value)
+        if key == "step" or number is None:
+            continue
+        if key in _KNOWN_METRICS and _KNOWN_METRICS[key] not in fields:
+            fields[_KNOWN_METRICS[key]] = number
+        else:
+            extra[key] = number
+    return StepMetric(step=int(step), **fields, extra=extra)
+
+
+def _metrics_from_csv(text: str) -> list[StepMetric]:
+    """OpenAI's result file: `step,train_loss,train_accuracy,valid_loss,valid_mean_token_accuracy…`."""
+    rows = [_metric(r) for r in csv.DictReader(io.StringIO(text))]
+    return [r for r in rows if r is not None]

@@ -12,7 +12,9 @@ write_jsonl("tickets.jsonl", n=200)  # a seeded, generated support-ticket datase
 client = FineTuneClient(os.environ.get("UNITUNE_PROVIDER", "fake"))
 data = Dataset.from_jsonl("tickets.jsonl")
 print(client.validate(data, model="llama-3.1-8b-instruct").summary())  # provider-aware checks, line numbers
-print(client.estimate(data, model="llama-3.1-8b-instruct", hyperparameters=Hyperparameters(epochs=3)).summary())
+print(
+    client.estimate(data, model="llama-3.1-8b-instruct", hyperparameters=Hyperparameters(epochs=3)).summary()
+)
 job = client.create_job(model="llama-3.1-8b-instruct", training_data=data, hyperparameters=Hyperparameters(epochs=3),
                         max_cost_usd=25, idempotency_key="tickets-v1")  # fmt: skip
 job = client.wait(job, on_update=lambda j: print(j.status, f"{j.progress or 0:.0%}"))

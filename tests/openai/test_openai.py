@@ -523,3 +523,42 @@ def test_file_ref_from_another_provider_is_refused(client: FineTuneClient) -> No
         client.create_job(
             model="gpt-4o-mini-2024-07-18", training_data=FileRef(id="file-1", provider="together")
         )
+
+
+def test_cli_pause_resume_and_checkpoints(api: FakeOpenAI, provider: OpenAIProvider, tmp_path: Path,
+                                          monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    from typer.testing import CliRunner
+
+    from unitune.cli import app
+    from unitune.testing import override_provider
+
+    monkeypatch.setenv("COLUMNS", "200")
+    job = provider.create_job(_spec(api, provider, tmp_path), idempotency_key="k")
+    api.checkpoints[job.id] = [
+        {"id": "ftckpt-1", "object": "fine_tuning.job.checkpoint", "created_at": 1_700_000_500,
+         "fine_tuned_model_checkpoint": "ft:gpt-4o-mini-2024-07-18:org::abc:ckpt-step-10", "fine_tuning_job_id": job.id,
+         "metrics": {"step": 10, "train_loss": 0.5}, "step_number": 10},
+    ]  # fmt: skip
+    runner = CliRunner()
+    with override_provider(provider):
+        paused = runner.invoke(app, ["pause", job.id, "--provider", "openai"])
+        assert paused.exit_code == 0, paused.output
+        assert "running (raw: pausing)" in paused.stdout
+        api.set_status(job.id, "paused")
+        resumed = runner.invoke(app, ["resume", job.id, "--provider", "openai", "--json"])
+        assert json.loads(resumed.stdout)["raw_status"] == "running"
+        table = runner.invoke(app, ["checkpoints", job.id, "--provider", "openai"])
+        assert "ft:gpt-4o-mini-2024-07-18:org::abc:ckpt-step-10" in table.stdout
+        assert "train_loss=0.5" in table.stdout
+
+
+def test_cli_pause_on_a_provider_without_it_says_so(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from unitune.cli import app
+    from unitune.testing import FakeProvider, override_provider
+
+    with override_provider(FakeProvider(clock=FakeClock())):
+        result = CliRunner().invoke(app, ["pause", "ftjob-1", "--provider", "fake"])
+    assert result.exit_code == 1
+    assert "pausing jobs" in result.output

@@ -357,6 +357,58 @@ def cancel(
 
 @app.command()
 @_handles_errors
+def pause(
+    job_id: Annotated[str, typer.Argument(help="The job id.")],
+    provider: ProviderOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Pause a running job (providers that can: OpenAI)."""
+    job = _client_for_job(job_id, provider).pause_job(job_id)
+    if as_json:
+        _print_json(job)
+    else:
+        _show_job(job)
+
+
+@app.command()
+@_handles_errors
+def resume(
+    job_id: Annotated[str, typer.Argument(help="The job id.")],
+    provider: ProviderOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Resume a paused job."""
+    job = _client_for_job(job_id, provider).resume_job(job_id)
+    if as_json:
+        _print_json(job)
+    else:
+        _show_job(job)
+
+
+@app.command()
+@_handles_errors
+def checkpoints(
+    job_id: Annotated[str, typer.Argument(help="The job id.")],
+    provider: ProviderOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """The models a job saved along the way, each callable with `unitune chat`."""
+    saved = _client_for_job(job_id, provider).checkpoints(job_id)
+    if as_json:
+        _print_json(saved)
+        return
+    if not saved:
+        _out().print("No checkpoints saved for this job (yet).")
+        return
+    table = _table("step", "model", "metrics", keep_whole=("model",))
+    for c in saved:
+        metrics = ", ".join(f"{k}={v:g}" for k, v in sorted(c.metrics.items()) if k != "step")
+        table.add_row(str(c.step), escape(c.model or c.id), metrics)
+    _out().print(table)
+
+
+@app.command()
+@_handles_errors
 def chat(
     model: Annotated[str, typer.Argument(help="A base or fine-tuned model id.")],
     prompt: Annotated[str, typer.Argument(help="The user message.")],

@@ -99,8 +99,9 @@ def test_providers_table_lists_installed_and_planned() -> None:
     assert result.exit_code == 0, result.output
     rows = {line.split("│")[1].strip(): line for line in result.stdout.splitlines() if "│" in line}
     assert "installed" in rows["fake"]
-    assert "planned" in rows["together"]
-    assert 'pip install "unitune[together]"' in rows["together"]
+    assert "planned" in rows["cohere"]
+    assert 'pip install "unitune[cohere]"' in rows["cohere"]
+    assert "installed" in rows["together"]  # a dev dependency: its adapter's tests run
     assert result.stderr == ""
 
 
@@ -110,9 +111,10 @@ def test_providers_json() -> None:
     by_name = {r["name"]: r for r in rows}
     assert by_name["fake"]["state"] == "installed"
     assert by_name["fake"]["capabilities"]["chat"] is True
-    assert by_name["together"]["state"] == "planned"
-    assert by_name["together"]["install"] == 'pip install "unitune[together]"'
-    assert by_name["together"]["capabilities"] is None
+    assert by_name["cohere"]["state"] == "planned"
+    assert by_name["cohere"]["install"] == 'pip install "unitune[cohere]"'
+    assert by_name["cohere"]["capabilities"] is None
+    assert by_name["together"]["capabilities"]["dpo"] is True
 
 
 def test_providers_filter() -> None:
@@ -444,10 +446,10 @@ def test_unknown_provider_suggests_the_closest() -> None:
 
 
 def test_planned_provider_says_it_is_not_available_yet() -> None:
-    result = invoke("status", "ft-1", "--provider", "together")
+    result = invoke("status", "ft-1", "--provider", "cohere")
 
     line = error_line(result)
-    assert "'together' adapter is not part of unitune" in line
+    assert "'cohere' adapter is not part of unitune" in line
     assert "available in this release: fake" in line
 
 

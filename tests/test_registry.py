@@ -50,8 +50,8 @@ def test_missing_extra_names_the_pip_command(monkeypatch: pytest.MonkeyPatch) ->
 def test_registry_lookup_imports_no_provider_module() -> None:
     rows = {i.name: i for i in list_providers()}
     assert rows["fake"].installed
-    assert rows["together"].extra == "together"
-    assert not rows["together"].available
+    assert rows["cohere"].extra == "cohere"
+    assert not rows["cohere"].available
     import subprocess
 
     code = (

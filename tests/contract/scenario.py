@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from unitune import FineTuneClient, Job, JobStatus, ProviderError
+from unitune import FineTuneClient, Hyperparameters, Job, JobStatus, ProviderError
 from unitune.config import UnituneConfig
 from unitune.providers.base import Provider
 from unitune.testing import FakeClock
@@ -35,6 +35,7 @@ class Scenario:
     invalid: Callable[[Provider], Any]
     #: Steps the vendor's SDK cannot run against its own spec, with the reason (recorded, not hidden).
     gaps: dict[str, str] = field(default_factory=dict)
+    hyperparameters: Hyperparameters | None = None
     today: dt.date = dt.date(2026, 11, 22)
 
 
@@ -51,7 +52,8 @@ def run_lifecycle(provider: Provider, data: Path, scenario: Scenario, tmp_path: 
             assert ref.provider == provider.name
             seen["upload"] = ref
         if "create" not in scenario.gaps:
-            job = client.create_job(model=scenario.model, training_data=seen.get("upload", data))
+            job = client.create_job(model=scenario.model, training_data=seen.get("upload", data),
+                                    hyperparameters=scenario.hyperparameters)  # fmt: skip
             assert isinstance(job, Job)
             assert job.id
             assert isinstance(job.status, JobStatus)

@@ -103,7 +103,7 @@ BUILTIN_PROVIDERS: dict[str, ProviderInfo] = {
             "together",
             ("together",),
             "Together AI fine-tuning (LoRA/full, SFT/DPO)",
-            available=False,
+            available=True,
         ),
         _info(
             "bedrock",

@@ -16,9 +16,9 @@ import pytest
 pytest.importorskip("openai")
 
 import httpx2
-
 import openai
-from tests.openai.fake_api import FakeOpenAI
+
+from tests.openai_adapter.fake_api import FakeOpenAI
 from unitune import (
     AuthenticationError,
     ConfigurationError,

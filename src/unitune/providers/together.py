@@ -1,0 +1,606 @@
+"""Together AI fine-tuning through the official `together` SDK (3.x, extra `unitune[together]`).
+
+Covers the whole API: file upload (the SDK's POST → redirect → PUT → preprocess flow), waiting for
+Together's own validation of the file and refusing on its report; `model_limits` checked before
+create, with clear errors; `estimate_price` asked before create and its `allowed_to_proceed`
+respected (a refusal is an error, never a printed warning); LoRA or full training, SFT or DPO,
+evaluations, checkpoints, early stopping, `train_on_inputs`; retrieve, list, cancel, events, step
+metrics, checkpoints and chat with the tuned model.
+
+Together has no job metadata, so the idempotency key is carried by the job's suffix: a short hash
+of the key (`ut` + 8 hex) appended to the caller's suffix, which then shows in the output model
+name, where `find_job` looks for it.
+
+The SDK is imported only inside this module's functions, and its own retries are off.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import hashlib
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import Any, ClassVar, TypeVar
+
+from pydantic import Field
+
+from unitune.errors import (
+    ConfigurationError,
+    PermissionDeniedError,
+    ProviderError,
+    ProviderUnavailableError,
+    UnsupportedFeatureError,
+    ValidationFailed,
+)
+from unitune.providers.base import (
+    Provider,
+    ProviderSettings,
+    error_from_status,
+    map_status,
+    parse_retry_after,
+)
+from unitune.types import (
+    Capabilities,
+    ChatResponse,
+    Checkpoint,
+    FileRef,
+    Job,
+    JobEvent,
+    JobSpec,
+    JobStatus,
+    Message,
+    PreparedFile,
+    StepMetric,
+    Usage,
+    utcnow,
+)
+
+__all__ = ["KNOWN_OPTIONS", "STATUS_MAP", "TogetherProvider", "TogetherSettings", "idempotency_tag"]
+
+log = logging.getLogger("unitune")
+S = JobStatus
+T = TypeVar("T")
+
+#: Every status the SDK declares: the generated Literal, plus `user_error` from its lib enum.
+STATUS_MAP: dict[str, JobStatus] = {
+    "pending": S.QUEUED,
+    "queued": S.QUEUED,
+    "running": S.RUNNING,
+    # Training is over but the model is still being packed and stored: not usable yet.
+    "compressing": S.RUNNING,
+    "uploading": S.RUNNING,
+    "cancel_requested": S.CANCELLING,
+    "cancelled": S.CANCELLED,
+    "error": S.FAILED,
+    "user_error": S.FAILED,
+    "completed": S.SUCCEEDED,
+}
+
+#: `Hyperparameters.provider_options` passed to `fine_tuning.create` as they are; anything else is
+#: refused by name. Secrets (W&B and Hugging Face tokens) are not taken here: options end up in
+#: the ledger and in logs.
+KNOWN_OPTIONS = frozenset({
+    "lora", "lora_dropout", "lora_trainable_modules", "train_on_inputs", "n_evals", "n_checkpoints",
+    "packing", "max_seq_length", "gradient_accumulation_steps", "lr_scheduler_type", "min_lr_ratio",
+    "scheduler_num_cycles", "warmup_ratio", "max_grad_norm", "weight_decay", "train_vision",
+    "early_stopping_enabled", "early_stopping_patience", "early_stopping_min_delta", "early_stopping_warmup_evals",
+    "dpo_beta", "dpo_normalize_logratios_by_length", "rpo_alpha", "simpo_gamma",
+    "from_checkpoint", "from_hf_model", "hf_model_revision", "hf_output_repo_name",
+    "wandb_project_name", "wandb_name", "wandb_entity", "wandb_base_url",
+})  # fmt: skip
+
+_SUFFIX_MAX = 40
+_EVENT_LEVELS = {"info": "info", "warning": "warning", "error": "error",
+                 "legacy_info": "info", "legacy_iwarning": "warning", "legacy_ierror": "error"}  # fmt: skip
+_METRIC_KEYS = {
+    "step": ("train/global_step", "eval/global_step", "global_step", "step"),
+    "epoch": ("train/epoch", "eval/epoch", "epoch"),
+    "train_loss": ("train/loss", "train_loss", "loss"),
+    "valid_loss": ("eval/loss", "eval_loss", "valid_loss"),
+    "learning_rate": ("train/learning_rate", "train/lr", "learning_rate", "lr"),
+}
+
+
+def idempotency_tag(key: str) -> str:
+    """The suffix tag that marks a job created with this idempotency key (`ut` + 8 hex)."""
+    return "ut" + hashlib.blake2b(key.encode(), digest_size=4).hexdigest()
+
+
+class TogetherSettings(ProviderSettings):
+    """`[providers.together]` in unitune.toml. The key comes from `TOGETHER_API_KEY` when not set here."""
+
+    api_key_env: ClassVar[str | None] = "TOGETHER_API_KEY"
+
+    base_url: str | None = Field(
+        default=None, description="Server root without /v1 (default: the SDK's, or TOGETHER_BASE_URL)."
+    )
+    timeout: float = 60.0
+    lora: bool = Field(default=True, description="LoRA unless a job says otherwise (provider option `lora`).")
+    file_processing_timeout: float = Field(
+        default=900.0, gt=0, description="How long upload waits for Together to check the file."
+    )
+    file_poll_interval: float = Field(default=2.0, gt=0)
+
+
+def _sdk() -> Any:
+    from unitune.providers.registry import import_sdk
+
+    return import_sdk("together", "together")
+
+
+def _dump(obj: Any) -> dict[str, Any]:
+    dump = getattr(obj, "model_dump", None)
+    if dump is not None:
+        # by_alias: the SDK names the output model `x_model_output_name` (alias `model_output_name`).
+        result: dict[str, Any] = dump(mode="json", by_alias=True, warnings=False)
+        return result
+    return dict(obj) if isinstance(obj, dict) else {"value": obj}
+
+
+def _time(value: Any) -> dt.datetime | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, dt.datetime):
+        return value if value.tzinfo else value.replace(tzinfo=dt.timezone.utc)
+    if isinstance(value, (int, float)):
+        return dt.datetime.fromtimestamp(value, dt.timezone.utc)
+    try:
+        parsed = dt.datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.timezone.utc)
+
+
+class TogetherProvider(Provider):
+    """Together AI fine-tuning. `client=` takes a ready `together.Together` (tests point it at a mock)."""
+
+    name = "together"
+    settings_class = TogetherSettings
+    dataset_profile = "together"
+    wire_format = "together"
+    capabilities = Capabilities(
+        checkpoints=True,
+        dpo=True,
+        lora=True,
+        full_finetune=True,
+        notes={
+            "create": "model limits and Together's own price estimate are checked first; a refusal raises",
+            "lora": "LoRA by default (setting `lora`); full fine-tuning where the model's limits allow it",
+            "checkpoints": "ids are `<job-id>:<step>`, the form `from_checkpoint` takes; call a tuned model by its output name",
+        },
+    )
+    settings: TogetherSettings
+
+    def __init__(self, settings: TogetherSettings | None = None, *, client: Any = None) -> None:
+        super().__init__(settings, client=client)
+        self._owned = client is None
+        self._lock = threading.Lock()
+        self._sleep: Callable[[float], None] = time.sleep  # tests replace it
+        #: Together's own estimate for the last job created through this provider, by job id.
+        self.price_estimates: dict[str, dict[str, Any]] = {}
+
+    # -- the SDK client and its errors ---------------------------------------------------------
+
+    @property
+    def sdk(self) -> Any:
+        """The `together.Together` client (built on first use, with the SDK's own retries off)."""
+        with self._lock:
+            if self._client is None:
+                together = _sdk()
+                s = self.settings
+                kwargs: dict[str, Any] = {
+                    "api_key": s.require_api_key(self.name).get_secret_value(),
+                    "timeout": s.timeout,
+                    "max_retries": 0,
+                }
+                if s.base_url:
+                    kwargs["base_url"] = s.base_url
+                self._client = together.Together(**kwargs)
+            return self._client
+
+    def close(self) -> None:
+        if self._owned and self._client is not None:
+            self._client.close()
+            self._client = None
+
+    @contextlib.contextmanager
+    def _map_errors(self, action: str) -> Iterator[None]:
+        together = _sdk()
+        try:
+            yield
+        except together.APIStatusError as e:
+            body = e.body
+            detail = None
+            if isinstance(body, dict):
+                inner = body.get("error", body)
+                detail = (inner.get("message") or inner.get("detail")) if isinstance(inner, dict) else inner
+                problems = inner.get("validation") if isinstance(inner, dict) else None
+                if isinstance(problems, list) and problems:  # a schema check's answer (problem+json)
+                    detail = f"{detail}: " + "; ".join(str(p.get("message", p)) for p in problems[:5])
+            headers = e.response.headers
+            raise error_from_status(
+                e.status_code, f"{action}: {detail or e.message}", provider=self.name,
+                request_id=headers.get("x-request-id") or getattr(e, "request_id", None),
+                retry_after=parse_retry_after(headers.get("retry-after")), body=body,
+            ) from e  # fmt: skip
+        except together.APIConnectionError as e:  # APITimeoutError is a subclass
+            kind = "timed out" if isinstance(e, together.APITimeoutError) else "could not connect"
+            raise ProviderUnavailableError(f"{action}: {kind} ({e})", provider=self.name) from e
+        except together.APIResponseValidationError as e:
+            raise ProviderError(
+                f"{action}: the API answered with data the SDK could not read ({e.message})",
+                provider=self.name, status_code=e.status_code, body=e.body,
+            ) from e  # fmt: skip
+
+    def _call(self, action: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        with self._map_errors(action):
+            return fn(*args, **kwargs)
+
+    # -- files -----------------------------------------------------------------------------------
+
+    def upload(self, prepared: PreparedFile) -> FileRef:
+        """Upload, then wait until Together has checked the file; its refusal raises `ValidationFailed`."""
+        # check=False: the file was validated against Together's rules already (profile `together`),
+        # and the SDK's checker would read the whole file a second time.
+        obj = self._call(
+            f"upload {prepared.filename}",
+            self.sdk.files.upload,
+            file=prepared.path,
+            purpose="fine-tune",
+            check=False,
+        )
+        raw = self._wait_processed(_dump(obj), prepared.filename)
+        return FileRef(
+            id=str(raw["id"]),
+            provider=self.name,
+            filename=prepared.filename,
+            size_bytes=raw.get("bytes") or prepared.size_bytes,
+            purpose=prepared.purpose,
+            sha256=prepared.sha256,
+            created_at=_time(raw.get("created_at")),
+            raw=raw,
+        )
+
+    def _wait_processed(self, raw: dict[str, Any], filename: str) -> dict[str, Any]:
+        deadline = time.monotonic() + self.settings.file_processing_timeout
+        while True:
+            status = raw.get("processing_status")
+            report = raw.get("validation_report") or {}
+            if status in ("FAILED", "INVALID_FORMAT") or report.get("valid") is False:
+                raise ValidationFailed(
+                    f"Together refused {filename} ({raw.get('id')}): "
+                    f"{report.get('error') or status or 'invalid'}. Fix the file and upload it again.",
+                    report=report or raw,
+                )
+            if status in (None, "COMPLETED"):
+                return raw
+            if time.monotonic() >= deadline:
+                raise ProviderUnavailableError(
+                    f"Together had not finished checking {filename} ({raw.get('id')}, {status}) after "
+                    f"{self.settings.file_processing_timeout:.0f} s; raise file_processing_timeout or try later",
+                    provider=self.name,
+                )
+            self._sleep(self.settings.file_poll_interval)
+            raw = _dump(self._call(f"file {raw.get('id')}", self.sdk.files.retrieve, raw["id"]))
+
+    # -- jobs --------------------------------------------------------------------------------------
+
+    def _create_kwargs(self, spec: JobSpec, idempotency_key: str) -> dict[str, Any]:
+        hp = spec.hyperparameters
+        options = dict(hp.provider_options)
+        unknown = sorted(set(options) - KNOWN_OPTIONS)
+        if unknown:
+            raise UnsupportedFeatureError(
+                provider=self.name, feature=f"the provider option(s) {', '.join(map(repr, unknown))}",
+                hint="Known options: " + ", ".join(sorted(KNOWN_OPTIONS)) + ".",
+            )  # fmt: skip
+        if hp.learning_rate_multiplier is not None:
+            raise UnsupportedFeatureError(
+                provider=self.name, feature="learning_rate_multiplier",
+                hint="Together takes an absolute learning_rate (its default is 1e-5).",
+            )  # fmt: skip
+        dpo_only = {"dpo_beta", "dpo_normalize_logratios_by_length", "rpo_alpha", "simpo_gamma"} & set(
+            options
+        )
+        if dpo_only and spec.method != "dpo":
+            raise UnsupportedFeatureError(
+                provider=self.name,
+                feature=f"{', '.join(sorted(dpo_only))} outside DPO",
+                hint="Use method='dpo'.",
+            )
+        lora = bool(options.pop("lora", self.settings.lora))
+        if not lora and (hp.lora_rank is not None or hp.lora_alpha is not None):
+            raise ConfigurationError(
+                "lora_rank/lora_alpha were set for a full fine-tune (provider option lora=False)."
+            )
+        tag = idempotency_tag(idempotency_key)
+        suffix = f"{spec.suffix}-{tag}" if spec.suffix else tag
+        if len(suffix) > _SUFFIX_MAX:
+            raise ConfigurationError(
+                f"suffix {spec.suffix!r} is too long for Together: at most {_SUFFIX_MAX - len(tag) - 1} characters "
+                f"(Together takes {_SUFFIX_MAX}; unitune appends -{tag} to find the job again on a retry)."
+            )
+        kwargs: dict[str, Any] = {
+            "training_file": spec.training_file.id,
+            "model": spec.model,
+            "suffix": suffix,
+            "training_method": spec.method,
+            "lora": lora,
+        }
+        if hp.epochs is not None:
+            kwargs["n_epochs"] = hp.epochs
+        if hp.learning_rate is not None:
+            kwargs["learning_rate"] = hp.learning_rate
+        if hp.batch_size is not None:
+            kwargs["batch_size"] = hp.batch_size
+        if hp.lora_rank is not None:
+            kwargs["lora_r"] = hp.lora_rank
+        if hp.lora_alpha is not None:
+            kwargs["lora_alpha"] = hp.lora_alpha
+        if hp.seed is not None:
+            kwargs["random_seed"] = hp.seed
+        if spec.validation_file is not None:
+            kwargs["validation_file"] = spec.validation_file.id
+            # Together runs no evaluation unless asked: one per epoch, like the other providers.
+            options.setdefault("n_evals", kwargs.get("n_epochs", 1))
+        kwargs.update(options)
+        if spec.method == "sft":
+            # The SDK sends "auto" when unset, which Together's own spec refuses (it wants a boolean).
+            # unitune always uploads chat or prompt/completion data, for which "auto" means False:
+            # the loss on the answers only. Saying so keeps the request inside the spec.
+            kwargs.setdefault("train_on_inputs", False)
+        return kwargs
+
+    def _check_limits(self, kwargs: dict[str, Any], limits: dict[str, Any]) -> None:
+        """Refuse, with the limit named, what `model_limits` says the model cannot do."""
+        model = kwargs["model"]
+
+        def refuse(what: str) -> None:
+            raise ConfigurationError(f"{model} on Together: {what} (from GET /v1/fine-tunes/models/limits).")
+
+        lora_limits = limits.get("lora_training") or {}
+        full_limits = limits.get("full_training") or {}
+        if kwargs["lora"] and "lora_r" not in kwargs and not lora_limits.get("default_rank"):
+            # The SDK derives the rank (and alpha) from this default and fails without it.
+            refuse("the limits give no default LoRA rank; set Hyperparameters(lora_rank=...)")
+        if not kwargs["lora"] and not limits.get("supports_full_training"):
+            refuse("full fine-tuning is not offered; use LoRA (provider option lora=True)")
+        if "lora_r" in kwargs and lora_limits.get("max_rank") and kwargs["lora_r"] > lora_limits["max_rank"]:
+            refuse(f"lora_rank {kwargs['lora_r']} is over the maximum {lora_limits['max_rank']}")
+        epochs = kwargs.get("n_epochs")
+        if epochs is not None and limits.get("max_num_epochs") and epochs > limits["max_num_epochs"]:
+            refuse(f"epochs {epochs} is over the maximum {limits['max_num_epochs']}")
+        lr = kwargs.get("learning_rate")
+        if (
+            lr is not None
+            and limits.get("max_learning_rate")
+            and not (limits.get("min_learning_rate", 0) <= lr <= limits["max_learning_rate"])
+        ):
+            refuse(
+                f"learning_rate {lr:g} is outside {limits.get('min_learning_rate', 0):g}–{limits['max_learning_rate']:g}"
+            )
+        batch = kwargs.get("batch_size")
+        bounds = lora_limits if kwargs["lora"] else full_limits
+        if isinstance(batch, int) and bounds:
+            top = bounds.get("max_batch_size_dpo" if kwargs["training_method"] == "dpo" else "max_batch_size")
+            if top and not bounds.get("min_batch_size", 1) <= batch <= top:
+                refuse(f"batch_size {batch} is outside {bounds.get('min_batch_size', 1)}–{top}")
+        evals = kwargs.get("n_evals")
+        if evals and limits.get("max_num_evals") is not None and evals > limits["max_num_evals"]:
+            kwargs["n_evals"] = limits["max_num_evals"]  # our default of one per epoch may be above it
+
+    def model_limits(self, model: str) -> dict[str, Any]:
+        """Together's limits for `model` (ranks, batch sizes, epochs, learning rates, sequence lengths)."""
+        return _dump(self._call(f"limits of {model}", self.sdk.fine_tuning.model_limits, model_name=model))
+
+    def estimate_price(self, spec: JobSpec) -> dict[str, Any]:
+        """Together's own price estimate for this job (needs the uploaded file ids), shown beside
+        unitune's quote: `estimated_total_price`, token counts, `allowed_to_proceed`, `user_limit`."""
+        kwargs = self._create_kwargs(spec, "estimate")
+        return self._estimate(kwargs)
+
+    def _estimate(self, kwargs: dict[str, Any]) -> dict[str, Any]:
+        training_type: dict[str, Any] = {"type": "Full"}
+        if kwargs["lora"]:
+            training_type = {"type": "Lora", "lora_r": kwargs.get("lora_r", 16),
+                             "lora_alpha": kwargs.get("lora_alpha", 2 * kwargs.get("lora_r", 16))}  # fmt: skip
+        params: dict[str, Any] = {
+            "training_file": kwargs["training_file"],
+            "model": kwargs["model"],
+            "n_epochs": kwargs.get("n_epochs", 1),
+            "n_evals": kwargs.get("n_evals", 0),
+            "training_method": self._method_params(kwargs),
+            "training_type": training_type,
+        }
+        if kwargs.get("validation_file"):
+            params["validation_file"] = kwargs["validation_file"]
+        return _dump(self._call("estimate price", self.sdk.fine_tuning.estimate_price, **params))
+
+    @staticmethod
+    def _method_params(kwargs: dict[str, Any]) -> dict[str, Any]:
+        if kwargs["training_method"] == "dpo":
+            keys = ("dpo_beta", "dpo_normalize_logratios_by_length", "rpo_alpha", "simpo_gamma")
+            return {"method": "dpo", **{k: kwargs[k] for k in keys if k in kwargs}}
+        return {"method": "sft", "train_on_inputs": kwargs["train_on_inputs"]}
+
+    def create_job(self, spec: JobSpec, *, idempotency_key: str) -> Job:
+        kwargs = self._create_kwargs(spec, idempotency_key)
+        limits_obj = self._call(
+            f"limits of {spec.model}", self.sdk.fine_tuning.model_limits, model_name=spec.model
+        )
+        self._check_limits(kwargs, _dump(limits_obj))
+        estimate = self._estimate(kwargs)
+        if estimate.get("estimation_available") and estimate.get("allowed_to_proceed") is False:
+            price = estimate.get("estimated_total_price")
+            limit = estimate.get("user_limit")
+            raise PermissionDeniedError(
+                f"create job: Together will not start this job: its estimate "
+                f"{f'${price:.2f}' if price is not None else '(no figure)'} is over what the account may spend"
+                f"{f' (${limit:.2f})' if limit is not None else ''}. Add credit or lower epochs/data, then retry.",
+                provider=self.name, body=estimate,
+            )  # fmt: skip
+        if estimate.get("estimation_available") is False:
+            log.warning("unitune: Together gave no price estimate: %s", estimate.get("unavailable_reason"))
+        try:
+            # model_limits= spares the SDK a second limits request (it still asks for the estimate).
+            obj = self._call("create job", self.sdk.fine_tuning.create, **kwargs, model_limits=limits_obj)
+        except ValueError as e:  # the SDK's own checks against the limits, before any request
+            raise ConfigurationError(f"Together refused the job's settings: {e}") from e
+        job = self._job(obj).model_copy(update={"idempotency_key": idempotency_key})
+        self.price_estimates[job.id] = estimate
+        return job
+
+    def get_job(self, job_id: str) -> Job:
+        return self._job(self._call(f"get job {job_id}", self.sdk.fine_tuning.retrieve, job_id))
+
+    def list_jobs(self, *, limit: int = 20) -> list[Job]:
+        """Together returns every job in one answer (no pages); newest first here."""
+        page = self._call("list jobs", self.sdk.fine_tuning.list)
+        jobs = [self._job(j) for j in page.data]
+        epoch = dt.datetime.min.replace(tzinfo=dt.timezone.utc)
+        return sorted(jobs, key=lambda j: j.created_at or epoch, reverse=True)[:limit]
+
+    def find_job(self, idempotency_key: str) -> Job | None:
+        tag = idempotency_tag(idempotency_key)
+        for job in self.list_jobs(limit=10_000):
+            name = job.fine_tuned_model or ""
+            if name.endswith(tag) or f"-{tag}" in name:
+                return job.model_copy(update={"idempotency_key": idempotency_key})
+        return None
+
+    def cancel_job(self, job_id: str) -> Job:
+        self._call(f"cancel job {job_id}", self.sdk.fine_tuning.cancel, job_id)
+        # The cancel answer is a partial job on some API versions: read the whole job back.
+        return self.get_job(job_id)
+
+    def _job(self, obj: Any) -> Job:
+        raw = _dump(obj)
+        status = str(raw.get("status"))
+        training_type = raw.get("training_type") or {}
+        method = raw.get("training_method") or {}
+        hp = {
+            k: raw.get(k)
+            for k in ("n_epochs", "batch_size", "learning_rate", "n_evals", "n_checkpoints", "warmup_ratio",
+                      "weight_decay", "max_grad_norm", "train_on_inputs")
+            if raw.get(k) is not None
+        }  # fmt: skip
+        hp.update({k: v for k, v in training_type.items() if v is not None})
+        hp.update({k: v for k, v in method.items() if v is not None and k != "method"})
+        progress = None
+        if raw.get("n_epochs") and raw.get("epochs_completed") is not None:
+            progress = min(1.0, max(0.0, raw["epochs_completed"] / raw["n_epochs"]))
+        if STATUS_MAP.get(status) is S.SUCCEEDED:
+            progress = 1.0
+        estimated_finish = None
+        remaining = raw.get("progress") or {}
+        if remaining.get("estimate_available") and remaining.get("seconds_remaining") is not None:
+            estimated_finish = utcnow() + dt.timedelta(seconds=int(remaining["seconds_remaining"]))
+        error = None
+        if STATUS_MAP.get(status) is S.FAILED:
+            errors = [e for e in raw.get("events") or [] if e.get("level") in ("error", "legacy_ierror")]
+            error = errors[-1]["message"] if errors else f"Together reported {status}"
+        return Job(
+            id=str(raw["id"]),
+            provider=self.name,
+            status=map_status(self.name, status, STATUS_MAP),
+            raw_status=status,
+            model=str(raw.get("model") or ""),
+            fine_tuned_model=raw.get("model_output_name") or raw.get("output_name"),
+            created_at=_time(raw.get("created_at")),
+            finished_at=_time(raw.get("updated_at"))
+            if STATUS_MAP.get(status, S.RUNNING).is_terminal
+            else None,
+            estimated_finish=estimated_finish,
+            training_file=raw.get("training_file"),
+            validation_file=raw.get("validation_file") or None,
+            hyperparameters=hp,
+            trained_tokens=raw.get("token_count"),
+            progress=progress,
+            error=error,
+            raw=raw,
+        )
+
+    # -- what a job reports ------------------------------------------------------------------------
+
+    def list_events(self, job_id: str) -> list[JobEvent]:
+        page = self._call(f"events of job {job_id}", self.sdk.fine_tuning.list_events, job_id)
+        events = []
+        for item in page.data:
+            raw = _dump(item)
+            data = {k: v for k, v in raw.items() if k not in ("message", "created_at", "level", "object", "type")
+                    and v not in (None, "")}  # fmt: skip
+            events.append(
+                JobEvent(
+                    created_at=_time(raw.get("created_at")) or utcnow(),
+                    level=_EVENT_LEVELS.get(str(raw.get("level")), "info"),
+                    message=str(raw.get("message", "")),
+                    type=str(raw.get("type") or "message"),
+                    data=data,
+                )
+            )
+        return sorted(events, key=lambda e: e.created_at)
+
+    def list_metrics(self, job_id: str) -> list[StepMetric]:
+        """Step metrics in step order; train and eval rows at the same step are merged."""
+        answer = self._call(f"metrics of job {job_id}", self.sdk.fine_tuning.list_metrics, job_id)
+        by_step: dict[int, dict[str, Any]] = {}
+        for row in answer.metrics or []:
+            fields: dict[str, Any] = {}
+            extra: dict[str, float] = {}
+            used: set[str] = set()
+            for name, keys in _METRIC_KEYS.items():
+                for key in keys:
+                    if key in row and row[key] is not None:
+                        fields[name] = float(row[key])
+                        used.add(key)
+                        break
+            extra = {k: float(v) for k, v in row.items() if k not in used and isinstance(v, (int, float))}
+            if "step" not in fields:
+                continue
+            step = int(fields.pop("step"))
+            merged = by_step.setdefault(step, {"extra": {}})
+            merged.update(fields)
+            merged["extra"].update(extra)
+        return [StepMetric(step=s, **by_step[s]) for s in sorted(by_step)]
+
+    def list_checkpoints(self, job_id: str) -> list[Checkpoint]:
+        page = self._call(f"checkpoints of job {job_id}", self.sdk.fine_tuning.list_checkpoints, job_id)
+        out = []
+        for item in page.data:
+            raw = _dump(item)
+            step = int(raw.get("step") or 0)
+            out.append(
+                Checkpoint(
+                    id=f"{job_id}:{step}",  # what `from_checkpoint` takes
+                    step=step,
+                    model=raw.get("object_name"),
+                    created_at=_time(raw.get("created_at")),
+                    raw=raw,
+                )
+            )
+        return sorted(out, key=lambda c: c.step)
+
+    # -- inference -----------------------------------------------------------------------------------
+
+    def chat(self, model: str, messages: list[Message], **params: Any) -> ChatResponse:
+        payload = [m.model_dump(exclude_none=True, exclude={"weight"}) for m in messages]
+        completion = self._call(
+            f"chat with {model}", self.sdk.chat.completions.create, model=model, messages=payload, **params
+        )
+        raw = _dump(completion)
+        choice = (raw.get("choices") or [{}])[0]
+        usage = raw.get("usage") or {}
+        return ChatResponse(
+            model=str(raw.get("model") or model),
+            provider=self.name,
+            content=(choice.get("message") or {}).get("content") or "",
+            finish_reason=choice.get("finish_reason"),
+            usage=Usage(
+                prompt_tokens=int(usage.get("prompt_tokens") or 0),
+                completion_tokens=int(usage.get("completion_tokens") or 0),
+            ),
+            raw=raw,
+        )

@@ -1,0 +1,425 @@
+"""The Together adapter against the real `together` SDK, its HTTP answered in-process by
+`FakeTogether` (`httpx.MockTransport`: the SDK's upload protocol, parsing and errors all run)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import subprocess
+import sys
+import typing
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("together")
+
+import httpx
+import together
+
+from tests.together_adapter.fake_api import FakeTogether
+from unitune import (
+    AuthenticationError,
+    ConfigurationError,
+    FineTuneClient,
+    Hyperparameters,
+    JobStatus,
+    NotFoundError,
+    PermissionDeniedError,
+    ProviderError,
+    ProviderRetiredError,
+    ProviderUnavailableError,
+    RateLimitError,
+    UnknownStatusError,
+    UnsupportedFeatureError,
+    ValidationFailed,
+)
+from unitune.config import UnituneConfig
+from unitune.providers.together import STATUS_MAP, TogetherProvider, TogetherSettings, idempotency_tag
+from unitune.testing import FakeClock
+from unitune.types import FileRef, JobSpec, PreparedFile
+
+KEY = "tg-test-secret-value-456"
+MODEL = "meta-llama/Meta-Llama-3.1-8B-Instruct-Reference"
+
+
+@pytest.fixture
+def api() -> FakeTogether:
+    return FakeTogether()
+
+
+def _provider(api: FakeTogether, **settings: typing.Any) -> TogetherProvider:
+    sdk = together.Together(api_key=KEY, base_url="http://together.test", max_retries=0,
+                            http_client=httpx.Client(transport=api.transport()))  # fmt: skip
+    p = TogetherProvider(TogetherSettings(**settings), client=sdk)
+    p._sleep = lambda s: None
+    return p
+
+
+@pytest.fixture
+def provider(api: FakeTogether) -> TogetherProvider:
+    return _provider(api)
+
+
+@pytest.fixture
+def client(provider: TogetherProvider, tmp_path: Path) -> FineTuneClient:
+    clock = FakeClock(dt.datetime(2026, 11, 22, tzinfo=dt.timezone.utc))
+    return FineTuneClient(provider, config=UnituneConfig(), ledger=tmp_path / "ledger.sqlite3", clock=clock)
+
+
+@pytest.fixture
+def data(tmp_path: Path) -> Path:
+    from unitune.demo.tickets import write_jsonl
+
+    return write_jsonl(tmp_path / "tickets.jsonl", n=60, seed=3)
+
+
+def _file(provider: TogetherProvider, tmp_path: Path) -> FileRef:
+    path = tmp_path / "t.jsonl"
+    path.write_text(
+        '{"messages": [{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"}]}\n'
+    )
+    return provider.upload(PreparedFile(path=path, filename="t.jsonl", size_bytes=path.stat().st_size,
+                                        sha256="x", purpose="training"))  # fmt: skip
+
+
+def _spec(provider: TogetherProvider, tmp_path: Path, **kw: typing.Any) -> JobSpec:
+    return JobSpec(model=kw.pop("model", MODEL), training_file=_file(provider, tmp_path), **kw)
+
+
+# -- boundary and settings ----------------------------------------------------------------------
+
+
+def test_the_sdk_loads_only_when_used() -> None:
+    code = (
+        "import sys; import unitune.providers.together as m; "
+        "m.TogetherProvider(m.TogetherSettings(api_key='k')); print('together' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
+def test_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("TOGETHER_API_KEY", raising=False)
+    with pytest.raises(ConfigurationError, match="TOGETHER_API_KEY"):
+        TogetherProvider().sdk  # noqa: B018
+    monkeypatch.setenv("TOGETHER_API_KEY", KEY)
+    p = TogetherProvider(TogetherSettings(base_url="http://127.0.0.1:9"))
+    assert p.sdk.max_retries == 0
+    assert str(p.sdk.base_url).startswith("http://127.0.0.1:9")
+    assert KEY not in repr(TogetherProvider(TogetherSettings(api_key=KEY)))
+
+
+# -- status -------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("pending", JobStatus.QUEUED), ("queued", JobStatus.QUEUED), ("running", JobStatus.RUNNING),
+        ("compressing", JobStatus.RUNNING), ("uploading", JobStatus.RUNNING),
+        ("cancel_requested", JobStatus.CANCELLING), ("cancelled", JobStatus.CANCELLED),
+        ("error", JobStatus.FAILED), ("user_error", JobStatus.FAILED), ("completed", JobStatus.SUCCEEDED),
+    ],
+)  # fmt: skip
+def test_status_map_value_by_value(raw: str, expected: JobStatus) -> None:
+    assert STATUS_MAP[raw] is expected
+
+
+def test_status_map_covers_the_sdk_literal_and_its_lib_enum() -> None:
+    from together.lib.types.fine_tuning import FinetuneJobStatus
+    from together.types.finetune_response import FinetuneResponse
+
+    literal = set(typing.get_args(FinetuneResponse.model_fields["status"].annotation))
+    enum = {s.value for s in FinetuneJobStatus}
+    assert literal | enum == set(STATUS_MAP)
+    assert enum - literal == {"user_error"}  # the gap between the SDK's two declarations
+    for raw in ("pending", "queued", "running", "compressing", "uploading", "cancel_requested"):
+        assert not STATUS_MAP[raw].is_terminal
+
+
+def test_unknown_status_raises_in_strict_mode(api: FakeTogether, provider: TogetherProvider, tmp_path: Path,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    job = provider.create_job(_spec(provider, tmp_path), idempotency_key="k")
+    api.set_status(job.id, "hibernating")
+    monkeypatch.setenv("UNITUNE_STRICT_STATUS", "1")
+    with pytest.raises(UnknownStatusError, match="hibernating"):
+        provider.get_job(job.id)
+
+
+# -- errors --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("status", "error"),
+    [
+        (401, AuthenticationError), (403, PermissionDeniedError), (404, NotFoundError), (409, ProviderError),
+        (410, ProviderRetiredError), (422, ProviderError), (500, ProviderUnavailableError),
+    ],
+)  # fmt: skip
+def test_error_map(
+    api: FakeTogether, provider: TogetherProvider, status: int, error: type[Exception]
+) -> None:
+    api.fail(r"GET /v1/fine-tunes/.*", status, message="nope")
+    with pytest.raises(error) as info:
+        provider.get_job("ft-1")
+    e = info.value
+    assert isinstance(e, ProviderError)
+    assert e.status_code == status
+    assert e.request_id == "req_tg"
+    assert "nope" in str(e)
+    assert isinstance(e.__cause__, together.APIStatusError)
+    assert KEY not in str(e)
+
+
+def test_429_retry_after_timeout_and_reset(api: FakeTogether, provider: TogetherProvider) -> None:
+    api.fail(r"GET /v1/fine-tunes/.*", 429, headers={"retry-after": "3"})
+    with pytest.raises(RateLimitError) as info:
+        provider.get_job("ft-1")
+    assert info.value.retry_after == 3
+    api.fail(r"GET .*", None)
+    with pytest.raises(ProviderUnavailableError, match="could not connect"):
+        provider.get_job("ft-1")
+
+    def slow(request: httpx.Request) -> httpx.Response:
+        raise httpx.ReadTimeout("timed out", request=request)
+
+    sdk = together.Together(api_key=KEY, base_url="http://together.test", max_retries=0,
+                            http_client=httpx.Client(transport=httpx.MockTransport(slow)))  # fmt: skip
+    with pytest.raises(ProviderUnavailableError, match="timed out"):
+        TogetherProvider(client=sdk).get_job("ft-1")
+
+
+# -- upload ------------------------------------------------------------------------------------------------
+
+
+def test_upload_follows_the_redirect_and_waits_for_processing(api: FakeTogether, client: FineTuneClient,
+                                                              data: Path) -> None:  # fmt: skip
+    api.processing_polls = 3
+    ref = client.upload(data)
+    assert ref.id in api.files
+    assert api.files[ref.id]["processing_status"] == "COMPLETED"
+    assert len(api.calls("GET", f"/v1/files/{ref.id}")) == 4  # 3 × RUNNING, then COMPLETED
+    sent = api.file_bytes[ref.id].decode().splitlines()
+    assert len(sent) == 60
+    assert json.loads(sent[0])["messages"][0]["role"] in ("system", "user")
+    assert api.calls("PUT", f"/upload/{ref.id}")
+    assert api.calls("POST", f"/v1/files/{ref.id}/preprocess")
+
+
+def test_together_refusing_the_file_is_a_validation_error_with_its_report(api: FakeTogether,
+                                                                           client: FineTuneClient, data: Path) -> None:  # fmt: skip
+    api.processing_result = {"processing_status": "FAILED", "validation_report": {
+        "valid": False, "error": "Line 7: 'messages' must alternate user/assistant", "error_type": "INVALID_FORMAT"}}  # fmt: skip
+    with pytest.raises(ValidationFailed, match="Line 7") as info:
+        client.create_job(model=MODEL, training_data=data)
+    assert info.value.report["error_type"] == "INVALID_FORMAT"
+    assert not api.calls("POST", "/v1/fine-tunes")
+
+
+def test_processing_that_never_ends_times_out(api: FakeTogether, tmp_path: Path) -> None:
+    api.processing_polls = 10**9
+    provider = _provider(api, file_processing_timeout=0.05, file_poll_interval=0.01)
+    with pytest.raises(ProviderUnavailableError, match="file_processing_timeout"):
+        _file(provider, tmp_path)
+
+
+# -- create ----------------------------------------------------------------------------------------------------
+
+
+def test_create_checks_limits_asks_the_price_and_maps_hyperparameters(api: FakeTogether, provider: TogetherProvider,
+                                                                       tmp_path: Path) -> None:  # fmt: skip
+    spec = _spec(provider, tmp_path, suffix="triage", validation_file=_file(provider, tmp_path),
+                 hyperparameters=Hyperparameters(epochs=3, learning_rate=2e-4, batch_size=16, lora_rank=32,
+                                                 lora_alpha=64, seed=5,
+                                                 provider_options={"train_on_inputs": False, "n_checkpoints": 2}))  # fmt: skip
+    job = provider.create_job(spec, idempotency_key="key-1")
+    assert api.calls("GET", "/v1/fine-tunes/models/limits")[0].url.params["model_name"] == MODEL
+    assert len(api.calls("GET", "/v1/fine-tunes/models/limits")) == 1  # the SDK is spared its own
+    (sent,) = api.created
+    assert sent["n_epochs"] == 3
+    assert sent["learning_rate"] == 2e-4
+    assert sent["batch_size"] == 16
+    assert sent["random_seed"] == 5
+    assert sent["training_type"] == {"type": "Lora", "lora_r": 32, "lora_alpha": 64, "lora_dropout": 0,
+                                     "lora_trainable_modules": "all-linear"}  # fmt: skip
+    assert sent["training_method"] == {"method": "sft", "train_on_inputs": False}
+    assert sent["n_evals"] == 3  # a validation file: one evaluation per epoch unless told otherwise
+    assert sent["n_checkpoints"] == 2
+    assert sent["suffix"] == f"triage-{idempotency_tag('key-1')}"
+    assert job.status is JobStatus.QUEUED
+    assert job.raw_status == "pending"
+    assert job.fine_tuned_model is not None
+    assert job.fine_tuned_model.endswith(
+        idempotency_tag("key-1")
+    )  # output_name read whichever field holds it
+    assert provider.price_estimates[job.id]["estimated_total_price"] == 4.2
+
+
+def test_dpo_options(api: FakeTogether, provider: TogetherProvider, tmp_path: Path) -> None:
+    spec = _spec(provider, tmp_path, method="dpo",
+                 hyperparameters=Hyperparameters(provider_options={"dpo_beta": 0.2, "rpo_alpha": 0.5}))  # fmt: skip
+    provider.create_job(spec, idempotency_key="k")
+    assert api.created[0]["training_method"]["method"] == "dpo"
+    assert api.created[0]["training_method"]["dpo_beta"] == 0.2
+    with pytest.raises(UnsupportedFeatureError, match="dpo_beta outside DPO"):
+        provider.create_job(_spec(provider, tmp_path, hyperparameters=Hyperparameters(
+            provider_options={"dpo_beta": 0.2})), idempotency_key="k2")  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("hp", "error", "match"),
+    [
+        (Hyperparameters(lora_rank=128), ConfigurationError, "lora_rank 128 is over the maximum 64"),
+        (Hyperparameters(epochs=50), ConfigurationError, "epochs 50 is over the maximum 20"),
+        (Hyperparameters(learning_rate=5.0), ConfigurationError, "learning_rate 5 is outside"),
+        (Hyperparameters(batch_size=4), ConfigurationError, "batch_size 4 is outside 8–32"),
+        (
+            Hyperparameters(provider_options={"lora": False}),
+            ConfigurationError,
+            "full fine-tuning is not offered",
+        ),
+        (Hyperparameters(learning_rate_multiplier=0.5), UnsupportedFeatureError, "absolute learning_rate"),
+        (
+            Hyperparameters(provider_options={"wandb_api_key": "x"}),
+            UnsupportedFeatureError,
+            "'wandb_api_key'",
+        ),
+    ],
+)
+def test_model_limits_and_unknown_options_refused_before_create(
+    api: FakeTogether, provider: TogetherProvider, tmp_path: Path, hp: Hyperparameters,
+    error: type[Exception], match: str,
+) -> None:  # fmt: skip
+    with pytest.raises(error, match=match):
+        provider.create_job(_spec(provider, tmp_path, hyperparameters=hp), idempotency_key="k")
+    assert not api.created
+
+
+def test_a_price_refusal_is_an_error_not_a_warning(api: FakeTogether, provider: TogetherProvider,
+                                                   tmp_path: Path) -> None:  # fmt: skip
+    api.estimate = {"estimation_available": True, "allowed_to_proceed": False, "estimated_total_price": 250.0,
+                    "user_limit": 100.0}  # fmt: skip
+    with pytest.raises(PermissionDeniedError, match=r"\$250.00 .*\(\$100.00\)"):
+        provider.create_job(_spec(provider, tmp_path), idempotency_key="k")
+    assert not api.created
+
+
+def test_suffix_too_long_for_the_tag(provider: TogetherProvider, tmp_path: Path) -> None:
+    with pytest.raises(ConfigurationError, match="at most 29 characters"):
+        provider.create_job(_spec(provider, tmp_path, suffix="x" * 35), idempotency_key="k")
+
+
+# -- the rest of the lifecycle -------------------------------------------------------------------------
+
+
+def test_lifecycle_through_the_client(api: FakeTogether, client: FineTuneClient, data: Path) -> None:
+    job = client.create_job(model="llama-3.1-8b-instruct", training_data=data, suffix="t",
+                            hyperparameters=Hyperparameters(epochs=2))  # fmt: skip
+    assert job.model == MODEL  # the portable alias, resolved from the catalog
+    api.set_status(job.id, "running", epochs_completed=1)
+    api.add_event(job.id, "Training started", type="training_start")
+    api.add_event(job.id, "Epoch 1 done", type="epoch_complete", step=10, total_steps=20)
+    api.add_event(job.id, "Data looks odd", level="legacy_iwarning", type="warning")
+    running = client.get_job(job.id)
+    assert running.status is JobStatus.RUNNING
+    assert running.progress == 0.5
+    events = client.events(job.id)
+    assert [e.message for e in events][:2] == ["Fine tune request created", "Training started"]
+    assert events[2].data == {"step": 10, "total_steps": 20}
+    assert events[3].level == "warning"
+    api.metrics[job.id] = [
+        {"train/loss": 1.5, "train/learning_rate": 1e-4, "train/global_step": 5, "train/grad_norm": 0.9},
+        {"train/loss": 1.1, "train/learning_rate": 9e-5, "train/global_step": 10},
+        {"eval/loss": 1.2, "eval/global_step": 10},
+    ]
+    metrics = client.metrics(job.id)
+    assert [(m.step, m.train_loss, m.valid_loss) for m in metrics] == [(5, 1.5, None), (10, 1.1, 1.2)]
+    assert metrics[0].learning_rate == 1e-4
+    assert metrics[0].extra == {"train/grad_norm": 0.9}
+    api.checkpoints[job.id] = [
+        {"checkpoint_type": "intermediate", "created_at": "2026-11-22T01:00:00Z", "path": "s3://x/step-10",
+         "step": 10, "object_name": "user/ckpt-10"},
+    ]  # fmt: skip
+    (ckpt,) = client.checkpoints(job.id)
+    assert ckpt.id == f"{job.id}:10"
+    assert ckpt.step == 10
+    api.set_status(job.id, "completed", epochs_completed=2, token_count=4321)
+    done = client.wait(job.id, timeout=60)
+    assert done.trained_tokens == 4321
+    assert done.progress == 1.0
+    assert done.fine_tuned_model is not None
+    assert client.chat(done.fine_tuned_model, "hi").content == "echo: hi"
+
+
+def test_failed_job_carries_its_last_error_event(
+    api: FakeTogether, provider: TogetherProvider, tmp_path: Path
+) -> None:
+    job = provider.create_job(_spec(provider, tmp_path), idempotency_key="k")
+    api.add_event(job.id, "CUDA out of memory at step 3", level="error", type="job_error")
+    api.set_status(job.id, "user_error")
+    failed = provider.get_job(job.id)
+    assert failed.status is JobStatus.FAILED
+    assert failed.error == "CUDA out of memory at step 3"
+
+
+def test_cancel_reads_the_job_back(api: FakeTogether, provider: TogetherProvider, tmp_path: Path) -> None:
+    job = provider.create_job(_spec(provider, tmp_path), idempotency_key="k")
+    cancelled = provider.cancel_job(job.id)
+    assert cancelled.status is JobStatus.CANCELLING
+    assert cancelled.model == MODEL
+    api.set_status(job.id, "cancelled")
+    assert provider.get_job(job.id).status is JobStatus.CANCELLED
+
+
+def test_list_is_newest_first_and_limited(
+    api: FakeTogether, provider: TogetherProvider, tmp_path: Path
+) -> None:
+    spec = _spec(provider, tmp_path)
+    made = [provider.create_job(spec, idempotency_key=f"k{i}").id for i in range(5)]
+    assert [j.id for j in provider.list_jobs(limit=3)] == made[::-1][:3]
+
+
+def test_a_lost_create_answer_is_found_by_its_suffix_tag(api: FakeTogether, client: FineTuneClient,
+                                                         data: Path) -> None:  # fmt: skip
+    api.fail(r"POST /v1/fine-tunes", 502, after_effect=True)
+    job = client.create_job(model=MODEL, training_data=data, idempotency_key="order-7")
+    assert len(api.jobs) == 1
+    assert job.id in api.jobs
+    assert job.idempotency_key == "order-7"
+    assert client.create_job(model=MODEL, training_data=data, idempotency_key="order-7").id == job.id
+    assert len(api.jobs) == 1
+
+
+def test_same_app_code_runs_on_fake_and_together_by_config_alone(api: FakeTogether, data: Path, tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    """The application below never names a provider: `unitune.toml` does."""
+    from unitune.providers import registry
+
+    def app(training: Path) -> tuple[str, str]:
+        client = FineTuneClient.from_config()
+        job = client.create_job(model="llama-3.1-8b-instruct", training_data=training,
+                                hyperparameters=Hyperparameters(epochs=1), idempotency_key="app-run-1")  # fmt: skip
+        return client.provider.name, client.get_job(job.id).status.value
+
+    config = tmp_path / "work" / "unitune.toml"
+    config.parent.mkdir(exist_ok=True)
+    monkeypatch.chdir(config.parent)
+    config.write_text('provider = "fake"\n')
+    assert app(data)[0] == "fake"
+
+    # Only the config changes. The real SDK client is pointed at the in-process fake API.
+    real_build = registry.build_provider
+
+    def build(name: str, section: typing.Any = None) -> typing.Any:
+        built = real_build(name, section)
+        if isinstance(built, TogetherProvider):
+            return _provider(api, **dict(section or {}))
+        return built
+
+    monkeypatch.setattr("unitune.client.build_provider", build)
+    config.write_text('provider = "together"\n\n[providers.together]\napi_key = "tg-from-config"\n')
+    name, status = app(data)
+    assert name == "together"
+    assert status == "queued"
+    assert len(api.jobs) == 1

@@ -27,9 +27,9 @@ def test_unknown_name_suggests_closest() -> None:
     assert "fake" in message  # the full list follows
 
 
-def test_planned_vendor_is_named_not_unknown() -> None:  # bedrock's adapter arrives with its own issue
+def test_planned_vendor_is_named_not_unknown() -> None:  # cohere's adapter arrives with its own issue
     with pytest.raises(ConfigurationError, match="not part of unitune") as info:
-        get_provider_class("bedrock")
+        get_provider_class("cohere")
     assert "fake" in str(info.value)
 
 

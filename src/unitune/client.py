@@ -235,7 +235,8 @@ class FineTuneClient:
             raise ConfigurationError(
                 "A FileRef is already on the provider; validate the local file it came from."
             )
-        return validate_dataset(train, provider=self.provider.dataset_profile, model=model, validation=valid)
+        profile = self.provider.profile_for(self.resolve_model(model) if model else None)
+        return validate_dataset(train, provider=profile, model=model, validation=valid)
 
     def _check_and_prepare(
         self,
@@ -251,7 +252,7 @@ class FineTuneClient:
             first = local.get("training") or local["validation"]
             other = local.get("validation") if "training" in local else None
             report = validate_dataset(
-                first, provider=self.provider.dataset_profile, model=model, validation=other
+                first, provider=self.provider.profile_for(model), model=model, validation=other
             )
             if not report.ok:
                 shown = "\n".join(str(i) for i in report.errors[:5])

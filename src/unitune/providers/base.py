@@ -55,6 +55,7 @@ __all__ = [
     "Provider",
     "ProviderSettings",
     "UnknownStatusError",
+    "convert_for_upload",
     "error_from_status",
     "map_status",
     "parse_retry_after",
@@ -161,6 +162,43 @@ def error_from_status(
     return ProviderError(message, status_code=code, **kwargs)
 
 
+def convert_for_upload(
+    data: Dataset, purpose: Purpose, *, provider: str, wire_format: str, workdir: Path
+) -> PreparedFile:
+    """Write `data` in `wire_format` under `workdir`, streaming, for upload to `provider`.
+
+    Examples the format cannot express at all raise `ValidationFailed` (nothing is uploaded);
+    partial losses are counted in `PreparedFile.conversion_losses` and logged.
+    """
+    from unitune.data.convert import write_jsonl
+    from unitune.errors import ValidationFailed
+
+    result = write_jsonl(data, wire_format, workdir / f"{purpose}.{wire_format}.jsonl")
+    if result.refused:
+        first = "; ".join(str(loss) for loss in result.losses if loss.refused)
+        raise ValidationFailed(
+            f"{result.refused} example(s) cannot be expressed in {provider}'s format "
+            f"({wire_format}): {first}",
+            report=result,
+        )
+    if result.loss_counts:
+        log.warning(
+            "unitune: converting %s data for %s changed some examples: %s",
+            purpose,
+            provider,
+            ", ".join(f"{k} ×{v}" for k, v in sorted(result.loss_counts.items())),
+        )
+    return PreparedFile(
+        path=result.path,
+        filename=f"{data.path.stem if data.path is not None else purpose}.jsonl",
+        size_bytes=result.size_bytes,
+        sha256=result.sha256,
+        purpose=purpose,
+        num_examples=result.written,
+        conversion_losses=dict(result.loss_counts),
+    )
+
+
 class Provider(ABC):
     """The contract every vendor adapter implements.
 
@@ -206,6 +244,11 @@ class Provider(ABC):
 
     # -- data -----------------------------------------------------------------------------------
 
+    def profile_for(self, model: str | None) -> str:
+        """The dataset rules (a `profiles.toml` section) for training `model`; the default is the
+        provider's one profile. Providers whose rules differ by model family (Bedrock) override it."""
+        return self.dataset_profile
+
     def prepare(
         self, data: Dataset, purpose: Purpose, *, model: str | None = None, workdir: Path
     ) -> PreparedFile:
@@ -215,32 +258,8 @@ class Provider(ABC):
         the format cannot express at all raise `ValidationFailed` (nothing is uploaded); partial
         losses are counted in `PreparedFile.conversion_losses` and logged.
         """
-        from unitune.data.convert import write_jsonl
-        from unitune.errors import ValidationFailed
-
-        result = write_jsonl(data, self.wire_format, workdir / f"{purpose}.{self.wire_format}.jsonl")
-        if result.refused:
-            first = "; ".join(str(loss) for loss in result.losses if loss.refused)
-            raise ValidationFailed(
-                f"{result.refused} example(s) cannot be expressed in {self.name}'s format "
-                f"({self.wire_format}): {first}",
-                report=result,
-            )
-        if result.loss_counts:
-            log.warning(
-                "unitune: converting %s data for %s changed some examples: %s",
-                purpose,
-                self.name,
-                ", ".join(f"{k} ×{v}" for k, v in sorted(result.loss_counts.items())),
-            )
-        return PreparedFile(
-            path=result.path,
-            filename=f"{data.path.stem if data.path is not None else purpose}.jsonl",
-            size_bytes=result.size_bytes,
-            sha256=result.sha256,
-            purpose=purpose,
-            num_examples=result.written,
-            conversion_losses=dict(result.loss_counts),
+        return convert_for_upload(
+            data, purpose, provider=self.name, wire_format=self.wire_format, workdir=workdir
         )
 
     # -- the core every provider offers ---------------------------------------------------------

@@ -111,7 +111,7 @@ BUILTIN_PROVIDERS: dict[str, ProviderInfo] = {
             "bedrock",
             ("boto3",),
             "AWS Bedrock model customization",
-            available=False,
+            available=True,
         ),
         _info(
             "mistral",

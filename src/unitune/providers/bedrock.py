@@ -1,0 +1,647 @@
+"""AWS Bedrock model customization through boto3 (extra `unitune[bedrock]`): S3 for data, model
+customization jobs, a deployment (on-demand or provisioned throughput) before inference, Converse.
+
+Bedrock's shape differs most from the other vendors, and the common API bends to it honestly:
+
+- data lives in S3: `upload` puts the converted file at a content-addressed key (multipart for large
+  files) and the file's id is its `s3://` URI;
+- the data format and the hyperparameter names depend on the model family (Nova: Converse format,
+  Claude 3 Haiku: its own chat format, Llama: prompt/completion), all from the catalog;
+- hyperparameters are strings; there is no seed, no LoRA knob and no DPO: those raise;
+- `create_job` sends `clientRequestToken` (Bedrock's own idempotency) and derives the job name from
+  the idempotency key, so a retry returns the job already made;
+- there are no events (`UnsupportedFeatureError`); step metrics are read from the CSV files the job
+  writes to its S3 output;
+- a tuned model must be deployed before `chat`: `deploy()` creates an on-demand custom-model
+  deployment (Nova; billed per token) or, explicitly and with its hourly cost confirmed by the
+  caller, provisioned throughput; `undeploy()` stops paying.
+
+boto3 is imported only inside this module's functions; botocore's own retries are off (one attempt),
+because retries belong to `FineTuneClient`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import dataclasses
+import datetime as dt
+import hashlib
+import io
+import threading
+from collections.abc import Iterator, Mapping
+from typing import TYPE_CHECKING, Any, Literal
+
+from pydantic import Field
+
+from unitune.errors import (
+    ConfigurationError,
+    NotFoundError,
+    ProviderUnavailableError,
+    UnsupportedFeatureError,
+)
+from unitune.providers.base import (
+    Provider,
+    ProviderSettings,
+    convert_for_upload,
+    error_from_status,
+    map_status,
+)
+from unitune.types import (
+    Capabilities,
+    ChatResponse,
+    FileRef,
+    Job,
+    JobSpec,
+    JobStatus,
+    Message,
+    PreparedFile,
+    StepMetric,
+    Usage,
+)
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from unitune.data import Dataset
+    from unitune.types import Purpose
+
+__all__ = ["FAMILIES", "IDEMPOTENCY_TAG", "STATUS_MAP", "BedrockProvider", "BedrockSettings", "Deployment"]
+
+S = JobStatus
+
+#: The job's top-level status; `InProgress` is refined with `statusDetails` (see `_status`).
+STATUS_MAP: dict[str, JobStatus] = {
+    "InProgress": S.RUNNING,
+    "Completed": S.SUCCEEDED,
+    "Failed": S.FAILED,
+    "Stopping": S.CANCELLING,
+    "Stopped": S.CANCELLED,
+}
+
+IDEMPOTENCY_TAG = "unitune_idempotency_key"
+
+
+@dataclasses.dataclass(frozen=True)
+class Family:
+    """What a model family takes: its data format, its dataset rules and its hyperparameter names."""
+
+    data_format: str
+    profile: str
+    #: unitune's common field → Bedrock's hyperparameter name (absent: not offered by the family).
+    common: Mapping[str, str]
+    #: Family-only hyperparameters accepted through `provider_options`, sent as strings.
+    options: frozenset[str]
+    on_demand: bool  # create_custom_model_deployment is offered (else provisioned throughput only)
+
+
+FAMILIES: dict[str, Family] = {
+    "nova": Family("bedrock-conversation", "bedrock-nova",
+                   {"epochs": "epochCount", "learning_rate": "learningRate"},
+                   frozenset({"learningRateWarmupSteps"}), on_demand=True),
+    "claude": Family("bedrock-claude", "bedrock-claude",
+                     {"epochs": "epochCount", "batch_size": "batchSize", "learning_rate_multiplier": "learningRateMultiplier"},
+                     frozenset({"earlyStoppingThreshold", "earlyStoppingPatience"}), on_demand=False),
+    "llama": Family("bedrock-prompt-completion", "bedrock-llama",
+                    {"epochs": "epochCount", "batch_size": "batchSize", "learning_rate": "learningRate"},
+                    frozenset({"learningRateWarmupSteps"}), on_demand=False),
+}  # fmt: skip
+_FORMAT_FAMILY = {f.data_format: name for name, f in FAMILIES.items()}
+
+
+class BedrockSettings(ProviderSettings):
+    """`[providers.bedrock]` in unitune.toml. Credentials come from the AWS chain (env, profile, role)."""
+
+    region: str | None = Field(default=None, description="AWS region (default: the AWS config's).")
+    profile: str | None = Field(default=None, description="A named AWS profile.")
+    bucket: str | None = Field(default=None, description="S3 bucket for training data and job output.")
+    prefix: str = Field(default="unitune/", description="Key prefix inside the bucket.")
+    role_arn: str | None = Field(
+        default=None, description="The IAM role Bedrock assumes to read and write S3."
+    )
+    kms_key_id: str | None = Field(
+        default=None, description="KMS key for the S3 objects and the custom model."
+    )
+    vpc_subnet_ids: tuple[str, ...] = ()
+    vpc_security_group_ids: tuple[str, ...] = ()
+    endpoint_url: str | None = Field(
+        default=None, description="Bedrock control-plane endpoint (tests, VPC endpoints)."
+    )
+    runtime_endpoint_url: str | None = None
+    s3_endpoint_url: str | None = None
+    family: Literal["nova", "claude", "llama"] | None = Field(
+        default=None, description="The model family, for base models the catalog does not know."
+    )
+    multipart_threshold_bytes: int = Field(default=64 * 1024 * 1024, ge=5 * 1024 * 1024)
+    timeout: float = 60.0
+
+    def need(self, key: str, what: str) -> str:
+        value = getattr(self, key)
+        if not value:
+            raise ConfigurationError(
+                f"Bedrock needs {what}.", fix=f"Set {key} under [providers.bedrock] in unitune.toml."
+            )
+        return str(value)
+
+
+@dataclasses.dataclass(frozen=True)
+class Deployment:
+    """A tuned model made callable: pass `arn` as the model to `chat`. Stop paying with `undeploy`."""
+
+    arn: str
+    kind: Literal["on_demand", "provisioned"]
+    status: str
+    model_arn: str
+    hourly_usd: float | None = None
+    raw: dict[str, Any] = dataclasses.field(default_factory=dict, repr=False)
+
+
+def _boto3() -> Any:
+    from unitune.providers.registry import import_sdk
+
+    return import_sdk("bedrock", "boto3")
+
+
+def _key_digest(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+class BedrockProvider(Provider):
+    """AWS Bedrock. `client=` takes a `boto3.Session`, or a mapping of ready clients by service name
+    (`"s3"`, `"bedrock"`, `"bedrock-runtime"`), e.g. clients with a botocore `Stubber`."""
+
+    name = "bedrock"
+    settings_class = BedrockSettings
+    dataset_profile = "bedrock-nova"
+    wire_format = "bedrock-conversation"
+    capabilities = Capabilities(
+        events=False,
+        checkpoints=False,
+        dpo=False,
+        lora=False,
+        native_idempotency=True,
+        notes={
+            "metrics": "from the step-wise CSV files the job writes to its S3 output (once written)",
+            "chat": "a tuned model needs deploy() first (on-demand for Nova; provisioned throughput otherwise)",
+            "cancel": "stop_model_customization_job; no pause",
+        },
+    )
+    settings: BedrockSettings
+
+    def __init__(self, settings: BedrockSettings | None = None, *, client: Any = None) -> None:
+        super().__init__(settings, client=client)
+        self._clients: dict[str, Any] = dict(client) if isinstance(client, Mapping) else {}
+        self._session: Any = None if isinstance(client, Mapping) else client
+        self._lock = threading.Lock()
+
+    # -- clients and errors -------------------------------------------------------------------------
+
+    def _aws(self, service: str) -> Any:
+        with self._lock:
+            if service not in self._clients:
+                boto3 = _boto3()
+                from botocore.config import Config
+
+                if self._session is None:
+                    self._session = boto3.Session(
+                        profile_name=self.settings.profile, region_name=self.settings.region
+                    )
+                endpoint = {
+                    "bedrock": self.settings.endpoint_url or self.settings.base_url,
+                    "bedrock-runtime": self.settings.runtime_endpoint_url,
+                    "s3": self.settings.s3_endpoint_url,
+                }[service]
+                config = Config(
+                    retries={"mode": "standard", "max_attempts": 1},  # FineTuneClient retries
+                    connect_timeout=10, read_timeout=self.settings.timeout,
+                )  # fmt: skip
+                self._clients[service] = self._session.client(service, endpoint_url=endpoint, config=config)
+            return self._clients[service]
+
+    @contextlib.contextmanager
+    def _map_errors(self, action: str) -> Iterator[None]:
+        from botocore import exceptions as bx
+
+        try:
+            yield
+        except bx.ClientError as e:
+            err = e.response.get("Error", {})
+            meta = e.response.get("ResponseMetadata", {})
+            code = str(err.get("Code", ""))
+            status = meta.get("HTTPStatusCode")
+            # Bedrock's throttling and model-warming codes come as 400/429 depending on the service.
+            if code in ("ThrottlingException", "ModelNotReadyException", "TooManyRequestsException"):
+                status = 429
+            elif code in ("ServiceUnavailableException", "InternalServerException"):
+                status = status if status and status >= 500 else 503
+            elif code in ("ResourceNotFoundException", "NoSuchKey", "NoSuchBucket"):
+                status = 404
+            elif code == "AccessDeniedException":
+                status = 403
+            headers = meta.get("HTTPHeaders", {})
+            raise error_from_status(
+                status, f"{action}: {code}: {err.get('Message', e)}", provider=self.name,
+                request_id=meta.get("RequestId"), body=e.response,
+                retry_after=_float(headers.get("retry-after")),
+            ) from e  # fmt: skip
+        except (bx.NoCredentialsError, bx.PartialCredentialsError) as e:
+            raise ConfigurationError(
+                f"{action}: no AWS credentials ({e}).",
+                fix="Set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_PROFILE or `profile` under "
+                "[providers.bedrock], or run where an IAM role applies.",
+            ) from e
+        except bx.NoRegionError as e:
+            raise ConfigurationError(
+                f"{action}: no AWS region.", fix="Set AWS_REGION or `region` under [providers.bedrock]."
+            ) from e
+        except (bx.EndpointConnectionError, bx.ConnectionClosedError, bx.ReadTimeoutError,
+                bx.ConnectTimeoutError) as e:  # fmt: skip
+            raise ProviderUnavailableError(f"{action}: {e}", provider=self.name) from e
+
+    def _call(self, service: str, op: str, action: str, **kwargs: Any) -> Any:
+        with self._map_errors(action):
+            return getattr(self._aws(service), op)(**kwargs)
+
+    # -- data ------------------------------------------------------------------------------------------
+
+    def family_of(self, model: str | None) -> str:
+        """The model's family from the catalog (or the `family` setting); a clear error if unknown."""
+        if model:
+            from unitune.catalog import load_catalog
+
+            entry = load_catalog().find(self.name, model)
+            if entry is not None and entry.data_format in _FORMAT_FAMILY:
+                return _FORMAT_FAMILY[entry.data_format]
+        if self.settings.family:
+            return self.settings.family
+        raise ConfigurationError(
+            f"unitune does not know the Bedrock family of {model!r} (its data format and hyperparameters).",
+            fix='Use a model from `unitune models --provider bedrock`, or set family = "nova" | "claude" | '
+            '"llama" under [providers.bedrock].',
+        )
+
+    def profile_for(self, model: str | None) -> str:
+        return (
+            FAMILIES[self.family_of(model)].profile if model or self.settings.family else self.dataset_profile
+        )
+
+    def prepare(
+        self, data: Dataset, purpose: Purpose, *, model: str | None = None, workdir: Path
+    ) -> PreparedFile:
+        """Convert to the family's format (Converse, Claude or prompt/completion), then as the base does."""
+        family = FAMILIES[self.family_of(model)]
+        return convert_for_upload(
+            data, purpose, provider=self.name, wire_format=family.data_format, workdir=workdir
+        )
+
+    def upload(self, prepared: PreparedFile) -> FileRef:
+        """Put the file in S3 at a key named by its content hash; large files go in parallel parts."""
+        from boto3.s3.transfer import TransferConfig
+
+        bucket = self.settings.need("bucket", "an S3 bucket for the training data")
+        key = f"{self.settings.prefix}data/{prepared.sha256[:16]}/{prepared.filename}"
+        extra: dict[str, Any] = {"ContentType": "application/jsonl"}
+        if self.settings.kms_key_id:
+            extra.update(ServerSideEncryption="aws:kms", SSEKMSKeyId=self.settings.kms_key_id)
+        with self._map_errors(f"upload to s3://{bucket}/{key}"):
+            self._aws("s3").upload_file(
+                str(prepared.path), bucket, key, ExtraArgs=extra,
+                Config=TransferConfig(multipart_threshold=self.settings.multipart_threshold_bytes),
+            )  # fmt: skip
+        return FileRef(
+            id=f"s3://{bucket}/{key}",
+            provider=self.name,
+            filename=prepared.filename,
+            size_bytes=prepared.size_bytes,
+            purpose=prepared.purpose,
+            sha256=prepared.sha256,
+        )
+
+    # -- jobs ---------------------------------------------------------------------------------------------
+
+    def job_name(self, idempotency_key: str) -> str:
+        """The job name for an idempotency key: the same key always names the same job."""
+        return f"unitune-{_key_digest(idempotency_key)[:24]}"
+
+    def create_job(self, spec: JobSpec, *, idempotency_key: str) -> Job:
+        family_name = self.family_of(spec.model)
+        family = FAMILIES[family_name]
+        hp = spec.hyperparameters
+        params: dict[str, str] = {}
+        for field_name, value in hp.set_fields().items():
+            if field_name not in family.common:
+                offered = ", ".join(sorted(family.common))
+                raise UnsupportedFeatureError(
+                    provider=self.name, feature=f"{field_name} for {family_name} models",
+                    hint=f"Bedrock takes {offered} for this family (as {', '.join(family.common.values())}).",
+                )  # fmt: skip
+            params[family.common[field_name]] = _string(value)
+        options = dict(hp.provider_options)
+        customization = str(options.pop("customizationType", "FINE_TUNING"))
+        unknown = sorted(set(options) - family.options)
+        if unknown:
+            raise UnsupportedFeatureError(
+                provider=self.name, feature=f"the provider option(s) {', '.join(map(repr, unknown))} for {family_name}",
+                hint=f"Known for {family_name}: customizationType, {', '.join(sorted(family.options))}.",
+            )  # fmt: skip
+        params.update({k: _string(v) for k, v in options.items()})
+        bucket = self.settings.need("bucket", "an S3 bucket for the job's output")
+        name = self.job_name(idempotency_key)
+        suffix = spec.suffix or "tuned"
+        kwargs: dict[str, Any] = {
+            "jobName": name,
+            "customModelName": f"{suffix[:40]}-{_key_digest(idempotency_key)[:12]}",
+            "roleArn": self.settings.need("role_arn", "an IAM role that Bedrock can assume (role_arn)"),
+            "baseModelIdentifier": spec.model,
+            "customizationType": customization,
+            "trainingDataConfig": {"s3Uri": spec.training_file.id},
+            "outputDataConfig": {"s3Uri": f"s3://{bucket}/{self.settings.prefix}output/{name}/"},
+            "hyperParameters": params,
+            # Bedrock's own idempotency: the same token returns the job already created.
+            "clientRequestToken": _key_digest(idempotency_key)[:64],
+            "jobTags": [
+                {"key": IDEMPOTENCY_TAG, "value": idempotency_key[:256]},
+                *({"key": k, "value": v} for k, v in spec.metadata.items()),
+            ],
+        }
+        if spec.validation_file is not None:
+            kwargs["validationDataConfig"] = {"validators": [{"s3Uri": spec.validation_file.id}]}
+        if self.settings.kms_key_id:
+            kwargs["customModelKmsKeyId"] = self.settings.kms_key_id
+        if self.settings.vpc_subnet_ids:
+            kwargs["vpcConfig"] = {"subnetIds": list(self.settings.vpc_subnet_ids),
+                                   "securityGroupIds": list(self.settings.vpc_security_group_ids)}  # fmt: skip
+        self._call("bedrock", "create_model_customization_job", "create job", **kwargs)
+        return self.get_job(name).model_copy(update={"idempotency_key": idempotency_key})
+
+    def get_job(self, job_id: str) -> Job:
+        raw = self._call("bedrock", "get_model_customization_job", f"get job {job_id}", jobIdentifier=job_id)
+        return self._job(raw)
+
+    def find_job(self, idempotency_key: str) -> Job | None:
+        """The job is named after the key, so one read finds it."""
+        try:
+            job = self.get_job(self.job_name(idempotency_key))
+        except NotFoundError:
+            return None
+        return job.model_copy(update={"idempotency_key": idempotency_key})
+
+    def list_jobs(self, *, limit: int = 20) -> list[Job]:
+        jobs: list[Job] = []
+        token: str | None = None
+        while len(jobs) < limit:
+            kwargs: dict[str, Any] = {"sortBy": "CreationTime", "sortOrder": "Descending",
+                                      "maxResults": min(100, limit - len(jobs))}  # fmt: skip
+            if token:
+                kwargs["nextToken"] = token
+            page = self._call("bedrock", "list_model_customization_jobs", "list jobs", **kwargs)
+            jobs += [self._job(s) for s in page.get("modelCustomizationJobSummaries", [])]
+            token = page.get("nextToken")
+            if not token:
+                break
+        return jobs[:limit]
+
+    def cancel_job(self, job_id: str) -> Job:
+        self._call("bedrock", "stop_model_customization_job", f"stop job {job_id}", jobIdentifier=job_id)
+        return self.get_job(job_id)
+
+    def _job(self, raw: dict[str, Any]) -> Job:
+        raw = _plain(raw)
+        status = str(raw.get("status"))
+        name = raw.get("jobName") or str(raw.get("jobArn", "")).rsplit("/", 1)[-1]
+        validators: list[dict[str, Any]] = (raw.get("validationDataConfig") or {}).get("validators") or []
+        return Job(
+            id=str(name),
+            provider=self.name,
+            status=self._status(status, raw.get("statusDetails") or {}),
+            raw_status=status,  # the phase statuses are in raw["statusDetails"]
+            model=_model_id(str(raw.get("baseModelIdentifier") or raw.get("baseModelArn") or "")),
+            fine_tuned_model=raw.get("outputModelArn") or raw.get("customModelArn"),
+            created_at=_aware(raw.get("creationTime")),
+            finished_at=_aware(raw.get("endTime")),
+            training_file=(raw.get("trainingDataConfig") or {}).get("s3Uri"),
+            validation_file=validators[0].get("s3Uri") if validators else None,
+            hyperparameters=dict(raw.get("hyperParameters") or {}),
+            error=raw.get("failureMessage"),
+            raw=raw,
+        )
+
+    def _status(self, status: str, details: Mapping[str, Any]) -> JobStatus:
+        """`InProgress` says nothing of the phase; `statusDetails` does (validation, data processing,
+        training)."""
+        mapped = map_status(self.name, status, STATUS_MAP)
+        if status != "InProgress":
+            return mapped
+        phase = {k: (v or {}).get("status") for k, v in details.items()}
+        if (
+            phase.get("validationDetails") == "InProgress"
+            or phase.get("dataProcessingDetails") == "InProgress"
+        ):
+            return S.VALIDATING
+        if phase.get("trainingDetails") == "NotStarted":
+            return S.QUEUED
+        return S.RUNNING
+
+    # -- metrics from S3 -------------------------------------------------------------------------------------
+
+    def list_metrics(self, job_id: str) -> list[StepMetric]:
+        """Training loss per step (and validation loss where written) from the job's S3 output. Empty
+        until Bedrock has written the files."""
+        job = self.get_job(job_id)
+        output = str((job.raw.get("outputDataConfig") or {}).get("s3Uri") or "")
+        if not output.startswith("s3://"):
+            return []
+        bucket, _, prefix = output[5:].partition("/")
+        arn_id = str(job.raw.get("jobArn", "")).rsplit("/", 1)[-1]
+        keys: list[str] = []
+        token: str | None = None
+        while True:
+            kwargs: dict[str, Any] = {"Bucket": bucket, "Prefix": prefix}
+            if token:
+                kwargs["ContinuationToken"] = token
+            page = self._call("s3", "list_objects_v2", f"metrics of job {job_id}", **kwargs)
+            keys += [o["Key"] for o in page.get("Contents", []) if o["Key"].endswith(".csv")]
+            token = page.get("NextContinuationToken")
+            if not token:
+                break
+        mine = [k for k in keys if not arn_id or arn_id in k] or keys
+        by_step: dict[int, dict[str, Any]] = {}
+        for key in sorted(mine):
+            if "step_wise_training_metrics" not in key and "validation_metrics" not in key:
+                continue
+            body = self._call("s3", "get_object", f"metrics file {key}", Bucket=bucket, Key=key)[
+                "Body"
+            ].read()
+            for row in csv.DictReader(io.StringIO(body.decode("utf-8"))):
+                step = _float(row.get("step_number") or row.get("step"))
+                if step is None:
+                    continue
+                entry = by_step.setdefault(int(step), {"extra": {}})
+                for column, value in row.items():
+                    number = _float(value)
+                    if number is None or column in ("step_number", "step"):
+                        continue
+                    if column == "training_loss":
+                        entry["train_loss"] = number
+                    elif column == "validation_loss":
+                        entry["valid_loss"] = number
+                    elif column == "epoch_number":
+                        entry["epoch"] = number
+                    else:
+                        entry["extra"][column] = number
+        return [StepMetric(step=s, **by_step[s]) for s in sorted(by_step)]
+
+    # -- deployment and inference -------------------------------------------------------------------------
+
+    def hourly_price(self, model: str, model_units: int = 1) -> float | None:
+        """Provisioned throughput's hourly price for the base model's family, from the catalog."""
+        from unitune.catalog import load_catalog
+
+        entry = load_catalog().find(self.name, model)
+        for hosting in entry.hosting if entry else []:
+            if hosting.kind == "provisioned_throughput" and hosting.per_hour_usd is not None:
+                return float(hosting.per_hour_usd) * model_units
+        return None
+
+    def deploy(
+        self,
+        job: Job | str,
+        *,
+        kind: Literal["on_demand", "provisioned"] = "on_demand",
+        name: str | None = None,
+        model_units: int = 1,
+        commitment: Literal["OneMonth", "SixMonths"] | None = None,
+        confirm_hourly_usd: float | None = None,
+    ) -> Deployment:
+        """Make a tuned model callable. `on_demand` (Nova) bills per token; `provisioned` bills by the
+        hour from the moment it exists, so it is created only when `confirm_hourly_usd` is at least
+        the catalog's hourly price (or when the catalog has none and it is given at all)."""
+        job = self.get_job(job) if isinstance(job, str) else job
+        if not job.fine_tuned_model:
+            raise ConfigurationError(
+                f"Job {job.id} has no custom model yet ({job.status}); wait for it to succeed."
+            )
+        model_arn = job.fine_tuned_model
+        base = job.model
+        label = name or f"{job.id}-{kind}"[:63]
+        if kind == "on_demand":
+            if not FAMILIES[self.family_of(base)].on_demand:
+                raise UnsupportedFeatureError(
+                    provider=self.name, feature=f"on-demand deployment of {base} models",
+                    hint="Bedrock deploys only Nova models on demand; use kind='provisioned'.",
+                )  # fmt: skip
+            raw = self._call(
+                "bedrock", "create_custom_model_deployment", f"deploy {model_arn}",
+                modelDeploymentName=label, modelArn=model_arn, clientRequestToken=_key_digest(label)[:64],
+            )  # fmt: skip
+            arn = raw["customModelDeploymentArn"]
+            got = self._call("bedrock", "get_custom_model_deployment", f"deployment {arn}",
+                             customModelDeploymentIdentifier=arn)  # fmt: skip
+            return Deployment(
+                arn=arn, kind=kind, status=str(got.get("status")), model_arn=model_arn, raw=_plain(got)
+            )
+        price = self.hourly_price(base, model_units)
+        if confirm_hourly_usd is None or (price is not None and confirm_hourly_usd < price):
+            shown = f"${price:.2f}/hour" if price is not None else "an hourly price the catalog does not have"
+            raise ConfigurationError(
+                f"Provisioned throughput for {base} ({model_units} unit(s)) costs {shown}, billed from creation "
+                "until undeploy().",
+                fix=f"Pass confirm_hourly_usd={price if price is not None else '<the price you accept>'} to create it.",
+            )
+        kwargs: dict[str, Any] = {"modelUnits": model_units, "provisionedModelName": label, "modelId": model_arn,
+                                  "clientRequestToken": _key_digest(label)[:64]}  # fmt: skip
+        if commitment:
+            kwargs["commitmentDuration"] = commitment
+        raw = self._call("bedrock", "create_provisioned_model_throughput", f"provision {model_arn}", **kwargs)
+        arn = raw["provisionedModelArn"]
+        got = self._call(
+            "bedrock", "get_provisioned_model_throughput", f"provisioned {arn}", provisionedModelId=arn
+        )
+        hourly = price if price is not None else confirm_hourly_usd  # what the caller accepted
+        return Deployment(arn=arn, kind="provisioned", status=str(got.get("status")), model_arn=model_arn,
+                          hourly_usd=hourly, raw=_plain(got))  # fmt: skip
+
+    def undeploy(self, deployment: Deployment | str) -> None:
+        """Delete an on-demand deployment or provisioned throughput (stops its charges)."""
+        arn = deployment.arn if isinstance(deployment, Deployment) else deployment
+        if ":provisioned-model/" in arn:
+            self._call(
+                "bedrock", "delete_provisioned_model_throughput", f"delete {arn}", provisionedModelId=arn
+            )
+        else:
+            self._call("bedrock", "delete_custom_model_deployment", f"delete {arn}",
+                       customModelDeploymentIdentifier=arn)  # fmt: skip
+
+    def chat(self, model: str, messages: list[Message], **params: Any) -> ChatResponse:
+        """Converse with a base model id, an on-demand deployment ARN or a provisioned model ARN."""
+        if ":custom-model/" in model:
+            raise ConfigurationError(
+                f"{model} is a custom model: Bedrock serves it only through a deployment.",
+                fix="Call BedrockProvider.deploy(job) and chat with the deployment's arn.",
+            )
+        system = [{"text": m.text} for m in messages if m.role == "system"]
+        turns = [
+            {"role": m.role, "content": [{"text": m.text}]}
+            for m in messages
+            if m.role in ("user", "assistant")
+        ]
+        config = {k: v for k, v in {"maxTokens": params.pop("max_tokens", None),
+                                    "temperature": params.pop("temperature", None),
+                                    "topP": params.pop("top_p", None)}.items() if v is not None}  # fmt: skip
+        if params:
+            raise UnsupportedFeatureError(
+                provider=self.name, feature=f"chat parameter(s) {', '.join(sorted(params))}",
+                hint="Bedrock's Converse takes max_tokens, temperature and top_p.",
+            )  # fmt: skip
+        kwargs: dict[str, Any] = {"modelId": model, "messages": turns}
+        if system:
+            kwargs["system"] = system
+        if config:
+            kwargs["inferenceConfig"] = config
+        raw = _plain(self._call("bedrock-runtime", "converse", f"chat with {model}", **kwargs))
+        content = ((raw.get("output") or {}).get("message") or {}).get("content") or []
+        usage = raw.get("usage") or {}
+        return ChatResponse(
+            model=model,
+            provider=self.name,
+            content="".join(part.get("text", "") for part in content),
+            finish_reason=raw.get("stopReason"),
+            usage=Usage(
+                prompt_tokens=int(usage.get("inputTokens") or 0),
+                completion_tokens=int(usage.get("outputTokens") or 0),
+            ),
+            raw=raw,
+        )
+
+
+def _model_id(value: str) -> str:
+    """`arn:aws:bedrock:<region>::foundation-model/<id>` → `<id>`, the id jobs are created with."""
+    marker = ":foundation-model/"
+    return value.split(marker, 1)[1] if marker in value else value
+
+
+def _string(value: Any) -> str:
+    """Bedrock's hyperparameters are strings: `2`, `1e-05`, `true`."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def _float(value: Any) -> float | None:
+    if value is None or value == "":
+        return None
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _aware(value: Any) -> dt.datetime | None:
+    if isinstance(value, dt.datetime):
+        return value if value.tzinfo else value.replace(tzinfo=dt.timezone.utc)
+    return None
+
+
+def _plain(raw: Mapping[str, Any]) -> dict[str, Any]:
+    """A response without botocore's ResponseMetadata."""
+    return {k: v for k, v in raw.items() if k != "ResponseMetadata"}

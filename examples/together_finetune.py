@@ -39,7 +39,9 @@ def main() -> None:
     if estimate:  # Together's own estimate, asked before the job was created
         print(f"Together estimates ${estimate.get('estimated_total_price', 0):.2f} for this job")
 
-    job = client.wait(job, on_update=lambda j: print(f"  {j.status} (raw: {j.raw_status}) {j.progress or 0:.0%}"))
+    job = client.wait(
+        job, on_update=lambda j: print(f"  {j.status} (raw: {j.raw_status}) {j.progress or 0:.0%}")
+    )
     for m in client.metrics(job):
         if m.valid_loss is not None:
             print(f"  step {m.step}: validation loss {m.valid_loss:.3f}")

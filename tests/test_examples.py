@@ -12,7 +12,9 @@ import pytest
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
 
-@pytest.mark.parametrize("name", ["quickstart.py", "openai_finetune.py", "together_finetune.py"])
+@pytest.mark.parametrize(
+    "name", ["quickstart.py", "openai_finetune.py", "together_finetune.py", "bedrock_finetune.py"]
+)
 def test_example_runs_on_the_fake_provider(name: str, tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("UNITUNE_", "OPENAI_"))}
     env["UNITUNE_HOME"] = str(tmp_path / "home")

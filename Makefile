@@ -27,8 +27,8 @@ $(PRISM): package.json package-lock.json
 install: $(STAMP) $(PRISM)
 
 lint: install
-	$(BIN)/ruff check src tests bench
-	$(BIN)/ruff format --check src tests bench
+	$(BIN)/ruff check src tests bench examples
+	$(BIN)/ruff format --check src tests bench examples
 
 typecheck: install
 	$(BIN)/mypy --strict src

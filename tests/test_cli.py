@@ -668,7 +668,12 @@ def test_estimate_unknown_alias_names_who_offers_it(tmp_path: Path) -> None:
 
 def test_models_and_prices(tmp_path: Path) -> None:
     rows = parse_json(invoke("models", "--provider", "fake", "--json"))
-    assert {r["model"] for r in rows} == {"gpt-4o-mini", "llama-3.1-8b-instruct", "smollm2-135m-instruct"}
+    assert {r["model"] for r in rows} == {
+        "gpt-4o-mini",
+        "llama-3.1-8b-instruct",
+        "nova-micro",
+        "smollm2-135m-instruct",
+    }
     assert all(r["accepts_new_jobs"] for r in rows)
     prices = parse_json(invoke("prices", "--provider", "fake", "--json"))
     assert {p["item"] for p in prices} >= {"training any", "tuned inference", "base inference"}

@@ -13,7 +13,14 @@ EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
 
 @pytest.mark.parametrize(
-    "name", ["quickstart.py", "openai_finetune.py", "together_finetune.py", "bedrock_finetune.py"]
+    "name",
+    [
+        "quickstart.py",
+        "openai_finetune.py",
+        "together_finetune.py",
+        "bedrock_finetune.py",
+        "mistral_models.py",
+    ],
 )
 def test_example_runs_on_the_fake_provider(name: str, tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("UNITUNE_", "OPENAI_"))}

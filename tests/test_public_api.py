@@ -10,7 +10,7 @@ import unitune
 
 PUBLIC = {
     "AsyncFineTuneClient", "AuthenticationError", "ChatExample", "Dataset", "PreferenceExample",
-    "ValidationReport", "Quote", "EvaluationReport", "Metric", "BudgetExceeded", "Capabilities", "ChatResponse", "Checkpoint",
+    "ValidationReport", "Quote", "EvaluationReport", "Metric", "BudgetExceeded", "Capabilities", "ChatResponse", "Checkpoint", "TunedModel",
     "ConfigurationError", "DatasetError", "FileRef", "FineTuneClient", "Hyperparameters", "Job",
     "JobEvent", "JobFailedError", "JobSpec", "JobStatus", "Ledger", "LedgerEntry", "Message",
     "MissingDependencyError", "NotFoundError", "PermissionDeniedError", "PreparedFile", "Provider",

@@ -55,6 +55,7 @@ from unitune.types import (
     Purpose,
     StepMetric,
     TrainingMethod,
+    TunedModel,
     file_key,
     spec_fingerprint,
 )
@@ -658,6 +659,32 @@ class FineTuneClient:
             max_examples=max_examples, batch_size=batch_size, chat_params=chat_params, on_progress=on_progress,
         )  # fmt: skip
 
+    # -- tuned models -------------------------------------------------------------------------------
+
+    def models(self) -> list[TunedModel]:
+        """The fine-tuned models the provider holds for this account (where it can list them)."""
+        return self.retry.call("list_models", self.provider.list_models)
+
+    def update_model(
+        self, model_id: str, *, name: str | None = None, description: str | None = None
+    ) -> TunedModel:
+        """Rename or describe a tuned model."""
+        return self.retry.call(
+            "update_model", self.provider.update_model, model_id, name=name, description=description
+        )
+
+    def archive_model(self, model_id: str) -> TunedModel:
+        """Archive a tuned model."""
+        return self.retry.call("archive_model", self.provider.archive_model, model_id)
+
+    def unarchive_model(self, model_id: str) -> TunedModel:
+        """Bring an archived tuned model back."""
+        return self.retry.call("unarchive_model", self.provider.unarchive_model, model_id)
+
+    def delete_model(self, model_id: str) -> None:
+        """Delete a tuned model for good. Never called implicitly by unitune."""
+        self.provider.delete_model(model_id)  # not retried: a lost answer must not look like a second delete
+
     def chat(self, model: str, messages: MessagesInput, **params: Any) -> ChatResponse:
         """One chat completion with a base or fine-tuned model.
 
@@ -820,6 +847,28 @@ class AsyncFineTuneClient:
     async def checkpoints(self, job: JobRef) -> list[Checkpoint]:
         """See `FineTuneClient.checkpoints`."""
         return await self._run(self.sync.checkpoints, job)
+
+    async def models(self) -> list[TunedModel]:
+        """See `FineTuneClient.models`."""
+        return await self._run(self.sync.models)
+
+    async def update_model(
+        self, model_id: str, *, name: str | None = None, description: str | None = None
+    ) -> TunedModel:
+        """See `FineTuneClient.update_model`."""
+        return await self._run(self.sync.update_model, model_id, name=name, description=description)
+
+    async def archive_model(self, model_id: str) -> TunedModel:
+        """See `FineTuneClient.archive_model`."""
+        return await self._run(self.sync.archive_model, model_id)
+
+    async def unarchive_model(self, model_id: str) -> TunedModel:
+        """See `FineTuneClient.unarchive_model`."""
+        return await self._run(self.sync.unarchive_model, model_id)
+
+    async def delete_model(self, model_id: str) -> None:
+        """See `FineTuneClient.delete_model`."""
+        await self._run(self.sync.delete_model, model_id)
 
     async def chat(self, model: str, messages: MessagesInput, **params: Any) -> ChatResponse:
         """See `FineTuneClient.chat`."""

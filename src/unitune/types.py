@@ -30,6 +30,7 @@ __all__ = [
     "Purpose",
     "StepMetric",
     "TrainingMethod",
+    "TunedModel",
     "Usage",
     "utcnow",
 ]
@@ -240,6 +241,10 @@ class Job(_Model):
     trained_tokens: int | None = None
     progress: float | None = Field(default=None, ge=0, le=1, description="Fraction done, if known.")
     error: str | None = None
+    action_required: str | None = Field(
+        default=None,
+        description="What the provider waits for from you, e.g. a validated Mistral job that starts only on resume_job().",
+    )
     idempotency_key: str | None = None
     raw: dict[str, Any] = Field(default_factory=dict, repr=False)
 
@@ -283,6 +288,20 @@ class Checkpoint(_Model):
     )
     created_at: dt.datetime | None = None
     metrics: dict[str, float] = Field(default_factory=dict)
+    raw: dict[str, Any] = Field(default_factory=dict, repr=False)
+
+
+class TunedModel(_Model):
+    """A fine-tuned model the provider keeps for this account (`client.models()`)."""
+
+    id: str
+    provider: str
+    base_model: str | None = None
+    job_id: str | None = None
+    name: str | None = None
+    description: str | None = None
+    archived: bool = False
+    created_at: dt.datetime | None = None
     raw: dict[str, Any] = Field(default_factory=dict, repr=False)
 
 

@@ -36,12 +36,15 @@ class Scenario:
     #: Steps the vendor's SDK cannot run against its own spec, with the reason (recorded, not hidden).
     gaps: dict[str, str] = field(default_factory=dict)
     hyperparameters: Hyperparameters | None = None
+    #: Catalog override files (e.g. an account that still has a retired vendor's legacy API).
+    catalog: list[Path] = field(default_factory=list)
     today: dt.date = dt.date(2026, 11, 22)
 
 
 def run_lifecycle(provider: Provider, data: Path, scenario: Scenario, tmp_path: Path) -> dict[str, Any]:
     clock = FakeClock(dt.datetime.combine(scenario.today, dt.time(), dt.timezone.utc))
-    client = FineTuneClient(provider, config=UnituneConfig(), ledger=tmp_path / "ledger.sqlite3", clock=clock)
+    config = UnituneConfig(catalog=scenario.catalog)
+    client = FineTuneClient(provider, config=config, ledger=tmp_path / "ledger.sqlite3", clock=clock)
     seen: dict[str, Any] = {}
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("UNITUNE_STRICT_STATUS", "1")  # an unmapped status fails the contract

@@ -45,6 +45,7 @@ from unitune.types import (
     PreparedFile,
     Purpose,
     StepMetric,
+    TunedModel,
 )
 
 if TYPE_CHECKING:
@@ -309,6 +310,30 @@ class Provider(ABC):
     def chat(self, model: str, messages: list[Message], **params: Any) -> ChatResponse:
         """One chat completion with a base or fine-tuned model."""
         self._unsupported("chat")
+
+    # -- tuned-model management (a small extension: Mistral has it; others may add it) -------------
+
+    def list_models(self) -> list[TunedModel]:
+        """The fine-tuned models this account holds."""
+        self._unsupported("listing tuned models")
+
+    def update_model(
+        self, model_id: str, *, name: str | None = None, description: str | None = None
+    ) -> TunedModel:
+        """Rename or describe a tuned model."""
+        self._unsupported("updating tuned models")
+
+    def archive_model(self, model_id: str) -> TunedModel:
+        """Archive a tuned model (kept, not listed as active)."""
+        self._unsupported("archiving tuned models")
+
+    def unarchive_model(self, model_id: str) -> TunedModel:
+        """Bring an archived tuned model back."""
+        self._unsupported("unarchiving tuned models")
+
+    def delete_model(self, model_id: str) -> None:
+        """Delete a tuned model, for good."""
+        self._unsupported("deleting tuned models")
 
     def chat_batch(self, model: str, conversations: list[list[Message]], **params: Any) -> list[ChatResponse]:
         """One chat completion per conversation with the same model, answers in the same order.

@@ -119,7 +119,7 @@ BUILTIN_PROVIDERS: dict[str, ProviderInfo] = {
             "mistral",
             ("mistralai", "httpx"),
             "Mistral tuned models (training API retired)",
-            available=False,
+            available=True,
         ),
         _info(
             "cohere",

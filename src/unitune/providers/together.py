@@ -599,8 +599,8 @@ class TogetherProvider(Provider):
             content=(choice.get("message") or {}).get("content") or "",
             finish_reason=choice.get("finish_reason"),
             usage=Usage(
-                prompt_tokens=int(usage.get("prompt_tokens") or 0),
-                completion_tokens=int(usage.get("completion_tokens") or 0),
+                prompt_tokens=max(0, int(usage.get("prompt_tokens") or 0)),
+                completion_tokens=max(0, int(usage.get("completion_tokens") or 0)),
             ),
             raw=raw,
         )

@@ -139,7 +139,7 @@ FAKE_TESTS = _src(
 
     def test_from_config_uses_the_fake(unitune_fake, tmp_path: Path) -> None:
         client = FineTuneClient.from_config()
-        assert client.config.provider == "cohere"
+        assert client.config.provider == "acme-cloud"
         assert client.provider is unitune_fake
 
         started = time.monotonic()
@@ -177,7 +177,7 @@ FAKE_TESTS = _src(
 
     def test_without_the_fixture_the_config_wins(tmp_path: Path) -> None:
         # Runs after the test above: the override must not outlive its fixture.
-        with pytest.raises(ConfigurationError, match="cohere"):
+        with pytest.raises(ConfigurationError, match="acme-cloud"):
             FineTuneClient.from_config()
 
 
@@ -204,7 +204,7 @@ def test_unitune_fake_routes_from_config_to_the_fake(
 ) -> None:
     real_home = tmp_path / "real-unitune-home"
     monkeypatch.setenv("UNITUNE_HOME", str(real_home))
-    pytester.makefile(".toml", unitune='provider = "cohere"\n')
+    pytester.makefile(".toml", unitune='provider = "acme-cloud"\n')
     pytester.makepyfile(test_plugin_inner_fake=FAKE_TESTS)
 
     basetemp = tmp_path / "inner-basetemp"
@@ -230,7 +230,7 @@ def test_unitune_fake_routes_from_config_to_the_fake(
 
 
 def test_unitune_fake_reaches_clients_built_in_worker_threads(pytester: pytest.Pytester) -> None:
-    pytester.makefile(".toml", unitune='provider = "cohere"\n')
+    pytester.makefile(".toml", unitune='provider = "acme-cloud"\n')
     pytester.makepyfile(
         test_plugin_inner_threads=_src(
             """

@@ -453,10 +453,18 @@ class FineTuneClient:
         fingerprint: str,
         idempotency_key: str | None,
     ) -> Job:
+        validation_ref: FileRef | None
+        if isinstance(training, PreparedFile) and isinstance(validation, PreparedFile):
+            training_ref, validation_ref = self.retry.call(
+                "upload", self.provider.upload_pair, training, validation
+            )  # both local: the provider may keep them together
+        else:
+            training_ref = self._upload_prepared(training)
+            validation_ref = self._upload_prepared(validation) if validation is not None else None
         spec = JobSpec(
             model=model,
-            training_file=self._upload_prepared(training),
-            validation_file=self._upload_prepared(validation) if validation is not None else None,
+            training_file=training_ref,
+            validation_file=validation_ref,
             hyperparameters=hp,
             method=method,
             suffix=suffix,

@@ -220,8 +220,9 @@ def test_together_refusing_the_file_is_a_validation_error_with_its_report(api: F
 def test_processing_that_never_ends_times_out(api: FakeTogether, tmp_path: Path) -> None:
     api.processing_polls = 10**9
     provider = _provider(api, file_processing_timeout=0.05, file_poll_interval=0.01)
-    with pytest.raises(ProviderUnavailableError, match="file_processing_timeout"):
+    with pytest.raises(ProviderError, match="file_processing_timeout") as info:
         _file(provider, tmp_path)
+    assert not isinstance(info.value, ProviderUnavailableError)  # not retried: a retry would upload again
 
 
 # -- create ----------------------------------------------------------------------------------------------------

@@ -269,6 +269,11 @@ class Provider(ABC):
     def upload(self, prepared: PreparedFile) -> FileRef:
         """Upload a prepared file; return the provider's reference to it."""
 
+    def upload_pair(self, training: PreparedFile, validation: PreparedFile) -> tuple[FileRef, FileRef]:
+        """Upload a job's training and validation files. The default uploads each; a vendor that
+        keeps both in one object (Cohere's datasets) overrides this."""
+        return self.upload(training), self.upload(validation)
+
     @abstractmethod
     def create_job(self, spec: JobSpec, *, idempotency_key: str) -> Job:
         """Create a fine-tuning job. Tag it with `idempotency_key` (or pass the vendor's own token)."""

@@ -127,7 +127,7 @@ BUILTIN_PROVIDERS: dict[str, ProviderInfo] = {
             "cohere",
             ("cohere",),
             "Cohere tuned models (fine-tuning deprecated 2025-09-15)",
-            available=False,
+            available=True,
         ),
     )
 }

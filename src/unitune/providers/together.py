@@ -278,7 +278,8 @@ class TogetherProvider(Provider):
             if status in (None, "COMPLETED"):
                 return raw
             if time.monotonic() >= deadline:
-                raise ProviderUnavailableError(
+                # Not ProviderUnavailableError: that is retried, and a retry would upload the file again.
+                raise ProviderError(
                     f"Together had not finished checking {filename} ({raw.get('id')}, {status}) after "
                     f"{self.settings.file_processing_timeout:.0f} s; raise file_processing_timeout or try later",
                     provider=self.name,

@@ -7,8 +7,9 @@ Each side runs in its own fresh process (`--child`), so neither inherits the oth
 threads or allocator state. Measured per side:
 
 - `train_s`: the training phase alone (first optimizer step to the end of the last epoch, validation
-  passes included, because both sides evaluate once per epoch); `total_s`: process start to saved
-  adapter, model loading and tokenization included.
+  passes included, because both sides evaluate once per epoch); `total_s`: create to saved adapter
+  (unitune: the job's own timestamps) or process start to the end of `train()` (TRL), model loading
+  and tokenization included.
 - tokens/s: non-padding tokens of the training examples × epochs / `train_s` (prompt tokens included:
   they pass through the model too, only their loss is masked).
 - final validation loss: recomputed by this script for both final models with the same function
@@ -77,20 +78,22 @@ def _tokens(tokenizer: Any, rows: list[list[dict[str, Any]]]) -> int:
     return sum(len(encode_chat(tokenizer, r, MAX_LEN)[0]) for r in rows)
 
 
-def run_unitune(train: Path, valid: Path, workdir: Path) -> dict[str, Any]:
+def run_unitune(train: Path, valid: Path, workdir: Path, *, group_by_length: bool = False) -> dict[str, Any]:
     os.environ["UNITUNE_HOME"] = str(workdir / "home")
     from unitune import FineTuneClient, Hyperparameters
 
-    started = time.perf_counter()
     client = FineTuneClient("local")
     job = client.create_job(
         model="smollm2-135m-instruct",
         training_data=train,
         validation_data=valid,
-        hyperparameters=Hyperparameters(**HP),
+        hyperparameters=Hyperparameters(**HP, provider_options={"group_by_length": group_by_length}),
     )
     job = client.wait(job.id, timeout=3600)
-    total = time.perf_counter() - started
+    # The job's own timestamps: the poll that notices the end comes up to a poll interval later.
+    assert job.created_at is not None
+    assert job.finished_at is not None
+    total = (job.finished_at - job.created_at).total_seconds()
     if job.status.value != "succeeded":
         raise SystemExit(f"unitune job ended {job.status.value}: {job.error}")
     events = client.events(job.id)
@@ -115,7 +118,7 @@ def run_unitune(train: Path, valid: Path, workdir: Path) -> dict[str, Any]:
     model = PeftModel.from_pretrained(model, adapter)
     tokens = _tokens(tokenizer, _rows(train)) * HP["epochs"]
     return {
-        "trainer": "unitune local",
+        "trainer": "unitune local" + (" (group_by_length on)" if group_by_length else ""),
         "train_s": round(train_s, 1),
         "total_s": round(total, 1),
         "tokens": tokens,
@@ -204,17 +207,22 @@ def run_trl(train: Path, valid: Path, workdir: Path) -> dict[str, Any]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--only", default="unitune,trl")
+    ap.add_argument(
+        "--only", default="unitune,trl", help="unitune, unitune-grouped (group_by_length on), trl"
+    )
     ap.add_argument("--train", type=int, default=200)
     ap.add_argument("--valid", type=int, default=50)
     ap.add_argument("--json", type=Path)
-    ap.add_argument("--child", choices=["unitune", "trl"], help=argparse.SUPPRESS)
+    ap.add_argument("--child", choices=["unitune", "unitune-grouped", "trl"], help=argparse.SUPPRESS)
     ap.add_argument("--workdir", type=Path, help=argparse.SUPPRESS)
     args = ap.parse_args()
 
     if args.child:
         train, valid = args.workdir / "train.jsonl", args.workdir / "validation.jsonl"
-        result = (run_unitune if args.child == "unitune" else run_trl)(train, valid, args.workdir)
+        if args.child == "trl":
+            result = run_trl(train, valid, args.workdir)
+        else:
+            result = run_unitune(train, valid, args.workdir, group_by_length=args.child == "unitune-grouped")
         print("RESULT " + json.dumps(result), flush=True)
         return
 
@@ -234,7 +242,7 @@ def main() -> None:
                 raise SystemExit(f"{name} failed (exit {out.returncode})")
             results.append(json.loads(line[7:]))
             print(json.dumps(results[-1]), flush=True)
-    if len(results) == 2:
+    if [r["trainer"] for r in results] == ["unitune local", "TRL SFTTrainer"]:
         u, t = results
         print(f"\nunitune/TRL throughput: {u['tokens_per_s'] / t['tokens_per_s']:.2f}x "
               f"(train phase {u['train_s']} s vs {t['train_s']} s); "

@@ -498,3 +498,36 @@ def test_get_by_arn(provider: BedrockProvider) -> None:
     assert job.status is JobStatus.SUCCEEDED
     assert job.fine_tuned_model == CUSTOM
     assert job.id == "unitune-x"
+
+
+def test_s3_upload_failures_are_mapped_not_leaked(moto: None, tmp_path: Path) -> None:
+    # upload_file wraps S3's ClientError in boto3's S3UploadFailedError; the code must survive it.
+    p = BedrockProvider(BedrockSettings(region=REGION, bucket="no-such-bucket-here", role_arn=ROLE))
+    with pytest.raises(NotFoundError, match="NoSuchBucket"):
+        p.upload(_prepared(tmp_path))
+
+
+def test_names_tags_and_metadata_fit_awss_patterns(provider: BedrockProvider, tmp_path: Path) -> None:
+    from unitune.types import JobSpec, PreparedFile
+
+    odd = tmp_path / "my data #1+2.jsonl"
+    odd.write_text(_prepared(tmp_path).path.read_text())
+    ref = provider.upload(PreparedFile(path=odd, filename=odd.name, size_bytes=odd.stat().st_size, sha256="cd" * 32,
+                                       purpose="training"))  # fmt: skip
+    assert ref.id.endswith("/my-data-1-2.jsonl")  # S3Uri allows no spaces, '+' or '#'
+    key = "order #42, from the façade"
+    job = provider.create_job(
+        JobSpec(model=NOVA, training_file=ref, suffix="v1.2 triage!"), idempotency_key=key
+    )
+    tags = boto3.client("bedrock", region_name=REGION).list_tags_for_resource(resourceARN=job.raw["jobArn"])[
+        "tags"
+    ]
+    (tag,) = [t["value"] for t in tags if t["key"] == "unitune_idempotency_key"]
+    assert tag.startswith("sha256:")  # the key has characters AWS tags refuse: its digest instead
+    model_name = boto3.client("bedrock", region_name=REGION).get_model_customization_job(jobIdentifier=job.id)[
+        "outputModelName"]  # fmt: skip
+    assert model_name.startswith("v1-2-triage-")
+    with pytest.raises(ConfigurationError, match="cannot be a Bedrock job tag"):
+        provider.create_job(
+            JobSpec(model=NOVA, training_file=ref, metadata={"team": "sales#1"}), idempotency_key="x"
+        )

@@ -322,3 +322,18 @@ def test_connection_errors_are_unavailable() -> None:
                           httpx_client=httpx.Client(transport=httpx.MockTransport(refuse)))  # fmt: skip
     with pytest.raises(ProviderUnavailableError):
         CohereProvider(client=sdk).get_job("ft-1")
+
+
+def test_list_asks_for_the_newest_first(api: FakeCohere, provider: CohereProvider) -> None:
+    provider.list_jobs(limit=3)
+    (request,) = [r for r in api.requests if r.url.path == "/v1/finetuning/finetuned-models"]
+    assert request.url.params["order_by"] == "created_at desc"
+
+
+def test_a_busy_moment_while_polling_the_dataset_does_not_upload_twice(api: FakeCohere, provider: CohereProvider,
+                                                                       data: Path, tmp_path: Path,
+                                                                       override: Path) -> None:  # fmt: skip
+    api.fail.append((r"GET /v1/datasets/.*", 429, {}))
+    api.fail.append((r"GET /v1/datasets/.*", 503, {}))
+    _client(provider, tmp_path, [override]).create_job(model="command-r-08-2024", training_data=data)
+    assert len(api.datasets) == 1

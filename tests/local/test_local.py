@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import sys
 import time
 from pathlib import Path
 
@@ -261,3 +262,29 @@ def test_length_grouped_batches_cover_every_example_once() -> None:
     spread = sum(max(lengths[i] for i in b) - min(lengths[i] for i in b) for b in batches) / len(batches)
     assert spread < 50  # sorted within groups of 400: neighbours differ little (random batches: ~700)
     assert batches != _length_grouped(lengths, 8, random.Random(1))  # the seed changes the order
+
+
+def test_data_parallel_training_on_two_cpu_processes(tiny_model: Path, data: Path, tmp_path: Path) -> None:
+    """`num_processes = 2` starts two workers with torch.distributed.run and Accelerate (gloo on CPU
+    here; NCCL on GPUs): both ranks train, rank 0 alone writes the job, and its adapter works."""
+    pytest.importorskip("accelerate")
+    provider = LocalProvider(LocalSettings(home=tmp_path / "local", device="cpu", num_processes=2))
+    assert provider._worker_command(provider.store.job("x"))[:3] == [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+    ]
+    client = _client(provider)
+    job = client.create_job(model=str(tiny_model), training_data=data, validation_data=data,
+                            hyperparameters=Hyperparameters(epochs=2, learning_rate=5e-3, batch_size=4))  # fmt: skip
+    done = client.wait(job, poll_interval=0.5, timeout=300)
+    assert done.status is S.SUCCEEDED, provider.store.job(job.id).log_tail()
+    events = [e.message for e in client.events(job)]
+    assert any("2 processes (data-parallel)" in m for m in events)
+    assert sum(m.startswith("saved the LoRA adapter") for m in events) == 1  # rank 0 only
+    metrics = client.metrics(job)
+    steps = [m.step for m in metrics if m.train_loss is not None]
+    assert steps == list(range(1, len(steps) + 1))  # one row per step, not one per rank
+    assert len(steps) == 2 * 3  # 24 examples / batch 4 = 6 batches, 3 per rank, × 2 epochs
+    assert [m.valid_loss is not None for m in metrics].count(True) == 2
+    assert client.chat(done.fine_tuned_model or "", "My order is late", max_new_tokens=4).content is not None

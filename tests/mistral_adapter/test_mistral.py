@@ -339,3 +339,19 @@ def test_models_is_unsupported_where_the_provider_has_no_listing(tmp_path: Path)
     client = FineTuneClient(FakeProvider(clock=FakeClock()), config=UnituneConfig(), ledger=False)
     with pytest.raises(UnsupportedFeatureError, match="listing tuned models"):
         client.models()
+
+
+def test_suffix_must_leave_room_for_the_tag(provider: MistralProvider) -> None:
+    spec = JobSpec(
+        model="open-mistral-7b", training_file=FileRef(id="f", provider="mistral"), suffix="a-long-suffix"
+    )
+    with pytest.raises(ConfigurationError, match="at most 10 characters"):
+        provider.create_job(spec, idempotency_key="k")
+
+
+def test_validated_with_auto_start_is_just_queued(provider: MistralProvider) -> None:
+    job = provider._job({"id": "j", "status": "VALIDATED", "auto_start": True, "model": "m"})
+    assert job.status is JobStatus.QUEUED
+    assert job.action_required is None
+    held = provider._job({"id": "j", "status": "VALIDATED", "auto_start": False, "model": "m"})
+    assert held.status is JobStatus.PAUSED

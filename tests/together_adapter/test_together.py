@@ -424,3 +424,16 @@ def test_same_app_code_runs_on_fake_and_together_by_config_alone(api: FakeTogeth
     assert name == "together"
     assert status == "queued"
     assert len(api.jobs) == 1
+
+
+def test_a_dropped_put_during_upload_is_unavailable_and_hides_the_presigned_url(api: FakeTogether,
+                                                                               tmp_path: Path) -> None:  # fmt: skip
+    api.fail(r"PUT /upload/.*", None)  # the connection drops while the bytes travel
+    with pytest.raises(ProviderUnavailableError) as info:
+        _file(_provider(api), tmp_path)
+    assert "X-Amz-Signature" not in str(info.value)
+    from unitune.providers.together import _no_query
+
+    assert _no_query("PUT https://s3.example/b/f.jsonl?X-Amz-Signature=abc&X-Amz-Credential=k failed") == (
+        "PUT https://s3.example/b/f.jsonl?… failed"
+    )

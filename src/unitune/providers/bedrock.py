@@ -28,6 +28,7 @@ import dataclasses
 import datetime as dt
 import hashlib
 import io
+import re
 import threading
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any, Literal
@@ -37,6 +38,7 @@ from pydantic import Field
 from unitune.errors import (
     ConfigurationError,
     NotFoundError,
+    ProviderError,
     ProviderUnavailableError,
     UnsupportedFeatureError,
 )
@@ -166,6 +168,23 @@ def _key_digest(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
+#: AWS's pattern for tag keys and values (service model `TagKey`/`TagValue`).
+_TAG_OK = re.compile(r"[a-zA-Z0-9\s._:/=+@-]*")
+
+
+def _tag_value(value: str) -> str:
+    """A tag value Bedrock accepts: the value itself when it fits, else its digest (never cut silently)."""
+    if len(value) <= 256 and _TAG_OK.fullmatch(value):
+        return value
+    return "sha256:" + _key_digest(value)
+
+
+def _safe_name(text: str, limit: int) -> str:
+    """Letters, digits and single `-`/`_` between them (Bedrock's `customModelName` pattern)."""
+    cleaned = re.sub(r"[^0-9A-Za-z]+", "-", text).strip("-_")
+    return cleaned[:limit].rstrip("-_") or "tuned"
+
+
 class BedrockProvider(Provider):
     """AWS Bedrock. `client=` takes a `boto3.Session`, or a mapping of ready clients by service name
     (`"s3"`, `"bedrock"`, `"bedrock-runtime"`), e.g. clients with a botocore `Stubber`."""
@@ -218,45 +237,58 @@ class BedrockProvider(Provider):
                 self._clients[service] = self._session.client(service, endpoint_url=endpoint, config=config)
             return self._clients[service]
 
+    def _client_error(self, e: Any, action: str) -> Exception:
+        err = e.response.get("Error", {})
+        meta = e.response.get("ResponseMetadata", {})
+        code = str(err.get("Code", ""))
+        status = meta.get("HTTPStatusCode")
+        # Bedrock's throttling and model-warming codes come as 400/429 depending on the service.
+        if code in ("ThrottlingException", "ModelNotReadyException", "TooManyRequestsException", "SlowDown"):
+            status = 429
+        elif code in ("ServiceUnavailableException", "InternalServerException", "InternalError"):
+            status = status if status and status >= 500 else 503
+        elif code in ("ResourceNotFoundException", "NoSuchKey", "NoSuchBucket"):
+            status = 404
+        elif code in ("AccessDeniedException", "AccessDenied"):
+            status = 403
+        headers = meta.get("HTTPHeaders", {})
+        return error_from_status(
+            status, f"{action}: {code}: {err.get('Message', e)}", provider=self.name,
+            request_id=meta.get("RequestId"), body=e.response, retry_after=_float(headers.get("retry-after")),
+        )  # fmt: skip
+
     @contextlib.contextmanager
     def _map_errors(self, action: str) -> Iterator[None]:
+        from boto3.exceptions import S3UploadFailedError
         from botocore import exceptions as bx
 
         try:
             yield
         except bx.ClientError as e:
-            err = e.response.get("Error", {})
-            meta = e.response.get("ResponseMetadata", {})
-            code = str(err.get("Code", ""))
-            status = meta.get("HTTPStatusCode")
-            # Bedrock's throttling and model-warming codes come as 400/429 depending on the service.
-            if code in ("ThrottlingException", "ModelNotReadyException", "TooManyRequestsException"):
-                status = 429
-            elif code in ("ServiceUnavailableException", "InternalServerException"):
-                status = status if status and status >= 500 else 503
-            elif code in ("ResourceNotFoundException", "NoSuchKey", "NoSuchBucket"):
-                status = 404
-            elif code == "AccessDeniedException":
-                status = 403
-            headers = meta.get("HTTPHeaders", {})
-            raise error_from_status(
-                status, f"{action}: {code}: {err.get('Message', e)}", provider=self.name,
-                request_id=meta.get("RequestId"), body=e.response,
-                retry_after=_float(headers.get("retry-after")),
-            ) from e  # fmt: skip
-        except (bx.NoCredentialsError, bx.PartialCredentialsError) as e:
+            raise self._client_error(e, action) from e
+        except S3UploadFailedError as e:
+            # upload_file wraps S3's ClientError in its own exception; the cause keeps the code.
+            cause = e.__context__
+            if isinstance(cause, bx.ClientError):
+                raise self._client_error(cause, action) from e
+            raise ProviderUnavailableError(f"{action}: {e}", provider=self.name) from e
+        except (bx.NoCredentialsError, bx.PartialCredentialsError, bx.TokenRetrievalError, bx.SSOError,
+                bx.SSOTokenLoadError, bx.UnauthorizedSSOTokenError) as e:  # fmt: skip
             raise ConfigurationError(
-                f"{action}: no AWS credentials ({e}).",
+                f"{action}: no usable AWS credentials ({type(e).__name__}: {e}).",
                 fix="Set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_PROFILE or `profile` under "
-                "[providers.bedrock], or run where an IAM role applies.",
+                "[providers.bedrock] (run `aws sso login` for SSO), or run where an IAM role applies.",
             ) from e
         except bx.NoRegionError as e:
             raise ConfigurationError(
                 f"{action}: no AWS region.", fix="Set AWS_REGION or `region` under [providers.bedrock]."
             ) from e
-        except (bx.EndpointConnectionError, bx.ConnectionClosedError, bx.ReadTimeoutError,
-                bx.ConnectTimeoutError) as e:  # fmt: skip
-            raise ProviderUnavailableError(f"{action}: {e}", provider=self.name) from e
+        except bx.ParamValidationError as e:  # botocore checked the request against AWS's model
+            raise ProviderError(
+                f"{action}: the request does not fit Bedrock's API: {e}", provider=self.name
+            ) from e
+        except (bx.ConnectionError, bx.HTTPClientError) as e:  # timeouts, resets, TLS, proxies, streams
+            raise ProviderUnavailableError(f"{action}: {type(e).__name__}: {e}", provider=self.name) from e
 
     def _call(self, service: str, op: str, action: str, **kwargs: Any) -> Any:
         with self._map_errors(action):
@@ -299,7 +331,9 @@ class BedrockProvider(Provider):
         from boto3.s3.transfer import TransferConfig
 
         bucket = self.settings.need("bucket", "an S3 bucket for the training data")
-        key = f"{self.settings.prefix}data/{prepared.sha256[:16]}/{prepared.filename}"
+        # Bedrock's S3Uri pattern has no room for spaces, `+` or `#`: the name is kept readable, made safe.
+        name = re.sub(r"[^A-Za-z0-9._-]+", "-", prepared.filename) or "data.jsonl"
+        key = f"{self.settings.prefix}data/{prepared.sha256[:16]}/{name}"
         extra: dict[str, Any] = {"ContentType": "application/jsonl"}
         if self.settings.kms_key_id:
             extra.update(ServerSideEncryption="aws:kms", SSEKMSKeyId=self.settings.kms_key_id)
@@ -347,10 +381,20 @@ class BedrockProvider(Provider):
         params.update({k: _string(v) for k, v in options.items()})
         bucket = self.settings.need("bucket", "an S3 bucket for the job's output")
         name = self.job_name(idempotency_key)
-        suffix = spec.suffix or "tuned"
+        for key, value in spec.metadata.items():
+            if (
+                len(key) > 128
+                or not _TAG_OK.fullmatch(key)
+                or len(value) > 256
+                or not _TAG_OK.fullmatch(value)
+            ):
+                raise ConfigurationError(
+                    f"metadata {key!r}: {value!r} cannot be a Bedrock job tag.",
+                    fix="Use letters, digits, spaces and . _ : / = + @ - (keys up to 128, values up to 256 characters).",
+                )
         kwargs: dict[str, Any] = {
             "jobName": name,
-            "customModelName": f"{suffix[:40]}-{_key_digest(idempotency_key)[:12]}",
+            "customModelName": f"{_safe_name(spec.suffix or 'tuned', 40)}-{_key_digest(idempotency_key)[:12]}",
             "roleArn": self.settings.need("role_arn", "an IAM role that Bedrock can assume (role_arn)"),
             "baseModelIdentifier": spec.model,
             "customizationType": customization,
@@ -360,7 +404,7 @@ class BedrockProvider(Provider):
             # Bedrock's own idempotency: the same token returns the job already created.
             "clientRequestToken": _key_digest(idempotency_key)[:64],
             "jobTags": [
-                {"key": IDEMPOTENCY_TAG, "value": idempotency_key[:256]},
+                {"key": IDEMPOTENCY_TAG, "value": _tag_value(idempotency_key)},
                 *({"key": k, "value": v} for k, v in spec.metadata.items()),
             ],
         }
@@ -371,8 +415,15 @@ class BedrockProvider(Provider):
         if self.settings.vpc_subnet_ids:
             kwargs["vpcConfig"] = {"subnetIds": list(self.settings.vpc_subnet_ids),
                                    "securityGroupIds": list(self.settings.vpc_security_group_ids)}  # fmt: skip
-        self._call("bedrock", "create_model_customization_job", "create job", **kwargs)
-        return self.get_job(name).model_copy(update={"idempotency_key": idempotency_key})
+        created = self._call("bedrock", "create_model_customization_job", "create job", **kwargs)
+        try:
+            job = self.get_job(name)
+        except NotFoundError:
+            # Created (Bedrock answered with its ARN) but not readable yet: report it as just queued
+            # rather than as an error, which would make the caller create it again.
+            job = Job(id=name, provider=self.name, status=S.QUEUED, raw_status="InProgress", model=spec.model,
+                      training_file=spec.training_file.id, raw={"jobArn": created.get("jobArn"), "jobName": name})  # fmt: skip
+        return job.model_copy(update={"idempotency_key": idempotency_key})
 
     def get_job(self, job_id: str) -> Job:
         raw = self._call("bedrock", "get_model_customization_job", f"get job {job_id}", jobIdentifier=job_id)
@@ -395,10 +446,12 @@ class BedrockProvider(Provider):
             if token:
                 kwargs["nextToken"] = token
             page = self._call("bedrock", "list_model_customization_jobs", "list jobs", **kwargs)
-            jobs += [self._job(s) for s in page.get("modelCustomizationJobSummaries", [])]
-            token = page.get("nextToken")
-            if not token:
+            found = page.get("modelCustomizationJobSummaries", [])
+            jobs += [self._job(s) for s in found]
+            nxt = page.get("nextToken")
+            if not nxt or not found or nxt == token:  # a repeated token or an empty page ends it
                 break
+            token = nxt
         return jobs[:limit]
 
     def cancel_job(self, job_id: str) -> Job:
@@ -461,9 +514,10 @@ class BedrockProvider(Provider):
                 kwargs["ContinuationToken"] = token
             page = self._call("s3", "list_objects_v2", f"metrics of job {job_id}", **kwargs)
             keys += [o["Key"] for o in page.get("Contents", []) if o["Key"].endswith(".csv")]
-            token = page.get("NextContinuationToken")
-            if not token:
+            nxt = page.get("NextContinuationToken")
+            if not nxt or not page.get("Contents") or nxt == token:
                 break
+            token = nxt
         mine = [k for k in keys if not arn_id or arn_id in k] or keys
         by_step: dict[int, dict[str, Any]] = {}
         for key in sorted(mine):

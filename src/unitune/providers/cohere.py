@@ -29,7 +29,13 @@ from typing import Any, ClassVar, TypeVar
 
 from pydantic import Field
 
-from unitune.errors import ProviderError, ProviderUnavailableError, UnsupportedFeatureError, ValidationFailed
+from unitune.errors import (
+    ProviderError,
+    ProviderUnavailableError,
+    RateLimitError,
+    UnsupportedFeatureError,
+    ValidationFailed,
+)
 from unitune.providers.base import (
     Provider,
     ProviderSettings,
@@ -225,7 +231,15 @@ class CohereProvider(Provider):
     def _wait_validated(self, dataset_id: str, filename: str) -> dict[str, Any]:
         deadline = time.monotonic() + self.settings.dataset_timeout
         while True:
-            got = self._call(f"dataset {dataset_id}", self.sdk.datasets.get, dataset_id)
+            try:
+                got = self._call(f"dataset {dataset_id}", self.sdk.datasets.get, dataset_id)
+            except (RateLimitError, ProviderUnavailableError):
+                # Keep polling until the deadline: failing here would make the client retry the whole
+                # upload, and a second dataset would be created.
+                if time.monotonic() >= deadline:
+                    raise
+                self._sleep(self.settings.dataset_poll_interval)
+                continue
             dataset = _dump(got.dataset)
             status = str(dataset.get("validation_status"))
             if status in _DATASET_DONE:
@@ -296,28 +310,31 @@ class CohereProvider(Provider):
         return self._job(got.finetuned_model)
 
     def _all(
-        self, action: str, fetch: Callable[..., Any], field_name: str, limit: int = 100_000
+        self, action: str, fetch: Callable[..., Any], field_name: str, limit: int = 100_000, **extra: Any
     ) -> list[Any]:
-        """Every item of a page-token list (an empty or repeated token ends it)."""
+        """Every item of a page-token list (an empty page, or an empty or repeated token, ends it)."""
         out: list[Any] = []
         token: str | None = None
         seen: set[str] = set()
         while len(out) < limit:
-            kwargs: dict[str, Any] = {"page_size": min(100, limit - len(out))}
+            kwargs: dict[str, Any] = {"page_size": min(100, limit - len(out)), **extra}
             if token:
                 kwargs["page_token"] = token
             page = self._call(action, fetch, **kwargs)
-            out += list(getattr(page, field_name, None) or [])
+            items = list(getattr(page, field_name, None) or [])
+            out += items
             token = getattr(page, "next_page_token", None)
-            if not token or token in seen:
+            if not items or not token or token in seen:
                 break
             seen.add(token)
         return out[:limit]
 
     def list_jobs(self, *, limit: int = 20) -> list[Job]:
+        # Cohere sorts ascending unless told: ask for the newest first, so `limit` keeps the recent ones.
         models = self._all(
-            "list fine-tuned models", self.sdk.finetuning.list_finetuned_models, "finetuned_models", limit
-        )
+            "list fine-tuned models", self.sdk.finetuning.list_finetuned_models, "finetuned_models", limit,
+            order_by="created_at desc",
+        )  # fmt: skip
         jobs = [self._job(m) for m in models]
         epoch = dt.datetime.min.replace(tzinfo=dt.timezone.utc)
         return sorted(jobs, key=lambda j: j.created_at or epoch, reverse=True)

@@ -93,8 +93,12 @@ _JOBS = "/v1/fine_tuning/jobs"
 
 
 def idempotency_tag(key: str) -> str:
-    """The suffix tag that marks a job created with this idempotency key."""
-    return "ut" + hashlib.blake2b(key.encode(), digest_size=4).hexdigest()
+    """The suffix tag that marks a job created with this idempotency key (`u` + 6 hex: Mistral's
+    suffix holds 18 characters)."""
+    return "u" + hashlib.blake2b(key.encode(), digest_size=3).hexdigest()
+
+
+_SUFFIX_MAX = 18
 
 
 class MistralSettings(ProviderSettings):
@@ -205,6 +209,10 @@ class MistralProvider(Provider):
         if self._owned_http and self._http is not None:
             self._http.close()
             self._http = None
+        if self._owned and self._client is not None:
+            with contextlib.suppress(AttributeError):  # not every SDK version has close()
+                self._client.close()
+            self._client = None
 
     def _retired(self, message: str, **kwargs: Any) -> ProviderRetiredError:
         from unitune.catalog import load_catalog
@@ -282,7 +290,11 @@ class MistralProvider(Provider):
         with self._map_errors(action, jobs_collection=collection):
             response = self.http.request(method, path, **kwargs)
             response.raise_for_status()
-            return response.json()
+            try:
+                return response.json()
+            except ValueError as e:
+                raise ProviderError(f"{action}: the answer is not JSON: {response.text[:200]!r}",
+                                    provider=self.name, status_code=response.status_code) from e  # fmt: skip
 
     # -- files ----------------------------------------------------------------------------------------
 
@@ -335,6 +347,13 @@ class MistralProvider(Provider):
         for key, value in options.items():
             (params if KNOWN_OPTIONS[key] == "hyperparameters" else body)[key] = value
         tag = idempotency_tag(idempotency_key)
+        if spec.suffix and len(spec.suffix) + 1 + len(tag) > _SUFFIX_MAX:
+            from unitune.errors import ConfigurationError
+
+            raise ConfigurationError(
+                f"suffix {spec.suffix!r} is too long for Mistral: at most {_SUFFIX_MAX - len(tag) - 1} characters "
+                f"(Mistral takes {_SUFFIX_MAX}; unitune appends -{tag} to find the job again on a retry)."
+            )
         body.update(
             model=spec.model,
             training_files=[{"file_id": spec.training_file.id, "weight": 1}],
@@ -377,8 +396,14 @@ class MistralProvider(Provider):
             fresh = [j for j in raw.get("data") or [] if j.get("id") not in seen]
             seen.update(j["id"] for j in fresh)
             jobs += [self._job(j) for j in fresh]
-            # Stop on an empty or repeated page (a mock may answer every page alike) or at `total`.
-            if not fresh or len(seen) >= int(raw.get("total") or 0):
+            # Stop on an empty or repeated page (a mock may answer every page alike), a short page, or
+            # at `total` when the server gives it.
+            total = raw.get("total")
+            if (
+                not fresh
+                or len(raw.get("data") or []) < size
+                or (total is not None and len(seen) >= int(total))
+            ):
                 break
             page += 1
         epoch = dt.datetime.min.replace(tzinfo=dt.timezone.utc)
@@ -404,7 +429,9 @@ class MistralProvider(Provider):
         mapped = map_status(self.name, status, STATUS_MAP)
         meta = raw.get("metadata") or {}
         action = None
-        if status == "VALIDATED":
+        if status == "VALIDATED" and raw.get("auto_start") is True:
+            mapped = S.QUEUED  # validated, and about to start by itself: nothing to do
+        elif status == "VALIDATED":
             cost = (
                 f" (estimated {meta['cost']} {meta.get('cost_currency') or ''})".rstrip()
                 if meta.get("cost")

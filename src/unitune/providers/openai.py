@@ -331,10 +331,15 @@ class OpenAIProvider(Provider):
                 max_workers=s.upload_concurrency, thread_name_prefix="unitune-upload"
             ) as pool:
                 futures = [pool.submit(send, offset) for offset in offsets]
-                with prepared.path.open("rb") as fh:  # the checksum, while the parts travel
-                    for block in iter(lambda: fh.read(_MiB), b""):
-                        md5.update(block)
-                part_ids = [f.result() for f in futures]
+                try:
+                    with prepared.path.open("rb") as fh:  # the checksum, while the parts travel
+                        for block in iter(lambda: fh.read(_MiB), b""):
+                            md5.update(block)
+                    part_ids = [f.result() for f in futures]
+                except BaseException:
+                    for f in futures:  # parts not sent yet are dropped, not sent to a doomed upload
+                        f.cancel()
+                    raise
             done = self._call(
                 "upload (complete)",
                 self.sdk.uploads.complete,

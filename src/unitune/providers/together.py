@@ -131,6 +131,13 @@ def _sdk() -> Any:
     return import_sdk("together", "together")
 
 
+def _no_query(text: str) -> str:
+    """Text with URLs' query strings cut: a presigned upload URL carries credentials there."""
+    import re
+
+    return re.sub(r"(https?://[^\s?'\"]+)\?[^\s'\"]*", r"\1?…", text)
+
+
 def _dump(obj: Any) -> dict[str, Any]:
     dump = getattr(obj, "model_dump", None)
     if dump is not None:
@@ -208,6 +215,8 @@ class TogetherProvider(Provider):
 
     @contextlib.contextmanager
     def _map_errors(self, action: str) -> Iterator[None]:
+        import httpx
+
         together = _sdk()
         try:
             yield
@@ -222,7 +231,7 @@ class TogetherProvider(Provider):
                     detail = f"{detail}: " + "; ".join(str(p.get("message", p)) for p in problems[:5])
             headers = e.response.headers
             raise error_from_status(
-                e.status_code, f"{action}: {detail or e.message}", provider=self.name,
+                e.status_code, f"{action}: {_no_query(str(detail or e.message))}", provider=self.name,
                 request_id=headers.get("x-request-id") or getattr(e, "request_id", None),
                 retry_after=parse_retry_after(headers.get("retry-after")), body=body,
             ) from e  # fmt: skip
@@ -234,6 +243,17 @@ class TogetherProvider(Provider):
                 f"{action}: the API answered with data the SDK could not read ({e.message})",
                 provider=self.name, status_code=e.status_code, body=e.body,
             ) from e  # fmt: skip
+        except httpx.TransportError as e:  # the upload's PUT goes through the SDK's raw httpx client
+            raise ProviderUnavailableError(
+                f"{action}: {type(e).__name__}: {_no_query(str(e))}", provider=self.name
+            ) from e
+        except (
+            together.TogetherError,
+            OSError,
+        ) as e:  # the SDK's own checks (file size, type, a changed file)
+            raise ProviderError(
+                f"{action}: {type(e).__name__}: {_no_query(str(e))}", provider=self.name
+            ) from e
 
     def _call(self, action: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         with self._map_errors(action):

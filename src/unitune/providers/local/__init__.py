@@ -68,10 +68,17 @@ class LocalSettings(ProviderSettings):
 
     device: Literal["auto", "cpu", "cuda"] = "auto"
     threads: int | None = Field(default=None, ge=1, description="CPU threads for training (default: all).")
+    num_processes: int = Field(
+        default=1, ge=1,
+        description="Training processes (one per GPU). Above 1 the worker runs data-parallel (DDP through "
+        "Accelerate, started by torch.distributed.run); batch_size is then per process.",
+    )  # fmt: skip
     max_seq_length: int = Field(default=1024, ge=16)
     packing: bool = False
     group_by_length: bool = Field(
-        default=True, description="Batch examples of similar length together (less padding, faster steps)."
+        default=False,
+        description="Batch examples of similar length together: less padding (about 8% faster measured), but a "
+        "slightly higher validation loss on the benchmark's data, so off by default.",
     )
     home: Path | None = Field(default=None, description="Where jobs live (default: <unitune home>/local).")
     max_new_tokens: int = Field(default=256, ge=1)
@@ -216,7 +223,7 @@ class LocalProvider(Provider):
         log = job.log_path.open("ab")
         try:
             proc = subprocess.Popen(
-                [sys.executable, "-m", "unitune.providers.local._worker", str(job.path)],
+                self._worker_command(job),
                 stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                 start_new_session=True,  # survives the client; Ctrl-C in the terminal does not kill it
                 env={**os.environ, "PYTHONUNBUFFERED": "1"},
@@ -225,6 +232,19 @@ class LocalProvider(Provider):
             log.close()
         self._children[job.id] = proc
         (job.path / "pid").write_text(f"{proc.pid} {_proc_start(proc.pid) or ''}\n")
+
+    def _worker_command(self, job: JobDir) -> list[str]:
+        worker = ["-m", "unitune.providers.local._worker", str(job.path)]
+        n = self.settings.num_processes
+        if n == 1:
+            return [sys.executable, *worker]
+        # Data-parallel: torch.distributed.run (the launcher `accelerate launch --multi_gpu` drives) starts
+        # n workers on a free local port; inside, Accelerate joins them (NCCL on GPUs, gloo on CPU).
+        # Rank 0 owns the job's files, the others follow it. `accelerate launch --cpu` would start one
+        # process only (its multi-CPU mode needs MPI), hence this launcher for both.
+        launch = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nnodes", "1",
+                  "--nproc_per_node", str(n)]  # fmt: skip
+        return [*launch, *worker]
 
     def _pid(self, job: JobDir) -> tuple[int, str | None] | None:
         try:

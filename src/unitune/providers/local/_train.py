@@ -44,7 +44,7 @@ class TrainConfig:
     max_seq_length: int
     packing: bool
     device: str  # "auto" | "cpu" | "cuda"
-    group_by_length: bool = True
+    group_by_length: bool = False
     threads: int | None = None
 
 
@@ -62,7 +62,7 @@ def pick_defaults(n_examples: int, hp: dict[str, Any], settings: dict[str, Any])
         max_seq_length=int(settings.get("max_seq_length") or 1024),
         packing=bool(hp.get("provider_options", {}).get("packing", settings.get("packing", False))),
         group_by_length=bool(
-            hp.get("provider_options", {}).get("group_by_length", settings.get("group_by_length", True))
+            hp.get("provider_options", {}).get("group_by_length", settings.get("group_by_length", False))
         ),
         device=str(settings.get("device") or "auto"),
         threads=settings.get("threads"),
@@ -194,8 +194,36 @@ def causal_lm_loss(
     )
 
 
-def train(job: JobDir, base_path: Path, should_stop: Callable[[], bool]) -> None:
-    """Train the job's LoRA adapter; write metrics, events and progress to `job` as it goes."""
+class _Silent:
+    """What a non-zero rank writes to the job: nothing (rank 0 owns the files)."""
+
+    def event(self, *args: Any, **kwargs: Any) -> None:
+        pass
+
+    def metric(self, *args: Any, **kwargs: Any) -> None:
+        pass
+
+    def update(self, *args: Any, **kwargs: Any) -> None:
+        pass
+
+
+def _shard(groups: list[list[int]], rank: int, world: int) -> list[list[int]]:
+    """This rank's batches: every rank gets the same number (the list is padded by wrapping
+    around), because data-parallel steps must match across ranks."""
+    if world == 1:
+        return groups
+    per_rank = math.ceil(len(groups) / world)
+    padded = [groups[k % len(groups)] for k in range(per_rank * world)]
+    return padded[rank::world]
+
+
+def train(job: JobDir, base_path: Path, should_stop: Callable[[], bool], *, main: bool = True) -> None:
+    """Train the job's LoRA adapter; write metrics, events and progress to `job` as it goes.
+
+    Under `accelerate launch` (WORLD_SIZE > 1) it trains data-parallel: each rank takes its share of
+    every epoch's batches, gradients are averaged by DDP, and only rank 0 (`main`) writes the job's
+    files; rank 0's stop decision is broadcast so that every rank stops at the same step.
+    """
     import torch
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -205,20 +233,32 @@ def train(job: JobDir, base_path: Path, should_stop: Callable[[], bool]) -> None
     train_rows = _read_rows(Path(spec["training_path"]))
     valid_rows = _read_rows(Path(spec["validation_path"])) if spec.get("validation_path") else []
     cfg = pick_defaults(len(train_rows), spec["hyperparameters"], settings)
-    torch.set_num_threads(cfg.threads or os.cpu_count() or 1)
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    rank = int(os.environ.get("RANK", "0"))
+    out: Any = job if main else _Silent()
+    # Processes share the cores: each gets its share, or they slow each other down.
+    torch.set_num_threads(cfg.threads or max(1, (os.cpu_count() or 1) // world))
     torch.manual_seed(cfg.seed)
     if cfg.device == "cuda" and not torch.cuda.is_available():
         raise RuntimeError("device = 'cuda' was asked for, but PyTorch sees no CUDA device")
     device = "cuda" if cfg.device in ("auto", "cuda") and torch.cuda.is_available() else "cpu"
+    acc: Any = None
+    where: Any = device
+    if world > 1:
+        from accelerate import Accelerator
+
+        acc = Accelerator(cpu=device == "cpu")  # joins the process group accelerate launch set up
+        where = acc.device  # this rank's GPU (or the CPU)
     bf16 = _bf16_ok(device)
-    job.event(f"loading {spec['model']} on {device} ({'bf16 autocast' if bf16 else 'fp32'})")
+    out.event(f"loading {spec['model']} on {device} ({'bf16 autocast' if bf16 else 'fp32'})"
+              + (f", {world} processes (data-parallel)" if world > 1 else ""))  # fmt: skip
 
     tokenizer = AutoTokenizer.from_pretrained(base_path)
     if tokenizer.chat_template is None:
         raise MaskError(f"{spec['model']} has no chat template; use an instruct/chat model")
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     model: Any = AutoModelForCausalLM.from_pretrained(base_path, dtype=torch.float32)
-    model = model.to(device)
+    model = model.to(where)
     model = get_peft_model(
         model,
         LoraConfig(r=cfg.lora_rank, lora_alpha=cast(int, cfg.lora_alpha), lora_dropout=0.0,
@@ -232,7 +272,7 @@ def train(job: JobDir, base_path: Path, should_stop: Callable[[], bool]) -> None
     usable = [x for x in train_items if any(lab != -100 for lab in x[1])]
     if len(usable) < len(train_items):
         # Truncation at max_seq_length cut off every assistant token: nothing to learn from these.
-        job.event(f"{len(train_items) - len(usable)} training examples have no assistant tokens within "
+        out.event(f"{len(train_items) - len(usable)} training examples have no assistant tokens within "
                   f"{cfg.max_seq_length} tokens and are skipped", level="warning")  # fmt: skip
     if not usable:
         raise ValueError("no training example has an assistant turn within max_seq_length tokens")
@@ -241,15 +281,19 @@ def train(job: JobDir, base_path: Path, should_stop: Callable[[], bool]) -> None
     if cfg.packing:
         train_items = _pack(train_items, cfg.max_seq_length)
     trained_tokens = sum(len(i) for i, _ in train_items) * cfg.epochs
-    steps_per_epoch = math.ceil(len(train_items) / cfg.batch_size)
+    steps_per_epoch = math.ceil(math.ceil(len(train_items) / cfg.batch_size) / world)
     total = steps_per_epoch * cfg.epochs
-    job.update(total_steps=total)
-    job.event(
+    out.update(total_steps=total)
+    out.event(
         f"training {len(train_items)} examples × {cfg.epochs} epochs = {total} steps "
         f"(LoRA r={cfg.lora_rank}, alpha={cfg.lora_alpha:g}, lr={cfg.learning_rate:g}, batch {cfg.batch_size})",
         hyperparameters=cfg.__dict__,
     )
 
+    keep_logits = _accepts_logits_to_keep(model)
+    plain = model  # unwrapped: validation runs on it, so no rank waits in a DDP collective
+    if acc is not None:
+        model = acc.prepare_model(model)  # DistributedDataParallel: gradients averaged across ranks
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=cfg.learning_rate, weight_decay=0.0)
     warmup = max(1, total // 20)
@@ -257,7 +301,9 @@ def train(job: JobDir, base_path: Path, should_stop: Callable[[], bool]) -> None
         optimizer, lambda s: min(1.0, (s + 1) / warmup) * max(0.0, (total - s) / max(1, total - warmup))
     )
 
-    def batches(items: list[tuple[list[int], list[int]]], shuffle: bool, rng: random.Random) -> Any:
+    def batches(
+        items: list[tuple[list[int], list[int]]], shuffle: bool, rng: random.Random, *, pad: bool
+    ) -> Any:
         if shuffle and cfg.group_by_length:
             groups = _length_grouped([len(i) for i, _ in items], cfg.batch_size, rng)
         else:
@@ -265,7 +311,9 @@ def train(job: JobDir, base_path: Path, should_stop: Callable[[], bool]) -> None
             if shuffle:
                 rng.shuffle(order)
             groups = [order[k : k + cfg.batch_size] for k in range(0, len(order), cfg.batch_size)]
-        for group in groups:
+        # Every rank draws the same order (same seed) and takes its share of it.
+        mine = _shard(groups, rank, world) if pad else groups[rank::world]
+        for group in mine:
             chunk = [items[i] for i in group]
             width = max(len(ids) for ids, _ in chunk)
             ids = torch.full((len(chunk), width), pad_id, dtype=torch.long)
@@ -275,20 +323,27 @@ def train(job: JobDir, base_path: Path, should_stop: Callable[[], bool]) -> None
                 ids[row, : len(i)] = torch.tensor(i)
                 labels[row, : len(lab)] = torch.tensor(lab)
                 mask[row, : len(i)] = 1
-            yield ids.to(device), labels.to(device), mask.to(device)
+            yield ids.to(where), labels.to(where), mask.to(where)
 
-    keep_logits = _accepts_logits_to_keep(model)
+    def loss_of(ids: Any, labels: Any, mask: Any, *, on: Any = None) -> Any:
+        net = model if on is None else on
+        return causal_lm_loss(net, ids, labels, mask, device=device, bf16=bf16, keep_logits=keep_logits)
 
-    def loss_of(ids: Any, labels: Any, mask: Any) -> Any:
-        return causal_lm_loss(model, ids, labels, mask, device=device, bf16=bf16, keep_logits=keep_logits)
+    def stop_now() -> bool:
+        asked = main and should_stop()
+        if acc is None:
+            return asked
+        flag = torch.tensor([1.0 if asked else 0.0], device=where)
+        torch.distributed.broadcast(flag, src=0)  # rank 0 decides, every rank stops at the same step
+        return bool(flag.item())
 
     rng = random.Random(cfg.seed)
     step = 0
     started = time.monotonic()
     for epoch in range(1, cfg.epochs + 1):
         model.train()
-        for ids, labels, mask in batches(train_items, True, rng):
-            if should_stop():
+        for ids, labels, mask in batches(train_items, True, rng, pad=True):
+            if stop_now():
                 raise Cancelled
             loss = loss_of(ids, labels, mask)
             loss.backward()
@@ -297,31 +352,37 @@ def train(job: JobDir, base_path: Path, should_stop: Callable[[], bool]) -> None
             scheduler.step()
             optimizer.zero_grad(set_to_none=True)
             step += 1
-            value = float(loss.detach())
-            job.metric(StepMetric(step=step, epoch=round(step / steps_per_epoch, 4), train_loss=round(value, 6),
+            value = float(acc.reduce(loss.detach(), "mean") if acc is not None else loss.detach())
+            out.metric(StepMetric(step=step, epoch=round(step / steps_per_epoch, 4), train_loss=round(value, 6),
                                   learning_rate=scheduler.get_last_lr()[0]))  # fmt: skip
-            job.update(step=step, progress=min(0.99, step / total))
+            out.update(step=step, progress=min(0.99, step / total))
             if step == 1 or step % max(1, total // 10) == 0:
                 rate = step / max(1e-9, time.monotonic() - started)
-                job.event(f"step {step}/{total}: train loss {value:.4f} ({rate:.2f} steps/s)", type="metrics",
+                out.event(f"step {step}/{total}: train loss {value:.4f} ({rate:.2f} steps/s)", type="metrics",
                           step=step, train_loss=value)  # fmt: skip
         if valid_items:
-            model.eval()
+            plain.eval()
             losses, weights = [], []
             with torch.no_grad():
-                for ids, labels, mask in batches(valid_items, False, rng):
+                for ids, labels, mask in batches(valid_items, False, rng, pad=False):
                     n = int((labels[:, 1:] != -100).sum())
                     if n == 0:
                         continue  # the mean over zero tokens is NaN and would poison the epoch's loss
-                    losses.append(float(loss_of(ids, labels, mask)) * n)
+                    losses.append(float(loss_of(ids, labels, mask, on=plain)) * n)
                     weights.append(n)
-            valid = sum(losses) / max(1, sum(weights))
-            job.metric(StepMetric(step=step, epoch=float(epoch), valid_loss=round(valid, 6)))
-            job.event(
+            sums = torch.tensor([sum(losses), float(sum(weights))], dtype=torch.float64, device=where)
+            if acc is not None:
+                torch.distributed.all_reduce(sums)  # every rank's share of the validation set
+            valid = float(sums[0] / max(1.0, float(sums[1])))
+            out.metric(StepMetric(step=step, epoch=float(epoch), valid_loss=round(valid, 6)))
+            out.event(
                 f"epoch {epoch}: validation loss {valid:.4f}", type="metrics", epoch=epoch, valid_loss=valid
             )
-    if should_stop():
+    if stop_now():
         raise Cancelled
-    model.save_pretrained(job.adapter_path)
-    job.update(trained_tokens=trained_tokens)
-    job.event(f"saved the LoRA adapter to {job.adapter_path}")
+    if acc is not None:
+        acc.wait_for_everyone()
+    if main:
+        plain.save_pretrained(job.adapter_path)
+    out.update(trained_tokens=trained_tokens)
+    out.event(f"saved the LoRA adapter to {job.adapter_path}")

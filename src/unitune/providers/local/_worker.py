@@ -17,8 +17,38 @@ from unitune.providers.local._store import JobDir
 from unitune.types import utcnow
 
 
+def _follow(job: JobDir) -> int:
+    """A non-zero rank of a multi-process job: wait for rank 0 to resolve the base model, then train
+    alongside it. It writes nothing: rank 0 owns the job's files and decides when to stop."""
+    import time
+
+    from unitune.providers.local._train import Cancelled, train
+
+    deadline = time.monotonic() + 3600
+    while True:
+        state = job.state()
+        if state.status not in ("queued", "running"):
+            return 0
+        if state.base_path:
+            break
+        if time.monotonic() > deadline:
+            print("rank 0 did not resolve the base model within an hour", file=sys.stderr)
+            return 1
+        time.sleep(0.5)
+    try:
+        train(job, Path(state.base_path), lambda: False, main=False)
+    except Cancelled:
+        return 0
+    except BaseException:
+        traceback.print_exc()
+        return 1
+    return 0
+
+
 def main(argv: list[str]) -> int:
     job = JobDir(Path(argv[1]))
+    if int(os.environ.get("RANK", "0")) != 0:
+        return _follow(job)
     stop = {"requested": False}
 
     def on_term(signum: int, frame: FrameType | None) -> None:

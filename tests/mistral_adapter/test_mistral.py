@@ -137,7 +137,9 @@ def test_a_404_on_the_jobs_collection_is_retirement_but_not_on_one_job(api: Fake
 def test_status_map_covers_the_specs_enum() -> None:
     import yaml
 
-    spec = Path(__file__).resolve().parents[3] / "shared" / "specs" / "mistral-openapi-legacy-finetuning.yaml"
+    from tests.contract.conftest import specs_dir
+
+    spec = specs_dir() / "mistral-openapi-legacy-finetuning.yaml"
     if not spec.exists():
         pytest.skip(f"{spec} not found")
     doc = yaml.safe_load(spec.read_text())

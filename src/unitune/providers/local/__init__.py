@@ -380,6 +380,7 @@ class LocalProvider(Provider):
             base, adapter, convs,
             max_new_tokens=int(params.get("max_new_tokens") or params.get("max_tokens") or self.settings.max_new_tokens),
             temperature=float(params.get("temperature") or 0.0), batch_size=int(params.get("batch_size") or 8),
+            device=self.settings.device,
         )  # fmt: skip
         return [
             ChatResponse(model=model, provider=self.name, content=r.text, finish_reason=r.finish_reason,

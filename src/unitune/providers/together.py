@@ -590,12 +590,17 @@ class TogetherProvider(Provider):
     def list_checkpoints(self, job_id: str) -> list[Checkpoint]:
         page = self._call(f"checkpoints of job {job_id}", self.sdk.fine_tuning.list_checkpoints, job_id)
         out = []
+        seen: set[str] = set()
         for item in page.data:
             raw = _dump(item)
             step = int(raw.get("step") or 0)
+            ident = f"{job_id}:{step}"  # what `from_checkpoint` takes
+            if ident in seen:  # a model and an adapter artifact of the same step: keep ids unique
+                ident = f"{ident}#{raw.get('checkpoint') or raw.get('checkpoint_type') or len(seen)}"
+            seen.add(ident)
             out.append(
                 Checkpoint(
-                    id=f"{job_id}:{step}",  # what `from_checkpoint` takes
+                    id=ident,
                     step=step,
                     model=raw.get("object_name"),
                     created_at=_time(raw.get("created_at")),

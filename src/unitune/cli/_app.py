@@ -145,6 +145,14 @@ def _table(*columns: str, keep_whole: Sequence[str] = ("job",)) -> Table:
     return table
 
 
+def _emit_job(job: Job, as_json: bool) -> None:
+    """A job as JSON, or as the few lines a person reads."""
+    if as_json:
+        _print_json(job)
+    else:
+        _show_job(job)
+
+
 def _show_job(job: Job) -> None:
     out = _out()
     out.print(
@@ -256,10 +264,7 @@ def status(
 ) -> None:
     """Show a job's current state."""
     job = _client_for_job(job_id, provider).get_job(job_id)
-    if as_json:
-        _print_json(job)
-    else:
-        _show_job(job)
+    _emit_job(job, as_json)
 
 
 @app.command()
@@ -349,10 +354,7 @@ def cancel(
 ) -> None:
     """Ask the provider to stop a job."""
     job = _client_for_job(job_id, provider).cancel_job(job_id)
-    if as_json:
-        _print_json(job)
-    else:
-        _show_job(job)
+    _emit_job(job, as_json)
 
 
 @app.command()
@@ -364,10 +366,7 @@ def pause(
 ) -> None:
     """Pause a running job (providers that can: OpenAI)."""
     job = _client_for_job(job_id, provider).pause_job(job_id)
-    if as_json:
-        _print_json(job)
-    else:
-        _show_job(job)
+    _emit_job(job, as_json)
 
 
 @app.command()
@@ -379,10 +378,7 @@ def resume(
 ) -> None:
     """Resume a paused job."""
     job = _client_for_job(job_id, provider).resume_job(job_id)
-    if as_json:
-        _print_json(job)
-    else:
-        _show_job(job)
+    _emit_job(job, as_json)
 
 
 @app.command()

@@ -10,12 +10,14 @@ off (`max_retries=0` or the SDK's equivalent) so attempts never multiply.
 
 from __future__ import annotations
 
+import datetime as dt
 import email.utils
+import hashlib
 import logging
 import os
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, NoReturn
 
@@ -46,6 +48,7 @@ from unitune.types import (
     Purpose,
     StepMetric,
     TunedModel,
+    Usage,
 )
 
 if TYPE_CHECKING:
@@ -59,7 +62,15 @@ __all__ = [
     "convert_for_upload",
     "error_from_status",
     "map_status",
+    "as_datetime",
+    "as_dict",
+    "as_float",
+    "catalog_retirement",
+    "chat_messages",
+    "chat_response",
+    "key_tag",
     "parse_retry_after",
+    "refuse_unknown_options",
 ]
 
 log = logging.getLogger("unitune")
@@ -197,6 +208,105 @@ def convert_for_upload(
         purpose=purpose,
         num_examples=result.written,
         conversion_losses=dict(result.loss_counts),
+    )
+
+
+# -- helpers the vendor adapters share ----------------------------------------------------------------
+
+
+def as_dict(obj: Any, *, by_alias: bool = False) -> dict[str, Any]:
+    """A vendor SDK object (a pydantic model) as plain JSON-ready data; a dict as is."""
+    dump = getattr(obj, "model_dump", None)
+    if dump is not None:
+        # warnings off: SDK models often hold values their own annotations do not allow ("max").
+        result: dict[str, Any] = dump(mode="json", by_alias=by_alias, warnings=False)
+        return result
+    return dict(obj) if isinstance(obj, dict) else {"value": obj}
+
+
+def as_datetime(value: Any) -> dt.datetime | None:
+    """A vendor timestamp (datetime, Unix seconds or ISO 8601) as an aware UTC datetime; None if absent
+    or unreadable."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, dt.datetime):
+        return value if value.tzinfo else value.replace(tzinfo=dt.timezone.utc)
+    if isinstance(value, (int, float)) or (isinstance(value, str) and value.isdigit()):
+        return dt.datetime.fromtimestamp(int(value), tz=dt.timezone.utc)
+    if isinstance(value, str):
+        try:
+            return as_datetime(dt.datetime.fromisoformat(value.replace("Z", "+00:00")))
+        except ValueError:
+            return None
+    return None
+
+
+def as_float(value: Any) -> float | None:
+    """A number from vendor data (CSV cells, JSON), or None when it is not one."""
+    if value is None or value == "":
+        return None
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def key_tag(key: str, *, prefix: str = "ut", nbytes: int = 4) -> str:
+    """A short, stable tag for an idempotency key, for vendors without job metadata: carried in a
+    suffix or a name, so a create whose answer was lost can be found again."""
+    return prefix + hashlib.blake2b(key.encode(), digest_size=nbytes).hexdigest()
+
+
+def refuse_unknown_options(provider: str, options: Mapping[str, Any], known: Iterable[str]) -> None:
+    """`UnsupportedFeatureError` naming every `provider_options` key the adapter does not know."""
+    names = sorted(known)
+    unknown = sorted(set(options) - set(names))
+    if unknown:
+        raise UnsupportedFeatureError(
+            provider=provider, feature=f"the provider option(s) {', '.join(map(repr, unknown))}",
+            hint="Known options: " + ", ".join(names) + ".",
+        )  # fmt: skip
+
+
+def catalog_retirement(provider: str) -> tuple[dt.date | None, list[str], str | None]:
+    """From the catalog: the date new jobs end on `provider` (a provider-wide training sunset), the
+    live alternatives and the source. Adapters put these in the errors a vendor's refusal becomes."""
+    from unitune.catalog import load_catalog
+
+    catalog = load_catalog()
+    if provider not in catalog.providers:
+        return None, [], None
+    entry = catalog.provider(provider)
+    alternatives = list(catalog.alternatives(provider, None, today=dt.date.today()))
+    for sunset in entry.sunsets:
+        if sunset.what in ("training", "fine_tuning_api") and not sunset.models:
+            return sunset.date, alternatives, sunset.source
+    return None, alternatives, entry.lifecycle.source
+
+
+def chat_messages(messages: list[Message]) -> list[dict[str, Any]]:
+    """Messages for an OpenAI-style chat API: unitune's training-only `weight` left out."""
+    return [m.model_dump(exclude_none=True, exclude={"weight"}) for m in messages]
+
+
+def chat_response(raw: Mapping[str, Any], *, model: str, provider: str) -> ChatResponse:
+    """A `ChatResponse` from an OpenAI-shaped completion (OpenAI, Together, Mistral)."""
+    choice = (raw.get("choices") or [{}])[0]
+    content = (choice.get("message") or {}).get("content")
+    if isinstance(content, list):  # content parts: keep the text ones
+        content = "".join(str(c.get("text", "")) for c in content if isinstance(c, dict))
+    usage = raw.get("usage") or {}
+    return ChatResponse(
+        model=str(raw.get("model") or model),
+        provider=provider,
+        content=content or "",
+        finish_reason=choice.get("finish_reason"),
+        # A negative count (seen from mocks) is nonsense, not a reason to fail the answer.
+        usage=Usage(
+            prompt_tokens=max(0, int(usage.get("prompt_tokens") or 0)),
+            completion_tokens=max(0, int(usage.get("completion_tokens") or 0)),
+        ),
+        raw=dict(raw),
     )
 
 

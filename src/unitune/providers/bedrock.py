@@ -25,7 +25,6 @@ from __future__ import annotations
 import contextlib
 import csv
 import dataclasses
-import datetime as dt
 import hashlib
 import io
 import re
@@ -45,6 +44,8 @@ from unitune.errors import (
 from unitune.providers.base import (
     Provider,
     ProviderSettings,
+    as_datetime,
+    as_float,
     convert_for_upload,
     error_from_status,
     map_status,
@@ -254,7 +255,7 @@ class BedrockProvider(Provider):
         headers = meta.get("HTTPHeaders", {})
         return error_from_status(
             status, f"{action}: {code}: {err.get('Message', e)}", provider=self.name,
-            request_id=meta.get("RequestId"), body=e.response, retry_after=_float(headers.get("retry-after")),
+            request_id=meta.get("RequestId"), body=e.response, retry_after=as_float(headers.get("retry-after")),
         )  # fmt: skip
 
     @contextlib.contextmanager
@@ -470,8 +471,8 @@ class BedrockProvider(Provider):
             raw_status=status,  # the phase statuses are in raw["statusDetails"]
             model=_model_id(str(raw.get("baseModelIdentifier") or raw.get("baseModelArn") or "")),
             fine_tuned_model=raw.get("outputModelArn") or raw.get("customModelArn"),
-            created_at=_aware(raw.get("creationTime")),
-            finished_at=_aware(raw.get("endTime")),
+            created_at=as_datetime(raw.get("creationTime")),
+            finished_at=as_datetime(raw.get("endTime")),
             training_file=(raw.get("trainingDataConfig") or {}).get("s3Uri"),
             validation_file=validators[0].get("s3Uri") if validators else None,
             hyperparameters=dict(raw.get("hyperParameters") or {}),
@@ -527,12 +528,12 @@ class BedrockProvider(Provider):
                 "Body"
             ].read()
             for row in csv.DictReader(io.StringIO(body.decode("utf-8"))):
-                step = _float(row.get("step_number") or row.get("step"))
+                step = as_float(row.get("step_number") or row.get("step"))
                 if step is None:
                     continue
                 entry = by_step.setdefault(int(step), {"extra": {}})
                 for column, value in row.items():
-                    number = _float(value)
+                    number = as_float(value)
                     if number is None or column in ("step_number", "step"):
                         continue
                     if column == "training_loss":
@@ -679,21 +680,6 @@ def _string(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     return str(value)
-
-
-def _float(value: Any) -> float | None:
-    if value is None or value == "":
-        return None
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        return None
-
-
-def _aware(value: Any) -> dt.datetime | None:
-    if isinstance(value, dt.datetime):
-        return value if value.tzinfo else value.replace(tzinfo=dt.timezone.utc)
-    return None
 
 
 def _plain(raw: Mapping[str, Any]) -> dict[str, Any]:

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import hashlib
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -39,9 +38,13 @@ from unitune.errors import (
 from unitune.providers.base import (
     Provider,
     ProviderSettings,
+    as_datetime,
+    as_dict,
     error_from_status,
+    key_tag,
     map_status,
     parse_retry_after,
+    refuse_unknown_options,
 )
 from unitune.types import (
     Capabilities,
@@ -109,23 +112,6 @@ def _sdk() -> Any:
     from unitune.providers.registry import import_sdk
 
     return import_sdk("cohere", "cohere")
-
-
-def _aware(value: Any) -> dt.datetime | None:
-    if isinstance(value, dt.datetime):
-        return value if value.tzinfo else value.replace(tzinfo=dt.timezone.utc)
-    if isinstance(value, str):
-        with contextlib.suppress(ValueError):
-            return _aware(dt.datetime.fromisoformat(value.replace("Z", "+00:00")))
-    return None
-
-
-def _dump(obj: Any) -> dict[str, Any]:
-    dump = getattr(obj, "model_dump", None) or getattr(obj, "dict", None)
-    if dump is not None:
-        result: dict[str, Any] = dump()
-        return result
-    return dict(obj) if isinstance(obj, dict) else {}
 
 
 class CohereProvider(Provider):
@@ -221,7 +207,7 @@ class CohereProvider(Provider):
         dataset = self._wait_validated(str(created.id), training.filename)
         ref = FileRef(id=str(created.id), provider=self.name, filename=training.filename,
                       size_bytes=training.size_bytes, purpose="training", sha256=training.sha256,
-                      created_at=_aware(dataset.get("created_at")), raw=dataset)  # fmt: skip
+                      created_at=as_datetime(dataset.get("created_at")), raw=dataset)  # fmt: skip
         if validation is None:
             return ref, None
         # The evaluation data lives inside the same dataset; this ref says so.
@@ -240,7 +226,7 @@ class CohereProvider(Provider):
                     raise
                 self._sleep(self.settings.dataset_poll_interval)
                 continue
-            dataset = _dump(got.dataset)
+            dataset = as_dict(got.dataset)
             status = str(dataset.get("validation_status"))
             if status in _DATASET_DONE:
                 return dataset
@@ -270,12 +256,7 @@ class CohereProvider(Provider):
                 raise UnsupportedFeatureError(provider=self.name, feature=name,
                                               hint="Cohere takes epochs, learning_rate, batch_size and LoRA settings.")  # fmt: skip
         options = dict(hp.provider_options)
-        unknown = sorted(set(options) - KNOWN_OPTIONS)
-        if unknown:
-            raise UnsupportedFeatureError(
-                provider=self.name, feature=f"the provider option(s) {', '.join(map(repr, unknown))}",
-                hint="Known options: " + ", ".join(sorted(KNOWN_OPTIONS)) + ".",
-            )  # fmt: skip
+        refuse_unknown_options(self.name, options, KNOWN_OPTIONS)
         if spec.validation_file is not None and spec.validation_file.id != spec.training_file.id:
             raise UnsupportedFeatureError(
                 provider=self.name, feature="a validation file in another dataset",
@@ -289,9 +270,8 @@ class CohereProvider(Provider):
             "lora_target_modules": options.get("lora_target_modules"),
         }  # fmt: skip
         # The model's name carries the idempotency key's hash, so a lost answer can be found again.
-        tag = hashlib.blake2b(idempotency_key.encode(), digest_size=4).hexdigest()
         request = FinetunedModel(
-            name=f"{(spec.suffix or 'unitune')[:40]}-ut{tag}",
+            name=f"{(spec.suffix or 'unitune')[:40]}-{key_tag(idempotency_key)}",
             settings=Settings(
                 base_model=BaseModel(
                     base_type="BASE_TYPE_CHAT", name=options.get("base_model") or spec.model
@@ -340,7 +320,7 @@ class CohereProvider(Provider):
         return sorted(jobs, key=lambda j: j.created_at or epoch, reverse=True)
 
     def find_job(self, idempotency_key: str) -> Job | None:
-        tag = "-ut" + hashlib.blake2b(idempotency_key.encode(), digest_size=4).hexdigest()
+        tag = "-" + key_tag(idempotency_key)
         for job in self.list_jobs(limit=1000):
             if str(job.raw.get("name", "")).endswith(tag):
                 return job.model_copy(update={"idempotency_key": idempotency_key})
@@ -354,7 +334,7 @@ class CohereProvider(Provider):
         )  # fmt: skip
 
     def _job(self, model: Any) -> Job:
-        raw = _dump(model)
+        raw = as_dict(model)
         status = str(raw.get("status") or "STATUS_UNSPECIFIED")
         settings = raw.get("settings") or {}
         mapped = map_status(self.name, status, STATUS_MAP)
@@ -379,8 +359,8 @@ class CohereProvider(Provider):
                 or ""
             ),
             fine_tuned_model=f"{raw.get('id')}-ft" if ready else None,
-            created_at=_aware(raw.get("created_at")),
-            finished_at=_aware(raw.get("completed_at")) if mapped.is_terminal else None,
+            created_at=as_datetime(raw.get("created_at")),
+            finished_at=as_datetime(raw.get("completed_at")) if mapped.is_terminal else None,
             training_file=settings.get("dataset_id"),
             hyperparameters={
                 k: v for k, v in (settings.get("hyperparameters") or {}).items() if v is not None
@@ -396,7 +376,7 @@ class CohereProvider(Provider):
         )
         out = [
             JobEvent(
-                created_at=_aware(e.created_at) or dt.datetime.now(dt.timezone.utc),
+                created_at=as_datetime(e.created_at) or dt.datetime.now(dt.timezone.utc),
                 level="error" if e.status == "STATUS_FAILED" else "info",
                 message=f"status {e.status}",
                 type="status",
@@ -454,7 +434,7 @@ class CohereProvider(Provider):
             {"role": m.role, "content": m.text} for m in messages if m.role in ("system", "user", "assistant")
         ]
         answer = self._call(f"chat with {model}", self.sdk.chat, model=model, messages=payload, **params)
-        raw = _dump(answer)
+        raw = as_dict(answer)
         content = ((raw.get("message") or {}).get("content")) or []
         text = "".join(str(c.get("text", "")) for c in content if isinstance(c, dict))
         billed = ((raw.get("usage") or {}).get("billed_units")) or {}

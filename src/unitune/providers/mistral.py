@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import hashlib
 import threading
 from collections.abc import Callable, Iterator
 from typing import Any, ClassVar, TypeVar
@@ -36,9 +35,16 @@ from unitune.errors import (
 from unitune.providers.base import (
     Provider,
     ProviderSettings,
+    as_datetime,
+    as_dict,
+    catalog_retirement,
+    chat_messages,
+    chat_response,
     error_from_status,
+    key_tag,
     map_status,
     parse_retry_after,
+    refuse_unknown_options,
 )
 from unitune.types import (
     Capabilities,
@@ -53,7 +59,6 @@ from unitune.types import (
     PreparedFile,
     StepMetric,
     TunedModel,
-    Usage,
 )
 
 __all__ = ["KNOWN_OPTIONS", "STATUS_MAP", "MistralProvider", "MistralSettings", "idempotency_tag"]
@@ -95,7 +100,7 @@ _JOBS = "/v1/fine_tuning/jobs"
 def idempotency_tag(key: str) -> str:
     """The suffix tag that marks a job created with this idempotency key (`u` + 6 hex: Mistral's
     suffix holds 18 characters)."""
-    return "u" + hashlib.blake2b(key.encode(), digest_size=3).hexdigest()
+    return key_tag(key, prefix="u", nbytes=3)
 
 
 _SUFFIX_MAX = 18
@@ -123,23 +128,8 @@ def _sdk() -> Any:
     return import_sdk("mistral", "mistralai.client")
 
 
-def _ts(value: Any) -> dt.datetime | None:
-    if value is None:
-        return None
-    if isinstance(value, dt.datetime):
-        return value if value.tzinfo else value.replace(tzinfo=dt.timezone.utc)
-    try:
-        return dt.datetime.fromtimestamp(int(value), dt.timezone.utc)
-    except (TypeError, ValueError):
-        return None
-
-
-def _dump(obj: Any) -> dict[str, Any]:
-    dump = getattr(obj, "model_dump", None)
-    if dump is not None:
-        result: dict[str, Any] = dump(mode="json", by_alias=True)
-        return result
-    return dict(obj) if isinstance(obj, dict) else {"value": obj}
+def _json(obj: Any) -> dict[str, Any]:
+    return as_dict(obj, by_alias=True)
 
 
 class MistralProvider(Provider):
@@ -215,18 +205,7 @@ class MistralProvider(Provider):
             self._client = None
 
     def _retired(self, message: str, **kwargs: Any) -> ProviderRetiredError:
-        from unitune.catalog import load_catalog
-
-        catalog = load_catalog()
-        date = source = None
-        alternatives: list[str] = []
-        if self.name in catalog.providers:
-            entry = catalog.provider(self.name)
-            sunsets = [s for s in entry.sunsets if s.what in ("training", "fine_tuning_api")]
-            if sunsets:
-                date, source = sunsets[0].date, sunsets[0].source
-            alternatives = list(catalog.alternatives(self.name, None, today=dt.date.today()))
-            source = source or entry.lifecycle.source
+        date, alternatives, source = catalog_retirement(self.name)
         return ProviderRetiredError(
             f"{message}. Mistral retired fine-tuning (the SDK has no jobs API since mistralai 2.5.2)",
             provider=self.name, retired_on=date, alternatives=alternatives, source=source, **kwargs,
@@ -309,7 +288,7 @@ class MistralProvider(Provider):
                 f"upload {prepared.filename}", self.sdk.files.upload,
                 file={"file_name": prepared.filename, "content": fh}, purpose="fine-tune",
             )  # fmt: skip
-        raw = _dump(obj)
+        raw = _json(obj)
         return FileRef(
             id=str(raw["id"]),
             provider=self.name,
@@ -317,7 +296,7 @@ class MistralProvider(Provider):
             size_bytes=raw.get("size_bytes") or raw.get("bytes") or prepared.size_bytes,
             purpose=prepared.purpose,
             sha256=prepared.sha256,
-            created_at=_ts(raw.get("created_at")),
+            created_at=as_datetime(raw.get("created_at")),
             raw=raw,
         )
 
@@ -332,12 +311,7 @@ class MistralProvider(Provider):
                     hint="Mistral's jobs took epochs, learning_rate and the options " + ", ".join(KNOWN_OPTIONS) + ".",
                 )  # fmt: skip
         options = dict(hp.provider_options)
-        unknown = sorted(set(options) - set(KNOWN_OPTIONS))
-        if unknown:
-            raise UnsupportedFeatureError(
-                provider=self.name, feature=f"the provider option(s) {', '.join(map(repr, unknown))}",
-                hint="Known options: " + ", ".join(KNOWN_OPTIONS) + ".",
-            )  # fmt: skip
+        refuse_unknown_options(self.name, options, KNOWN_OPTIONS)
         params: dict[str, Any] = {}
         if hp.epochs is not None:
             params["epochs"] = hp.epochs
@@ -454,8 +428,8 @@ class MistralProvider(Provider):
             raw_status=status,
             model=str(raw.get("model") or ""),
             fine_tuned_model=raw.get("fine_tuned_model"),
-            created_at=_ts(raw.get("created_at")),
-            finished_at=_ts(raw.get("modified_at")) if mapped.is_terminal else None,
+            created_at=as_datetime(raw.get("created_at")),
+            finished_at=as_datetime(raw.get("modified_at")) if mapped.is_terminal else None,
             estimated_finish=None,
             training_file=next(
                 (f.get("file_id") for f in raw.get("training_files") or [] if isinstance(f, dict)), None
@@ -473,7 +447,7 @@ class MistralProvider(Provider):
         raw = self.get_job(job_id).raw
         events = [
             JobEvent(
-                created_at=_ts(e.get("created_at")) or dt.datetime.now(dt.timezone.utc),
+                created_at=as_datetime(e.get("created_at")) or dt.datetime.now(dt.timezone.utc),
                 level="error" if "fail" in str(e.get("name", "")).lower() else "info",
                 message=str(e.get("name", "")),
                 type="status",
@@ -490,7 +464,7 @@ class MistralProvider(Provider):
                 Checkpoint(
                     id=f"{job_id}:{c.get('step_number', 0)}",
                     step=int(c.get("step_number") or 0),
-                    created_at=_ts(c.get("created_at")),
+                    created_at=as_datetime(c.get("created_at")),
                     metrics={k: float(v) for k, v in (c.get("metrics") or {}).items() if v is not None},
                     raw=c,
                 )
@@ -514,16 +488,16 @@ class MistralProvider(Provider):
 
     def _model(self, obj: Any) -> TunedModel:
         # A variant this SDK version does not know arrives as an "Unknown…" wrapper with the JSON in `raw`.
-        raw = obj.raw if isinstance(getattr(obj, "raw", None), dict) else _dump(obj)
+        raw = obj.raw if isinstance(getattr(obj, "raw", None), dict) else _json(obj)
         return TunedModel(
             id=str(raw["id"]), provider=self.name, base_model=raw.get("root"), job_id=raw.get("job"),
             name=raw.get("name"), description=raw.get("description"), archived=bool(raw.get("archived")),
-            created_at=_ts(raw.get("created")), raw=raw,
+            created_at=as_datetime(raw.get("created")), raw=raw,
         )  # fmt: skip
 
     def list_models(self) -> list[TunedModel]:
         listed = self._call("list models", self.sdk.models.list)
-        cards = [m.raw if isinstance(getattr(m, "raw", None), dict) else _dump(m) for m in listed.data or []]
+        cards = [m.raw if isinstance(getattr(m, "raw", None), dict) else _json(m) for m in listed.data or []]
         # A card of a shape this SDK version does not know still says its type in its JSON.
         return [self._model(c) for c in cards if c.get("type") == "fine-tuned"]
 
@@ -551,23 +525,11 @@ class MistralProvider(Provider):
     # -- inference ---------------------------------------------------------------------------------------------
 
     def chat(self, model: str, messages: list[Message], **params: Any) -> ChatResponse:
-        payload = [m.model_dump(exclude_none=True, exclude={"weight"}) for m in messages]
-        raw = _dump(
-            self._call(f"chat with {model}", self.sdk.chat.complete, model=model, messages=payload, **params)
+        answer = self._call(
+            f"chat with {model}",
+            self.sdk.chat.complete,
+            model=model,
+            messages=chat_messages(messages),
+            **params,
         )
-        choice = (raw.get("choices") or [{}])[0]
-        content = (choice.get("message") or {}).get("content")
-        if isinstance(content, list):  # content chunks: keep the text ones
-            content = "".join(str(c.get("text", "")) for c in content if isinstance(c, dict))
-        usage = raw.get("usage") or {}
-        return ChatResponse(
-            model=str(raw.get("model") or model),
-            provider=self.name,
-            content=content or "",
-            finish_reason=choice.get("finish_reason"),
-            usage=Usage(
-                prompt_tokens=max(0, int(usage.get("prompt_tokens") or 0)),
-                completion_tokens=max(0, int(usage.get("completion_tokens") or 0)),
-            ),
-            raw=raw,
-        )
+        return chat_response(_json(answer), model=model, provider=self.name)

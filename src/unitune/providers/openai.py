@@ -38,6 +38,12 @@ from unitune.errors import (
 from unitune.providers.base import (
     Provider,
     ProviderSettings,
+    as_datetime,
+    as_dict,
+    as_float,
+    catalog_retirement,
+    chat_messages,
+    chat_response,
     error_from_status,
     map_status,
     parse_retry_after,
@@ -54,7 +60,6 @@ from unitune.types import (
     Message,
     PreparedFile,
     StepMetric,
-    Usage,
 )
 
 __all__ = ["IDEMPOTENCY_TAG", "KNOWN_OPTIONS", "STATUS_MAP", "OpenAIProvider", "OpenAISettings"]
@@ -119,29 +124,6 @@ def _sdk() -> Any:
     from unitune.providers.registry import import_sdk
 
     return import_sdk("openai", "openai")
-
-
-def _ts(value: Any) -> dt.datetime | None:
-    if value is None:
-        return None
-    return dt.datetime.fromtimestamp(int(value), tz=dt.timezone.utc)
-
-
-def _dump(obj: Any) -> dict[str, Any]:
-    dump = getattr(obj, "model_dump", None)
-    if dump is not None:
-        result: dict[str, Any] = dump(mode="json")
-        return result
-    return dict(obj) if isinstance(obj, dict) else {"value": obj}
-
-
-def _float(value: Any) -> float | None:
-    if value is None or value == "":
-        return None
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        return None
 
 
 class OpenAIProvider(Provider):
@@ -217,7 +199,7 @@ class OpenAIProvider(Provider):
         headers = e.response.headers
         retry_after = parse_retry_after(headers.get("retry-after"))
         if retry_after is None and headers.get("retry-after-ms"):
-            retry_after = (_float(headers.get("retry-after-ms")) or 0.0) / 1000
+            retry_after = (as_float(headers.get("retry-after-ms")) or 0.0) / 1000
         code = e.status_code
         common: dict[str, Any] = {
             "provider": self.name,
@@ -226,13 +208,13 @@ class OpenAIProvider(Provider):
             "body": body,
         }
         if code == 410:
-            sunset, alternatives, source = self._training_sunset()
+            sunset, alternatives, source = catalog_retirement(self.name)
             return ProviderRetiredError(
                 message, retired_on=sunset, alternatives=alternatives, source=source, **common
             )
         if code == 403 and action.startswith("create"):
             # The usual reason today: this organisation may no longer start fine-tuning jobs.
-            sunset, alternatives, _ = self._training_sunset()
+            sunset, alternatives, _ = catalog_retirement(self.name)
             when = f"; from {sunset.isoformat()} nobody can" if sunset else ""
             message += (
                 ". OpenAI now takes new fine-tuning jobs only from organisations still active in fine-tuning"
@@ -241,19 +223,6 @@ class OpenAIProvider(Provider):
             return PermissionDeniedError(message, **common)
         return error_from_status(code, message, provider=self.name, request_id=e.request_id,
                                  retry_after=retry_after, body=body)  # fmt: skip
-
-    def _training_sunset(self) -> tuple[dt.date | None, list[str], str | None]:
-        """The catalog's date for the end of new jobs, the live alternatives and the source."""
-        from unitune.catalog import load_catalog
-
-        catalog = load_catalog()
-        if self.name not in catalog.providers:
-            return None, [], None
-        for sunset in catalog.provider(self.name).sunsets:
-            if sunset.what in ("training", "fine_tuning_api") and not sunset.models:
-                alternatives = catalog.alternatives(self.name, None, today=dt.date.today())
-                return sunset.date, list(alternatives), sunset.source
-        return None, [], None
 
     def _call(self, action: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         with self._map_errors(action):
@@ -289,7 +258,7 @@ class OpenAIProvider(Provider):
                     "upload", self.sdk.files.create,
                     file=(prepared.filename, fh, "application/jsonl"), purpose="fine-tune",
                 )  # fmt: skip
-            raw = _dump(obj)
+            raw = as_dict(obj)
         if raw.get("status") == "error":
             raise ProviderError(
                 f"upload: OpenAI refused {prepared.filename}: {raw.get('status_details') or 'no reason given'}",
@@ -302,7 +271,7 @@ class OpenAIProvider(Provider):
             size_bytes=raw.get("bytes") or prepared.size_bytes,
             purpose=prepared.purpose,
             sha256=prepared.sha256,
-            created_at=_ts(raw.get("created_at")),
+            created_at=as_datetime(raw.get("created_at")),
             raw=raw,
         )
 
@@ -355,9 +324,9 @@ class OpenAIProvider(Provider):
         if file is None:
             raise ProviderError(
                 f"upload: the Uploads API completed {upload.id} without a file (status {getattr(done, 'status', '?')})",
-                provider=self.name, body=_dump(done),
+                provider=self.name, body=as_dict(done),
             )  # fmt: skip
-        return _dump(file)
+        return as_dict(file)
 
     # -- jobs --------------------------------------------------------------------------------------
 
@@ -446,7 +415,7 @@ class OpenAIProvider(Provider):
         return self._job(self._call(f"resume job {job_id}", self.sdk.fine_tuning.jobs.resume, job_id))
 
     def _job(self, obj: Any) -> Job:
-        raw = _dump(obj)
+        raw = as_dict(obj)
         status = str(raw.get("status"))
         error = raw.get("error") or None
         error_text = None
@@ -468,9 +437,9 @@ class OpenAIProvider(Provider):
             raw_status=status,
             model=str(raw.get("model")),
             fine_tuned_model=raw.get("fine_tuned_model"),
-            created_at=_ts(raw.get("created_at")),
-            finished_at=_ts(raw.get("finished_at")),
-            estimated_finish=_ts(raw.get("estimated_finish")),
+            created_at=as_datetime(raw.get("created_at")),
+            finished_at=as_datetime(raw.get("finished_at")),
+            estimated_finish=as_datetime(raw.get("estimated_finish")),
             training_file=raw.get("training_file"),
             validation_file=raw.get("validation_file"),
             hyperparameters={k: v for k, v in hp.items() if v is not None},
@@ -489,14 +458,14 @@ class OpenAIProvider(Provider):
         )
         events = []
         for item in reversed(items):
-            raw = _dump(item)
+            raw = as_dict(item)
             level = {"warn": "warning", "warning": "warning", "error": "error"}.get(
                 str(raw.get("level")), "info"
             )
             events.append(
                 JobEvent(
                     id=raw.get("id"),
-                    created_at=_ts(raw.get("created_at")) or dt.datetime.now(dt.timezone.utc),
+                    created_at=as_datetime(raw.get("created_at")) or dt.datetime.now(dt.timezone.utc),
                     level=level,
                     message=str(raw.get("message", "")),
                     type=str(raw.get("type") or "message"),
@@ -513,14 +482,14 @@ class OpenAIProvider(Provider):
         )
         out = []
         for item in items:
-            raw = _dump(item)
-            metrics = {k: float(v) for k, v in (raw.get("metrics") or {}).items() if _float(v) is not None}
+            raw = as_dict(item)
+            metrics = {k: float(v) for k, v in (raw.get("metrics") or {}).items() if as_float(v) is not None}
             out.append(
                 Checkpoint(
                     id=str(raw["id"]),
                     step=int(raw.get("step_number") or metrics.get("step") or 0),
                     model=raw.get("fine_tuned_model_checkpoint"),
-                    created_at=_ts(raw.get("created_at")),
+                    created_at=as_datetime(raw.get("created_at")),
                     metrics=metrics,
                     raw=raw,
                 )
@@ -548,24 +517,11 @@ class OpenAIProvider(Provider):
     # -- inference -----------------------------------------------------------------------------------
 
     def chat(self, model: str, messages: list[Message], **params: Any) -> ChatResponse:
-        payload = [m.model_dump(exclude_none=True, exclude={"weight"}) for m in messages]
         completion = self._call(
-            f"chat with {model}", self.sdk.chat.completions.create, model=model, messages=payload, **params
-        )
-        raw = _dump(completion)
-        choice = (raw.get("choices") or [{}])[0]
-        usage = raw.get("usage") or {}
-        return ChatResponse(
-            model=str(raw.get("model") or model),
-            provider=self.name,
-            content=(choice.get("message") or {}).get("content") or "",
-            finish_reason=choice.get("finish_reason"),
-            usage=Usage(
-                prompt_tokens=max(0, int(usage.get("prompt_tokens") or 0)),
-                completion_tokens=max(0, int(usage.get("completion_tokens") or 0)),
-            ),
-            raw=raw,
-        )
+            f"chat with {model}", self.sdk.chat.completions.create, model=model, messages=chat_messages(messages),
+            **params,
+        )  # fmt: skip
+        return chat_response(as_dict(completion), model=model, provider=self.name)
 
 
 _KNOWN_METRICS = {
@@ -579,13 +535,13 @@ _KNOWN_METRICS = {
 
 
 def _metric(row: dict[str, Any]) -> StepMetric | None:
-    step = _float(row.get("step"))
+    step = as_float(row.get("step"))
     if step is None:
         return None
     fields: dict[str, Any] = {}
     extra: dict[str, float] = {}
     for key, value in row.items():
-        number = _float(value)
+        number = as_float(value)
         if key == "step" or number is None:
             continue
         if key in _KNOWN_METRICS and _KNOWN_METRICS[key] not in fields:

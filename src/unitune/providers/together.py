@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import hashlib
 import logging
 import threading
 import time
@@ -38,9 +37,15 @@ from unitune.errors import (
 from unitune.providers.base import (
     Provider,
     ProviderSettings,
+    as_datetime,
+    as_dict,
+    chat_messages,
+    chat_response,
     error_from_status,
+    key_tag,
     map_status,
     parse_retry_after,
+    refuse_unknown_options,
 )
 from unitune.types import (
     Capabilities,
@@ -54,7 +59,6 @@ from unitune.types import (
     Message,
     PreparedFile,
     StepMetric,
-    Usage,
     utcnow,
 )
 
@@ -106,7 +110,7 @@ _METRIC_KEYS = {
 
 def idempotency_tag(key: str) -> str:
     """The suffix tag that marks a job created with this idempotency key (`ut` + 8 hex)."""
-    return "ut" + hashlib.blake2b(key.encode(), digest_size=4).hexdigest()
+    return key_tag(key)
 
 
 class TogetherSettings(ProviderSettings):
@@ -138,27 +142,9 @@ def _no_query(text: str) -> str:
     return re.sub(r"(https?://[^\s?'\"]+)\?[^\s'\"]*", r"\1?…", text)
 
 
-def _dump(obj: Any) -> dict[str, Any]:
-    dump = getattr(obj, "model_dump", None)
-    if dump is not None:
-        # by_alias: the SDK names the output model `x_model_output_name` (alias `model_output_name`).
-        result: dict[str, Any] = dump(mode="json", by_alias=True, warnings=False)
-        return result
-    return dict(obj) if isinstance(obj, dict) else {"value": obj}
-
-
-def _time(value: Any) -> dt.datetime | None:
-    if value is None or value == "":
-        return None
-    if isinstance(value, dt.datetime):
-        return value if value.tzinfo else value.replace(tzinfo=dt.timezone.utc)
-    if isinstance(value, (int, float)):
-        return dt.datetime.fromtimestamp(value, dt.timezone.utc)
-    try:
-        parsed = dt.datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.timezone.utc)
+def _json(obj: Any) -> dict[str, Any]:
+    # by_alias: the SDK names the output model `x_model_output_name` (alias `model_output_name`).
+    return as_dict(obj, by_alias=True)
 
 
 class TogetherProvider(Provider):
@@ -272,7 +258,7 @@ class TogetherProvider(Provider):
             purpose="fine-tune",
             check=False,
         )
-        raw = self._wait_processed(_dump(obj), prepared.filename)
+        raw = self._wait_processed(_json(obj), prepared.filename)
         return FileRef(
             id=str(raw["id"]),
             provider=self.name,
@@ -280,7 +266,7 @@ class TogetherProvider(Provider):
             size_bytes=raw.get("bytes") or prepared.size_bytes,
             purpose=prepared.purpose,
             sha256=prepared.sha256,
-            created_at=_time(raw.get("created_at")),
+            created_at=as_datetime(raw.get("created_at")),
             raw=raw,
         )
 
@@ -305,19 +291,14 @@ class TogetherProvider(Provider):
                     provider=self.name,
                 )
             self._sleep(self.settings.file_poll_interval)
-            raw = _dump(self._call(f"file {raw.get('id')}", self.sdk.files.retrieve, raw["id"]))
+            raw = _json(self._call(f"file {raw.get('id')}", self.sdk.files.retrieve, raw["id"]))
 
     # -- jobs --------------------------------------------------------------------------------------
 
     def _create_kwargs(self, spec: JobSpec, idempotency_key: str) -> dict[str, Any]:
         hp = spec.hyperparameters
         options = dict(hp.provider_options)
-        unknown = sorted(set(options) - KNOWN_OPTIONS)
-        if unknown:
-            raise UnsupportedFeatureError(
-                provider=self.name, feature=f"the provider option(s) {', '.join(map(repr, unknown))}",
-                hint="Known options: " + ", ".join(sorted(KNOWN_OPTIONS)) + ".",
-            )  # fmt: skip
+        refuse_unknown_options(self.name, options, KNOWN_OPTIONS)
         if hp.learning_rate_multiplier is not None:
             raise UnsupportedFeatureError(
                 provider=self.name, feature="learning_rate_multiplier",
@@ -415,7 +396,7 @@ class TogetherProvider(Provider):
 
     def model_limits(self, model: str) -> dict[str, Any]:
         """Together's limits for `model` (ranks, batch sizes, epochs, learning rates, sequence lengths)."""
-        return _dump(self._call(f"limits of {model}", self.sdk.fine_tuning.model_limits, model_name=model))
+        return _json(self._call(f"limits of {model}", self.sdk.fine_tuning.model_limits, model_name=model))
 
     def estimate_price(self, spec: JobSpec) -> dict[str, Any]:
         """Together's own price estimate for this job (needs the uploaded file ids), shown beside
@@ -438,7 +419,7 @@ class TogetherProvider(Provider):
         }
         if kwargs.get("validation_file"):
             params["validation_file"] = kwargs["validation_file"]
-        return _dump(self._call("estimate price", self.sdk.fine_tuning.estimate_price, **params))
+        return _json(self._call("estimate price", self.sdk.fine_tuning.estimate_price, **params))
 
     @staticmethod
     def _method_params(kwargs: dict[str, Any]) -> dict[str, Any]:
@@ -452,7 +433,7 @@ class TogetherProvider(Provider):
         limits_obj = self._call(
             f"limits of {spec.model}", self.sdk.fine_tuning.model_limits, model_name=spec.model
         )
-        self._check_limits(kwargs, _dump(limits_obj))
+        self._check_limits(kwargs, _json(limits_obj))
         estimate = self._estimate(kwargs)
         if estimate.get("estimation_available") and estimate.get("allowed_to_proceed") is False:
             price = estimate.get("estimated_total_price")
@@ -498,7 +479,7 @@ class TogetherProvider(Provider):
         return self.get_job(job_id)
 
     def _job(self, obj: Any) -> Job:
-        raw = _dump(obj)
+        raw = _json(obj)
         status = str(raw.get("status"))
         training_type = raw.get("training_type") or {}
         method = raw.get("training_method") or {}
@@ -530,8 +511,8 @@ class TogetherProvider(Provider):
             raw_status=status,
             model=str(raw.get("model") or ""),
             fine_tuned_model=raw.get("model_output_name") or raw.get("output_name"),
-            created_at=_time(raw.get("created_at")),
-            finished_at=_time(raw.get("updated_at"))
+            created_at=as_datetime(raw.get("created_at")),
+            finished_at=as_datetime(raw.get("updated_at"))
             if STATUS_MAP.get(status, S.RUNNING).is_terminal
             else None,
             estimated_finish=estimated_finish,
@@ -550,12 +531,12 @@ class TogetherProvider(Provider):
         page = self._call(f"events of job {job_id}", self.sdk.fine_tuning.list_events, job_id)
         events = []
         for item in page.data:
-            raw = _dump(item)
+            raw = _json(item)
             data = {k: v for k, v in raw.items() if k not in ("message", "created_at", "level", "object", "type")
                     and v not in (None, "")}  # fmt: skip
             events.append(
                 JobEvent(
-                    created_at=_time(raw.get("created_at")) or utcnow(),
+                    created_at=as_datetime(raw.get("created_at")) or utcnow(),
                     level=_EVENT_LEVELS.get(str(raw.get("level")), "info"),
                     message=str(raw.get("message", "")),
                     type=str(raw.get("type") or "message"),
@@ -592,7 +573,7 @@ class TogetherProvider(Provider):
         out = []
         seen: set[str] = set()
         for item in page.data:
-            raw = _dump(item)
+            raw = _json(item)
             step = int(raw.get("step") or 0)
             ident = f"{job_id}:{step}"  # what `from_checkpoint` takes
             if ident in seen:  # a model and an adapter artifact of the same step: keep ids unique
@@ -603,7 +584,7 @@ class TogetherProvider(Provider):
                     id=ident,
                     step=step,
                     model=raw.get("object_name"),
-                    created_at=_time(raw.get("created_at")),
+                    created_at=as_datetime(raw.get("created_at")),
                     raw=raw,
                 )
             )
@@ -612,21 +593,8 @@ class TogetherProvider(Provider):
     # -- inference -----------------------------------------------------------------------------------
 
     def chat(self, model: str, messages: list[Message], **params: Any) -> ChatResponse:
-        payload = [m.model_dump(exclude_none=True, exclude={"weight"}) for m in messages]
         completion = self._call(
-            f"chat with {model}", self.sdk.chat.completions.create, model=model, messages=payload, **params
-        )
-        raw = _dump(completion)
-        choice = (raw.get("choices") or [{}])[0]
-        usage = raw.get("usage") or {}
-        return ChatResponse(
-            model=str(raw.get("model") or model),
-            provider=self.name,
-            content=(choice.get("message") or {}).get("content") or "",
-            finish_reason=choice.get("finish_reason"),
-            usage=Usage(
-                prompt_tokens=max(0, int(usage.get("prompt_tokens") or 0)),
-                completion_tokens=max(0, int(usage.get("completion_tokens") or 0)),
-            ),
-            raw=raw,
-        )
+            f"chat with {model}", self.sdk.chat.completions.create, model=model, messages=chat_messages(messages),
+            **params,
+        )  # fmt: skip
+        return chat_response(_json(completion), model=model, provider=self.name)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import json
 import random
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -195,7 +196,8 @@ def test_fingerprints_match_the_regex_definition() -> None:
     ]
     got = V._fingerprints(texts)
     for text, (exact, near) in zip(texts, got, strict=True):
-        want = V._NEAR.sub(" ", text.lower()).strip()
+        # Lower-cased character by character: "Σ" is "σ" even at a word's end (no final-sigma rule).
+        want = re.sub(r"[\W_]+", " ", text.replace("Σ", "σ").lower()).strip()
         assert near == V.hashlib.blake2b(want.encode(), digest_size=8).digest(), repr(text)
         assert exact == V.hashlib.blake2b(text.encode(), digest_size=8).digest()
 

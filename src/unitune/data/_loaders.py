@@ -3,7 +3,7 @@
 A record is `(line, data, problem)`: `data` is a dict in OpenAI chat (`{"messages": ...}`) or DPO
 (`{"input": ..., "preferred_output": ..., "non_preferred_output": ...}`) shape, or None when the line
 could not be read, in which case `problem` says why (code, message, column). Nothing here holds more
-than one line at a time.
+than one block of a file (about a MiB, see `iter_jsonl_blocks`) at a time.
 """
 
 from __future__ import annotations
@@ -17,6 +17,8 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, Literal
+
+import msgspec
 
 __all__ = [
     "FORMATS", "Format", "JsonlFile", "Problem", "Record", "detect_format", "normalize", "read_csv", "read_jsonl",
@@ -167,6 +169,111 @@ def _parse_line(raw: bytes, line: int, fmt: str | None, *, bom: bool = False) ->
     return Record(line, normalize(obj, seen) if seen in _NORMALIZERS else obj, None, seen, size), seen
 
 
+#: How much of a file `iter_jsonl_blocks` decodes at once (rounded up to a whole line).
+BLOCK_BYTES = 1 << 20
+_BOM = b"\xef\xbb\xbf"
+_decode_lines = msgspec.json.Decoder().decode_lines
+
+
+def read_blocks(fh: IO[bytes], limit: int | None = None) -> Iterator[bytes]:
+    """`fh` in blocks of whole lines, about `BLOCK_BYTES` each (only the last may lack its newline);
+    at most `limit` bytes in all, which must end at a line end or at the end of the file."""
+    if isinstance(fh, gzip.GzipFile):
+        yield from _gzip_blocks(fh)
+        return
+    left = limit
+    while left is None or left > 0:
+        block = fh.read(BLOCK_BYTES if left is None else min(BLOCK_BYTES, left))
+        if not block:
+            return
+        if not block.endswith(b"\n") and (left is None or len(block) < left):
+            block += fh.readline() if left is None else fh.readline(left - len(block))
+        if left is not None:
+            left -= len(block)
+        yield block
+
+
+def _gzip_blocks(fh: gzip.GzipFile) -> Iterator[bytes]:
+    # Line by line, so that the lines before corrupt or truncated data still arrive (the error
+    # follows them): `read(n)` would take them down with it.
+    lines: list[bytes] = []
+    size = 0
+    it = iter(fh)
+    while True:
+        try:
+            raw = next(it)
+        except StopIteration:
+            break
+        except Exception:
+            if lines:
+                yield b"".join(lines)
+            raise
+        lines.append(raw)
+        size += len(raw)
+        if size >= BLOCK_BYTES:
+            yield b"".join(lines)
+            lines.clear()
+            size = 0
+    if lines:
+        yield b"".join(lines)
+
+
+def _chat_block(block: bytes, n_lines: int) -> list[Any] | None:
+    """The objects of a block of `n_lines` lines if each line is one chat object, else None.
+
+    msgspec parses 1.5-2x faster than `json.loads` line by line, and gives the same objects wherever
+    it succeeds (tests/test_loaders_blocks.py); where it refuses a line `json.loads` might accept
+    (NaN, a lone surrogate, 1e400) or the block holds anything else, the caller goes line by line.
+    """
+    try:
+        objs = _decode_lines(block)
+    except (msgspec.DecodeError, UnicodeDecodeError):
+        return None
+    # A blank line yields no object: then the numbering would be off.
+    if len(objs) != n_lines or not all(type(o) is dict and "messages" in o for o in objs):
+        return None
+    return objs
+
+
+def iter_jsonl_blocks(
+    blocks: Iterable[bytes], *, fmt: Format | str = "auto", file_start: bool = True
+) -> Iterator[Record]:
+    """The records `iter_jsonl_lines` makes of the same bytes, given in blocks of whole lines.
+
+    A block whose lines are all chat objects (the common case, while the format is chat) is
+    decoded in one call; any other block line by line, exactly as `iter_jsonl_lines` does.
+    """
+    pinned: str | None = None if fmt == "auto" else fmt
+    line = 0
+    for block in blocks:
+        lines = block.split(b"\n")
+        if lines[-1]:
+            sizes = [len(raw) + 1 for raw in lines]
+            sizes[-1] -= 1
+        else:
+            lines.pop()
+            sizes = [len(raw) + 1 for raw in lines]
+        objs = None
+        if pinned in (None, "chat") and not (file_start and line == 0 and block.startswith(_BOM)):
+            objs = _chat_block(block, len(lines))
+        if objs is not None:
+            pinned = "chat"
+            for obj, size in zip(objs, sizes, strict=True):
+                line += 1
+                yield Record(line, obj, None, "chat", size)
+            continue
+        for raw, size in zip(lines, sizes, strict=True):
+            line += 1
+            if not raw.strip():
+                yield Record(line, None, Problem("blank_line", "blank line"), size=size)
+                continue
+            if size > len(raw):  # as `iter_jsonl_lines` reads it: with its newline
+                raw += b"\n"
+            record, seen = _parse_line(raw, line, pinned, bom=line == 1 and file_start)
+            pinned = pinned or seen
+            yield record
+
+
 def iter_jsonl_lines(
     lines: Iterable[bytes], *, fmt: Format | str = "auto", file_start: bool = True
 ) -> Iterator[Record]:
@@ -225,7 +332,7 @@ def _read_jsonl(path: Path, fmt: Format) -> Iterator[Record]:
     line = 0
     with open_binary(path) as fh:
         try:
-            for record in iter_jsonl_lines(fh, fmt=fmt):
+            for record in iter_jsonl_blocks(read_blocks(fh), fmt=fmt):
                 line = record.line
                 yield record
         except (EOFError, OSError, zlib.error) as e:  # gzip.BadGzipFile is an OSError
@@ -263,18 +370,7 @@ def read_jsonl_range(path: Path, start: int, end: int, *, fmt: str) -> Iterator[
     """
     with path.open("rb") as fh:
         fh.seek(start)
-        left = end - start
-
-        def lines() -> Iterator[bytes]:
-            nonlocal left
-            while left > 0:
-                raw = fh.readline(left)
-                if not raw:
-                    return
-                left -= len(raw)
-                yield raw
-
-        yield from iter_jsonl_lines(lines(), fmt=fmt, file_start=start == 0)
+        yield from iter_jsonl_blocks(read_blocks(fh, end - start), fmt=fmt, file_start=start == 0)
 
 
 def read_csv(

@@ -27,6 +27,7 @@ from typing import Any, Protocol
 from unitune.data._dataset import Dataset
 from unitune.data._loaders import JsonlFile, Record, is_gzip, line_boundaries, read_jsonl, read_jsonl_range
 from unitune.data._report import Distribution, Issue, IssueCollector, Severity, Stats, ValidationReport
+from unitune.data._textscan_py import F_AT, F_CARD, F_IBAN, F_PHONE, F_SPECIAL, scan
 from unitune.data.profiles import ROLES, Profile, get_profile
 from unitune.types import content_text
 
@@ -44,7 +45,6 @@ _EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za
 _PHONE = re.compile(r"(?<![\w+])\+?\(?\d{1,4}\)?(?:[ .-]?\(?\d{2,4}\)?){2,5}(?!\w)")
 _CARD = re.compile(r"(?<!\d)(?:\d[ -]?){12,18}\d(?!\d)")
 _IBAN = re.compile(r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]){11,30}\b")
-_NEAR = re.compile(r"[\W_]+", re.UNICODE)
 
 SMALL_DATASET = 50
 RECOMMENDED_DATASET = 100
@@ -134,34 +134,6 @@ def pii_findings(text: str) -> list[tuple[str, str]]:
     return found
 
 
-# ASCII bytes → the lower-case letter or the digit they are, or a space (non-ASCII bytes are kept):
-# the ASCII half of `_NEAR` (runs of non-word characters and "_") as a `bytes.translate` table.
-_NEAR_ASCII = bytes(
-    b if 0x30 <= b <= 0x39 or 0x61 <= b <= 0x7A or b >= 0x80 else b + 32 if 0x41 <= b <= 0x5A else 0x20
-    for b in range(256)
-)
-_SPACES = re.compile(rb"  +")
-
-
-def _near_blanked(text: str) -> bytes:
-    r"""`text` lower-cased, UTF-8, with every character `_NEAR` matches (`\W` or "_") made a space.
-
-    `\w` is `str.isalnum()` or "_": the ASCII ones go through a table (which also lower-cases), the
-    non-ASCII ones that are not alphanumeric (few, and few distinct) are replaced one by one. Text
-    whose non-ASCII characters have no lower case (accented small letters, CJK, emoji) skips the
-    slow `str.lower()`.
-    """
-    if not text.isascii():
-        chars = set(_non_ascii(text))
-        if any(ch.lower() != ch for ch in chars):
-            text = text.lower()
-            chars = set(_non_ascii(text))
-        for ch in chars:
-            if not ch.isalnum():
-                text = text.replace(ch, " ")
-    return text.encode().translate(_NEAR_ASCII)
-
-
 def _blake2b8(data: bytes) -> bytes:
     return hashlib.blake2b(data, digest_size=8).digest()
 
@@ -177,27 +149,10 @@ def _fingerprints(
 ) -> list[tuple[bytes, bytes]]:
     """(exact, near) keys of examples' turn texts (see `example_keys`), 8 bytes each.
 
-    The near text is `_NEAR.sub(" ", exact.lower()).strip()`, built 5-10x faster than that regex
-    (which pays per match): blank the non-word characters, then shorten runs of blanks to one,
-    for a whole batch at once where numpy is installed.
+    The near text is the text lower-cased with every run of non-word characters one space
+    (`unitune.data._textscan_py.scan`, which gives it in one pass).
     """
-    if not exacts:
-        return []
-    blanked = [_near_blanked(e) for e in exacts]  # no b"\n" in these: it was blanked
-    try:
-        import numpy as np
-    except ImportError:
-        nears = [_SPACES.sub(b" ", b) for b in blanked]
-    else:
-        a = np.frombuffer(b"\n".join(blanked), dtype=np.uint8)
-        keep = np.ones(a.size, dtype=bool)
-        if a.size > 1:
-            space = a == 0x20
-            np.logical_not(space[1:] & space[:-1], out=keep[1:])
-        nears = a[keep].tobytes().split(b"\n")
-    return [
-        (digest(exact.encode()), digest(near.strip(b" "))) for exact, near in zip(exacts, nears, strict=True)
-    ]
+    return [(digest(e.encode("utf-8", "surrogatepass")), digest(scan(e, "")[0])) for e in exacts]
 
 
 def _listed(value: Any) -> list[Any]:
@@ -237,6 +192,106 @@ def _turns_text(data: Mapping[str, Any]) -> str:
     return "\x1e".join(parts)
 
 
+_PII_FLAGS = F_AT | F_IBAN | F_PHONE | F_CARD
+#: The codes whose findings depend on the text, not on an example's structure (see `_shape`).
+_TEXT_CODES = frozenset({"special_token", "pii_email", "pii_card", "pii_iban", "pii_phone"})
+_ABSENT = object()  # in a shape: the key is not there
+
+
+def _json_ok(text: str) -> bool:
+    try:
+        json.loads(text)
+    except json.JSONDecodeError:
+        return False
+    return True
+
+
+def _shape(data: Mapping[str, Any], tool_id: re.Pattern[str] | None) -> tuple[tuple[Any, ...] | None, str]:
+    """(shape, turns): everything the structural checks of a chat example read (`_Checker.chat`)
+    without its text, and its `_turns_text` (built in the same walk, as that is half the work).
+
+    Two examples of one shape get the same structural findings; so once an example of a shape was
+    checked and found clean, the next ones need no checking (most files have a few dozen shapes).
+    Each part mirrors the check it stands for: a role as it is, content as absent/blank/text, a
+    weight as it is, tool call ids as the order they first appear in (pairing depends only on which
+    are equal), names, arguments and tool definitions as valid or not. None where a value has a
+    type the shape does not describe: such an example is checked in full.
+    """
+    messages = data.get("messages")
+    if type(messages) is not list:
+        return None, _turns_text(data)
+    tools = data.get("tools")
+    shape: list[Any] = [_TOP_KEYS_CHAT.issuperset(data), "functions" in data, tools is None]
+    if tools is not None:
+        if type(tools) is not list:
+            return None, _turns_text(data)
+        for tool in tools:
+            fn = tool.get("function") if type(tool) is dict else None
+            if type(fn) is not dict:
+                return None, _turns_text(data)
+            name, params = fn.get("name"), fn.get("parameters")
+            shape.append(
+                (
+                    tool.get("type") == "function",
+                    type(name) is str and _FUNCTION_NAME.match(name) is not None,
+                    params is None or (type(params) is dict and params.get("type", "object") == "object"),
+                )
+            )
+    ids: dict[str, int] = {}
+    parts = []
+    for m in messages:
+        if type(m) is not dict or "function_call" in m:
+            return None, _turns_text(data)
+        role = m.get("role")
+        content = m.get("content")
+        if type(role) is not str or (content is not None and type(content) is not str):
+            return None, _turns_text(data)
+        weight = m.get("weight", _ABSENT)
+        if weight is not _ABSENT and type(weight) is not int:
+            return None, _turns_text(data)
+        calls = m.get("tool_calls")
+        call_shapes: tuple[Any, ...] | None = None
+        if calls is not None:
+            if type(calls) is not list:
+                return None, _turns_text(data)
+            call_parts = []
+            for call in calls:
+                fn = call.get("function") if type(call) is dict else None
+                call_id = call.get("id") if fn is not None else None
+                if type(fn) is not dict or type(call_id) is not str or not call_id:
+                    return None, _turns_text(data)
+                name, args = fn.get("name"), fn.get("arguments")
+                call_parts.append(
+                    (
+                        ids.setdefault(call_id, len(ids)),
+                        tool_id is None or tool_id.match(call_id) is not None,
+                        type(name) is str and _FUNCTION_NAME.match(name) is not None,
+                        type(args) is str and _json_ok(args),
+                    )
+                )
+            call_shapes = tuple(call_parts)
+        answers: int | None = None
+        if role == "tool":
+            call_id = m.get("tool_call_id")
+            answers = ids.setdefault(call_id, len(ids)) if type(call_id) is str and call_id else -1
+        parts.append(f"{role}\x1f{content or ''}\x1f{json.dumps(calls, sort_keys=True) if calls else ''}")
+        shape.append(
+            (
+                role,
+                0 if content is None else 1 if not content or content.isspace() else 2,
+                weight,
+                _MESSAGE_KEYS.issuperset(m),
+                call_shapes,
+                answers,
+            )
+        )
+    return tuple(shape), "\x1e".join(parts)
+
+
+#: Shapes remembered per pass, at most (a file of ever-new shapes is simply checked in full).
+_MAX_SHAPES = 1 << 16
+
+
 class _IssueSink(Protocol):
     def add(
         self,
@@ -256,11 +311,11 @@ class _Checker:
     def __init__(self, profile: Profile, issues: _IssueSink) -> None:
         self.p = profile
         self.issues = issues
-        tokens = profile.forbidden_tokens
-        self.special = re.compile("|".join(re.escape(t) for t in tokens))
+        tokens = [t for t in profile.forbidden_tokens if t]
+        self.special = re.compile("|".join(re.escape(t) for t in tokens)) if tokens else None
         # Every forbidden token starts with one of these characters ("<" or "["): a text without any
-        # of them needs no regex scan. None when the pattern can match the empty string.
-        self.special_starts = None if not tokens or "" in tokens else "".join(sorted({t[0] for t in tokens}))
+        # of them needs no regex scan.
+        self.special_starts = "".join(sorted({t[0] for t in tokens}))
         # Whether the current example's text may hold a special token / personal data at all (see
         # `prescan`); while True, every message is scanned.
         self.scan_special = True
@@ -268,22 +323,35 @@ class _Checker:
         self.tool_id = re.compile(profile.tool_call_id_pattern) if profile.tool_call_id_pattern else None
         self.without_system = 0
         self.without_user = 0
+        self.structural = 0  # issues found so far that do not depend on the text (see `_TEXT_CODES`)
 
     def add(self, code: str, severity: Severity, message: str, line: int) -> None:
+        if code not in _TEXT_CODES:
+            self.structural += 1
         self.issues.add(code, severity, message, line=line)
 
-    def prescan(self, text: str | None) -> None:
-        """Look at the whole example once (`text`: all its turns, see `_turns_text`; None: unknown).
+    def prescan(self, flags: int | None) -> None:
+        """Look at the whole example once (`flags`: what `scan` found in all its turns, see
+        `_turns_text`; None: unknown).
 
-        Each message's text is part of `text`, so where `text` can hold no special token or personal
-        data, neither can any message: the per-message scans are skipped, with the same findings.
+        Each message's text is part of the whole, so where that can hold no special token or
+        personal data, neither can any message: the per-message scans are skipped, with the same
+        findings.
         """
-        if text is None:
+        if flags is None:
             self.scan_special = self.scan_pii = True
             return
-        starts = self.special_starts
-        self.scan_special = starts is None or any(map(text.__contains__, starts))
-        self.scan_pii = "@" in text or any(_pii_candidates(text))
+        self.scan_special = bool(flags & F_SPECIAL)
+        self.scan_pii = bool(flags & _PII_FLAGS)
+
+    def text_findings(self, text: str, flags: int) -> bool:
+        """Whether the checks of the text (special tokens, personal data) could report anything in
+        an example whose turns are `text` (`flags`: what `scan` found in it). False is certain: a
+        finding in one message is a finding in the whole; True may be a finding only the whole has
+        (a special token in a tool call's arguments, which are not content)."""
+        if flags & F_SPECIAL and self.special is not None and self.special.search(text):
+            return True
+        return bool(flags & _PII_FLAGS) and bool(pii_findings(text))
 
     # -- chat -------------------------------------------------------------------------------------
 
@@ -460,10 +528,11 @@ class _Checker:
         ):
             self.add("empty_content", "error", f"{at} ({role}) content is empty or whitespace", line)
             return
-        starts = self.special_starts
         found = (
             self.special.search(text)
-            if self.scan_special and (starts is None or any(map(text.__contains__, starts)))
+            if self.scan_special
+            and self.special is not None
+            and any(map(text.__contains__, self.special_starts))
             else None
         )
         if found is not None:
@@ -958,8 +1027,11 @@ def _scan(
     key_lines, exact_keys, near_keys = array("Q"), array("Q"), array("Q")
     over = examples = size = lines = 0
     batch: list[tuple[list[Any], list[Any] | None]] = []  # counted examples waiting for their tokens
-    texts: list[str] = []  # and for their fingerprints
     batch_lines: list[int] = []
+    # Structural outcome of each shape seen (see `_shape`): (clean, has a system / a user message).
+    shapes: dict[tuple[Any, ...], tuple[bool, bool, bool]] = {}
+    starts = checker.special_starts
+    tool_id = checker.tool_id
 
     def flush() -> None:
         nonlocal over
@@ -974,12 +1046,8 @@ def _scan(
                     f"{total:,} tokens, over the {limit:,}-token limit: the provider will truncate it",
                     line=line,
                 )
-        for exact, near in _fingerprints(texts, _sha1_8):
-            exact_keys.frombytes(exact)
-            near_keys.frombytes(near)
         key_lines.extend(batch_lines)
         batch.clear()
-        texts.clear()
         batch_lines.clear()
 
     for record in records:
@@ -993,15 +1061,34 @@ def _scan(
         examples += 1
         data = record.data
         assert data is not None
+        chat = "messages" in data
+        shape = None
         try:
-            text: str | None = _turns_text(data)
+            text: str | None
+            shape, text = _shape(data, tool_id) if chat else (None, _turns_text(data))
         except (TypeError, ValueError):  # in-memory data JSON cannot render: check without the prescan
             text = None
-        checker.prescan(text)
-        if "messages" in data:
-            messages = checker.chat(data, line)
+        flags = None
+        if text is not None:
+            near, flags = scan(text, starts)
+        if chat:
             tools = data.get("tools")
+            known = shapes.get(shape) if shape is not None else None
+            if known is not None and known[0] and not checker.text_findings(text, flags):  # type: ignore[arg-type]
+                # Structurally like an example already checked clean, and nothing in the text: the
+                # checks would find nothing, so only their tallies are kept.
+                messages = data["messages"]
+                checker.without_system += not known[1]
+                checker.without_user += not known[2]
+            else:
+                structural = checker.structural
+                checker.prescan(flags)
+                messages = checker.chat(data, line)
+                if shape is not None and len(shapes) < _MAX_SHAPES:
+                    roles = [m.get("role") for m in data["messages"]]
+                    shapes[shape] = (checker.structural == structural, "system" in roles, "user" in roles)
         else:
+            checker.prescan(flags)
             messages = checker.preference(data, line)
             inp = data.get("input")
             tools = inp.get("tools") if isinstance(inp, dict) else None
@@ -1009,7 +1096,11 @@ def _scan(
             continue
         n_messages[len(messages)] = n_messages.get(len(messages), 0) + 1
         batch.append((messages, tools if isinstance(tools, list) else None))
-        texts.append(text if text is not None else _turns_text(data))
+        if text is None:
+            text = _turns_text(data)
+            near = scan(text, "")[0]
+        exact_keys.frombytes(_sha1_8(text.encode("utf-8", "surrogatepass")))
+        near_keys.frombytes(_sha1_8(near))
         batch_lines.append(line)
         if len(batch) == _BATCH:
             flush()

@@ -610,6 +610,8 @@ class _TemplateCounter(TokenCounter):
         self._enc = encoder
         self._default_system = default_system
         self._role_tokens: dict[str, int] = {}
+        # System prompts repeat (most training sets use one or a few): their counts, by text.
+        self._system_tokens: dict[str, int] = {}
 
     def count_text(self, text: str) -> int:
         return self._enc.count(text)
@@ -640,19 +642,20 @@ class _TemplateCounter(TokenCounter):
         # `_count_openai` over raw dicts, in two phases: first every text to count and each
         # conversation's fixed overhead, then one tight loop of tokenizer calls (its tables stay in
         # cache), then the sums. Each text is counted once (the assistant total reuses it), role
-        # counts are cached, no `_Msg` is built. The same numbers, about twice as fast.
+        # and system prompt counts are cached, no `_Msg` is built. The same numbers, about twice as
+        # fast.
         count = self._enc.counter()
         roles = self._role_tokens
+        systems = self._system_tokens
         texts: list[str] = []
         plans: list[tuple[int, int, int, list[int]] | tuple[int, int]] = []
         for messages, tools in items:
-            if not all(type(m) is dict for m in messages):  # `Message` models: the general path
-                plans.append(super().count_conversation(messages, tools=tools))  # (total, assistant)
-                continue
             fixed = 3
             start = len(texts)
             assistant: list[int] = []
             for m in cast("Sequence[dict[str, Any]]", messages):
+                if type(m) is not dict:  # `Message` models: the general path
+                    break
                 raw_role = m.get("role", "")
                 role = raw_role if type(raw_role) is str else str(raw_role)
                 n_role = roles.get(role)
@@ -661,14 +664,23 @@ class _TemplateCounter(TokenCounter):
                 fixed += 3 + n_role
                 content = m.get("content")
                 if type(content) is str:
-                    plain = True
+                    if raw_role == "system":
+                        n = systems.get(content)
+                        if n is None:
+                            n = count(content)
+                            if len(systems) < 1024:
+                                systems[content] = n
+                        fixed += n
+                    else:
+                        if raw_role == "assistant":
+                            assistant.append(len(texts))
+                        texts.append(content)
                 else:
                     plain = content is None or isinstance(content, str | list)
-                    content = _as_text(content)
-                if raw_role == "assistant" and plain:
-                    # content_text() of other types is "": what `count_texts` would count as 0.
-                    assistant.append(len(texts))
-                texts.append(content)
+                    if raw_role == "assistant" and plain:
+                        # content_text() of other types is "": what `count_texts` would count as 0.
+                        assistant.append(len(texts))
+                    texts.append(_as_text(content))
                 name = m.get("name")
                 if name is not None:
                     texts.append(str(name))
@@ -676,9 +688,13 @@ class _TemplateCounter(TokenCounter):
                 calls = m.get("tool_calls")
                 if calls is not None:
                     texts += [_jdump({"name": c.name, "arguments": c.arguments}) for c in _calls(calls)]
-            if tools:
-                texts.append(_jdump(list(tools)))
-            plans.append((fixed, start, len(texts), assistant))
+            else:
+                if tools:
+                    texts.append(_jdump(list(tools)))
+                plans.append((fixed, start, len(texts), assistant))
+                continue
+            del texts[start:]
+            plans.append(super().count_conversation(messages, tools=tools))  # (total, assistant)
         counts = list(map(count, texts))
         out: list[tuple[int, int]] = []
         for plan in plans:

@@ -1,0 +1,69 @@
+"""What `validate` needs from an example's text besides its tokens, defined in plain Python.
+
+`scan(text, starts)` gives (near, flags):
+
+* near: the text its near-duplicate fingerprint hashes, as UTF-8: lower-cased character by
+  character ("Σ" is "σ" everywhere: no final-sigma rule), every run of characters that are not
+  alphanumeric (`str.isalnum`) one space, none at either end.
+* flags: which slow patterns could match at all (`F_*`): an "@" for the email regex; two ASCII
+  capitals then two digits for the IBAN one; 9+ digits with at most 3 of " .-()+" between
+  consecutive ones for the phone one; 13+ with at most 1 for the card one; a character of
+  `starts` for the special-token one. Each is a superset test: unset means no match is possible.
+
+The compiled `unitune.data._textscan` computes the same in one pass and is used when it was
+built; these definitions are its reference (tests/test_textscan.py compares the two).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+
+__all__ = ["F_AT", "F_CARD", "F_IBAN", "F_PHONE", "F_SPECIAL", "compiled", "scan", "scan_py"]
+
+F_AT, F_IBAN, F_PHONE, F_CARD, F_SPECIAL = 1, 2, 4, 8, 16
+
+_NEAR = re.compile(r"[\W_]+")  # `\w` is `str.isalnum()` or "_"
+# A character's class for the flags: D a digit (`str.isdigit`, a superset of `\d`), S what may sit
+# between a phone or card number's digits, A an ASCII capital, x anything else.
+_PHONE = re.compile(r"D(?:S{0,3}D){8}")
+_CARD = re.compile(r"D(?:S?D){12}")
+
+
+def _classes(text: str) -> str:
+    return "".join(
+        "D" if ch.isdigit() else "S" if ch in " .-()+" else "A" if "A" <= ch <= "Z" else "x" for ch in text
+    )
+
+
+def scan_py(text: str, starts: str) -> tuple[bytes, int]:
+    """`scan` in plain Python (the reference; about 10x slower than the compiled one)."""
+    lowered = text.replace("\u03a3", "\u03c3").lower()
+    near = _NEAR.sub(" ", lowered).strip(" ").encode("utf-8", "surrogatepass")
+    flags = F_AT if "@" in text else 0
+    if any(ch in text for ch in starts):
+        flags |= F_SPECIAL
+    if any(ch.isdigit() for ch in text):
+        classes = _classes(text)
+        if "AADD" in classes:
+            flags |= F_IBAN
+        if _PHONE.search(classes):
+            flags |= F_PHONE
+        if _CARD.search(classes):
+            flags |= F_CARD
+    return near, flags
+
+
+def _compiled() -> Callable[[str, str], tuple[bytes, int]] | None:
+    try:
+        from unitune.data import _textscan  # type: ignore[attr-defined]
+    except ImportError:  # not built (no C compiler at install time): the reference does the work
+        return None
+    fn: Callable[[str, str], tuple[bytes, int]] = _textscan.scan
+    return fn
+
+
+_SCAN = _compiled()
+#: Whether the compiled scanner is in use.
+compiled = _SCAN is not None
+scan: Callable[[str, str], tuple[bytes, int]] = _SCAN if _SCAN is not None else scan_py

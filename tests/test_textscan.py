@@ -1,0 +1,98 @@
+"""The compiled text scanner against its plain-Python reference (unitune.data._textscan_py)."""
+
+from __future__ import annotations
+
+import re
+import sys
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from unitune.data import _textscan_py as T
+
+compiled = pytest.mark.skipif(not T.compiled, reason="the C extension was not built")
+
+
+def test_the_extension_is_built() -> None:
+    # setup.py marks it optional so an install without a compiler still works; every machine this
+    # project builds on has one, so a missing module here is a broken build, not a choice.
+    assert T.compiled, (
+        "unitune.data._textscan was not built: is a C compiler installed? (pip install -e . -v)"
+    )
+
+
+@compiled
+@pytest.mark.parametrize("start", range(0, sys.maxunicode + 1, 0x8000))
+def test_every_code_point_matches_the_reference(start: int) -> None:
+    chars = [chr(c) for c in range(start, min(start + 0x8000, sys.maxunicode + 1))]
+    # Each character between two letters, so its own near form and whether it blanks both show.
+    text = "".join(f"a{ch}b" for ch in chars)
+    assert T.scan(text, "<[") == T.scan_py(text, "<[")
+
+
+def test_near_text_is_the_regex_definition() -> None:
+    text = "  Hello,   WORLD!! it's__me\t\n ΣΑΣ ÉTÉ 東京 İ  "
+    lowered = text.replace("Σ", "σ").lower()
+    expected = re.sub(r"[\W_]+", " ", lowered).strip().encode()
+    assert T.scan_py(text, "")[0] == expected
+    assert T.scan(text, "")[0] == expected
+    assert expected == "hello world it s me σασ été 東京 i".encode()
+
+
+@pytest.mark.parametrize(
+    ("text", "flags"),
+    [
+        ("plain words only", 0),
+        ("mail me at a@b.co", T.F_AT),
+        ("call +1 (555) 123-4567 now", T.F_PHONE),
+        ("12345678", 0),  # 8 digits: no phone number
+        ("1 2 3 4 5 6 7 8 9", T.F_PHONE),
+        ("1    2 3 4 5 6 7 8 9", 0),  # 4 separators break the chain
+        ("4111 1111 1111 1111", T.F_PHONE | T.F_CARD),
+        ("4111  1111 1111 1111", T.F_PHONE),  # two separators: no card
+        ("GB82 WEST 1234 5698 7654 32", T.F_IBAN | T.F_PHONE | T.F_CARD),  # 14 digits, single spaces
+        ("AB1 CD", 0),
+        ("xAB12", T.F_IBAN),
+        ("A1B2", 0),
+        ("<|im_start|>", T.F_SPECIAL),
+        ("[INST]", T.F_SPECIAL),
+        ("١٢٣٤٥٦٧٨٩", T.F_PHONE),  # Arabic-Indic digits are `\d`
+    ],
+)
+def test_flags(text: str, flags: int) -> None:
+    assert T.scan_py(text, "<[")[1] == flags
+    assert T.scan(text, "<[")[1] == flags
+
+
+@compiled
+@settings(max_examples=300, deadline=None)
+@given(
+    st.text(alphabet=st.sampled_from(list("aZ09 .-()+@<[_\tΣİé東😀\u0660\ud800")), max_size=80),
+    st.text(max_size=3),
+)
+def test_random_text_matches_the_reference(text: str, starts: str) -> None:
+    assert T.scan(text, starts) == T.scan_py(text, starts)
+
+
+@compiled
+@settings(max_examples=300, deadline=None)
+@given(st.text(max_size=60), st.text(max_size=3))
+def test_arbitrary_unicode_matches_the_reference(text: str, starts: str) -> None:
+    assert T.scan(text, starts) == T.scan_py(text, starts)
+
+
+def test_superset_of_the_pii_patterns() -> None:
+    """Wherever validate's PII regexes match, the flags say they could."""
+    from unitune.data._validate import _CARD, _EMAIL, _IBAN, _PHONE
+
+    samples = [
+        "write to jane.doe@example.com", "+44 20 7946 0958", "(555) 123-4567", "555.123.4567",
+        "4111-1111-1111-1111", "DE89 3704 0044 0532 0130 00", "DE89370400440532013000", "٠١٢٣٤٥٦٧٨٩٠",
+    ]  # fmt: skip
+    for text in samples:
+        flags = T.scan(text, "")[1]
+        assert not _EMAIL.search(text) or flags & T.F_AT
+        assert not _PHONE.search(text) or flags & T.F_PHONE, text
+        assert not _CARD.search(text) or flags & T.F_CARD, text
+        assert not _IBAN.search(text) or flags & T.F_IBAN, text

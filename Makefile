@@ -11,8 +11,8 @@ $(BIN)/python:
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
 # torch first, pinned (constraints.txt says why); then unitune with the local trainer, plots, dev tools.
-# Reinstalled when the dependency list changes.
-$(STAMP): pyproject.toml constraints.txt | $(BIN)/python
+# Reinstalled when the dependency list or the C extension (built by setup.py) changes.
+$(STAMP): pyproject.toml setup.py constraints.txt src/unitune/data/_textscan.c | $(BIN)/python
 	$(BIN)/pip install --quiet -c constraints.txt torch
 	$(BIN)/pip install --quiet -c constraints.txt -e ".[dev,local,plot]"
 	touch $(STAMP)

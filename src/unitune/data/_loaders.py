@@ -35,7 +35,7 @@ class Problem:
     column: int | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Record:
     line: int
     data: dict[str, Any] | None

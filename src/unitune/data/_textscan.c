@@ -69,7 +69,28 @@ static inline char *put_utf8(char *o, Py_UCS4 ch) {
         prev_blank = b_;                      \
     } while (0)
 
-/* The main pass over a string of one storage kind: near text, the class bits seen, digits. */
+/* A digit at `i`: does it continue the chain of digits before it (only separators since the last
+ * one, at most 3 for a phone number, at most 1 for a card), and do two capitals precede it with a
+ * digit after it (`[A-Z]{2}\d{2}`: an IBAN's start)? */
+#define ON_DIGIT(p, i)                                                                          \
+    do {                                                                                        \
+        Py_ssize_t gap_ = (i) - last_digit - 1;                                                 \
+        int joined_ = last_digit >= 0 && nonsep == 0;                                           \
+        phone = joined_ && gap_ <= 3 ? phone + 1 : 1;                                           \
+        card = joined_ && gap_ <= 1 ? card + 1 : 1;                                             \
+        if (phone >= 9) flags |= F_PHONE;                                                       \
+        if (card >= 13) flags |= F_CARD;                                                        \
+        if ((i) >= 2 && (i) + 1 < n && IS_CAP((p)[(i) - 1]) && IS_CAP((p)[(i) - 2]) &&          \
+            IS_DIGIT((p)[(i) + 1]))                                                             \
+            flags |= F_IBAN;                                                                    \
+        last_digit = (i);                                                                       \
+        nonsep = 0;                                                                             \
+    } while (0)
+#define IS_CAP(ch) ((ch) >= 'A' && (ch) <= 'Z')
+#define IS_DIGIT(ch) ((ch) < 128 ? (ascii_class[(ch)] & C_DIGIT) != 0 : is_digit(ch))
+
+/* The one pass over a string of one storage kind: near text, flags. Digits are rare, so their
+ * branch is predictable; everything else per ASCII character is table lookups, no branches. */
 #define SCAN_KIND(T)                                                                 \
     do {                                                                             \
         const T *p = (const T *)data;                                                \
@@ -78,13 +99,15 @@ static inline char *put_utf8(char *o, Py_UCS4 ch) {
             if (ch < 128) {                                                          \
                 unsigned char c = cls[ch];                                           \
                 seen |= c;                                                           \
-                digits += c & C_DIGIT;                                               \
                 NEAR_ASCII(ascii_near[ch]);                                          \
+                if (c & C_DIGIT) ON_DIGIT(p, i);                                     \
+                else nonsep += !(c & C_SEP);                                         \
             } else {                                                                 \
                 o = near_wide(o, ch, &prev_blank);                                   \
                 if (starts_wide && in_starts(starts_kind, starts_data, n_starts, ch)) \
                     seen |= C_START;                                                 \
-                if (is_digit(ch)) digits++;                                          \
+                if (is_digit(ch)) ON_DIGIT(p, i);                                    \
+                else nonsep++;                                                       \
             }                                                                        \
         }                                                                            \
     } while (0)
@@ -116,50 +139,6 @@ static inline int in_starts(int kind, const void *data, Py_ssize_t n, Py_UCS4 ch
         if (PyUnicode_READ(kind, data, j) == ch) return 1;
     }
     return 0;
-}
-
-/* The digit patterns, in a second pass only over text with enough digits for one of them. Every
- * pattern starts at a digit, so the pass jumps from one digit to the next (a tight, predictable
- * loop) and follows the chain of digits and separators from there. */
-#define CLASS(ch) ((ch) < 128 ? ascii_class[(ch)] : is_digit(ch) ? C_DIGIT : 0)
-#define DIGITS_KIND(T)                                                                       \
-    do {                                                                                     \
-        const T *p = (const T *)data;                                                        \
-        Py_ssize_t i = 0;                                                                    \
-        while (i < n) {                                                                      \
-            while (i < n && !(CLASS(p[i]) & C_DIGIT)) i++;                                   \
-            if (i == n) break;                                                               \
-            /* `[A-Z]{2}\d{2}` */                                                            \
-            if (i >= 2 && i + 1 < n && (CLASS(p[i - 1]) & C_CAP) && (CLASS(p[i - 2]) & C_CAP) && \
-                (CLASS(p[i + 1]) & C_DIGIT))                                                 \
-                flags |= F_IBAN;                                                             \
-            /* The chain from here: digits with separators between them. */                 \
-            Py_ssize_t phone = 1, card = 1;                                                  \
-            int seps = 0;                                                                    \
-            for (i++; i < n; i++) {                                                          \
-                unsigned char c = CLASS(p[i]);                                               \
-                if (c & C_DIGIT) {                                                           \
-                    phone = seps <= 3 ? phone + 1 : 1;                                       \
-                    card = seps <= 1 ? card + 1 : 1;                                         \
-                    seps = 0;                                                                \
-                    if (phone >= 9) flags |= F_PHONE;                                        \
-                    if (card >= 13) flags |= F_CARD;                                         \
-                    /* A capital-capital-digit-digit inside the chain cannot be: no capitals. */ \
-                } else if (c & C_SEP) {                                                      \
-                    if (++seps > 3) break;                                                   \
-                } else {                                                                     \
-                    break;                                                                   \
-                }                                                                            \
-            }                                                                                \
-        }                                                                                    \
-    } while (0)
-
-static int digit_flags(int kind, const void *data, Py_ssize_t n) {
-    int flags = 0;
-    if (kind == PyUnicode_1BYTE_KIND) DIGITS_KIND(Py_UCS1);
-    else if (kind == PyUnicode_2BYTE_KIND) DIGITS_KIND(Py_UCS2);
-    else DIGITS_KIND(Py_UCS4);
-    return flags;
 }
 
 /* scan(text, starts) -> (near: bytes, flags: int)
@@ -195,16 +174,16 @@ static PyObject *scan(PyObject *self, PyObject *args) {
     char *o0 = PyBytes_AS_STRING(out), *o = o0;
     int prev_blank = 1; /* no blank before the first word */
     unsigned char seen = 0;
-    Py_ssize_t digits = 0;
+    int flags = 0;
+    /* Digit chains: the last digit's index, non-separators since it, the chain's digits so far. */
+    Py_ssize_t last_digit = -1, nonsep = 0, phone = 0, card = 0;
     if (kind == PyUnicode_1BYTE_KIND) SCAN_KIND(Py_UCS1);
     else if (kind == PyUnicode_2BYTE_KIND) SCAN_KIND(Py_UCS2);
     else SCAN_KIND(Py_UCS4);
     if (o > o0 && prev_blank) o--; /* the trailing blank */
 
-    int flags = 0;
     if (seen & C_AT) flags |= F_AT;
     if (seen & C_START) flags |= F_SPECIAL;
-    if (digits >= 2) flags |= digit_flags(kind, data, n);
     if (_PyBytes_Resize(&out, o - o0) < 0) return NULL;
     return Py_BuildValue("(Ni)", out, flags);
 }

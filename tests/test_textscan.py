@@ -96,3 +96,39 @@ def test_superset_of_the_pii_patterns() -> None:
         assert not _PHONE.search(text) or flags & T.F_PHONE, text
         assert not _CARD.search(text) or flags & T.F_CARD, text
         assert not _IBAN.search(text) or flags & T.F_IBAN, text
+
+
+def _storage(text: str) -> bytes:
+    """The bytes CPython keeps `text` in (PEP 393): 1, 2 or 4 bytes a character."""
+    widest = max(map(ord, text), default=0)
+    return text.encode(
+        "latin-1" if widest < 256 else "utf-16-le" if widest < 65536 else "utf-32-le", "surrogatepass"
+    )
+
+
+@compiled
+@settings(max_examples=300, deadline=None)
+@given(st.text(max_size=200), st.text(max_size=2))
+def test_keys_are_xxh64_of_the_text_and_its_near_form(text: str, starts: str) -> None:
+    xxhash = pytest.importorskip("xxhash")
+    exact, near, flags = T.keys(text, starts)
+    assert exact == xxhash.xxh64_intdigest(_storage(text))
+    want_near, want_flags = T.scan_py(text, starts)
+    assert near == xxhash.xxh64_intdigest(want_near)
+    assert flags == want_flags
+
+
+def test_keys_tell_texts_apart_as_the_reference_does() -> None:
+    texts = ["a", "a ", "A", "b", "", "héllo", "hello", "HELLO!", "東京", "東京 "]
+    for fn in (T.keys, T.keys_py):
+        got = [fn(t, "") for t in texts]
+        for (e1, n1, _), t1 in zip(got, texts, strict=True):
+            for (e2, n2, _), t2 in zip(got, texts, strict=True):
+                assert (e1 == e2) == (t1 == t2)
+                assert (n1 == n2) == (T.scan_py(t1, "")[0] == T.scan_py(t2, "")[0])
+
+
+def test_long_text_uses_the_heap_buffer() -> None:
+    text = "Word, " * 5000  # over the scanner's 4 KiB stack buffer
+    assert T.keys(text, "")[1] == T.keys(text + " ", "")[1]
+    assert T.scan(text, "")[0] == T.scan_py(text, "")[0]

@@ -29,6 +29,7 @@ def plain(monkeypatch: pytest.MonkeyPatch) -> None:
     """Every fast path off: line-by-line json.loads, the Python scanner, every example checked."""
     monkeypatch.setattr(L, "_chat_block", lambda block, n: None)
     monkeypatch.setattr(V, "scan", T.scan_py)
+    monkeypatch.setattr(V, "keys", T.keys_py)
     monkeypatch.setattr(V, "_MAX_SHAPES", 0)
 
 

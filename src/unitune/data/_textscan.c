@@ -13,6 +13,8 @@
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <stdint.h>
+#include <string.h>
 
 /* Flags: what `scan` found. Each is a superset test: unset means the pattern cannot match. */
 #define F_AT 1      /* an "@" (the email regex needs one) */
@@ -141,17 +143,83 @@ static inline int in_starts(int kind, const void *data, Py_ssize_t n, Py_UCS4 ch
     return 0;
 }
 
-/* scan(text, starts) -> (near: bytes, flags: int)
- *
- * near: UTF-8 of `text` lower-cased character by character (U+0130 "İ" → "i̇", the one
- * character whose full lower case is longer than its simple one; "Σ" → "σ" everywhere, i.e.
- * without str.lower()'s final-sigma rule), then every character that is not alphanumeric
- * (str.isalnum) made a blank, runs of blanks one space, none at either end.
- * flags: F_* bits; F_SPECIAL when any character of `starts` occurs.
- */
-static PyObject *scan(PyObject *self, PyObject *args) {
-    PyObject *text, *starts;
-    if (!PyArg_ParseTuple(args, "UU:scan", &text, &starts)) return NULL;
+/* XXH64 (https://github.com/Cyan4973/xxHash/blob/dev/doc/xxhash_spec.md), for `keys`: a 64-bit
+ * fingerprint at memory speed. tests/test_textscan.py checks it against the xxhash package. */
+#define P1 0x9E3779B185EBCA87ULL
+#define P2 0xC2B2AE3D27D4EB4FULL
+#define P3 0x165667B19E3779F9ULL
+#define P4 0x85EBCA77C2B2AE63ULL
+#define P5 0x27D4EB2F165667C5ULL
+
+static inline uint64_t rotl64(uint64_t x, int r) { return (x << r) | (x >> (64 - r)); }
+static inline uint64_t read64(const unsigned char *p) {
+    uint64_t v;
+    memcpy(&v, p, 8);
+    return v; /* little-endian machines; see the byte-order check in PyInit */
+}
+static inline uint32_t read32(const unsigned char *p) {
+    uint32_t v;
+    memcpy(&v, p, 4);
+    return v;
+}
+static inline uint64_t xxh_round(uint64_t acc, uint64_t input) {
+    acc += input * P2;
+    acc = rotl64(acc, 31);
+    return acc * P1;
+}
+static inline uint64_t xxh_merge(uint64_t acc, uint64_t val) {
+    acc ^= xxh_round(0, val);
+    return acc * P1 + P4;
+}
+
+static uint64_t xxh64(const void *data, size_t len, uint64_t seed) {
+    const unsigned char *p = (const unsigned char *)data, *end = p + len;
+    uint64_t h;
+    if (len >= 32) {
+        uint64_t v1 = seed + P1 + P2, v2 = seed + P2, v3 = seed, v4 = seed - P1;
+        const unsigned char *limit = end - 32;
+        do {
+            v1 = xxh_round(v1, read64(p));
+            v2 = xxh_round(v2, read64(p + 8));
+            v3 = xxh_round(v3, read64(p + 16));
+            v4 = xxh_round(v4, read64(p + 24));
+            p += 32;
+        } while (p <= limit);
+        h = rotl64(v1, 1) + rotl64(v2, 7) + rotl64(v3, 12) + rotl64(v4, 18);
+        h = xxh_merge(h, v1);
+        h = xxh_merge(h, v2);
+        h = xxh_merge(h, v3);
+        h = xxh_merge(h, v4);
+    } else {
+        h = seed + P5;
+    }
+    h += (uint64_t)len;
+    while (p + 8 <= end) {
+        h ^= xxh_round(0, read64(p));
+        h = rotl64(h, 27) * P1 + P4;
+        p += 8;
+    }
+    if (p + 4 <= end) {
+        h ^= (uint64_t)read32(p) * P1;
+        h = rotl64(h, 23) * P2 + P3;
+        p += 4;
+    }
+    while (p < end) {
+        h ^= (*p) * P5;
+        h = rotl64(h, 11) * P1;
+        p++;
+    }
+    h ^= h >> 33;
+    h *= P2;
+    h ^= h >> 29;
+    h *= P3;
+    h ^= h >> 32;
+    return h;
+}
+
+/* The pass itself: near text into `o0` (room for 4 bytes a character, plus one), flags; returns the
+ * near text's end. */
+static char *scan_into(PyObject *text, PyObject *starts, char *o0, int *flags_out) {
     Py_ssize_t n = PyUnicode_GET_LENGTH(text);
     int kind = PyUnicode_KIND(text);
     const void *data = PyUnicode_DATA(text);
@@ -166,12 +234,7 @@ static PyObject *scan(PyObject *self, PyObject *args) {
         if (s < 128) cls[s] |= C_START;
         else starts_wide = 1;
     }
-
-    /* A character's near form is at most 2 characters (U+0130), at most 3 UTF-8 bytes then, and
-     * at most 4 otherwise; plus one blank. */
-    PyObject *out = PyBytes_FromStringAndSize(NULL, n * 4 + 1);
-    if (out == NULL) return NULL;
-    char *o0 = PyBytes_AS_STRING(out), *o = o0;
+    char *o = o0;
     int prev_blank = 1; /* no blank before the first word */
     unsigned char seen = 0;
     int flags = 0;
@@ -181,14 +244,61 @@ static PyObject *scan(PyObject *self, PyObject *args) {
     else if (kind == PyUnicode_2BYTE_KIND) SCAN_KIND(Py_UCS2);
     else SCAN_KIND(Py_UCS4);
     if (o > o0 && prev_blank) o--; /* the trailing blank */
-
     if (seen & C_AT) flags |= F_AT;
     if (seen & C_START) flags |= F_SPECIAL;
+    *flags_out = flags;
+    return o;
+}
+
+/* scan(text, starts) -> (near: bytes, flags: int)
+ *
+ * near: UTF-8 of `text` lower-cased character by character (U+0130 "İ" → "i̇", the one
+ * character whose full lower case is longer than its simple one; "Σ" → "σ" everywhere, i.e.
+ * without str.lower()'s final-sigma rule), then every character that is not alphanumeric
+ * (str.isalnum) made a blank, runs of blanks one space, none at either end.
+ * flags: F_* bits; F_SPECIAL when any character of `starts` occurs.
+ */
+static PyObject *scan(PyObject *self, PyObject *args) {
+    PyObject *text, *starts;
+    if (!PyArg_ParseTuple(args, "UU:scan", &text, &starts)) return NULL;
+    /* A character's near form is at most 2 characters (U+0130), at most 3 UTF-8 bytes then, and
+     * at most 4 otherwise; plus one blank. */
+    PyObject *out = PyBytes_FromStringAndSize(NULL, PyUnicode_GET_LENGTH(text) * 4 + 1);
+    if (out == NULL) return NULL;
+    int flags;
+    char *o0 = PyBytes_AS_STRING(out);
+    char *o = scan_into(text, starts, o0, &flags);
     if (_PyBytes_Resize(&out, o - o0) < 0) return NULL;
     return Py_BuildValue("(Ni)", out, flags);
 }
 
+/* keys(text, starts) -> (exact: int, near: int, flags: int)
+ *
+ * `scan`, with both texts reduced to 64-bit fingerprints (XXH64, seed 0): `exact` of the string's
+ * own storage (its characters as 1, 2 or 4 little-endian bytes each, whichever CPython keeps it
+ * in: equal strings are stored alike), `near` of the near text's UTF-8.
+ */
+static PyObject *keys(PyObject *self, PyObject *args) {
+    PyObject *text, *starts;
+    if (!PyArg_ParseTuple(args, "UU:keys", &text, &starts)) return NULL;
+    Py_ssize_t n = PyUnicode_GET_LENGTH(text);
+    char stack[4096];
+    char *buf = stack;
+    if (n * 4 + 1 > (Py_ssize_t)sizeof stack) {
+        buf = PyMem_Malloc(n * 4 + 1);
+        if (buf == NULL) return PyErr_NoMemory();
+    }
+    int flags;
+    char *o = scan_into(text, starts, buf, &flags);
+    uint64_t near = xxh64(buf, (size_t)(o - buf), 0);
+    if (buf != stack) PyMem_Free(buf);
+    uint64_t exact = xxh64(PyUnicode_DATA(text), (size_t)n * PyUnicode_KIND(text), 0);
+    return Py_BuildValue("(KKi)", (unsigned long long)exact, (unsigned long long)near, flags);
+}
+
 static PyMethodDef methods[] = {
+    {"keys", keys, METH_VARARGS,
+     "keys(text, starts) -> (exact, near, flags): scan() with both texts as XXH64 fingerprints."},
     {"scan", scan, METH_VARARGS,
      "scan(text, starts) -> (near, flags): the near-duplicate text of `text` as UTF-8, and which "
      "personal-data and special-token patterns could match it (see _textscan_py.py)."},
@@ -200,6 +310,13 @@ static struct PyModuleDef module = {
 };
 
 PyMODINIT_FUNC PyInit__textscan(void) {
+    /* XXH64 reads words as little-endian; on a big-endian machine the fingerprints would differ
+     * from the reference, so the module declines to load and the Python scanner is used. */
+    const uint16_t one = 1;
+    if (*(const unsigned char *)&one != 1) {
+        PyErr_SetString(PyExc_ImportError, "unitune.data._textscan assumes a little-endian machine");
+        return NULL;
+    }
     for (int c = 0; c < 128; c++) {
         int digit = c >= '0' && c <= '9', cap = c >= 'A' && c <= 'Z';
         ascii_near[c] = (unsigned char)(digit || (c >= 'a' && c <= 'z') ? c : cap ? c + 32 : ' ');

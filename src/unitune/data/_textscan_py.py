@@ -10,16 +10,33 @@
   consecutive ones for the phone one; 13+ with at most 1 for the card one; a character of
   `starts` for the special-token one. Each is a superset test: unset means no match is possible.
 
+`keys(text, starts)` gives (exact, near, flags): the same with both texts as 64-bit fingerprints,
+for `validate`'s duplicate detection. The compiled scanner uses XXH64 (of the string's storage and
+of the near text's UTF-8); this module, SHA-1. The numbers differ, but they only ever meet numbers
+from the same implementation: every process of a run imports the same one.
+
 The compiled `unitune.data._textscan` computes the same in one pass and is used when it was
 built; these definitions are its reference (tests/test_textscan.py compares the two).
 """
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Callable
 
-__all__ = ["F_AT", "F_CARD", "F_IBAN", "F_PHONE", "F_SPECIAL", "compiled", "scan", "scan_py"]
+__all__ = [
+    "F_AT",
+    "F_CARD",
+    "F_IBAN",
+    "F_PHONE",
+    "F_SPECIAL",
+    "compiled",
+    "keys",
+    "keys_py",
+    "scan",
+    "scan_py",
+]
 
 F_AT, F_IBAN, F_PHONE, F_CARD, F_SPECIAL = 1, 2, 4, 8, 16
 
@@ -54,16 +71,22 @@ def scan_py(text: str, starts: str) -> tuple[bytes, int]:
     return near, flags
 
 
-def _compiled() -> Callable[[str, str], tuple[bytes, int]] | None:
-    try:
-        from unitune.data import _textscan  # type: ignore[attr-defined]
-    except ImportError:  # not built (no C compiler at install time): the reference does the work
-        return None
-    fn: Callable[[str, str], tuple[bytes, int]] = _textscan.scan
-    return fn
+def _fingerprint(data: bytes) -> int:
+    return int.from_bytes(hashlib.sha1(data).digest()[:8], "little")
 
 
-_SCAN = _compiled()
+def keys_py(text: str, starts: str) -> tuple[int, int, int]:
+    """`keys` in plain Python: `scan_py`, with SHA-1 fingerprints."""
+    near, flags = scan_py(text, starts)
+    return _fingerprint(text.encode("utf-8", "surrogatepass")), _fingerprint(near), flags
+
+
+try:
+    from unitune.data import _textscan  # type: ignore[attr-defined]
+except ImportError:  # not built (no C compiler at install time): the reference does the work
+    _textscan = None
+
 #: Whether the compiled scanner is in use.
-compiled = _SCAN is not None
-scan: Callable[[str, str], tuple[bytes, int]] = _SCAN if _SCAN is not None else scan_py
+compiled = _textscan is not None
+scan: Callable[[str, str], tuple[bytes, int]] = _textscan.scan if _textscan is not None else scan_py
+keys: Callable[[str, str], tuple[int, int, int]] = _textscan.keys if _textscan is not None else keys_py

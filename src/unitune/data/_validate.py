@@ -27,7 +27,7 @@ from typing import Any, Protocol
 from unitune.data._dataset import Dataset
 from unitune.data._loaders import JsonlFile, Record, is_gzip, line_boundaries, read_jsonl, read_jsonl_range
 from unitune.data._report import Distribution, Issue, IssueCollector, Severity, Stats, ValidationReport
-from unitune.data._textscan_py import F_AT, F_CARD, F_IBAN, F_PHONE, F_SPECIAL, scan
+from unitune.data._textscan_py import F_AT, F_CARD, F_IBAN, F_PHONE, F_SPECIAL, keys, scan
 from unitune.data.profiles import ROLES, Profile, get_profile
 from unitune.types import content_text
 
@@ -136,12 +136,6 @@ def pii_findings(text: str) -> list[tuple[str, str]]:
 
 def _blake2b8(data: bytes) -> bytes:
     return hashlib.blake2b(data, digest_size=8).digest()
-
-
-def _sha1_8(data: bytes) -> bytes:
-    # Twice blake2b's speed where the CPU has SHA instructions; 8 bytes are plenty to tell examples
-    # apart (a chance collision among a billion examples is about 3%; among a million, 3e-8).
-    return hashlib.sha1(data).digest()[:8]
 
 
 def _fingerprints(
@@ -1078,7 +1072,7 @@ def _scan(
             text = None
         flags = None
         if text is not None:
-            near, flags = scan(text, starts)
+            exact, near, flags = keys(text, starts)
         if chat:
             tools = data.get("tools")
             known = shapes.get(shape) if shape is not None else None
@@ -1105,10 +1099,9 @@ def _scan(
         n_messages[len(messages)] = n_messages.get(len(messages), 0) + 1
         batch.append((messages, tools if isinstance(tools, list) else None))
         if text is None:
-            text = _turns_text(data)
-            near = scan(text, "")[0]
-        exact_keys.frombytes(_sha1_8(text.encode("utf-8", "surrogatepass")))
-        near_keys.frombytes(_sha1_8(near))
+            exact, near, _ = keys(_turns_text(data), "")
+        exact_keys.append(exact)
+        near_keys.append(near)
         batch_lines.append(line)
         if len(batch) == _BATCH:
             flush()

@@ -24,6 +24,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Callable
+from typing import Final
 
 __all__ = [
     "F_AT",
@@ -38,7 +39,11 @@ __all__ = [
     "scan_py",
 ]
 
-F_AT, F_IBAN, F_PHONE, F_CARD, F_SPECIAL = 1, 2, 4, 8, 16
+F_AT: Final = 1
+F_IBAN: Final = 2
+F_PHONE: Final = 4
+F_CARD: Final = 8
+F_SPECIAL: Final = 16
 
 _NEAR = re.compile(r"[\W_]+")  # `\w` is `str.isalnum()` or "_"
 # A character's class for the flags: D a digit (`str.isdigit`, a superset of `\d`), S what may sit

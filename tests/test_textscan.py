@@ -132,3 +132,21 @@ def test_long_text_uses_the_heap_buffer() -> None:
     text = "Word, " * 5000  # over the scanner's 4 KiB stack buffer
     assert T.keys(text, "")[1] == T.keys(text + " ", "")[1]
     assert T.scan(text, "")[0] == T.scan_py(text, "")[0]
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.text(alphabet=st.sampled_from(list("ab.Z9-_%+@ \n.x東")), max_size=40))
+def test_email_check_is_the_regex(text: str) -> None:
+    from unitune.data._validate import _EMAIL, _has_email
+
+    assert _has_email(text) == (_EMAIL.search(text) is not None)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet=st.sampled_from(list("0123456789 -.()+@abAB東٣")), max_size=40))
+def test_pii_findings_with_the_scanners_flags_are_the_same(text: str) -> None:
+    from unitune.data._validate import pii_findings
+
+    # Flags of a longer text that contains this one (a whole example) rule out no less.
+    whole = f"user\x1f{text}\x1f\x1eassistant\x1fok\x1f"
+    assert pii_findings(text, T.scan(whole, "")[1]) == pii_findings(text, 31) == pii_findings(text)

@@ -70,62 +70,45 @@ def _iban_ok(candidate: str) -> bool:
     return int("".join(str(int(c, 36)) for c in moved)) % 97 == 1
 
 
-# Bytes → a class, for the PII pre-check: ASCII digits → "0", what a phone or card number may have
-# between its digits (" .-()+") → "j", A-Z → "A", anything else → "x". In the second table non-ASCII
-# bytes are "0" too, for text with non-ASCII digits (which `\d` matches).
-_PII_CLASSES = bytes(
-    0x30 if 0x30 <= b <= 0x39 else 0x6A if b in b" .-()+" else 0x41 if 0x41 <= b <= 0x5A else 0x78
-    for b in range(256)
-)
-_PII_CLASSES_WIDE = bytes(c if b < 0x80 else 0x30 for b, c in enumerate(_PII_CLASSES))
-# In those classes: 9+ digits at most 3 separators apart (`_PHONE`: ")", one of " .-", "("), and 13+
-# at most 1 apart (`_CARD`). Both start with a literal, which `re` finds at memory speed.
-_PHONE_CLASSES = re.compile(rb"0(?:j{0,3}0){8}")
-_CARD_CLASSES = re.compile(rb"0(?:j?0){12}")
-_ASCII = bytes(range(128))
+# An email address has a local-part character right before its "@" and a domain right after: what
+# `_EMAIL.search` needs, checked at each "@" instead of at every position (20x less work on prose).
+_EMAIL_LOCAL = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._%+-")
+_EMAIL_DOMAIN = re.compile(r"[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}")
 
 
-def _non_ascii(text: str) -> str:
-    """The non-ASCII characters of `text`, in order (a fast way to a small set of them)."""
-    return text.encode("utf-8", "surrogatepass").translate(None, _ASCII).decode("utf-8", "surrogatepass")
+def _has_email(text: str) -> bool:
+    """`_EMAIL.search(text) is not None`, faster."""
+    at = text.find("@")
+    while at != -1:
+        if at and text[at - 1] in _EMAIL_LOCAL and _EMAIL_DOMAIN.match(text, at + 1):
+            return True
+        at = text.find("@", at + 1)
+    return False
 
 
-def _pii_candidates(text: str) -> tuple[bool, bool, bool]:
-    """Whether `text` may hold (a card, an IBAN, a phone number), checked at memory speed.
+def pii_findings(text: str, flags: int | None = None) -> list[tuple[str, str]]:
+    """Likely personal data in `text`: (code, what) pairs. Heuristic: a warning, never an error.
 
-    The patterns are slow to scan for (20-40 MB/s each) and rarely match, so this comes first, on
-    the text reduced to character classes: an IBAN starts with two capitals and two digits; a
-    phone number is 9+ digits with at most 3 separators between them (a card, 13+ and 1). False
-    means the pattern cannot match; True, that it might.
+    `flags`: what `scan` found in `text` or in any text that contains it, if known (the patterns
+    it rules out are not searched for).
     """
-    table = _PII_CLASSES
-    if not text.isascii() and any(ch.isdigit() for ch in set(_non_ascii(text))):
-        table = _PII_CLASSES_WIDE
-    classes = text.encode("utf-8", "surrogatepass").translate(table)
-    iban = b"AA00" in classes
-    phone = classes.count(b"0") >= 9 and _PHONE_CLASSES.search(classes) is not None
-    card = phone and _CARD_CLASSES.search(classes) is not None
-    return card, iban, phone
-
-
-def pii_findings(text: str) -> list[tuple[str, str]]:
-    """Likely personal data in `text`: (code, what) pairs. Heuristic: a warning, never an error."""
+    if flags is None:
+        flags = scan(text, "")[1]
     found: list[tuple[str, str]] = []
-    if "@" in text and _EMAIL.search(text):
+    if flags & F_AT and _has_email(text):
         found.append(("pii_email", "an email address"))
-    card, iban, phone = _pii_candidates(text)
-    if card:
+    if flags & F_CARD:
         for m in _CARD.finditer(text):
             number = re.sub(r"\D", "", m.group())
             if 13 <= len(number) <= 19 and _luhn(number):
                 found.append(("pii_card", "a payment card number (passes the Luhn check)"))
                 break
-    if iban:
+    if flags & F_IBAN:
         for m in _IBAN.finditer(text):
             if _iban_ok(m.group()):
                 found.append(("pii_iban", "an IBAN (valid checksum)"))
                 break
-    if phone:
+    if flags & F_PHONE:
         for m in _PHONE.finditer(text):
             n_digits = sum(c.isdigit() for c in m.group())
             if 9 <= n_digits <= 15 and not any(c == "pii_card" for c, _ in found):
@@ -187,6 +170,7 @@ def _turns_text(data: Mapping[str, Any]) -> str:
 
 
 _PII_FLAGS = F_AT | F_IBAN | F_PHONE | F_CARD
+_TEXT_FLAGS = _PII_FLAGS | F_SPECIAL
 #: The codes whose findings depend on the text, not on an example's structure (see `_shape`).
 _TEXT_CODES = frozenset({"special_token", "pii_email", "pii_card", "pii_iban", "pii_phone"})
 _ABSENT = object()  # in a shape: the key is not there
@@ -315,12 +299,14 @@ class _Checker:
         tokens = [t for t in profile.forbidden_tokens if t]
         self.special = re.compile("|".join(re.escape(t) for t in tokens)) if tokens else None
         # Every forbidden token starts with one of these characters ("<" or "["): a text without any
-        # of them needs no regex scan.
+        # of them needs no regex scan; nor does one without any of their first two characters.
         self.special_starts = "".join(sorted({t[0] for t in tokens}))
+        self.special_prefixes = sorted({t[:2] for t in tokens})
         # Whether the current example's text may hold a special token / personal data at all (see
         # `prescan`); while True, every message is scanned.
         self.scan_special = True
         self.scan_pii = True
+        self.flags: int | None = None
         self.tool_id = re.compile(profile.tool_call_id_pattern) if profile.tool_call_id_pattern else None
         self.without_system = 0
         self.without_user = 0
@@ -339,6 +325,7 @@ class _Checker:
         personal data, neither can any message: the per-message scans are skipped, with the same
         findings.
         """
+        self.flags = flags
         if flags is None:
             self.scan_special = self.scan_pii = True
             return
@@ -350,9 +337,23 @@ class _Checker:
         an example whose turns are `text` (`flags`: what `scan` found in it). False is certain: a
         finding in one message is a finding in the whole; True may be a finding only the whole has
         (a special token in a tool call's arguments, which are not content)."""
-        if flags & F_SPECIAL and self.special is not None and self.special.search(text):
+        if (
+            flags & F_SPECIAL
+            and self.special is not None
+            and any(map(text.__contains__, self.special_prefixes))
+            and self.special.search(text)
+        ):
             return True
-        return bool(flags & _PII_FLAGS) and bool(pii_findings(text))
+        return bool(flags & _PII_FLAGS) and bool(pii_findings(text, flags))
+
+    def texts(self, messages: list[dict[str, Any]], line: int) -> None:
+        """The text checks alone (`_text`) of a chat example whose structure is known to be clean:
+        what `chat` would report for it (`prescan` first)."""
+        for i, m in enumerate(messages, 1):
+            content = m.get("content")
+            # Blank content has nothing to find (and is the structure's business).
+            if content and not content.isspace():
+                self._text(content, m["role"], f"message {i}", line)
 
     # -- chat -------------------------------------------------------------------------------------
 
@@ -529,6 +530,9 @@ class _Checker:
         ):
             self.add("empty_content", "error", f"{at} ({role}) content is empty or whitespace", line)
             return
+        self._text(text, role, at, line)
+
+    def _text(self, text: str, role: str, at: str, line: int) -> None:
         found = (
             self.special.search(text)
             if self.scan_special
@@ -545,7 +549,7 @@ class _Checker:
                 "remove or escape it",
                 line,
             )
-        for code, what in pii_findings(text) if self.scan_pii else ():
+        for code, what in pii_findings(text, self.flags) if self.scan_pii else ():
             self.add(code, "warning", f"{at} ({role}) seems to contain {what}; remove personal data", line)
 
     def _weight(self, m: Mapping[str, Any], role: str, at: str, line: int) -> None:
@@ -1076,12 +1080,16 @@ def _scan(
         if chat:
             tools = data.get("tools")
             known = shapes.get(shape) if shape is not None else None
-            if known is not None and known[0] and not checker.text_findings(text, flags):  # type: ignore[arg-type]
-                # Structurally like an example already checked clean, and nothing in the text: the
-                # checks would find nothing, so only their tallies are kept.
+            if known is not None and known[0] and flags is not None and text is not None:
+                # Structurally like an example already checked clean: the structural checks would
+                # find nothing, so only their tallies are kept; the text's are run where it may
+                # hold something.
                 messages = data["messages"]
                 checker.without_system += not known[1]
                 checker.without_user += not known[2]
+                if flags & _TEXT_FLAGS and checker.text_findings(text, flags):
+                    checker.prescan(flags)
+                    checker.texts(messages, line)
             else:
                 structural = checker.structural
                 checker.prescan(flags)

@@ -274,6 +274,11 @@ LOOKALIKES = [
         ),
     ),
     ("openai", _chat("hi", "ok", weight=1), _chat("hi", "ok", weight=2)),
+    (
+        "openai",
+        _chat("hi", "ok", weight=1),
+        {"messages": [{"role": "user", "content": "hi"}, {"role": "system", "content": "ok", "weight": 1}]},
+    ),
     ("openai", _chat("hi", "ok", weight=1), _chat("hi", "ok", weight=0)),
     ("openai", _chat("hi", "ok"), _chat("hi", "  ")),
     ("openai", _chat("hi", "ok"), _chat("hi", "ok", refusal=None, extra=1)),

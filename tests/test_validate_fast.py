@@ -30,6 +30,7 @@ def plain(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(L, "_chat_block", lambda block, n: None)
     monkeypatch.setattr(V, "scan", T.scan_py)
     monkeypatch.setattr(V, "keys", T.keys_py)
+    monkeypatch.setattr(V, "lane", None)
     monkeypatch.setattr(V, "_MAX_SHAPES", 0)
 
 
@@ -198,12 +199,37 @@ def test_random_files_same_report(
 
 
 @settings(max_examples=300, deadline=None)
-@given(_example)
+@given(st.one_of(_example, _valid_example()))
 def test_shape_walk_builds_the_turns_text(example: dict[str, Any]) -> None:
     shape, text = V._shape(example, None)
     assert text == V._turns_text(example)
     if shape is not None:
         hash(shape)
+
+
+_plain_message = st.fixed_dictionaries(
+    {"role": st.sampled_from(["system", "user", "assistant", "tool", "x"]), "content": st.one_of(st.text(max_size=8), _text)}
+)  # fmt: skip
+
+
+@pytest.mark.skipif(T.lane is None, reason="the C extension was not built")
+@settings(max_examples=400, deadline=None)
+@given(
+    st.one_of(
+        st.fixed_dictionaries({"messages": st.lists(_plain_message, max_size=6)}),
+        st.fixed_dictionaries({"messages": st.lists(st.one_of(_plain_message, _message), max_size=4)}),
+        _example,
+    )
+)
+def test_compiled_lane_walks_as_python_does(example: dict[str, Any]) -> None:
+    assert T.lane is not None
+    walked = T.lane(example)
+    with pytest.MonkeyPatch.context() as m:
+        m.setattr(V, "lane", None)
+        python = V._shape(example, None)
+    if walked is not None:
+        assert walked == python
+        assert type(walked[1]) is str
 
 
 @settings(max_examples=200, deadline=None)

@@ -296,9 +296,96 @@ static PyObject *keys(PyObject *self, PyObject *args) {
     return Py_BuildValue("(KKi)", (unsigned long long)exact, (unsigned long long)near, flags);
 }
 
+/* lane(data) -> (shape, turns) | None
+ *
+ * `_validate._shape` for the most common example, done in C: `data` is a dict whose only key is
+ * "messages", a list of dicts with exactly the keys "role" and "content", both strings, no role
+ * "tool". Gives the same shape tuple and turns text `_shape` gives for it (tests compare them);
+ * None for any other example, which `_shape` then walks in Python.
+ */
+static PyObject *s_messages, *s_role, *s_content, *s_tool, *s_sep_field, *s_sep_turn, *s_empty;
+static PyObject *k_one, *k_two;
+
+static int blank(PyObject *text) {
+    Py_ssize_t n = PyUnicode_GET_LENGTH(text);
+    int kind = PyUnicode_KIND(text);
+    const void *data = PyUnicode_DATA(text);
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if (!Py_UNICODE_ISSPACE(PyUnicode_READ(kind, data, i))) return 0;
+    }
+    return 1; /* `not content or content.isspace()` */
+}
+
+static PyObject *lane(PyObject *self, PyObject *data) {
+    if (!PyDict_CheckExact(data) || PyDict_GET_SIZE(data) != 1) Py_RETURN_NONE;
+    PyObject *messages = PyDict_GetItemWithError(data, s_messages); /* borrowed */
+    if (messages == NULL) {
+        if (PyErr_Occurred()) return NULL;
+        Py_RETURN_NONE;
+    }
+    if (!PyList_CheckExact(messages)) Py_RETURN_NONE;
+    Py_ssize_t n = PyList_GET_SIZE(messages);
+    /* Check every message first, so that nothing is built for an example that goes to Python. */
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *m = PyList_GET_ITEM(messages, i);
+        if (!PyDict_CheckExact(m) || PyDict_GET_SIZE(m) != 2) Py_RETURN_NONE;
+        PyObject *role = PyDict_GetItemWithError(m, s_role);
+        if (role == NULL) {
+            if (PyErr_Occurred()) return NULL;
+            Py_RETURN_NONE;
+        }
+        PyObject *content = PyDict_GetItemWithError(m, s_content);
+        if (content == NULL) {
+            if (PyErr_Occurred()) return NULL;
+            Py_RETURN_NONE;
+        }
+        if (!PyUnicode_CheckExact(role) || !PyUnicode_CheckExact(content)) Py_RETURN_NONE;
+        int is_tool = PyUnicode_Compare(role, s_tool);
+        if (is_tool == -1 && PyErr_Occurred()) return NULL;
+        if (is_tool == 0) Py_RETURN_NONE;
+    }
+    /* The shape: [True, False, True] (only "messages": known keys, no "functions", no tools), then
+     * (role, 1 if blank else 2) per message; the turns: role, US, content, US, joined by RS. */
+    PyObject *shape = PyTuple_New(3 + n);
+    PyObject *parts = PyList_New(n ? 5 * n - 1 : 0);
+    if (shape == NULL || parts == NULL) goto fail;
+    PyTuple_SET_ITEM(shape, 0, Py_NewRef(Py_True));
+    PyTuple_SET_ITEM(shape, 1, Py_NewRef(Py_False));
+    PyTuple_SET_ITEM(shape, 2, Py_NewRef(Py_True));
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *m = PyList_GET_ITEM(messages, i);
+        PyObject *role = PyDict_GetItemWithError(m, s_role);
+        PyObject *content = PyDict_GetItemWithError(m, s_content);
+        if (role == NULL || content == NULL) goto fail; /* checked above: only an error gets here */
+        PyObject *item = PyTuple_Pack(2, role, blank(content) ? k_one : k_two);
+        if (item == NULL) goto fail;
+        PyTuple_SET_ITEM(shape, 3 + i, item);
+        Py_ssize_t at = 5 * i;
+        PyList_SET_ITEM(parts, at, Py_NewRef(role));
+        PyList_SET_ITEM(parts, at + 1, Py_NewRef(s_sep_field));
+        PyList_SET_ITEM(parts, at + 2, Py_NewRef(content));
+        PyList_SET_ITEM(parts, at + 3, Py_NewRef(s_sep_field));
+        if (i + 1 < n) PyList_SET_ITEM(parts, at + 4, Py_NewRef(s_sep_turn));
+    }
+    PyObject *turns = PyUnicode_Join(s_empty, parts);
+    Py_DECREF(parts);
+    if (turns == NULL) {
+        Py_DECREF(shape);
+        return NULL;
+    }
+    return Py_BuildValue("(NN)", shape, turns);
+fail:
+    Py_XDECREF(shape);
+    Py_XDECREF(parts);
+    if (!PyErr_Occurred()) PyErr_SetString(PyExc_RuntimeError, "lane: a message changed while it was read");
+    return NULL;
+}
+
 static PyMethodDef methods[] = {
     {"keys", keys, METH_VARARGS,
      "keys(text, starts) -> (exact, near, flags): scan() with both texts as XXH64 fingerprints."},
+    {"lane", lane, METH_O,
+     "lane(data) -> (shape, turns) | None: _validate._shape for an example of plain {role, content} messages."},
     {"scan", scan, METH_VARARGS,
      "scan(text, starts) -> (near, flags): the near-duplicate text of `text` as UTF-8, and which "
      "personal-data and special-token patterns could match it (see _textscan_py.py)."},
@@ -323,6 +410,18 @@ PyMODINIT_FUNC PyInit__textscan(void) {
         ascii_class[c] = (unsigned char)((digit ? C_DIGIT : 0) | (c == '@' ? C_AT : 0) | (cap ? C_CAP : 0) |
                                          (c == ' ' || c == '.' || c == '-' || c == '(' || c == ')' || c == '+' ? C_SEP : 0));
     }
+    s_messages = PyUnicode_InternFromString("messages");
+    s_role = PyUnicode_InternFromString("role");
+    s_content = PyUnicode_InternFromString("content");
+    s_tool = PyUnicode_InternFromString("tool");
+    s_sep_field = PyUnicode_InternFromString("\x1f");
+    s_sep_turn = PyUnicode_InternFromString("\x1e");
+    s_empty = PyUnicode_InternFromString("");
+    k_one = PyLong_FromLong(1);
+    k_two = PyLong_FromLong(2);
+    if (!s_messages || !s_role || !s_content || !s_tool || !s_sep_field || !s_sep_turn || !s_empty || !k_one ||
+        !k_two)
+        return NULL;
     PyObject *m = PyModule_Create(&module);
     if (m == NULL) return NULL;
     if (PyModule_AddIntConstant(m, "F_AT", F_AT) < 0 || PyModule_AddIntConstant(m, "F_IBAN", F_IBAN) < 0 ||

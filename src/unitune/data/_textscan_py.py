@@ -24,7 +24,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Callable
-from typing import Final
+from typing import Any, Final
 
 __all__ = [
     "F_AT",
@@ -95,3 +95,7 @@ except ImportError:  # not built (no C compiler at install time): the reference 
 compiled = _textscan is not None
 scan: Callable[[str, str], tuple[bytes, int]] = _textscan.scan if _textscan is not None else scan_py
 keys: Callable[[str, str], tuple[int, int, int]] = _textscan.keys if _textscan is not None else keys_py
+#: `_validate._shape` of an example of plain {role, content} messages, compiled (None if not built).
+lane: Callable[[Any], tuple[tuple[Any, ...], str] | None] | None = (
+    _textscan.lane if _textscan is not None else None
+)

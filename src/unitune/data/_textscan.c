@@ -1,15 +1,16 @@
 /*
  * unitune.data._textscan: one pass over an example's text for `validate`.
  *
- * Validation needs three things from every example's text besides its token count: the "near"
- * text its near-duplicate fingerprint hashes (lower-cased, every run of non-word characters one
- * space), and whether it may hold personal data or a special token at all (the regexes that
+ * Validation needs three things from every example's text besides its token count: its exact and
+ * "near" duplicate fingerprints (the near text is lower-cased, every run of non-word characters
+ * one space), and whether it may hold personal data or a special token at all (the regexes that
  * decide are slow, and almost no text needs them). In Python those are five passes over the text
- * (encode, translate twice, a regex, a numpy pass); here they are one.
+ * (encode, translate twice, a regex, a numpy pass) and two hashes; here they are one (`scan`,
+ * `keys`). `lane` walks the commonest example's structure for `_validate._shape`.
  *
- * The reference for every result is `_near_text_py` and `_flags_py` in `_textscan_py.py`: the
- * same definitions in plain Python, used when this module is not built, and compared with it in
- * tests/test_textscan.py over every code point.
+ * The reference for every result is in `_textscan_py.py` (`scan_py`, `keys_py`) and `_validate.py`
+ * (`_shape`): the same definitions in plain Python, used when this module is not built, and
+ * compared with it in tests/test_textscan.py (every code point) and tests/test_validate_fast.py.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>

@@ -20,7 +20,9 @@ def test_the_extension_is_built() -> None:
     # fallback). CI has one, and says so (.ci/run), so that a broken build cannot pass unnoticed.
     if not T.compiled and not os.environ.get("UNITUNE_REQUIRE_EXTENSION"):
         pytest.skip("unitune.data._textscan was not built (no C compiler?): the Python fallback is in use")
-    assert T.compiled, "unitune.data._textscan was not built: is a C compiler installed? (pip install -e . -v)"
+    assert T.compiled, (
+        "unitune.data._textscan was not built: is a C compiler installed? (pip install -e . -v)"
+    )
 
 
 @compiled

@@ -13,7 +13,7 @@ import gzip
 import io
 import itertools
 import json
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Generator, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, Literal
@@ -262,16 +262,25 @@ def iter_jsonl_blocks(
                 line += 1
                 yield Record(line, obj, None, "chat", size)
             continue
-        for raw, size in zip(lines, sizes, strict=True):
-            line += 1
-            if not raw.strip():
-                yield Record(line, None, Problem("blank_line", "blank line"), size=size)
-                continue
-            if size > len(raw):  # as `iter_jsonl_lines` reads it: with its newline
-                raw += b"\n"
-            record, seen = _parse_line(raw, line, pinned, bom=line == 1 and file_start)
-            pinned = pinned or seen
-            yield record
+        # Line by line, each with its newline (as a file iterator gives it).
+        raws = [raw + b"\n" if size > len(raw) else raw for raw, size in zip(lines, sizes, strict=True)]
+        pinned = yield from _line_records(raws, pinned, line, file_start)
+        line += len(raws)
+
+
+def _line_records(
+    lines: Iterable[bytes], pinned: str | None, line: int, file_start: bool
+) -> Generator[Record, None, str | None]:
+    """Records of JSONL byte lines numbered from `line + 1`; returns the format pinned after them."""
+    for raw in lines:
+        line += 1
+        if not raw.strip():
+            yield Record(line, None, Problem("blank_line", "blank line"), size=len(raw))
+            continue
+        record, seen = _parse_line(raw, line, pinned, bom=line == 1 and file_start)
+        pinned = pinned or seen
+        yield record
+    return pinned
 
 
 def iter_jsonl_lines(
@@ -282,14 +291,7 @@ def iter_jsonl_lines(
     `file_start=False` reads lines from the middle of a file (a chunk): numbering still starts at 1,
     but the first line is not the file's, so no byte-order mark is skipped there.
     """
-    pinned: str | None = None if fmt == "auto" else fmt
-    for line, raw in enumerate(lines, 1):
-        if not raw.strip():
-            yield Record(line, None, Problem("blank_line", "blank line"), size=len(raw))
-            continue
-        record, seen = _parse_line(raw, line, pinned, bom=line == 1 and file_start)
-        pinned = pinned or seen
-        yield record
+    yield from _line_records(lines, None if fmt == "auto" else fmt, 0, file_start)
 
 
 class JsonlFile(Iterator[Record]):

@@ -305,8 +305,8 @@ class _Checker:
         self.issues = issues
         tokens = [t for t in profile.forbidden_tokens if t]
         self.special = re.compile("|".join(re.escape(t) for t in tokens)) if tokens else None
-        # Every forbidden token starts with one of these characters ("<" or "["): a text without any
-        # of them needs no regex scan; nor does one without any of their first two characters.
+        # Every forbidden token starts with one of these characters ("<" or "["): the scanner flags
+        # a text with any of them; a text without any of their first two characters needs no regex.
         self.special_starts = "".join(sorted({t[0] for t in tokens}))
         self.special_prefixes = sorted({t[:2] for t in tokens})
         # Whether the current example's text may hold a special token / personal data at all (see
@@ -344,12 +344,7 @@ class _Checker:
         an example whose turns are `text` (`flags`: what `scan` found in it). False is certain: a
         finding in one message is a finding in the whole; True may be a finding only the whole has
         (a special token in a tool call's arguments, which are not content)."""
-        if (
-            flags & F_SPECIAL
-            and self.special is not None
-            and any(map(text.__contains__, self.special_prefixes))
-            and self.special.search(text)
-        ):
+        if flags & F_SPECIAL and self._special_in(text) is not None:
             return True
         return bool(flags & _PII_FLAGS) and bool(pii_findings(text, flags))
 
@@ -539,14 +534,15 @@ class _Checker:
             return
         self._text(text, role, at, line)
 
+    def _special_in(self, text: str) -> re.Match[str] | None:
+        """The first forbidden token in `text` (the regex runs only where a token's first two
+        characters occur)."""
+        if self.special is None or not any(map(text.__contains__, self.special_prefixes)):
+            return None
+        return self.special.search(text)
+
     def _text(self, text: str, role: str, at: str, line: int) -> None:
-        found = (
-            self.special.search(text)
-            if self.scan_special
-            and self.special is not None
-            and any(map(text.__contains__, self.special_starts))
-            else None
-        )
+        found = self._special_in(text) if self.scan_special else None
         if found is not None:
             token = found.group()
             self.add(

@@ -648,6 +648,15 @@ class _TemplateCounter(TokenCounter):
         count = self._enc.counter()
         roles = self._role_tokens
         repeated = self._repeated
+
+        def once(text: str) -> int:  # a text that repeats across conversations: counted once
+            n = repeated.get(text)
+            if n is None:
+                n = count(text)
+                if len(repeated) < 1024:
+                    repeated[text] = n
+            return n
+
         texts: list[str] = []
         plans: list[tuple[int, int, int, list[int]] | tuple[int, int]] = []
         for messages, tools in items:
@@ -666,12 +675,7 @@ class _TemplateCounter(TokenCounter):
                 content = m.get("content")
                 if type(content) is str:
                     if raw_role == "system":
-                        n = repeated.get(content)
-                        if n is None:
-                            n = count(content)
-                            if len(repeated) < 1024:
-                                repeated[content] = n
-                        fixed += n
+                        fixed += once(content)
                     else:
                         if raw_role == "assistant":
                             assistant.append(len(texts))
@@ -691,13 +695,7 @@ class _TemplateCounter(TokenCounter):
                     texts += [_jdump({"name": c.name, "arguments": c.arguments}) for c in _calls(calls)]
             else:
                 if tools:
-                    schema = _jdump(list(tools))
-                    n = repeated.get(schema)
-                    if n is None:
-                        n = count(schema)
-                        if len(repeated) < 1024:
-                            repeated[schema] = n
-                    fixed += n
+                    fixed += once(_jdump(list(tools)))
                 plans.append((fixed, start, len(texts), assistant))
                 continue
             del texts[start:]

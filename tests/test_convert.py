@@ -82,6 +82,7 @@ def test_formats_lists_every_target() -> None:
     assert formats() == [
         "bedrock-claude",
         "bedrock-conversation",
+        "bedrock-llama-conversation",
         "bedrock-prompt-completion",
         "cohere",
         "hf-chat",
@@ -110,7 +111,7 @@ def test_unknown_format_without_close_match_has_no_suggestion() -> None:
 
 
 def test_converter_rejects_a_non_example() -> None:
-    with pytest.raises(TypeError, match="expected ChatExample or PreferenceExample, got dict"):
+    with pytest.raises(TypeError, match="expected ChatExample, PreferenceExample or TextExample, got dict"):
         get_format("openai").convert({"messages": []})  # type: ignore[arg-type]
 
 
@@ -350,7 +351,8 @@ def test_a_chat_example_into_a_preference_format_is_refused(fmt: str) -> None:
             7,
             f"a chat example cannot be written as {fmt} (preference data needs a preferred and a "
             "non-preferred reply); use a supervised format: openai, together, together-instruction, "
-            "bedrock-prompt-completion, bedrock-conversation, bedrock-claude, mistral, cohere, hf-chat",
+            "bedrock-prompt-completion, bedrock-conversation, bedrock-llama-conversation, bedrock-claude, "
+            "mistral, cohere, hf-chat",
             True,
         )
     ]
@@ -779,18 +781,21 @@ def test_bedrock_claude_moves_and_joins_system_and_merges_consecutive_users() ->
     ]
 
 
-def test_bedrock_conversation_keeps_leading_systems_as_blocks_and_merged_turns_as_blocks() -> None:
+def test_bedrock_conversation_joins_systems_and_merged_turns_into_one_block_each() -> None:
+    # One system block: Llama 3.2's validator takes no more than one. One block per merged turn: what
+    # reads back as one message and converts to the same record again.
     ex = chat(sys_("A."), sys_("B."), user("Hi"), user("there"), bot())
-    out, lost = convert_example(ex, "bedrock-conversation")
-    assert out == {
-        "schemaVersion": "bedrock-conversation-2024",
-        "system": [{"text": "A."}, {"text": "B."}],
-        "messages": [
-            {"role": "user", "content": [{"text": "Hi"}, {"text": "there"}]},
-            {"role": "assistant", "content": [{"text": "Hello!"}]},
-        ],
-    }
-    assert [x.code for x in lost] == ["turns_merged"]
+    for fmt in ("bedrock-conversation", "bedrock-llama-conversation"):
+        out, lost = convert_example(ex, fmt)
+        assert out == {
+            "schemaVersion": "bedrock-conversation-2024",
+            "system": [{"text": "A.\n\nB."}],
+            "messages": [
+                {"role": "user", "content": [{"text": "Hi\n\nthere"}]},
+                {"role": "assistant", "content": [{"text": "Hello!"}]},
+            ],
+        }
+        assert [x.code for x in lost] == ["system_merged", "turns_merged"]
 
 
 @pytest.mark.parametrize("fmt", ["bedrock-claude", "bedrock-conversation"])

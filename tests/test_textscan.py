@@ -87,16 +87,18 @@ def test_arbitrary_unicode_matches_the_reference(text: str, starts: str) -> None
 
 def test_superset_of_the_pii_patterns() -> None:
     """Wherever validate's PII regexes match, the flags say they could."""
-    from unitune.data._validate import _CARD, _EMAIL, _IBAN, _PHONE
+    from unitune.data._pii import _CARD, _EMAIL, _IBAN, _NINE, _PHONE, _SSN
 
     samples = [
         "write to jane.doe@example.com", "+44 20 7946 0958", "(555) 123-4567", "555.123.4567",
         "4111-1111-1111-1111", "DE89 3704 0044 0532 0130 00", "DE89370400440532013000", "٠١٢٣٤٥٦٧٨٩٠",
+        "מספר 123456782", "078-05-1120", "050\u200f-123\u200f-4567", "4111\u00a01111\u00a01111\u00a01111",
     ]  # fmt: skip
     for text in samples:
         flags = T.scan(text, "")[1]
         assert not _EMAIL.search(text) or flags & T.F_AT
-        assert not _PHONE.search(text) or flags & T.F_PHONE, text
+        for pattern in (_PHONE, _SSN, _NINE):
+            assert not pattern.search(text) or flags & T.F_PHONE, text
         assert not _CARD.search(text) or flags & T.F_CARD, text
         assert not _IBAN.search(text) or flags & T.F_IBAN, text
 
@@ -140,13 +142,13 @@ def test_long_text_uses_the_heap_buffer() -> None:
 @settings(max_examples=500, deadline=None)
 @given(st.text(alphabet=st.sampled_from(list("ab.Z9-_%+@ \n.x東")), max_size=40))
 def test_email_check_is_the_regex(text: str) -> None:
-    from unitune.data._validate import _EMAIL, _has_email
+    from unitune.data._pii import _EMAIL, _emails
 
-    assert _has_email(text) == (_EMAIL.search(text) is not None)
+    assert _emails(text) == [m.span() for m in _EMAIL.finditer(text)]
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.text(alphabet=st.sampled_from(list("0123456789 -.()+@abAB東٣")), max_size=40))
+@given(st.text(alphabet=st.sampled_from(list("0123456789 -.()+@abAB東٣\u200f\u00a0#")), max_size=40))
 def test_pii_findings_with_the_scanners_flags_are_the_same(text: str) -> None:
     from unitune.data._validate import pii_findings
 

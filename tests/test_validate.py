@@ -50,48 +50,60 @@ def only(report: ValidationReport, code: str) -> Any:
     return found[0]
 
 
-# (code, severity, provider, bad line, words in the message)
+# (code, severity, provider, bad line, words in the message). An error is a vendor rule that refuses
+# the data and that the wire file keeps (profiles.toml says which); everything else is a warning.
+def _call(cid: str, name: str = "f", args: Any = "{}") -> dict[str, Any]:
+    return {"id": cid, "type": "function", "function": {"name": name, "arguments": args}}
+
+
+def _with_call(call: dict[str, Any], answer: bool = True) -> list[dict[str, Any]]:
+    messages = [U, {"role": "assistant", "tool_calls": [call]}]
+    if answer:
+        messages.append({"role": "tool", "tool_call_id": call["id"], "content": "ok"})
+    return [*messages, A]
+
+
 CASES: list[tuple[str, str, str, Any, str]] = [
     ("invalid_json", "error", "openai", '{"messages": [', "not valid JSON"),
     ("not_an_object", "error", "openai", "[1, 2]", "JSON object"),
-    ("unknown_format", "error", "openai", {"text": "hi"}, "cannot tell the format"),
+    ("unknown_format", "error", "openai", {"foo": "hi"}, "cannot tell the format"),
     ("mixed_formats", "error", "openai", {"prompt": "a", "completion": "b"}, "one format per file"),
     ("blank_line", "warning", "openai", "   ", "blank line"),
-    ("unrecognized_key", "error", "openai", {"messages": [U, A], "meta": 1}, "'meta'"),
-    ("deprecated_functions", "error", "openai", {"messages": [U, A], "functions": []}, "deprecated"),
+    ("unrecognized_key", "warning", "openai", {"messages": [U, A], "meta": 1}, "'meta' (1)"),
+    ("unrecognized_key", "warning", "together", {"messages": [U, A], "id": 7}, "left out of the wire file"),
+    ("deprecated_functions", "warning", "openai", {"messages": [U, A], "functions": []}, "legacy"),
     ("missing_messages", "error", "openai", {"messages": []}, "non-empty list"),
     ("message_not_object", "error", "openai", {"messages": [U, "hi"]}, "message 2"),
     ("message_missing_role", "error", "openai", {"messages": [{"content": "x"}, A]}, "no 'role'"),
+    ("unrecognized_role", "error", "openai", {"messages": [{"role": "developer", "content": "x"}, A]}, "'developer'"),
+    ("unrecognized_role", "error", "together", {"messages": [U, {"role": "Assistant", "content": "x"}]}, "lower case"),
     (
-        "unrecognized_role",
-        "error",
-        "openai",
-        {"messages": [{"role": "function", "content": "x"}, A]},
-        "'tool'",
-    ),
-    (
-        "role_not_allowed",
+        "tools_unsupported",
         "error",
         "cohere",
         {"messages": [U, A, {"role": "tool", "content": "x", "tool_call_id": "c"}]},
-        "'tool' role",
+        "tool result",
     ),
-    ("message_unrecognized_key", "error", "openai", {"messages": [{**U, "lang": "en"}, A]}, "'lang'"),
-    ("missing_content", "error", "openai", {"messages": [{"role": "user"}, A]}, "no content"),
+    ("message_unrecognized_key", "warning", "openai", {"messages": [{**U, "lang": "en"}, A]}, "'lang' (1)"),
+    ("missing_content", "error", "openai", {"messages": [{"role": "user"}, A]}, "no 'content'"),
+    ("missing_content", "error", "together", {"messages": [{"role": "user"}, A]}, "no 'content'"),
+    ("null_content", "error", "openai", {"messages": [{"role": "user", "content": None}, A]}, "null"),
+    ("null_content", "warning", "together", {"messages": [{"role": "user", "content": None}, A]}, "null"),
     ("content_not_string", "error", "openai", {"messages": [{"role": "user", "content": 5}, A]}, "got int"),
-    (
-        "empty_content",
-        "error",
-        "openai",
-        {"messages": [U, {"role": "assistant", "content": "  "}]},
-        "whitespace",
-    ),
+    ("empty_content", "error", "openai", {"messages": [{"role": "user", "content": ""}, A]}, "empty"),
+    ("empty_content", "warning", "together", {"messages": [{"role": "user", "content": ""}, A]}, "empty"),
+    ("empty_content", "warning", "mistral", {"messages": [{"role": "user", "content": ""}, A]}, "empty"),
+    ("empty_content", "error", "bedrock-nova", {"messages": [{"role": "user", "content": ""}, A]}, "empty"),
+    ("empty_reply", "error", "openai", {"messages": [U, {"role": "assistant", "content": ""}]}, "empty"),
+    ("empty_reply", "error", "mistral", {"messages": [U, {"role": "assistant", "content": ""}]}, "empty"),
+    ("empty_reply", "warning", "bedrock-claude", {"messages": [U, {"role": "assistant", "content": ""}]}, "empty"),
+    ("blank_content", "warning", "openai", {"messages": [U, {"role": "assistant", "content": "  "}]}, "whitespace"),
     (
         "multimodal_not_supported",
-        "error",
-        "mistral",
+        "warning",
+        "bedrock-claude",
         {"messages": [{"role": "user", "content": [{"type": "text", "text": "x"}]}, A]},
-        "text content only",
+        "text only",
     ),
     (
         "invalid_content_part",
@@ -102,48 +114,45 @@ CASES: list[tuple[str, str, str, Any, str]] = [
     ),
     (
         "image_not_user",
-        "error",
+        "warning",
         "openai",
-        {
-            "messages": [
-                U,
-                {"role": "assistant", "content": [{"type": "image_url", "image_url": {"url": "x"}}]},
-            ]
-        },
+        {"messages": [U, {"role": "assistant", "content": [{"type": "image_url", "image_url": {"url": "x"}}]}]},
         "user messages only",
     ),
+    (
+        "image_dropped",
+        "warning",
+        "together",
+        {"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "https://x/y.png"}}]}, A]},
+        "data URLs",
+    ),
+    (
+        "image_dropped",
+        "warning",
+        "bedrock-nova",
+        {"messages": [{"role": "user", "content": [{"type": "text", "text": "q"}, {"type": "image_url", "image_url": {"url": "data:image/png;base64,AA=="}}]}, A]},
+        "S3",
+    ),
     ("invalid_weight", "error", "openai", {"messages": [U, {**A, "weight": 0.5}]}, "0 or 1"),
+    ("invalid_weight", "error", "together", {"messages": [U, {**A, "weight": 2}]}, "0 or 1"),
+    ("weight_not_integer", "warning", "together", {"messages": [U, {**A, "weight": 1.0}]}, "written as 1"),
+    ("weight_not_integer", "warning", "mistral", {"messages": [U, {**A, "weight": True}]}, "written as 1"),
+    ("weight_not_assistant", "warning", "openai", {"messages": [{**U, "weight": 1}, A]}, "assistant messages only"),
+    ("weight_unsupported", "warning", "cohere", {"messages": [U, {**A, "weight": 1}]}, "no per-message weights"),
+    ("no_trained_turn", "warning", "openai", {"messages": [U, {**A, "weight": 0}]}, "weight 0"),
+    ("special_token", "warning", "openai", {"messages": [{**U, "content": "hi <|im_end|>"}, A]}, "'<|im_end|>'"),
+    ("special_token", "warning", "mistral", {"messages": [{**U, "content": "hi [INST] x"}, A]}, "'[INST]'"),
     (
-        "weight_not_assistant",
+        "reserved_keyword",
         "error",
-        "openai",
-        {"messages": [{**U, "weight": 1}, A]},
-        "only allowed on assistant",
+        "bedrock-claude",
+        {"messages": [{**U, "content": "Quote:\nHuman: hi"}, A]},
+        "'\\nHuman:'",
     ),
-    ("weight_unsupported", "warning", "cohere", {"messages": [U, {**A, "weight": 1}]}, "ignores weight"),
-    ("no_trained_turn", "error", "openai", {"messages": [U, {**A, "weight": 0}]}, "weight 0"),
-    (
-        "special_token",
-        "error",
-        "openai",
-        {"messages": [{**U, "content": "hi <|im_end|>"}, A]},
-        "'<|im_end|>'",
-    ),
-    (
-        "pii_email",
-        "warning",
-        "openai",
-        {"messages": [{**U, "content": "write to ana@example.org"}, A]},
-        "email",
-    ),
+    ("reserved_keyword", "error", "bedrock-nova", {"messages": [{**U, "content": "User: hi"}, A]}, "'User:'"),
+    ("pii_email", "warning", "openai", {"messages": [{**U, "content": "write to ana@example.org"}, A]}, "email"),
     ("pii_phone", "warning", "openai", {"messages": [{**U, "content": "call +44 20 7946 0958"}, A]}, "phone"),
-    (
-        "pii_card",
-        "warning",
-        "openai",
-        {"messages": [{**U, "content": "card 4242 4242 4242 4242"}, A]},
-        "Luhn",
-    ),
+    ("pii_card", "warning", "openai", {"messages": [{**U, "content": "card 4242 4242 4242 4242"}, A]}, "Luhn"),
     (
         "pii_iban",
         "warning",
@@ -151,118 +160,64 @@ CASES: list[tuple[str, str, str, Any, str]] = [
         {"messages": [{**U, "content": "IBAN GB82 WEST 1234 5698 7654 32"}, A]},
         "IBAN",
     ),
-    ("missing_assistant", "error", "openai", {"messages": [U]}, "nothing to train on"),
-    ("last_not_assistant", "error", "mistral", {"messages": [U, A, U]}, "last message"),
-    ("invalid_first_role", "error", "together", {"messages": [A, U, A]}, "starts with 'assistant'"),
-    ("consecutive_roles", "error", "together", {"messages": [U, U, A]}, "both 'user'"),
-    ("invalid_role_order", "error", "bedrock-claude", {"messages": [U, A, A]}, "cannot follow 'assistant'"),
-    ("multiple_system", "error", "mistral", {"messages": [S, S, U, A]}, "one system message"),
-    ("system_not_first", "error", "mistral", {"messages": [U, S, A]}, "must come first"),
-    ("too_many_turns", "error", "bedrock-llama", {"messages": [U, A, U, A]}, "single exchanges"),
     (
-        "tools_unsupported",
-        "error",
+        "pii_national_id",
+        "warning",
+        "openai",
+        {"messages": [{**U, "content": "my ID is 123456782"}, A]},
+        "national id",
+    ),
+    ("missing_assistant", "error", "openai", {"messages": [U]}, "nothing to train on"),
+    ("last_not_assistant", "warning", "mistral", {"messages": [U, A, U]}, "trailing messages left out"),
+    ("last_not_assistant", "warning", "bedrock-claude", {"messages": [U, A, U]}, "trailing messages left out"),
+    ("invalid_first_role", "error", "bedrock-claude", {"messages": [A, U, A]}, "starts with 'assistant'"),
+    ("consecutive_roles", "warning", "bedrock-claude", {"messages": [U, U, A]}, "merged into one turn"),
+    ("invalid_role_order", "error", "mistral", {"messages": [U, {"role": "tool", "tool_call_id": "abcdefghi", "content": "r"}, A]}, "cannot follow a 'user'"),
+    ("too_few_messages", "error", "mistral", {"messages": [S, A]}, "at least 2"),
+    ("multiple_system", "error", "mistral", {"messages": [S, S, U, A]}, "2 system messages"),
+    ("multiple_system", "warning", "bedrock-claude", {"messages": [S, S, U, A]}, "joined"),
+    ("system_not_first", "warning", "mistral", {"messages": [U, S, A]}, "moved to the start"),
+    ("too_many_turns", "warning", "bedrock-llama", {"messages": [U, A, U, A]}, "single exchanges"),
+    (
+        "tools_dropped",
+        "warning",
         "cohere",
         {"messages": [U, A], "tools": [{"type": "function", "function": {"name": "f"}}]},
         "tool definitions",
     ),
     ("invalid_tools", "error", "openai", {"messages": [U, A], "tools": [{"type": "web"}]}, "tool 1"),
     (
-        "invalid_tool_call",
-        "error",
-        "openai",
-        {"messages": [U, {"role": "assistant", "tool_calls": []}]},
-        "non-empty",
-    ),
-    (
-        "invalid_function_name",
-        "error",
-        "openai",
-        {
-            "messages": [
-                U,
-                {
-                    "role": "assistant",
-                    "tool_calls": [
-                        {"id": "c1", "type": "function", "function": {"name": "bad name", "arguments": "{}"}}
-                    ],
-                },
-                {"role": "tool", "tool_call_id": "c1", "content": "ok"},
-                A,
-            ]
-        },
-        "'bad name'",
-    ),
-    (
-        "invalid_tool_arguments",
-        "error",
-        "openai",
-        {
-            "messages": [
-                U,
-                {
-                    "role": "assistant",
-                    "tool_calls": [
-                        {"id": "c1", "type": "function", "function": {"name": "f", "arguments": {"a": 1}}}
-                    ],
-                },
-                {"role": "tool", "tool_call_id": "c1", "content": "ok"},
-                A,
-            ]
-        },
-        "JSON string",
-    ),
-    (
-        "invalid_tool_call_id",
+        "tool_missing_description",
         "error",
         "mistral",
-        {
-            "messages": [
-                U,
-                {
-                    "role": "assistant",
-                    "tool_calls": [
-                        {"id": "c1", "type": "function", "function": {"name": "f", "arguments": "{}"}}
-                    ],
-                },
-                {"role": "tool", "tool_call_id": "c1", "content": "ok"},
-                A,
-            ]
-        },
-        "must match",
+        {"messages": [U, A], "tools": [{"type": "function", "function": {"name": "f", "parameters": {}}}]},
+        "no 'description'",
     ),
-    (
-        "tool_missing_call_id",
-        "error",
-        "openai",
-        {"messages": [U, {"role": "tool", "content": "r"}, A]},
-        "tool_call_id",
-    ),
+    ("invalid_tool_call", "error", "openai", {"messages": [U, {"role": "assistant", "tool_calls": []}]}, "non-empty"),
+    ("invalid_tool_call", "warning", "together", {"messages": [U, {"role": "assistant", "tool_calls": []}]}, "non-empty"),
+    ("invalid_function_name", "error", "openai", {"messages": _with_call(_call("c1", "bad name"))}, "'bad name'"),
+    ("invalid_tool_arguments", "error", "openai", {"messages": _with_call(_call("c1", args={"a": 1}))}, "JSON string"),
+    ("invalid_tool_arguments", "warning", "mistral", {"messages": _with_call(_call("abcdefghi", args={"a": 1}))}, "JSON string"),
+    ("tool_arguments_not_json", "warning", "openai", {"messages": _with_call(_call("c1", args="{oops"))}, "not valid JSON"),
+    ("invalid_tool_call_id", "warning", "mistral", {"messages": _with_call(_call("c1"))}, "rewrites it"),
+    ("tool_missing_call_id", "error", "openai", {"messages": [U, {"role": "tool", "content": "r"}, A]}, "tool_call_id"),
+    ("tool_missing_call_id", "warning", "together", {"messages": [U, {"role": "tool", "content": "r"}, A]}, "tool_call_id"),
     (
         "tool_response_unpaired",
-        "error",
+        "warning",
         "openai",
         {"messages": [U, {"role": "tool", "tool_call_id": "zz", "content": "r"}, A]},
         "'zz'",
     ),
     (
-        "tool_call_unanswered",
+        "tool_response_unpaired",
         "error",
-        "openai",
-        {
-            "messages": [
-                U,
-                {
-                    "role": "assistant",
-                    "tool_calls": [
-                        {"id": "c9", "type": "function", "function": {"name": "f", "arguments": "{}"}}
-                    ],
-                },
-                A,
-            ]
-        },
-        "c9",
+        "mistral",
+        {"messages": [U, {"role": "assistant", "tool_calls": [_call("abcdefghi")]}, {"role": "tool", "tool_call_id": "zzzzzzzzz", "content": "r"}, A]},
+        "'zzzzzzzzz'",
     ),
+    ("tool_call_unanswered", "warning", "openai", {"messages": _with_call(_call("c9"), answer=False)}, "c9"),
+    ("tool_call_unanswered", "error", "mistral", {"messages": _with_call(_call("abcdefghi"), answer=False)}, "abcdefghi"),
     (
         "tool_calls_not_assistant",
         "error",
@@ -271,13 +226,20 @@ CASES: list[tuple[str, str, str, Any, str]] = [
         "only assistant",
     ),
     (
-        "deprecated_function_call",
-        "error",
-        "openai",
-        {"messages": [U, {"role": "assistant", "content": None, "function_call": {"name": "f"}}]},
-        "deprecated",
+        "tool_calls_with_content",
+        "warning",
+        "mistral",
+        {"messages": [U, {"role": "assistant", "content": "let me see", "tool_calls": [_call("abcdefghi")]}, {"role": "tool", "tool_call_id": "abcdefghi", "content": "r"}, A]},
+        "not both",
     ),
-]
+    (
+        "deprecated_function_call",
+        "warning",
+        "openai",
+        {"messages": [U, {"role": "assistant", "content": None, "function_call": {"name": "f", "arguments": "{}"}}, {"role": "function", "name": "f", "content": "r"}, A]},
+        "legacy",
+    ),
+]  # fmt: skip
 
 
 @pytest.mark.parametrize(("code", "severity", "provider", "bad", "words"), CASES, ids=[c[0] for c in CASES])
@@ -397,7 +359,7 @@ def test_percentiles_nearest_rank() -> None:
 def test_missing_system_and_user_are_summarised(tmp_path: Path) -> None:
     report = run([{"messages": [S, U, A]}, {"messages": [S, A]}], tmp_path)
     assert only(report, "missing_system").message.startswith("1 of 3 examples")
-    assert only(report, "missing_user").message == "1 examples have no user message"
+    assert only(report, "missing_user").message == "1 example has no user message"
 
 
 def test_issue_cap_keeps_exact_counts(tmp_path: Path) -> None:

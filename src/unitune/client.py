@@ -224,11 +224,19 @@ class FineTuneClient:
         raise TypeError(f"data must be a path, a Dataset or a FileRef, not {type(data).__name__}")
 
     def validate(
-        self, data: DataInput, *, model: str | None = None, validation_data: DataInput | None = None
+        self,
+        data: DataInput,
+        *,
+        model: str | None = None,
+        validation_data: DataInput | None = None,
+        method: TrainingMethod | None = None,
     ) -> ValidationReport:
         """Check a dataset against this provider's rules (and `validation_data` for leakage).
 
-        Never raises for bad data: the report lists every problem with its line.
+        `model` is checked as `estimate` and `create_job` check it (an alias this provider does not
+        offer raises `ConfigurationError`) and sets the token limit; `method` ("sft" or "dpo")
+        requires every example to be of that job's kind. Never raises for bad data: the report lists
+        every problem with its line.
         """
         train = self._dataset(data)
         valid = self._dataset(validation_data) if validation_data is not None else None
@@ -236,25 +244,38 @@ class FineTuneClient:
             raise ConfigurationError(
                 "A FileRef is already on the provider; validate the local file it came from."
             )
-        profile = self.provider.profile_for(self.resolve_model(model) if model else None)
-        return validate_dataset(train, provider=profile, model=model, validation=valid)
+        return self._validate_local(train, valid, self.resolve_model(model) if model else None, method)
+
+    def _validate_local(
+        self, train: Dataset, valid: Dataset | None, model: str | None, method: TrainingMethod | None
+    ) -> ValidationReport:
+        """`unitune.data.validate` with this provider's profile and this client's catalog limit."""
+        entry = self.catalog.find(self.provider.name, model) if model else None
+        return validate_dataset(
+            train,
+            provider=self.provider.profile_for(model),
+            model=model,
+            method=method,
+            validation=valid,
+            token_limit=entry.max_example_tokens if entry is not None else None,
+        )
 
     def _check_and_prepare(
         self,
         items: list[tuple[DataInput, Purpose]],
         model: str | None,
         workdir: Path,
+        method: TrainingMethod = "sft",
     ) -> list[PreparedFile | FileRef]:
-        """Validate local data (training against validation for leakage), then convert it.
-        Raises `ValidationFailed` before anything is uploaded."""
+        """Validate local data (training against validation for leakage, each example of `method`'s
+        kind), then convert it to the provider's format for `method`. Raises `ValidationFailed`
+        before anything is uploaded."""
         loaded = [(self._dataset(d), purpose) for d, purpose in items]
         local = {purpose: ds for ds, purpose in loaded if isinstance(ds, Dataset)}
         if "training" in local or "validation" in local:
             first = local.get("training") or local["validation"]
             other = local.get("validation") if "training" in local else None
-            report = validate_dataset(
-                first, provider=self.provider.profile_for(model), model=model, validation=other
-            )
+            report = self._validate_local(first, other, model, method)
             if not report.ok:
                 shown = "\n".join(str(i) for i in report.errors[:5])
                 raise ValidationFailed(
@@ -265,7 +286,7 @@ class FineTuneClient:
         return [
             ds
             if isinstance(ds, FileRef)
-            else self.provider.prepare(ds, purpose, model=model, workdir=workdir)
+            else self.provider.prepare(ds, purpose, model=model, workdir=workdir, method=method)
             for ds, purpose in loaded
         ]
 
@@ -284,14 +305,22 @@ class FineTuneClient:
             return item
         return self.retry.call("upload", self.provider.upload, item)
 
-    def upload(self, data: DataInput, *, purpose: Purpose = "training", model: str | None = None) -> FileRef:
-        """Validate `data`, convert it to the provider's format and upload it. A `FileRef` is returned as is.
+    def upload(
+        self,
+        data: DataInput,
+        *,
+        purpose: Purpose = "training",
+        model: str | None = None,
+        method: TrainingMethod = "sft",
+    ) -> FileRef:
+        """Validate `data`, convert it to the provider's format for `method` and upload it. A
+        `FileRef` is returned as is.
 
         Raises `ValidationFailed` (nothing uploaded) when the data fails the provider's checks.
         """
         workdir = self._workdir()
         try:
-            (item,) = self._check_and_prepare([(data, purpose)], model, workdir)
+            (item,) = self._check_and_prepare([(data, purpose)], model, workdir, method)
             return self._upload_prepared(item)
         finally:
             shutil.rmtree(workdir, ignore_errors=True)
@@ -418,7 +447,7 @@ class FineTuneClient:
         items: list[tuple[DataInput, Purpose]] = [(training_data, "training")]
         if validation_data is not None:
             items.append((validation_data, "validation"))
-        prepared = self._check_and_prepare(items, model, workdir)
+        prepared = self._check_and_prepare(items, model, workdir, method)
         training = prepared[0]
         validation = prepared[1] if len(prepared) > 1 else None
         fingerprint = spec_fingerprint(
@@ -747,16 +776,28 @@ class AsyncFineTuneClient:
         await self._run(self.sync.close)
 
     async def upload(
-        self, data: DataInput, *, purpose: Purpose = "training", model: str | None = None
+        self,
+        data: DataInput,
+        *,
+        purpose: Purpose = "training",
+        model: str | None = None,
+        method: TrainingMethod = "sft",
     ) -> FileRef:
         """See `FineTuneClient.upload`."""
-        return await self._run(self.sync.upload, data, purpose=purpose, model=model)
+        return await self._run(self.sync.upload, data, purpose=purpose, model=model, method=method)
 
     async def validate(
-        self, data: DataInput, *, model: str | None = None, validation_data: DataInput | None = None
+        self,
+        data: DataInput,
+        *,
+        model: str | None = None,
+        validation_data: DataInput | None = None,
+        method: TrainingMethod | None = None,
     ) -> ValidationReport:
         """See `FineTuneClient.validate`."""
-        return await self._run(self.sync.validate, data, model=model, validation_data=validation_data)
+        return await self._run(
+            self.sync.validate, data, model=model, validation_data=validation_data, method=method
+        )
 
     async def create_job(
         self,

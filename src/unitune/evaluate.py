@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from unitune.data._model import ChatExample, PreferenceExample
+from unitune.data._model import ChatExample, PreferenceExample, TextExample
 from unitune.errors import ProviderError
 from unitune.types import ChatResponse, Message, Usage
 
@@ -65,6 +65,7 @@ _PROMPT_EXCERPT_CHARS = 120
 SKIP_NO_ASSISTANT = "no_assistant_message"
 SKIP_NO_PROMPT = "no_prompt"
 SKIP_NO_TEXT = "no_reference_text"
+SKIP_PLAIN_TEXT = "plain_text_example"  # {"text": ...}: no prompt and reply to compare
 
 
 # -- metrics ------------------------------------------------------------------------------------------
@@ -319,8 +320,10 @@ class _Item:
     line: int | None
 
 
-def _split_example(example: ChatExample | PreferenceExample) -> _Item | str:
+def _split_example(example: ChatExample | PreferenceExample | TextExample) -> _Item | str:
     """The prompt and reference of one example, or the reason it cannot be evaluated."""
+    if isinstance(example, TextExample):
+        return SKIP_PLAIN_TEXT
     if isinstance(example, PreferenceExample):
         # A DPO pair: the conversation is the prompt, the preferred answer the reference.
         prompt, answer = list(example.input), example.preferred

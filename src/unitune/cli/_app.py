@@ -463,17 +463,45 @@ def validate(
     validation: Annotated[
         Path | None, typer.Option(help="Validation file, also checked for leakage.")
     ] = None,
-    fix: Annotated[Path | None, typer.Option("--fix", help="Write a corrected copy here.")] = None,
+    fix: Annotated[
+        Path | None,
+        typer.Option("--fix", help="Write a corrected copy here (the file itself is not changed)."),
+    ] = None,
+    redact_pii: Annotated[
+        bool,
+        typer.Option(
+            "--redact-pii",
+            help="With --fix: replace emails, phones, IDs, cards and IBANs with <EMAIL>, <PHONE>, …",
+        ),
+    ] = False,
+    method: Annotated[
+        str | None, typer.Option(help="The job's method, sft or dpo: every example must be of its kind.")
+    ] = None,
     show: Annotated[int, typer.Option(help="How many problems to list.")] = 20,
 ) -> None:
     """Check a dataset against a provider's rules; every problem with its line. Exits 1 on errors."""
     from unitune.data import Dataset
     from unitune.data import fix as fix_dataset
     from unitune.data import validate as validate_dataset
+    from unitune.errors import ConfigurationError as _ConfigError
 
+    if redact_pii and fix is None:
+        raise _ConfigError("--redact-pii writes a redacted copy: give it a path with --fix OUT.")
+    if method not in (None, "sft", "dpo"):
+        raise _ConfigError(f"Unknown --method {method!r}.", fix="Use --method sft or --method dpo.")
     profile = _dataset_profile(provider)
-    report = validate_dataset(Dataset.from_jsonl(file), provider=profile, model=model, validation=validation)
-    fixed = fix_dataset(Dataset.from_jsonl(file), fix, provider=profile, model=model) if fix else None
+    report = validate_dataset(
+        Dataset.from_jsonl(file),
+        provider=profile,
+        model=model,
+        method=method,  # type: ignore[arg-type]
+        validation=validation,
+    )
+    fixed = (
+        fix_dataset(Dataset.from_jsonl(file), fix, provider=profile, model=model, redact_pii=redact_pii)
+        if fix
+        else None
+    )
     if as_json:
         payload: dict[str, Any] = report.model_dump(mode="json")
         payload["ok"] = report.ok

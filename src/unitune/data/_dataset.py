@@ -9,41 +9,102 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from unitune.data._loaders import Format, Record, iter_objects, read_csv, read_jsonl
-from unitune.data._model import ChatExample, PreferenceExample
+from unitune.data._loaders import (
+    Format,
+    Record,
+    from_legacy_functions,
+    iter_objects,
+    read_csv,
+    read_jsonl,
+    weight_value,
+)  # fmt: skip
+from unitune.data._model import ChatExample, PreferenceExample, TextExample
 from unitune.errors import DatasetError
 
 __all__ = ["Dataset", "Example"]
 
-Example = ChatExample | PreferenceExample
+Example = ChatExample | PreferenceExample | TextExample
+
+
+#: The keys each kind of record is made of; any other is the source's own, kept in `extra`.
+_OWN = {
+    "chat": frozenset({"messages", "tools", "parallel_tool_calls", "functions"}),
+    "preference": frozenset({"input", "preferred_output", "non_preferred_output"}),
+    "text": frozenset({"text"}),
+}
+_MESSAGE_FIELDS = frozenset({"role", "content", "name", "tool_calls", "tool_call_id", "weight"})
+
+
+def _message(m: Any) -> Any:
+    """A raw message as the canonical model takes it: unknown keys left out (validate warns of them),
+    a weight of true/1.0/"1" as the integer it means, a weight off an assistant message dropped."""
+    if not isinstance(m, dict):
+        return m
+    out = {k: v for k, v in m.items() if k in _MESSAGE_FIELDS}
+    if "weight" in out:
+        value = weight_value(out["weight"])
+        if value is None:
+            pass  # not 0 or 1: left for the model to refuse (validate reports invalid_weight)
+        elif m.get("role") != "assistant":
+            del out["weight"]
+        else:
+            out["weight"] = value
+    return out
+
+
+def _messages(value: Any) -> Any:
+    return [_message(m) for m in value] if isinstance(value, list) else value
+
+
+def _kind(record: Record) -> str:
+    return {"preference": "preference", "trl_preference": "preference", "text": "text"}.get(
+        record.format or "", "chat" if record.data is not None and "messages" in record.data else "preference"
+    )
 
 
 def to_example(record: Record, path: str | None = None) -> Example:
-    """The typed example of a readable record; `DatasetError` (with the line) if it does not fit."""
+    """The typed example of a readable record; `DatasetError` (with the line) if it does not fit.
+
+    Keys beside the format's own go to `extra` (never to a vendor); legacy function calling becomes
+    tool calls; unknown message keys are left out (`validate` reports each of these as a warning).
+    """
     if record.data is None:
         assert record.problem is not None
         raise DatasetError(record.problem.message, path=path, line=record.line, column=record.problem.column)
     data = record.data
+    kind = _kind(record)
+    extra = {k: v for k, v in data.items() if k not in _OWN[kind]} or None
     try:
-        if "messages" in data:
-            return ChatExample.model_validate({**data, "line": record.line})
+        if kind == "text":
+            return TextExample.model_validate({"text": data.get("text"), "line": record.line, "extra": extra})
+        if kind == "chat":
+            data = from_legacy_functions(data) or data
+            chat = {k: v for k, v in data.items() if k in _OWN["chat"]}
+            chat["messages"] = _messages(chat.get("messages"))
+            return ChatExample.model_validate({**chat, "line": record.line, "extra": extra})
         inp = data.get("input")
         inp = inp if isinstance(inp, dict) else {}
-        preferred = data.get("preferred_output")
-        rejected = data.get("non_preferred_output")
+        preferred = _messages(data.get("preferred_output"))
+        rejected = _messages(data.get("non_preferred_output"))
         return PreferenceExample.model_validate(
             {
-                "input": inp.get("messages"),
+                "input": _messages(inp.get("messages")),
                 "tools": inp.get("tools"),
+                "parallel_tool_calls": inp.get("parallel_tool_calls"),
                 "preferred": preferred[0] if isinstance(preferred, list) and preferred else preferred,
                 "non_preferred": rejected[0] if isinstance(rejected, list) and rejected else rejected,
                 "line": record.line,
+                "extra": extra,
             }
         )
     except ValidationError as e:
         first = e.errors()[0]
         where = ".".join(str(p) for p in first["loc"])
-        raise DatasetError(f"{where}: {first['msg']}", path=path, line=record.line) from None
+        raise DatasetError(
+            f"{where}: {first['msg']}; run `unitune validate` on the file for every problem",
+            path=path,
+            line=record.line,
+        ) from None
 
 
 class Dataset:

@@ -24,8 +24,14 @@ __all__ = [
     "FORMATS", "Format", "JsonlFile", "Problem", "Record", "detect_format", "normalize", "read_csv", "read_jsonl",
 ]  # fmt: skip
 
-Format = Literal["auto", "chat", "preference", "prompt_completion", "sharegpt", "alpaca"]
-FORMATS: tuple[str, ...] = ("chat", "preference", "prompt_completion", "sharegpt", "alpaca")
+Format = Literal[
+    "auto", "chat", "preference", "prompt_completion", "sharegpt", "alpaca", "text",
+    "bedrock_conversation", "bedrock_claude", "cohere", "trl_preference",
+]  # fmt: skip
+FORMATS: tuple[str, ...] = (
+    "chat", "preference", "prompt_completion", "sharegpt", "alpaca", "text",
+    "bedrock_conversation", "bedrock_claude", "cohere", "trl_preference",
+)  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +48,7 @@ class Record:
     problem: Problem | None = None
     format: str | None = None
     size: int = 0  # bytes of the source line
+    bom: bool = False  # the line began with a UTF-8 byte-order mark (skipped)
 
 
 def open_binary(path: Path) -> IO[bytes]:
@@ -54,18 +61,39 @@ def open_binary(path: Path) -> IO[bytes]:
     return fh
 
 
+_COHERE_ROLES = frozenset({"System", "User", "Chatbot"})
+
+
 def detect_format(obj: Mapping[str, Any]) -> str | None:
-    """The format one JSON object is in, judged by its keys; None if it matches none."""
+    """The format one JSON object is in, judged by its keys; None if it matches none.
+
+    Every wire format unitune writes reads back: Bedrock's conversation (`schemaVersion`, a `system`
+    list of text blocks) and Claude (`system` string) formats, Cohere's System/User/Chatbot roles,
+    TRL's prompt/chosen/rejected pairs and Together's plain `{"text": ...}`.
+    """
     if "messages" in obj:
+        system = obj.get("system")
+        if "schemaVersion" in obj or isinstance(system, list):
+            return "bedrock_conversation"
+        if isinstance(system, str):
+            return "bedrock_claude"
+        messages = obj["messages"]
+        first = messages[0] if isinstance(messages, list) and messages else None
+        if isinstance(first, dict) and first.get("role") in _COHERE_ROLES:
+            return "cohere"
         return "chat"
     if "preferred_output" in obj or "non_preferred_output" in obj:
         return "preference"
+    if "chosen" in obj and "rejected" in obj:
+        return "trl_preference"
     if "conversations" in obj:
         return "sharegpt"
     if "instruction" in obj and "output" in obj:
         return "alpaca"
     if "prompt" in obj and "completion" in obj:
         return "prompt_completion"
+    if "text" in obj:
+        return "text"
     return None
 
 
@@ -117,10 +145,98 @@ def _from_prompt_completion(obj: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
+def _blocks_text(blocks: Any) -> Any:
+    """Bedrock Converse content blocks as canonical content: one text block is its string; several,
+    or images (S3 locations), a list of OpenAI-style parts."""
+    if not isinstance(blocks, list):
+        return blocks  # the chat checks report the bad shape
+    parts: list[Any] = []
+    for block in blocks:
+        if isinstance(block, dict) and isinstance(block.get("text"), str) and len(block) == 1:
+            parts.append({"type": "text", "text": block["text"]})
+        elif isinstance(block, dict) and isinstance(block.get("image"), dict):
+            source = block["image"].get("source")
+            location = source.get("s3Location") if isinstance(source, dict) else None
+            uri = location.get("uri") if isinstance(location, dict) else None
+            parts.append({"type": "image_url", "image_url": {"url": uri}})
+        else:
+            parts.append(block)
+    if len(parts) == 1 and isinstance(parts[0], dict) and parts[0].get("type") == "text":
+        return parts[0]["text"]
+    return parts
+
+
+def _from_bedrock_conversation(obj: Mapping[str, Any]) -> dict[str, Any]:
+    messages: list[Any] = []
+    system = obj.get("system")
+    if isinstance(system, list) and system:
+        texts = [b.get("text") if isinstance(b, dict) else b for b in system]
+        strings = [t for t in texts if isinstance(t, str)]
+        if len(strings) == len(texts):
+            messages.append({"role": "system", "content": "\n\n".join(strings)})
+        else:
+            messages.append({"role": "system", "content": system})  # the chat checks report it
+    turns = obj.get("messages")
+    if not isinstance(turns, list):
+        return {"messages": turns}
+    for turn in turns:
+        if isinstance(turn, dict) and "content" in turn:
+            turn = {**turn, "content": _blocks_text(turn["content"])}
+        messages.append(turn)
+    return {"messages": messages}
+
+
+def _from_bedrock_claude(obj: Mapping[str, Any]) -> dict[str, Any]:
+    turns = obj.get("messages")
+    if not isinstance(turns, list):
+        return {"messages": turns}
+    system = obj.get("system")
+    lead = [{"role": "system", "content": system}] if isinstance(system, str) and system else []
+    return {"messages": [*lead, *turns]}
+
+
+_COHERE_TO_ROLE = {"System": "system", "User": "user", "Chatbot": "assistant"}
+
+
+def _from_cohere(obj: Mapping[str, Any]) -> dict[str, Any]:
+    turns = obj.get("messages")
+    if not isinstance(turns, list):
+        return {"messages": turns}
+    return {
+        "messages": [
+            {**t, "role": _COHERE_TO_ROLE.get(str(t.get("role")), t.get("role"))}
+            if isinstance(t, dict)
+            else t
+            for t in turns
+        ]
+    }
+
+
+def _from_trl_preference(obj: Mapping[str, Any]) -> dict[str, Any]:
+    prompt = obj.get("prompt")
+    if isinstance(prompt, str):
+        prompt = [{"role": "user", "content": prompt}]
+
+    def output(value: Any) -> Any:
+        if isinstance(value, str):
+            return [{"role": "assistant", "content": value}]
+        return value
+
+    return {
+        "input": {"messages": prompt},
+        "preferred_output": output(obj.get("chosen")),
+        "non_preferred_output": output(obj.get("rejected")),
+    }
+
+
 _NORMALIZERS: dict[str, Callable[[Mapping[str, Any]], dict[str, Any]]] = {
     "sharegpt": _from_sharegpt,
     "alpaca": _from_alpaca,
     "prompt_completion": _from_prompt_completion,
+    "bedrock_conversation": _from_bedrock_conversation,
+    "bedrock_claude": _from_bedrock_claude,
+    "cohere": _from_cohere,
+    "trl_preference": _from_trl_preference,
 }
 
 
@@ -135,10 +251,12 @@ def _parse_line(raw: bytes, line: int, fmt: str | None, *, bom: bool = False) ->
 
     `bom`: the line is the first of the file, where a UTF-8 byte-order mark is skipped."""
     size = len(raw)
-    if bom and raw.startswith(b"\xef\xbb\xbf"):
+    if bom and raw.startswith(_BOM):
         raw = raw[3:]
     try:
-        text = raw.decode("utf-8")
+        # Without the line's end, so that an error at the end (a truncated line) is reported in
+        # this line's last column, not in column 1 of the "next" one.
+        text = raw.rstrip(b"\r\n").decode("utf-8")
     except UnicodeDecodeError as e:
         problem = Problem("invalid_utf8", f"invalid UTF-8 byte {raw[e.start]:#04x}; save the file as UTF-8",
                           e.start + 1)  # fmt: skip
@@ -166,7 +284,8 @@ def _parse_line(raw: bytes, line: int, fmt: str | None, *, bom: bool = False) ->
             "mixed_formats", f"this line is {seen} but the file is {fmt}; use one format per file"
         )
         return Record(line, None, problem, size=size), fmt
-    return Record(line, normalize(obj, seen) if seen in _NORMALIZERS else obj, None, seen, size), seen
+    data = normalize(obj, seen) if seen in _NORMALIZERS else obj
+    return Record(line, data, None, seen, size), seen
 
 
 #: How much of a file `iter_jsonl_blocks` decodes at once (rounded up to a whole line).
@@ -229,8 +348,14 @@ def _chat_block(block: bytes, n_lines: int) -> list[Any] | None:
         objs = _decode_lines(block)
     except (msgspec.DecodeError, UnicodeDecodeError):
         return None
-    # A blank line yields no object: then the numbering would be off.
-    if len(objs) != n_lines or not all(type(o) is dict and "messages" in o for o in objs):
+    # A blank line yields no object: then the numbering would be off. A line in another format that
+    # also has "messages" (Bedrock's, with "system" or "schemaVersion"; Cohere's roles, judged on the
+    # first line) is read line by line, where it is normalised.
+    if len(objs) != n_lines or not all(
+        type(o) is dict and "messages" in o and "system" not in o and "schemaVersion" not in o for o in objs
+    ):
+        return None
+    if objs and detect_format(objs[0]) != "chat":
         return None
     return objs
 
@@ -277,7 +402,9 @@ def _line_records(
         if not raw.strip():
             yield Record(line, None, Problem("blank_line", "blank line"), size=len(raw))
             continue
-        record, seen = _parse_line(raw, line, pinned, bom=line == 1 and file_start)
+        first = line == 1 and file_start
+        record, seen = _parse_line(raw, line, pinned, bom=first)
+        record.bom = first and raw.startswith(_BOM)
         pinned = pinned or seen
         yield record
     return pinned
@@ -410,7 +537,14 @@ def iter_objects(items: Iterable[Any], *, fmt: Format = "auto") -> Iterator[Reco
 
     pinned: str | None = None if fmt == "auto" else fmt
     for line, item in enumerate(items, 1):
-        obj = item.model_dump(exclude_none=True, exclude={"line"}) if isinstance(item, BaseModel) else item
+        if isinstance(item, BaseModel):
+            # An example's own keys (`extra`) go back beside the format's, as in the file it came from.
+            obj = {
+                **item.model_dump(exclude_none=True, exclude={"line", "extra"}),
+                **(getattr(item, "extra", None) or {}),
+            }
+        else:
+            obj = item
         if isinstance(obj, dict) and "preferred" in obj and "input" in obj:
             obj = {  # a PreferenceExample
                 "input": {"messages": obj["input"], **({"tools": obj["tools"]} if "tools" in obj else {})},
@@ -433,3 +567,64 @@ def iter_objects(items: Iterable[Any], *, fmt: Format = "auto") -> Iterator[Reco
             continue
         pinned = pinned or seen
         yield Record(line, normalize(obj, seen), None, seen)
+
+
+def _has_legacy_calls(obj: Mapping[str, Any]) -> bool:
+    messages = obj.get("messages")
+    return "functions" in obj or (
+        isinstance(messages, list)
+        and any(
+            isinstance(m, dict) and ("function_call" in m or m.get("role") == "function") for m in messages
+        )
+    )
+
+
+def from_legacy_functions(obj: Mapping[str, Any]) -> dict[str, Any] | None:
+    """OpenAI's legacy function calling (`functions`, `function_call`, role `function`) as tools, or
+    None when `obj` has none of it. As mistral-finetune's reformat_data does: each call gets an id
+    (`fc` and its message's index, 9 letters and digits), and each function message answers the
+    earliest unanswered call of its name."""
+    if not _has_legacy_calls(obj):
+        return None
+    out = dict(obj)
+    functions = out.pop("functions", None)
+    if isinstance(functions, list) and "tools" not in out:
+        out["tools"] = [{"type": "function", "function": f} for f in functions]
+    messages = obj.get("messages")
+    if not isinstance(messages, list):
+        return out
+    waiting: dict[Any, list[str]] = {}
+    converted: list[Any] = []
+    for i, m in enumerate(messages):
+        if not isinstance(m, dict):
+            converted.append(m)
+            continue
+        if "function_call" in m:
+            m = {k: v for k, v in m.items() if k != "function_call"}
+            call = obj["messages"][i]["function_call"]
+            call_id = f"fc{i:07d}"
+            name = call.get("name") if isinstance(call, dict) else None
+            waiting.setdefault(name, []).append(call_id)
+            m["tool_calls"] = [{"id": call_id, "type": "function", "function": call}]
+        elif m.get("role") == "function":
+            name = m.get("name")
+            ids = waiting.get(name)
+            m = {**m, "role": "tool", "tool_call_id": ids.pop(0) if ids else f"fc{i:07d}"}
+        converted.append(m)
+    out["messages"] = converted
+    return out
+
+
+def weight_value(w: Any) -> int | None:
+    """A weight as the 0 or 1 it means (true, 1.0 and "1" included), or None when it is neither."""
+    if isinstance(w, bool):
+        return int(w)
+    if isinstance(w, (int, float)) and w in (0, 1):
+        return int(w)
+    if isinstance(w, str):
+        try:
+            f = float(w)
+        except ValueError:
+            return None
+        return int(f) if f in (0, 1) else None
+    return None

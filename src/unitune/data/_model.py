@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from unitune.types import Message
 
-__all__ = ["ChatExample", "PreferenceExample"]
+__all__ = ["ChatExample", "PreferenceExample", "TextExample"]
 
 
 class _Example(BaseModel):
@@ -24,6 +24,11 @@ class _Example(BaseModel):
     )
     parallel_tool_calls: bool | None = None
     line: int | None = Field(default=None, description="Where it came from: 1-based line (or index).")
+    extra: dict[str, Any] | None = Field(
+        default=None,
+        description="The source's own keys beside the format's (an id, a language, ...): kept for "
+        "slicing and lineage, never written to a vendor's file.",
+    )
 
 
 class ChatExample(_Example):
@@ -45,3 +50,15 @@ class PreferenceExample(_Example):
     input: list[Message] = Field(min_length=1)
     preferred: Message
     non_preferred: Message
+
+
+class TextExample(BaseModel):
+    """One plain-text example (`{"text": ...}`, Together's general format): trained on as a whole."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    text: str
+    line: int | None = Field(default=None, description="Where it came from: 1-based line (or index).")
+    extra: dict[str, Any] | None = Field(
+        default=None, description="The source's own keys beside `text`: never written to a vendor's file."
+    )

@@ -20,7 +20,7 @@
 /* Flags: what `scan` found. Each is a superset test: unset means the pattern cannot match. */
 #define F_AT 1      /* an "@" (the email regex needs one) */
 #define F_IBAN 2    /* two ASCII capitals, then two digits (`\b[A-Z]{2}\d{2}...`) */
-#define F_PHONE 4   /* 9+ digits, at most 3 of " .-()+" between consecutive ones */
+#define F_PHONE 4   /* 9+ digits, at most 3 separators (" .-()+", bidi marks, ...) between consecutive ones */
 #define F_CARD 8    /* 13+ digits, at most 1 of those between consecutive ones */
 #define F_SPECIAL 16 /* a character that starts a forbidden special token */
 
@@ -39,6 +39,13 @@ static inline int is_digit(Py_UCS4 ch) {
     if (ch < 128) return ch >= '0' && ch <= '9';
     /* `\d` is Unicode's decimal digits; numeric "digits" (superscripts) too, to stay a superset. */
     return Py_UNICODE_ISDECIMAL(ch) || Py_UNICODE_ISDIGIT(ch);
+}
+
+/* A non-ASCII character that may sit between a number's digits: no-break space and hyphen, en dash,
+ * and the bidirectional marks right-to-left text puts around numbers (as `_textscan_py._WIDE_SEP`). */
+static inline int is_wide_sep(Py_UCS4 ch) {
+    return ch == 0xA0 || ch == 0x2011 || ch == 0x2013 || ch == 0x200E || ch == 0x200F ||
+           (ch >= 0x202A && ch <= 0x202E) || (ch >= 0x2066 && ch <= 0x2069);
 }
 
 static inline char *put_utf8(char *o, Py_UCS4 ch) {
@@ -110,7 +117,7 @@ static inline char *put_utf8(char *o, Py_UCS4 ch) {
                 if (starts_wide && in_starts(starts_kind, starts_data, n_starts, ch)) \
                     seen |= C_START;                                                 \
                 if (is_digit(ch)) ON_DIGIT(p, i);                                    \
-                else nonsep++;                                                       \
+                else nonsep += !is_wide_sep(ch);                                     \
             }                                                                        \
         }                                                                            \
     } while (0)

@@ -6,9 +6,10 @@
   character ("Σ" is "σ" everywhere: no final-sigma rule), every run of characters that are not
   alphanumeric (`str.isalnum`) one space, none at either end.
 * flags: which slow patterns could match at all (`F_*`): an "@" for the email regex; two ASCII
-  capitals then two digits for the IBAN one; 9+ digits with at most 3 of " .-()+" between
-  consecutive ones for the phone one; 13+ with at most 1 for the card one; a character of
-  `starts` for the special-token one. Each is a superset test: unset means no match is possible.
+  capitals then two digits for the IBAN one; 9+ digits with at most 3 separators between
+  consecutive ones for the phone and national id ones (" .-()+", no-break spaces, en dashes and
+  bidirectional marks); 13+ with at most 1 for the card one; a character of `starts` for the
+  special-token one. Each is a superset test: unset means no match is possible.
 
 `keys(text, starts)` gives (exact, near, flags): the same with both texts as 64-bit fingerprints,
 for `validate`'s duplicate detection. The compiled scanner uses XXH64 (of the string's storage and
@@ -52,9 +53,21 @@ _PHONE = re.compile(r"D(?:S{0,3}D){8}")
 _CARD = re.compile(r"D(?:S?D){12}")
 
 
+#: Non-ASCII characters that may sit between a number's digits (as `unitune.data._pii`): no-break space
+#: and hyphen, en dash, and the bidirectional marks right-to-left text puts around numbers.
+_WIDE_SEP = frozenset("\u00a0\u2011\u2013\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+
 def _classes(text: str) -> str:
     return "".join(
-        "D" if ch.isdigit() else "S" if ch in " .-()+" else "A" if "A" <= ch <= "Z" else "x" for ch in text
+        "D"
+        if ch.isdigit()
+        else "S"
+        if ch in " .-()+" or ch in _WIDE_SEP
+        else "A"
+        if "A" <= ch <= "Z"
+        else "x"
+        for ch in text
     )
 
 

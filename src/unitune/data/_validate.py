@@ -22,10 +22,21 @@ from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
+from unitune.data import _pii
+from unitune.data._checks import CODES
 from unitune.data._dataset import Dataset
-from unitune.data._loaders import JsonlFile, Record, is_gzip, line_boundaries, read_jsonl, read_jsonl_range
+from unitune.data._loaders import (
+    JsonlFile,
+    Record,
+    from_legacy_functions,
+    is_gzip,
+    line_boundaries,
+    read_jsonl,
+    read_jsonl_range,
+    weight_value,
+)
 from unitune.data._report import Distribution, Issue, IssueCollector, Severity, Stats, ValidationReport
 from unitune.data._textscan_py import F_AT, F_CARD, F_IBAN, F_PHONE, F_SPECIAL, keys, lane, scan
 from unitune.data.profiles import ROLES, Profile, get_profile
@@ -37,84 +48,29 @@ DataSource = Dataset | str | os.PathLike[str]
 
 _TOP_KEYS_CHAT = frozenset({"messages", "tools", "parallel_tool_calls", "functions"})
 _TOP_KEYS_PREF = frozenset({"input", "preferred_output", "non_preferred_output"})
+#: Each record format's kind of example (every other format is read as a chat).
+_KINDS = {"preference": "preference", "trl_preference": "preference", "text": "text"}
+#: The keys each kind of example is made of: any other is the user's own (an id, a language, ...).
+_TOP_KEYS = {"chat": _TOP_KEYS_CHAT, "preference": _TOP_KEYS_PREF, "text": frozenset({"text"})}
 _MESSAGE_KEYS = frozenset(
     {"role", "content", "name", "weight", "tool_calls", "tool_call_id", "function_call", "refusal"}
 )
 _FUNCTION_NAME = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
-_EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}")
-_PHONE = re.compile(r"(?<![\w+])\+?\(?\d{1,4}\)?(?:[ .-]?\(?\d{2,4}\)?){2,5}(?!\w)")
-_CARD = re.compile(r"(?<!\d)(?:\d[ -]?){12,18}\d(?!\d)")
-_IBAN = re.compile(r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]){11,30}\b")
 
 SMALL_DATASET = 50
 RECOMMENDED_DATASET = 100
 
 
-def _luhn(digits: str) -> bool:
-    total = 0
-    for i, ch in enumerate(reversed(digits)):
-        d = ord(ch) - 48
-        if i % 2:
-            d *= 2
-            if d > 9:
-                d -= 9
-        total += d
-    return total % 10 == 0
-
-
-def _iban_ok(candidate: str) -> bool:
-    s = candidate.replace(" ", "")
-    if not 15 <= len(s) <= 34:
-        return False
-    moved = s[4:] + s[:4]
-    return int("".join(str(int(c, 36)) for c in moved)) % 97 == 1
-
-
-# An email address has a local-part character right before its "@" and a domain right after: what
-# `_EMAIL.search` needs, checked at each "@" instead of at every position (20x less work on prose).
-_EMAIL_LOCAL = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._%+-")
-_EMAIL_DOMAIN = re.compile(r"[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}")
-
-
-def _has_email(text: str) -> bool:
-    """`_EMAIL.search(text) is not None`, faster."""
-    at = text.find("@")
-    while at != -1:
-        if at and text[at - 1] in _EMAIL_LOCAL and _EMAIL_DOMAIN.match(text, at + 1):
-            return True
-        at = text.find("@", at + 1)
-    return False
-
-
 def pii_findings(text: str, flags: int | None = None) -> list[tuple[str, str]]:
-    """Likely personal data in `text`: (code, what) pairs. Heuristic: a warning, never an error.
+    """Likely personal data in `text`: (code, what) pairs, one per kind. Heuristic: a warning, never an
+    error (see `unitune.data._pii`).
 
     `flags`: what `scan` found in `text` or in any text that contains it, if known (the patterns
     it rules out are not searched for).
     """
     if flags is None:
         flags = scan(text, "")[1]
-    found: list[tuple[str, str]] = []
-    if flags & F_AT and _has_email(text):
-        found.append(("pii_email", "an email address"))
-    if flags & F_CARD:
-        for m in _CARD.finditer(text):
-            number = re.sub(r"\D", "", m.group())
-            if 13 <= len(number) <= 19 and _luhn(number):
-                found.append(("pii_card", "a payment card number (passes the Luhn check)"))
-                break
-    if flags & F_IBAN:
-        for m in _IBAN.finditer(text):
-            if _iban_ok(m.group()):
-                found.append(("pii_iban", "an IBAN (valid checksum)"))
-                break
-    if flags & F_PHONE:
-        for m in _PHONE.finditer(text):
-            n_digits = sum(c.isdigit() for c in m.group())
-            if 9 <= n_digits <= 15 and not any(c == "pii_card" for c, _ in found):
-                found.append(("pii_phone", "a phone number"))
-                break
-    return found
+    return [(f.code, f.what) for f in _pii.find(text, scan_flags=flags, first_only=True)]
 
 
 def _blake2b8(data: bytes) -> bytes:
@@ -149,6 +105,9 @@ def _turns_text(data: Mapping[str, Any]) -> str:
     """An example's turns as one string: what its exact fingerprint hashes."""
     if "messages" in data:
         turns = _listed(data.get("messages"))
+    elif "input" not in data and "text" in data:
+        text = data["text"]
+        return f"text\x1f{text if isinstance(text, str) else ''}\x1f"
     else:
         inp = data.get("input")
         turns = [
@@ -172,7 +131,9 @@ def _turns_text(data: Mapping[str, Any]) -> str:
 _PII_FLAGS = F_AT | F_IBAN | F_PHONE | F_CARD
 _TEXT_FLAGS = _PII_FLAGS | F_SPECIAL
 #: The codes whose findings depend on the text, not on an example's structure (see `_shape`).
-_TEXT_CODES = frozenset({"special_token", "pii_email", "pii_card", "pii_iban", "pii_phone"})
+_TEXT_CODES = frozenset(
+    {"special_token", "reserved_keyword", "pii_email", "pii_card", "pii_iban", "pii_phone", "pii_national_id"}
+)
 _ABSENT = object()  # in a shape: the key is not there
 
 
@@ -206,7 +167,9 @@ def _shape(data: Mapping[str, Any], tool_id: re.Pattern[str] | None) -> tuple[tu
     if type(messages) is not list:
         return None, _turns_text(data)
     tools = data.get("tools")
-    shape: list[Any] = [_TOP_KEYS_CHAT.issuperset(data), "functions" in data, tools is None]
+    # (The first part is always True: keys beside the format's own are tallied for every example
+    # in `_scan`, outside the structural checks, so they do not change the shape.)
+    shape: list[Any] = [True, "functions" in data, tools is None]
     if tools is not None:
         if type(tools) is not list:
             return None, _turns_text(data)
@@ -298,17 +261,24 @@ class _IssueSink(Protocol):
 
 
 class _Checker:
-    """The per-example checks for one profile; reports into an `IssueCollector` (or a `_Collector`)."""
+    """The per-example checks for one profile; reports into an `IssueCollector` (or a `_Collector`).
+
+    A finding's severity comes from the profile (`Profile.severity`): an error only where a vendor
+    rule refuses the data and the wire file keeps it. Keys the format does not take are tallied
+    (`extra_keys`, `message_extra_keys`) and reported once for the whole file by `validate`.
+    """
 
     def __init__(self, profile: Profile, issues: _IssueSink) -> None:
         self.p = profile
         self.issues = issues
+        self.severity = {code: profile.severity(code) for code in CODES}
         tokens = [t for t in profile.forbidden_tokens if t]
         self.special = re.compile("|".join(re.escape(t) for t in tokens)) if tokens else None
         # Every forbidden token starts with one of these characters ("<" or "["): the scanner flags
         # a text with any of them; a text without any of their first two characters needs no regex.
         self.special_starts = "".join(sorted({t[0] for t in tokens}))
         self.special_prefixes = sorted({t[:2] for t in tokens})
+        self.reserved = profile.reserved_keywords
         # Whether the current example's text may hold a special token / personal data at all (see
         # `prescan`); while True, every message is scanned.
         self.scan_special = True
@@ -318,11 +288,17 @@ class _Checker:
         self.without_system = 0
         self.without_user = 0
         self.structural = 0  # issues found so far that do not depend on the text (see `_TEXT_CODES`)
+        self.message_extra_keys: Counter[str] = Counter()  # unknown message keys: examples with each
+        self.message_extra_first: int | None = None
 
-    def add(self, code: str, severity: Severity, message: str, line: int) -> None:
+    def add(self, code: str, message: str, line: int) -> None:
         if code not in _TEXT_CODES:
             self.structural += 1
-        self.issues.add(code, severity, message, line=line)
+        self.issues.add(code, self.severity[code], message, line=line)
+
+    def listed(self, code: str) -> bool:
+        """Whether the profile names a vendor rule for `code` (checks that only some vendors have)."""
+        return code in self.p.checks
 
     def prescan(self, flags: int | None) -> None:
         """Look at the whole example once (`flags`: what `scan` found in all its turns, see
@@ -340,11 +316,13 @@ class _Checker:
         self.scan_pii = bool(flags & _PII_FLAGS)
 
     def text_findings(self, text: str, flags: int) -> bool:
-        """Whether the checks of the text (special tokens, personal data) could report anything in
-        an example whose turns are `text` (`flags`: what `scan` found in it). False is certain: a
-        finding in one message is a finding in the whole; True may be a finding only the whole has
-        (a special token in a tool call's arguments, which are not content)."""
+        """Whether the checks of the text (special tokens, reserved keywords, personal data) could
+        report anything in an example whose turns are `text` (`flags`: what `scan` found in it).
+        False is certain: a finding in one message is a finding in the whole; True may be a finding
+        only the whole has (a special token in a tool call's arguments, which are not content)."""
         if flags & F_SPECIAL and self._special_in(text) is not None:
+            return True
+        if self.reserved and any(k in text for k in self.reserved):
             return True
         return bool(flags & _PII_FLAGS) and bool(pii_findings(text, flags))
 
@@ -361,28 +339,28 @@ class _Checker:
 
     def chat(self, data: Mapping[str, Any], line: int) -> list[dict[str, Any]] | None:
         """Check a chat example; the messages if they are well-formed enough to count, else None."""
-        extra = [] if _TOP_KEYS_CHAT.issuperset(data) else sorted(set(data) - _TOP_KEYS_CHAT)
-        if extra:
-            self.add(
-                "unrecognized_key",
-                "error",
-                f"unexpected top-level key(s) {', '.join(map(repr, extra))}; only messages, tools "
-                "and parallel_tool_calls are allowed",
-                line,
-            )
-        if "functions" in data:
-            self.add(
-                "deprecated_functions",
-                "error",
-                "'functions' is the deprecated form; use 'tools' with type 'function'",
-                line,
-            )
+        legacy = from_legacy_functions(data)
+        if legacy is not None:
+            if "functions" in data:
+                self.add(
+                    "deprecated_functions",
+                    "'functions' is OpenAI's legacy form of 'tools'; unitune writes it as tools",
+                    line,
+                )
+            if legacy.get("messages") is not data.get("messages"):
+                self.add(
+                    "deprecated_function_call",
+                    "'function_call' / role 'function' are OpenAI's legacy tool calls; unitune writes them "
+                    "as tool_calls and tool messages",
+                    line,
+                )
+            data = legacy
         tools = data.get("tools")
         if tools is not None:
             self._tools(tools, line)
         messages = data.get("messages")
         if not isinstance(messages, list) or not messages:
-            self.add("missing_messages", "error", "'messages' must be a non-empty list of messages", line)
+            self.add("missing_messages", "'messages' must be a non-empty list of messages", line)
             return None
         if not self.messages(messages, line, require_assistant=True):
             return None
@@ -398,86 +376,74 @@ class _Checker:
         for i, m in enumerate(messages, 1):
             at = f"message {i}"
             if not isinstance(m, dict):
-                self.add("message_not_object", "error", f"{at} must be an object with role and content", line)
+                self.add("message_not_object", f"{at} must be an object with role and content", line)
                 ok = False
                 continue
             role = m.get("role")
             if role is None:
-                self.add("message_missing_role", "error", f"{at} has no 'role'", line)
+                self.add("message_missing_role", f"{at} has no 'role'", line)
                 ok = False
                 continue
             if role not in ROLES:
-                hint = " ('function' is deprecated: use 'tool')" if role == "function" else ""
                 self.add(
                     "unrecognized_role",
-                    "error",
-                    f"{at} has role {role!r}; use system, user, assistant or tool{hint}",
+                    f"{at} has role {role!r}; use system, user, assistant or tool (lower case)",
                     line,
                 )
                 ok = False
                 continue
-            if role not in allowed:
+            if role == "tool" and not p.tools:
                 self.add(
-                    "role_not_allowed",
-                    "error",
-                    f"{at}: {p.name} does not accept the {role!r} role in training data",
-                    line,
+                    "tools_unsupported", f"{at} is a tool result: {p.name} cannot train on tool use", line
                 )
+            elif role not in allowed:
+                self.add("role_not_allowed", f"{at}: {p.name} does not take the {role!r} role", line)
             roles.append(role)
-            extra = [] if _MESSAGE_KEYS.issuperset(m) else sorted(set(m) - _MESSAGE_KEYS)
-            if extra:
-                self.add(
-                    "message_unrecognized_key",
-                    "error",
-                    f"{at} has unexpected key(s) {', '.join(map(repr, extra))}",
-                    line,
-                )
+            if not _MESSAGE_KEYS.issuperset(m):
+                # Tallied for one warning over the file; such examples are never memoised as clean,
+                # so every one of them is counted (see `_shape`).
+                self.structural += 1
+                self.message_extra_keys.update(set(m) - _MESSAGE_KEYS)
+                if self.message_extra_first is None:
+                    self.message_extra_first = line
             self._content(m, role, at, line)
             if "weight" in m:
                 self._weight(m, role, at, line)
-            if m.get("tool_calls") is not None or m.get("function_call") is not None:
+            if m.get("tool_calls") is not None:
                 self._tool_calls(m, role, at, line, open_calls)
             if role == "tool":
                 call_id = m.get("tool_call_id")
                 if not isinstance(call_id, str) or not call_id:
-                    self.add(
-                        "tool_missing_call_id", "error", f"{at}: a tool message needs 'tool_call_id'", line
-                    )
+                    self.add("tool_missing_call_id", f"{at}: a tool message needs 'tool_call_id'", line)
                 elif call_id not in open_calls:
                     self.add(
                         "tool_response_unpaired",
-                        "error",
                         f"{at} answers tool call {call_id!r}, which no earlier assistant message made",
                         line,
                     )
                 else:
                     del open_calls[call_id]
-            elif role == "assistant" and open_calls and not m.get("tool_calls"):
+            elif role in ("assistant", "user") and open_calls and not m.get("tool_calls"):
                 self.add(
                     "tool_call_unanswered",
-                    "error",
                     f"{at}: tool call(s) {', '.join(sorted(open_calls))} have no tool message answering them",
                     line,
                 )
                 open_calls.clear()
-        if open_calls and roles and roles[-1] != "assistant":
-            self.add(
-                "tool_call_unanswered",
-                "error",
-                f"tool call(s) {', '.join(sorted(open_calls))} have no tool message answering them",
-                line,
-            )
         if not ok:
             return False
         self._order(roles, line, require_assistant=require_assistant)
         if require_assistant:
-            if "assistant" in roles and not any(
-                m.get("role") == "assistant" and m.get("weight", 1) != 0 for m in messages
+            if (
+                p.weights
+                and "assistant" in roles
+                and not any(
+                    m.get("role") == "assistant" and weight_value(m.get("weight", 1)) != 0 for m in messages
+                )
             ):
                 self.add(
                     "no_trained_turn",
-                    "error",
-                    "every assistant message has weight 0, so there is nothing to learn",
+                    "every assistant message has weight 0: nothing in it is trained on",
                     line,
                 )
             if "system" not in roles:
@@ -487,52 +453,90 @@ class _Checker:
         return True
 
     def _content(self, m: Mapping[str, Any], role: str, at: str, line: int) -> None:
-        content = m.get("content")
-        if content is None:
-            if not (role == "assistant" and (m.get("tool_calls") or m.get("function_call"))):
-                self.add("missing_content", "error", f"{at} ({role}) has no content", line)
+        calls = bool(m.get("tool_calls"))
+        if "content" not in m or m["content"] is None:
+            if not (role == "assistant" and calls):
+                if "content" not in m:
+                    self.add("missing_content", f"{at} ({role}) has no 'content'", line)
+                else:
+                    self.add("null_content", f"{at} ({role}) content is null", line)
             return
+        content = m["content"]
+        kept_images = 0  # images the wire file keeps (an image-only message is not empty)
         if isinstance(content, list):
-            if not self.p.multimodal:
-                self.add(
-                    "multimodal_not_supported",
-                    "error",
-                    f"{at}: {self.p.name} takes text content only, not a list of parts",
-                    line,
-                )
-                return
             for part in content:
                 if not isinstance(part, dict) or part.get("type") not in ("text", "image_url"):
                     self.add(
                         "invalid_content_part",
-                        "error",
                         f"{at}: each content part must be {{'type': 'text'|'image_url', ...}}",
                         line,
                     )
                     return
-                if part.get("type") == "image_url" and role != "user":
-                    self.add(
-                        "image_not_user", "error", f"{at}: images are allowed in user messages only", line
-                    )
+            images = [part for part in content if part["type"] == "image_url"]
+            if not self.p.multimodal:
+                self.add(
+                    "multimodal_not_supported",
+                    f"{at}: {self.p.name} takes text only; its text parts are written as one string"
+                    + (" and its images left out" if images else ""),
+                    line,
+                )
+            elif images and role != "user":
+                self.add(
+                    "image_not_user",
+                    f"{at}: {self.p.name} takes images in user messages only; the image is left out of "
+                    "the wire file, the text kept",
+                    line,
+                )
+            elif images:
+                kept_images = self._images(images, at, line)
             text = content_text(content)
         elif isinstance(content, str):
             text = content
         else:
             self.add(
-                "content_not_string",
-                "error",
-                f"{at} content must be a string, got {type(content).__name__}",
-                line,
+                "content_not_string", f"{at} content must be a string, got {type(content).__name__}", line
             )
             return
-        if (
-            (not text or text.isspace())  # `not text.strip()`, without copying the text
-            and not (m.get("tool_calls") or m.get("function_call"))
-            and not (isinstance(content, list) and content)
-        ):
-            self.add("empty_content", "error", f"{at} ({role}) content is empty or whitespace", line)
+        if not text and not calls and not kept_images:
+            if role == "assistant":
+                self.add("empty_reply", f"{at}: the assistant's content is empty", line)
+            else:
+                self.add("empty_content", f"{at} ({role}) content is empty", line)
             return
+        if text.isspace() and not calls:
+            self.add("blank_content", f"{at} ({role}) content is only whitespace", line)
+            return
+        if calls and text and not text.isspace() and self.listed("tool_calls_with_content"):
+            self.add(
+                "tool_calls_with_content",
+                f"{at}: {self.p.name} takes text or tool calls in one message, not both",
+                line,
+            )
         self._text(text, role, at, line)
+
+    def _images(self, images: list[dict[str, Any]], at: str, line: int) -> int:
+        """How many images of a user message the wire file keeps; one warning for those it cannot."""
+        form = self.p.images
+        if form == "any":
+            return len(images)
+        kept = 0
+        for part in images:
+            ref = part.get("image_url")
+            url = ref.get("url") if isinstance(ref, dict) else ref
+            if form == "data_url" and isinstance(url, str) and _DATA_URL.match(url):
+                kept += 1
+        if kept < len(images):
+            need = {
+                "data_url": "base64 data URLs (data:image/jpeg|png|webp;base64,...)",
+                "none": "images from S3 locations, which unitune does not upload",
+            }[form]
+            self.add(
+                "image_dropped",
+                f"{at}: {self.p.name} takes {need}; {len(images) - kept} image(s) left out of the wire "
+                "file, the text kept",
+                line,
+            )
+        return kept
 
     def _special_in(self, text: str) -> re.Match[str] | None:
         """The first forbidden token in `text` (the regex runs only where a token's first two
@@ -544,81 +548,83 @@ class _Checker:
     def _text(self, text: str, role: str, at: str, line: int) -> None:
         found = self._special_in(text) if self.scan_special else None
         if found is not None:
-            token = found.group()
             self.add(
                 "special_token",
-                "error",
-                f"{at} contains the special token {token!r}, which would corrupt the chat template; "
-                "remove or escape it",
+                f"{at} contains {found.group()!r}, a chat-template control token: the vendor's template "
+                "may read it as one; remove or escape it",
                 line,
             )
+        for keyword in self.reserved:
+            if keyword in text:
+                self.add(
+                    "reserved_keyword",
+                    f"{at} contains {keyword!r}, which {self.p.name} reserves for its own prompt format; "
+                    "rephrase it",
+                    line,
+                )
+                break
         for code, what in pii_findings(text, self.flags) if self.scan_pii else ():
-            self.add(code, "warning", f"{at} ({role}) seems to contain {what}; remove personal data", line)
+            self.add(code, f"{at} ({role}) seems to contain {what}; remove personal data", line)
 
     def _weight(self, m: Mapping[str, Any], role: str, at: str, line: int) -> None:
         w = m.get("weight")
-        if type(w) is not int or w not in (0, 1):
-            self.add("invalid_weight", "error", f"{at}: weight must be 0 or 1, got {w!r}", line)
-        elif role != "assistant":
-            self.add(
-                "weight_not_assistant", "error", f"{at}: weight is only allowed on assistant messages", line
-            )
-        elif not self.p.weights:
+        if not self.p.weights:
             self.add(
                 "weight_unsupported",
-                "warning",
-                f"{at}: {self.p.name} ignores weight; this turn will be trained on",
+                f"{at}: {self.p.name} has no per-message weights; the weight is left out and every "
+                "assistant message is trained on",
+                line,
+            )
+            return
+        value = weight_value(w)
+        if value is None:
+            self.add("invalid_weight", f"{at}: weight must be 0 or 1, got {w!r}", line)
+            return
+        if type(w) is not int:
+            self.add("weight_not_integer", f"{at}: weight {w!r} is written as {value}", line)
+        if role != "assistant":
+            self.add(
+                "weight_not_assistant",
+                f"{at}: weight applies to assistant messages only; it is left out of the wire file",
                 line,
             )
 
     def _tool_calls(
         self, m: Mapping[str, Any], role: str, at: str, line: int, open_calls: dict[str, int]
     ) -> None:
-        if "function_call" in m:
-            self.add(
-                "deprecated_function_call",
-                "error",
-                f"{at}: 'function_call' is deprecated; use 'tool_calls'",
-                line,
-            )
-            return
         if role != "assistant":
-            self.add(
-                "tool_calls_not_assistant", "error", f"{at}: only assistant messages make tool calls", line
-            )
+            self.add("tool_calls_not_assistant", f"{at}: only assistant messages make tool calls", line)
             return
         if not self.p.tools:
-            self.add("tools_unsupported", "error", f"{at}: {self.p.name} cannot train on tool calls", line)
+            self.add("tools_unsupported", f"{at} calls a tool: {self.p.name} cannot train on tool use", line)
             return
         calls = m.get("tool_calls")
         if not isinstance(calls, list) or not calls:
-            self.add("invalid_tool_call", "error", f"{at}: tool_calls must be a non-empty list", line)
+            self.add("invalid_tool_call", f"{at}: tool_calls must be a non-empty list", line)
             return
         for call in calls:
             fn = call.get("function") if isinstance(call, dict) else None
             if not isinstance(call, dict) or not isinstance(fn, dict):
                 self.add(
                     "invalid_tool_call",
-                    "error",
                     f"{at}: each tool call needs id, type 'function' and function {{name, arguments}}",
                     line,
                 )
                 continue
             call_id = call.get("id")
             if not isinstance(call_id, str) or not call_id:
-                self.add("invalid_tool_call", "error", f"{at}: a tool call has no id", line)
+                self.add("invalid_tool_call", f"{at}: a tool call has no id", line)
             elif self.tool_id is not None and not self.tool_id.match(call_id):
                 self.add(
                     "invalid_tool_call_id",
-                    "error",
-                    f"{at}: tool call id {call_id!r} must match {self.p.tool_call_id_pattern}",
+                    f"{at}: tool call id {call_id!r} does not match {self.p.tool_call_id_pattern}; "
+                    "unitune rewrites it (and its tool result's) in the wire file",
                     line,
                 )
             name = fn.get("name")
             if not isinstance(name, str) or not _FUNCTION_NAME.match(name):
                 self.add(
                     "invalid_function_name",
-                    "error",
                     f"{at}: function name {name!r} must match ^[a-zA-Z0-9_-]{{1,64}}$",
                     line,
                 )
@@ -626,109 +632,113 @@ class _Checker:
             if not isinstance(args, str):
                 self.add(
                     "invalid_tool_arguments",
-                    "error",
                     f"{at}: function arguments must be a JSON string, got {type(args).__name__}",
                     line,
                 )
-            else:
-                try:
-                    json.loads(args)
-                except json.JSONDecodeError as e:
-                    self.add(
-                        "invalid_tool_arguments",
-                        "error",
-                        f"{at}: function arguments are not valid JSON ({e.msg})",
-                        line,
-                    )
+            elif not _json_ok(args):
+                self.add("tool_arguments_not_json", f"{at}: function arguments are not valid JSON", line)
             if isinstance(call_id, str) and call_id:
                 open_calls[call_id] = line
 
     def _tools(self, tools: Any, line: int) -> None:
         if not self.p.tools:
-            self.add("tools_unsupported", "error", f"{self.p.name} cannot train with tool definitions", line)
+            self.add(
+                "tools_dropped",
+                f"{self.p.name} cannot train with tool definitions; they are left out of the wire file",
+                line,
+            )
             return
         if not isinstance(tools, list):
-            self.add("invalid_tools", "error", "'tools' must be a list of tool definitions", line)
+            self.add("invalid_tools", "'tools' must be a list of tool definitions", line)
             return
         for i, tool in enumerate(tools, 1):
             fn = tool.get("function") if isinstance(tool, dict) else None
             if not isinstance(tool, dict) or tool.get("type") != "function" or not isinstance(fn, dict):
                 self.add(
-                    "invalid_tools",
-                    "error",
-                    f"tool {i} must be {{'type': 'function', 'function': {{...}}}}",
-                    line,
+                    "invalid_tools", f"tool {i} must be {{'type': 'function', 'function': {{...}}}}", line
                 )
                 continue
             if not isinstance(fn.get("name"), str) or not _FUNCTION_NAME.match(fn["name"]):
-                self.add(
-                    "invalid_tools", "error", f"tool {i} needs a name matching ^[a-zA-Z0-9_-]{{1,64}}$", line
-                )
+                self.add("invalid_tools", f"tool {i} needs a name matching ^[a-zA-Z0-9_-]{{1,64}}$", line)
             params = fn.get("parameters")
             if params is not None and (
                 not isinstance(params, dict) or params.get("type", "object") != "object"
             ):
-                self.add("invalid_tools", "error", f"tool {i}: parameters must be a JSON Schema object", line)
+                self.add("invalid_tools", f"tool {i}: parameters must be a JSON Schema object", line)
+            elif params is None and self.listed("tool_missing_description"):
+                # mistral-finetune reads name, description and parameters, each required.
+                self.add("invalid_tools", f"tool {i} has no 'parameters'; {self.p.name} requires them", line)
+            if "description" not in fn and self.listed("tool_missing_description"):
+                self.add(
+                    "tool_missing_description",
+                    f"tool {i} ({fn.get('name')!r}) has no 'description'; {self.p.name} requires one",
+                    line,
+                )
 
     def _order(self, roles: Sequence[str], line: int, *, require_assistant: bool) -> None:
         p = self.p
         systems = [i for i, r in enumerate(roles) if r == "system"]
         if systems and p.system == "none":
-            self.add("system_not_allowed", "error", f"{p.name} takes no system message", line)
+            self.add("system_not_allowed", f"{p.name} takes no system message", line)
         elif p.system == "first_only":
             if len(systems) > 1:
                 self.add(
                     "multiple_system",
-                    "error",
-                    f"{p.name} allows one system message; found {len(systems)}",
+                    f"{len(systems)} system messages; {p.name} takes one" + _wire_says(p, "multiple_system"),
                     line,
                 )
             elif systems and systems[0] != 0:
                 self.add(
-                    "system_not_first", "error", f"the system message must come first for {p.name}", line
+                    "system_not_first",
+                    f"the system message is not first; {p.name} takes it at the start"
+                    + _wire_says(p, "system_not_first"),
+                    line,
                 )
-        if p.first_roles is not None and roles and roles[0] not in p.first_roles:
+        turns = [r for r in roles if r != "system"] if p.system_lifted else list(roles)
+        if p.min_messages is not None and len(turns) < p.min_messages:
+            self.add(
+                "too_few_messages",
+                f"{len(turns)} message(s) besides the system prompt; {p.name} needs at least {p.min_messages}",
+                line,
+            )
+        if p.first_roles is not None and turns and turns[0] not in p.first_roles:
             allowed = " or ".join(sorted(p.first_roles))
             self.add(
                 "invalid_first_role",
-                "error",
-                f"the conversation starts with {roles[0]!r}; {p.name} needs {allowed}",
+                f"the conversation starts with {turns[0]!r}; {p.name} needs {allowed}",
                 line,
             )
-        for i in range(1, len(roles) if p.no_repeat or p.transitions is not None else 0):
-            prev, cur = roles[i - 1], roles[i]
+        for i in range(1, len(turns) if p.no_repeat or p.transitions is not None else 0):
+            prev, cur = turns[i - 1], turns[i]
             if p.no_repeat and prev == cur:
                 self.add(
                     "consecutive_roles",
-                    "error",
-                    f"messages {i} and {i + 1} are both {cur!r}; {p.name} needs turns to alternate",
+                    f"two {cur!r} messages in a row; {p.name} needs turns to alternate"
+                    + _wire_says(p, "consecutive_roles"),
                     line,
                 )
                 break
             allowed_next = p.transitions.get(prev) if p.transitions is not None else None
             if allowed_next is not None and cur not in allowed_next:
                 self.add(
-                    "invalid_role_order",
-                    "error",
-                    f"message {i + 1} ({cur!r}) cannot follow {prev!r} for {p.name}",
-                    line,
+                    "invalid_role_order", f"a {cur!r} message cannot follow a {prev!r} one for {p.name}", line
                 )
                 break
         if require_assistant:
             if "assistant" not in roles:
-                self.add("missing_assistant", "error", "no assistant message: nothing to train on", line)
-            elif p.last_assistant and roles[-1] != "assistant":
+                self.add("missing_assistant", "no assistant message: nothing to train on", line)
+            elif p.last_assistant and turns and turns[-1] != "assistant":
                 self.add(
                     "last_not_assistant",
-                    "error",
-                    f"the last message is {roles[-1]!r}; {p.name} needs it to be the assistant's",
+                    f"the last message is {turns[-1]!r}; {p.name} needs the assistant's last"
+                    + _wire_says(p, "last_not_assistant"),
                     line,
                 )
             if p.max_turns is not None and roles.count("user") > p.max_turns:
                 self.add(
                     "too_many_turns",
-                    "error",
-                    f"{roles.count('user')} user turns; {p.name} trains on single exchanges",
+                    f"{roles.count('user')} user turns; {p.name} trains on single exchanges"
+                    + _wire_says(p, "too_many_turns"),
                     line,
                 )
 
@@ -737,23 +747,11 @@ class _Checker:
     def preference(self, data: Mapping[str, Any], line: int) -> list[dict[str, Any]] | None:
         p = self.p
         if not p.preference:
-            self.add(
-                "preference_unsupported", "error", f"{p.name} does not train on preference (DPO) data", line
-            )
-        extra = sorted(set(data) - _TOP_KEYS_PREF)
-        if extra:
-            self.add(
-                "unrecognized_key",
-                "error",
-                f"unexpected top-level key(s) {', '.join(map(repr, extra))}",
-                line,
-            )
+            self.add("preference_unsupported", f"{p.name} does not train on preference (DPO) pairs", line)
         inp = data.get("input")
         messages = inp.get("messages") if isinstance(inp, dict) else None
         if not isinstance(messages, list) or not messages:
-            self.add(
-                "invalid_preference_input", "error", "'input' must be {'messages': [...]} with messages", line
-            )
+            self.add("invalid_preference_input", "'input' must be {'messages': [...]} with messages", line)
             return None
         if isinstance(inp, dict) and inp.get("tools") is not None:
             self._tools(inp["tools"], line)
@@ -763,7 +761,6 @@ class _Checker:
         if isinstance(last, dict) and last.get("role") == "assistant":
             self.add(
                 "preference_last_input_assistant",
-                "error",
                 "the last input message is the assistant's; the outputs must answer it",
                 line,
             )
@@ -771,27 +768,48 @@ class _Checker:
         for key in ("preferred_output", "non_preferred_output"):
             out = data.get(key)
             if not (isinstance(out, list) and len(out) == 1 and isinstance(out[0], dict)):
-                self.add(
-                    "invalid_preference_output",
-                    "error",
-                    f"'{key}' must be a list of exactly one message",
-                    line,
-                )
+                self.add("invalid_preference_output", f"'{key}' must be a list of exactly one message", line)
                 return None
             msg = out[0]
             if msg.get("role") != "assistant":
-                self.add("invalid_preference_output", "error", f"'{key}' must be an assistant message", line)
+                self.add("invalid_preference_output", f"'{key}' must be an assistant message", line)
                 return None
             self._content(msg, "assistant", key, line)
             outputs.append(msg)
         if content_text(outputs[0].get("content")) == content_text(outputs[1].get("content")):
             self.add(
                 "identical_preference",
-                "warning",
                 "preferred and non-preferred outputs are identical: nothing to learn",
                 line,
             )
         return [*messages, outputs[0]]
+
+    # -- plain text -------------------------------------------------------------------------------
+
+    def text(self, data: Mapping[str, Any], line: int) -> list[dict[str, Any]] | None:
+        """A plain-text example ({"text": ...}); counted as one assistant message (it is all trained)."""
+        if not self.p.text:
+            self.add(
+                "text_unsupported",
+                f"a plain-text example ({{'text': ...}}); {self.p.name} trains on chats: use 'messages'",
+                line,
+            )
+            return None
+        value = data.get("text")
+        if not isinstance(value, str):
+            self.add("content_not_string", f"'text' must be a string, got {type(value).__name__}", line)
+            return None
+        self._text(value, "text", "text", line)
+        return [{"role": "assistant", "content": value}]
+
+
+_DATA_URL = re.compile(r"data:image/(jpeg|png|webp);base64,")
+
+
+def _wire_says(profile: Profile, code: str) -> str:
+    """ "; unitune's wire file: <what it does>", where the conversion repairs the problem."""
+    check = profile.checks.get(code)
+    return f"; unitune's wire file: {check.wire}" if check is not None and check.wire else ""
 
 
 def validate(
@@ -799,6 +817,7 @@ def validate(
     *,
     provider: str = "openai",
     model: str | None = None,
+    method: Literal["sft", "dpo"] | None = None,
     validation: DataSource | None = None,
     token_limit: int | None = None,
     counter: Any = None,
@@ -807,9 +826,12 @@ def validate(
 ) -> ValidationReport:
     """Check `data` against `provider`'s rules in one streaming pass; never raises for bad data.
 
-    `validation` (optional) is checked too, and against `data` for leakage. `token_limit` overrides
-    the profile's per-example limit (the catalog passes the model's). `counter` overrides the token
-    counter picked for the model.
+    `provider` is a provider ("openai", "bedrock") or one of its dataset profiles ("bedrock-claude").
+    `model` picks the token limit and tokenizer; it is checked as `estimate` and `create_job` check it
+    (an alias the provider does not offer raises `ConfigurationError`). `method` ("sft" or "dpo") is
+    the job's training method: each example must be of its kind (chats for SFT, preference pairs for
+    DPO); None accepts either. `validation` (optional) is checked too, and against `data` for
+    leakage. `token_limit` overrides the model's per-example limit; `counter` the token counter.
 
     `workers` is how many processes check a plain (not gzipped) JSONL file, each a range of its
     lines: None picks one per CPU (up to 4) for files of 32 MB or more and this process alone for
@@ -818,16 +840,24 @@ def validate(
     """
     if workers is not None and workers < 1:
         raise ValueError(f"workers must be at least 1 (or None for automatic), got {workers}")
-    profile = get_profile(provider, model)
+    if method not in (None, "sft", "dpo"):
+        from unitune.errors import ConfigurationError
+
+        raise ConfigurationError(
+            f"Unknown training method {method!r}.", fix="Use method='sft' or method='dpo'."
+        )
+    model_id, catalog_limit = _catalog_model(provider, model)
+    profile = get_profile(provider, model_id)
     dataset = _as_dataset(data)
     issues = IssueCollector(dataset.name, limit=max_issues)
     job = _Job(
         provider=provider,
-        model=model,
+        model=model_id,
         profile=profile,
         counter=counter,
-        limit=token_limit or profile.max_tokens_per_example,
+        limit=token_limit or catalog_limit or profile.max_tokens_per_example,
         max_issues=max_issues,
+        method=method,
     )
     train = _pass(dataset, job, issues, workers, leakage_from=None)
     stats = train.stats
@@ -842,31 +872,40 @@ def validate(
         issues.severities.update(vissues.severities)
 
     n = stats.examples
-    if n < profile.min_examples:
+    sev = profile.severity
+    if "empty_file" in issues.counts:
+        pass  # said already: a minimum or a "too few" adds nothing
+    elif n < profile.min_examples:
         issues.add(
             "too_few_examples",
-            "error",
-            f"{n} examples; {profile.name} requires at least {profile.min_examples}",
+            sev("too_few_examples"),
+            f"{_examples(n)}; {profile.name} requires at least {profile.min_examples}",
         )
-    if n < SMALL_DATASET:
+    if "empty_file" in issues.counts or n == 0:
+        pass
+    elif n < SMALL_DATASET:
         issues.add(
             "small_dataset",
-            "warning",
-            f"only {n} examples: too few to fine-tune well; try few-shot prompting first, or collect "
+            sev("small_dataset"),
+            f"only {_examples(n)}: too few to fine-tune well; try few-shot prompting first, or collect "
             f"at least {SMALL_DATASET} (100–1,000+ recommended)",
         )
     elif n < RECOMMENDED_DATASET:
-        issues.add("below_recommended_size", "info", f"{n} examples; 100–1,000+ are recommended")
+        issues.add(
+            "below_recommended_size",
+            sev("below_recommended_size"),
+            f"{n} examples; 100–1,000+ are recommended",
+        )
     if profile.max_examples is not None and n > profile.max_examples:
         issues.add(
             "too_many_examples",
-            "error",
-            f"{n} examples; {profile.name} accepts at most {profile.max_examples}",
+            sev("too_many_examples"),
+            f"{n:,} examples; {profile.name} accepts at most {profile.max_examples:,}",
         )
     if profile.max_file_bytes is not None and stats.bytes_read > profile.max_file_bytes:
         issues.add(
             "file_too_large",
-            "error",
+            sev("file_too_large"),
             f"{stats.bytes_read:,} bytes; {profile.name} accepts files up to {profile.max_file_bytes:,}",
         )
 
@@ -883,6 +922,29 @@ def validate(
     )
 
 
+def _examples(n: int) -> str:
+    return f"{n:,} example" if n == 1 else f"{n:,} examples"
+
+
+def _catalog_model(provider: str, model: str | None) -> tuple[str | None, int | None]:
+    """`model` as the provider's own id, and the catalog's per-example token limit for it.
+
+    The same model check `estimate` and `create_job` make: a portable alias the provider does not
+    offer raises `ConfigurationError` naming who does; a name the catalog does not know passes.
+    """
+    if not model:
+        return model, None
+    from unitune.catalog import load_catalog
+
+    catalog = load_catalog()
+    name = provider if provider in catalog.providers else provider.split("-", 1)[0]
+    if name not in catalog.providers:
+        return model, None
+    model_id = catalog.resolve(name, model)
+    entry = catalog.find(name, model_id)
+    return model_id, entry.max_example_tokens if entry is not None else None
+
+
 def _as_dataset(data: DataSource) -> Dataset:
     if isinstance(data, Dataset):
         return data
@@ -897,10 +959,16 @@ def _as_dataset(data: DataSource) -> Dataset:
     return Dataset.from_jsonl(path)
 
 
-def _counter(provider: str, model: str | None) -> Any:
-    from unitune.data.tokens import counter_for
+def _counter(provider: str, model: str | None, profile: Profile) -> Any:
+    from unitune.data.tokens import counter_for, upper_bound_counter
 
-    return counter_for(provider, model)
+    counter = counter_for(provider, model)
+    if profile.limit_count == "upper_bound" and counter.approximate:
+        # The limit is a vendor's refusal: an estimate that can fall short would pass examples the
+        # vendor refuses, so count from above.
+        why = f"no public tokenizer for {model or profile.name}"
+        return upper_bound_counter(why)
+    return counter
 
 
 # --- one pass: per-line checks in one or more parts, then what needs the whole file ------------------
@@ -983,6 +1051,11 @@ class _Part:
     exact: array[int]
     near: array[int]
     tokenizer: tuple[str | None, bool, str | None]
+    # Keys the format does not take: examples carrying each, and the first line with one.
+    extra_keys: dict[str, int] = field(default_factory=dict)
+    extra_first: int | None = None
+    message_extra_keys: dict[str, int] = field(default_factory=dict)
+    message_extra_first: int | None = None
 
 
 def _tokenizer_meta(tokens: Any) -> tuple[str | None, bool, str | None]:
@@ -1019,15 +1092,35 @@ def _conversation_counter(
 _BATCH = 256
 
 
+def _limit_words(profile: Profile, tokens: Any, limit: int) -> str:
+    """What happens to an example over `limit` tokens on this provider, in words."""
+    check = profile.checks.get("too_many_tokens")
+    what = {
+        "refuses": f"{profile.name} refuses examples over {limit:,} tokens",
+        "truncates": f"over the {limit:,}-token limit: {profile.name} cuts the end off (often the reply)",
+        "accepts": f"over {limit:,} tokens: {profile.name} splits it into windows, some without their prompt",
+    }.get(check.vendor if check is not None else "", f"over the {limit:,}-token limit")
+    if getattr(tokens, "upper_bound", False):
+        what += " (counted as an upper bound: its tokenizer is not public)"
+    return what
+
+
 def _scan(
-    records: Iterable[Record], profile: Profile, tokens: Any, limit: int | None, max_issues: int
+    records: Iterable[Record],
+    profile: Profile,
+    tokens: Any,
+    limit: int | None,
+    max_issues: int,
+    method: str | None = None,
 ) -> _Part:
     """Every per-line check, the token counts and the fingerprints of one part."""
     issues = _Collector(max_issues)  # the checks' issues, line by line
     over_limit = _Collector(max_issues)  # `too_many_tokens`, known a batch later
     add = issues.add
     checker = _Checker(profile, issues)
+    severity = checker.severity
     count = _conversation_counter(tokens)
+    over_words = _limit_words(profile, tokens, limit) if limit is not None else ""
     # Statistics as histograms (value -> examples): exact percentiles in memory that grows with the
     # distinct values, not with the examples.
     n_messages: dict[int, int] = {}
@@ -1035,12 +1128,15 @@ def _scan(
     n_assistant: dict[int, int] = {}
     key_lines, exact_keys, near_keys = array("Q"), array("Q"), array("Q")
     over = examples = size = lines = 0
+    extra_keys: Counter[str] = Counter()
+    extra_first: int | None = None
     batch: list[tuple[list[Any], list[Any] | None]] = []  # counted examples waiting for their tokens
     batch_lines: list[int] = []
     # Structural outcome of each shape seen (see `_shape`): (clean, has a system / a user message).
     shapes: dict[tuple[Any, ...], tuple[bool, bool, bool]] = {}
     starts = checker.special_starts
     tool_id = checker.tool_id
+    texty = bool(checker.reserved)  # reserved keywords are searched for in every text
 
     def flush() -> None:
         nonlocal over
@@ -1051,8 +1147,8 @@ def _scan(
                 over += 1
                 over_limit.add(
                     "too_many_tokens",
-                    "warning",
-                    f"{total:,} tokens, over the {limit:,}-token limit: the provider will truncate it",
+                    severity["too_many_tokens"],
+                    f"{total:,} tokens: {over_words}",
                     line=line,
                 )
         key_lines.extend(batch_lines)
@@ -1062,15 +1158,46 @@ def _scan(
     for record in records:
         size += record.size
         line = lines = record.line
+        if record.bom:
+            add(
+                "bom",
+                severity["bom"],
+                "the file starts with a UTF-8 byte-order mark, which several vendors' validators refuse; "
+                "the wire file is written without it",
+                line=line,
+            )
         problem = record.problem
         if problem is not None:
-            severity: Severity = "warning" if problem.code == "blank_line" else "error"
-            add(problem.code, severity, problem.message, line=line, column=problem.column)
+            add(problem.code, severity[problem.code], problem.message, line=line, column=problem.column)
             continue
         examples += 1
         data = record.data
         assert data is not None
-        chat = "messages" in data
+        kind = _KINDS.get(record.format or "", "chat")
+        if len(data) > 1 or kind == "preference":
+            extra = [k for k in data if k not in _TOP_KEYS[kind]]
+            if extra:
+                extra_keys.update(extra)
+                if extra_first is None:
+                    extra_first = line
+        if method is not None and kind != ("preference" if method == "dpo" else "chat"):
+            what = {
+                "chat": "a chat (SFT) example",
+                "preference": "a preference pair",
+                "text": "a plain-text example",
+            }
+            add(
+                "method_mismatch",
+                severity["method_mismatch"],
+                f"{what[kind]}, but the job's method is {method!r}: "
+                + (
+                    "DPO trains on preference pairs {input, preferred_output, non_preferred_output}"
+                    if method == "dpo"
+                    else "supervised training takes chats; use method='dpo' for preference pairs"
+                ),
+                line=line,
+            )
+        chat = kind == "chat"
         shape = None
         try:
             text: str | None
@@ -1080,6 +1207,7 @@ def _scan(
         flags = None
         if text is not None:
             exact, near, flags = keys(text, starts)
+        tools: Any = None
         if chat:
             tools = data.get("tools")
             known = shapes.get(shape) if shape is not None else None
@@ -1090,7 +1218,7 @@ def _scan(
                 messages = data["messages"]
                 checker.without_system += not known[1]
                 checker.without_user += not known[2]
-                if flags & _TEXT_FLAGS and checker.text_findings(text, flags):
+                if (flags & _TEXT_FLAGS or texty) and checker.text_findings(text, flags):
                     checker.prescan(flags)
                     checker.texts(messages, line)
             else:
@@ -1100,11 +1228,14 @@ def _scan(
                 if shape is not None and len(shapes) < _MAX_SHAPES:
                     roles = [m.get("role") for m in data["messages"]]
                     shapes[shape] = (checker.structural == structural, "system" in roles, "user" in roles)
-        else:
+        elif kind == "preference":
             checker.prescan(flags)
             messages = checker.preference(data, line)
             inp = data.get("input")
             tools = inp.get("tools") if isinstance(inp, dict) else None
+        else:
+            checker.prescan(flags)
+            messages = checker.text(data, line)
         if messages is None:
             continue
         n_messages[len(messages)] = n_messages.get(len(messages), 0) + 1
@@ -1137,6 +1268,10 @@ def _scan(
         exact=exact_keys,
         near=near_keys,
         tokenizer=_tokenizer_meta(tokens),
+        extra_keys=dict(extra_keys),
+        extra_first=extra_first,
+        message_extra_keys=dict(checker.message_extra_keys),
+        message_extra_first=checker.message_extra_first,
     )
 
 
@@ -1171,11 +1306,16 @@ class _Job:
     counter: Any
     limit: int | None
     max_issues: int
+    method: str | None = None
     _tokens: Any = field(default=None, repr=False)
 
     def tokens(self) -> Any:
         if self._tokens is None:
-            self._tokens = self.counter if self.counter is not None else _counter(self.provider, self.model)
+            self._tokens = (
+                self.counter
+                if self.counter is not None
+                else _counter(self.provider, self.model, self.profile)
+            )
         return self._tokens
 
 
@@ -1206,7 +1346,7 @@ def _pass(
             merged = _Merge(job.max_issues)
             plan = None
     if plan is None:
-        merged.add(_scan(records, job.profile, job.tokens(), job.limit, job.max_issues))
+        merged.add(_scan(records, job.profile, job.tokens(), job.limit, job.max_issues, job.method))
     return merged.finish(issues, job, leakage_from)
 
 
@@ -1223,10 +1363,20 @@ class _Merge:
         self.n_assistant: Counter[int] = Counter()
         self.key_lines, self.exact, self.near = array("Q"), array("Q"), array("Q")
         self.tokenizer: tuple[str | None, bool, str | None] | None = None
+        # Keys beside the format's own, at the top and in messages: examples with each, first line.
+        self.extra: dict[str, Counter[str]] = {"top": Counter(), "message": Counter()}
+        self.extra_first: dict[str, int | None] = {"top": None, "message": None}
 
     def add(self, part: _Part) -> None:
         base = self.base
         stream = self.stream
+        for where, counts, first in (
+            ("top", part.extra_keys, part.extra_first),
+            ("message", part.message_extra_keys, part.message_extra_first),
+        ):
+            self.extra[where].update(counts)
+            if self.extra_first[where] is None and first is not None:
+                self.extra_first[where] = first + base
         for code, severity, message, line, column in part.issues[: self.limit - len(stream.issues)]:
             stream.issues.append((code, severity, message, None if line is None else line + base, column))
         for code, n in part.counts.items():
@@ -1273,21 +1423,21 @@ class _Merge:
             if i in leaks:
                 dupes.add(
                     "train_validation_leakage",
-                    "warning",
+                    job.profile.severity("train_validation_leakage"),
                     f"this validation example also appears in the training data (line {leaks[i]})",
                     line=line,
                 )
             if i in exact_first:
                 dupes.add(
                     "duplicate_example",
-                    "warning",
+                    job.profile.severity("duplicate_example"),
                     f"exact duplicate of line {lines[exact_first[i]]}",
                     line=line,
                 )
             elif i in near_first:
                 dupes.add(
                     "near_duplicate",
-                    "warning",
+                    job.profile.severity("near_duplicate"),
                     f"same text as line {lines[near_first[i]]} apart from case, spacing or punctuation",
                     line=line,
                 )
@@ -1301,12 +1451,34 @@ class _Merge:
         issues.counts = Counter(merged.counts)
         issues.severities = merged.severities
 
+        profile = job.profile
+        sev = profile.severity
+        for where, code in (("top", "unrecognized_key"), ("message", "message_unrecognized_key")):
+            counts = self.extra[where]
+            if counts:
+                named = ", ".join(f"{k!r} ({n:,})" for k, n in counts.most_common(8))
+                more = f" and {len(counts) - 8} more" if len(counts) > 8 else ""
+                what = "examples" if where == "top" else "messages"
+                issues.add(
+                    code,
+                    sev(code),
+                    f"{what} carry key(s) the {profile.name} format does not take: {named}{more} "
+                    f"(how many {what} have each); they stay in your data (for split --stratify, slices, "
+                    "lineage) and are left out of the wire file",
+                    line=self.extra_first[where],
+                )
+        if self.examples == 0 and set(self.stream.counts) <= {"blank_line", "bom"}:
+            issues.add("empty_file", sev("empty_file"), "the file is empty: it holds no example")
         if self.without_user:
-            issues.add("missing_user", "warning", f"{self.without_user} examples have no user message")
+            issues.add(
+                "missing_user",
+                sev("missing_user"),
+                f"{_examples(self.without_user)} {'has' if self.without_user == 1 else 'have'} no user message",
+            )
         if self.without_system and self.without_system < self.examples:
             issues.add(
                 "missing_system",
-                "info",
+                sev("missing_system"),
                 f"{self.without_system} of {self.examples} examples have no system message; "
                 "use the same system prompt in training and in production",
             )
@@ -1421,7 +1593,7 @@ def _run_parallel(plan: _Plan, job: _Job) -> Iterator[_Part]:
     # spawn: each worker is a fresh interpreter (fork would copy whatever threads and state the
     # caller has; forkserver costs one more process, ~13 MB, and starts workers no faster here).
     context = multiprocessing.get_context("spawn")
-    spec = (job.provider, job.model, plan.counter, job.limit, job.max_issues)
+    spec = (job.provider, job.model, plan.counter, job.limit, job.max_issues, job.method)
     tasks = [(plan.path, start, end, plan.fmt) for start, end in plan.ranges]
     pool = ProcessPoolExecutor(plan.workers, mp_context=context, initializer=_init_worker, initargs=(spec,))
     try:
@@ -1431,18 +1603,19 @@ def _run_parallel(plan: _Plan, job: _Job) -> Iterator[_Part]:
         pool.shutdown(wait=True, cancel_futures=True)
 
 
-_WORKER: tuple[Profile, Any, int | None, int] | None = None
+_WORKER: tuple[Profile, Any, int | None, int, str | None] | None = None
 
 
-def _init_worker(spec: tuple[str, str | None, bytes | None, int | None, int]) -> None:
+def _init_worker(spec: tuple[str, str | None, bytes | None, int | None, int, str | None]) -> None:
     global _WORKER
-    provider, model, counter, limit, max_issues = spec
-    tokens = pickle.loads(counter) if counter is not None else _counter(provider, model)
-    _WORKER = (get_profile(provider, model), tokens, limit, max_issues)
+    provider, model, counter, limit, max_issues, method = spec
+    profile = get_profile(provider, model)
+    tokens = pickle.loads(counter) if counter is not None else _counter(provider, model, profile)
+    _WORKER = (profile, tokens, limit, max_issues, method)
 
 
 def _scan_range(task: tuple[Path, int, int, str]) -> _Part:
     assert _WORKER is not None, "the worker was not initialised"
-    profile, tokens, limit, max_issues = _WORKER
+    profile, tokens, limit, max_issues, method = _WORKER
     path, start, end, fmt = task
-    return _scan(read_jsonl_range(path, start, end, fmt=fmt), profile, tokens, limit, max_issues)
+    return _scan(read_jsonl_range(path, start, end, fmt=fmt), profile, tokens, limit, max_issues, method)

@@ -33,7 +33,7 @@ from typing import Any, Literal, NoReturn
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from unitune.data._model import ChatExample, PreferenceExample
+from unitune.data._model import ChatExample, PreferenceExample, TextExample
 from unitune.errors import ConfigurationError
 from unitune.types import Message, content_text
 
@@ -49,7 +49,7 @@ __all__ = [
     "write_jsonl",
 ]
 
-Example = ChatExample | PreferenceExample
+Example = ChatExample | PreferenceExample | TextExample
 Record = dict[str, Any]
 
 # Every code a converter can emit, and what it means. Codes are stable: programs may match on them.
@@ -57,6 +57,7 @@ LOSS_CODES: dict[str, str] = {
     # Refusals: the example is left out of the output.
     "preference_unsupported": "A preference pair cannot be written in a supervised (SFT) format.",
     "not_preference": "A chat example cannot be written in a preference (DPO) format.",
+    "text_unsupported": "A plain-text example cannot be written in a chat format.",
     "tool_calls_unsupported": "The example uses tools (calls or results); the format cannot express them.",
     "no_assistant": "There is no assistant turn to train on.",
     "no_user": "There is no user turn; the format requires one.",
@@ -171,6 +172,12 @@ _Item = tuple[str, Message]  # (where it was in the canonical example, the messa
 
 
 def _require_chat(ex: Example, ctx: _Ctx) -> ChatExample:
+    if isinstance(ex, TextExample):
+        ctx.refuse(
+            "text_unsupported",
+            f"a plain-text example cannot be written as {ctx.fmt}, which holds conversations; "
+            "give it as messages",
+        )
     if not isinstance(ex, ChatExample):
         ctx.refuse(
             "preference_unsupported",
@@ -181,6 +188,10 @@ def _require_chat(ex: Example, ctx: _Ctx) -> ChatExample:
 
 
 def _require_preference(ex: Example, ctx: _Ctx) -> PreferenceExample:
+    if isinstance(ex, TextExample):
+        ctx.refuse(
+            "text_unsupported", f"a plain-text example cannot be written as {ctx.fmt} (preference pairs)"
+        )
     if not isinstance(ex, PreferenceExample):
         ctx.refuse(
             "not_preference",
@@ -337,9 +348,32 @@ def _dump(m: Message) -> dict[str, Any]:
 # DPO: https://developers.openai.com/api/docs/guides/direct-preference-optimization
 
 
+def _openai_message(loc: str, m: Message, ctx: _Ctx) -> dict[str, Any]:
+    """A message as OpenAI takes it: weight only on assistant messages, images only in user ones."""
+    out = _dump(m)
+    if m.weight is not None and m.role != "assistant":
+        del out["weight"]
+        ctx.lose(
+            "weight_dropped",
+            f"{loc}: weight on a {m.role} message dropped (weights apply to assistant turns)",
+        )
+    if (
+        isinstance(m.content, list)
+        and m.role != "user"
+        and any(isinstance(p, dict) and p.get("type") == "image_url" for p in m.content)
+    ):
+        kept = [p for p in m.content if not (isinstance(p, dict) and p.get("type") == "image_url")]
+        ctx.lose(
+            "image_dropped",
+            f"{loc}: image part removed, text kept: OpenAI takes images in user messages only",
+        )
+        out["content"] = kept if kept else ""
+    return out
+
+
 def _openai(ex: Example, ctx: _Ctx) -> Record:
     chat = _require_chat(ex, ctx)
-    record: Record = {"messages": [_dump(m) for m in chat.messages]}
+    record: Record = {"messages": [_openai_message(loc, m, ctx) for loc, m in _chat_items(chat)]}
     if chat.tools is not None:
         record["tools"] = chat.tools
     if chat.parallel_tool_calls is not None:
@@ -350,7 +384,7 @@ def _openai(ex: Example, ctx: _Ctx) -> Record:
 def _openai_dpo(ex: Example, ctx: _Ctx) -> Record:
     pair = _require_preference(ex, ctx)
     _output_items(pair, ctx)
-    inp: Record = {"messages": [_dump(m) for m in pair.input]}
+    inp: Record = {"messages": [_openai_message(loc, m, ctx) for loc, m in _input_items(pair)]}
     if pair.tools is not None:
         inp["tools"] = pair.tools
     if pair.parallel_tool_calls is not None:
@@ -447,6 +481,8 @@ def _together_messages(items: list[_Item], ctx: _Ctx, *, weights: bool) -> list[
 
 
 def _together(ex: Example, ctx: _Ctx) -> Record:
+    if isinstance(ex, TextExample):
+        return {"text": ex.text}  # Together's general (plain-text) format
     chat = _require_chat(ex, ctx)
     items = _chat_items(chat)
     _check_tools(chat, items, ctx, tools=True, parallel=False)
@@ -620,14 +656,25 @@ def _bedrock_conversation(ex: Example, ctx: _Ctx) -> Record:
         _drop_name(loc, m, ctx)
     # Nova images come from S3 locations, which a URL or inline data part is not.
     image_why = f"{ctx.fmt} images must be S3 locations; unitune does not upload them"
-    system = [{"text": _plain_text(loc, m, ctx, why=image_why)} for loc, m in systems]
+    # One system block (Llama 3.2 takes no more than one; Nova any number), the texts joined.
+    system = _joined_system([(loc, _text_only(loc, m, ctx, image_why)) for loc, m in systems], ctx)
     turns = _alternating(rest, ctx, image_why=image_why)
     record: Record = {"schemaVersion": "bedrock-conversation-2024"}
-    if system:
-        record["system"] = system
-    # A merged turn keeps its parts as separate text blocks: Converse content is a list of blocks.
-    record["messages"] = [{"role": t.role, "content": [{"text": text} for _, text in t.parts]} for t in turns]
+    if system is not None:
+        record["system"] = [{"text": system}]
+    # A merged turn is one text block, its parts joined as Claude's are: what reads back as one
+    # message and converts to the same record again.
+    record["messages"] = [
+        {"role": t.role, "content": [{"text": "\n\n".join(text for _, text in t.parts)}]} for t in turns
+    ]
     return record
+
+
+def _text_only(loc: str, m: Message, ctx: _Ctx, why: str) -> Message:
+    """The message with its content as plain text (each non-text part removed is reported)."""
+    if not isinstance(m.content, list):
+        return m
+    return m.model_copy(update={"content": _plain_text(loc, m, ctx, why=why)})
 
 
 # Claude 3 Haiku: https://platform.claude.com/cookbook/finetuning-finetuning-on-bedrock and
@@ -799,6 +846,7 @@ def _cohere(ex: Example, ctx: _Ctx) -> Record:
 def _hf_chat(ex: Example, ctx: _Ctx) -> Record:
     if isinstance(ex, PreferenceExample):
         return _hf_preference(ex, ctx)
+    ex = _require_chat(ex, ctx)
     items = _chat_items(ex)
     _check_tools(ex, items, ctx, tools=False, parallel=False)
     if not any(m.role == "assistant" for _, m in items):
@@ -843,8 +891,10 @@ def _pure(name: str, inner: _Inner) -> Converter:
     """Wrap a converter that raises `_Refused` into the public `(example) -> (record | None, losses)`."""
 
     def convert(example: Example) -> tuple[Record | None, list[ConversionLoss]]:
-        if not isinstance(example, (ChatExample, PreferenceExample)):
-            raise TypeError(f"expected ChatExample or PreferenceExample, got {type(example).__name__}")
+        if not isinstance(example, (ChatExample, PreferenceExample, TextExample)):
+            raise TypeError(
+                f"expected ChatExample, PreferenceExample or TextExample, got {type(example).__name__}"
+            )
         ctx = _Ctx(fmt=name, line=example.line)
         try:
             record = inner(example, ctx)
@@ -910,6 +960,13 @@ _SPECS: list[tuple[str, str, frozenset[Literal["chat", "preference"]], str, _Inn
     (
         "bedrock-conversation",
         "Bedrock Converse format (Nova): schemaVersion bedrock-conversation-2024, text blocks.",
+        _CHAT,
+        "https://docs.aws.amazon.com/bedrock/latest/userguide/preparing-text-data.html",
+        _bedrock_conversation,
+    ),
+    (
+        "bedrock-llama-conversation",
+        "Bedrock Llama 3.2: the Converse format (schemaVersion, one system block, text blocks).",
         _CHAT,
         "https://docs.aws.amazon.com/bedrock/latest/userguide/preparing-text-data.html",
         _bedrock_conversation,
@@ -986,7 +1043,7 @@ def _encode(record: Record) -> bytes:
 
 
 def write_jsonl(
-    examples: Iterable[ChatExample | PreferenceExample],
+    examples: Iterable[ChatExample | PreferenceExample | TextExample],
     fmt: str,
     path: str | Path,
     *,

@@ -1,4 +1,10 @@
-"""Per-provider dataset rules (`profiles.toml`): the checks `validate()` runs for a target provider."""
+"""Per-provider dataset rules (`profiles.toml`): the checks `validate()` runs for a target provider.
+
+Each profile says what the vendor's format takes (roles, order, weights, tools, limits) and, per finding
+code, what the vendor does with such data (`checks`): which rule refuses it, where that rule is written
+(`[sources]`), and whether unitune's conversion repairs it in the wire file. A finding is an error only
+where a cited vendor rule refuses the data and the wire file does not repair it (`Profile.severity`).
+"""
 
 from __future__ import annotations
 
@@ -7,10 +13,11 @@ import difflib
 import functools
 import sys
 from importlib import resources
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from unitune.data._checks import CODES, Severity
 from unitune.errors import ConfigurationError
 
 if sys.version_info >= (3, 11):
@@ -18,9 +25,29 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib  # type: ignore[import-not-found,unused-ignore]
 
-__all__ = ["Profile", "get_profile", "profile_names"]
+__all__ = ["Check", "Profile", "get_profile", "profile_names", "source_text"]
 
 ROLES = ("system", "user", "assistant", "tool")
+
+
+class Check(BaseModel):
+    """What the vendor does with data that gets one finding code, and where that is written."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    #: refuses: the vendor's validator or service rejects the file; truncates: it trains on a cut
+    #: example; accepts: it takes the data as it is; unknown: nothing the vendor published says.
+    vendor: Literal["refuses", "truncates", "accepts", "unknown"]
+    #: A key of `[sources]` (or a URL): the vendor's file, page or message that states the rule.
+    source: str
+    #: What unitune's conversion does so that the vendor never sees the problem (None: nothing).
+    wire: str | None = None
+    note: str | None = None
+
+    @property
+    def blocks(self) -> bool:
+        """True when the vendor refuses such data and the wire file keeps it: an error."""
+        return self.vendor == "refuses" and self.wire is None
 
 
 class Profile(BaseModel):
@@ -45,6 +72,18 @@ class Profile(BaseModel):
     max_examples: int | None = None
     max_file_bytes: int | None = None
     max_tokens_per_example: int | None = None
+    system_lifted: bool = False  # system messages are taken out of the conversation (order rules skip them)
+    min_messages: int | None = None  # fewest messages besides system ones
+    text: bool = False  # takes plain-text examples ({"text": ...})
+    #: Which images in user messages the wire file keeps: "any", "data_url" (base64 data URLs only)
+    #: or "none" (the provider takes images only from its own storage).
+    images: Literal["any", "data_url", "none"] = "any"
+    #: Strings the vendor reserves for its own prompt format (refused anywhere in the text).
+    reserved_keywords: tuple[str, ...] = ()
+    #: How `too_many_tokens` counts where the model has no exact tokenizer: "counter" (the counter's
+    #: estimate) or "upper_bound" (never below the true count: see `unitune.data.tokens`).
+    limit_count: Literal["counter", "upper_bound"] = "counter"
+    checks: dict[str, Check] = Field(default_factory=dict)
     forbidden_tokens: tuple[str, ...] = (
         "<|im_start|>", "<|im_end|>", "<|endoftext|>", "<|begin_of_text|>", "<|end_of_text|>",
         "<|start_header_id|>", "<|end_header_id|>", "<|eot_id|>", "<|fim_prefix|>", "<|fim_middle|>",
@@ -54,16 +93,58 @@ class Profile(BaseModel):
     as_of: dt.date
     verified: bool
 
+    def severity(self, code: str) -> Severity:
+        """The severity of a finding `code` for this provider: an error where a vendor rule refuses
+        the data and the wire file does not repair it, or where unitune cannot read the example;
+        otherwise the code's own warning or info."""
+        info = CODES[code]
+        if info.unreadable:
+            return "error"
+        check = self.checks.get(code)
+        return "error" if check is not None and check.blocks else info.default
+
+    def rule(self, code: str) -> str:
+        """The vendor rule behind `code` for this provider, in words (for messages and the docs)."""
+        check = self.checks.get(code)
+        if check is None:
+            return "no vendor rule"
+        return f"{check.vendor} ({source_text(check.source)})"
+
+
+@functools.cache
+def _raw() -> dict[str, Any]:
+    text = resources.files("unitune.data").joinpath("profiles.toml").read_text("utf-8")
+    raw: dict[str, Any] = tomllib.loads(text)
+    return raw
+
+
+def source_text(key: str) -> str:
+    """The text of a source named in `profiles.toml` (`[sources]`), or `key` itself (a URL)."""
+    sources = _raw().get("sources")
+    found = sources.get(key) if isinstance(sources, dict) else None
+    return str(found) if found is not None else key
+
 
 @functools.cache
 def _profiles() -> dict[str, Profile]:
-    raw = tomllib.loads(resources.files("unitune.data").joinpath("profiles.toml").read_text("utf-8"))
+    raw = dict(_raw())
+    raw.pop("sources", None)
     out: dict[str, Profile] = {}
     for name, table in raw.items():
+        assert isinstance(table, dict)
+        table = dict(table)
+        # A profile may take another's checks (the fake: OpenAI's) and add or replace some.
+        base = table.pop("checks_from", None)
+        if base is not None:
+            base_checks = raw[base].get("checks", {}) if isinstance(raw.get(base), dict) else {}
+            table["checks"] = {**base_checks, **table.get("checks", {})}
         try:
             out[name] = Profile.model_validate({"name": name, **table})
         except ValidationError as e:  # pragma: no cover - the shipped file is tested
             raise ConfigurationError(f"profiles.toml [{name}] is invalid: {e}") from None
+        unknown = set(out[name].checks) - set(CODES)
+        if unknown:  # pragma: no cover - the shipped file is tested
+            raise ConfigurationError(f"profiles.toml [{name}.checks] names unknown codes {sorted(unknown)}")
     return out
 
 
@@ -81,7 +162,14 @@ def get_profile(provider: str, model: str | None = None) -> Profile:
     name = provider
     if provider == "bedrock":
         m = (model or "").lower()
-        name = "bedrock-claude" if "claude" in m else "bedrock-llama" if "llama" in m else "bedrock-nova"
+        if "claude" in m:
+            name = "bedrock-claude"
+        elif "llama" in m:
+            # Llama 3.1 trains on prompt/completion, Llama 3.2 on conversations (AWS's registry).
+            llama32 = "3-2" in m or "3.2" in m
+            name = "bedrock-llama-conversation" if llama32 else "bedrock-llama"
+        else:
+            name = "bedrock-nova"
     if name in profiles:
         return profiles[name]
     close = difflib.get_close_matches(name, list(profiles), n=1)

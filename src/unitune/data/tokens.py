@@ -24,6 +24,7 @@ import fnmatch
 import functools
 import hashlib
 import json
+import math
 import os
 import re
 import sys
@@ -42,7 +43,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - exercised on 3.10 only
     import tomli as tomllib  # type: ignore[import-not-found,unused-ignore]
 
-__all__ = ["TOKENS_INSTALL_HINT", "MessageLike", "TokenCounter", "counter_for"]
+__all__ = ["TOKENS_INSTALL_HINT", "MessageLike", "TokenCounter", "counter_for", "upper_bound_counter"]
 
 TOKENS_INSTALL_HINT = 'pip install "unitune[tokens]"'
 _HF_INSTALL_HINT = "pip install transformers"
@@ -1231,6 +1232,69 @@ def counter_for(provider: str, model: str | None = None) -> TokenCounter:
     return _cached(
         ("estimate", reason), lambda: _estimate(chat_format="openai", default_system=None, why=reason)
     )
+
+
+#: The upper bound's margin over o200k counts (Claude 3's and Nova's tokenizers are not public; both split
+#: English text into somewhat more pieces than o200k), and AWS's own validator's characters per token.
+UPPER_BOUND_MARGIN = 1.25
+AWS_CHARS_PER_TOKEN = 3
+
+
+class _UpperBound(TokenCounter):
+    """Counts never below the true count, for limit checks on models without a public tokenizer.
+
+    Each count is the larger of AWS's own validator's (each text's characters // 3, summed over the
+    system prompt and the messages, as aws-samples' Claude 3 Haiku validator counts) and the o200k
+    count plus `UPPER_BOUND_MARGIN`. A limit check with it misses no over-limit example; it may flag
+    one that would pass.
+    """
+
+    chat_format = "openai"
+    upper_bound = True  # `validate` says so beside each over-limit example
+
+    def __init__(self, base: TokenCounter, why: str) -> None:
+        self.base = base
+        self.name = f"upper bound ({base.name})"
+        self.approximate = True
+        self.method = (
+            f"upper-bound estimate: the larger of {AWS_CHARS_PER_TOKEN} characters a token (AWS's validator) "
+            f"and {base.name} + {round((UPPER_BOUND_MARGIN - 1) * 100)}%; {why}"
+        )
+
+    @staticmethod
+    def _chars(texts: Sequence[str]) -> int:
+        return sum(len(t) // AWS_CHARS_PER_TOKEN for t in texts)
+
+    def _bound(self, counted: int, texts: Sequence[str]) -> int:
+        return max(math.ceil(counted * UPPER_BOUND_MARGIN), self._chars(texts))
+
+    def count_text(self, text: str) -> int:
+        return self._bound(self.base.count_text(text), [text])
+
+    def count_texts(self, texts: Sequence[str]) -> list[int]:
+        return [self._bound(n, [t]) for n, t in zip(self.base.count_texts(texts), texts, strict=True)]
+
+    def count_messages(
+        self, messages: Sequence[MessageLike], *, tools: Sequence[Mapping[str, Any]] | None = None
+    ) -> int:
+        return self._bound(self.base.count_messages(messages, tools=tools), [_text_of(m) for m in messages])
+
+    def count_conversations(self, items: Sequence[_Conversation]) -> list[tuple[int, int]]:
+        out = []
+        for (total, assistant), (messages, _) in zip(
+            self.base.count_conversations(items), items, strict=True
+        ):
+            texts = [_text_of(m) for m in messages]
+            replies = [_text_of(m) for m in messages if _role_of(m) == "assistant"]
+            out.append((self._bound(total, texts), self._bound(assistant, replies)))
+        return out
+
+
+def upper_bound_counter(why: str) -> TokenCounter:
+    """A counter whose counts are never below the true count (see `_UpperBound`), for `validate`'s
+    limit check where the model's tokenizer is not available; `why` says why it is used."""
+    base = _family_counter(_table().family("o200k_base"))
+    return _cached(("upper", why), lambda: _UpperBound(base, why))
 
 
 def _family_counter(family: _Family, *, why: str | None = None) -> TokenCounter:

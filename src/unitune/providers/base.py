@@ -47,6 +47,7 @@ from unitune.types import (
     PreparedFile,
     Purpose,
     StepMetric,
+    TrainingMethod,
     TunedModel,
     Usage,
 )
@@ -325,6 +326,8 @@ class Provider(ABC):
     #: this provider's training files follow.
     dataset_profile: ClassVar[str] = "openai"
     wire_format: ClassVar[str] = "openai"
+    #: The format preference (DPO) pairs are written in, for a provider that trains on them.
+    preference_wire_format: ClassVar[str | None] = None
     #: True when jobs live only as long as this process (the fake): the client then keeps them out
     #: of the machine's ledger, where they would dangle after the process ends.
     ephemeral: ClassVar[bool] = False
@@ -360,17 +363,36 @@ class Provider(ABC):
         provider's one profile. Providers whose rules differ by model family (Bedrock) override it."""
         return self.dataset_profile
 
+    def wire_format_for(self, method: TrainingMethod, model: str | None = None) -> str:
+        """The wire format a job of `method` on `model` uploads: `wire_format` for supervised data,
+        `preference_wire_format` for DPO pairs."""
+        if method == "dpo":
+            if self.preference_wire_format is None:
+                self._unsupported("DPO (preference) training")
+            return self.preference_wire_format
+        return self.wire_format
+
     def prepare(
-        self, data: Dataset, purpose: Purpose, *, model: str | None = None, workdir: Path
+        self,
+        data: Dataset,
+        purpose: Purpose,
+        *,
+        model: str | None = None,
+        workdir: Path,
+        method: TrainingMethod = "sft",
     ) -> PreparedFile:
         """Convert a (validated) dataset to the bytes this provider uploads, in `workdir`. No network.
 
-        The default writes `wire_format` with the dataset toolkit's converter, streaming. Examples
-        the format cannot express at all raise `ValidationFailed` (nothing is uploaded); partial
-        losses are counted in `PreparedFile.conversion_losses` and logged.
+        The default writes `wire_format_for(method, model)` with the dataset toolkit's converter,
+        streaming. Examples the format cannot express at all raise `ValidationFailed` (nothing is
+        uploaded); partial losses are counted in `PreparedFile.conversion_losses` and logged.
         """
         return convert_for_upload(
-            data, purpose, provider=self.name, wire_format=self.wire_format, workdir=workdir
+            data,
+            purpose,
+            provider=self.name,
+            wire_format=self.wire_format_for(method, model),
+            workdir=workdir,
         )
 
     # -- the core every provider offers ---------------------------------------------------------

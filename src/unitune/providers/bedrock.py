@@ -46,7 +46,6 @@ from unitune.providers.base import (
     ProviderSettings,
     as_datetime,
     as_float,
-    convert_for_upload,
     error_from_status,
     map_status,
 )
@@ -60,14 +59,12 @@ from unitune.types import (
     Message,
     PreparedFile,
     StepMetric,
+    TrainingMethod,
     Usage,
 )
 
 if TYPE_CHECKING:
-    from pathlib import Path
-
-    from unitune.data import Dataset
-    from unitune.types import Purpose
+    pass
 
 __all__ = ["FAMILIES", "IDEMPOTENCY_TAG", "STATUS_MAP", "BedrockProvider", "BedrockSettings", "Deployment"]
 
@@ -108,6 +105,10 @@ FAMILIES: dict[str, Family] = {
     "llama": Family("bedrock-prompt-completion", "bedrock-llama",
                     {"epochs": "epochCount", "batch_size": "batchSize", "learning_rate": "learningRate"},
                     frozenset({"learningRateWarmupSteps"}), on_demand=False),
+    # Llama 3.2 trains on conversations (AWS's dataset validator registry), Llama 3.1 on prompt/completion.
+    "llama-conversation": Family("bedrock-llama-conversation", "bedrock-llama-conversation",
+                                 {"epochs": "epochCount", "batch_size": "batchSize", "learning_rate": "learningRate"},
+                                 frozenset({"learningRateWarmupSteps"}), on_demand=False),
 }  # fmt: skip
 _FORMAT_FAMILY = {f.data_format: name for name, f in FAMILIES.items()}
 
@@ -132,7 +133,7 @@ class BedrockSettings(ProviderSettings):
     )
     runtime_endpoint_url: str | None = None
     s3_endpoint_url: str | None = None
-    family: Literal["nova", "claude", "llama"] | None = Field(
+    family: Literal["nova", "claude", "llama", "llama-conversation"] | None = Field(
         default=None, description="The model family, for base models the catalog does not know."
     )
     multipart_threshold_bytes: int = Field(default=64 * 1024 * 1024, ge=5 * 1024 * 1024)
@@ -318,14 +319,11 @@ class BedrockProvider(Provider):
             FAMILIES[self.family_of(model)].profile if model or self.settings.family else self.dataset_profile
         )
 
-    def prepare(
-        self, data: Dataset, purpose: Purpose, *, model: str | None = None, workdir: Path
-    ) -> PreparedFile:
-        """Convert to the family's format (Converse, Claude or prompt/completion), then as the base does."""
-        family = FAMILIES[self.family_of(model)]
-        return convert_for_upload(
-            data, purpose, provider=self.name, wire_format=family.data_format, workdir=workdir
-        )
+    def wire_format_for(self, method: TrainingMethod, model: str | None = None) -> str:
+        """The family's format (Converse, Claude or prompt/completion); Bedrock has no DPO."""
+        if method == "dpo":
+            self._unsupported("DPO (preference) training")
+        return FAMILIES[self.family_of(model)].data_format
 
     def upload(self, prepared: PreparedFile) -> FileRef:
         """Put the file in S3 at a key named by its content hash; large files go in parallel parts."""

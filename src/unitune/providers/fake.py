@@ -113,6 +113,7 @@ class FakeProvider(Provider):
     settings_class: ClassVar[type[ProviderSettings]] = FakeSettings
     ephemeral: ClassVar[bool] = True
     dataset_profile: ClassVar[str] = "fake"
+    preference_wire_format: ClassVar[str | None] = "openai-dpo"
     settings: FakeSettings
 
     def __init__(

@@ -133,6 +133,7 @@ class OpenAIProvider(Provider):
     settings_class = OpenAISettings
     dataset_profile = "openai"
     wire_format = "openai"
+    preference_wire_format = "openai-dpo"
     capabilities = Capabilities(
         pause=True,
         checkpoints=True,

@@ -154,6 +154,7 @@ class TogetherProvider(Provider):
     settings_class = TogetherSettings
     dataset_profile = "together"
     wire_format = "together"
+    preference_wire_format = "together-preference"
     capabilities = Capabilities(
         checkpoints=True,
         dpo=True,

@@ -1,0 +1,1 @@
+"""Standalone copies of the vendors' own dataset validators, for differential tests."""

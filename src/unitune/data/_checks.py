@@ -72,7 +72,8 @@ CODES: dict[str, Code] = {
     "missing_content": Code(_C, "warning", "A message without a `content` key (and no tool calls)."),
     "null_content": Code(_C, "warning", "A message whose content is null (and no tool calls)."),
     "content_not_string": Code(_C, "error", "Content that is neither a string nor a list of parts.", unreadable=True),
-    "empty_content": Code(_C, "warning", "An empty (\"\") system, user or tool message."),
+    "empty_content": Code(_C, "warning", "An empty (\"\") user or tool message."),
+    "empty_system": Code(_C, "warning", "An empty (\"\") system message."),
     "empty_reply": Code(_C, "warning", "An empty (\"\") assistant message without tool calls."),
     "blank_content": Code(_C, "warning", "Content of whitespace only."),
     "multimodal_not_supported": Code(_C, "warning", "A list of content parts where the provider takes text: written as text."),
@@ -88,7 +89,7 @@ CODES: dict[str, Code] = {
     "weight_unsupported": Code(_W, "warning", "A weight on a provider without weights: left out; the turn is trained on."),
     "no_trained_turn": Code(_W, "warning", "Every assistant message has weight 0."),
     # order
-    "missing_assistant": Code(_O, "warning", "No assistant message."),
+    "missing_assistant": Code(_O, "error", "No assistant message: nothing to train on.", unreadable=True),
     "last_not_assistant": Code(_O, "warning", "The conversation does not end with the assistant."),
     "invalid_first_role": Code(_O, "warning", "The conversation starts with a role the provider does not expect first."),
     "consecutive_roles": Code(_O, "warning", "Two consecutive messages with the same role."),
@@ -112,6 +113,7 @@ CODES: dict[str, Code] = {
     "tool_call_unanswered": Code(_T, "warning", "A tool call no tool message answers."),
     "tool_calls_not_assistant": Code(_T, "warning", "Tool calls on a non-assistant message."),
     "tool_calls_with_content": Code(_T, "warning", "An assistant message with both text and tool calls."),
+    "opening_tool_call": Code(_T, "warning", "A conversation that opens with the assistant's tool call."),
     # preference
     "preference_unsupported": Code(_P, "error", "Preference (DPO) data on a provider without DPO.", unreadable=True),
     "method_mismatch": Code(_P, "error", "SFT data for a DPO job, or preference pairs for an SFT job.", unreadable=True),

@@ -43,17 +43,23 @@ def _message(m: Any) -> Any:
     out = {k: v for k, v in m.items() if k in _MESSAGE_FIELDS}
     if "weight" in out:
         value = weight_value(out["weight"])
-        if value is None:
-            pass  # not 0 or 1: left for the model to refuse (validate reports invalid_weight)
-        elif m.get("role") != "assistant":
-            del out["weight"]
-        else:
+        if m.get("role") != "assistant" or out["weight"] is None:
+            del out["weight"]  # not on a reply (no vendor reads it there), or null (no weight)
+        elif value is not None:
             out["weight"] = value
+        # (else: not 0 or 1, left for the model to refuse; validate reports invalid_weight)
     return out
 
 
 def _messages(value: Any) -> Any:
     return [_message(m) for m in value] if isinstance(value, list) else value
+
+
+def _outputs(value: Any) -> Any:
+    messages = _messages(value)
+    if not isinstance(messages, list):
+        return messages
+    return [{k: v for k, v in m.items() if k != "weight"} if isinstance(m, dict) else m for m in messages]
 
 
 def _kind(record: Record) -> str:
@@ -84,8 +90,9 @@ def to_example(record: Record, path: str | None = None) -> Example:
             return ChatExample.model_validate({**chat, "line": record.line, "extra": extra})
         inp = data.get("input")
         inp = inp if isinstance(inp, dict) else {}
-        preferred = _messages(data.get("preferred_output"))
-        rejected = _messages(data.get("non_preferred_output"))
+        # A weight on a preference output means nothing (the pair is the signal): left out.
+        preferred = _outputs(data.get("preferred_output"))
+        rejected = _outputs(data.get("non_preferred_output"))
         return PreferenceExample.model_validate(
             {
                 "input": _messages(inp.get("messages")),

@@ -62,6 +62,15 @@ def open_binary(path: Path) -> IO[bytes]:
 
 
 _COHERE_ROLES = frozenset({"System", "User", "Chatbot"})
+#: Conversation formats one file may mix line by line: a Bedrock line has `system` only where it has a
+#: system prompt (and `schemaVersion` is optional), so its lines without one read as plain chat.
+CHAT_FORMATS = frozenset({"chat", "bedrock_conversation", "bedrock_claude", "cohere"})
+
+
+def _is_block(content: Any) -> bool:
+    """A Bedrock Converse content list: blocks keyed by kind ({"text": ...}), not OpenAI's typed parts."""
+    first = content[0] if isinstance(content, list) and content else None
+    return isinstance(first, dict) and "type" not in first and bool(first.keys() & {"text", "image", "video"})
 
 
 def detect_format(obj: Mapping[str, Any]) -> str | None:
@@ -79,8 +88,11 @@ def detect_format(obj: Mapping[str, Any]) -> str | None:
             return "bedrock_claude"
         messages = obj["messages"]
         first = messages[0] if isinstance(messages, list) and messages else None
-        if isinstance(first, dict) and first.get("role") in _COHERE_ROLES:
-            return "cohere"
+        if isinstance(first, dict):
+            if first.get("role") in _COHERE_ROLES:
+                return "cohere"
+            if _is_block(first.get("content")):
+                return "bedrock_conversation"
         return "chat"
     if "preferred_output" in obj or "non_preferred_output" in obj:
         return "preference"
@@ -279,7 +291,7 @@ def _parse_line(raw: bytes, line: int, fmt: str | None, *, bom: bool = False) ->
             "conversations, instruction/output or input/preferred_output/non_preferred_output",
         )
         return Record(line, None, problem, size=size), fmt
-    if fmt is not None and seen != fmt:
+    if fmt is not None and seen != fmt and not (seen in CHAT_FORMATS and fmt in CHAT_FORMATS):
         problem = Problem(
             "mixed_formats", f"this line is {seen} but the file is {fmt}; use one format per file"
         )
@@ -560,7 +572,7 @@ def iter_objects(items: Iterable[Any], *, fmt: Format = "auto") -> Iterator[Reco
                 line, None, Problem("unknown_format", f"cannot tell the format from keys {sorted(obj)}")
             )
             continue
-        if pinned is not None and seen != pinned:
+        if pinned is not None and seen != pinned and not (seen in CHAT_FORMATS and pinned in CHAT_FORMATS):
             yield Record(
                 line, None, Problem("mixed_formats", f"this item is {seen} but the data is {pinned}")
             )

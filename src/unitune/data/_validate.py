@@ -406,6 +406,15 @@ class _Checker:
                 self.message_extra_keys.update(set(m) - _MESSAGE_KEYS)
                 if self.message_extra_first is None:
                     self.message_extra_first = line
+            if role == "assistant" and open_calls:
+                # The calls before this reply were not all answered (as mistral_common counts them:
+                # a reply while responses are still due).
+                self.add(
+                    "tool_call_unanswered",
+                    f"{at}: tool call(s) {', '.join(sorted(open_calls))} have no tool message answering them",
+                    line,
+                )
+                open_calls.clear()
             self._content(m, role, at, line)
             if "weight" in m:
                 self._weight(m, role, at, line)
@@ -421,17 +430,24 @@ class _Checker:
                         f"{at} answers tool call {call_id!r}, which no earlier assistant message made",
                         line,
                     )
+                    # Counted as the answer to the oldest open call, as mistral_common counts calls
+                    # and responses: one mismatch is one finding, not two.
+                    if open_calls:
+                        del open_calls[next(iter(open_calls))]
                 else:
                     del open_calls[call_id]
-            elif role in ("assistant", "user") and open_calls and not m.get("tool_calls"):
-                self.add(
-                    "tool_call_unanswered",
-                    f"{at}: tool call(s) {', '.join(sorted(open_calls))} have no tool message answering them",
-                    line,
-                )
-                open_calls.clear()
         if not ok:
             return False
+        if self.listed("opening_tool_call"):
+            opening = next((m for m in messages if m.get("role") != "system"), None)
+            if opening is not None and opening.get("role") == "assistant" and opening.get("tool_calls"):
+                # mistral_common skips the first message when it counts calls against responses.
+                self.add(
+                    "opening_tool_call",
+                    f"the conversation opens with a tool call, which {p.name} does not count: its answer "
+                    "then has no call; start with the user's message",
+                    line,
+                )
         self._order(roles, line, require_assistant=require_assistant)
         if require_assistant:
             if (
@@ -500,6 +516,8 @@ class _Checker:
         if not text and not calls and not kept_images:
             if role == "assistant":
                 self.add("empty_reply", f"{at}: the assistant's content is empty", line)
+            elif role == "system":
+                self.add("empty_system", f"{at}: the system message is empty", line)
             else:
                 self.add("empty_content", f"{at} ({role}) content is empty", line)
             return
@@ -576,18 +594,26 @@ class _Checker:
                 line,
             )
             return
-        value = weight_value(w)
-        if value is None:
-            self.add("invalid_weight", f"{at}: weight must be 0 or 1, got {w!r}", line)
-            return
-        if type(w) is not int:
-            self.add("weight_not_integer", f"{at}: weight {w!r} is written as {value}", line)
         if role != "assistant":
+            # Whatever its value: the wire file leaves it out (mistral-finetune never reads it).
             self.add(
                 "weight_not_assistant",
                 f"{at}: weight applies to assistant messages only; it is left out of the wire file",
                 line,
             )
+            return
+        if w is None:
+            self.add(
+                "weight_not_integer",
+                f"{at}: weight null is written as no weight (the message is trained on)",
+                line,
+            )
+            return
+        value = weight_value(w)
+        if value is None:
+            self.add("invalid_weight", f"{at}: weight must be 0 or 1, got {w!r}", line)
+        elif type(w) is not int:
+            self.add("weight_not_integer", f"{at}: weight {w!r} is written as {value}", line)
 
     def _tool_calls(
         self, m: Mapping[str, Any], role: str, at: str, line: int, open_calls: dict[str, int]
@@ -761,7 +787,7 @@ class _Checker:
         if isinstance(last, dict) and last.get("role") == "assistant":
             self.add(
                 "preference_last_input_assistant",
-                "the last input message is the assistant's; the outputs must answer it",
+                "the input ends with the assistant's message; the outputs must answer the user",
                 line,
             )
         outputs = []
@@ -775,6 +801,12 @@ class _Checker:
                 self.add("invalid_preference_output", f"'{key}' must be an assistant message", line)
                 return None
             self._content(msg, "assistant", key, line)
+            if "weight" in msg:
+                self.add(
+                    "weight_unsupported",
+                    f"{key}: a weight on a preference output means nothing; it is left out of the wire file",
+                    line,
+                )
             outputs.append(msg)
         if content_text(outputs[0].get("content")) == content_text(outputs[1].get("content")):
             self.add(

@@ -447,8 +447,12 @@ def _together_parts(loc: str, m: Message, ctx: _Ctx) -> tuple[list[dict[str, Any
 
 
 def _together_messages(items: list[_Item], ctx: _Ctx, *, weights: bool) -> list[dict[str, Any]]:
-    """Together messages: one leading system message, names dropped, contents made uniform."""
-    systems, rest = _split_system(items, ctx)
+    """Together messages: the leading system messages joined into one, names dropped, contents made
+    uniform. A later system message stays where it is: Together's file check takes any order."""
+    lead = 0
+    while lead < len(items) and items[lead][1].role == "system":
+        lead += 1
+    systems, rest = items[:lead], items[lead:]
     system = _joined_system(systems, ctx)
     out: list[dict[str, Any]] = []
     contents: list[list[dict[str, Any]] | None] = []
@@ -489,12 +493,7 @@ def _together(ex: Example, ctx: _Ctx) -> Record:
     messages = _together_messages(items, ctx, weights=True)
     if not any(m["role"] == "assistant" for m in messages):
         ctx.refuse("no_assistant", "the conversation has no assistant turn to train on")
-    first = next(m["role"] for m in messages if m["role"] != "system")
-    if first != "user":
-        ctx.refuse(
-            "bad_role_order",
-            f"the conversation starts with a {first} turn: Together needs system or user first",
-        )
+    # (Together's docs ask for system or user first, but its file check takes any order: kept.)
     record: Record = {"messages": messages}
     if chat.tools:  # Together rejects an empty tools list
         record["tools"] = chat.tools
@@ -733,11 +732,7 @@ def _mistral(ex: Example, ctx: _Ctx) -> Record:
     system = _joined_system(systems, ctx)
     if not any(m.role == "assistant" for _, m in rest):
         ctx.refuse("no_assistant", "the conversation has no assistant turn to train on")
-    if system is None and rest[0][1].role != "user":
-        ctx.refuse(
-            "bad_role_order",
-            f"the conversation starts with a {rest[0][1].role} turn: Mistral needs user first",
-        )
+    # (mistral_common takes an assistant first: only a lone message must be the user's or system's.)
     # Mistral trains only up to the last assistant turn and its validator requires one at the end.
     while rest[-1][1].role != "assistant":
         loc, m = rest.pop()

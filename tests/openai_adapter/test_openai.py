@@ -562,3 +562,56 @@ def test_cli_pause_on_a_provider_without_it_says_so(tmp_path: Path) -> None:
         result = CliRunner().invoke(app, ["pause", "ftjob-1", "--provider", "fake"])
     assert result.exit_code == 1
     assert "pausing jobs" in result.output
+
+
+# -- DPO data goes up in OpenAI's preference format ------------------------------------------------
+
+
+def _pairs(path: Path, n: int = 12) -> Path:
+    lines = [
+        {
+            "input": {"messages": [{"role": "user", "content": f"Where is order {i}?"}]},
+            "preferred_output": [{"role": "assistant", "content": f"Order {i} ships tomorrow."}],
+            "non_preferred_output": [{"role": "assistant", "content": "No idea."}],
+            "id": i,  # the user's own key: kept in the file, left out of the upload
+        }
+        for i in range(n)
+    ]
+    path.write_text("\n".join(json.dumps(x) for x in lines) + "\n")
+    return path
+
+
+def test_dpo_data_is_uploaded_as_preference_pairs(
+    api: FakeOpenAI, client: FineTuneClient, tmp_path: Path
+) -> None:
+    job = client.create_job(
+        model="gpt-4.1-mini-2025-04-14", training_data=_pairs(tmp_path / "p.jsonl"), method="dpo"
+    )
+    sent = api.jobs[job.id]
+    assert sent["method"]["type"] == "dpo"
+    lines = [json.loads(x) for x in api.file_bytes[sent["training_file"]].decode().splitlines()]
+    assert len(lines) == 12
+    assert set(lines[0]) == {"input", "preferred_output", "non_preferred_output"}
+    assert lines[0]["preferred_output"] == [{"role": "assistant", "content": "Order 0 ships tomorrow."}]
+
+
+def test_sft_data_for_a_dpo_job_is_refused_before_upload(
+    api: FakeOpenAI, client: FineTuneClient, data: Path
+) -> None:
+    from unitune import ValidationFailed
+
+    with pytest.raises(ValidationFailed, match="method_mismatch") as info:
+        client.create_job(model="gpt-4.1-mini-2025-04-14", training_data=data, method="dpo")
+    assert "preference pairs" in str(info.value)
+    assert api.files == {}
+    assert api.jobs == {}
+
+
+def test_pairs_for_an_sft_job_are_refused_before_upload(
+    api: FakeOpenAI, client: FineTuneClient, tmp_path: Path
+) -> None:
+    from unitune import ValidationFailed
+
+    with pytest.raises(ValidationFailed, match="method_mismatch"):
+        client.create_job(model="gpt-4o-mini-2024-07-18", training_data=_pairs(tmp_path / "p.jsonl"))
+    assert api.files == {}

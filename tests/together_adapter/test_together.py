@@ -450,3 +450,40 @@ def test_checkpoint_ids_stay_unique_when_artifacts_share_a_step(api: FakeTogethe
     ]  # fmt: skip
     ids = [c.id for c in provider.list_checkpoints(job.id)]
     assert ids == [f"{job.id}:20", f"{job.id}:20#adapter"]
+
+
+def test_dpo_data_is_uploaded_in_together_preference_format(
+    api: FakeTogether, client: FineTuneClient, tmp_path: Path
+) -> None:
+    path = tmp_path / "pairs.jsonl"
+    path.write_text(
+        "\n".join(
+            json.dumps(
+                {
+                    "input": {"messages": [{"role": "user", "content": f"Where is order {i}?"}]},
+                    "preferred_output": [{"role": "assistant", "content": f"Order {i} ships."}],
+                    "non_preferred_output": [{"role": "assistant", "content": "No idea."}],
+                    "lang": "en",
+                }
+            )
+            for i in range(4)
+        )
+        + "\n"
+    )
+    job = client.create_job(model="llama-3.1-8b-instruct", training_data=path, method="dpo")
+    assert api.created[0]["training_method"]["method"] == "dpo"
+    (file_id,) = api.file_bytes
+    first = json.loads(api.file_bytes[file_id].decode().splitlines()[0])
+    assert set(first) == {"input", "preferred_output", "non_preferred_output"}  # "lang" left out
+    assert job.id
+
+
+def test_sft_data_for_a_dpo_job_is_refused_before_upload(
+    api: FakeTogether, client: FineTuneClient, data: Path
+) -> None:
+    from unitune import ValidationFailed
+
+    with pytest.raises(ValidationFailed, match="method_mismatch"):
+        client.create_job(model="llama-3.1-8b-instruct", training_data=data, method="dpo")
+    assert api.file_bytes == {}
+    assert api.created == []

@@ -68,6 +68,9 @@ def count_dataset_tokens(data: Any, counter: Any, limit: int | None) -> DatasetT
         d = record.data
         if "messages" in d:
             messages, tools = d.get("messages") or [], d.get("tools")
+        elif "input" not in d and isinstance(d.get("text"), str):
+            # A plain-text example ({"text": ...}) is trained on whole, like one reply.
+            messages, tools = [{"role": "assistant", "content": d["text"]}], None
         else:
             inp = d.get("input") if isinstance(d.get("input"), dict) else {}
             asked, chosen = inp.get("messages"), d.get("preferred_output")
@@ -80,7 +83,9 @@ def count_dataset_tokens(data: Any, counter: Any, limit: int | None) -> DatasetT
         if not isinstance(messages, list) or not all(isinstance(m, dict) for m in messages):
             continue
         examples += 1
-        n = counter.count_messages(messages, tools=tools if isinstance(tools, list) else None)
+        if not (isinstance(tools, list) and all(isinstance(t, dict) for t in tools)):
+            tools = None
+        n = counter.count_messages(messages, tools=tools)
         untruncated += n
         if limit is not None and n > limit:
             truncated += 1

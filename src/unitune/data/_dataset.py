@@ -41,18 +41,41 @@ def _message(m: Any) -> Any:
     if not isinstance(m, dict):
         return m
     out = {k: v for k, v in m.items() if k in _MESSAGE_FIELDS}
+    role = m.get("role")
+    # Fields a vendor reads only on one role, or only as a string: elsewhere they are left out (and
+    # validate says so where it matters).
+    if "name" in out and not isinstance(out["name"], str):
+        del out["name"]
+    if "tool_call_id" in out and (role != "tool" or not isinstance(out["tool_call_id"], str)):
+        del out["tool_call_id"]
+    if "tool_calls" in out and role != "assistant":
+        del out["tool_calls"]
     if "weight" in out:
         value = weight_value(out["weight"])
-        if m.get("role") != "assistant" or out["weight"] is None:
-            del out["weight"]  # not on a reply (no vendor reads it there), or null (no weight)
-        elif value is not None:
+        if m.get("role") != "assistant" or value is None:
+            # Not on a reply (no vendor reads it there), null (no weight), or neither 0 nor 1, which
+            # validate reports as an error where the provider has weights and a warning where it
+            # has none (Bedrock, Cohere), whose formats leave every weight out anyway.
+            del out["weight"]
+        else:
             out["weight"] = value
-        # (else: not 0 or 1, left for the model to refuse; validate reports invalid_weight)
     return out
 
 
 def _messages(value: Any) -> Any:
     return [_message(m) for m in value] if isinstance(value, list) else value
+
+
+def _tooling(data: dict[str, Any]) -> dict[str, Any]:
+    """`tools` that is not a list of objects, and `parallel_tool_calls` that is not a boolean, left
+    out (validate reports both as invalid_tools)."""
+    out = dict(data)
+    tools = out.get("tools")
+    if tools is not None and not (isinstance(tools, list) and all(isinstance(t, dict) for t in tools)):
+        del out["tools"]
+    if "parallel_tool_calls" in out and not isinstance(out["parallel_tool_calls"], bool):
+        del out["parallel_tool_calls"]
+    return out
 
 
 def _outputs(value: Any) -> Any:
@@ -85,7 +108,7 @@ def to_example(record: Record, path: str | None = None) -> Example:
             return TextExample.model_validate({"text": data.get("text"), "line": record.line, "extra": extra})
         if kind == "chat":
             data = from_legacy_functions(data) or data
-            chat = {k: v for k, v in data.items() if k in _OWN["chat"]}
+            chat = _tooling({k: v for k, v in data.items() if k in _OWN["chat"]})
             chat["messages"] = _messages(chat.get("messages"))
             return ChatExample.model_validate({**chat, "line": record.line, "extra": extra})
         inp = data.get("input")
@@ -93,6 +116,7 @@ def to_example(record: Record, path: str | None = None) -> Example:
         # A weight on a preference output means nothing (the pair is the signal): left out.
         preferred = _outputs(data.get("preferred_output"))
         rejected = _outputs(data.get("non_preferred_output"))
+        inp = _tooling(inp)
         return PreferenceExample.model_validate(
             {
                 "input": _messages(inp.get("messages")),

@@ -89,7 +89,8 @@ def detect_format(obj: Mapping[str, Any]) -> str | None:
         messages = obj["messages"]
         first = messages[0] if isinstance(messages, list) and messages else None
         if isinstance(first, dict):
-            if first.get("role") in _COHERE_ROLES:
+            role = first.get("role")
+            if isinstance(role, str) and role in _COHERE_ROLES:
                 return "cohere"
             if _is_block(first.get("content")):
                 return "bedrock_conversation"

@@ -58,7 +58,7 @@ _CARD = re.compile(rf"(?<![\d])(?:\d{_SEP}?){{12,18}}\d(?!\d)")
 _IBAN = re.compile(r"(?<![A-Za-z0-9])[A-Z]{2}\d{2}(?: ?[A-Z0-9]){11,30}(?![A-Za-z0-9])")
 _SSN = re.compile(r"(?<![\d\-])(\d{3})[- \u2011\u2013]([0-9]{2})[- \u2011\u2013](\d{4})(?![\d\-])")
 _NINE = re.compile(r"(?<![\d#])\d{9}(?!\d)")
-_PHONE = re.compile(rf"(?<![\w+])(?:\+|00)?{_SEP}*\d(?:{_SEP}{{0,3}}\d){{6,16}}(?!\d)")
+_PHONE = re.compile(rf"(?<![\d+#A-Za-z])(?:\+|00)?{_SEP}*\d(?:{_SEP}{{0,3}}\d){{8,16}}(?!\d)")
 
 #: Regions whose national formats `phonenumbers` tries for a number written without a "+".
 PHONE_REGIONS = (
@@ -181,11 +181,15 @@ def phone_rules() -> Callable[[str], bool] | None:
 
 
 def _looks_like_phone(candidate: str) -> bool:
-    """Without `phonenumbers`: a number written the way phone numbers are (not a bare digit run)."""
+    """A number written the way phone numbers are: 9 to 15 digits with a "+", a leading 0, brackets or
+    separators (a bare run of digits is an order or account number). All the check there is without
+    `phonenumbers`; with it, the number must also be valid by its rules."""
     text = _BIDI.sub("", candidate).strip()
     n = sum(c.isdecimal() for c in text)
     if not 9 <= n <= 15:
         return False
+    if text[:1].isdecimal():  # a leading zero in any script's digits (Arabic-Indic "٠" too)
+        text = str(unicodedata.digit(text[0])) + text[1:]
     return text.startswith(("+", "0", "(")) or any(not c.isdecimal() for c in text)
 
 
@@ -242,7 +246,7 @@ def find(text: str, *, scan_flags: int | None = None, first_only: bool = False) 
                     add("pii_national_id", m)
                     if first_only:
                         break
-        valid = phone_rules() or _looks_like_phone
+        rules = phone_rules()
         for m in _PHONE.finditer(text):
             start, end = m.span()
             # A separator the pattern took at either end is not part of the number.
@@ -250,7 +254,10 @@ def find(text: str, *, scan_flags: int | None = None, first_only: bool = False) 
                 start += 1
             while end > start and not text[end - 1].isdecimal():
                 end -= 1
-            if free(start, end) and valid(text[start:end]):
+            candidate = text[start:end]
+            # Written as phone numbers are (a "+", a leading 0, brackets or separators), and then valid
+            # by libphonenumber's rules where it is installed: a bare run of digits is an order number.
+            if free(start, end) and _looks_like_phone(candidate) and (rules is None or rules(candidate)):
                 add("pii_phone", (start, end))
                 if first_only:
                     break

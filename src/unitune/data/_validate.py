@@ -358,6 +358,12 @@ class _Checker:
         tools = data.get("tools")
         if tools is not None:
             self._tools(tools, line)
+        if "parallel_tool_calls" in data and not isinstance(data["parallel_tool_calls"], bool):
+            self.add(
+                "invalid_tools",
+                "parallel_tool_calls must be true or false; it is left out of the wire file",
+                line,
+            )
         messages = data.get("messages")
         if not isinstance(messages, list) or not messages:
             self.add("missing_messages", "'messages' must be a non-empty list of messages", line)
@@ -416,6 +422,10 @@ class _Checker:
                 )
                 open_calls.clear()
             self._content(m, role, at, line)
+            if "name" in m and not isinstance(m["name"], str):
+                self.add(
+                    "invalid_name", f"{at}: name must be a string; it is left out of the wire file", line
+                )
             if "weight" in m:
                 self._weight(m, role, at, line)
             if m.get("tool_calls") is not None:
@@ -625,12 +635,15 @@ class _Checker:
             self.add("tools_unsupported", f"{at} calls a tool: {self.p.name} cannot train on tool use", line)
             return
         calls = m.get("tool_calls")
-        if not isinstance(calls, list) or not calls:
+        if not isinstance(calls, list) or not all(isinstance(call, dict) for call in calls):
+            self.add("malformed_tool_calls", f"{at}: tool_calls must be a list of tool call objects", line)
+            return
+        if not calls:
             self.add("invalid_tool_call", f"{at}: tool_calls must be a non-empty list", line)
             return
         for call in calls:
-            fn = call.get("function") if isinstance(call, dict) else None
-            if not isinstance(call, dict) or not isinstance(fn, dict):
+            fn = call.get("function")
+            if not isinstance(fn, dict):
                 self.add(
                     "invalid_tool_call",
                     f"{at}: each tool call needs id, type 'function' and function {{name, arguments}}",
@@ -1271,7 +1284,8 @@ def _scan(
         if messages is None:
             continue
         n_messages[len(messages)] = n_messages.get(len(messages), 0) + 1
-        batch.append((messages, tools if isinstance(tools, list) else None))
+        counted_tools = tools if isinstance(tools, list) and all(type(t) is dict for t in tools) else None
+        batch.append((messages, counted_tools))
         if text is None:
             exact, near, _ = keys(_turns_text(data), "")
         exact_keys.append(exact)

@@ -25,6 +25,7 @@ Measurements (`--only` picks some, comma-separated):
   validate           unitune.data.validate(provider="openai", model="gpt-4o-mini"): every check,
                      exact o200k_base token counts, duplicates; workers chosen automatically
   validate-1         the same with workers=1 (this process only)
+  validate-1-nopii   validate-1 with the personal-data checks switched off: what they cost
   convert            unitune.data.convert.write_jsonl(Dataset.from_jsonl(file), "together", out)
 """
 
@@ -43,7 +44,8 @@ from typing import Any
 
 HERE = Path(__file__).resolve().parent
 ALL = [
-    "tokenizer", "floor", "tokenizer-tiktoken", "cookbook", "cookbook-quicktok", "validate", "validate-1", "convert",
+    "tokenizer", "floor", "tokenizer-tiktoken", "cookbook", "cookbook-quicktok", "validate", "validate-1",
+    "validate-1-nopii", "convert",
 ]  # fmt: skip
 DEFAULT = ["tokenizer", "floor", "cookbook", "validate", "validate-1", "convert"]
 
@@ -154,8 +156,15 @@ def child_cookbook(path: Path, encoding: str) -> dict[str, Any]:
     return {"seconds": seconds, "examples": result["examples"], "format_errors": result["format_errors"]}
 
 
-def child_validate(path: Path, workers: int | None) -> dict[str, Any]:
+def child_validate(path: Path, workers: int | None, *, pii: bool = True) -> dict[str, Any]:
     from unitune.data import validate
+
+    if not pii:
+        # The personal-data search switched off (this process only, hence workers=1): what is left
+        # is every other check, so the difference is what the checksummed PII kinds cost.
+        import unitune.data._validate as v
+
+        v.pii_findings = lambda text, flags=None: []
 
     t = time.perf_counter()
     report = validate(path, provider="openai", model="gpt-4o-mini", workers=workers)
@@ -203,6 +212,8 @@ def run_child(name: str, path: Path) -> dict[str, Any]:
         out = child_validate(path, None)
     elif name == "validate-1":
         out = child_validate(path, 1)
+    elif name == "validate-1-nopii":
+        out = child_validate(path, 1, pii=False)
     elif name == "convert":
         out = child_convert(path)
     else:

@@ -350,3 +350,142 @@ def test_random_near_valid_files_never_raise_and_fix_keeps_the_source(tmp_path: 
                 assert converted.refused == 0, (provider, converted.losses)
             assert fixed.kept + sum(fixed.dropped.values()) == 5
         assert src.read_bytes() == before
+
+
+def test_docs_table_of_checks_is_generated_from_the_profiles() -> None:
+    from unitune.data.profiles import checks_markdown
+
+    docs = (Path(__file__).parent.parent / "docs" / "data.md").read_text(encoding="utf-8")
+    begin, end = "<!-- checks:begin -->\n", "<!-- checks:end -->"
+    section = docs[docs.index(begin) + len(begin) : docs.index(end)]
+    assert section == checks_markdown(), (
+        "run: python -m unitune.data.profiles --markdown, and paste it into docs/data.md"
+    )
+
+
+# -- found in review: each once let validate pass what the upload refuses, or raise -------------------
+
+
+def _one(tmp_path: Path, row: Any, provider: str, n: int = 12, **kw: Any) -> Any:
+    return validate(lines(tmp_path / "r.jsonl", [*chats(n), row]), provider=provider, workers=1, **kw)
+
+
+def test_legacy_function_call_with_an_odd_name_is_a_finding_not_an_exception(tmp_path: Path) -> None:
+    row = {
+        "messages": [
+            U,
+            {"role": "assistant", "content": "x", "function_call": {"name": {"a": 1}, "arguments": "{}"}},
+        ]
+    }
+    report = _one(tmp_path, row, "openai")
+    assert "deprecated_function_call" in report.counts
+
+
+def test_the_shape_memo_hides_no_tool_or_name_finding(tmp_path: Path) -> None:
+    def with_tool(fn: dict[str, Any]) -> dict[str, Any]:
+        call = {"id": "abcdefghi", "type": "function", "function": {"name": "f", "arguments": "{}"}}
+        return {
+            "messages": [U, {"role": "assistant", "tool_calls": [call]}, {"role": "tool", "tool_call_id": "abcdefghi", "content": "ok"}, A],
+            "tools": [{"type": "function", "function": fn}],
+        }  # fmt: skip
+
+    good = {"name": "f", "description": "d", "parameters": {"type": "object"}}
+    rows = [
+        with_tool(good),
+        with_tool({"name": "f", "parameters": {"type": "object"}}),
+        with_tool({"name": "f", "description": "d"}),
+    ]
+    report = validate(lines(tmp_path / "m.jsonl", rows), provider="mistral", workers=1)
+    assert [(i.code, i.line) for i in report.errors] == [
+        ("tool_missing_description", 2),
+        ("invalid_tools", 3),
+    ]
+    rows = [{**chats(1)[0], "parallel_tool_calls": True}, {**chats(1)[0], "parallel_tool_calls": "yes"}]
+    assert (
+        "invalid_parallel_tool_calls" in validate(lines(tmp_path / "p.jsonl", rows), provider="openai").counts
+    )
+    rows = [{"messages": [{**U, "name": "bob"}, A]}, {"messages": [{**U, "name": 5}, A]}]
+    assert "invalid_name" in validate(lines(tmp_path / "n.jsonl", rows), provider="openai").counts
+
+
+def test_claude_reserved_keyword_made_by_merging_turns_is_an_error(tmp_path: Path) -> None:
+    row = {"messages": [{**U, "content": "a"}, {**U, "content": "Human: b"}, A]}
+    report = _one(tmp_path, row, "bedrock-claude", n=32)
+    (issue,) = [i for i in report.errors if i.code == "reserved_keyword"]
+    assert "once joined" in issue.message
+    assert _one(tmp_path, {"messages": [{**U, "content": "Human: b"}, A]}, "bedrock-claude", n=32).ok
+
+
+def test_mistral_tool_call_without_arguments_or_description_string(tmp_path: Path) -> None:
+    call = {"id": "abcdefghi", "type": "function", "function": {"name": "f"}}
+    tool = {"type": "function", "function": {"name": "f", "description": None, "parameters": {}}}
+    row = {"messages": [U, {"role": "assistant", "tool_calls": [call]}, {"role": "tool", "tool_call_id": "abcdefghi", "content": "ok"}, A], "tools": [tool]}  # fmt: skip
+    codes = {i.code for i in _one(tmp_path, row, "mistral").errors}
+    assert {"invalid_tool_call", "tool_missing_description"} <= codes
+
+
+def test_plain_text_is_supervised_data(tmp_path: Path) -> None:
+    path = lines(tmp_path / "t.jsonl", [{"text": "one"}, {"text": "two"}])
+    assert validate(path, provider="together", method="sft").ok
+    assert "method_mismatch" in validate(path, provider="together", method="dpo").counts
+
+
+def test_prompt_completion_needs_a_user_turn(tmp_path: Path) -> None:
+    row = {"messages": [{"role": "system", "content": "s"}, A]}
+    report = _one(tmp_path, row, "bedrock-llama")
+    assert [i.code for i in report.errors] == ["no_user_turn"]
+
+
+def test_upper_bound_counts_merged_turns_no_lower_than_aws(tmp_path: Path) -> None:
+    from tests.fidelity.vendor import bedrock_claude
+
+    row = {
+        "messages": [
+            {**U, "content": "a" * 30_002},
+            {**U, "content": "b" * 30_002},
+            {**A, "content": "c" * 36_000},
+        ]
+    }
+    path = lines(tmp_path / "big.jsonl", [*chats(32), row])
+    out = write_jsonl(Dataset.from_jsonl(path), "bedrock-claude", tmp_path / "wire.jsonl")
+    assert any("Exceeds maximum token count" in m for _, m in bedrock_claude.check(out.path))
+    assert "too_many_tokens" in {i.code for i in validate(path, provider="bedrock-claude").errors}
+
+
+def test_a_bedrock_line_inside_a_plain_block_is_read_as_bedrock(tmp_path: Path) -> None:
+    nova = {
+        "messages": [
+            {"role": "user", "content": [{"text": "hi"}]},
+            {"role": "assistant", "content": [{"text": "yo"}]},
+        ]
+    }
+    path = lines(tmp_path / "mix.jsonl", [*chats(8), nova])
+    for workers in (1, 2):
+        report = validate(path, provider="bedrock-nova", workers=workers)
+        assert report.ok, [str(i) for i in report.errors]
+
+
+def test_a_file_of_only_a_bom_is_empty(tmp_path: Path) -> None:
+    path = tmp_path / "bom.jsonl"
+    path.write_bytes(b"\xef\xbb\xbf\n")
+    report = validate(path, provider="openai")
+    assert [i.code for i in report.errors] == ["empty_file"]
+    assert report.counts["bom"] == 1
+
+
+def test_own_keys_of_prompt_completion_files_are_kept(tmp_path: Path) -> None:
+    rows = [{"prompt": f"q{i}", "completion": f"a{i}", "lang": "he" if i % 2 else "en"} for i in range(20)]
+    path = lines(tmp_path / "pc.jsonl", rows)
+    report = validate(path, provider="together")
+    assert "'lang' (20)" in next(i for i in report.issues if i.code == "unrecognized_key").message
+    result = split(Dataset.from_jsonl(path), tmp_path / "parts", validation_fraction=0.5, stratify="lang")
+    langs = [json.loads(x)["lang"] for x in result.validation_path.read_text().splitlines()]
+    assert sorted(langs) == ["en"] * 5 + ["he"] * 5
+
+
+def test_fix_does_not_empty_a_whitespace_reply(tmp_path: Path) -> None:
+    rows = [*chats(11), {"messages": [U, {**A, "content": "  "}]}]
+    fixed = fix(
+        Dataset.from_jsonl(lines(tmp_path / "w.jsonl", rows)), tmp_path / "f.jsonl", provider="together"
+    )
+    assert fixed.kept == 12

@@ -32,7 +32,7 @@ CASES = [
     Case("weight 0.5", chat(U, {**A, "weight": 0.5}), "refuses", "mistral-common", "error:invalid_weight"),
     Case("a weight on the user's message", chat({**U, "weight": 7}, A), "accepts", "mistral-finetune", "warning:weight_not_assistant"),
     Case("a system message not first", chat(U, S, A), "accepts", "mistral-finetune", "warning:system_not_first"),
-    Case("two system messages", chat(S, S, U, A), "refuses", "mistral-finetune", "error:multiple_system"),
+    Case("two system messages", chat(S, S, U, A), "refuses", "mistral-finetune", "warning:multiple_system"),
     Case("a tool without a description", _tools(U, {"role": "assistant", "tool_calls": [CALL]}, {"role": "tool", "tool_call_id": "abcdefghi", "content": "ok"}, A, tool={"type": "function", "function": {"name": "get_order", "parameters": {}}}), "refuses", "mistral-finetune", "error:tool_missing_description"),
     Case("[INST] in text", chat({**U, "content": "[INST] x [/INST] </s>"}, A), "accepts", "mistral-common", "warning:special_token"),
     Case("extra keys", chat({**U, "ts": 1}, A, id=3), "accepts", "mistral-finetune", "warning:unrecognized_key"),

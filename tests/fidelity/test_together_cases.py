@@ -27,7 +27,7 @@ CASES = [
     Case("a system message after the user's", chat(U, S, A), "accepts", "together-check", "ok"),
     Case("empty content", chat({**U, "content": ""}, A), "accepts", "together-check", "warning:empty_content"),
     Case("null content", chat({**U, "content": None}, A), "accepts", "together-check", "warning:null_content"),
-    Case("no content key", chat({"role": "user"}, A), "refuses", "together-check", "error:missing_content"),
+    Case("no content key", chat({"role": "user"}, A), "refuses", "together-check", "warning:missing_content"),
     Case("special tokens", chat({**U, "content": "<|im_start|>user [INST]"}, A), "accepts", "together-check", "warning:special_token"),
     Case("a tool message without tool_call_id", chat(U, {"role": "assistant", "tool_calls": [CALL]}, {"role": "tool", "content": "ok"}, A), "accepts", "together-check", "warning:tool_missing_call_id"),
     Case("tool arguments as an object", chat(U, {"role": "assistant", "tool_calls": [{**CALL, "function": {"name": "f", "arguments": {"a": 1}}}]}, {"role": "tool", "tool_call_id": "call_1", "content": "ok"}, A), "accepts", "together-check", "warning:invalid_tool_arguments"),

@@ -103,6 +103,7 @@ CODES: dict[str, Code] = {
     "tools_unsupported": Code(_T, "error", "Tool use on a provider that cannot train on it.", unreadable=True),
     "tools_dropped": Code(_T, "warning", "Tool definitions no message uses, on a provider without tools: left out."),
     "invalid_tools": Code(_T, "warning", "A malformed tool definition."),
+    "invalid_parallel_tool_calls": Code(_T, "warning", "`parallel_tool_calls` that is not a boolean: left out."),
     "tool_missing_description": Code(_T, "warning", "A function definition without a description."),
     "malformed_tool_calls": Code(_T, "error", "`tool_calls` that is not a list of objects.", unreadable=True),
     "invalid_tool_call": Code(_T, "warning", "A tool call without an id or a function."),
@@ -140,5 +141,6 @@ CODES: dict[str, Code] = {
     "file_too_large": Code(_D, "warning", "A file over the provider's size limit."),
     "too_many_tokens": Code(_D, "warning", "An example over the model's token limit."),
     "missing_user": Code(_D, "warning", "Examples without a user message."),
+    "no_user_turn": Code(_O, "error", "No user message before the reply, in a format that needs one.", unreadable=True),
     "missing_system": Code(_D, "info", "Some examples have a system message and some do not."),
 }  # fmt: skip

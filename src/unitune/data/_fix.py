@@ -63,7 +63,10 @@ def _repair(
         return data
     fixed = []
     for m in messages:
-        if isinstance(m, dict) and isinstance(m.get("content"), str) and m["content"] != m["content"].strip():
+        content = m.get("content") if isinstance(m, dict) else None
+        # Trimmed, unless that empties it: whitespace the vendor takes would become an empty message
+        # it may refuse.
+        if isinstance(content, str) and content != content.strip() and content.strip():
             m = {**m, "content": m["content"].strip()}
             repaired["whitespace_trimmed"] += 1
         if isinstance(m, dict) and "weight" in m and type(m["weight"]) is not int:

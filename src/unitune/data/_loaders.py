@@ -130,9 +130,7 @@ def _from_sharegpt(obj: Mapping[str, Any]) -> dict[str, Any]:
             messages.append({"role": role, "content": turn.get("value")})
         else:
             messages.append(turn)
-    out: dict[str, Any] = {"messages": messages}
-    if "tools" in obj:
-        out["tools"] = obj["tools"]
+    out: dict[str, Any] = {**_own(obj, "conversations", "system"), "messages": messages}
     return out
 
 
@@ -146,16 +144,23 @@ def _from_alpaca(obj: Mapping[str, Any]) -> dict[str, Any]:
     if isinstance(obj.get("system"), str) and obj["system"]:
         messages.append({"role": "system", "content": obj["system"]})
     messages += [{"role": "user", "content": prompt}, {"role": "assistant", "content": obj.get("output")}]
-    return {"messages": messages}
+    return {**_own(obj, "instruction", "input", "output", "system"), "messages": messages}
 
 
 def _from_prompt_completion(obj: Mapping[str, Any]) -> dict[str, Any]:
     return {
+        **_own(obj, "prompt", "completion"),
         "messages": [
             {"role": "user", "content": obj.get("prompt")},
             {"role": "assistant", "content": obj.get("completion")},
-        ]
+        ],
     }
+
+
+def _own(obj: Mapping[str, Any], *theirs: str) -> dict[str, Any]:
+    """The source's own keys beside a format's (an id, a language): carried into the chat form, where
+    `validate` reports them once and they stay out of every wire file."""
+    return {k: v for k, v in obj.items() if k not in theirs and k != "messages"}
 
 
 def _blocks_text(blocks: Any) -> Any:
@@ -191,21 +196,21 @@ def _from_bedrock_conversation(obj: Mapping[str, Any]) -> dict[str, Any]:
             messages.append({"role": "system", "content": system})  # the chat checks report it
     turns = obj.get("messages")
     if not isinstance(turns, list):
-        return {"messages": turns}
+        return {**_own(obj, "schemaVersion", "system"), "messages": turns}
     for turn in turns:
         if isinstance(turn, dict) and "content" in turn:
             turn = {**turn, "content": _blocks_text(turn["content"])}
         messages.append(turn)
-    return {"messages": messages}
+    return {**_own(obj, "schemaVersion", "system"), "messages": messages}
 
 
 def _from_bedrock_claude(obj: Mapping[str, Any]) -> dict[str, Any]:
     turns = obj.get("messages")
     if not isinstance(turns, list):
-        return {"messages": turns}
+        return {**_own(obj, "system"), "messages": turns}
     system = obj.get("system")
     lead = [{"role": "system", "content": system}] if isinstance(system, str) and system else []
-    return {"messages": [*lead, *turns]}
+    return {**_own(obj, "system"), "messages": [*lead, *turns]}
 
 
 _COHERE_TO_ROLE = {"System": "system", "User": "user", "Chatbot": "assistant"}
@@ -214,14 +219,15 @@ _COHERE_TO_ROLE = {"System": "system", "User": "user", "Chatbot": "assistant"}
 def _from_cohere(obj: Mapping[str, Any]) -> dict[str, Any]:
     turns = obj.get("messages")
     if not isinstance(turns, list):
-        return {"messages": turns}
+        return {**_own(obj), "messages": turns}
     return {
+        **_own(obj),
         "messages": [
             {**t, "role": _COHERE_TO_ROLE.get(str(t.get("role")), t.get("role"))}
             if isinstance(t, dict)
             else t
             for t in turns
-        ]
+        ],
     }
 
 
@@ -281,7 +287,7 @@ def _parse_line(raw: bytes, line: int, fmt: str | None, *, bom: bool = False) ->
             line, None, Problem("invalid_json", f"not valid JSON: {e.msg}", e.colno), size=size
         ), fmt
     if not isinstance(obj, dict):
-        problem = Problem("not_an_object", f"each line must be a JSON object, got {type(obj).__name__}")
+        problem = Problem("not_an_object", f"each line must be a JSON object, got {type(obj).__name__}", 1)
         return Record(line, None, problem, size=size), fmt
     seen = detect_format(obj)
     if seen is None:
@@ -289,12 +295,13 @@ def _parse_line(raw: bytes, line: int, fmt: str | None, *, bom: bool = False) ->
         problem = Problem(
             "unknown_format",
             f"cannot tell the format from keys ({keys}); expected messages, prompt/completion, "
-            "conversations, instruction/output or input/preferred_output/non_preferred_output",
+            "conversations, instruction/output, text or input/preferred_output/non_preferred_output",
+            1,
         )
         return Record(line, None, problem, size=size), fmt
     if fmt is not None and seen != fmt and not (seen in CHAT_FORMATS and fmt in CHAT_FORMATS):
         problem = Problem(
-            "mixed_formats", f"this line is {seen} but the file is {fmt}; use one format per file"
+            "mixed_formats", f"this line is {seen} but the file is {fmt}; use one format per file", 1
         )
         return Record(line, None, problem, size=size), fmt
     data = normalize(obj, seen) if seen in _NORMALIZERS else obj
@@ -362,15 +369,26 @@ def _chat_block(block: bytes, n_lines: int) -> list[Any] | None:
     except (msgspec.DecodeError, UnicodeDecodeError):
         return None
     # A blank line yields no object: then the numbering would be off. A line in another format that
-    # also has "messages" (Bedrock's, with "system" or "schemaVersion"; Cohere's roles, judged on the
-    # first line) is read line by line, where it is normalised.
-    if len(objs) != n_lines or not all(
-        type(o) is dict and "messages" in o and "system" not in o and "schemaVersion" not in o for o in objs
-    ):
-        return None
-    if objs and detect_format(objs[0]) != "chat":
+    # also has "messages" (Bedrock's, Cohere's) is read line by line, where it is normalised.
+    if len(objs) != n_lines or not all(map(_plain_chat, objs)):
         return None
     return objs
+
+
+def _plain_chat(o: Any) -> bool:
+    """`detect_format(o) == "chat"`, for the block reader (what other formats with "messages" have
+    that plain chat has not: a `system`, a `schemaVersion`, Cohere's roles, Converse content blocks)."""
+    if type(o) is not dict or "messages" not in o or "system" in o or "schemaVersion" in o:
+        return False
+    messages = o["messages"]
+    first = messages[0] if type(messages) is list and messages else None
+    if type(first) is not dict:
+        return True
+    role = first.get("role")
+    if type(role) is str and role in _COHERE_ROLES:
+        return False
+    content = first.get("content")
+    return type(content) is not list or not _is_block(content)
 
 
 def iter_jsonl_blocks(
@@ -412,12 +430,13 @@ def _line_records(
     """Records of JSONL byte lines numbered from `line + 1`; returns the format pinned after them."""
     for raw in lines:
         line += 1
-        if not raw.strip():
-            yield Record(line, None, Problem("blank_line", "blank line"), size=len(raw))
-            continue
         first = line == 1 and file_start
+        bom = first and raw.startswith(_BOM)
+        if not (raw[3:] if bom else raw).strip():
+            yield Record(line, None, Problem("blank_line", "blank line", 1), size=len(raw), bom=bom)
+            continue
         record, seen = _parse_line(raw, line, pinned, bom=first)
-        record.bom = first and raw.startswith(_BOM)
+        record.bom = bom
         pinned = pinned or seen
         yield record
     return pinned
@@ -559,10 +578,17 @@ def iter_objects(items: Iterable[Any], *, fmt: Format = "auto") -> Iterator[Reco
         else:
             obj = item
         if isinstance(obj, dict) and "preferred" in obj and "input" in obj:
-            obj = {  # a PreferenceExample
-                "input": {"messages": obj["input"], **({"tools": obj["tools"]} if "tools" in obj else {})},
-                "preferred_output": [obj["preferred"]],
-                "non_preferred_output": [obj["non_preferred"]],
+            pair = dict(obj)  # a PreferenceExample (its own keys, from `extra`, stay at the top)
+            preferred, rejected = pair.pop("preferred"), pair.pop("non_preferred")
+            asked = {"messages": pair.pop("input")}
+            for key in ("tools", "parallel_tool_calls"):
+                if key in pair:
+                    asked[key] = pair.pop(key)
+            obj = {
+                **pair,
+                "input": asked,
+                "preferred_output": [preferred],
+                "non_preferred_output": [rejected],
             }
         if not isinstance(obj, dict):
             yield Record(line, None, Problem("not_an_object", f"expected a dict, got {type(obj).__name__}"))
@@ -617,11 +643,13 @@ def from_legacy_functions(obj: Mapping[str, Any]) -> dict[str, Any] | None:
             call = obj["messages"][i]["function_call"]
             call_id = f"fc{i:07d}"
             name = call.get("name") if isinstance(call, dict) else None
-            waiting.setdefault(name, []).append(call_id)
-            m["tool_calls"] = [{"id": call_id, "type": "function", "function": call}]
+            waiting.setdefault(name if isinstance(name, str) else None, []).append(call_id)
+            earlier = m.get("tool_calls")
+            calls: list[Any] = earlier if isinstance(earlier, list) else []
+            m["tool_calls"] = [*calls, {"id": call_id, "type": "function", "function": call}]
         elif m.get("role") == "function":
             name = m.get("name")
-            ids = waiting.get(name)
+            ids = waiting.get(name if isinstance(name, str) else None)
             m = {**m, "role": "tool", "tool_call_id": ids.pop(0) if ids else f"fc{i:07d}"}
         converted.append(m)
     out["messages"] = converted

@@ -52,8 +52,10 @@ _TOP_KEYS_PREF = frozenset({"input", "preferred_output", "non_preferred_output"}
 _KINDS = {"preference": "preference", "trl_preference": "preference", "text": "text"}
 #: The keys each kind of example is made of: any other is the user's own (an id, a language, ...).
 _TOP_KEYS = {"chat": _TOP_KEYS_CHAT, "preference": _TOP_KEYS_PREF, "text": frozenset({"text"})}
+#: The message keys unitune carries (`function_call` is read as a tool call); any other is tallied and
+#: left out of the wire file.
 _MESSAGE_KEYS = frozenset(
-    {"role", "content", "name", "weight", "tool_calls", "tool_call_id", "function_call", "refusal"}
+    {"role", "content", "name", "weight", "tool_calls", "tool_call_id", "function_call"}
 )
 _FUNCTION_NAME = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
 
@@ -137,6 +139,11 @@ _TEXT_CODES = frozenset(
 _ABSENT = object()  # in a shape: the key is not there
 
 
+def _jsonable(value: Any) -> Any:
+    """`value` as JSON would give it back, anything JSON cannot write as its `str`."""
+    return json.loads(json.dumps(value, default=str))
+
+
 def _json_ok(text: str) -> bool:
     try:
         json.loads(text)
@@ -167,9 +174,13 @@ def _shape(data: Mapping[str, Any], tool_id: re.Pattern[str] | None) -> tuple[tu
     if type(messages) is not list:
         return None, _turns_text(data)
     tools = data.get("tools")
-    # (The first part is always True: keys beside the format's own are tallied for every example
-    # in `_scan`, outside the structural checks, so they do not change the shape.)
-    shape: list[Any] = [True, "functions" in data, tools is None]
+    # (Keys beside the format's own are tallied for every example in `_scan`, outside the structural
+    # checks, so they are not part of the shape; `parallel_tool_calls` is, as valid or not.)
+    shape: list[Any] = [
+        type(data.get("parallel_tool_calls", False)) is bool,
+        "functions" in data,
+        tools is None,
+    ]
     if tools is not None:
         if type(tools) is not list:
             return None, _turns_text(data)
@@ -182,7 +193,10 @@ def _shape(data: Mapping[str, Any], tool_id: re.Pattern[str] | None) -> tuple[tu
                 (
                     tool.get("type") == "function",
                     type(name) is str and _FUNCTION_NAME.match(name) is not None,
-                    params is None or (type(params) is dict and params.get("type", "object") == "object"),
+                    0
+                    if params is None
+                    else type(params) is dict and params.get("type", "object") == "object",
+                    type(fn.get("description")) is str,
                 )
             )
     ids: dict[str, int] = {}
@@ -238,6 +252,7 @@ def _shape(data: Mapping[str, Any], tool_id: re.Pattern[str] | None) -> tuple[tu
                 _MESSAGE_KEYS.issuperset(m),
                 call_shapes,
                 answers,
+                type(m.get("name", "")) is str,
             )
         )
     return tuple(shape), "\x1e".join(parts)
@@ -344,7 +359,12 @@ class _Checker:
             if "functions" in data:
                 self.add(
                     "deprecated_functions",
-                    "'functions' is OpenAI's legacy form of 'tools'; unitune writes it as tools",
+                    "'functions' is OpenAI's legacy form of 'tools'; "
+                    + (
+                        "'tools' is given too, so 'functions' is left out of the wire file"
+                        if "tools" in data or not isinstance(data["functions"], list)
+                        else "unitune writes it as tools"
+                    ),
                     line,
                 )
             if legacy.get("messages") is not data.get("messages"):
@@ -360,7 +380,7 @@ class _Checker:
             self._tools(tools, line)
         if "parallel_tool_calls" in data and not isinstance(data["parallel_tool_calls"], bool):
             self.add(
-                "invalid_tools",
+                "invalid_parallel_tool_calls",
                 "parallel_tool_calls must be true or false; it is left out of the wire file",
                 line,
             )
@@ -379,6 +399,11 @@ class _Checker:
         ok = True
         roles: list[str] = []
         open_calls: dict[str, int] = {}
+        # Whether a message's text will be joined to the one before it in the wire file (a second
+        # system prompt; a turn merged where the format needs turns to alternate): the join puts a
+        # blank line before it, which can make a reserved keyword ("\nHuman:") of its start.
+        turn_role: str | None = None
+        seen_system = False
         for i, m in enumerate(messages, 1):
             at = f"message {i}"
             if not isinstance(m, dict):
@@ -405,6 +430,11 @@ class _Checker:
             elif role not in allowed:
                 self.add("role_not_allowed", f"{at}: {p.name} does not take the {role!r} role", line)
             roles.append(role)
+            joined = seen_system if role == "system" else (p.no_repeat and role == turn_role)
+            if role == "system":
+                seen_system = True
+            else:
+                turn_role = role
             if not _MESSAGE_KEYS.issuperset(m):
                 # Tallied for one warning over the file; such examples are never memoised as clean,
                 # so every one of them is counted (see `_shape`).
@@ -421,7 +451,7 @@ class _Checker:
                     line,
                 )
                 open_calls.clear()
-            self._content(m, role, at, line)
+            self._content(m, role, at, line, joined=joined)
             if "name" in m and not isinstance(m["name"], str):
                 self.add(
                     "invalid_name", f"{at}: name must be a string; it is left out of the wire file", line
@@ -478,7 +508,7 @@ class _Checker:
                 self.without_user += 1
         return True
 
-    def _content(self, m: Mapping[str, Any], role: str, at: str, line: int) -> None:
+    def _content(self, m: Mapping[str, Any], role: str, at: str, line: int, *, joined: bool = False) -> None:
         calls = bool(m.get("tool_calls"))
         if "content" not in m or m["content"] is None:
             if not (role == "assistant" and calls):
@@ -540,7 +570,7 @@ class _Checker:
                 f"{at}: {self.p.name} takes text or tool calls in one message, not both",
                 line,
             )
-        self._text(text, role, at, line)
+        self._text(text, role, at, line, joined=joined)
 
     def _images(self, images: list[dict[str, Any]], at: str, line: int) -> int:
         """How many images of a user message the wire file keeps; one warning for those it cannot."""
@@ -573,7 +603,7 @@ class _Checker:
             return None
         return self.special.search(text)
 
-    def _text(self, text: str, role: str, at: str, line: int) -> None:
+    def _text(self, text: str, role: str, at: str, line: int, *, joined: bool = False) -> None:
         found = self._special_in(text) if self.scan_special else None
         if found is not None:
             self.add(
@@ -583,11 +613,12 @@ class _Checker:
                 line,
             )
         for keyword in self.reserved:
-            if keyword in text:
+            if keyword in text or (joined and keyword[0] == "\n" and text.startswith(keyword[1:])):
                 self.add(
                     "reserved_keyword",
-                    f"{at} contains {keyword!r}, which {self.p.name} reserves for its own prompt format; "
-                    "rephrase it",
+                    f"{at} contains {keyword!r}"
+                    + ("" if keyword in text else " once joined to the message before it")
+                    + f", which {self.p.name} reserves for its own prompt format; rephrase it",
                     line,
                 )
                 break
@@ -599,8 +630,7 @@ class _Checker:
         if not self.p.weights:
             self.add(
                 "weight_unsupported",
-                f"{at}: {self.p.name} has no per-message weights; the weight is left out and every "
-                "assistant message is trained on",
+                f"{at}: {self.p.name} has no per-message weights; the weight is left out of the wire file",
                 line,
             )
             return
@@ -668,7 +698,9 @@ class _Checker:
                     line,
                 )
             args = fn.get("arguments")
-            if not isinstance(args, str):
+            if "arguments" not in fn:
+                self.add("invalid_tool_call", f"{at}: a tool call's function has no 'arguments'", line)
+            elif not isinstance(args, str):
                 self.add(
                     "invalid_tool_arguments",
                     f"{at}: function arguments must be a JSON string, got {type(args).__name__}",
@@ -704,13 +736,12 @@ class _Checker:
                 not isinstance(params, dict) or params.get("type", "object") != "object"
             ):
                 self.add("invalid_tools", f"tool {i}: parameters must be a JSON Schema object", line)
-            elif params is None and self.listed("tool_missing_description"):
-                # mistral-finetune reads name, description and parameters, each required.
+            elif params is None and self.p.tool_fields_required:
                 self.add("invalid_tools", f"tool {i} has no 'parameters'; {self.p.name} requires them", line)
-            if "description" not in fn and self.listed("tool_missing_description"):
+            if not isinstance(fn.get("description"), str) and self.p.tool_fields_required:
                 self.add(
                     "tool_missing_description",
-                    f"tool {i} ({fn.get('name')!r}) has no 'description'; {self.p.name} requires one",
+                    f"tool {i} ({fn.get('name')!r}) has no 'description' string; {self.p.name} requires one",
                     line,
                 )
 
@@ -764,6 +795,14 @@ class _Checker:
                 )
                 break
         if require_assistant:
+            if p.requires_user and "assistant" in roles:
+                last_reply = len(roles) - 1 - roles[::-1].index("assistant")
+                if "user" not in roles[:last_reply]:
+                    self.add(
+                        "no_user_turn",
+                        f"no user message before the reply: {p.name}'s format needs a prompt",
+                        line,
+                    )
             if "assistant" not in roles:
                 self.add("missing_assistant", "no assistant message: nothing to train on", line)
             elif p.last_assistant and turns and turns[-1] != "assistant":
@@ -821,7 +860,10 @@ class _Checker:
                     line,
                 )
             outputs.append(msg)
-        if content_text(outputs[0].get("content")) == content_text(outputs[1].get("content")):
+        if (content_text(outputs[0].get("content")), outputs[0].get("tool_calls")) == (
+            content_text(outputs[1].get("content")),
+            outputs[1].get("tool_calls"),
+        ):
             self.add(
                 "identical_preference",
                 "preferred and non-preferred outputs are identical: nothing to learn",
@@ -1225,7 +1267,7 @@ def _scan(
                 extra_keys.update(extra)
                 if extra_first is None:
                     extra_first = line
-        if method is not None and kind != ("preference" if method == "dpo" else "chat"):
+        if method is not None and (kind == "preference") != (method == "dpo"):
             what = {
                 "chat": "a chat (SFT) example",
                 "preference": "a preference pair",
@@ -1238,7 +1280,7 @@ def _scan(
                 + (
                     "DPO trains on preference pairs {input, preferred_output, non_preferred_output}"
                     if method == "dpo"
-                    else "supervised training takes chats; use method='dpo' for preference pairs"
+                    else "supervised training takes chats (or plain text); use method='dpo' for preference pairs"
                 ),
                 line=line,
             )
@@ -1285,9 +1327,12 @@ def _scan(
             continue
         n_messages[len(messages)] = n_messages.get(len(messages), 0) + 1
         counted_tools = tools if isinstance(tools, list) and all(type(t) is dict for t in tools) else None
-        batch.append((messages, counted_tools))
         if text is None:
-            exact, near, _ = keys(_turns_text(data), "")
+            # In-memory data that JSON cannot render (a datetime in tool arguments): counted and
+            # fingerprinted as its JSON-safe copy.
+            messages, counted_tools = _jsonable([messages, counted_tools])
+            exact, near, _ = keys(_turns_text(_jsonable(data)), "")
+        batch.append((messages, counted_tools))
         exact_keys.append(exact)
         near_keys.append(near)
         batch_lines.append(line)

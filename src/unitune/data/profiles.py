@@ -25,7 +25,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib  # type: ignore[import-not-found,unused-ignore]
 
-__all__ = ["Check", "Profile", "get_profile", "profile_names", "source_text"]
+__all__ = ["Check", "Profile", "checks_markdown", "get_profile", "profile_names", "source_text"]
 
 ROLES = ("system", "user", "assistant", "tool")
 
@@ -47,7 +47,7 @@ class Check(BaseModel):
     @property
     def blocks(self) -> bool:
         """True when the vendor refuses such data and the wire file keeps it: an error."""
-        return self.vendor == "refuses" and self.wire is None
+        return self.vendor == "refuses" and self.wire is None and bool(self.source)
 
 
 class Profile(BaseModel):
@@ -75,6 +75,8 @@ class Profile(BaseModel):
     system_lifted: bool = False  # system messages are taken out of the conversation (order rules skip them)
     min_messages: int | None = None  # fewest messages besides system ones
     text: bool = False  # takes plain-text examples ({"text": ...})
+    requires_user: bool = False  # each example needs a user message (prompt/completion: the prompt)
+    tool_fields_required: bool = False  # a function needs name, description and parameters
     #: Which images in user messages the wire file keeps: "any", "data_url" (base64 data URLs only)
     #: or "none" (the provider takes images only from its own storage).
     images: Literal["any", "data_url", "none"] = "any"
@@ -102,13 +104,6 @@ class Profile(BaseModel):
             return "error"
         check = self.checks.get(code)
         return "error" if check is not None and check.blocks else info.default
-
-    def rule(self, code: str) -> str:
-        """The vendor rule behind `code` for this provider, in words (for messages and the docs)."""
-        check = self.checks.get(code)
-        if check is None:
-            return "no vendor rule"
-        return f"{check.vendor} ({source_text(check.source)})"
 
 
 @functools.cache
@@ -177,3 +172,54 @@ def get_profile(provider: str, model: str | None = None) -> Profile:
     raise ConfigurationError(
         f"No dataset rules for provider {provider!r}.{hint}", fix=f"Known: {', '.join(sorted(profiles))}."
     )
+
+
+def checks_markdown() -> str:
+    """docs/data.md's table of every check per provider, from `profiles.toml` and the code registry.
+
+    `python -m unitune.data.profiles --markdown` prints it; a test keeps the docs equal to it.
+    """
+    raw = _raw()
+    out = ["#### Sources", ""]
+    for key, text in raw.get("sources", {}).items():
+        out.append(f"- `{key}`: {text}")
+    out += [
+        "",
+        "#### Always errors",
+        "",
+        "unitune cannot read these examples, or write them in the provider's format, so nothing could be "
+        "uploaded (every vendor validator above refuses them too):",
+        "",
+        ", ".join(f"`{code}`" for code, info in CODES.items() if info.unreadable) + ".",
+    ]
+    for name in profile_names():
+        profile = get_profile(name)
+        out += [
+            "",
+            f"#### {name}",
+            "",
+            "| code | severity | the vendor | source | note | unitune's wire file |",
+        ]
+        out.append("|---|---|---|---|---|---|")
+        for code in CODES:
+            check = profile.checks.get(code)
+            if check is None or (CODES[code].unreadable and check.vendor == "refuses"):
+                continue
+            note = (check.note or "").replace("|", "\\|").replace("\n", " ")
+            out.append(
+                f"| `{code}` | {profile.severity(code)} | {check.vendor} | `{check.source}` | {note} | "
+                f"{check.wire or ''} |"
+            )
+        out.append("")
+        out.append(
+            "Any other code is a warning (or info) here: no vendor rule stands behind it."
+            if name != "fake"
+            else "The fake takes OpenAI's checks (`checks_from`), with a minimum of one example."
+        )
+    return "\n".join(out) + "\n"
+
+
+if __name__ == "__main__":  # pragma: no cover - exercised by the docs test through checks_markdown()
+    if sys.argv[1:] != ["--markdown"]:
+        raise SystemExit("usage: python -m unitune.data.profiles --markdown")
+    sys.stdout.write(checks_markdown())

@@ -1243,10 +1243,12 @@ AWS_CHARS_PER_TOKEN = 3
 class _UpperBound(TokenCounter):
     """Counts never below the true count, for limit checks on models without a public tokenizer.
 
-    Each count is the larger of AWS's own validator's (each text's characters // 3, summed over the
-    system prompt and the messages, as aws-samples' Claude 3 Haiku validator counts) and the o200k
-    count plus `UPPER_BOUND_MARGIN`. A limit check with it misses no over-limit example; it may flag
-    one that would pass.
+    Each count is the larger of AWS's own validator's (characters // 3 per text, summed over the
+    system prompt and the messages, as aws-samples' Claude 3 Haiku validator counts; each text
+    rounded up and given two characters more, so that texts the wire file joins with a blank line
+    still count no less) and the o200k count plus `UPPER_BOUND_MARGIN`. It is never below AWS's
+    validator's count. Against the model's own tokenizer, which is not public, it is an estimate
+    from above: it may flag an example the vendor would take, and is meant to miss none it refuses.
     """
 
     chat_format = "openai"
@@ -1263,7 +1265,8 @@ class _UpperBound(TokenCounter):
 
     @staticmethod
     def _chars(texts: Sequence[str]) -> int:
-        return sum(len(t) // AWS_CHARS_PER_TOKEN for t in texts)
+        # ceil((n + 2) / 3): a text joined to another in the wire file brings its "\n\n" with it.
+        return sum((len(t) + 2 + AWS_CHARS_PER_TOKEN - 1) // AWS_CHARS_PER_TOKEN for t in texts)
 
     def _bound(self, counted: int, texts: Sequence[str]) -> int:
         return max(math.ceil(counted * UPPER_BOUND_MARGIN), self._chars(texts))

@@ -30,7 +30,7 @@ import io
 import re
 import threading
 from collections.abc import Iterator, Mapping
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 from pydantic import Field
 
@@ -62,9 +62,6 @@ from unitune.types import (
     TrainingMethod,
     Usage,
 )
-
-if TYPE_CHECKING:
-    pass
 
 __all__ = ["FAMILIES", "IDEMPOTENCY_TAG", "STATUS_MAP", "BedrockProvider", "BedrockSettings", "Deployment"]
 

@@ -58,7 +58,10 @@ _CARD = re.compile(rf"(?<![\d])(?:\d{_SEP}?){{12,18}}\d(?!\d)")
 _IBAN = re.compile(r"(?<![A-Za-z0-9])[A-Z]{2}\d{2}(?: ?[A-Z0-9]){11,30}(?![A-Za-z0-9])")
 _SSN = re.compile(r"(?<![\d\-])(\d{3})[- \u2011\u2013]([0-9]{2})[- \u2011\u2013](\d{4})(?![\d\-])")
 _NINE = re.compile(r"(?<![\d#])\d{9}(?!\d)")
-_PHONE = re.compile(rf"(?<![\d+#A-Za-z])(?:\+|00)?{_SEP}*\d(?:{_SEP}{{0,3}}\d){{8,16}}(?!\d)")
+# Runs of 9 to 17 digits with at most 3 separators between two: phone numbers and national ids are
+# found in these (the text scanner's F_PHONE is set wherever one may match).
+_NUMBER = re.compile(rf"(?<![\d+#])(?:\+|00)?{_SEP}*\d(?:{_SEP}{{0,3}}\d){{8,16}}(?!\d)")
+_ASCII_LETTERS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")
 
 #: Regions whose national formats `phonenumbers` tries for a number written without a "+".
 PHONE_REGIONS = (
@@ -149,6 +152,18 @@ def _ssn_ok(area: str, group: str, serial: str) -> bool:
     return area not in ("000", "666") and area[0] != "9" and group != "00" and serial != "0000"
 
 
+def _national_id(candidate: str) -> tuple[int, int] | None:
+    """Where in a run of digits a national id is: an SSN in its format, or nine digits alone with an
+    Israeli ID's check digit."""
+    m = _SSN.search(candidate)
+    if m is not None and _ssn_ok(*(_digits(g) for g in m.groups())):
+        return m.span()
+    m = _NINE.fullmatch(candidate)
+    if m is not None and _israeli_id_ok(_digits(candidate)):
+        return m.span()
+    return None
+
+
 def _israeli_id_ok(digits: str) -> bool:
     # Teudat Zehut: 9 digits, weights 1,2,1,2,... from the left, products' digits summed, total % 10 == 0
     # (the Luhn check over 9 digits). All zeros is not a number anyone holds.
@@ -233,21 +248,11 @@ def find(text: str, *, scan_flags: int | None = None, first_only: bool = False) 
                 if first_only:
                     break
     if flags & F_PHONE:
-        ids = 0
-        for m in _SSN.finditer(text):
-            if _ssn_ok(*(_digits(g) for g in m.groups())) and free(*m.span()):
-                add("pii_national_id", m)
-                ids += 1
-                if first_only:
-                    break
-        if not (first_only and ids):
-            for m in _NINE.finditer(text):
-                if _israeli_id_ok(_digits(m.group())) and free(*m.span()):
-                    add("pii_national_id", m)
-                    if first_only:
-                        break
+        # One pass over the runs of 9+ digits (the costly part), then each run's kind: a national id
+        # (an SSN's format, or nine digits with an Israeli ID's check digit) inside it, else a phone.
         rules = phone_rules()
-        for m in _PHONE.finditer(text):
+        kinds = {"pii_national_id": 0, "pii_phone": 0}
+        for m in _NUMBER.finditer(text):
             start, end = m.span()
             # A separator the pattern took at either end is not part of the number.
             while start < end and not (text[start].isdecimal() or text[start] in "+("):
@@ -255,12 +260,25 @@ def find(text: str, *, scan_flags: int | None = None, first_only: bool = False) 
             while end > start and not text[end - 1].isdecimal():
                 end -= 1
             candidate = text[start:end]
+            national = _national_id(candidate)
+            if national is not None:
+                at = (start + national[0], start + national[1])
+                if free(*at) and not (first_only and kinds["pii_national_id"]):
+                    add("pii_national_id", at)
+                    kinds["pii_national_id"] += 1
             # Written as phone numbers are (a "+", a leading 0, brackets or separators), and then valid
             # by libphonenumber's rules where it is installed: a bare run of digits is an order number.
-            if free(start, end) and _looks_like_phone(candidate) and (rules is None or rules(candidate)):
+            elif (
+                free(start, end)
+                and not (first_only and kinds["pii_phone"])
+                and text[start - 1 : start] not in _ASCII_LETTERS
+                and _looks_like_phone(candidate)
+                and (rules is None or rules(candidate))
+            ):
                 add("pii_phone", (start, end))
-                if first_only:
-                    break
+                kinds["pii_phone"] += 1
+            if first_only and all(kinds.values()):
+                break
     found.sort(key=lambda f: f.start)
     return found
 

@@ -2,7 +2,8 @@
 
 Checks work on the raw dicts (not pydantic models) because they run once per line of files that can
 be gigabytes long; each problem gets a stable code, a severity, a message that says how to fix it,
-and the line (and column where the reader knows it).
+and the line (and column where the reader knows it). The severity is the profile's
+(`Profile.severity`): an error only where a vendor rule refuses the data and the wire file keeps it.
 """
 
 from __future__ import annotations
@@ -622,7 +623,8 @@ class _Checker:
                     line,
                 )
                 break
-        for code, what in pii_findings(text, self.flags) if self.scan_pii else ():
+        # This message's own flags (the scanner is cheap): only the searches its text may need.
+        for code, what in pii_findings(text) if self.scan_pii else ():
             self.add(code, f"{at} ({role}) seems to contain {what}; remove personal data", line)
 
     def _weight(self, m: Mapping[str, Any], role: str, at: str, line: int) -> None:

@@ -489,3 +489,11 @@ def test_fix_does_not_empty_a_whitespace_reply(tmp_path: Path) -> None:
         Dataset.from_jsonl(lines(tmp_path / "w.jsonl", rows)), tmp_path / "f.jsonl", provider="together"
     )
     assert fixed.kept == 12
+
+
+@settings(max_examples=2000, deadline=None)
+@given(st.text(alphabet=st.sampled_from(list("0123456789٣ -.()+#a\u200f\u00a0")), max_size=60))
+def test_the_fast_number_search_is_the_regex(text: str) -> None:
+    from unitune.data._pii import _NUMBER, _numbers
+
+    assert [m.span() for m in _numbers(text)] == [m.span() for m in _NUMBER.finditer(text)]

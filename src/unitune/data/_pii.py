@@ -22,11 +22,15 @@ from __future__ import annotations
 import functools
 import re
 import unicodedata
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from unitune.data._textscan_py import F_AT, F_CARD, F_IBAN, F_PHONE
+
 __all__ = ["PLACEHOLDERS", "Finding", "find", "phone_rules", "redact"]
+
+_ALL = F_AT | F_CARD | F_IBAN | F_PHONE
 
 #: What `redact` writes in place of each kind.
 PLACEHOLDERS = {
@@ -60,7 +64,11 @@ _SSN = re.compile(r"(?<![\d\-])(\d{3})[- \u2011\u2013]([0-9]{2})[- \u2011\u2013]
 _NINE = re.compile(r"(?<![\d#])\d{9}(?!\d)")
 # Runs of 9 to 17 digits with at most 3 separators between two: phone numbers and national ids are
 # found in these (the text scanner's F_PHONE is set wherever one may match).
-_NUMBER = re.compile(rf"(?<![\d+#])(?:\+|00)?{_SEP}*\d(?:{_SEP}{{0,3}}\d){{8,16}}(?!\d)")
+_NUMBER = re.compile(rf"(?<![\d+#])(?:\+|00)?{_SEP}{{0,3}}\d(?:{_SEP}{{0,3}}\d){{8,16}}(?!\d)")
+# `_NUMBER`'s core without the look-arounds and the prefix: a pattern that begins with a character class
+# lets the regex engine skip ahead to the next digit (7x faster over prose). See `_numbers`.
+_RUN = re.compile(rf"\d(?:{_SEP}{{0,3}}\d){{8,16}}")
+_PREFIX = 5  # the most `_NUMBER` takes before its first digit: "00" or "+", then 3 separators
 _ASCII_LETTERS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")
 
 #: Regions whose national formats `phonenumbers` tries for a number written without a "+".
@@ -152,6 +160,26 @@ def _ssn_ok(area: str, group: str, serial: str) -> bool:
     return area not in ("000", "666") and area[0] != "9" and group != "00" and serial != "0000"
 
 
+def _numbers(text: str) -> Iterator[re.Match[str]]:
+    """`_NUMBER.finditer(text)`, faster: each match's digits begin a `_RUN` match, so `_NUMBER` is
+    tried only where `_RUN` (which the engine finds quickly) begins, from up to `_PREFIX` characters
+    before it (tests/test_data_fidelity.py compares the two)."""
+    pos = 0
+    while True:
+        run = _RUN.search(text, pos)
+        if run is None:
+            return
+        q = run.start()
+        for start in range(max(pos, q - _PREFIX), q + 1):
+            m = _NUMBER.match(text, start)
+            if m is not None:
+                yield m
+                pos = m.end()
+                break
+        else:
+            pos = q + 1
+
+
 def _national_id(candidate: str) -> tuple[int, int] | None:
     """Where in a run of digits a national id is: an SSN in its format, or nine digits alone with an
     Israeli ID's check digit."""
@@ -215,10 +243,10 @@ def find(text: str, *, scan_flags: int | None = None, first_only: bool = False) 
     it rules out are not searched for. `first_only`: stop at the first finding of each kind (what
     `validate` needs; redaction needs them all).
     """
-    from unitune.data._textscan_py import F_AT, F_CARD, F_IBAN, F_PHONE
-
-    flags = scan_flags if scan_flags is not None else F_AT | F_CARD | F_IBAN | F_PHONE
+    flags = scan_flags if scan_flags is not None else _ALL
     found: list[Finding] = []
+    if not flags & _ALL:
+        return found
     taken: list[tuple[int, int]] = []
 
     def free(start: int, end: int) -> bool:
@@ -252,7 +280,7 @@ def find(text: str, *, scan_flags: int | None = None, first_only: bool = False) 
         # (an SSN's format, or nine digits with an Israeli ID's check digit) inside it, else a phone.
         rules = phone_rules()
         kinds = {"pii_national_id": 0, "pii_phone": 0}
-        for m in _NUMBER.finditer(text):
+        for m in _numbers(text):
             start, end = m.span()
             # A separator the pattern took at either end is not part of the number.
             while start < end and not (text[start].isdecimal() or text[start] in "+("):
@@ -279,7 +307,8 @@ def find(text: str, *, scan_flags: int | None = None, first_only: bool = False) 
                 kinds["pii_phone"] += 1
             if first_only and all(kinds.values()):
                 break
-    found.sort(key=lambda f: f.start)
+    if len(found) > 1:
+        found.sort(key=lambda f: f.start)
     return found
 
 

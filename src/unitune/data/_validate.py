@@ -73,6 +73,8 @@ def pii_findings(text: str, flags: int | None = None) -> list[tuple[str, str]]:
     """
     if flags is None:
         flags = scan(text, "")[1]
+    if not flags & _PII_FLAGS:
+        return []
     return [(f.code, f.what) for f in _pii.find(text, scan_flags=flags, first_only=True)]
 
 

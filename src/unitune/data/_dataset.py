@@ -68,7 +68,7 @@ def _messages(value: Any) -> Any:
 
 def _tooling(data: dict[str, Any]) -> dict[str, Any]:
     """`tools` that is not a list of objects, and `parallel_tool_calls` that is not a boolean, left
-    out (validate reports both as invalid_tools)."""
+    out (validate reports them as invalid_tools and invalid_parallel_tool_calls)."""
     out = dict(data)
     tools = out.get("tools")
     if tools is not None and not (isinstance(tools, list) and all(isinstance(t, dict) for t in tools)):

@@ -1554,12 +1554,12 @@ class _Merge:
                 named = ", ".join(f"{k!r} ({n:,})" for k, n in counts.most_common(8))
                 more = f" and {len(counts) - 8} more" if len(counts) > 8 else ""
                 what = "examples" if where == "top" else "messages"
+                kept = "your data (for split --stratify, slices, lineage)" if where == "top" else "your file"
                 issues.add(
                     code,
                     sev(code),
                     f"{what} carry key(s) the {profile.name} format does not take: {named}{more} "
-                    f"(how many {what} have each); they stay in your data (for split --stratify, slices, "
-                    "lineage) and are left out of the wire file",
+                    f"(how many {what} have each); they stay in {kept} and are left out of the wire file",
                     line=self.extra_first[where],
                 )
         if self.examples == 0 and set(self.stream.counts) <= {"blank_line", "bom"}:

@@ -2,9 +2,10 @@
 SDK is pointed at it through unitune's adapter, and every request is checked against the vendor's
 schema (Prism answers 422 to a request the spec does not allow).
 
-Prism is pinned in `package.json` and installed by `make install` (`npm ci`). Specs are found through
-`UNITUNE_SPECS_DIR` (default: `../shared/specs` beside the repository). Without specs the tests skip
-with the reason; without Prism they skip too, except under CI (`CI=true`), where they fail, because CI
+Prism is pinned in `package.json` and installed by `make install` (`npm ci`). The specs are trimmed
+copies kept in `tests/contract/specs/` (the paths the adapters call, with every schema they refer to;
+`trim_specs.py` makes them, `specs/SOURCES.md` says where each comes from); `UNITUNE_SPECS_DIR` points
+at another folder, e.g. the full specs. Without specs the tests skip with the reason; without Prism they skip too, except under CI (`CI=true`), where they fail, because CI
 must run them.
 """
 
@@ -24,7 +25,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def specs_dir() -> Path:
-    return Path(os.environ.get("UNITUNE_SPECS_DIR") or ROOT.parent / "shared" / "specs")
+    return Path(os.environ.get("UNITUNE_SPECS_DIR") or Path(__file__).resolve().parent / "specs")
 
 
 def prism_bin() -> Path | None:

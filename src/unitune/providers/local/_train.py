@@ -2,7 +2,7 @@
 optional packing, bf16 autocast where the hardware has it, validation loss every epoch.
 
 A plain PyTorch loop rather than a framework trainer: on this kind of machine a plain PEFT loop took
-149 s where TRL's SFTTrainer took 238 s for the same run and loss (shared/reference/local-training.md),
+149 s where TRL's SFTTrainer took 238 s for the same run and loss (bench/README.md),
 and a loop of our own keeps every step observable and cancellable.
 """
 
@@ -53,7 +53,7 @@ def pick_defaults(n_examples: int, hp: dict[str, Any], settings: dict[str, Any])
     epochs = hp.get("epochs") or (3 if n_examples < 1_000 else 2 if n_examples < 10_000 else 1)
     return TrainConfig(
         epochs=int(epochs),
-        # 5e-4 converged in 75 steps on SmolLM2-135M with r=16 (shared/reference/local-training.md §4).
+        # 5e-4 converged in 75 steps on SmolLM2-135M with r=16 (the demo's measured run, docs/local.md).
         learning_rate=float(hp.get("learning_rate") or 5e-4),
         batch_size=int(hp.get("batch_size") or max(1, min(8, n_examples))),
         lora_rank=int(hp.get("lora_rank") or 16),

@@ -49,16 +49,13 @@ DPO_CASES = [
 ]  # fmt: skip
 
 
+def _run(case: Case, tmp_path: Path, base: list[str], wire: str) -> None:
+    run_case(case, tmp_path, provider="together", base=base, vendor=together_check_file.check, wire=wire)
+
+
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
 def test_together_case(case: Case, tmp_path: Path) -> None:
-    run_case(
-        case,
-        tmp_path,
-        provider="together",
-        base=base_lines(2, plain),
-        vendor=together_check_file.check,
-        wire="together",
-    )
+    _run(case, tmp_path, base_lines(2, plain), "together")
 
 
 def _pair(i: int) -> dict[str, object]:
@@ -67,26 +64,12 @@ def _pair(i: int) -> dict[str, object]:
 
 @pytest.mark.parametrize("case", DPO_CASES, ids=[c.name for c in DPO_CASES])
 def test_together_preference_case(case: Case, tmp_path: Path) -> None:
-    run_case(
-        case,
-        tmp_path,
-        provider="together",
-        base=base_lines(2, _pair),
-        vendor=together_check_file.check,
-        wire="together-preference",
-    )
+    _run(case, tmp_path, base_lines(2, _pair), "together-preference")
 
 
 def test_a_chat_file_for_a_dpo_job_is_refused(tmp_path: Path) -> None:
     case = Case("chat data for a DPO job", chat(U, A), "refuses", "together-docs", "error:method_mismatch", by_script=False, method="dpo")  # fmt: skip
-    run_case(
-        case,
-        tmp_path,
-        provider="together",
-        base=base_lines(2, plain),
-        vendor=together_check_file.check,
-        wire="together",
-    )
+    _run(case, tmp_path, base_lines(2, plain), "together")
 
 
 def test_together_plain_text_format_is_read(tmp_path: Path) -> None:

@@ -10,10 +10,13 @@ from typing import Any
 from pydantic import ValidationError
 
 from unitune.data._loaders import (
+    MESSAGE_KEYS,
+    OWN_KEYS,
     Format,
     Record,
     from_legacy_functions,
     iter_objects,
+    kind_of,
     read_csv,
     read_jsonl,
     weight_value,
@@ -26,21 +29,12 @@ __all__ = ["Dataset", "Example"]
 Example = ChatExample | PreferenceExample | TextExample
 
 
-#: The keys each kind of record is made of; any other is the source's own, kept in `extra`.
-_OWN = {
-    "chat": frozenset({"messages", "tools", "parallel_tool_calls", "functions"}),
-    "preference": frozenset({"input", "preferred_output", "non_preferred_output"}),
-    "text": frozenset({"text"}),
-}
-_MESSAGE_FIELDS = frozenset({"role", "content", "name", "tool_calls", "tool_call_id", "weight"})
-
-
 def _message(m: Any) -> Any:
     """A raw message as the canonical model takes it: unknown keys left out (validate warns of them),
     a weight of true/1.0/"1" as the integer it means, a weight off an assistant message dropped."""
     if not isinstance(m, dict):
         return m
-    out = {k: v for k, v in m.items() if k in _MESSAGE_FIELDS}
+    out = {k: v for k, v in m.items() if k in MESSAGE_KEYS}
     role = m.get("role")
     # Fields a vendor reads only on one role, or only as a string: elsewhere they are left out (and
     # validate says so where it matters).
@@ -85,12 +79,6 @@ def _outputs(value: Any) -> Any:
     return [{k: v for k, v in m.items() if k != "weight"} if isinstance(m, dict) else m for m in messages]
 
 
-def _kind(record: Record) -> str:
-    return {"preference": "preference", "trl_preference": "preference", "text": "text"}.get(
-        record.format or "", "chat" if record.data is not None and "messages" in record.data else "preference"
-    )
-
-
 def to_example(record: Record, path: str | None = None) -> Example:
     """The typed example of a readable record; `DatasetError` (with the line) if it does not fit.
 
@@ -101,14 +89,14 @@ def to_example(record: Record, path: str | None = None) -> Example:
         assert record.problem is not None
         raise DatasetError(record.problem.message, path=path, line=record.line, column=record.problem.column)
     data = record.data
-    kind = _kind(record)
-    extra = {k: v for k, v in data.items() if k not in _OWN[kind]} or None
+    kind = kind_of(record.format)
+    extra = {k: v for k, v in data.items() if k not in OWN_KEYS[kind]} or None
     try:
         if kind == "text":
             return TextExample.model_validate({"text": data.get("text"), "line": record.line, "extra": extra})
         if kind == "chat":
             data = from_legacy_functions(data) or data
-            chat = _tooling({k: v for k, v in data.items() if k in _OWN["chat"]})
+            chat = _tooling({k: v for k, v in data.items() if k in OWN_KEYS["chat"]})
             chat["messages"] = _messages(chat.get("messages"))
             return ChatExample.model_validate({**chat, "line": record.line, "extra": extra})
         inp = data.get("input")

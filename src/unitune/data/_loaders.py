@@ -13,6 +13,7 @@ import gzip
 import io
 import itertools
 import json
+import re
 from collections.abc import Callable, Generator, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -59,6 +60,25 @@ def open_binary(path: Path) -> IO[bytes]:
     if magic == b"\x1f\x8b":
         return gzip.GzipFile(fileobj=fh, mode="rb")  # type: ignore[return-value]
     return fh
+
+
+#: The keys each kind of example is made of; any other is the source's own (an id, a language, ...),
+#: which `validate` tallies, `Dataset` keeps in `extra` and no wire file holds.
+OWN_KEYS: dict[str, frozenset[str]] = {
+    "chat": frozenset({"messages", "tools", "parallel_tool_calls", "functions"}),
+    "preference": frozenset({"input", "preferred_output", "non_preferred_output"}),
+    "text": frozenset({"text"}),
+}
+#: The message keys the canonical `Message` carries; any other is left out of every wire file.
+MESSAGE_KEYS = frozenset({"role", "content", "name", "tool_calls", "tool_call_id", "weight"})
+#: An image Together takes: a base64 data URL of a JPEG, PNG or WebP.
+DATA_URL_IMAGE = re.compile(r"data:image/(jpeg|png|webp);base64,")
+_KINDS = {"preference": "preference", "trl_preference": "preference", "text": "text"}
+
+
+def kind_of(fmt: str | None) -> str:
+    """The kind of example a record format holds: "chat", "preference" or "text"."""
+    return _KINDS.get(fmt or "", "chat")
 
 
 _COHERE_ROLES = frozenset({"System", "User", "Chatbot"})

@@ -29,10 +29,14 @@ from unitune.data import _pii
 from unitune.data._checks import CODES
 from unitune.data._dataset import Dataset
 from unitune.data._loaders import (
+    DATA_URL_IMAGE,
+    MESSAGE_KEYS,
+    OWN_KEYS,
     JsonlFile,
     Record,
     from_legacy_functions,
     is_gzip,
+    kind_of,
     line_boundaries,
     read_jsonl,
     read_jsonl_range,
@@ -47,17 +51,9 @@ __all__ = ["example_keys", "validate"]
 
 DataSource = Dataset | str | os.PathLike[str]
 
-_TOP_KEYS_CHAT = frozenset({"messages", "tools", "parallel_tool_calls", "functions"})
-_TOP_KEYS_PREF = frozenset({"input", "preferred_output", "non_preferred_output"})
-#: Each record format's kind of example (every other format is read as a chat).
-_KINDS = {"preference": "preference", "trl_preference": "preference", "text": "text"}
-#: The keys each kind of example is made of: any other is the user's own (an id, a language, ...).
-_TOP_KEYS = {"chat": _TOP_KEYS_CHAT, "preference": _TOP_KEYS_PREF, "text": frozenset({"text"})}
-#: The message keys unitune carries (`function_call` is read as a tool call); any other is tallied and
-#: left out of the wire file.
-_MESSAGE_KEYS = frozenset(
-    {"role", "content", "name", "weight", "tool_calls", "tool_call_id", "function_call"}
-)
+#: The message keys unitune reads (`function_call` as a tool call); any other is tallied and left out of
+#: the wire file.
+_MESSAGE_KEYS = MESSAGE_KEYS | {"function_call"}
 _FUNCTION_NAME = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
 
 SMALL_DATASET = 50
@@ -584,7 +580,7 @@ class _Checker:
         for part in images:
             ref = part.get("image_url")
             url = ref.get("url") if isinstance(ref, dict) else ref
-            if form == "data_url" and isinstance(url, str) and _DATA_URL.match(url):
+            if form == "data_url" and isinstance(url, str) and DATA_URL_IMAGE.match(url):
                 kept += 1
         if kept < len(images):
             need = {
@@ -892,9 +888,6 @@ class _Checker:
             return None
         self._text(value, "text", "text", line)
         return [{"role": "assistant", "content": value}]
-
-
-_DATA_URL = re.compile(r"data:image/(jpeg|png|webp);base64,")
 
 
 def _wire_says(profile: Profile, code: str) -> str:
@@ -1264,9 +1257,9 @@ def _scan(
         examples += 1
         data = record.data
         assert data is not None
-        kind = _KINDS.get(record.format or "", "chat")
+        kind = kind_of(record.format)
         if len(data) > 1 or kind == "preference":
-            extra = [k for k in data if k not in _TOP_KEYS[kind]]
+            extra = [k for k in data if k not in OWN_KEYS[kind]]
             if extra:
                 extra_keys.update(extra)
                 if extra_first is None:

@@ -33,6 +33,7 @@ from typing import Any, Literal, NoReturn
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from unitune.data._loaders import DATA_URL_IMAGE
 from unitune.data._model import ChatExample, PreferenceExample, TextExample
 from unitune.errors import ConfigurationError
 from unitune.types import Message, content_text
@@ -405,8 +406,6 @@ def _openai_dpo(ex: Example, ctx: _Ctx) -> Record:
 # https://docs.together.ai/docs/fine-tuning/function-calling
 # together-python src/together/lib/utils/files.py (check_file), lib/constants.py
 
-_TOGETHER_IMAGE = re.compile(r"data:image/(jpeg|png|webp);base64,")
-
 
 def _together_parts(loc: str, m: Message, ctx: _Ctx) -> tuple[list[dict[str, Any]], bool]:
     """Content parts Together can take, and whether an image survived."""
@@ -434,7 +433,7 @@ def _together_parts(loc: str, m: Message, ctx: _Ctx) -> tuple[list[dict[str, Any
                 "image_dropped",
                 f"{loc}: image part removed, text kept: Together takes images in user messages only",
             )
-        elif not isinstance(url, str) or not _TOGETHER_IMAGE.match(url):
+        elif not isinstance(url, str) or not DATA_URL_IMAGE.match(url):
             ctx.lose(
                 "image_dropped",
                 f"{loc}: image part removed, text kept: Together takes only base64 data URLs "

@@ -25,7 +25,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib  # type: ignore[import-not-found,unused-ignore]
 
-__all__ = ["Check", "Profile", "checks_markdown", "get_profile", "profile_names", "source_text"]
+__all__ = ["Check", "Profile", "checks_markdown", "get_profile", "profile_names", "source_text", "unreadable"]
 
 ROLES = ("system", "user", "assistant", "tool")
 
@@ -99,11 +99,10 @@ class Profile(BaseModel):
         """The severity of a finding `code` for this provider: an error where a vendor rule refuses
         the data and the wire file does not repair it, or where unitune cannot read the example;
         otherwise the code's own warning or info."""
-        info = CODES[code]
-        if info.unreadable:
+        if code in unreadable():
             return "error"
         check = self.checks.get(code)
-        return "error" if check is not None and check.blocks else info.default
+        return "error" if check is not None and check.blocks else CODES[code].default
 
 
 @functools.cache
@@ -121,9 +120,18 @@ def source_text(key: str) -> str:
 
 
 @functools.cache
+def unreadable() -> dict[str, Check]:
+    """The codes of data unitune cannot read or write in any vendor's format (`[unreadable]`): errors
+    for every provider, each with the rule it stands for."""
+    table = _raw().get("unreadable", {})
+    return {code: Check(vendor="refuses", **entry) for code, entry in table.items()}
+
+
+@functools.cache
 def _profiles() -> dict[str, Profile]:
     raw = dict(_raw())
     raw.pop("sources", None)
+    raw.pop("unreadable", None)
     out: dict[str, Profile] = {}
     for name, table in raw.items():
         assert isinstance(table, dict)
@@ -188,9 +196,11 @@ def checks_markdown() -> str:
         "#### Always errors",
         "",
         "unitune cannot read these examples, or write them in the provider's format, so nothing could be "
-        "uploaded (every vendor validator above refuses them too):",
+        "uploaded; an error for every provider:",
         "",
-        ", ".join(f"`{code}`" for code, info in CODES.items() if info.unreadable) + ".",
+        "| code | source | note |",
+        "|---|---|---|",
+        *(f"| `{code}` | `{check.source}` | {check.note or ''} |" for code, check in unreadable().items()),
     ]
     for name in profile_names():
         profile = get_profile(name)
@@ -203,7 +213,7 @@ def checks_markdown() -> str:
         out.append("|---|---|---|---|---|---|")
         for code in CODES:
             check = profile.checks.get(code)
-            if check is None or (CODES[code].unreadable and check.vendor == "refuses"):
+            if check is None or (code in unreadable() and check.vendor == "refuses"):
                 continue
             note = (check.note or "").replace("|", "\\|").replace("\n", " ")
             out.append(

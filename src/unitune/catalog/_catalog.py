@@ -132,9 +132,11 @@ class Catalog:
 
     # -- lifecycle ------------------------------------------------------------------------------
 
-    def _open(self, name: str, today: dt.date | None) -> bool:
-        """Whether `name` takes new jobs (on `today`, when given: a passed training sunset closes it)."""
-        entry = self.providers[name].provider
+    def accepts_new_jobs(self, name: str, *, today: dt.date | None = None) -> bool:
+        """Whether provider `name` takes new fine-tuning jobs (on `today`, when given: a passed
+        provider-wide training sunset closes it). The one place this is decided: `unitune providers`,
+        `create_job` and the alternatives in every retirement error all ask here."""
+        entry = self.provider(name)
         if not entry.accepts_new_jobs:
             return False
         if today is None:
@@ -148,7 +150,7 @@ class Catalog:
         self, provider: str, model: str | None = None, *, today: dt.date | None = None
     ) -> list[str]:
         """Providers that still take new jobs: those offering the same alias first, then the sunset's list."""
-        live = {name for name in self.providers if name != provider and self._open(name, today)}
+        live = {name for name in self.providers if name != provider and self.accepts_new_jobs(name, today=today)}
         entry = self.find(provider, model) if model else None
         same = []
         if entry is not None:

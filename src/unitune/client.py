@@ -19,12 +19,14 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
+from pydantic import SecretStr, ValidationError
+
 from unitune._clock import Clock, SystemClock
 from unitune._retry import RetryPolicy
 from unitune.catalog import Catalog, Quote, load_catalog
 from unitune.catalog import compare as compare_costs
 from unitune.catalog import estimate as estimate_cost
-from unitune.config import UnituneConfig, WaitSettings, home_dir, load_config
+from unitune.config import RetrySettings, UnituneConfig, WaitSettings, home_dir, load_config
 from unitune.data import Dataset, ValidationReport
 from unitune.data import validate as validate_dataset
 from unitune.errors import (
@@ -78,14 +80,116 @@ JobRef = Job | str
 OnUpdate = Callable[[Job], None]
 
 
+def _one_line(e: ValidationError) -> str:
+    """A pydantic error as one phrase: where and what (the first problem; there is usually one)."""
+    first = e.errors()[0]
+    where = ".".join(str(p) for p in first["loc"])
+    return f"{where}: {first['msg']}" if where else str(first["msg"])
+
+
+def _name(value: object, what: str, fix: str) -> str:
+    """`value` as a non-empty string id, or a `ConfigurationError` saying what was passed instead."""
+    if not isinstance(value, str) or not value.strip():
+        shown = repr(value) if isinstance(value, str) or value is None else f"a {type(value).__name__}"
+        raise ConfigurationError(f"{what} must be a non-empty string, not {shown}.", fix=fix)
+    return value
+
+
 def _job_id(job: JobRef) -> str:
-    return job.id if isinstance(job, Job) else job
+    if isinstance(job, Job):
+        return job.id
+    return _name(job, "A job id", "Pass the Job that create_job returned, or its id (job.id).")
 
 
 def _messages(messages: MessagesInput) -> list[Message]:
     if isinstance(messages, str):
+        if not messages:
+            raise ConfigurationError(
+                "The prompt is empty.", fix="Pass the text to send, or a list of messages."
+            )
         return [Message(role="user", content=messages)]
-    return [m if isinstance(m, Message) else Message.model_validate(dict(m)) for m in messages]
+    if isinstance(messages, Mapping) or not isinstance(messages, Sequence) or not messages:
+        raise ConfigurationError(
+            "messages must be a prompt string or a non-empty list of messages.",
+            fix='Pass e.g. [{"role": "user", "content": "Hi"}].',
+        )
+    out = []
+    for i, m in enumerate(messages, 1):
+        if isinstance(m, Message):
+            out.append(m)
+            continue
+        if not isinstance(m, Mapping):
+            raise ConfigurationError(
+                f"Message {i} is a {type(m).__name__}, not a message.",
+                fix='Each message is a dict like {"role": "user", "content": "Hi"} or a unitune.Message.',
+            )
+        try:
+            out.append(Message.model_validate(dict(m)))
+        except ValidationError as e:
+            raise ConfigurationError(
+                f"Message {i} is not a valid chat message ({_one_line(e)}).",
+                fix="Use role system, user, assistant or tool, with string content.",
+            ) from None
+    return out
+
+
+def _hyperparameters(
+    value: Hyperparameters | Mapping[str, Any] | None, base: Mapping[str, Any]
+) -> Hyperparameters:
+    """The call's hyperparameters over the config's defaults (`[job] hyperparameters`)."""
+    if isinstance(value, Hyperparameters):
+        given: dict[str, Any] = value.model_dump(exclude_unset=True)
+    elif isinstance(value, Mapping):
+        given = dict(value)
+    elif value is None:
+        given = {}
+    else:
+        raise ConfigurationError(
+            f"hyperparameters must be a Hyperparameters or a dict, not a {type(value).__name__}.",
+            fix="Pass e.g. Hyperparameters(epochs=3) or {'epochs': 3}.",
+        )
+    merged = {**base, **given}
+    if "provider_options" in base and "provider_options" in given:
+        merged["provider_options"] = {**base["provider_options"], **given["provider_options"]}
+    try:
+        return Hyperparameters.model_validate(merged)
+    except ValidationError as e:
+        raise ConfigurationError(
+            f"Invalid hyperparameters ({_one_line(e)}).",
+            fix="Known fields: "
+            + ", ".join(Hyperparameters.model_fields)
+            + "; vendor-only knobs go in provider_options.",
+        ) from None
+
+
+def _metadata(value: Mapping[str, str] | None) -> dict[str, str]:
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise ConfigurationError(
+            f"metadata must be a dict of strings, not a {type(value).__name__}.",
+            fix="Pass e.g. {'team': 'search'}.",
+        )
+    bad = [k for k, v in value.items() if not isinstance(k, str) or not isinstance(v, str)]
+    if bad:
+        raise ConfigurationError(
+            f"metadata values must be strings; {bad[0]!r} is a {type(value[bad[0]]).__name__}.",
+            fix=f"Convert it first, e.g. {{{bad[0]!r}: str(value)}}.",
+        )
+    return dict(value)
+
+
+def _as_config(config: UnituneConfig | str | os.PathLike[str] | None) -> UnituneConfig:
+    if config is None:
+        return load_config()
+    if isinstance(config, UnituneConfig):
+        return config
+    if isinstance(config, (str, os.PathLike)):
+        return load_config(config)
+    raise ConfigurationError(
+        f"config must be a UnituneConfig or the path of a unitune.toml, not a {type(config).__name__}.",
+        fix="Pass unitune.load_config(...) or a path, or leave it out to read unitune.toml.",
+    )
 
 
 class _Poll:
@@ -138,37 +242,77 @@ class FineTuneClient:
     Args:
         provider: a registered provider name ("fake", "together", …), a `Provider` instance, or
             None for the provider named in the config (`unitune.toml`, `$UNITUNE_PROVIDER`).
-        config: settings to use instead of reading the config file.
+        config: settings to use instead of reading the config file: a `UnituneConfig` or the path
+            of a unitune.toml.
         ledger: where jobs are recorded: a `Ledger`, a path, False for none, or None for the
             default file under the unitune home directory (none for an ephemeral provider such
             as the fake, whose jobs end with the process).
         clock: the time source (tests pass a `FakeClock`); defaults to the provider's own clock
             when it simulates time (the fake does), else the system clock.
+        api_key, base_url, timeout: the provider's connection settings, over its config section,
+            as a vendor SDK takes them (`FineTuneClient("together", api_key=...)`).
+        max_retries: retries of a transient error (429, 5xx, timeouts) per call, over
+            `[retry] max_attempts` (attempts = retries + 1); 0 turns retrying off.
+        **settings: any other setting of the chosen provider (`region=` for Bedrock, …), checked
+            by its settings class: an unknown name raises `ConfigurationError`.
     """
 
     def __init__(
         self,
         provider: str | Provider | None = None,
         *,
-        config: UnituneConfig | None = None,
+        config: UnituneConfig | str | os.PathLike[str] | None = None,
         ledger: Ledger | str | os.PathLike[str] | Literal[False] | None = None,
         clock: Clock | None = None,
+        api_key: str | SecretStr | None = None,
+        base_url: str | None = None,
+        timeout: float | None = None,
+        max_retries: int | None = None,
+        **settings: Any,
     ) -> None:
-        self.config = config if config is not None else load_config()
+        config = _as_config(config)
+        if max_retries is not None:
+            if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
+                raise ConfigurationError(
+                    f"max_retries must be a whole number of retries (0 or more), not {max_retries!r}."
+                )
+            retry = RetrySettings.model_validate(
+                {**config.retry.model_dump(), "max_attempts": max_retries + 1}
+            )
+            config = config.model_copy(update={"retry": retry})
+        self.config = config
+        given = {"api_key": api_key, "base_url": base_url, "timeout": timeout, **settings}
+        overrides = {k: v for k, v in given.items() if v is not None}
         if isinstance(provider, Provider):
+            if overrides:
+                raise ConfigurationError(
+                    f"{', '.join(sorted(overrides))} cannot change a provider that is already built.",
+                    fix="Pass them when you build the provider, or pass the provider's name instead.",
+                )
             self.provider = provider
-        else:
+        elif provider is None or isinstance(provider, str):
             name = provider if provider is not None else self.config.provider
-            self.provider = build_provider(name, self.config.section(name))
+            _name(name, "The provider name", "Pass a provider name such as 'openai' or 'local'.")
+            section = {**self.config.section(name), **overrides}
+            self.provider = build_provider(name, section, home=home_dir(self.config))
+        else:
+            raise ConfigurationError(
+                f"provider must be a provider name or a Provider, not a {type(provider).__name__}.",
+                fix="Pass e.g. FineTuneClient('together'), or leave it out to use the config's provider.",
+            )
         self.clock: Clock = clock or getattr(self.provider, "clock", None) or SystemClock()
         if ledger is False or (ledger is None and self.provider.ephemeral):
             self.ledger: Ledger | None = None
         elif isinstance(ledger, Ledger):
             self.ledger = ledger
-        elif ledger is not None:
+        elif isinstance(ledger, (str, os.PathLike)):
             self.ledger = Ledger(Path(ledger))
-        else:
+        elif ledger is None:
             self.ledger = Ledger(home_dir(self.config) / "ledger.sqlite3")
+        else:
+            raise ConfigurationError(
+                f"ledger must be a Ledger, a path or False, not a {type(ledger).__name__}."
+            )
         self.retry = RetryPolicy(self.config.retry, self.clock)
         self._owns_provider = not isinstance(provider, Provider)
         self._catalog: Catalog | None = None
@@ -204,6 +348,7 @@ class FineTuneClient:
 
     def resolve_model(self, model: str) -> str:
         """The provider's own id for a portable alias (`llama-3.1-8b-instruct` → the vendor's id)."""
+        model = _name(model, "model", "Pass a model id or a portable alias such as 'llama-3.1-8b-instruct'.")
         if self.provider.name not in self.catalog.providers:
             return model
         return self.catalog.resolve(self.provider.name, model)
@@ -220,8 +365,13 @@ class FineTuneClient:
         if isinstance(data, (FileRef, Dataset)):
             return data
         if isinstance(data, (str, os.PathLike)):
+            if not str(data):
+                raise ConfigurationError("The data path is empty.", fix="Pass the path of a JSONL file.")
             return Dataset.from_jsonl(Path(data))
-        raise TypeError(f"data must be a path, a Dataset or a FileRef, not {type(data).__name__}")
+        raise ConfigurationError(
+            f"data must be a path, a Dataset or a FileRef, not a {type(data).__name__}.",
+            fix="Pass the path of a JSONL file, or unitune.Dataset.from_records([...]).",
+        )
 
     def validate(
         self,
@@ -244,7 +394,13 @@ class FineTuneClient:
             raise ConfigurationError(
                 "A FileRef is already on the provider; validate the local file it came from."
             )
-        return self._validate_local(train, valid, self.resolve_model(model) if model else None, method)
+        if model is None:
+            model = self.config.job_defaults(self.provider.name).model
+        if method is not None:
+            method = self._method_arg(method)
+        return self._validate_local(
+            train, valid, self.resolve_model(model) if model is not None else None, method
+        )
 
     def _validate_local(
         self, train: Dataset, valid: Dataset | None, model: str | None, method: TrainingMethod | None
@@ -292,8 +448,14 @@ class FineTuneClient:
 
     def _workdir(self) -> Path:
         parent = home_dir(self.config) / "prepared"
-        parent.mkdir(parents=True, exist_ok=True)
-        return Path(tempfile.mkdtemp(dir=parent))
+        try:
+            parent.mkdir(parents=True, exist_ok=True)
+            return Path(tempfile.mkdtemp(dir=parent))
+        except OSError as e:
+            raise ConfigurationError(
+                f"Cannot use the unitune home {str(home_dir(self.config))!r}: {e.strerror or e}.",
+                fix="Set UNITUNE_HOME (or `home` in unitune.toml) to a writable directory.",
+            ) from None
 
     def _upload_prepared(self, item: PreparedFile | FileRef) -> FileRef:
         if isinstance(item, FileRef):
@@ -354,14 +516,20 @@ class FineTuneClient:
         self,
         data: DataInput,
         *,
-        model: str,
-        hyperparameters: Hyperparameters | None = None,
+        model: str | None = None,
+        hyperparameters: Hyperparameters | Mapping[str, Any] | None = None,
         validation_data: DataInput | None = None,
-        method: TrainingMethod = "sft",
+        method: TrainingMethod | None = None,
     ) -> Quote:
         """What fine-tuning `model` on `data` would cost on this provider, from exact token counts
-        and the catalog's dated prices (each line carries its source)."""
-        return self._quote(data, validation_data, model, hyperparameters or Hyperparameters(), method)
+        and the catalog's dated prices (each line carries its source). `model`, `method` and
+        `hyperparameters` default from the config's job settings, as in `create_job`."""
+        defaults = self.config.job_defaults(self.provider.name)
+        return self._quote(
+            data, validation_data, self._model_arg(model, defaults.model),
+            _hyperparameters(hyperparameters, defaults.hyperparameters),
+            self._method_arg(method if method is not None else defaults.method),
+        )  # fmt: skip
 
     def compare(
         self,
@@ -384,11 +552,11 @@ class FineTuneClient:
     def create_job(
         self,
         *,
-        model: str,
+        model: str | None = None,
         training_data: DataInput,
         validation_data: DataInput | None = None,
-        hyperparameters: Hyperparameters | None = None,
-        method: TrainingMethod = "sft",
+        hyperparameters: Hyperparameters | Mapping[str, Any] | None = None,
+        method: TrainingMethod | None = None,
         suffix: str | None = None,
         metadata: Mapping[str, str] | None = None,
         idempotency_key: str | None = None,
@@ -396,47 +564,120 @@ class FineTuneClient:
     ) -> Job:
         """Upload the data (if local) and start a fine-tuning job.
 
-        `model` may be a portable alias from the catalog (`llama-3.1-8b-instruct`). With
-        `max_cost_usd`, the job is quoted first and `BudgetExceeded` (carrying the quote) is raised
-        before anything is uploaded if it would cost more.
+        `model` may be a portable alias from the catalog (`llama-3.1-8b-instruct`). Left out, it and
+        `method`, `hyperparameters` (merged field by field), `suffix` and `validation_split` come from
+        the config: `[job]`, overridden by the same keys under `[providers.<name>]`, so switching
+        vendor is a config change. With `max_cost_usd`, the job is quoted first and `BudgetExceeded`
+        (carrying the quote) is raised before anything is uploaded if it would cost more.
 
         With `idempotency_key`, calling again with the same key returns the job already created
         (from the ledger, even in a new process) instead of making a second one, and transient
         errors are retried safely. Without it, create is attempted exactly once.
 
-        Raises `ProviderRetiredError` when the provider accepts no new jobs (or is past the
-        catalog's sunset date, with the live alternatives) and
+        Every argument is checked before anything is uploaded: a bad one raises
+        `ConfigurationError`. Raises `ProviderRetiredError` when the provider accepts no new jobs (or
+        is past the catalog's sunset date, with the live alternatives) and
         `UnsupportedFeatureError` when it cannot honour `method` or a hyperparameter.
         """
-        hp = hyperparameters or Hyperparameters()
+        defaults = self.config.job_defaults(self.provider.name)
+        model = self._model_arg(model, defaults.model)
+        hp = _hyperparameters(hyperparameters, defaults.hyperparameters)
+        method = self._method_arg(method if method is not None else defaults.method)
+        suffix = suffix if suffix is not None else defaults.suffix
+        if suffix is not None and not isinstance(suffix, str):
+            raise ConfigurationError(f"suffix must be a string, not a {type(suffix).__name__}.")
+        meta = _metadata(metadata)
+        if idempotency_key is not None:
+            _name(idempotency_key, "idempotency_key", "Pass a stable, non-empty key per job, or None.")
+        if max_cost_usd is not None and (
+            isinstance(max_cost_usd, bool) or not isinstance(max_cost_usd, (int, float)) or max_cost_usd < 0
+        ):
+            raise ConfigurationError(
+                f"max_cost_usd must be a number of dollars (0 or more), not {max_cost_usd!r}."
+            )
+        training = self._dataset(training_data)
+        validation = self._dataset(validation_data) if validation_data is not None else None
         model = self.resolve_model(model)
         # The catalog first: its refusal carries the date, the source and the live alternatives.
         self.catalog.check_can_train(self.provider.name, model, today=self.clock.now().date())
         self._check_supported(method, hp)
-        if max_cost_usd is not None:
-            quote = self._quote(training_data, validation_data, model, hp, method)
-            if quote.total_usd is None:
-                raise ConfigurationError(
-                    f"Cannot enforce max_cost_usd: the catalog has no training price for {model} on "
-                    f"{self.provider.name}.",
-                    fix="Add one in a catalog file (config key `catalog`), or drop max_cost_usd.",
-                )
-            if quote.total_usd > max_cost_usd:
-                raise BudgetExceeded(cost_usd=quote.total_usd, max_cost_usd=max_cost_usd, quote=quote)
+        self._check_spec(model, hp, method, suffix, meta)
         workdir = self._workdir()
         try:
+            if validation is None and defaults.validation_split is not None and isinstance(training, Dataset):
+                training, validation = self._split(training, defaults.validation_split, workdir)
+            if max_cost_usd is not None:
+                quote = self._quote(training, validation, model, hp, method)
+                if quote.total_usd is None:
+                    raise ConfigurationError(
+                        f"Cannot enforce max_cost_usd: the catalog has no training price for {model} on "
+                        f"{self.provider.name}.",
+                        fix="Add one in a catalog file (config key `catalog`), or drop max_cost_usd.",
+                    )
+                if quote.total_usd > max_cost_usd:
+                    raise BudgetExceeded(cost_usd=quote.total_usd, max_cost_usd=max_cost_usd, quote=quote)
             return self._create_job(
-                model, training_data, validation_data, hp, method, suffix, dict(metadata or {}),
-                idempotency_key, workdir,
+                model, training, validation, hp, method, suffix, meta, idempotency_key, workdir,
             )  # fmt: skip
         finally:
             shutil.rmtree(workdir, ignore_errors=True)  # the converted copies; uploaded by now
 
+    def _model_arg(self, model: object, default: str | None) -> str:
+        if model is None:
+            model = default
+        if model is None:
+            raise ConfigurationError(
+                f"No model given for {self.provider.name!r}.",
+                fix=f"Pass model=..., or set model under [providers.{self.provider.name}] (or [job]) in unitune.toml.",
+            )
+        return _name(model, "model", "Pass a model id or a portable alias such as 'llama-3.1-8b-instruct'.")
+
+    def _method_arg(self, method: object) -> TrainingMethod:
+        if method is None or method == "sft":
+            return "sft"
+        if method == "dpo":
+            return "dpo"
+        raise ConfigurationError(f"method must be 'sft' or 'dpo', not {method!r}.")
+
+    def _check_spec(
+        self,
+        model: str,
+        hp: Hyperparameters,
+        method: TrainingMethod,
+        suffix: str | None,
+        meta: dict[str, str],
+    ) -> None:
+        """Build the job's spec with a stand-in file before anything is uploaded, so whatever the
+        spec refuses is refused now, not after the upload."""
+        stand_in = FileRef(id="unitune-check", provider=self.provider.name)
+        try:
+            JobSpec(
+                model=model,
+                training_file=stand_in,
+                hyperparameters=hp,
+                method=method,
+                suffix=suffix,
+                metadata=meta,
+            )
+        except ValidationError as e:
+            raise ConfigurationError(f"Invalid job settings ({_one_line(e)}).") from None
+
+    def _split(self, data: Dataset, fraction: float, workdir: Path) -> tuple[Dataset, Dataset]:
+        """Hold out `fraction` of `data` as validation (config `validation_split`), deterministically."""
+        from unitune.data import split
+
+        result = split(data, workdir / "split", validation_fraction=fraction)
+        log.info(
+            "unitune: validation_split=%g held out %d of %d examples",
+            fraction, result.validation_examples, result.train_examples + result.validation_examples,
+        )  # fmt: skip
+        return result.train, result.validation
+
     def _create_job(
         self,
         model: str,
-        training_data: DataInput,
-        validation_data: DataInput | None,
+        training_data: Dataset | FileRef,
+        validation_data: Dataset | FileRef | None,
         hp: Hyperparameters,
         method: TrainingMethod,
         suffix: str | None,
@@ -515,7 +756,7 @@ class FineTuneClient:
             return
         try:
             self.ledger.record(job, spec_hash=fingerprint, idempotency_key=key)
-        except (sqlite3.Error, OSError) as e:
+        except (sqlite3.Error, OSError, ConfigurationError) as e:
             log.warning(
                 "unitune: job %s was created but could not be recorded in %s: %s", job.id, self.ledger.path, e
             )
@@ -571,10 +812,39 @@ class FineTuneClient:
         try:
             return self.provider.create_job(spec, idempotency_key=key)
         except ProviderUnavailableError:
-            found = self.provider.find_job(key)
+            # The request may have taken effect. Vendors' job lists lag behind a create by seconds,
+            # so one immediate look can miss the job and a retry would make a second one.
+            found = self._find_created(key)
             if found is not None:
                 return found
             raise
+
+    def _find_created(self, key: str) -> Job | None:
+        """The job tagged `key`, looked up with backoff for `retry.find_window` seconds on
+        providers whose job list can lag (once on those that cannot). A lookup that itself fails
+        counts as "not seen yet"; if none succeeded, that error is raised, so the caller's retry
+        looks again rather than creating blind."""
+        window = self.config.retry.find_window if getattr(self.provider, "list_lags", True) else 0.0
+        deadline = self.clock.monotonic() + window
+        delay = max(self.config.retry.initial_backoff, 0.5)
+        failure: ProviderUnavailableError | RateLimitError | None = None
+        looked = False
+        while True:
+            try:
+                found = self.provider.find_job(key)
+                looked = True
+            except (ProviderUnavailableError, RateLimitError) as e:
+                failure, found = e, None
+            if found is not None:
+                return found
+            remaining = deadline - self.clock.monotonic()
+            if remaining <= 0:
+                break
+            self.clock.sleep(min(delay, remaining))
+            delay = min(delay * 2, max(self.config.retry.max_backoff, 0.5))
+        if not looked and failure is not None:
+            raise failure
+        return None
 
     def get_job(self, job: JobRef) -> Job:
         """The job's current state (and the ledger's copy updated)."""
@@ -587,11 +857,17 @@ class FineTuneClient:
             return
         try:
             self.ledger.update(job)
-        except (sqlite3.Error, OSError) as e:  # the read succeeded; a stale cache is only a warning
+        except (
+            sqlite3.Error,
+            OSError,
+            ConfigurationError,
+        ) as e:  # the read succeeded; a stale cache is only a warning
             log.warning("unitune: could not update job %s in %s: %s", job.id, self.ledger.path, e)
 
     def list_jobs(self, *, limit: int = 20) -> list[Job]:
         """The provider's recent jobs, newest first (all pages, up to `limit`)."""
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+            raise ConfigurationError(f"limit must be a whole number of jobs (1 or more), not {limit!r}.")
         return self.retry.call("list_jobs", self.provider.list_jobs, limit=limit)
 
     def cancel_job(self, job: JobRef) -> Job:
@@ -706,20 +982,24 @@ class FineTuneClient:
         self, model_id: str, *, name: str | None = None, description: str | None = None
     ) -> TunedModel:
         """Rename or describe a tuned model."""
+        model_id = _name(model_id, "model_id", "Pass the tuned model's id.")
         return self.retry.call(
             "update_model", self.provider.update_model, model_id, name=name, description=description
         )
 
     def archive_model(self, model_id: str) -> TunedModel:
         """Archive a tuned model."""
+        model_id = _name(model_id, "model_id", "Pass the tuned model's id.")
         return self.retry.call("archive_model", self.provider.archive_model, model_id)
 
     def unarchive_model(self, model_id: str) -> TunedModel:
         """Bring an archived tuned model back."""
+        model_id = _name(model_id, "model_id", "Pass the tuned model's id.")
         return self.retry.call("unarchive_model", self.provider.unarchive_model, model_id)
 
     def delete_model(self, model_id: str) -> None:
         """Delete a tuned model for good. Never called implicitly by unitune."""
+        model_id = _name(model_id, "model_id", "Pass the tuned model's id.")
         self.provider.delete_model(model_id)  # not retried: a lost answer must not look like a second delete
 
     def chat(self, model: str, messages: MessagesInput, **params: Any) -> ChatResponse:
@@ -728,6 +1008,7 @@ class FineTuneClient:
         `messages` is a prompt string or a list of messages; `params` (temperature, max_tokens, …)
         go to the provider.
         """
+        model = _name(model, "model", "Pass a base model id or the fine_tuned_model of a job.")
         return self.retry.call("chat", self.provider.chat, model, _messages(messages), **params)
 
 
@@ -802,11 +1083,11 @@ class AsyncFineTuneClient:
     async def create_job(
         self,
         *,
-        model: str,
+        model: str | None = None,
         training_data: DataInput,
         validation_data: DataInput | None = None,
-        hyperparameters: Hyperparameters | None = None,
-        method: TrainingMethod = "sft",
+        hyperparameters: Hyperparameters | Mapping[str, Any] | None = None,
+        method: TrainingMethod | None = None,
         suffix: str | None = None,
         metadata: Mapping[str, str] | None = None,
         idempotency_key: str | None = None,
@@ -830,10 +1111,10 @@ class AsyncFineTuneClient:
         self,
         data: DataInput,
         *,
-        model: str,
-        hyperparameters: Hyperparameters | None = None,
+        model: str | None = None,
+        hyperparameters: Hyperparameters | Mapping[str, Any] | None = None,
         validation_data: DataInput | None = None,
-        method: TrainingMethod = "sft",
+        method: TrainingMethod | None = None,
     ) -> Quote:
         """See `FineTuneClient.estimate`."""
         return await self._run(

@@ -22,7 +22,7 @@ import os
 import sys
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -46,6 +46,8 @@ __all__ = [
     "CONFIG_ENV",
     "DEFAULT_PROVIDER",
     "HOME_ENV",
+    "JOB_KEYS",
+    "JobDefaults",
     "PROVIDER_ENV",
     "RetrySettings",
     "UnituneConfig",
@@ -72,6 +74,12 @@ class RetrySettings(BaseModel):
     max_seconds: float = Field(default=300.0, gt=0, description="Give up once this much time has passed.")
     initial_backoff: float = Field(default=1.0, ge=0)
     max_backoff: float = Field(default=60.0, ge=0)
+    find_window: float = Field(
+        default=30.0,
+        ge=0,
+        description="After a create whose answer was lost, how long to keep looking for the job by its "
+        "idempotency key (vendors' job lists can lag) before creating it again.",
+    )
 
 
 class WaitSettings(BaseModel):
@@ -82,6 +90,37 @@ class WaitSettings(BaseModel):
     poll_interval: float = Field(default=5.0, gt=0)
     max_poll_interval: float = Field(default=60.0, gt=0)
     backoff: float = Field(default=1.5, ge=1)
+
+
+#: Keys of `[job]`, also accepted under `[providers.<name>]`, where they override `[job]` for that provider.
+JOB_KEYS = frozenset({"model", "method", "hyperparameters", "suffix", "validation_split"})
+
+
+class JobDefaults(BaseModel):
+    """Defaults for `create_job` (and `estimate`/`validate`'s model) from config: `[job]`, overridden
+    per provider by the same keys under `[providers.<name>]`. Arguments to the call win over both,
+    so switching vendor is a config change, not a code change."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    model: str | None = Field(default=None, min_length=1)
+    method: Literal["sft", "dpo"] | None = None
+    hyperparameters: dict[str, Any] = Field(default_factory=dict)
+    suffix: str | None = None
+    validation_split: float | None = Field(
+        default=None,
+        gt=0,
+        lt=1,
+        description="Hold out this fraction of the training file as validation data when none is given.",
+    )
+
+    @field_validator("hyperparameters")
+    @classmethod
+    def _known_hyperparameters(cls, value: dict[str, Any]) -> dict[str, Any]:
+        from unitune.types import Hyperparameters
+
+        Hyperparameters.model_validate(value)  # a typo or a bad value is caught when the file is read
+        return value
 
 
 class UnituneConfig(BaseModel):
@@ -97,7 +136,17 @@ class UnituneConfig(BaseModel):
     )
     retry: RetrySettings = Field(default_factory=RetrySettings)
     wait: WaitSettings = Field(default_factory=WaitSettings)
+    job: JobDefaults = Field(default_factory=JobDefaults)
     source: Path | None = Field(default=None, exclude=True)
+
+    @field_validator("providers", mode="before")
+    @classmethod
+    def _tables(cls, providers: Any) -> Any:
+        if isinstance(providers, dict):
+            for name, section in providers.items():
+                if not isinstance(section, dict):
+                    raise ValueError(f"[providers.{name}] must be a table")
+        return providers
 
     @field_validator("providers")
     @classmethod
@@ -121,8 +170,33 @@ class UnituneConfig(BaseModel):
         return self
 
     def section(self, provider: str) -> dict[str, Any]:
-        """The `[providers.<name>]` table (empty if absent)."""
-        return dict(self.providers.get(provider, {}))
+        """The `[providers.<name>]` settings for the provider itself (empty if absent): the table
+        without its job defaults (`model`, `method`, …), which `job_defaults` reads."""
+        return {k: v for k, v in self.providers.get(provider, {}).items() if k not in JOB_KEYS}
+
+    def job_defaults(self, provider: str) -> JobDefaults:
+        """`[job]` with `[providers.<provider>]`'s job keys over it.
+
+        Raises `ConfigurationError` naming the key when a per-provider value is invalid."""
+        own = {k: v for k, v in self.providers.get(provider, {}).items() if k in JOB_KEYS}
+        if not own:
+            return self.job
+        merged = self.job.model_dump()
+        for key, value in own.items():
+            if key == "hyperparameters" and isinstance(value, dict):
+                merged["hyperparameters"] = {**merged["hyperparameters"], **value}
+            else:
+                merged[key] = value
+        try:
+            return JobDefaults.model_validate(merged)
+        except ValidationError as e:
+            first = e.errors()[0]
+            key = ".".join(str(p) for p in first["loc"])
+            where = str(self.source) if self.source is not None else "your unitune config"
+            raise ConfigurationError(
+                f"{where}: invalid setting [providers.{provider}] {key!r}: {first['msg']}.",
+                fix=f"Edit {key!r} under [providers.{provider}] in {where}.",
+            ) from None
 
 
 def _read_toml(path: Path) -> dict[str, Any]:

@@ -87,14 +87,29 @@ class Ledger:
                     f"Cannot create the ledger directory {str(self.path.parent)!r}: {e.strerror or e}.",
                     fix="Set UNITUNE_HOME (or `home` in unitune.toml) to a writable directory.",
                 ) from None
-        conn = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+        try:
+            conn = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+        except sqlite3.Error as e:
+            raise self._unusable(e) from None
         conn.row_factory = sqlite3.Row
         try:
             if not self._ready:
                 self._initialise(conn)
             yield conn
+        except sqlite3.DatabaseError as e:
+            # Exactly DatabaseError is "not a database" / "malformed": the file is unusable. Its
+            # subclasses (a constraint, a lock timeout) mean something else and are handled by callers.
+            if type(e) is not sqlite3.DatabaseError:
+                raise
+            raise self._unusable(e) from None
         finally:
             conn.close()
+
+    def _unusable(self, e: sqlite3.Error) -> ConfigurationError:
+        return ConfigurationError(
+            f"The ledger {str(self.path)!r} cannot be used ({e}).",
+            fix="Move the file aside (unitune starts a new, empty ledger) or set UNITUNE_HOME to another directory.",
+        )
 
     def _initialise(self, conn: sqlite3.Connection) -> None:
         with _INIT_LOCK:  # threads of this process; BEGIN IMMEDIATE orders other processes

@@ -126,6 +126,23 @@ def to_example(record: Record, path: str | None = None) -> Example:
         ) from None
 
 
+def _readable(path: str | os.PathLike[str]) -> Path:
+    """`path` if it is a file this process can read; else a `DatasetError` saying which it is not."""
+    p = Path(path)
+    if p.is_dir():
+        raise DatasetError("is a directory, not a data file; pass the .jsonl file inside it", path=str(p))
+    if not p.exists():
+        raise DatasetError("file not found", path=str(p))
+    try:
+        with p.open("rb"):
+            pass
+    except OSError as e:
+        raise DatasetError(
+            f"cannot be read ({e.strerror or e}); check its permissions", path=str(p)
+        ) from None
+    return p
+
+
 class Dataset:
     """Training data, read lazily: every pass streams the source again, so a file is never held whole.
 
@@ -149,9 +166,7 @@ class Dataset:
 
         The format is detected from the first readable line unless given.
         """
-        p = Path(path)
-        if not p.is_file():
-            raise DatasetError("file not found", path=str(p))
+        p = _readable(path)
         return cls(lambda: read_jsonl(p, fmt=format), path=p)
 
     @classmethod
@@ -165,9 +180,7 @@ class Dataset:
         encoding: str = "utf-8",
     ) -> Dataset:
         """A CSV file with a header; `prompt`/`completion`/`system` name the columns to use."""
-        p = Path(path)
-        if not p.is_file():
-            raise DatasetError("file not found", path=str(p))
+        p = _readable(path)
         return cls(
             lambda: read_csv(p, prompt=prompt, completion=completion, system=system, encoding=encoding),
             path=p,

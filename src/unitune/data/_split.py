@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict
 
 from unitune.data._dataset import Dataset
 from unitune.data._validate import example_keys
+from unitune.errors import ConfigurationError, DatasetError
 
 __all__ = ["SplitResult", "split"]
 
@@ -56,6 +57,16 @@ def _stratum(data: Mapping[str, Any], key: StratifyKey) -> str:
     return str(data.get(key, ""))
 
 
+def _first_records(data: Dataset, n: int = 20) -> list[Mapping[str, Any]]:
+    out: list[Mapping[str, Any]] = []
+    for record in data.records():
+        if isinstance(record.data, Mapping):
+            out.append(record.data)
+            if len(out) >= n:
+                break
+    return out
+
+
 def _rank(seed: int, exact: bytes) -> int:
     return int.from_bytes(
         hashlib.blake2b(exact, digest_size=8, key=seed.to_bytes(8, "little")).digest(), "little"
@@ -76,8 +87,15 @@ def split(
     `stratify` is a top-level key of the records or a function of the record dict; each stratum is
     split in the same proportion. Unreadable lines are skipped (run `validate()` to see them).
     """
-    if not 0 < validation_fraction < 1:
-        raise ValueError("validation_fraction must be between 0 and 1")
+    if (
+        isinstance(validation_fraction, bool)
+        or not isinstance(validation_fraction, (int, float))
+        or not (0 < validation_fraction < 1)
+    ):
+        raise ConfigurationError(
+            f"validation_fraction must be between 0 and 1 (exclusive), not {validation_fraction!r}.",
+            fix="Pass e.g. 0.1 to hold out 10% of the examples.",
+        )
     # Pass 1: each example's stratum and rank; which ones are duplicates.
     ranks: dict[str, array[int]] = defaultdict(lambda: array("Q"))
     seen: set[bytes] = set()
@@ -92,6 +110,20 @@ def split(
             continue
         seen.add(exact)
         ranks[_stratum(record.data, stratify)].append(_rank(seed, exact))
+    total = sum(len(v) for v in ranks.values())
+    if total == 0:
+        raise DatasetError(
+            "has no readable examples to split"
+            + (f" ({unreadable} unreadable line(s))" if unreadable else ""),
+            path=str(data.path) if data.path is not None else data.name,
+        )
+    if isinstance(stratify, str) and set(ranks) == {""}:
+        # No example has the key: a silent one-stratum split is not what was asked for.
+        keys = sorted({k for r in _first_records(data) for k in r})
+        raise ConfigurationError(
+            f"No example has the key {stratify!r} to stratify on.",
+            fix=f"Use one of the top-level keys the examples have: {', '.join(keys) or '(none)'}.",
+        )
     # The k smallest ranks of each stratum go to validation: exact proportions, content-determined.
     thresholds: dict[str, int] = {}
     for name, values in ranks.items():

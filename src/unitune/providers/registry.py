@@ -17,6 +17,7 @@ import importlib.util
 from collections.abc import Iterator, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from unitune.errors import ConfigurationError, MissingDependencyError
@@ -30,6 +31,7 @@ __all__ = [
     "get_provider_class",
     "import_sdk",
     "list_providers",
+    "load_provider_class",
     "override_provider",
     "provider_info",
 ]
@@ -222,12 +224,40 @@ def get_provider_class(name: str) -> type[Provider]:
     return cls
 
 
-def build_provider(name: str, section: Mapping[str, Any] | None = None) -> Provider:
-    """A ready provider for `name` built from its config section (or the test override, if set)."""
+def build_provider(
+    name: str, section: Mapping[str, Any] | None = None, *, home: Path | None = None
+) -> Provider:
+    """A ready provider for `name` built from its config section (or the test override, if set).
+
+    `home` is the unitune home the caller's config names: a provider that keeps its own files
+    (its settings have a `home` field, like the local trainer) keeps them in `<home>/<name>` unless
+    its section says otherwise, so its jobs live where the ledger does.
+    """
     override = _override.get() or (_process_override[-1] if _process_override else None)
     if override is not None:
+        # A stand-in may take on the provider the code asked for (the fake impersonates it).
+        adopt = getattr(override, "adopt_provider", None)
+        if callable(adopt):
+            adopt(name, dict(section or {}))
         return override
-    return get_provider_class(name).from_config(section)
+    cls = get_provider_class(name)
+    section = dict(section or {})
+    if home is not None and "home" in cls.settings_class.model_fields and "home" not in section:
+        section["home"] = home / name
+    return cls.from_config(section)
+
+
+def load_provider_class(name: str) -> type[Provider]:
+    """The adapter class for `name` without requiring its vendor SDK (adapters import it lazily):
+    for reading what the provider is (its capabilities, data rules, statuses), not for calling it."""
+    info = provider_info(name)
+    module_name, _, attr = info.import_path.partition(":")
+    cls = getattr(importlib.import_module(module_name), attr, None)
+    if not (isinstance(cls, type) and issubclass(cls, Provider)):
+        raise ConfigurationError(
+            f"Provider {name!r} points at {info.import_path!r}, which is not a unitune Provider class."
+        )
+    return cls
 
 
 def _version() -> str:

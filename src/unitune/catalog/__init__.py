@@ -11,7 +11,7 @@ named under `catalog = [...]` in unitune.toml, overrides or adds entries.
 
 from __future__ import annotations
 
-from unitune.catalog._catalog import Catalog, StaleEntry, load_catalog
+from unitune.catalog._catalog import Catalog, LifecycleState, ModelLifecycle, StaleEntry, load_catalog
 from unitune.catalog._quote import (
     BreakEven,
     DatasetTokens,
@@ -31,7 +31,9 @@ __all__ = [
     "Catalog",
     "CatalogFile",
     "DatasetTokens",
+    "LifecycleState",
     "ModelEntry",
+    "ModelLifecycle",
     "ProviderEntry",
     "Quote",
     "QuoteLine",

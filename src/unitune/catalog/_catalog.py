@@ -9,9 +9,9 @@ import sys
 from collections.abc import Iterable, Sequence
 from importlib import resources
 from pathlib import Path
-from typing import NamedTuple
+from typing import Literal, NamedTuple
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, computed_field
 
 from unitune.catalog._schema import CatalogFile, ModelEntry, ProviderEntry, Sourced, Sunset
 from unitune.errors import ConfigurationError, ProviderRetiredError
@@ -21,7 +21,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib  # type: ignore[import-not-found,unused-ignore]
 
-__all__ = ["Catalog", "StaleEntry", "load_catalog"]
+__all__ = ["Catalog", "LifecycleState", "ModelLifecycle", "StaleEntry", "load_catalog"]
 
 
 class StaleEntry(NamedTuple):
@@ -31,6 +31,72 @@ class StaleEntry(NamedTuple):
     model: str
     what: str
     as_of: dt.date
+
+
+LifecycleState = Literal["live", "closing", "retired"]
+
+#: How each kind of sunset reads in a phrase ("live; training ends 2027-01-06").
+_WHAT = {"training": "training", "fine_tuning_api": "fine-tuning API", "inference": "inference"}
+
+
+class ModelLifecycle(BaseModel):
+    """Whether a model on a provider takes new fine-tuning jobs on a given day: one state, decided
+    by `Catalog.lifecycle` from the provider entry and every sunset that applies to the model.
+
+    - `live`: jobs accepted, no end announced.
+    - `closing`: jobs still accepted; `date` is the first announced day they stop (`what` says which
+      sunset: new training, the fine-tuning API, or the model itself being shut down).
+    - `retired`: no new jobs; `date` is the day they stopped (None: the vendor gave none), with the
+      `source` and the providers that still take jobs (`alternatives`).
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    provider: str
+    model: str | None = Field(description="The provider's own model id; None: the provider as a whole.")
+    state: LifecycleState
+    date: dt.date | None = Field(
+        default=None, description="retired: when new jobs stopped; closing: when they stop; live: None."
+    )
+    what: Literal["training", "fine_tuning_api", "inference", "provider"] | None = Field(
+        default=None,
+        description="The sunset that decides it; `provider`: the provider entry says it takes no jobs.",
+    )
+    per_model: bool = Field(default=False, description="The deciding sunset names this model.")
+    source: str
+    alternatives: tuple[str, ...] = Field(default=(), description="Providers still taking jobs.")
+    today: dt.date = Field(description="The day this was decided for.")
+
+    @property
+    def accepts_new_jobs(self) -> bool:
+        """Whether a job can be created on `today` (live or closing)."""
+        return self.state != "retired"
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def phrase(self) -> str:
+        """One phrase for tables: "live", "live; training ends 2027-01-06", "retired 2026-10-23"."""
+        if self.state == "retired":
+            return f"retired {self.date.isoformat()}" if self.date else "retired"
+        if self.state == "closing" and self.date is not None:
+            return f"live; {_WHAT.get(self.what or '', 'new jobs')} ends {self.date.isoformat()}"
+        return "live"
+
+    def error(self) -> ProviderRetiredError:
+        """The `ProviderRetiredError` every entry point raises for a retired model (date, source,
+        live alternatives)."""
+        message = f"{self.provider} accepts no new fine-tuning jobs"
+        if self.per_model and self.model:
+            message += f" for {self.model}"
+            if self.what == "inference":
+                message += ": the model is shut down"
+        return ProviderRetiredError(
+            message,
+            provider=self.provider,
+            retired_on=self.date,
+            alternatives=self.alternatives,
+            source=self.source,
+        )
 
 
 def _parse(text: str, origin: str) -> CatalogFile:
@@ -130,27 +196,78 @@ class Catalog:
         names = [n for _, m in self.models(provider) for n in (m.id, *m.aliases)]
         return difflib.get_close_matches(model, names, n=3, cutoff=0.5)
 
+    def suggest_alias(self, alias: str) -> list[str]:
+        """Close portable aliases the catalog knows (for an alias no provider offers)."""
+        names = sorted({a for _, m in self.models() for a in m.aliases})
+        return difflib.get_close_matches(alias, names, n=3, cutoff=0.5)
+
     # -- lifecycle ------------------------------------------------------------------------------
 
-    def accepts_new_jobs(self, name: str, *, today: dt.date | None = None) -> bool:
-        """Whether provider `name` takes new fine-tuning jobs (on `today`, when given: a passed
-        provider-wide training sunset closes it). The one place this is decided: `unitune providers`,
-        `create_job` and the alternatives in every retirement error all ask here."""
-        entry = self.provider(name)
-        if not entry.accepts_new_jobs:
-            return False
-        if today is None:
-            return True
-        return not any(
-            s.what in ("training", "fine_tuning_api") and not s.models and (s.date is None or s.date <= today)
-            for s in entry.sunsets
+    def _decide(
+        self, provider: str, model: str | None, today: dt.date
+    ) -> tuple[LifecycleState, Sunset | None, str | None]:
+        """The state, the sunset that decides it, and the model's own id. A sunset applies when it
+        names no model (provider-wide) or names this model by id or alias; every kind ends new
+        jobs, since a model that is shut down cannot be trained either."""
+        entry = self.provider(provider)
+        found = self.find(provider, model) if model else None
+        names = {model, found.id, *found.aliases} if found else {model}
+        relevant = [s for s in entry.sunsets if not s.models or names & set(s.models)]
+        # The earliest known date first: the day it closed (an undated "already" only when no date is known).
+        past = sorted(
+            (s for s in relevant if s.date is None or s.date <= today),
+            key=lambda s: (s.date is None, s.date or today),
         )
+        future = sorted(
+            (s for s in relevant if s.date is not None and s.date > today), key=lambda s: s.date or today
+        )
+        model_id = found.id if found else model
+        if past:
+            return "retired", past[0], model_id
+        if not entry.accepts_new_jobs:
+            return "retired", None, model_id
+        if future:
+            return "closing", future[0], model_id
+        return "live", None, model_id
+
+    def lifecycle(self, provider: str, model: str | None = None, *, today: dt.date) -> ModelLifecycle:
+        """The one lifecycle of `model` (an id or alias; None: the provider as a whole) on
+        `provider` on `today`: `live`, `closing` (an end date is announced) or `retired`.
+
+        Every entry point asks here: `create_job` (through `check_can_train`), `estimate`,
+        `validate --model`, `unitune models` and `unitune providers`. `ConfigurationError` when the
+        catalog has no entry for `provider`.
+        """
+        state, sunset, model_id = self._decide(provider, model, today)
+        entry = self.provider(provider)
+        alternatives = tuple(self.alternatives(provider, model_id, today=today)) if state != "live" else ()
+        return ModelLifecycle(
+            provider=provider,
+            model=model_id,
+            state=state,
+            date=sunset.date if sunset else None,
+            what=sunset.what if sunset else ("provider" if state == "retired" else None),
+            per_model=bool(sunset and sunset.models),
+            source=(sunset or entry.lifecycle).source,
+            alternatives=alternatives,
+            today=today,
+        )
+
+    def accepts_new_jobs(self, name: str, *, today: dt.date | None = None) -> bool:
+        """Whether provider `name` takes new fine-tuning jobs: its entry's flag and, on `today` (when
+        given), no provider-wide sunset passed: the provider-wide answer of `lifecycle`. `unitune
+        providers` and the alternatives in every retirement error ask here."""
+        if today is None:
+            return self.provider(name).accepts_new_jobs
+        return self._decide(name, None, today)[0] != "retired"
 
     def alternatives(
         self, provider: str, model: str | None = None, *, today: dt.date | None = None
     ) -> list[str]:
         """Providers that still take new jobs: those offering the same alias first, then the sunset's list."""
-        live = {name for name in self.providers if name != provider and self.accepts_new_jobs(name, today=today)}
+        live = {
+            name for name in self.providers if name != provider and self.accepts_new_jobs(name, today=today)
+        }
         entry = self.find(provider, model) if model else None
         same = []
         if entry is not None:
@@ -168,29 +285,13 @@ class Catalog:
         return out
 
     def check_can_train(self, provider: str, model: str | None = None, *, today: dt.date) -> None:
-        """Raise `ProviderRetiredError` if `provider` takes no new jobs (for this model) on `today`."""
+        """Raise `ProviderRetiredError` if `model` on `provider` is retired on `today` (see
+        `lifecycle`). A provider the catalog does not know passes: its adapter decides."""
         if provider not in self.providers:
             return
-        entry = self.provider(provider)
-        closing = [
-            s for s in entry.sunsets
-            if s.what in ("training", "fine_tuning_api") and (not s.models or (model is not None and model in s.models))
-        ]  # fmt: skip
-        past = [s for s in closing if s.date is None or s.date <= today]
-        if entry.accepts_new_jobs and not past:
-            return
-        sunset: Sunset | None = past[0] if past else (closing[0] if closing else None)
-        lifecycle: Sourced = sunset or entry.lifecycle
-        message = f"{provider} accepts no new fine-tuning jobs" + (
-            f" for {model}" if sunset and sunset.models else ""
-        )
-        raise ProviderRetiredError(
-            message,
-            provider=provider,
-            retired_on=sunset.date if sunset else None,
-            alternatives=self.alternatives(provider, model, today=today),
-            source=lifecycle.source,
-        )
+        lifecycle = self.lifecycle(provider, model, today=today)
+        if lifecycle.state == "retired":
+            raise lifecycle.error()
 
     def stale(self, *, older_than_days: int = 90, today: dt.date) -> list[StaleEntry]:
         """Figures whose `as_of` is more than `older_than_days` before `today`."""

@@ -450,3 +450,114 @@ verified = true
     quote = client.estimate(path, model="short-context", hyperparameters=Hyperparameters(epochs=1))
     assert quote.truncated_examples == 1
     assert quote.training_tokens <= 40 + 40  # each example at most the 40-token context
+
+
+# -- one lifecycle per model (issue 16) -----------------------------------------------------------
+
+NANO_GONE = dt.date(2026, 12, 7)  # after gpt-4.1-nano's 2026-10-23, before OpenAI's 2027-01-06
+
+
+def test_one_lifecycle_per_model() -> None:
+    catalog = load_catalog()
+    nano = catalog.lifecycle("openai", "gpt-4.1-nano", today=NANO_GONE)
+    assert (nano.state, nano.date, nano.phrase) == ("retired", dt.date(2026, 10, 23), "retired 2026-10-23")
+    assert nano.model == "gpt-4.1-nano-2025-04-14"  # the alias resolves to the id
+    assert "together" in nano.alternatives
+    assert "openai" not in nano.alternatives
+    mini = catalog.lifecycle("openai", "gpt-4o-mini", today=NANO_GONE)
+    assert (mini.state, mini.phrase) == ("closing", "live; training ends 2027-01-06")
+    assert mini.accepts_new_jobs
+    assert catalog.lifecycle("together", "llama-3.1-8b-instruct", today=NANO_GONE).phrase == "live"
+    mistral = catalog.lifecycle("mistral", "open-mistral-7b", today=NANO_GONE)
+    assert (mistral.state, mistral.date, mistral.phrase) == ("retired", None, "retired")
+    cohere = catalog.lifecycle("cohere", None, today=NANO_GONE)
+    assert (cohere.phrase, cohere.what) == ("retired 2025-09-15", "fine_tuning_api")
+    with pytest.raises(ProviderRetiredError, match=r"gpt-4\.1-nano-2025-04-14: the model is shut down"):
+        catalog.check_can_train("openai", "gpt-4.1-nano-2025-04-14", today=NANO_GONE)
+
+
+def test_a_model_shut_down_cannot_be_trained(tmp_path: Path) -> None:
+    # Only an inference sunset for the model: it ends new jobs too.
+    catalog = load_catalog([_override(tmp_path, SUNSET.replace('what = "training"', 'what = "inference"')
+                                      .replace('alternatives = ["together", "bedrock"]',
+                                               'models = ["gpt-4o-mini"]\nalternatives = ["together"]'))])  # fmt: skip
+    assert (
+        catalog.lifecycle("fake", "gpt-4o-mini", today=dt.date(2026, 5, 1)).phrase
+        == "live; inference ends 2026-06-01"
+    )
+    gone = catalog.lifecycle("fake", "gpt-4o-mini", today=dt.date(2026, 6, 1))
+    assert (gone.state, gone.what, gone.per_model) == ("retired", "inference", True)
+    assert catalog.lifecycle("fake", "nova-micro", today=dt.date(2026, 6, 1)).state == "live"
+    assert catalog.accepts_new_jobs("fake", today=dt.date(2026, 6, 1))  # the provider as a whole is open
+
+
+def _dataset(tmp_path: Path, n: int = 20) -> Dataset:
+    return Dataset.from_jsonl(_data(tmp_path, n))
+
+
+def test_estimate_refuses_what_create_job_refuses(tmp_path: Path) -> None:
+    from unitune.catalog import estimate
+
+    catalog = load_catalog()
+    with pytest.raises(ProviderRetiredError) as info:
+        estimate(catalog, "openai", "gpt-4.1-nano", _dataset(tmp_path), today=NANO_GONE)
+    assert info.value.retired_on == dt.date(2026, 10, 23)
+    quote = estimate(catalog, "openai", "gpt-4o-mini", _dataset(tmp_path), today=NANO_GONE)
+    assert quote.available
+    assert quote.lifecycle is not None
+    assert quote.lifecycle.state == "closing"
+    assert any("until 2027-01-06" in n for n in quote.notes)
+
+
+def test_compare_marks_retired_rows_unavailable(tmp_path: Path) -> None:
+    from unitune.catalog import compare
+
+    catalog = load_catalog()
+    quotes = compare(catalog, _dataset(tmp_path), model="gpt-4.1-nano", providers=["openai"], today=NANO_GONE)
+    (row,) = quotes
+    assert not row.available
+    assert "retired 2026-10-23" in row.notes[0]
+    assert "unavailable: retired 2026-10-23" in row.summary()
+    quotes = compare(
+        catalog, _dataset(tmp_path), model="llama-3.1-8b-instruct", providers=["together", "bedrock", "local"],
+        today=NANO_GONE,
+    )  # fmt: skip
+    assert all(q.available for q in quotes)
+
+
+def test_compare_quotes_every_row_at_the_same_epochs(tmp_path: Path) -> None:
+    from unitune.catalog import COMPARE_EPOCHS, compare
+
+    catalog = load_catalog()
+    data = _dataset(tmp_path)
+    quotes = compare(catalog, data, model="llama-3.1-8b-instruct", providers=["together", "bedrock", "local"],
+                     today=NANO_GONE)  # fmt: skip
+    assert {q.provider for q in quotes} == {"together", "bedrock", "local"}
+    assert {q.epochs for q in quotes} == {COMPARE_EPOCHS}  # not Together's 1, Bedrock's 5, local's 3
+    assert {q.epochs_source for q in quotes} == {"shared default for comparison"}
+    given = compare(catalog, data, model="llama-3.1-8b-instruct", providers=["together", "bedrock"],
+                    hyperparameters=Hyperparameters(epochs=4), today=NANO_GONE)  # fmt: skip
+    assert {(q.epochs, q.epochs_source) for q in given} == {(4, "given")}
+
+
+def test_compare_moves_epochs_into_a_documented_range(tmp_path: Path) -> None:
+    from unitune.catalog import compare, epoch_range
+
+    catalog = load_catalog()
+    nova = catalog.find("bedrock", "nova-micro")
+    assert nova is not None
+    allowed = epoch_range("bedrock", nova)
+    assert allowed is not None
+    assert (allowed.low, allowed.high) == (1, 5)
+    assert epoch_range("together", catalog.find("together", "llama-3.1-8b-instruct")) is None  # type: ignore[arg-type]
+    (row,) = compare(catalog, _dataset(tmp_path), model="nova-micro", providers=["bedrock"],
+                     hyperparameters=Hyperparameters(epochs=8), today=NANO_GONE)  # fmt: skip
+    assert row.epochs == 5
+    assert row.epochs_source == "given, moved into bedrock's 1–5"
+    assert "quoted at 5, not 8" in row.notes[0]
+    # A single quote keeps the epochs asked for and says the job would be refused.
+    single = make_quote(
+        catalog, "bedrock", nova.id, _tokens(10, 1000), hyperparameters=Hyperparameters(epochs=8)
+    )
+    assert single.epochs == 8
+    assert any("would be refused" in n for n in single.notes)

@@ -13,13 +13,16 @@ from __future__ import annotations
 
 from unitune.catalog._catalog import Catalog, LifecycleState, ModelLifecycle, StaleEntry, load_catalog
 from unitune.catalog._quote import (
+    COMPARE_EPOCHS,
     BreakEven,
     DatasetTokens,
+    EpochRange,
     Quote,
     QuoteLine,
     compare,
     count_dataset_tokens,
     default_epochs,
+    epoch_range,
     estimate,
     make_quote,
     rank,
@@ -27,10 +30,12 @@ from unitune.catalog._quote import (
 from unitune.catalog._schema import CatalogFile, ModelEntry, ProviderEntry
 
 __all__ = [
+    "COMPARE_EPOCHS",
     "BreakEven",
     "Catalog",
     "CatalogFile",
     "DatasetTokens",
+    "EpochRange",
     "LifecycleState",
     "ModelEntry",
     "ModelLifecycle",
@@ -41,6 +46,7 @@ __all__ = [
     "compare",
     "count_dataset_tokens",
     "default_epochs",
+    "epoch_range",
     "estimate",
     "load_catalog",
     "make_quote",

@@ -2,24 +2,28 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from unitune.catalog._catalog import Catalog
+from unitune.catalog._catalog import Catalog, ModelLifecycle
 from unitune.catalog._schema import EpochRule, InferencePrice, ModelEntry, Sourced, TrainingPrice
 from unitune.errors import ConfigurationError
 from unitune.types import Hyperparameters, TrainingMethod, content_text
 
 __all__ = [
+    "COMPARE_EPOCHS",
     "BreakEven",
     "DatasetTokens",
+    "EpochRange",
     "Quote",
     "QuoteLine",
     "compare",
     "count_dataset_tokens",
     "default_epochs",
+    "epoch_range",
     "estimate",
     "make_quote",
     "rank",
@@ -42,6 +46,44 @@ def default_epochs(rule: EpochRule, n_examples: int) -> int:
     elif n_examples * _TARGET_EPOCHS > _MAX_TARGET:
         epochs = max(_MIN_EPOCHS, _MAX_TARGET // n_examples)
     return epochs
+
+
+class EpochRange(NamedTuple):
+    """The epochs a provider's API takes for a model (inclusive), with where that was read."""
+
+    low: int
+    high: int
+    source: str
+
+
+# The epoch ranges the vendors document, per (provider, model family; None: every model). Only where a
+# source gives one: Together checks its own limits at create time (GET /fine-tunes/models/limits),
+# OpenAI's and Mistral's ranges were not found. Move to the catalog's schema when it has a field.
+_EPOCH_RANGES: dict[tuple[str, str | None], EpochRange] = {
+    ("bedrock", "nova"): EpochRange(
+        1, 5, "https://docs.aws.amazon.com/bedrock/latest/userguide/cm-hp-nova-mm.html"
+    ),
+    ("bedrock", "claude-3"): EpochRange(
+        1, 10, "https://docs.aws.amazon.com/bedrock/latest/userguide/cm-hp-anth-claude-3.html"
+    ),
+    ("bedrock", "llama-3.1"): EpochRange(
+        1, 10, "https://docs.aws.amazon.com/bedrock/latest/userguide/cm-hp-meta-llama31.html"
+    ),
+    ("bedrock", "llama-3.2"): EpochRange(
+        1, 10, "https://docs.aws.amazon.com/bedrock/latest/userguide/cm-hp-meta-llama32.html"
+    ),
+    ("cohere", None): EpochRange(1, 10, "https://docs.cohere.com/docs/chat-starting-the-training"),
+}
+
+#: The epochs every row of a comparison is quoted at when the caller gives none: OpenAI's target and
+#: the local trainer's default for small data. Each provider's own default differs (Together 1,
+#: Bedrock 2 or 5), and comparing those would compare different jobs.
+COMPARE_EPOCHS = 3
+
+
+def epoch_range(provider: str, entry: ModelEntry) -> EpochRange | None:
+    """The epochs `provider` takes for this model, where a vendor source gives a range."""
+    return _EPOCH_RANGES.get((provider, entry.family)) or _EPOCH_RANGES.get((provider, None))
 
 
 class DatasetTokens(BaseModel):
@@ -162,6 +204,13 @@ class Quote(BaseModel):
     approximate: bool = Field(description="Token counts are estimates (no exact tokenizer for the model).")
     verified: bool = Field(description="Every price used was read on the vendor's own page.")
     notes: list[str] = Field(default_factory=list)
+    lifecycle: ModelLifecycle | None = Field(
+        default=None, description="Whether the model takes new jobs (set by estimate and compare)."
+    )
+    available: bool = Field(
+        default=True,
+        description="False: the model takes no new jobs (a comparison row kept to say so; estimate raises).",
+    )
 
     def break_even(self, *, requests_per_month: float, prompt_tokens_saved: float) -> BreakEven:
         """Months until the fine-tune pays for itself against the base model prompted with
@@ -188,6 +237,8 @@ class Quote(BaseModel):
             for f, on in (("approximate tokens", self.approximate), ("unverified prices", not self.verified))
             if on
         ]
+        if not self.available:
+            flags.insert(0, "unavailable: " + (self.lifecycle.phrase if self.lifecycle else "no new jobs"))
         return (f"{self.provider}/{self.model}: {total} for {self.epochs} epochs × {self.training_tokens:,} tokens"
                 + (f" ({', '.join(flags)})" if flags else ""))  # fmt: skip
 
@@ -242,6 +293,10 @@ def make_quote(
     price = _training_price(entry, method, lora)
     lines: list[QuoteLine] = []
     notes: list[str] = []
+    allowed = epoch_range(provider, entry)
+    if allowed is not None and not allowed.low <= epochs <= allowed.high:
+        notes.append(f"{provider} takes {allowed.low}–{allowed.high} epochs for {entry.id}: a job with "
+                     f"{epochs} would be refused ({allowed.source})")  # fmt: skip
     billable = train.tokens * epochs
     training_usd: float | None = None
     validation_usd = 0.0
@@ -301,21 +356,22 @@ def make_quote(
 
 
 def rank(quotes: Sequence[Quote]) -> list[Quote]:
-    """Cheapest first; quotes without a price last."""
-    return sorted(quotes, key=lambda q: (q.total_usd is None, q.total_usd or 0.0, q.provider))
+    """Cheapest first; quotes without a price after them, and models that take no new jobs last."""
+    return sorted(
+        quotes, key=lambda q: (not q.available, q.total_usd is None, q.total_usd or 0.0, q.provider)
+    )
 
 
-def estimate(
+def _price(
     catalog: Catalog,
     provider: str,
     model: str,
     data: Any,
-    *,
-    validation: Any = None,
-    hyperparameters: Hyperparameters | None = None,
-    method: TrainingMethod = "sft",
+    validation: Any,
+    hyperparameters: Hyperparameters | None,
+    method: TrainingMethod,
 ) -> Quote:
-    """Quote training `model` (an alias or the provider's id) on `provider` with a `Dataset`."""
+    """The quote, whatever the model's lifecycle."""
     from unitune.data.tokens import counter_for
 
     resolved = catalog.resolve(provider, model)
@@ -332,6 +388,50 @@ def estimate(
     return quote.model_copy(update={"requested_model": model})
 
 
+def _with_lifecycle(quote: Quote, lifecycle: ModelLifecycle | None) -> Quote:
+    if lifecycle is None:
+        return quote
+    notes = list(quote.notes)
+    if lifecycle.state == "closing":
+        notes.append(
+            f"{lifecycle.provider} takes new jobs for this model until {lifecycle.date}: {lifecycle.phrase}"
+        )
+    elif lifecycle.state == "retired":
+        notes.insert(0, str(lifecycle.error()))
+    return quote.model_copy(
+        update={"lifecycle": lifecycle, "available": lifecycle.state != "retired", "notes": notes}
+    )
+
+
+def _lifecycle(catalog: Catalog, provider: str, model: str, today: dt.date) -> ModelLifecycle | None:
+    if provider not in catalog.providers:
+        return None
+    return catalog.lifecycle(provider, catalog.resolve(provider, model), today=today)
+
+
+def estimate(
+    catalog: Catalog,
+    provider: str,
+    model: str,
+    data: Any,
+    *,
+    validation: Any = None,
+    hyperparameters: Hyperparameters | None = None,
+    method: TrainingMethod = "sft",
+    today: dt.date | None = None,
+) -> Quote:
+    """Quote training `model` (an alias or the provider's id) on `provider` with a `Dataset`.
+
+    Raises `ProviderRetiredError`, as `create_job` does, when the model takes no new jobs on
+    `today` (default: the system date); a model whose end is announced is quoted with a note.
+    """
+    lifecycle = _lifecycle(catalog, provider, model, today or dt.date.today())
+    if lifecycle is not None and lifecycle.state == "retired":
+        raise lifecycle.error()
+    quote = _price(catalog, provider, model, data, validation, hyperparameters, method)
+    return _with_lifecycle(quote, lifecycle)
+
+
 def compare(
     catalog: Catalog,
     data: Any,
@@ -341,9 +441,20 @@ def compare(
     validation: Any = None,
     hyperparameters: Hyperparameters | None = None,
     method: TrainingMethod = "sft",
+    today: dt.date | None = None,
 ) -> list[Quote]:
-    """Quotes for the same job on several providers, cheapest first. Providers that do not offer
-    `model` are left out; those that take no new jobs are quoted with a note saying so."""
+    """Quotes for the same job on several providers, cheapest first.
+
+    Every row is quoted at the same epochs: `hyperparameters.epochs`, else `COMPARE_EPOCHS`
+    (`epochs_source` says which), not each provider's own default. Where a vendor documents a
+    range that excludes that number, the row is quoted at the nearest allowed value with a note.
+    Providers that do not offer `model` are left out; a model that takes no new jobs is kept,
+    marked `available=False` with the retirement in its notes, and ranked last.
+    """
+    hp = hyperparameters or Hyperparameters()
+    epochs = hp.epochs or COMPARE_EPOCHS
+    source = "given" if hp.epochs else "shared default for comparison"
+    day = today or dt.date.today()
     quotes = []
     for name in providers:
         if name not in catalog.providers:
@@ -352,14 +463,20 @@ def compare(
             resolved = catalog.resolve(name, model)
         except ConfigurationError:
             continue  # this provider does not offer the alias
-        if catalog.find(name, resolved) is None:
+        entry = catalog.find(name, resolved)
+        if entry is None:
             continue
-        quote = estimate(
-            catalog, name, model, data, validation=validation, hyperparameters=hyperparameters, method=method
+        row_epochs, row_source, note = epochs, source, None
+        allowed = epoch_range(name, entry)
+        if allowed is not None and not allowed.low <= epochs <= allowed.high:
+            row_epochs = min(max(epochs, allowed.low), allowed.high)
+            row_source = f"{source}, moved into {name}'s {allowed.low}–{allowed.high}"
+            note = (f"{name} takes {allowed.low}–{allowed.high} epochs for {entry.id}: quoted at {row_epochs}, "
+                    f"not {epochs} ({allowed.source})")  # fmt: skip
+        row_hp = hp.model_copy(update={"epochs": row_epochs})
+        quote = _price(catalog, name, model, data, validation, row_hp, method)
+        quote = quote.model_copy(
+            update={"epochs_source": row_source, "notes": [*([note] if note else []), *quote.notes]}
         )
-        if not catalog.provider(name).accepts_new_jobs:
-            quote = quote.model_copy(
-                update={"notes": [*quote.notes, f"{name} accepts no new fine-tuning jobs"]}
-            )
-        quotes.append(quote)
+        quotes.append(_with_lifecycle(quote, _lifecycle(catalog, name, resolved, day)))
     return rank(quotes)

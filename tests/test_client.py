@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import json
 import os
 import sqlite3
@@ -229,19 +230,42 @@ def test_cancel(client: FineTuneClient, train_file: Path) -> None:
 def test_retired_provider(client: FineTuneClient, fake: FakeProvider, train_file: Path) -> None:
     import datetime as dt
 
-    fake.retire(on=dt.date(2027, 1, 6), alternatives=["together", "bedrock"])
+    fake.retire(on=dt.date(2025, 12, 31), alternatives=["together", "bedrock"])
     with pytest.raises(ProviderRetiredError) as info:
         client.create_job(model="m", training_data=train_file)
     assert info.value.status_code == 410
-    assert "2027-01-06" in str(info.value)
+    assert "2025-12-31" in str(info.value)
     assert "together" in str(info.value)
+
+
+@pytest.mark.parametrize("on", ["2025-12-31", dt.date(2025, 12, 31), dt.datetime(2025, 12, 31, 23, 0)])
+def test_retire_takes_a_date_a_datetime_or_an_iso_string(
+    client: FineTuneClient, fake: FakeProvider, train_file: Path, on: object
+) -> None:
+    fake.retire(on=on)  # type: ignore[arg-type]
+    with pytest.raises(ProviderRetiredError, match="2025-12-31"):
+        client.create_job(model="m", training_data=train_file)
+
+
+def test_a_future_retirement_is_announced_not_enforced(
+    client: FineTuneClient, fake: FakeProvider, train_file: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    fake.retire(on=dt.date(2099, 1, 1))  # the fake's clock reads 2026-01-01
+    with caplog.at_level("WARNING", logger="unitune"):
+        job = client.create_job(model="m", training_data=train_file)
+    assert job.id
+    assert "2099-01-01" in caplog.text
+    with pytest.raises(ConfigurationError, match="ISO date"):
+        fake.retire(on="next tuesday")
 
 
 def test_unsupported_features_are_errors(
     client: FineTuneClient, fake: FakeProvider, train_file: Path
 ) -> None:
+    fake.as_provider("together")  # Together cannot pause a job; the plain fake can
     with pytest.raises(UnsupportedFeatureError, match="pausing"):
         fake.pause_job("x")
+    fake.as_provider(None)
     with pytest.raises(UnsupportedFeatureError, match="'packing'"):
         client.create_job(
             model="m",
@@ -482,7 +506,11 @@ def test_create_job_validates_before_any_upload(
         client.create_job(model="m", training_data=bad)
     report = info.value.report
     assert {i.code for i in report.errors} == {"missing_assistant", "invalid_json"}
-    assert f"{bad}:2:2" in str(info.value)
+    # One line: the count, the first problem with its place; the report holds them all.
+    assert f"{bad}:1" in str(info.value)
+    assert "2 errors" in str(info.value)
+    assert "\n" not in str(info.value)
+    assert any(str(i).startswith(f"{bad}:2:2") for i in report.errors)
     assert fake.calls == []  # nothing uploaded, nothing created
 
 

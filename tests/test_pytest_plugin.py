@@ -10,6 +10,7 @@ from __future__ import annotations
 import ipaddress
 import logging
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -131,16 +132,18 @@ FAKE_TESTS = _src(
         ephemeral = False  # like a real vendor: the client records its jobs in the ledger
 
 
-    def _data(tmp_path: Path) -> Path:
+    def _data(tmp_path: Path, n: int = 10) -> Path:
+        # OpenAI, the configured provider, refuses fewer than 10 examples: so does the fake.
         path = tmp_path / "train.jsonl"
-        path.write_text(TINY_JSONL)
+        path.write_text(TINY_JSONL * n)
         return path
 
 
     def test_from_config_uses_the_fake(unitune_fake, tmp_path: Path) -> None:
         client = FineTuneClient.from_config()
-        assert client.config.provider == "acme-cloud"
+        assert client.config.provider == "openai"
         assert client.provider is unitune_fake
+        assert unitune_fake.impersonating == "openai"
 
         started = time.monotonic()
         job = client.create_job(model="gpt-4o-mini", training_data=_data(tmp_path))
@@ -148,10 +151,11 @@ FAKE_TESTS = _src(
         elapsed = time.monotonic() - started
 
         assert done.status is JobStatus.SUCCEEDED
+        assert done.raw_status == "succeeded" and job.raw_status == "validating_files"  # OpenAI's words
         assert done.fine_tuned_model
         creates = unitune_fake.calls_to("create_job")
         assert len(creates) == 1
-        assert creates[0].args["model"] == "gpt-4o-mini"
+        assert creates[0].args["model"] == "gpt-4o-mini-2024-07-18"  # the alias, resolved as OpenAI would
         assert len(unitune_fake.calls_to("upload")) == 1
         assert len(unitune_fake.calls_to("get_job")) >= 2
 
@@ -177,8 +181,18 @@ FAKE_TESTS = _src(
 
     def test_without_the_fixture_the_config_wins(tmp_path: Path) -> None:
         # Runs after the test above: the override must not outlive its fixture.
-        with pytest.raises(ConfigurationError, match="acme-cloud"):
-            FineTuneClient.from_config()
+        provider = FineTuneClient.from_config().provider
+        assert not isinstance(provider, FakeProvider)
+        assert type(provider).__name__ == "OpenAIProvider"
+
+
+    def test_what_openai_refuses_fails_under_the_fixture_too(unitune_fake, tmp_path: Path) -> None:
+        client = FineTuneClient.from_config()
+        with pytest.raises(ConfigurationError, match="does not offer 'llama-3.1-8b-instruct'"):
+            client.create_job(model="llama-3.1-8b-instruct", training_data=_data(tmp_path))
+        with pytest.raises(unitune.ValidationFailed, match="too_few_examples"):
+            client.create_job(model="gpt-4o-mini", training_data=_data(tmp_path, 5))
+        assert unitune_fake.calls_to("upload") == []
 
 
     def test_fail_next_job_raises_job_failed(unitune_fake, tmp_path: Path) -> None:
@@ -204,20 +218,21 @@ def test_unitune_fake_routes_from_config_to_the_fake(
 ) -> None:
     real_home = tmp_path / "real-unitune-home"
     monkeypatch.setenv("UNITUNE_HOME", str(real_home))
-    pytester.makefile(".toml", unitune='provider = "acme-cloud"\n')
+    pytester.makefile(".toml", unitune='provider = "openai"\n')
     pytester.makepyfile(test_plugin_inner_fake=FAKE_TESTS)
 
     basetemp = tmp_path / "inner-basetemp"
     result = _run(pytester, f"--basetemp={basetemp}")
 
-    result.assert_outcomes(passed=3, failed=1)
+    result.assert_outcomes(passed=4, failed=1)
     result.stdout.fnmatch_lines(
         [
             "PASSED test_plugin_inner_fake.py::test_from_config_uses_the_fake",
             "PASSED test_plugin_inner_fake.py::test_without_the_fixture_the_config_wins",
+            "PASSED test_plugin_inner_fake.py::test_what_openai_refuses_fails_under_the_fixture_too",
             "PASSED test_plugin_inner_fake.py::test_fail_next_job_raises_job_failed",
             "FAILED test_plugin_inner_fake.py::test_fail_next_job_uncaught - "
-            "unitune.errors.JobFailedError: Fine-tuning job ftjob-fake-* on 'fake' ended failed: oom",
+            "unitune.errors.JobFailedError: Fine-tuning job ftjob-fake-* on 'openai' ended failed: oom",
         ],
         consecutive=False,
     )
@@ -230,7 +245,7 @@ def test_unitune_fake_routes_from_config_to_the_fake(
 
 
 def test_unitune_fake_reaches_clients_built_in_worker_threads(pytester: pytest.Pytester) -> None:
-    pytester.makefile(".toml", unitune='provider = "acme-cloud"\n')
+    pytester.makefile(".toml", unitune='provider = "together"\n')
     pytester.makepyfile(
         test_plugin_inner_threads=_src(
             """
@@ -462,3 +477,43 @@ def test_loading_the_plugin_imports_nothing_heavy() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == ""
+
+
+def test_a_blocked_host_fails_at_once_through_the_client(
+    pytester: pytest.Pytester, no_real_traffic: TrafficStubs
+) -> None:
+    # An SDK may wrap the guard's refusal in its connection error, which unitune sees as transient:
+    # retrying it (5 attempts, ~16 s of backoff) would only delay the same answer.
+    pytester.makepyfile(
+        test_plugin_inner_client=_src(
+            f"""
+            import time
+
+            import pytest
+
+            from unitune import FineTuneClient
+
+
+            @pytest.mark.unitune_block_network
+            @pytest.mark.parametrize("provider", ["openai", "together", "mistral"])
+            def test_list_jobs(provider: str) -> None:
+                client = FineTuneClient(provider, api_key="sk-x", base_url="https://{TARGET_HOST}/v1", ledger=False)
+                started = time.monotonic()
+                try:
+                    client.list_jobs()
+                finally:
+                    print(f"ELAPSED {{provider}} {{time.monotonic() - started:.2f}}")
+            """
+        )
+    )
+    result = _run(pytester)
+    outcomes = result.parseoutcomes()
+    assert outcomes.get("passed", 0) == 0
+    assert outcomes.get("failed", 0) == 3
+    text = result.stdout.str()
+    elapsed = re.findall(r"ELAPSED (\w+) ([0-9.]+)", text)
+    assert {p for p, _ in elapsed} == {"mistral", "openai", "together"}
+    assert all(float(t) < 3 for _, t in elapsed), elapsed
+    assert f"{GUARD_MESSAGE}: this test tried to resolve '{TARGET_HOST}'" in text
+    assert "attempt 2 of" not in text
+    _assert_stubs_restored(no_real_traffic)

@@ -28,6 +28,21 @@ T = TypeVar("T")
 TRANSIENT = (RateLimitError, ProviderUnavailableError)
 
 
+def retryable(exc: BaseException | None) -> bool:
+    """Transient, and caused by nothing marked `retryable = False` (the test network guard's
+    refusal, wrapped by an SDK in its connection error: a blocked host fails at once)."""
+    if not isinstance(exc, TRANSIENT):
+        return False
+    seen: set[int] = set()
+    cause: BaseException | None = exc
+    while cause is not None and id(cause) not in seen:
+        if getattr(cause, "retryable", True) is False:
+            return False
+        seen.add(id(cause))
+        cause = cause.__cause__ or cause.__context__
+    return True
+
+
 class RetryPolicy:
     """Bounded retries of transient errors, with backoff, honouring Retry-After."""
 
@@ -67,7 +82,7 @@ class RetryPolicy:
             return delay
 
         def retry_if_transient(state: tenacity.RetryCallState) -> bool:
-            return state.outcome is not None and isinstance(state.outcome.exception(), TRANSIENT)
+            return state.outcome is not None and retryable(state.outcome.exception())
 
         def before_sleep(state: tenacity.RetryCallState) -> None:
             exc = state.outcome.exception() if state.outcome is not None else None

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar
 from pydantic import SecretStr, ValidationError
 
 from unitune._clock import Clock, SystemClock
-from unitune._retry import RetryPolicy
+from unitune._retry import RetryPolicy, retryable
 from unitune.catalog import Catalog, Quote, load_catalog
 from unitune.catalog import compare as compare_costs
 from unitune.catalog import estimate as estimate_cost
@@ -42,7 +42,7 @@ from unitune.errors import (
 )
 from unitune.ledger import Ledger
 from unitune.providers.base import Provider
-from unitune.providers.registry import build_provider
+from unitune.providers.registry import build_provider, load_provider_class
 from unitune.types import (
     ChatResponse,
     Checkpoint,
@@ -293,6 +293,14 @@ class FineTuneClient:
         elif provider is None or isinstance(provider, str):
             name = provider if provider is not None else self.config.provider
             _name(name, "The provider name", "Pass a provider name such as 'openai' or 'local'.")
+            if overrides:
+                fields = load_provider_class(name).settings_class.model_fields
+                unknown = sorted(set(overrides) - set(fields))
+                if unknown:
+                    raise ConfigurationError(
+                        f"The {name!r} provider has no setting {', '.join(map(repr, unknown))}.",
+                        fix=f"Its settings: {', '.join(fields)}.",
+                    )
             section = {**self.config.section(name), **overrides}
             self.provider = build_provider(name, section, home=home_dir(self.config))
         else:
@@ -433,10 +441,11 @@ class FineTuneClient:
             other = local.get("validation") if "training" in local else None
             report = self._validate_local(first, other, model, method)
             if not report.ok:
-                shown = "\n".join(str(i) for i in report.errors[:5])
+                # One line: the count, the first problem, and where to see them all (`report`).
                 raise ValidationFailed(
                     f"The dataset fails {self.provider.name}'s checks; nothing was uploaded. "
-                    f"{report.summary()}\n{shown}",
+                    f"{report.summary()}. First: {report.errors[0]}. "
+                    "See every problem with `unitune validate FILE` (or the error's .report).",
                     report=report,
                 )
         return [
@@ -834,6 +843,8 @@ class FineTuneClient:
                 found = self.provider.find_job(key)
                 looked = True
             except (ProviderUnavailableError, RateLimitError) as e:
+                if not retryable(e):
+                    raise
                 failure, found = e, None
             if found is not None:
                 return found

@@ -1,6 +1,11 @@
 """The `fake` provider: an in-process, deterministic stand-in for a vendor, for tests and demos.
 
 It is registered exactly like a real provider, so application code under test runs unchanged.
+`as_provider("openai")` makes it impersonate a vendor: that vendor's catalog (models, aliases,
+lifecycle, prices, through its name), dataset rules and wire format, capabilities and status words,
+so whatever unitune checks before a request is checked as it would be in production (the
+`unitune_fake` fixture does this for the configured provider). `as_provider(None)` is the
+permissive fake of its own catalog.
 Jobs move through a scripted status progression, one step per poll (default) or per
 `seconds_per_step` of an injectable clock (a `FakeClock` unless given, so waits take no time).
 Failures are scripted too: a job that fails, 429 with Retry-After, 5xx, a create whose answer is
@@ -12,16 +17,20 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import itertools
+import logging
 import math
+import sys
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Literal
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from pydantic import Field
 
 from unitune._clock import Clock, FakeClock
 from unitune.errors import (
+    ConfigurationError,
     NotFoundError,
     ProviderError,
     ProviderRetiredError,
@@ -33,6 +42,7 @@ from unitune.providers.base import Provider, ProviderSettings
 from unitune.types import (
     Capabilities,
     ChatResponse,
+    Checkpoint,
     FileRef,
     Job,
     JobEvent,
@@ -40,13 +50,19 @@ from unitune.types import (
     JobStatus,
     Message,
     PreparedFile,
+    Purpose,
     StepMetric,
+    TrainingMethod,
     Usage,
 )
+
+if TYPE_CHECKING:
+    from unitune.data import Dataset
 
 __all__ = ["FakeCall", "FakeProvider", "FakeSettings"]
 
 S = JobStatus
+log = logging.getLogger("unitune")
 
 DEFAULT_PROGRESSION = (S.VALIDATING, S.QUEUED, S.RUNNING, S.RUNNING, S.RUNNING, S.SUCCEEDED)
 
@@ -92,7 +108,36 @@ class _FakeJob:
     polls: int = 0
     fail_message: str | None = None
     cancel_requested_at: int | None = None  # position in the progression when cancel arrived
+    paused_at: float | None = None  # clock tick when paused (None: not paused)
+    paused_for: float = 0.0  # seconds spent paused so far (advance="clock")
     history: list[tuple[JobStatus, dt.datetime]] = field(default_factory=list)
+
+
+def _as_date(value: dt.date | dt.datetime | str | None) -> dt.date | None:
+    """A date from a date, a datetime or an ISO string (`retire(on="2026-01-01")`)."""
+    if value is None or (isinstance(value, dt.date) and not isinstance(value, dt.datetime)):
+        return value
+    if isinstance(value, dt.datetime):
+        return value.date()
+    if isinstance(value, str):
+        try:
+            return dt.datetime.fromisoformat(value.replace("Z", "+00:00")).date()
+        except ValueError:
+            pass
+    raise ConfigurationError(
+        f"on must be a date, a datetime or an ISO date string, not {value!r}.",
+        fix='Pass e.g. on="2026-01-01".',
+    )
+
+
+def _raw_words(table: Mapping[str, JobStatus]) -> dict[JobStatus, str]:
+    """For each unitune status, the word a vendor uses for it: the one naming it where there is one
+    ("STATUS_QUEUED" over "STATUS_UNSPECIFIED"), else the table's first."""
+    words: dict[JobStatus, str] = {}
+    for raw, status in table.items():
+        if status not in words or (status.value in raw.lower() and status.value not in words[status].lower()):
+            words[status] = raw
+    return words
 
 
 class FakeProvider(Provider):
@@ -101,17 +146,18 @@ class FakeProvider(Provider):
     name: ClassVar[str] = "fake"
     capabilities: ClassVar[Capabilities] = Capabilities(
         cancel=True,
-        pause=False,
+        pause=True,
         events=True,
         metrics=True,
-        checkpoints=False,
+        checkpoints=True,
         chat=True,
         dpo=True,
         lora=True,
-        notes={"pause": "the fake does not script paused jobs"},
     )
     settings_class: ClassVar[type[ProviderSettings]] = FakeSettings
     ephemeral: ClassVar[bool] = True
+    #: The fake's job list shows a job as soon as it is made: a lost create is found at once.
+    list_lags: ClassVar[bool] = False
     dataset_profile: ClassVar[str] = "fake"
     preference_wire_format: ClassVar[str | None] = "openai-dpo"
     settings: FakeSettings
@@ -137,6 +183,89 @@ class FakeProvider(Provider):
         self._retired: ProviderRetiredError | None = None
         self._reply: Reply | None = reply
         self._reply_cycle = itertools.cycle(self.settings.replies) if self.settings.replies else None
+        self._retire_on: dt.date | None = None
+        self._persona: Provider | None = None
+        self._persona_fixed = False
+        self._words: dict[JobStatus, str] = {}
+
+    # -- impersonation ------------------------------------------------------------------------------
+
+    def as_provider(self, name: str | None, **settings: Any) -> FakeProvider:
+        """Impersonate provider `name` from now on (None: the permissive fake of its own catalog).
+
+        The fake then answers to that provider's name, so the client checks models, aliases,
+        lifecycle and prices against its catalog entries; it validates and converts data with its
+        rules and wire format; it offers only its capabilities (a missing one raises
+        `UnsupportedFeatureError` as the adapter would); its jobs report the vendor's status words
+        in `raw_status` and skip states the vendor does not have. `settings` are checked by that
+        provider's settings class, as its config section would be. Returns the fake.
+        """
+        self._become(name, settings)
+        self._persona_fixed = True
+        return self
+
+    def adopt_provider(self, name: str, section: Mapping[str, Any]) -> None:
+        """Called when code builds a provider by name while this fake stands in for every provider
+        (`override_provider`): take that provider on, unless `as_provider` chose one already."""
+        if not self._persona_fixed:
+            self._become(name, section)
+
+    @property
+    def impersonating(self) -> str | None:
+        """The provider this fake stands in for, or None for the plain fake."""
+        return self._persona.name if self._persona is not None else None
+
+    def _become(self, name: str | None, section: Mapping[str, Any]) -> None:
+        from unitune.providers.registry import load_provider_class
+
+        with self._lock:
+            if name is None or name == FakeProvider.name:
+                self._persona = None
+                self.__dict__.pop("name", None)
+                self.__dict__.pop("capabilities", None)
+                self._words = {}
+                return
+            cls = load_provider_class(name)
+            persona = cls.from_config(section)  # a bad section fails here as it would in production
+            table = getattr(sys.modules[cls.__module__], "STATUS_MAP", None)
+            self._persona = persona
+            # Instance attributes shadow the class's: the client reads both through the instance.
+            self.name = cls.name  # type: ignore[misc]
+            self.capabilities = cls.capabilities  # type: ignore[misc]
+            self._words = _raw_words(table) if isinstance(table, Mapping) else {}
+
+    def profile_for(self, model: str | None) -> str:
+        return self._persona.profile_for(model) if self._persona is not None else super().profile_for(model)
+
+    def wire_format_for(self, method: TrainingMethod, model: str | None = None) -> str:
+        if self._persona is not None:
+            return self._persona.wire_format_for(method, model)
+        return super().wire_format_for(method, model)
+
+    def prepare(
+        self,
+        data: Dataset,
+        purpose: Purpose,
+        *,
+        model: str | None = None,
+        workdir: Path,
+        method: TrainingMethod = "sft",
+    ) -> PreparedFile:
+        if self._persona is not None:
+            return self._persona.prepare(data, purpose, model=model, workdir=workdir, method=method)
+        return super().prepare(data, purpose, model=model, workdir=workdir, method=method)
+
+    def _require(self, capability: str, feature: str) -> None:
+        if not getattr(self.capabilities, capability):
+            hint = self.capabilities.notes.get(capability)
+            self._unsupported(feature, hint)
+
+    def _progression(self) -> tuple[JobStatus, ...]:
+        """The scripted statuses, less those the impersonated vendor has no word for."""
+        if not self._words:
+            return self.settings.progression
+        kept = tuple(s for s in self.settings.progression if s in self._words)
+        return kept or self.settings.progression
 
     # -- scripting ----------------------------------------------------------------------------------
 
@@ -187,14 +316,21 @@ class FakeProvider(Provider):
     def retire(
         self,
         *,
-        on: dt.date | None = None,
+        on: dt.date | dt.datetime | str | None = None,
         alternatives: Sequence[str] = (),
         message: str = "Fine-tuning is no longer available on this provider",
     ) -> None:
-        """From now on, creating a job answers 410 Gone, as a vendor that closed fine-tuning does."""
+        """Close fine-tuning on `on` (a date, datetime or ISO string; None: now), as a vendor does.
+
+        From that date (on the fake's clock) creating a job answers 410 Gone, which the client raises
+        as `ProviderRetiredError` with the date and `alternatives`. Before it, the closure is only
+        announced: jobs are accepted and each create logs a warning naming the date.
+        """
+        when = _as_date(on)
         with self._lock:
+            self._retire_on = when
             self._retired = ProviderRetiredError(
-                message, provider=self.name, status_code=410, retired_on=on, alternatives=alternatives
+                message, provider=self.name, status_code=410, retired_on=when, alternatives=alternatives
             )
 
     def set_reply(self, reply: Reply) -> None:
@@ -228,7 +364,14 @@ class FakeProvider(Provider):
     def create_job(self, spec: JobSpec, *, idempotency_key: str) -> Job:
         with self._enter("create_job", model=spec.model, idempotency_key=idempotency_key) as commit:
             if self._retired is not None:
-                raise self._retired
+                if self._retire_on is None or self._retire_on <= self.clock.now().date():
+                    raise self._retired
+                log.warning(
+                    "unitune: %s closes fine-tuning on %s; this job was accepted, later ones will not be",
+                    self.name, self._retire_on.isoformat(),
+                )  # fmt: skip
+            if spec.method == "dpo":
+                self._require("dpo", "DPO (preference) training")
             for ref in (spec.training_file, spec.validation_file):
                 if ref is not None and ref.id not in self._files:
                     raise NotFoundError(
@@ -250,7 +393,7 @@ class FakeProvider(Provider):
                 idempotency_key=idempotency_key,
                 created_at=self.clock.now(),
                 created_tick=self.clock.monotonic(),
-                progression=self.settings.progression,
+                progression=self._progression(),
                 fail_message=self._fail_next,
             )
             self._fail_next = None
@@ -263,7 +406,7 @@ class FakeProvider(Provider):
     def get_job(self, job_id: str) -> Job:
         with self._enter("get_job", job_id=job_id) as commit:
             job = self._job(job_id)
-            if self.settings.advance == "poll":
+            if self.settings.advance == "poll" and job.paused_at is None:
                 job.polls += 1
             commit()
             return self._snapshot(job_id, job)
@@ -275,6 +418,7 @@ class FakeProvider(Provider):
             return [self._snapshot(i, self._jobs[i]) for i in ids]
 
     def cancel_job(self, job_id: str) -> Job:
+        self._require("cancel", "cancelling jobs")
         with self._enter("cancel_job", job_id=job_id) as commit:
             job = self._job(job_id)
             if not self._status(job).is_terminal and job.cancel_requested_at is None:
@@ -282,7 +426,59 @@ class FakeProvider(Provider):
             commit()
             return self._snapshot(job_id, job)
 
+    def pause_job(self, job_id: str) -> Job:
+        self._require("pause", "pausing jobs")
+        with self._enter("pause_job", job_id=job_id) as commit:
+            job = self._job(job_id)
+            status = self._status(job)
+            if status is not S.RUNNING:
+                raise ProviderError(
+                    f"Job {job_id} is {status.value}; only a running job can be paused",
+                    provider=self.name,
+                    status_code=400,
+                )
+            job.paused_at = self.clock.monotonic()
+            commit()
+            return self._snapshot(job_id, job)
+
+    def resume_job(self, job_id: str) -> Job:
+        self._require("pause", "resuming jobs")
+        with self._enter("resume_job", job_id=job_id) as commit:
+            job = self._job(job_id)
+            if job.paused_at is None:
+                raise ProviderError(
+                    f"Job {job_id} is not paused; only a paused job can be resumed",
+                    provider=self.name,
+                    status_code=400,
+                )
+            job.paused_for += self.clock.monotonic() - job.paused_at
+            job.paused_at = None
+            commit()
+            return self._snapshot(job_id, job)
+
+    def list_checkpoints(self, job_id: str) -> list[Checkpoint]:
+        self._require("checkpoints", "checkpoints")
+        with self._enter("list_checkpoints", job_id=job_id) as commit:
+            job = self._job(job_id)
+            self._status(job)
+            per_epoch = self._steps_per_epoch(job)
+            base = self._tuned_name(job)
+            out = [
+                Checkpoint(
+                    id=f"ftckpt-fake-{job.number:06d}-{m.step}",
+                    step=m.step,
+                    model=f"{base}:ckpt-step-{m.step}",
+                    created_at=job.history[-1][1],
+                    metrics={"train_loss": m.train_loss} if m.train_loss is not None else {},
+                )
+                for m in self._metrics(job)
+                if m.step % per_epoch == 0
+            ]
+            commit()
+            return out
+
     def list_events(self, job_id: str) -> list[JobEvent]:
+        self._require("events", "job events")
         with self._enter("list_events", job_id=job_id) as commit:
             job = self._job(job_id)
             self._status(job)  # brings the history up to date
@@ -322,6 +518,7 @@ class FakeProvider(Provider):
             return events
 
     def list_metrics(self, job_id: str) -> list[StepMetric]:
+        self._require("metrics", "training metrics")
         with self._enter("list_metrics", job_id=job_id) as commit:
             job = self._job(job_id)
             self._status(job)
@@ -329,9 +526,12 @@ class FakeProvider(Provider):
             return self._metrics(job)
 
     def chat(self, model: str, messages: list[Message], **params: Any) -> ChatResponse:
+        self._require("chat", "chat")
         with self._enter("chat", model=model, messages=len(messages)) as commit:
             if model.startswith("ft:") and not any(
-                self._snapshot(i, j).fine_tuned_model == model for i, j in self._jobs.items()
+                (tuned := self._snapshot(i, j).fine_tuned_model) is not None
+                and (model == tuned or model.startswith(f"{tuned}:ckpt-step-"))
+                for i, j in self._jobs.items()
             ):
                 raise NotFoundError(
                     f"The model {model!r} does not exist or its job has not succeeded",
@@ -401,7 +601,9 @@ class FakeProvider(Provider):
         if self.settings.advance == "poll":
             steps = job.polls
         else:
-            steps = int((self.clock.monotonic() - job.created_tick) // self.settings.seconds_per_step)
+            now = self.clock.monotonic()
+            paused = job.paused_for + (now - job.paused_at if job.paused_at is not None else 0.0)
+            steps = int((now - job.created_tick - paused) // self.settings.seconds_per_step)
         return min(steps, len(job.progression) - 1)
 
     def _status(self, job: _FakeJob) -> JobStatus:
@@ -410,6 +612,10 @@ class FakeProvider(Provider):
         status = job.progression[pos]
         if job.cancel_requested_at is not None:
             status = S.CANCELLING if pos <= job.cancel_requested_at else S.CANCELLED
+            if status is S.CANCELLING and self._words and S.CANCELLING not in self._words:
+                status = S.CANCELLED  # the vendor has no "cancelling": its jobs stop at once
+        elif job.paused_at is not None and not status.is_terminal:
+            status = S.PAUSED
         elif status is S.SUCCEEDED and job.fail_message is not None:
             status = S.FAILED
         if not job.history or job.history[-1][0] is not status:
@@ -457,18 +663,19 @@ class FakeProvider(Provider):
             )
         return out
 
+    def _tuned_name(self, job: _FakeJob) -> str:
+        return f"ft:{job.spec.model}:fake:{job.spec.suffix or 'model'}:{job.number:06d}"
+
     def _snapshot(self, job_id: str, job: _FakeJob) -> Job:
         status = self._status(job)
         spec = job.spec
         finished = job.history[-1][1] if status.is_terminal else None
-        tuned = None
-        if status is S.SUCCEEDED:
-            tuned = f"ft:{spec.model}:fake:{spec.suffix or 'model'}:{job.number:06d}"
+        tuned = self._tuned_name(job) if status is S.SUCCEEDED else None
         return Job(
             id=job_id,
             provider=self.name,
             status=status,
-            raw_status=status.value,
+            raw_status=self._words.get(status, status.value),
             model=spec.model,
             fine_tuned_model=tuned,
             created_at=job.created_at,

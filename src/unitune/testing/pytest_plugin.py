@@ -32,7 +32,13 @@ _SET_STRICT = pytest.StashKey[bool]()
 
 
 class RealNetworkCallError(RuntimeError):
-    """A test guarded by unitune tried to reach a host that is not loopback."""
+    """A test guarded by unitune tried to reach a host that is not loopback.
+
+    `retryable = False` tells unitune's retry policy that the provider error this ends up inside
+    (SDKs wrap it in their connection error) must fail at once: a blocked host never unblocks.
+    """
+
+    retryable = False
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -159,10 +165,22 @@ def _unitune_network_guard(request: pytest.FixtureRequest) -> Iterator[None]:
 
 @pytest.fixture
 def unitune_fake(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> Iterator[FakeProvider]:
-    """A fake provider that every unitune client in this test uses, with instant waits."""
+    """A fake provider that every unitune client in this test uses, with instant waits.
+
+    It impersonates the provider your config names (`unitune.toml`, `$UNITUNE_PROVIDER`; the local
+    trainer when none): that provider's models, aliases, lifecycle, prices, data rules, capabilities
+    and status words, so a test passes only what production would pass. Its clock starts at the real
+    date, so catalog sunsets apply as they do today. `unitune_fake.as_provider("together")` picks
+    another; `as_provider(None)` is the permissive fake with its own catalog.
+    """
+    import datetime as dt
+
+    from unitune.config import load_config
     from unitune.testing import FakeClock, FakeProvider, override_provider
 
     monkeypatch.setenv("UNITUNE_HOME", str(tmp_path / "unitune-home"))
-    fake = FakeProvider(clock=FakeClock())
+    fake = FakeProvider(clock=FakeClock(start=dt.datetime.now(dt.timezone.utc)))
+    config = load_config()
+    fake.adopt_provider(config.provider, config.section(config.provider))
     with override_provider(fake, process_wide=True):
         yield fake

@@ -7,6 +7,7 @@ touched, and (where it needs one) with the CLI's provider routed to a `FakeProvi
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -692,3 +693,299 @@ def test_models_and_prices(tmp_path: Path) -> None:
     assert all(p["source"] and p["as_of"] for p in prices)
     result = invoke("models", "--provider", "nope")
     assert result.exit_code == 1
+
+
+# -- lifecycle: one answer per model everywhere (issue 16) ----------------------------------------
+
+NANO_GONE = dt.date(2026, 12, 7)  # after gpt-4.1-nano's shutdown (2026-10-23), before OpenAI's 2027-01-06
+
+
+@pytest.fixture
+def on_day(monkeypatch: pytest.MonkeyPatch) -> dt.date:
+    monkeypatch.setattr(cli_app, "_today", lambda: NANO_GONE)
+    return NANO_GONE
+
+
+def test_models_show_one_lifecycle_per_model(on_day: dt.date) -> None:
+    rows = {r["model"]: r for r in parse_json(invoke("models", "--provider", "openai", "--json"))}
+    nano = rows["gpt-4.1-nano-2025-04-14"]
+    assert nano["accepts_new_jobs"] is False
+    assert nano["lifecycle"]["state"] == "retired"
+    assert nano["lifecycle"]["phrase"] == "retired 2026-10-23"
+    assert "together" in nano["lifecycle"]["alternatives"]
+    mini = rows["gpt-4o-mini-2024-07-18"]
+    assert (mini["accepts_new_jobs"], mini["lifecycle"]["phrase"]) == (True, "live; training ends 2027-01-06")
+    result = invoke("models", "--provider", "openai")
+    assert result.exit_code == 0, result.output
+    (nano_line,) = [line for line in result.stdout.splitlines() if "gpt-4.1-nano-2025" in line]
+    assert "retired 2026-10-23" in nano_line
+    assert "live" not in nano_line
+    assert "training ends" not in nano_line
+
+
+def test_providers_take_new_jobs_from_the_catalog(on_day: dt.date) -> None:
+    rows = {r["name"]: r for r in parse_json(invoke("providers", "--json"))}
+    for name in ("mistral", "cohere"):
+        assert rows[name]["accepts_new_jobs"] is False, name
+        assert rows[name]["capabilities"]["accepts_new_jobs"] is False, name
+        assert rows[name]["lifecycle"].startswith("retired")
+    assert rows["openai"]["accepts_new_jobs"] is True
+    assert rows["openai"]["lifecycle"] == "live; training ends 2027-01-06"
+    assert rows["fake"]["capabilities"]["accepts_new_jobs"] is True
+
+
+def test_providers_lists_a_catalog_provider_without_an_adapter(on_day: dt.date, tmp_path: Path) -> None:
+    old = tmp_path / "old.toml"
+    old.write_text(
+        '[provider]\nname = "oldco"\naccepts_new_jobs = false\nstatus = "retired: gone"\n'
+        '[provider.lifecycle]\nsource = "https://example.test/oldco"\nas_of = 2026-01-01\nverified = true\n'
+        '[[provider.sunsets]]\nwhat = "fine_tuning_api"\ndate = 2024-08-01\nsource = "https://example.test/oldco"\n'
+        "as_of = 2026-01-01\nverified = true\n"
+        '[[models]]\nid = "oldco/llama"\naliases = ["llama-3.1-8b-instruct"]\n',
+        encoding="utf-8",
+    )
+    Path("unitune.toml").write_text(f"catalog = [{json.dumps(str(old))}]\n", encoding="utf-8")
+
+    (row,) = parse_json(invoke("providers", "--provider", "oldco", "--json"))
+
+    assert row["state"] == "no adapter (catalog only)"
+    assert (row["accepts_new_jobs"], row["lifecycle"], row["capabilities"]) == (
+        False,
+        "retired 2024-08-01",
+        None,
+    )
+    models = parse_json(invoke("models", "--alias", "llama-3.1-8b-instruct", "--json"))
+    assert {r["provider"]: r["lifecycle"]["state"] for r in models}["oldco"] == "retired"
+    data = _write(tmp_path / "d.jsonl", TRAINING_ROWS)
+    assert "ProviderRetiredError" in error_line(
+        invoke("estimate", str(data), "--model", "oldco/llama", "-p", "oldco")
+    )
+    quotes = parse_json(
+        invoke("estimate", str(data), "--model", "llama-3.1-8b-instruct", "--compare", "--json")
+    )
+    assert [q["provider"] for q in quotes if not q["available"]] == ["oldco"]  # ranked last, kept to say so
+
+
+def test_models_by_alias(on_day: dt.date) -> None:
+    rows = parse_json(invoke("models", "--alias", "llama-3.1-8b-instruct", "--json"))
+    offered = {r["provider"]: r["model"] for r in rows}
+    assert offered["together"] == "meta-llama/Meta-Llama-3.1-8B-Instruct-Reference"
+    assert offered["local"] == "meta-llama/Llama-3.1-8B-Instruct"
+    assert offered["bedrock"].startswith("meta.llama3-1-8b-instruct")
+    assert "openai" not in offered
+    result = invoke("models", "--alias", "gpt-4.1-nano")
+    assert result.exit_code == 0, result.output
+    assert "'gpt-4.1-nano' is offered as:" in result.stdout
+    assert "retired 2026-10-23" in result.stdout
+    line = error_line(invoke("models", "--alias", "llama-3.1-8b"))
+    assert "No provider offers the alias 'llama-3.1-8b'" in line
+    assert "llama-3.1-8b-instruct" in line
+
+
+def _examples(tmp_path: Path, n: int = 20) -> Path:
+    return _write(tmp_path / "d.jsonl", [
+        {"messages": [{"role": "user", "content": f"q{i}"}, {"role": "assistant", "content": "a"}]} for i in range(n)
+    ])  # fmt: skip
+
+
+def test_estimate_validate_and_models_agree_on_a_retired_model(on_day: dt.date, tmp_path: Path) -> None:
+    data = _examples(tmp_path)
+    for command in (
+        ("estimate", str(data), "--model", "gpt-4.1-nano", "--provider", "openai"),
+        ("validate", str(data), "--model", "gpt-4.1-nano", "--provider", "openai"),
+    ):
+        line = error_line(invoke(*command))
+        assert "ProviderRetiredError" in line, command
+        assert "retired 2026-10-23" in line
+        assert "together" in line
+    quotes = parse_json(invoke("estimate", str(data), "--model", "gpt-4.1-nano", "--compare", "--json"))
+    assert [(q["provider"], q["available"]) for q in quotes] == [("openai", False)]
+    result = invoke("estimate", str(data), "--model", "gpt-4.1-nano", "--compare")
+    assert result.exit_code == 0, result.output
+    assert "openai gpt-4.1-nano-2025-04-14: unavailable (retired 2026-10-23)" in result.stdout
+    # A closing model is quoted, with its date.
+    quote = parse_json(
+        invoke("estimate", str(data), "--model", "gpt-4o-mini", "--provider", "openai", "--json")
+    )
+    assert quote["lifecycle"]["phrase"] == "live; training ends 2027-01-06"
+    assert parse_json(
+        invoke("validate", str(data), "--model", "gpt-4o-mini", "--provider", "openai", "--json")
+    )["ok"]
+
+
+def test_estimate_compare_uses_the_same_epochs_for_every_row(on_day: dt.date, tmp_path: Path) -> None:
+    data = _examples(tmp_path)
+    quotes = parse_json(
+        invoke("estimate", str(data), "--model", "llama-3.1-8b-instruct", "--compare", "--json")
+    )
+    assert {q["provider"] for q in quotes} >= {"together", "bedrock", "local"}
+    assert {q["epochs"] for q in quotes} == {3}
+    result = invoke("estimate", str(data), "--model", "llama-3.1-8b-instruct", "--compare")
+    assert result.exit_code == 0, result.output
+    assert result.stdout.startswith("Every provider quoted at 3 epochs (one shared default")
+    assert "[shared default for comparison]" in result.stdout
+    quotes = parse_json(
+        invoke(
+            "estimate", str(data), "--model", "llama-3.1-8b-instruct", "--compare", "--epochs", "12", "--json"
+        )
+    )
+    by = {q["provider"]: q for q in quotes}
+    assert by["together"]["epochs"] == 12
+    assert (by["bedrock"]["epochs"], by["bedrock"]["epochs_source"]) == (
+        10,
+        "given, moved into bedrock's 1–10",
+    )
+    assert "quoted at 10, not 12" in by["bedrock"]["notes"][0]
+
+
+# -- usage errors: one line, exit 2; failed operations: one line, exit 1 -------------------------
+
+
+def usage_line(result: Result) -> str:
+    """The one line a usage error prints on stderr: exit 2, no usage block, never 'unexpected'."""
+    assert result.exit_code == 2, result.output
+    assert isinstance(result.exception, SystemExit), repr(result.exception)
+    assert "Traceback" not in result.output
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("error: ")
+    assert "unexpected" not in lines[0]
+    return lines[0]
+
+
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        (["status", ""], "must not be empty"),
+        (["cancel", " "], "must not be empty"),
+        (["wait", "ft-1", "--timeout", "-1"], "'--timeout'"),
+        (["wait", "ft-1", "--poll-interval", "0"], "0 is not above 0"),
+        (["jobs", "--limit", "0"], "'--limit'"),
+        (["jobs", "--limit", "-5"], "'--limit'"),
+        (["prices", "--days", "-1"], "'--days'"),
+        (["providers", "--provider", ""], "'--provider'"),
+        (["chat", "gpt-4o-mini", ""], "'prompt'"),
+        (["chat", "", "hi"], "'model'"),
+        (["models", "--alias", ""], "'--alias'"),
+        (["estimate", "{data}", "--model", "gpt-4o-mini", "-p", "fake", "--epochs", "-3"], "'--epochs'"),
+        (["estimate", "{data}", "--model", "", "-p", "fake"], "'--model'"),
+        (["estimate", "{dir}", "--model", "gpt-4o-mini", "-p", "fake"], "is a directory"),
+        (["estimate", "{data}", "--model", "gpt-4o-mini", "--validation", "{missing}"], "does not exist"),
+        (["split", "{data}", "-o", "{dir}/parts", "--validation-fraction", "0"], "'--validation-fraction'"),
+        (["split", "{data}", "-o", "{dir}/parts", "--validation-fraction", "1"], "'--validation-fraction'"),
+        (["split", "{data}", "-o", "{dir}/parts", "--seed", "-1"], "'--seed'"),
+        (["split", "{data}", "-o", "{dir}/parts", "--stratify", "nosuchkey"], "keys found: label, messages"),
+        (["split", "{data}", "-o", "{data}"], "is a file"),
+        (["split", "{dir}", "-o", "{dir}/parts"], "is a directory"),
+        (["validate", "{missing}", "-p", "openai"], "does not exist"),
+        (["validate", "{dir}", "-p", "openai"], "is a directory"),
+        (["validate", "{data}", "-p", "openai", "--method", "rft"], "'--method'"),
+        (["validate", "{data}", "-p", "openai", "--redact-pii"], "--fix OUT"),
+        (["validate", "{data}", "-p", "openai", "--show", "-1"], "'--show'"),
+        (["validate", "{data}", "-p", "openai", "--fix", "{dir}"], "is a directory"),
+        (["convert", "{data}", "-p", "openai", "-o", "{dir}"], "is a directory"),
+        (["convert", "{missing}", "-p", "openai", "-o", "{dir}/o.jsonl"], "does not exist"),
+        (["demo", "--provider", "fake", "--examples", "0"], "'--examples'"),
+        (["demo", "--provider", "fake", "--workdir", "{data}"], "is a file"),
+        (["nosuchcommand"], "No such command"),
+        (["status"], "Missing argument"),
+    ],
+)
+def test_usage_errors_are_one_line_and_exit_2(tmp_path: Path, args: list[str], words: str) -> None:
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    data = _write(tmp_path / "d.jsonl", [{**TRAINING_ROWS[0], "label": "a"}, TRAINING_ROWS[1]])
+    paths = {"data": str(data), "dir": str(folder), "missing": str(tmp_path / "missing.jsonl")}
+
+    line = usage_line(invoke(*(a.format(**paths) for a in args)))
+
+    assert words in line
+    assert "--help" in line
+
+
+def test_usage_error_in_json_mode(tmp_path: Path) -> None:
+    result = invoke("status", "", "--json")
+
+    assert result.exit_code == 2
+    assert result.stderr == ""
+    error = json.loads(result.stdout)["error"]
+    assert error["type"] == "UsageError"
+    assert "must not be empty" in error["message"]
+
+
+def test_convert_creates_the_output_folder(tmp_path: Path) -> None:
+    data = _write(tmp_path / "d.jsonl", TRAINING_ROWS)
+    out = tmp_path / "nodir" / "deeper" / "x.jsonl"
+
+    payload = parse_json(invoke("convert", str(data), "-p", "openai", "-o", str(out), "--json"))
+
+    assert payload["written"] == 3
+    assert len(out.read_text().splitlines()) == 3
+
+
+def test_convert_into_a_folder_it_cannot_create(tmp_path: Path) -> None:
+    data = _write(tmp_path / "d.jsonl", TRAINING_ROWS)
+
+    line = error_line(invoke("convert", str(data), "-p", "openai", "-o", str(data / "x.jsonl")))
+
+    assert "ConfigurationError: Cannot create the folder" in line
+
+
+def test_validate_fix_creates_the_output_folder(tmp_path: Path) -> None:
+    data = _examples(tmp_path, 12)
+    fixed = tmp_path / "out" / "fixed.jsonl"
+
+    assert parse_json(invoke("validate", str(data), "-p", "openai", "--fix", str(fixed), "--json"))["ok"]
+    assert len(fixed.read_text().splitlines()) == 12
+
+
+@pytest.mark.parametrize("content", ["", "\n\n", "{broken\n"])
+def test_splitting_a_file_without_examples_fails(tmp_path: Path, content: str) -> None:
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text(content, encoding="utf-8")
+
+    line = error_line(invoke("split", str(empty), "-o", str(tmp_path / "parts")))
+
+    assert "DatasetError" in line
+    assert "no examples to split" in line
+    assert not (tmp_path / "parts").exists()  # nothing written
+
+
+def test_split_stratified(tmp_path: Path) -> None:
+    rows = [
+        {
+            "messages": [{"role": "user", "content": f"q{i}"}, {"role": "assistant", "content": "a"}],
+            "label": "ab"[i % 2],
+        }
+        for i in range(20)
+    ]
+    data = _write(tmp_path / "d.jsonl", rows)
+
+    payload = parse_json(
+        invoke("split", str(data), "-o", str(tmp_path / "p"), "--stratify", "label", "--json")
+    )
+
+    assert payload["strata"] == {"a": [8, 2], "b": [8, 2]}
+
+
+@pytest.mark.parametrize("command", [["jobs"], ["status", "ft-1"]])
+def test_a_corrupt_ledger_is_one_line(home: Path, command: list[str], fake: FakeProvider) -> None:
+    home.mkdir(parents=True, exist_ok=True)
+    (home / "ledger.sqlite3").write_bytes(b"this is not a database" * 100)
+
+    line = error_line(invoke(*command))
+
+    assert "ConfigurationError" in line
+    assert "ledger.sqlite3" in line
+    assert "unexpected" not in line
+
+
+def test_a_file_system_refusal_names_the_file(monkeypatch: pytest.MonkeyPatch) -> None:
+    def refused(*a: object, **k: object) -> None:
+        raise PermissionError(13, "Permission denied", "/nowhere/x.jsonl")
+
+    monkeypatch.setattr(cli_app, "_client", refused)
+
+    line = error_line(invoke("chat", "m", "hi"))
+
+    assert line == "error: PermissionError: Permission denied: '/nowhere/x.jsonl'"

@@ -1,18 +1,20 @@
 """The `unitune` command line (Typer + Rich).
 
 Every command takes `--provider` and `--json`. Errors print one line (or a JSON object with
-`--json`) and exit 1; never a traceback.
+`--json`), never a traceback: exit 2 for a usage error (a bad or missing argument or option value,
+found by click or by the command before it does anything), exit 1 for an operation that failed.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import functools
 import json
 import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, NoReturn, TypeVar
 
 import typer
 from pydantic import BaseModel
@@ -22,8 +24,34 @@ from rich.table import Table
 
 from unitune.client import FineTuneClient
 from unitune.config import load_config
-from unitune.errors import ConfigurationError, UnituneError
+from unitune.errors import ConfigurationError, DatasetError, UnituneError
 from unitune.types import Job, JobStatus
+
+# Click's exception classes, as the installed Typer raises them (recent Typers vendor their own click).
+_ClickException: type[Exception] = next(
+    c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException"
+)
+
+
+class _OneLineUsageErrors(typer.core.TyperGroup):
+    """Usage errors (a bad option value, a missing argument, an unknown command) as one line on
+    stderr, or a JSON object with `--json`, and exit 2, instead of click's usage block."""
+
+    def invoke(self, ctx: Any) -> Any:
+        args = [*getattr(ctx, "_protected_args", ()), *ctx.args]  # before click consumes them
+        try:
+            return super().invoke(ctx)
+        except _ClickException as e:
+            if type(e).__name__ == "NoArgsIsHelpError":
+                raise  # no arguments where help is wanted: click prints the help
+            where = getattr(getattr(e, "ctx", None), "command_path", None) or ctx.command_path
+            message = f"{e.format_message()} (see '{where} --help')"  # type: ignore[attr-defined]
+            if "--json" in args:
+                _print_json({"error": {"type": "UsageError", "message": message}})
+            else:
+                _err().print(f"[bold red]error:[/] {escape(message)}", highlight=False)
+            raise typer.Exit(getattr(e, "exit_code", 2)) from None
+
 
 app = typer.Typer(
     name="unitune",
@@ -31,17 +59,72 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    cls=_OneLineUsageErrors,
 )
 
 F = TypeVar("F", bound=Callable[..., Any])
 
+
+def _not_empty(value: str | None) -> str | None:
+    """An option or argument that must not be an empty string (None: not given)."""
+    if value is not None and not value.strip():
+        raise typer.BadParameter("must not be empty")
+    return value
+
+
 ProviderOpt = Annotated[
     str | None,
     typer.Option(
-        "--provider", "-p", help="Provider to use (default: from unitune.toml or $UNITUNE_PROVIDER)."
+        "--provider",
+        "-p",
+        help="Provider to use (default: from unitune.toml or $UNITUNE_PROVIDER).",
+        callback=_not_empty,
     ),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
+JobIdArg = Annotated[str, typer.Argument(help="The job id.", callback=_not_empty)]
+
+
+def _in_file(help: str) -> Any:
+    """A dataset argument: click refuses a missing path, a directory or an unreadable file (exit 2)."""
+    return typer.Argument(help=help, exists=True, dir_okay=False, readable=True)
+
+
+def _positive(value: float | None) -> float | None:
+    if value is not None and not value > 0:
+        raise typer.BadParameter(f"{value:g} is not above 0")
+    return value
+
+
+def _fraction(value: float) -> float:
+    if not 0 < value < 1:
+        raise typer.BadParameter(f"{value:g} is not between 0 and 1 (both excluded)")
+    return value
+
+
+def _method(value: str | None) -> str | None:
+    if value not in (None, "sft", "dpo"):
+        raise typer.BadParameter(f"{value!r} is not one of 'sft', 'dpo'")
+    return value
+
+
+def _today() -> dt.date:
+    """The date lifecycle answers are given for (a function, so tests can move it)."""
+    return dt.date.today()
+
+
+def _output_file(path: Path, option: str) -> Path:
+    """An output file path: its folder is created; an existing directory is a usage error."""
+    if path.is_dir():
+        raise typer.BadParameter(f"{str(path)!r} is a directory; give a file path", param_hint=option)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ConfigurationError(
+            f"Cannot create the folder {str(path.parent)!r} for {option}: {e.strerror or e}.",
+            fix=f"Give {option} a path in a writable folder.",
+        ) from None
+    return path
 
 
 def _out() -> Console:
@@ -84,20 +167,34 @@ def _handles_errors(fn: F) -> F:
         except KeyboardInterrupt:
             _err().print("interrupted")
             raise typer.Exit(130) from None
-        except (typer.Exit, typer.Abort, SystemExit):
-            raise
-        except Exception as e:
-            # A bug or an unexpected environment: still one line, with the way to see more.
-            if os.environ.get("UNITUNE_DEBUG") == "1":
-                raise
-            message = f"unexpected {type(e).__name__}: {e} (set UNITUNE_DEBUG=1 for the traceback)"
+        except (typer.Exit, typer.Abort, SystemExit, _ClickException):
+            raise  # a usage error (exit 2) is the group's to print
+        except OSError as e:
+            if e.filename is None:
+                _unexpected(e, kwargs)
+            # The file system refused (permissions, a full disk): the file and the reason, no "unexpected".
+            text = f"{type(e).__name__}: {e.strerror or e}: {str(e.filename)!r}"
             if kwargs.get("as_json"):
-                _print_json({"error": {"type": type(e).__name__, "message": message}})
+                _print_json({"error": {"type": type(e).__name__, "message": text}})
             else:
-                _err().print(f"[bold red]error:[/] {escape(message)}", highlight=False)
+                _err().print(f"[bold red]error:[/] {escape(text)}", highlight=False)
             raise typer.Exit(1) from None
+        except Exception as e:
+            _unexpected(e, kwargs)
 
     return wrapper  # type: ignore[return-value]
+
+
+def _unexpected(e: Exception, kwargs: dict[str, Any]) -> NoReturn:
+    """A bug or an unexpected environment: still one line, with the way to see more."""
+    if os.environ.get("UNITUNE_DEBUG") == "1":
+        raise e
+    message = f"unexpected {type(e).__name__}: {e} (set UNITUNE_DEBUG=1 for the traceback)"
+    if kwargs.get("as_json"):
+        _print_json({"error": {"type": type(e).__name__, "message": message}})
+    else:
+        _err().print(f"[bold red]error:[/] {escape(message)}", highlight=False)
+    raise typer.Exit(1) from None
 
 
 def _client(provider: str | None, **kwargs: Any) -> FineTuneClient:
@@ -178,42 +275,71 @@ _EVERYONE = frozenset({"upload", "create", "full_finetune", "accepts_new_jobs"})
 @app.command()
 @_handles_errors
 def providers(provider: ProviderOpt = None, as_json: JsonOpt = False) -> None:
-    """List providers, whether they are installed, and what each can do."""
+    """List providers, whether they are installed, what each can do, and whether it takes new jobs."""
     from unitune.providers.registry import get_provider_class, list_providers, provider_info
 
-    if provider:
+    catalog = _catalog()
+    today = _today()
+    if provider and provider not in catalog.providers:
         provider_info(provider)  # an unknown name is an error with suggestions, not an empty table
     rows: list[dict[str, Any]] = []
-    for info in list_providers():
-        if provider and info.name != provider:
+    registered = list_providers()
+    # A provider the catalog records without an adapter (a retired vendor) still gets its row.
+    catalog_only = sorted(set(catalog.providers) - {info.name for info in registered})
+    for info in [*registered, *catalog_only]:
+        name = info if isinstance(info, str) else info.name
+        if provider and name != provider:
             continue
         caps: dict[str, bool] | None = None
-        state = "installed" if info.installed else ("not installed" if info.available else "planned")
-        if info.installed:
-            try:
-                caps = get_provider_class(info.name).capabilities.flags()
-            except Exception as e:  # one broken third-party provider must not hide the others
-                state = f"broken: {type(e).__name__}: {e}"
+        if isinstance(info, str):
+            state, install, description = "no adapter (catalog only)", None, catalog.provider(name).status
+        else:
+            state = "installed" if info.installed else ("not installed" if info.available else "planned")
+            install = f'pip install "unitune[{info.extra}]"' if info.extra else None
+            description = info.description
+            if info.installed:
+                try:
+                    caps = get_provider_class(name).capabilities.flags()
+                except Exception as e:  # one broken third-party provider must not hide the others
+                    state = f"broken: {type(e).__name__}: {e}"
+        # Whether it takes new jobs is the catalog's to say (dated, sourced, overridable); the
+        # adapter's class flag only for a provider the catalog does not know.
+        accepts: bool | None = caps.get("accepts_new_jobs") if caps else None
+        lifecycle = None
+        if name in catalog.providers:
+            accepts = catalog.accepts_new_jobs(name, today=today)
+            lifecycle = catalog.lifecycle(name, today=today).phrase
+        if caps is not None and accepts is not None:
+            caps["accepts_new_jobs"] = accepts
         rows.append(
             {
-                "name": info.name,
+                "name": name,
                 "state": state,
-                "install": f'pip install "unitune[{info.extra}]"' if info.extra else None,
-                "description": info.description,
+                "install": install,
+                "description": description,
+                "accepts_new_jobs": accepts,
+                "lifecycle": lifecycle,
                 "capabilities": caps,
             }
         )
     if as_json:
         _print_json(rows)
         return
-    table = _table("provider", "state", "install", "also offers", "about", keep_whole=("provider", "install"))
+    table = _table(
+        "provider", "state", "new jobs", "install", "also offers", "about", keep_whole=("provider", "install")
+    )
     for r in rows:
         caps = r["capabilities"]
         can = ", ".join(k for k, v in caps.items() if v and k not in _EVERYONE) if caps else ""
         style = {"installed": "green", "not installed": "yellow"}.get(r["state"], "dim")
+        if r["lifecycle"] is not None:
+            jobs_text = _lifecycle_text(r["lifecycle"], r["accepts_new_jobs"])
+        else:
+            jobs_text = {True: "yes", False: "[red]no[/]", None: ""}[r["accepts_new_jobs"]]
         table.add_row(
             r["name"],
             f"[{style}]{escape(r['state'])}[/]",
+            jobs_text,
             escape(r["install"] or ""),
             can,
             escape(r["description"]),
@@ -221,12 +347,17 @@ def providers(provider: ProviderOpt = None, as_json: JsonOpt = False) -> None:
     _out().print(table)
 
 
+def _lifecycle_text(phrase: str, accepts: bool | None) -> str:
+    style = "red" if not accepts else ("yellow" if ";" in phrase else "green")
+    return f"[{style}]{escape(phrase)}[/]"
+
+
 @app.command()
 @_handles_errors
 def jobs(
     provider: ProviderOpt = None,
     as_json: JsonOpt = False,
-    limit: Annotated[int, typer.Option(help="How many jobs to show.")] = 20,
+    limit: Annotated[int, typer.Option(help="How many jobs to show.", min=1)] = 20,
 ) -> None:
     """Jobs this machine created (from the ledger), newest first."""
     from unitune.config import home_dir
@@ -258,7 +389,7 @@ def jobs(
 @app.command()
 @_handles_errors
 def status(
-    job_id: Annotated[str, typer.Argument(help="The job id.")],
+    job_id: JobIdArg,
     provider: ProviderOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -270,11 +401,13 @@ def status(
 @app.command()
 @_handles_errors
 def wait(
-    job_id: Annotated[str, typer.Argument(help="The job id.")],
+    job_id: JobIdArg,
     provider: ProviderOpt = None,
     as_json: JsonOpt = False,
-    timeout: Annotated[float | None, typer.Option(help="Give up after this many seconds.")] = None,
-    poll_interval: Annotated[float | None, typer.Option(help="Seconds between polls at first.")] = None,
+    timeout: Annotated[float | None, typer.Option(help="Give up after this many seconds.", min=0)] = None,
+    poll_interval: Annotated[
+        float | None, typer.Option(help="Seconds between polls at first.", callback=_positive)
+    ] = None,
 ) -> None:
     """Wait for a job to finish, showing its progress. Exits 1 if it fails."""
     client = _client_for_job(job_id, provider)
@@ -328,7 +461,7 @@ def _wait_with_progress(
 @app.command()
 @_handles_errors
 def events(
-    job_id: Annotated[str, typer.Argument(help="The job id.")],
+    job_id: JobIdArg,
     provider: ProviderOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -348,7 +481,7 @@ def events(
 @app.command()
 @_handles_errors
 def cancel(
-    job_id: Annotated[str, typer.Argument(help="The job id.")],
+    job_id: JobIdArg,
     provider: ProviderOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -360,7 +493,7 @@ def cancel(
 @app.command()
 @_handles_errors
 def pause(
-    job_id: Annotated[str, typer.Argument(help="The job id.")],
+    job_id: JobIdArg,
     provider: ProviderOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -372,7 +505,7 @@ def pause(
 @app.command()
 @_handles_errors
 def resume(
-    job_id: Annotated[str, typer.Argument(help="The job id.")],
+    job_id: JobIdArg,
     provider: ProviderOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -384,7 +517,7 @@ def resume(
 @app.command()
 @_handles_errors
 def checkpoints(
-    job_id: Annotated[str, typer.Argument(help="The job id.")],
+    job_id: JobIdArg,
     provider: ProviderOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -406,8 +539,8 @@ def checkpoints(
 @app.command()
 @_handles_errors
 def chat(
-    model: Annotated[str, typer.Argument(help="A base or fine-tuned model id.")],
-    prompt: Annotated[str, typer.Argument(help="The user message.")],
+    model: Annotated[str, typer.Argument(help="A base or fine-tuned model id.", callback=_not_empty)],
+    prompt: Annotated[str, typer.Argument(help="The user message.", callback=_not_empty)],
     provider: ProviderOpt = None,
     as_json: JsonOpt = False,
     system: Annotated[str | None, typer.Option(help="A system message to send first.")] = None,
@@ -424,13 +557,21 @@ def chat(
         _out().print(reply.content, markup=False, highlight=False)
 
 
-def _dataset_profile(provider: str | None) -> str:
+def _check_can_train(provider: str, model: str) -> None:
+    """`ProviderRetiredError` if `model` takes no new jobs on `provider` (or on the provider a
+    dataset profile such as `bedrock-nova` belongs to), from the catalog's one lifecycle."""
+    catalog = _catalog()
+    name = provider if provider in catalog.providers else provider.split("-", 1)[0]
+    if name in catalog.providers:
+        catalog.check_can_train(name, catalog.resolve(name, model), today=_today())
+
+
+def _dataset_profile(name: str) -> str:
     """The dataset rules to check against: the provider's own, or a profile named directly."""
     from unitune.data import get_profile
     from unitune.errors import ConfigurationError as _ConfigError
     from unitune.providers.registry import get_provider_class
 
-    name = provider or load_config().provider
     try:
         get_profile(name)
         return name
@@ -454,14 +595,21 @@ def _issue_lines(issues: Sequence[Any], limit: int) -> None:
 @app.command()
 @_handles_errors
 def validate(
-    file: Annotated[Path, typer.Argument(help="The dataset (JSONL, optionally gzipped).")],
+    file: Annotated[Path, _in_file("The dataset (JSONL, optionally gzipped).")],
     provider: ProviderOpt = None,
     as_json: JsonOpt = False,
     model: Annotated[
-        str | None, typer.Option(help="Base model (sets the token limit and tokenizer).")
+        str | None,
+        typer.Option(
+            help="Base model (sets the token limit and tokenizer; one that takes no new jobs is refused).",
+            callback=_not_empty,
+        ),
     ] = None,
     validation: Annotated[
-        Path | None, typer.Option(help="Validation file, also checked for leakage.")
+        Path | None,
+        typer.Option(
+            help="Validation file, also checked for leakage.", exists=True, dir_okay=False, readable=True
+        ),
     ] = None,
     fix: Annotated[
         Path | None,
@@ -475,21 +623,29 @@ def validate(
         ),
     ] = False,
     method: Annotated[
-        str | None, typer.Option(help="The job's method, sft or dpo: every example must be of its kind.")
+        str | None,
+        typer.Option(
+            help="The job's method, sft or dpo: every example must be of its kind.",
+            callback=_method,
+        ),
     ] = None,
-    show: Annotated[int, typer.Option(help="How many problems to list.")] = 20,
+    show: Annotated[int, typer.Option(help="How many problems to list.", min=0)] = 20,
 ) -> None:
     """Check a dataset against a provider's rules; every problem with its line. Exits 1 on errors."""
     from unitune.data import Dataset
     from unitune.data import fix as fix_dataset
     from unitune.data import validate as validate_dataset
-    from unitune.errors import ConfigurationError as _ConfigError
 
     if redact_pii and fix is None:
-        raise _ConfigError("--redact-pii writes a redacted copy: give it a path with --fix OUT.")
-    if method not in (None, "sft", "dpo"):
-        raise _ConfigError(f"Unknown --method {method!r}.", fix="Use --method sft or --method dpo.")
-    profile = _dataset_profile(provider)
+        raise typer.BadParameter(
+            "writes a redacted copy: give it a path with --fix OUT", param_hint="'--redact-pii'"
+        )
+    if fix is not None:
+        _output_file(fix, "--fix")
+    name = provider or load_config().provider
+    if model:
+        _check_can_train(name, model)  # the answer create_job and estimate give for this model
+    profile = _dataset_profile(name)
     report = validate_dataset(
         Dataset.from_jsonl(file),
         provider=profile,
@@ -547,14 +703,17 @@ def _show_report(report: Any, show: int) -> None:
 @app.command()
 @_handles_errors
 def convert(
-    file: Annotated[Path, typer.Argument(help="The dataset (any format unitune reads).")],
-    output: Annotated[Path, typer.Option("--output", "-o", help="Where to write the converted JSONL.")],
+    file: Annotated[Path, _in_file("The dataset (any format unitune reads).")],
+    output: Annotated[
+        Path, typer.Option("--output", "-o", help="Where to write the converted JSONL (folders are created).")
+    ],
     provider: ProviderOpt = None,
     as_json: JsonOpt = False,
     to: Annotated[
-        str | None, typer.Option("--format", help="A wire format name (default: the provider's).")
+        str | None,
+        typer.Option("--format", help="A wire format name (default: the provider's).", callback=_not_empty),
     ] = None,
-    show: Annotated[int, typer.Option(help="How many losses to list.")] = 20,
+    show: Annotated[int, typer.Option(help="How many losses to list.", min=0)] = 20,
 ) -> None:
     """Convert a dataset to a provider's wire format, reporting anything it cannot carry. Exits 1 if
     any example had to be left out."""
@@ -563,7 +722,7 @@ def convert(
     from unitune.providers.registry import get_provider_class
 
     fmt = to or get_provider_class(provider or load_config().provider).wire_format
-    result = write_jsonl(Dataset.from_jsonl(file), fmt, output)
+    result = write_jsonl(Dataset.from_jsonl(file), fmt, _output_file(output, "--output"))
     if as_json:
         _print_json(result)
     else:
@@ -581,22 +740,47 @@ def convert(
 @app.command()
 @_handles_errors
 def split(
-    file: Annotated[Path, typer.Argument(help="The dataset to split.")],
+    file: Annotated[Path, _in_file("The dataset to split.")],
     output: Annotated[
-        Path, typer.Option("--output", "-o", help="Directory for train.jsonl and validation.jsonl.")
+        Path,
+        typer.Option(
+            "--output", "-o", help="Directory for train.jsonl and validation.jsonl.", file_okay=False
+        ),
     ],
     as_json: JsonOpt = False,
     provider: ProviderOpt = None,
-    validation_fraction: Annotated[float, typer.Option(help="Share of examples for validation.")] = 0.2,
-    seed: Annotated[int, typer.Option(help="Seed of the deterministic split.")] = 0,
-    stratify: Annotated[str | None, typer.Option(help="Top-level key to stratify on.")] = None,
+    validation_fraction: Annotated[
+        float,
+        typer.Option(help="Share of examples for validation, between 0 and 1.", callback=_fraction),
+    ] = 0.2,
+    seed: Annotated[int, typer.Option(help="Seed of the deterministic split.", min=0, max=2**64 - 1)] = 0,
+    stratify: Annotated[
+        str | None, typer.Option(help="Top-level key to stratify on.", callback=_not_empty)
+    ] = None,
 ) -> None:
     """Split a dataset into train and validation files: seeded, exact proportions, duplicates removed."""
     from unitune.data import Dataset
     from unitune.data import split as split_dataset
 
+    data = Dataset.from_jsonl(file)
+    # Before anything is written: a file with no examples, or a key no example has, is an error
+    # (split() would write two empty files, or one unstratified split).
+    examples, keys = 0, set[str]()
+    for record in data.records():
+        if isinstance(record.data, dict):
+            examples += 1
+            keys.update(record.data)
+    if examples == 0:
+        raise DatasetError(
+            "no examples to split (empty, or no readable line: see `unitune validate`)", path=str(file)
+        )
+    if stratify is not None and stratify not in keys:
+        raise typer.BadParameter(
+            f"no example has the key {stratify!r}; keys found: {', '.join(sorted(keys))}",
+            param_hint="'--stratify'",
+        )
     result = split_dataset(
-        Dataset.from_jsonl(file),
+        data,
         output,
         validation_fraction=validation_fraction,
         seed=seed,
@@ -610,6 +794,8 @@ def split(
         f"validation: {result.validation_examples:,} → {escape(str(result.validation_path))}\n"
         f"duplicates removed: {result.duplicates_removed:,}; unreadable lines skipped: {result.unreadable_skipped:,}"
     )
+    if not result.validation_examples:
+        _out().print("[yellow]note:[/] no example went to validation: raise --validation-fraction")
 
 
 def _catalog() -> Any:
@@ -620,13 +806,19 @@ def _catalog() -> Any:
 
 def _show_quote(q: Any) -> None:
     out = _out()
+    if not q.available:  # a comparison row for a model that takes no new jobs: why, and nothing to price
+        phrase = q.lifecycle.phrase if q.lifecycle is not None else "no new jobs"
+        out.print(f"[cyan]{q.provider}[/] {escape(q.model)}: [red]unavailable[/] ({escape(phrase)})")
+        for note in q.notes[:1]:
+            out.print(f"[yellow]note:[/] {escape(note)}")
+        return
     total = (
         "[yellow]unknown[/] (no price in the catalog)"
         if q.total_usd is None
         else f"[bold]${q.total_usd:,.2f}[/]"
     )
     out.print(f"[cyan]{q.provider}[/] {escape(q.model)}: {total}  ({q.examples:,} examples, {q.epochs} epochs "
-              f"[{q.epochs_source}], {q.training_tokens:,} tokens/epoch, {q.billable_tokens:,} billed)")  # fmt: skip
+              f"{escape('[' + q.epochs_source + ']')}, {q.training_tokens:,} tokens/epoch, {q.billable_tokens:,} billed)")  # fmt: skip
     table = _table("item", "USD", "how", "source", "as of", "verified", keep_whole=("source",))
     for line in q.lines:
         table.add_row(line.item, f"{line.usd:,.4f}", escape(line.detail), escape(line.source), line.as_of,
@@ -644,19 +836,32 @@ def _show_quote(q: Any) -> None:
 @app.command()
 @_handles_errors
 def estimate(
-    file: Annotated[Path, typer.Argument(help="The training data.")],
-    model: Annotated[str, typer.Option(help="Portable alias or the provider's model id.")],
+    file: Annotated[Path, _in_file("The training data.")],
+    model: Annotated[
+        str, typer.Option(help="Portable alias or the provider's model id.", callback=_not_empty)
+    ],
     provider: ProviderOpt = None,
     as_json: JsonOpt = False,
     compare: Annotated[
-        bool, typer.Option("--compare", help="Quote every provider offering the model.")
+        bool,
+        typer.Option("--compare", help="Quote every provider offering the model, all at the same epochs."),
     ] = False,
-    epochs: Annotated[int | None, typer.Option(help="Epochs (default: the provider's rule).")] = None,
+    epochs: Annotated[
+        int | None,
+        typer.Option(
+            help="Epochs (default: the provider's rule; with --compare, 3 for every row).", min=1, max=1000
+        ),
+    ] = None,
     validation: Annotated[
-        Path | None, typer.Option(help="Validation data (billed on some providers).")
+        Path | None,
+        typer.Option(
+            help="Validation data (billed on some providers).", exists=True, dir_okay=False, readable=True
+        ),
     ] = None,
 ) -> None:
-    """What a fine-tune will cost, line by line, with each price's source and date."""
+    """What a fine-tune will cost, line by line, with each price's source and date. A model that
+    takes no new jobs is refused, as create_job refuses it (with --compare: shown as unavailable)."""
+    from unitune.catalog import COMPARE_EPOCHS
     from unitune.catalog import compare as compare_costs
     from unitune.catalog import estimate as estimate_cost
     from unitune.data import Dataset
@@ -669,48 +874,84 @@ def estimate(
     if compare:
         names = [n for n in sorted(catalog.providers) if n != "fake"]
         quotes = compare_costs(
-            catalog, data, model=model, providers=names, validation=valid, hyperparameters=hp
+            catalog, data, model=model, providers=names, validation=valid, hyperparameters=hp, today=_today()
         )
         if not quotes:
-            raise ConfigurationError(f"No provider in the catalog offers {model!r} with a price.")
+            raise ConfigurationError(
+                f"No provider in the catalog offers {model!r}.",
+                fix=f"See the portable names with `unitune models`; close: {', '.join(catalog.suggest_alias(model)) or 'none'}.",
+            )
     else:
         name = provider or load_config().provider
-        quotes = [estimate_cost(catalog, name, model, data, validation=valid, hyperparameters=hp)]
+        quotes = [
+            estimate_cost(catalog, name, model, data, validation=valid, hyperparameters=hp, today=_today())
+        ]
     if as_json:
         _print_json(quotes if compare else quotes[0])
         return
+    if compare:
+        why = (
+            "given with --epochs"
+            if epochs
+            else "one shared default, so the rows compare the same job; change it with --epochs"
+        )
+        _out().print(f"Every provider quoted at {epochs or COMPARE_EPOCHS} epochs ({why}).")
     for q in quotes:
         _show_quote(q)
 
 
 @app.command()
 @_handles_errors
-def models(provider: ProviderOpt = None, as_json: JsonOpt = False) -> None:
-    """The catalog: fine-tunable models per provider, aliases, limits and lifecycle."""
+def models(
+    provider: ProviderOpt = None,
+    as_json: JsonOpt = False,
+    alias: Annotated[
+        str | None,
+        typer.Option(
+            "--alias",
+            help="Only the providers offering this portable name, and their ids for it.",
+            callback=_not_empty,
+        ),
+    ] = None,
+) -> None:
+    """The catalog: fine-tunable models per provider, aliases, limits and lifecycle (one state per model)."""
     catalog = _catalog()
+    today = _today()
     if provider:
         catalog.provider(provider)  # an unknown name is an error naming the known ones
+    pairs = catalog.models(provider)
+    if alias is not None:
+        offered = set(catalog.offering(alias))
+        if not offered:
+            raise ConfigurationError(
+                f"No provider offers the alias {alias!r}.",
+                fix=f"Close names: {', '.join(catalog.suggest_alias(alias)) or 'none'}; `unitune models` lists them all.",
+            )
+        pairs = [(name, m) for name, m in pairs if (name, m.id) in offered]
     rows = []
-    for name, m in catalog.models(provider):
+    for name, m in pairs:
         entry = catalog.provider(name)
+        life = catalog.lifecycle(name, m.id, today=today)
+        names = {m.id, *m.aliases}
         rows.append({
             "provider": name, "model": m.id, "aliases": m.aliases, "methods": m.methods, "lora": m.lora,
             "context_tokens": m.context_tokens, "max_example_tokens": m.max_example_tokens,
-            "accepts_new_jobs": entry.accepts_new_jobs, "status": entry.status,
-            "sunsets": [s.model_dump(mode="json") for s in entry.sunsets if not s.models or m.id in s.models],
+            "accepts_new_jobs": life.accepts_new_jobs, "lifecycle": life.model_dump(mode="json"),
+            "status": entry.status,
+            "sunsets": [s.model_dump(mode="json") for s in entry.sunsets if not s.models or names & set(s.models)],
         })  # fmt: skip
     if as_json:
         _print_json(rows)
         return
+    title = f"{alias!r} is offered as:" if alias is not None else None
     table = _table("provider", "model", "aliases", "methods", "context", "lifecycle", keep_whole=("model",))
+    if title:
+        table.title = escape(title)
     for r in rows:
-        dates = ", ".join(f"{s['what']} ends {s['date'] or 'already'}" for s in r["sunsets"])
-        life = ("[green]live[/]" if r["accepts_new_jobs"] else "[red]closed[/]") + (
-            f"; {escape(dates)}" if dates else ""
-        )
         methods = ", ".join(r["methods"]) + (" (LoRA)" if r["lora"] else "")
         table.add_row(r["provider"], escape(r["model"]), escape(", ".join(r["aliases"])), methods,
-                      f"{r['context_tokens']:,}" if r["context_tokens"] else "", life)  # fmt: skip
+                      f"{r['context_tokens']:,}" if r["context_tokens"] else "",
+                      _lifecycle_text(r["lifecycle"]["phrase"], r["accepts_new_jobs"]))  # fmt: skip
     _out().print(table)
 
 
@@ -720,13 +961,13 @@ def prices(
     as_json: JsonOpt = False,
     provider: ProviderOpt = None,
     stale: Annotated[bool, typer.Option("--stale", help="Only figures older than --days.")] = False,
-    days: Annotated[int, typer.Option(help="Age, in days, that makes a figure stale.")] = 90,
+    days: Annotated[int, typer.Option(help="Age, in days, that makes a figure stale.", min=0)] = 90,
 ) -> None:
     """Prices in the catalog with their sources and dates (`--stale`: the ones to re-check)."""
-    import datetime as dt
-
     catalog = _catalog()
-    today = dt.date.today()
+    if provider:
+        catalog.provider(provider)  # an unknown name is an error naming the known ones
+    today = _today()
     if stale:
         entries = [
             e
@@ -779,10 +1020,14 @@ def demo(
     ] = "local",
     as_json: JsonOpt = False,
     # Sized to finish in under 10 minutes on two CPU cores without AMX (see docs/local.md).
-    examples: Annotated[int, typer.Option(help="How many tickets to generate.")] = 200,
-    eval_examples: Annotated[int, typer.Option(help="Validation tickets to evaluate base vs tuned on.")] = 24,
-    epochs: Annotated[int, typer.Option(help="Training epochs.")] = 2,
-    workdir: Annotated[Path | None, typer.Option(help="Where to write the demo files.")] = None,
+    examples: Annotated[int, typer.Option(help="How many tickets to generate.", min=10)] = 200,
+    eval_examples: Annotated[
+        int, typer.Option(help="Validation tickets to evaluate base vs tuned on.", min=1)
+    ] = 24,
+    epochs: Annotated[int, typer.Option(help="Training epochs.", min=1, max=1000)] = 2,
+    workdir: Annotated[
+        Path | None, typer.Option(help="Where to write the demo files (created).", file_okay=False)
+    ] = None,
 ) -> None:
     """Fine-tune a model to triage support tickets, end to end: validate, split, quote, train, evaluate."""
     from unitune.demo.run import run_demo

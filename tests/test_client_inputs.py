@@ -339,3 +339,76 @@ def test_a_lost_create_is_found_in_a_lagging_list(
         job = client.create_job(model="gpt-4o-mini", training_data=data, idempotency_key="once")
     assert job.idempotency_key == "once"
     assert len(fake._jobs) == jobs  # with no window, the lagging list hid the job: a duplicate
+
+
+# -- every public method, every kind of bad value --------------------------------------------------------
+
+BAD_VALUES: list[Any] = [None, "", " ", 123, -1, 0, 2.5, float("nan"), [], {}, object(), "x", True, b"bytes",
+                         Path("/nonexistent/x.jsonl"), {"a": 1}]  # fmt: skip
+
+
+def _calls(client: FineTuneClient, job: Job, data: Path) -> list[tuple[str, Any, list[Any], dict[str, Any]]]:
+    """(method, param, args, kwargs) for each public method, each parameter set to each bad value,
+    the other parameters good."""
+    import inspect
+
+    good = {"job": job.id, "model": "gpt-4o-mini", "data": data, "training_data": data, "messages": "hi",
+            "model_id": "ft:x", "providers": ["fake"]}  # fmt: skip
+    out = []
+    for name, fn in inspect.getmembers(client, predicate=inspect.ismethod):
+        if name.startswith("_") or name in ("close", "from_config"):
+            continue
+        params = [
+            p
+            for p in inspect.signature(fn).parameters.values()
+            if p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)
+        ]
+        for p in params:
+            for bad in BAD_VALUES:
+                args, kwargs = [], {}
+                for q in params:
+                    value = (
+                        bad
+                        if q is p
+                        else good.get(q.name, None if q.default is inspect.Parameter.empty else q.default)
+                    )
+                    if q.default is inspect.Parameter.empty and q.kind is q.POSITIONAL_OR_KEYWORD:
+                        args.append(value)
+                    else:
+                        kwargs[q.name] = value
+                out.append((name, p.name, args, kwargs))
+    return out
+
+
+def test_no_bad_argument_escapes_the_error_tree(client: FineTuneClient, data: Path) -> None:
+    job = client.create_job(model="gpt-4o-mini", training_data=data)
+    calls = _calls(client, job, data)
+    assert len(calls) > 500
+    escapes = []
+    for name, param, args, kwargs in calls:
+        try:
+            getattr(client, name)(*args, **kwargs)
+        except UnituneError as e:
+            if "\n" in str(e):
+                escapes.append(f"{name}({param}=...): a message of several lines: {str(e)[:120]!r}")
+        except Exception as e:  # what this test looks for
+            escapes.append(f"{name}({param}={kwargs.get(param, args)!r}): {type(e).__name__}: {e}")
+    assert escapes == []
+
+
+def test_the_async_client_refuses_the_same_way(client: FineTuneClient, data: Path) -> None:
+    import asyncio
+
+    from unitune import AsyncFineTuneClient
+
+    aclient = AsyncFineTuneClient(client=client)
+
+    async def run() -> None:
+        with pytest.raises(ConfigurationError, match="job id must be"):
+            await aclient.get_job("")
+        with pytest.raises(ConfigurationError, match="poll_interval must be"):
+            await aclient.wait("x", poll_interval=0)
+        with pytest.raises(ConfigurationError, match="metadata values must be strings"):
+            await aclient.create_job(model="gpt-4o-mini", training_data=data, metadata={"team": 1})  # type: ignore[dict-item]
+
+    asyncio.run(run())

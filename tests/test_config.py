@@ -110,7 +110,7 @@ def test_relative_home_is_next_to_the_config_file(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     ("content", "match"),
-    [(b"provider = '\xff'\n", "not UTF-8"), (None, "Cannot read")],
+    [(b"provider = '\xff'\n", "not UTF-8"), (None, "is a directory")],
 )
 def test_unreadable_config_is_a_configuration_error(
     tmp_path: Path, content: bytes | None, match: str

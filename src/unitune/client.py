@@ -80,6 +80,15 @@ JobRef = Job | str
 OnUpdate = Callable[[Job], None]
 
 
+def _number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and value == value  # not NaN
+
+
+def _callback(value: object, what: str) -> None:
+    if value is not None and not callable(value):
+        raise ConfigurationError(f"{what} must be a function, not a {type(value).__name__}.")
+
+
 def _one_line(e: ValidationError) -> str:
     """A pydantic error as one phrase: where and what (the first problem; there is usually one)."""
     first = e.errors()[0]
@@ -198,10 +207,14 @@ class _Poll:
     def __init__(
         self, settings: WaitSettings, clock: Clock, timeout: float | None, poll_interval: float | None
     ) -> None:
-        if poll_interval is not None and poll_interval <= 0:
-            raise ValueError(f"poll_interval must be positive, got {poll_interval}")
-        if timeout is not None and timeout < 0:
-            raise ValueError(f"timeout must be zero or positive, got {timeout}")
+        if poll_interval is not None and (not _number(poll_interval) or poll_interval <= 0):
+            raise ConfigurationError(
+                f"poll_interval must be a positive number of seconds, not {poll_interval!r}."
+            )
+        if timeout is not None and (not _number(timeout) or timeout < 0):
+            raise ConfigurationError(
+                f"timeout must be zero or a positive number of seconds, not {timeout!r}."
+            )
         self.settings = settings
         self.clock = clock
         self.timeout = timeout
@@ -489,6 +502,11 @@ class FineTuneClient:
 
         Raises `ValidationFailed` (nothing uploaded) when the data fails the provider's checks.
         """
+        if purpose not in ("training", "validation"):
+            raise ConfigurationError(f"purpose must be 'training' or 'validation', not {purpose!r}.")
+        if model is not None:
+            model = self.resolve_model(model)
+        method = self._method_arg(method)
         workdir = self._workdir()
         try:
             (item,) = self._check_and_prepare([(data, purpose)], model, workdir, method)
@@ -501,6 +519,11 @@ class FineTuneClient:
     def _local(self, data: DataInput | None) -> Dataset | None:
         if data is None:
             return None
+        return self._required_local(data)
+
+    def _required_local(self, data: DataInput) -> Dataset:
+        if data is None:
+            raise ConfigurationError("No data given.", fix="Pass the path of a JSONL file or a Dataset.")
         ds = self._dataset(data)
         if isinstance(ds, FileRef):
             raise ConfigurationError(
@@ -517,7 +540,7 @@ class FineTuneClient:
         method: TrainingMethod,
     ) -> Quote:
         return estimate_cost(
-            self.catalog, self.provider.name, model, self._local(data),
+            self.catalog, self.provider.name, model, self._required_local(data),
             validation=self._local(validation_data), hyperparameters=hp, method=method,
         )  # fmt: skip
 
@@ -551,9 +574,17 @@ class FineTuneClient:
         method: TrainingMethod = "sft",
     ) -> list[Quote]:
         """Quotes for the same job on several providers, cheapest first (see `unitune.catalog.compare`)."""
+        if isinstance(providers, str) or not isinstance(providers, Sequence) or not providers:
+            raise ConfigurationError(
+                f"providers must be a non-empty list of provider names, not {providers!r}.",
+                fix='Pass e.g. providers=["together", "bedrock"].',
+            )
+        for name in providers:
+            _name(name, "A provider name", 'Pass e.g. providers=["together", "bedrock"].')
         return compare_costs(
-            self.catalog, self._local(data), model=model, providers=providers,
-            validation=self._local(validation_data), hyperparameters=hyperparameters, method=method,
+            self.catalog, self._required_local(data), model=_name(model, "model", "Pass a model id or alias."),
+            providers=providers, validation=self._local(validation_data),
+            hyperparameters=_hyperparameters(hyperparameters, {}), method=self._method_arg(method),
         )  # fmt: skip
 
     # -- jobs -----------------------------------------------------------------------------------
@@ -916,6 +947,8 @@ class FineTuneClient:
         (the job keeps running).
         """
         poll = _Poll(self.config.wait, self.clock, timeout, poll_interval)
+        _callback(on_update, "on_update")
+        _job_id(job)
         last = job if isinstance(job, Job) else None
         while True:
             current = last = self._poll_once(job, poll, last)
@@ -975,8 +1008,7 @@ class FineTuneClient:
         """
         from unitune.evaluate import evaluate as run_evaluation
 
-        local = self._local(data)
-        assert local is not None
+        local = self._required_local(data)
         return run_evaluation(
             self.provider, self.resolve_model(model), local,
             baseline=self.resolve_model(baseline) if baseline is not None else None, metrics=metrics,
@@ -1167,6 +1199,8 @@ class AsyncFineTuneClient:
     ) -> Job:
         """See `FineTuneClient.wait`; sleeps without holding a thread."""
         poll = _Poll(self.sync.config.wait, self.sync.clock, timeout, poll_interval)
+        _callback(on_update, "on_update")
+        _job_id(job)
         last = job if isinstance(job, Job) else None
         while True:
             current = last = await self._run(self.sync._poll_once, job, poll, last)

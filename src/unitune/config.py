@@ -220,7 +220,16 @@ def _find(
     path: str | os.PathLike[str] | None, cwd: Path, env: Mapping[str, str]
 ) -> tuple[Path, dict[str, Any]] | None:
     if path is not None:
+        if not isinstance(path, (str, os.PathLike)) or not str(path):
+            raise ConfigurationError(
+                f"The config path must be the path of a unitune.toml, not {path!r}.",
+                fix="Pass e.g. 'unitune.toml', or nothing to look in the working directory.",
+            )
         p = Path(path)
+        if p.is_dir():
+            raise ConfigurationError(
+                f"Config path {str(p)!r} is a directory.", fix="Pass the unitune.toml inside it."
+            )
         return p, _read_toml(p)
     if env.get(CONFIG_ENV):
         p = Path(env[CONFIG_ENV])

@@ -50,8 +50,10 @@ class UnituneError(Exception):
         return (_rebuild, (type(self), str(self), self.__dict__))
 
 
-class ConfigurationError(UnituneError):
-    """A setting is missing or wrong: a key, a provider name, a config file.
+class ConfigurationError(UnituneError, ValueError):
+    """A setting or an argument is missing or wrong: a key, a provider name, a config file, a value
+    passed to a call. Also a `ValueError`, so code that guards a call with `except ValueError` keeps
+    working.
 
     `fix` holds the one thing to do (set an env var, edit a key in a named file).
     """

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from unitune.data._model import ChatExample, PreferenceExample, TextExample
-from unitune.errors import ProviderError
+from unitune.errors import ConfigurationError, ProviderError
 from unitune.types import ChatResponse, Message, Usage
 
 if TYPE_CHECKING:
@@ -171,17 +171,17 @@ class Metric:
                 return BUILTIN_METRICS[spec]
             except KeyError:
                 known = ", ".join(BUILTIN_METRICS)
-                raise ValueError(
+                raise ConfigurationError(
                     f"Unknown metric {spec!r}. Built-in metrics: {known}; or pass Metric(name, fn)."
                 ) from None
         if callable(spec):
             name = getattr(spec, "__name__", None)
             if not isinstance(name, str) or not name or name == "<lambda>":
-                raise ValueError(
+                raise ConfigurationError(
                     f"The metric {spec!r} has no usable name; wrap it as Metric('my_metric', fn)."
                 )
             return cls(name, spec)
-        raise ValueError(f"Not a metric: {spec!r} (expected a name, a Metric or a callable).")
+        raise ConfigurationError(f"Not a metric: {spec!r} (expected a name, a Metric or a callable).")
 
 
 BUILTIN_METRICS: dict[str, Metric] = {
@@ -201,7 +201,7 @@ def _score(metric: Metric, prediction: str, reference: str, line: int | None) ->
         if math.isfinite(score) and 0.0 <= score <= 1.0:
             return score
     where = f" on the example at line {line}" if line is not None else ""
-    raise ValueError(
+    raise ConfigurationError(
         f"Metric {metric.name!r} returned {value!r}{where}; a score must be a number in [0, 1] "
         "(or None when the metric does not apply)."
     )
@@ -336,7 +336,7 @@ def _split_example(example: ChatExample | PreferenceExample | TextExample) -> _I
             return SKIP_NO_ASSISTANT
         prompt, answer = example.messages[:last], example.messages[last]
     else:
-        raise TypeError(
+        raise ConfigurationError(
             f"evaluate() takes ChatExample or PreferenceExample items, not {type(example).__name__}"
         )
     if not prompt:
@@ -462,21 +462,41 @@ def evaluate(
         ValueError: an unknown metric name, two metrics with one name, a bad `batch_size`/`max_examples`,
             or a metric score outside [0, 1].
     """
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be at least 1, not {batch_size}")
-    if max_examples is not None and max_examples < 1:
-        raise ValueError(f"max_examples must be at least 1 (or None for all), not {max_examples}")
-    if epsilon < 0:
-        raise ValueError(f"epsilon must not be negative, not {epsilon}")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ConfigurationError(f"batch_size must be a whole number, at least 1, not {batch_size!r}")
+    if max_examples is not None and (
+        isinstance(max_examples, bool) or not isinstance(max_examples, int) or max_examples < 1
+    ):
+        raise ConfigurationError(
+            f"max_examples must be a whole number, at least 1 (or None for all), not {max_examples!r}"
+        )
+    if chat_params is not None and not isinstance(chat_params, Mapping):
+        raise ConfigurationError(
+            f"chat_params must be a dict of chat settings, not a {type(chat_params).__name__}"
+        )
+    if on_progress is not None and not callable(on_progress):
+        raise ConfigurationError(
+            f"on_progress must be a function (done, total) -> None, not a {type(on_progress).__name__}"
+        )
+    if metrics is None or not isinstance(metrics, (str, Sequence, Metric)) and not callable(metrics):
+        raise ConfigurationError(
+            f"metrics must be metric names, Metric objects or functions, not {metrics!r}"
+        )
+    if isinstance(metrics, Metric) or (callable(metrics) and not isinstance(metrics, str)):
+        metrics = (metrics,)
+    if not isinstance(epsilon, (int, float)) or isinstance(epsilon, bool) or epsilon < 0:
+        raise ConfigurationError(f"epsilon must not be negative, not {epsilon}")
     if isinstance(metrics, str):
         metrics = (metrics,)  # a lone name, not a sequence of one-letter names
     resolved = [Metric.of(m) for m in metrics]
     if not resolved:
-        raise ValueError("metrics is empty; name at least one metric to evaluate with")
+        raise ConfigurationError("metrics is empty; name at least one metric to evaluate with")
     names = [m.name for m in resolved]
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:
-        raise ValueError(f"Two metrics share the name(s) {', '.join(duplicates)}; give each a distinct name.")
+        raise ConfigurationError(
+            f"Two metrics share the name(s) {', '.join(duplicates)}; give each a distinct name."
+        )
 
     items: list[_Item] = []
     skipped: dict[str, int] = {}

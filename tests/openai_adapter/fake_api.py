@@ -1,7 +1,9 @@
 """A small, stateful stand-in for OpenAI's fine-tuning API, served to the real `openai` SDK through
 `httpx2.MockTransport` (no socket is opened). It keeps files, uploads, jobs, events and
 checkpoints, pages lists like the API (newest first, `after` cursor, `has_more`), and can be told
-to fail the next requests on a path with any status, headers or a dropped connection.
+to fail the next requests on a path with any status, headers or a dropped connection. With a
+`FaultPlan` (tests/faults) it also fails requests at random, seeded, and lists a new job only
+`list_lag` seconds of the plan's clock after it was made.
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ from typing import Any
 
 import httpx2
 
+from tests.faults.plan import FaultPlan
+
 Handler = Callable[[httpx2.Request], httpx2.Response]
 
 
@@ -31,7 +35,8 @@ class Failure:
 
 
 class FakeOpenAI:
-    def __init__(self) -> None:
+    def __init__(self, faults: FaultPlan | None = None) -> None:
+        self.faults = faults
         self.files: dict[str, dict[str, Any]] = {}
         self.file_bytes: dict[str, bytes] = {}
         self.uploads: dict[str, dict[str, Any]] = {}
@@ -40,6 +45,7 @@ class FakeOpenAI:
         self.events: dict[str, list[dict[str, Any]]] = {}
         self.checkpoints: dict[str, list[dict[str, Any]]] = {}
         self.failures: list[Failure] = []
+        self.visible_at: dict[str, float] = {}  # when a job shows in lists (the plan's list lag)
         self.requests: list[httpx2.Request] = []
         self._ids = itertools.count(1)
         self._clock = itertools.count(1_700_000_000)
@@ -65,7 +71,13 @@ class FakeOpenAI:
         return [r for r in self.requests if r.method == method and re.fullmatch(pattern, r.url.path)]
 
     def transport(self) -> httpx2.MockTransport:
-        return httpx2.MockTransport(self.handle)
+        if self.faults is None:
+            return httpx2.MockTransport(self.handle)
+        return httpx2.MockTransport(self.faults.handler(self.handle, httpx2))
+
+    def jobs_with_key(self, key: str) -> list[str]:
+        """The jobs tagged with this idempotency key (straight from the state, no faults, no lag)."""
+        return [j["id"] for j in self.jobs.values() if (j.get("metadata") or {}).get("unitune_idempotency_key") == key]
 
     # -- the API -------------------------------------------------------------------------------------
 
@@ -92,6 +104,7 @@ class FakeOpenAI:
         m = request.method
         routes: list[tuple[str, str, Callable[..., httpx2.Response]]] = [
             ("POST", r"/files", self._create_file),
+            ("GET", r"/files", self._list_files),
             ("GET", r"/files/([^/]+)/content", self._file_content),
             ("POST", r"/uploads", self._create_upload),
             ("POST", r"/uploads/([^/]+)/parts", self._add_part),
@@ -124,6 +137,11 @@ class FakeOpenAI:
         self.file_bytes[file_id] = _multipart_payload(request)
         return httpx2.Response(200, json=self.files[file_id])
 
+    def _list_files(self, request: httpx2.Request) -> httpx2.Response:
+        files = sorted(self.files.values(), key=lambda f: f["created_at"], reverse=True)
+        purpose = request.url.params.get("purpose")
+        return _page([f for f in files if purpose is None or f["purpose"] == purpose], request)
+
     def _file_content(self, request: httpx2.Request, file_id: str) -> httpx2.Response:
         if file_id not in self.file_bytes:
             return _error(404, f"No such File object: {file_id}")
@@ -149,6 +167,8 @@ class FakeOpenAI:
     def _complete_upload(self, request: httpx2.Request, upload_id: str) -> httpx2.Response:
         data = json.loads(request.read())
         upload = self.uploads[upload_id]
+        if upload["status"] != "pending":
+            return _error(400, f"Upload {upload_id} is already {upload['status']}")
         blob = b"".join(self.parts[p] for p in data["part_ids"])
         if len(blob) != upload["bytes"]:
             return _error(400, f"expected {upload['bytes']} bytes, got {len(blob)}")
@@ -183,6 +203,7 @@ class FakeOpenAI:
             "method": {"type": kind, kind: {"hyperparameters": hp}}, "metadata": data.get("metadata"),
             "estimated_finish": None, "integrations": data.get("integrations"), "suffix": data.get("suffix"),
         }  # fmt: skip
+        self.visible_at[job_id] = self.faults.visible_at() if self.faults is not None else 0.0
         self.events[job_id] = []
         self.checkpoints[job_id] = []
         self.add_event(job_id, f"Created fine-tuning job: {job_id}")
@@ -190,6 +211,8 @@ class FakeOpenAI:
 
     def _list_jobs(self, request: httpx2.Request) -> httpx2.Response:
         jobs = sorted(self.jobs.values(), key=lambda j: j["created_at"], reverse=True)
+        if self.faults is not None:  # a list that lags: new jobs show only after a while
+            jobs = [j for j in jobs if self.visible_at.get(j["id"], 0.0) <= self.faults.now()]
         meta = {
             k[len("metadata[") : -1]: v for k, v in request.url.params.items() if k.startswith("metadata[")
         }

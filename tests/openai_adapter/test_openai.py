@@ -213,7 +213,7 @@ def test_429_carries_retry_after(api: FakeOpenAI, provider: OpenAIProvider) -> N
 
 def test_timeout_and_connection_reset_are_unavailable(provider: OpenAIProvider, api: FakeOpenAI) -> None:
     api.fail(r"GET .*", None)
-    with pytest.raises(ProviderUnavailableError, match="could not connect") as info:
+    with pytest.raises(ProviderUnavailableError, match=r"openai\.test:80 failed \(connection reset\)") as info:
         provider.get_job("ftjob-1")
     assert info.value.status_code is None
 
@@ -222,7 +222,7 @@ def test_timeout_and_connection_reset_are_unavailable(provider: OpenAIProvider, 
 
     sdk = openai.OpenAI(api_key=KEY, base_url="http://openai.test/v1", max_retries=0,
                         http_client=httpx2.Client(transport=httpx2.MockTransport(slow)))  # fmt: skip
-    with pytest.raises(ProviderUnavailableError, match="timed out"):
+    with pytest.raises(ProviderUnavailableError, match=r"no answer from openai\.test:80 in time"):
         OpenAIProvider(client=sdk).get_job("ftjob-1")
 
 
@@ -300,17 +300,65 @@ def test_large_file_goes_through_the_uploads_api_in_parallel_parts(api: FakeOpen
     assert complete["md5"] == hashlib.md5(blob).hexdigest()
 
 
-def test_a_failed_part_cancels_the_upload(api: FakeOpenAI, tmp_path: Path) -> None:
-    provider = _provider(api, multipart_threshold_bytes=10, part_size_bytes=64)
+def _fake_time(provider: OpenAIProvider) -> FakeClock:
+    """The provider's steps retry on a fake clock (no real sleeping), as when a client binds its own."""
+    from unitune._retry import RetryPolicy
+    from unitune.config import RetrySettings
+
+    clock = FakeClock()
+    provider.bind_retry(RetryPolicy(RetrySettings(), clock))
+    return clock
+
+
+def test_a_failed_part_is_sent_again_alone(api: FakeOpenAI, tmp_path: Path) -> None:
+    provider = _provider(api, multipart_threshold_bytes=10, part_size_bytes=64, upload_concurrency=1)
+    clock = _fake_time(provider)
+    path = tmp_path / "big.jsonl"
+    path.write_bytes(bytes(range(256)) * 4)
+    api.fail(r"POST /v1/uploads/.*/parts", 500, times=2)
+    api.fail(r"POST /v1/uploads", 503, times=1)
+    api.fail(r"POST /v1/uploads/.*/complete", None, times=1)
+    ref = provider.upload(
+        PreparedFile(path=path, filename="big.jsonl", size_bytes=1024, sha256="s", purpose="training")
+    )
+    assert api.file_bytes[ref.id] == path.read_bytes()
+    assert len(api.uploads) == 1  # one upload: the failed create was tried again, not the whole upload
+    assert len(api.calls("POST", r"/v1/uploads/.*/parts")) == 16 + 2  # 16 parts, 2 of them twice
+    assert len(clock.sleeps) == 4  # each failed request waited once, on the policy's clock
+
+
+def test_a_part_that_keeps_failing_cancels_the_upload_and_is_not_retried_again(
+    api: FakeOpenAI, tmp_path: Path
+) -> None:
+    provider = _provider(api, multipart_threshold_bytes=10, part_size_bytes=64, upload_concurrency=1)
+    _fake_time(provider)
     path = tmp_path / "big.jsonl"
     path.write_bytes(b"x" * 1000)
-    api.fail(r"POST /v1/uploads/.*/parts", 500, times=1)
-    with pytest.raises(ProviderUnavailableError):
-        provider.upload(
-            PreparedFile(path=path, filename="big.jsonl", size_bytes=1000, sha256="s", purpose="training")
-        )
-    (upload,) = api.uploads.values()
+    api.fail(r"POST /v1/uploads/.*/parts", 500, times=10**6)
+    client = FineTuneClient(provider, config=UnituneConfig(), ledger=False, clock=FakeClock())
+    prepared = PreparedFile(path=path, filename="big.jsonl", size_bytes=1000, sha256="s", purpose="training")
+    with pytest.raises(ProviderUnavailableError, match="gave up on this step") as info:
+        client._upload_prepared(prepared)
+    assert info.value.status_code == 500
+    assert getattr(info.value, "retryable", True) is False  # the client does not start it again
+    (upload,) = api.uploads.values()  # one upload, cancelled
     assert upload["status"] == "cancelled"
+    # The first part failed 5 times (one policy's bound, never 5 × 5); the others were never sent.
+    assert len(api.calls("POST", r"/v1/uploads/.*/parts")) == 5
+    assert len(api.calls("POST", "/v1/uploads")) == 1
+
+
+def test_a_lost_complete_answer_finds_the_file_it_made(api: FakeOpenAI, tmp_path: Path) -> None:
+    provider = _provider(api, multipart_threshold_bytes=10, part_size_bytes=256)
+    _fake_time(provider)
+    path = tmp_path / "big.jsonl"
+    path.write_bytes(b"y" * 1000)
+    api.fail(r"POST /v1/uploads/.*/complete", 502, after_effect=True)  # made, then the answer is lost
+    ref = provider.upload(
+        PreparedFile(path=path, filename="big.jsonl", size_bytes=1000, sha256="s", purpose="training")
+    )
+    assert list(api.files) == [ref.id]  # the retried complete was refused; the file it made is found
+    assert len(api.calls("POST", r"/v1/uploads/.*/complete")) == 2
 
 
 def test_create_maps_the_common_hyperparameters(
@@ -558,7 +606,13 @@ def test_cli_pause_on_a_provider_without_it_says_so(tmp_path: Path) -> None:
     from unitune.cli import app
     from unitune.testing import FakeProvider, override_provider
 
-    with override_provider(FakeProvider(clock=FakeClock())):
+    class NoPause(FakeProvider):  # a provider that cannot pause (the fake itself may script pauses)
+        capabilities = FakeProvider.capabilities.model_copy(update={"pause": False})
+
+        def pause_job(self, job_id: str) -> typing.Any:
+            self._unsupported("pausing jobs")
+
+    with override_provider(NoPause(clock=FakeClock())):
         result = CliRunner().invoke(app, ["pause", "ftjob-1", "--provider", "fake"])
     assert result.exit_code == 1
     assert "pausing jobs" in result.output

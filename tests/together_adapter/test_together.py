@@ -74,6 +74,16 @@ def data(tmp_path: Path) -> Path:
     return write_jsonl(tmp_path / "tickets.jsonl", n=60, seed=3)
 
 
+def _fake_time(provider: TogetherProvider) -> FakeClock:
+    """The provider's steps retry on a fake clock (no real sleeping), as when a client binds its own."""
+    from unitune._retry import RetryPolicy
+    from unitune.config import RetrySettings
+
+    clock = FakeClock()
+    provider.bind_retry(RetryPolicy(RetrySettings(), clock))
+    return clock
+
+
 def _file(provider: TogetherProvider, tmp_path: Path) -> FileRef:
     path = tmp_path / "t.jsonl"
     path.write_text(
@@ -178,7 +188,7 @@ def test_429_retry_after_timeout_and_reset(api: FakeTogether, provider: Together
         provider.get_job("ft-1")
     assert info.value.retry_after == 3
     api.fail(r"GET .*", None)
-    with pytest.raises(ProviderUnavailableError, match="could not connect"):
+    with pytest.raises(ProviderUnavailableError, match=r"together\.test:80 failed \(connection reset\)"):
         provider.get_job("ft-1")
 
     def slow(request: httpx.Request) -> httpx.Response:
@@ -186,7 +196,7 @@ def test_429_retry_after_timeout_and_reset(api: FakeTogether, provider: Together
 
     sdk = together.Together(api_key=KEY, base_url="http://together.test", max_retries=0,
                             http_client=httpx.Client(transport=httpx.MockTransport(slow)))  # fmt: skip
-    with pytest.raises(ProviderUnavailableError, match="timed out"):
+    with pytest.raises(ProviderUnavailableError, match=r"no answer from together\.test:80 in time"):
         TogetherProvider(client=sdk).get_job("ft-1")
 
 
@@ -412,8 +422,8 @@ def test_same_app_code_runs_on_fake_and_together_by_config_alone(api: FakeTogeth
     # Only the config changes. The real SDK client is pointed at the in-process fake API.
     real_build = registry.build_provider
 
-    def build(name: str, section: typing.Any = None) -> typing.Any:
-        built = real_build(name, section)
+    def build(name: str, section: typing.Any = None, **kwargs: typing.Any) -> typing.Any:
+        built = real_build(name, section, **kwargs)
         if isinstance(built, TogetherProvider):
             return _provider(api, **dict(section or {}))
         return built
@@ -428,10 +438,15 @@ def test_same_app_code_runs_on_fake_and_together_by_config_alone(api: FakeTogeth
 
 def test_a_dropped_put_during_upload_is_unavailable_and_hides_the_presigned_url(api: FakeTogether,
                                                                                tmp_path: Path) -> None:  # fmt: skip
-    api.fail(r"PUT /upload/.*", None)  # the connection drops while the bytes travel
-    with pytest.raises(ProviderUnavailableError) as info:
-        _file(_provider(api), tmp_path)
+    api.fail(r"PUT /upload/.*", None, times=10)  # the connection drops while the bytes travel, every time
+    provider = _provider(api)
+    _fake_time(provider)
+    with pytest.raises(ProviderUnavailableError, match=r"together\.test:80") as info:
+        _file(provider, tmp_path)
     assert "X-Amz-Signature" not in str(info.value)
+    assert "/upload/" not in str(info.value)  # host and port only: never the (presigned) path or query
+    assert len(api.calls("PUT", r"/upload/.*")) == 5  # the PUT alone was retried, one policy's bound
+    assert len(api.calls("POST", "/v1/files")) == 1
     from unitune.providers.together import _no_query
 
     assert _no_query("PUT https://s3.example/b/f.jsonl?X-Amz-Signature=abc&X-Amz-Credential=k failed") == (

@@ -4,22 +4,34 @@ An adapter is one module in `unitune.providers` holding a `Provider` subclass, a
 subclass, a status table and a `_map_errors()` context manager. Vendor SDKs are imported inside the
 adapter's methods (or a cached `_sdk()` helper), never at module import, so `import unitune` stays light.
 
-Retries belong to `FineTuneClient` alone: build vendor SDK clients with their own retries switched
-off (`max_retries=0` or the SDK's equivalent) so attempts never multiply.
+Retries belong to `FineTuneClient`'s one policy: build vendor SDK clients with their own retries
+switched off (`max_retries=0` or the SDK's equivalent) so attempts never multiply. A call the client
+retries as a whole should be one request; where a call is made of several (an upload's parts, a
+create that first reads the model's limits), the adapter runs each of them through `Provider.step`,
+which retries that request alone with the same policy (the client's, given by `bind_retry`).
+
+Whatever a vendor answers, an adapter raises only unitune's errors: `transport_error` names the
+host and port a connection failed to reach, `unreadable_answer` covers a body cut short or not JSON,
+and `@guard_answers` turns what a malformed body makes the parsing code raise (`KeyError`,
+`TypeError`, ...) into a one-line `ProviderError`.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import email.utils
+import functools
 import hashlib
+import json
 import logging
 import os
+import threading
 import time
+import urllib.parse
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, NoReturn
+from typing import TYPE_CHECKING, Any, ClassVar, NoReturn, TypeVar
 
 from pydantic import BaseModel, ConfigDict, SecretStr
 
@@ -32,6 +44,7 @@ from unitune.errors import (
     ProviderRetiredError,
     ProviderUnavailableError,
     RateLimitError,
+    UnituneError,
     UnsupportedFeatureError,
 )
 from unitune.types import (
@@ -53,7 +66,11 @@ from unitune.types import (
 )
 
 if TYPE_CHECKING:
+    from unitune._retry import RetryPolicy
     from unitune.data import Dataset
+
+T = TypeVar("T")
+I = TypeVar("I")  # noqa: E741 - an item
 
 __all__ = [
     "STRICT_STATUS_ENV",
@@ -62,6 +79,7 @@ __all__ = [
     "UnknownStatusError",
     "convert_for_upload",
     "error_from_status",
+    "guard_answers",
     "map_status",
     "as_datetime",
     "as_dict",
@@ -72,6 +90,9 @@ __all__ = [
     "key_tag",
     "parse_retry_after",
     "refuse_unknown_options",
+    "send_parts",
+    "transport_error",
+    "unreadable_answer",
 ]
 
 log = logging.getLogger("unitune")
@@ -173,6 +194,221 @@ def error_from_status(
     if code is None or code == 408 or code >= 500:
         return ProviderUnavailableError(message, status_code=code, **kwargs)
     return ProviderError(message, status_code=code, **kwargs)
+
+
+# -- what a failed exchange becomes: connection failures and answers unitune cannot read ---------------
+
+
+def _url_of(exc: BaseException) -> str | None:
+    """The URL a transport error was about: httpx's `request`, the vendor SDK's, botocore's
+    `endpoint_url`."""
+    kwargs = getattr(exc, "kwargs", None)
+    if isinstance(kwargs, dict) and kwargs.get("endpoint_url"):
+        return str(kwargs["endpoint_url"])
+    try:
+        request = getattr(exc, "request", None)
+    except RuntimeError:  # httpx: "The .request property has not been set."
+        return None
+    url = getattr(request, "url", None)
+    return str(url) if url is not None else None
+
+
+def _endpoint(exc: BaseException) -> str | None:
+    """`host:port` of the failed request, looking through the exception's causes. Never the path or
+    the query: a presigned upload URL carries a credential there."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        url = _url_of(current)
+        if url:
+            parts = urllib.parse.urlsplit(url)
+            if parts.hostname:
+                try:
+                    port = parts.port
+                except ValueError:
+                    port = None
+                port = port or {"https": 443, "http": 80}.get(parts.scheme)
+                host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+                return f"{host}:{port}" if port else host
+        current = current.__cause__ or current.__context__
+    return None
+
+
+def _root(exc: BaseException) -> BaseException:
+    seen: set[int] = set()
+    current = exc
+    while id(current) not in seen:
+        seen.add(id(current))
+        nxt = current.__cause__ or current.__context__
+        if nxt is None:
+            break
+        current = nxt
+    return current
+
+
+def _reason(exc: BaseException) -> str:
+    """A few words on why: the deepest cause's own text, the usual ones in plain words."""
+    texts = []
+    current: BaseException | None = exc
+    seen: set[int] = set()
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        texts.append(f"{type(current).__name__} {current}")
+        current = current.__cause__ or current.__context__
+    joined = " ".join(texts).lower()
+    for needle, words in (
+        ("refused", "connection refused"),
+        ("reset", "connection reset"),
+        ("name or service not known", "host not found"),
+        ("nodename nor servname", "host not found"),
+        ("getaddrinfo", "host not found"),
+        ("timeout", "timed out"),
+        ("timed out", "timed out"),
+        ("remoteprotocolerror", "connection closed before the answer was complete"),
+        ("closed", "connection closed before the answer was complete"),
+        ("incomplete", "connection closed before the answer was complete"),
+    ):
+        if needle in joined:
+            return words
+    root = _root(exc)
+    text = (str(root).strip().splitlines() or [""])[0][:160]
+    return f"{type(root).__name__}: {text}" if text else type(root).__name__
+
+
+def transport_error(
+    provider: str, action: str, exc: BaseException, *, timeout: bool | None = None
+) -> ProviderUnavailableError:
+    """The unitune error for a request that got no answer: a refused or reset connection, a
+    timeout. The message names the host and port it tried (never the path or query), e.g.
+    `[openai] get job x: cannot connect to 127.0.0.1:9 (connection refused)`. Retried by the client."""
+    where = _endpoint(exc) or "the server"
+    reason = _reason(exc)
+    if timeout is None:
+        timeout = reason == "timed out"
+    if timeout:
+        text = f"{action}: no answer from {where} in time ({reason})"
+    elif reason in ("connection refused", "host not found"):
+        text = f"{action}: cannot connect to {where} ({reason})"
+    else:
+        text = f"{action}: the connection to {where} failed ({reason})"
+    return ProviderUnavailableError(text, provider=provider)
+
+
+def _one_line(value: object, limit: int = 200) -> str:
+    text = " ".join(str(value).split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def unreadable_answer(
+    provider: str,
+    action: str,
+    exc: BaseException | None = None,
+    *,
+    status_code: int | None = None,
+    body: Any = None,
+) -> ProviderUnavailableError:
+    """The unitune error for an answer whose body is cut short or is not JSON (a proxy's HTML
+    page, an empty body). Transient, so the client retries it; on a create the outcome is unknown,
+    so the client looks the job up by its idempotency key before creating again."""
+    detail = f" ({_one_line(exc, 120)})" if exc is not None and str(exc) else ""
+    return ProviderUnavailableError(
+        f"{action}: the answer was cut short or is not JSON{detail}",
+        provider=provider, status_code=status_code, body=body,
+    )  # fmt: skip
+
+
+#: What parsing code raises on a body of the wrong shape (a field missing, a list for an object).
+_MALFORMED = (LookupError, TypeError, ValueError, AttributeError)
+
+#: The contract's methods `guard_answers` wraps (where a subclass defines them).
+GUARDED_METHODS = (
+    "upload", "upload_pair", "create_job", "get_job", "list_jobs", "find_job", "cancel_job", "pause_job",
+    "resume_job", "list_events", "list_metrics", "list_checkpoints", "chat", "chat_batch", "list_models",
+    "update_model", "archive_model", "unarchive_model", "delete_model",
+)  # fmt: skip
+
+
+def _guarded(name: str, fn: Callable[..., T]) -> Callable[..., T]:
+    @functools.wraps(fn)
+    def method(self: Provider, *args: Any, **kwargs: Any) -> T:
+        try:
+            return fn(self, *args, **kwargs)
+        except UnituneError:
+            raise
+        except json.JSONDecodeError as e:
+            raise unreadable_answer(self.name, name.replace("_", " "), e) from e
+        except _MALFORMED as e:
+            # On a create the request may have taken effect: unknown, so the client looks the job up.
+            kind = ProviderUnavailableError if name == "create_job" else ProviderError
+            raise kind(
+                f"{name.replace('_', ' ')}: the answer could not be read ({type(e).__name__}: {_one_line(e, 160)})",
+                provider=self.name,
+            ) from e
+
+    method.__unitune_guarded__ = True  # type: ignore[attr-defined]
+    return method
+
+
+ProviderT = TypeVar("ProviderT", bound="type[Provider]")
+
+
+def guard_answers(*extra: str) -> Callable[[ProviderT], ProviderT]:
+    """Class decorator for a vendor adapter: no exception outside unitune's tree leaves the contract's
+    methods (and the `extra` ones named). A body cut short becomes `ProviderUnavailableError`; one of
+    the wrong shape (what `raw["id"]` on a list, or a field of the wrong type, raises) a one-line
+    `ProviderError`, or `ProviderUnavailableError` on `create_job`, whose outcome is then unknown.
+    The original exception stays as `__cause__`."""
+
+    def decorate(cls: ProviderT) -> ProviderT:
+        for name in (*GUARDED_METHODS, *extra):
+            fn = cls.__dict__.get(name)
+            if callable(fn) and not getattr(fn, "__unitune_guarded__", False):
+                setattr(cls, name, _guarded(name, fn))
+        return cls
+
+    return decorate
+
+
+class _NotSent(Exception):
+    """A part not sent because another had failed for good (never surfaces: that failure does)."""
+
+
+def send_parts(
+    send: Callable[[I], T],
+    items: Iterable[I],
+    *,
+    concurrency: int,
+    meanwhile: Callable[[], None] | None = None,
+) -> list[T]:
+    """`send(item)` for every part of a multipart upload, `concurrency` at a time, results in order;
+    `meanwhile()` runs in the calling thread while they travel (a checksum). `send` retries its one
+    request (`Provider.step`); once a part has failed for good the parts not yet started are not
+    sent, and the first failure, in order, is raised."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    failed = threading.Event()
+
+    def run(item: I) -> T:
+        if failed.is_set():
+            raise _NotSent
+        try:
+            return send(item)
+        except BaseException:
+            failed.set()
+            raise
+
+    with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="unitune-upload") as pool:
+        futures = [pool.submit(run, item) for item in items]
+        try:
+            if meanwhile is not None:
+                meanwhile()
+            return [f.result() for f in futures]
+        except BaseException:
+            failed.set()
+            for f in futures:
+                f.cancel()
+            raise
 
 
 def convert_for_upload(
@@ -494,6 +730,53 @@ class Provider(ABC):
 
     def close(self) -> None:  # noqa: B027 - optional hook, most providers hold nothing to close
         """Release connections the provider holds."""
+
+    # -- retrying the requests inside one call ---------------------------------------------------
+
+    #: Set by `bind_retry`; None until then (see `retry_policy`).
+    _retry_policy: RetryPolicy | None = None
+
+    def bind_retry(self, policy: RetryPolicy) -> None:
+        """Retry the requests inside one call with `policy`: `FineTuneClient` passes its own when it
+        is built, so each request of an upload (the create, every part, the complete), a file's
+        processing poll or the limits read before a create is retried on its own with the client's
+        settings and clock, rather than the whole call being repeated from scratch."""
+        self._retry_policy = policy
+
+    @property
+    def retry_policy(self) -> RetryPolicy:
+        """The policy `step` retries with: the one `bind_retry` gave, else (a provider used on its
+        own) the default `RetrySettings` on the provider's clock, or the system clock."""
+        if self._retry_policy is None:
+            from unitune._clock import SystemClock
+            from unitune._retry import RetryPolicy
+            from unitune.config import RetrySettings
+
+            self._retry_policy = RetryPolicy(RetrySettings(), getattr(self, "clock", None) or SystemClock())
+        return self._retry_policy
+
+    def step(self, action: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Run one request of a call made of several, retrying it alone when it fails transiently
+        (`fn` raises unitune's errors: pass the adapter's mapped call).
+
+        When its retries are spent the error stays what it was (`ProviderUnavailableError`,
+        `RateLimitError`) but is marked `retryable = False`, which the client's policy honours: the
+        call is not started again from scratch (repeating every step that had succeeded), so
+        attempts never multiply beyond one policy's bound.
+        """
+        try:
+            return self.retry_policy.call(f"{self.name}: {action}", fn, *args, **kwargs)
+        except (RateLimitError, ProviderUnavailableError) as e:
+            message = f"{e.message}; gave up on this step after its retries"
+            common: dict[str, Any] = {"provider": self.name, "status_code": e.status_code,
+                                      "request_id": e.request_id, "body": e.body}  # fmt: skip
+            final: ProviderError = (
+                RateLimitError(message, retry_after=e.retry_after, **common)
+                if isinstance(e, RateLimitError)
+                else ProviderUnavailableError(message, **common)
+            )
+            vars(final)["retryable"] = False
+            raise final from e
 
     # -- helpers for subclasses --------------------------------------------------------------------
 

@@ -17,7 +17,10 @@ Bedrock's shape differs most from the other vendors, and the common API bends to
   caller, provisioned throughput; `undeploy()` stops paying.
 
 boto3 is imported only inside this module's functions; botocore's own retries are off (one attempt),
-because retries belong to `FineTuneClient`.
+because retries belong to `FineTuneClient`'s policy. A call of several requests (a multipart upload:
+create, each part, complete; the read after a create; the metrics files) retries each request on
+its own through `Provider.step`. botocore turns a JSON answer cut short into an empty one, so an
+answer without the fields every answer has is treated as cut short (`ProviderUnavailableError`).
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ import csv
 import dataclasses
 import hashlib
 import io
+import math
 import re
 import threading
 from collections.abc import Iterator, Mapping
@@ -47,7 +51,11 @@ from unitune.providers.base import (
     as_datetime,
     as_float,
     error_from_status,
+    guard_answers,
     map_status,
+    send_parts,
+    transport_error,
+    unreadable_answer,
 )
 from unitune.types import (
     Capabilities,
@@ -134,6 +142,10 @@ class BedrockSettings(ProviderSettings):
         default=None, description="The model family, for base models the catalog does not know."
     )
     multipart_threshold_bytes: int = Field(default=64 * 1024 * 1024, ge=5 * 1024 * 1024)
+    part_size_bytes: int = Field(
+        default=16 * 1024 * 1024, ge=5 * 1024 * 1024, description="S3 multipart part size (5 MiB at least)."
+    )
+    upload_concurrency: int = Field(default=4, ge=1, le=32, description="Parts sent at once.")
     timeout: float = 60.0
 
     def need(self, key: str, what: str) -> str:
@@ -184,6 +196,7 @@ def _safe_name(text: str, limit: int) -> str:
     return cleaned[:limit].rstrip("-_") or "tuned"
 
 
+@guard_answers("deploy", "undeploy")
 class BedrockProvider(Provider):
     """AWS Bedrock. `client=` takes a `boto3.Session`, or a mapping of ready clients by service name
     (`"s3"`, `"bedrock"`, `"bedrock-runtime"`), e.g. clients with a botocore `Stubber`."""
@@ -241,6 +254,8 @@ class BedrockProvider(Provider):
         meta = e.response.get("ResponseMetadata", {})
         code = str(err.get("Code", ""))
         status = meta.get("HTTPStatusCode")
+        if code.isdigit() and (status is None or status < 400):
+            status = int(code)  # botocore's code for a 200 whose body it could not parse: a 500
         # Bedrock's throttling and model-warming codes come as 400/429 depending on the service.
         if code in ("ThrottlingException", "ModelNotReadyException", "TooManyRequestsException", "SlowDown"):
             status = 429
@@ -260,6 +275,7 @@ class BedrockProvider(Provider):
     def _map_errors(self, action: str) -> Iterator[None]:
         from boto3.exceptions import S3UploadFailedError
         from botocore import exceptions as bx
+        from botocore.parsers import ResponseParserError
 
         try:
             yield
@@ -287,11 +303,29 @@ class BedrockProvider(Provider):
                 f"{action}: the request does not fit Bedrock's API: {e}", provider=self.name
             ) from e
         except (bx.ConnectionError, bx.HTTPClientError) as e:  # timeouts, resets, TLS, proxies, streams
-            raise ProviderUnavailableError(f"{action}: {type(e).__name__}: {e}", provider=self.name) from e
+            timeout = isinstance(e, (bx.ReadTimeoutError, bx.ConnectTimeoutError))
+            raise transport_error(self.name, action, e, timeout=timeout) from e
+        except (
+            bx.IncompleteReadError,
+            bx.ResponseStreamingError,
+            bx.ChecksumError,
+            bx.FlexibleChecksumError,
+            ResponseParserError,
+        ) as e:
+            raise unreadable_answer(self.name, action, e) from e  # a body cut short on its way
+        except bx.BotoCoreError as e:  # anything else botocore raises: still unitune's error
+            raise ProviderError(f"{action}: {type(e).__name__}: {e}", provider=self.name) from e
 
-    def _call(self, service: str, op: str, action: str, **kwargs: Any) -> Any:
+    def _call(
+        self, service: str, op: str, action: str, *, expect: tuple[str, ...] = (), **kwargs: Any
+    ) -> Any:
+        """One request. `expect` names fields every good answer has: botocore reads a JSON body cut
+        short as an empty answer, which must not pass for one."""
         with self._map_errors(action):
-            return getattr(self._aws(service), op)(**kwargs)
+            raw = getattr(self._aws(service), op)(**kwargs)
+        if expect and not any(field in raw for field in expect):
+            raise unreadable_answer(self.name, action, body=_plain(raw) or None)
+        return raw
 
     # -- data ------------------------------------------------------------------------------------------
 
@@ -324,8 +358,6 @@ class BedrockProvider(Provider):
 
     def upload(self, prepared: PreparedFile) -> FileRef:
         """Put the file in S3 at a key named by its content hash; large files go in parallel parts."""
-        from boto3.s3.transfer import TransferConfig
-
         bucket = self.settings.need("bucket", "an S3 bucket for the training data")
         # Bedrock's S3Uri pattern has no room for spaces, `+` or `#`: the name is kept readable, made safe.
         name = re.sub(r"[^A-Za-z0-9._-]+", "-", prepared.filename) or "data.jsonl"
@@ -333,11 +365,12 @@ class BedrockProvider(Provider):
         extra: dict[str, Any] = {"ContentType": "application/jsonl"}
         if self.settings.kms_key_id:
             extra.update(ServerSideEncryption="aws:kms", SSEKMSKeyId=self.settings.kms_key_id)
-        with self._map_errors(f"upload to s3://{bucket}/{key}"):
-            self._aws("s3").upload_file(
-                str(prepared.path), bucket, key, ExtraArgs=extra,
-                Config=TransferConfig(multipart_threshold=self.settings.multipart_threshold_bytes),
-            )  # fmt: skip
+        if prepared.size_bytes > self.settings.multipart_threshold_bytes:
+            self._upload_in_parts(prepared, bucket, key, extra)
+        else:
+            with prepared.path.open("rb") as fh:
+                self._call("s3", "put_object", f"upload to s3://{bucket}/{key}", expect=("ETag",),
+                           Bucket=bucket, Key=key, Body=fh, **extra)  # fmt: skip
         return FileRef(
             id=f"s3://{bucket}/{key}",
             provider=self.name,
@@ -346,6 +379,56 @@ class BedrockProvider(Provider):
             purpose=prepared.purpose,
             sha256=prepared.sha256,
         )
+
+    def _upload_in_parts(self, prepared: PreparedFile, bucket: str, key: str, extra: dict[str, Any]) -> None:
+        """S3 multipart: create, each part (in parallel), complete; each request retried on its own
+        (`step`), the upload aborted if one fails for good. A complete whose answer was lost is
+        recognised by the object now being there, whole."""
+        size = prepared.size_bytes
+        part_size = max(self.settings.part_size_bytes, math.ceil(size / 10_000))  # S3: 10,000 parts at most
+        where = f"s3://{bucket}/{key}"
+        created = self.step(
+            f"upload to {where} (start)", self._call, "s3", "create_multipart_upload", f"upload to {where} (start)",
+            expect=("UploadId",), Bucket=bucket, Key=key, **extra,
+        )  # fmt: skip
+        upload_id = created["UploadId"]
+
+        def send(number: int) -> dict[str, Any]:
+            with prepared.path.open("rb") as fh:
+                fh.seek((number - 1) * part_size)
+                chunk = fh.read(part_size)
+            action = f"upload to {where} (part {number})"
+            sent = self.step(action, self._call, "s3", "upload_part", action, expect=("ETag",), Bucket=bucket,
+                             Key=key, UploadId=upload_id, PartNumber=number, Body=chunk)  # fmt: skip
+            return {"PartNumber": number, "ETag": sent["ETag"]}
+
+        try:
+            numbers = range(1, math.ceil(size / part_size) + 1)
+            parts = send_parts(send, numbers, concurrency=self.settings.upload_concurrency)
+            self.step(
+                f"upload to {where} (complete)", self._complete_parts, bucket, key, upload_id, parts, size
+            )
+        except BaseException:
+            with contextlib.suppress(ProviderError):  # the original failure is what the caller needs
+                self._call("s3", "abort_multipart_upload", f"upload to {where} (abort)", Bucket=bucket, Key=key,
+                           UploadId=upload_id)  # fmt: skip
+            raise
+
+    def _complete_parts(
+        self, bucket: str, key: str, upload_id: str, parts: list[dict[str, Any]], size: int
+    ) -> None:
+        action = f"upload to s3://{bucket}/{key} (complete)"
+        try:
+            self._call("s3", "complete_multipart_upload", action, expect=("ETag", "Key", "Location"), Bucket=bucket,
+                       Key=key, UploadId=upload_id, MultipartUpload={"Parts": parts})  # fmt: skip
+        except (NotFoundError, ProviderUnavailableError) as e:
+            # NoSuchUpload after a complete whose answer was lost; an empty answer: is the object whole?
+            try:
+                head = self._call("s3", "head_object", action, Bucket=bucket, Key=key)
+            except ProviderError:
+                raise e from None
+            if head.get("ContentLength") != size:
+                raise
 
     # -- jobs ---------------------------------------------------------------------------------------------
 
@@ -411,9 +494,19 @@ class BedrockProvider(Provider):
         if self.settings.vpc_subnet_ids:
             kwargs["vpcConfig"] = {"subnetIds": list(self.settings.vpc_subnet_ids),
                                    "securityGroupIds": list(self.settings.vpc_security_group_ids)}  # fmt: skip
-        created = self._call("bedrock", "create_model_customization_job", "create job", **kwargs)
         try:
-            job = self.get_job(name)
+            created = self._call("bedrock", "create_model_customization_job", "create job", **kwargs)
+        except ProviderError as e:
+            if "ResourceInUse" not in str(e) and "already exists" not in str(e).lower():
+                raise
+            # A job of this key's name exists (an earlier create's answer was lost): that job.
+            try:
+                found = self.step(f"get job {name}", self.get_job, name)
+            except NotFoundError:
+                raise e from None
+            return found.model_copy(update={"idempotency_key": idempotency_key})
+        try:
+            job = self.step(f"get job {name}", self.get_job, name)
         except NotFoundError:
             # Created (Bedrock answered with its ARN) but not readable yet: report it as just queued
             # rather than as an error, which would make the caller create it again.
@@ -422,7 +515,8 @@ class BedrockProvider(Provider):
         return job.model_copy(update={"idempotency_key": idempotency_key})
 
     def get_job(self, job_id: str) -> Job:
-        raw = self._call("bedrock", "get_model_customization_job", f"get job {job_id}", jobIdentifier=job_id)
+        raw = self._call("bedrock", "get_model_customization_job", f"get job {job_id}", expect=("status", "jobArn"),
+                         jobIdentifier=job_id)  # fmt: skip
         return self._job(raw)
 
     def find_job(self, idempotency_key: str) -> Job | None:
@@ -441,7 +535,8 @@ class BedrockProvider(Provider):
                                       "maxResults": min(100, limit - len(jobs))}  # fmt: skip
             if token:
                 kwargs["nextToken"] = token
-            page = self._call("bedrock", "list_model_customization_jobs", "list jobs", **kwargs)
+            page = self._call("bedrock", "list_model_customization_jobs", "list jobs",
+                              expect=("modelCustomizationJobSummaries",), **kwargs)  # fmt: skip
             found = page.get("modelCustomizationJobSummaries", [])
             jobs += [self._job(s) for s in found]
             nxt = page.get("nextToken")
@@ -452,7 +547,7 @@ class BedrockProvider(Provider):
 
     def cancel_job(self, job_id: str) -> Job:
         self._call("bedrock", "stop_model_customization_job", f"stop job {job_id}", jobIdentifier=job_id)
-        return self.get_job(job_id)
+        return self.step(f"get job {job_id}", self.get_job, job_id)
 
     def _job(self, raw: dict[str, Any]) -> Job:
         raw = _plain(raw)
@@ -496,7 +591,8 @@ class BedrockProvider(Provider):
     def list_metrics(self, job_id: str) -> list[StepMetric]:
         """Training loss per step (and validation loss where written) from the job's S3 output. Empty
         until Bedrock has written the files."""
-        job = self.get_job(job_id)
+        # Several requests: each is retried on its own (a step), not the whole call.
+        job = self.step(f"get job {job_id}", self.get_job, job_id)
         output = str((job.raw.get("outputDataConfig") or {}).get("s3Uri") or "")
         if not output.startswith("s3://"):
             return []
@@ -508,7 +604,9 @@ class BedrockProvider(Provider):
             kwargs: dict[str, Any] = {"Bucket": bucket, "Prefix": prefix}
             if token:
                 kwargs["ContinuationToken"] = token
-            page = self._call("s3", "list_objects_v2", f"metrics of job {job_id}", **kwargs)
+            action = f"metrics of job {job_id}"
+            page = self.step(action, self._call, "s3", "list_objects_v2", action, expect=("IsTruncated", "KeyCount", "Name"),
+                             **kwargs)  # fmt: skip
             keys += [o["Key"] for o in page.get("Contents", []) if o["Key"].endswith(".csv")]
             nxt = page.get("NextContinuationToken")
             if not nxt or not page.get("Contents") or nxt == token:
@@ -519,10 +617,8 @@ class BedrockProvider(Provider):
         for key in sorted(mine):
             if "step_wise_training_metrics" not in key and "validation_metrics" not in key:
                 continue
-            body = self._call("s3", "get_object", f"metrics file {key}", Bucket=bucket, Key=key)[
-                "Body"
-            ].read()
-            for row in csv.DictReader(io.StringIO(body.decode("utf-8"))):
+            body = self.step(f"metrics file {key}", self._read_object, bucket, key)
+            for row in csv.DictReader(io.StringIO(body.decode("utf-8", errors="replace"))):
                 step = as_float(row.get("step_number") or row.get("step"))
                 if step is None:
                     continue
@@ -540,6 +636,24 @@ class BedrockProvider(Provider):
                     else:
                         entry["extra"][column] = number
         return [StepMetric(step=s, **by_step[s]) for s in sorted(by_step)]
+
+    def _read_object(self, bucket: str, key: str) -> bytes:
+        """An S3 object's bytes; a body cut short on the way is a transient error."""
+        action = f"metrics file {key}"
+        got = self._call("s3", "get_object", action, expect=("Body",), Bucket=bucket, Key=key)
+        with self._map_errors(action):
+            try:
+                data: bytes = got["Body"].read()
+            except Exception as e:  # urllib3's ProtocolError and friends, under botocore's stream
+                from botocore import exceptions as bx
+
+                if isinstance(e, bx.BotoCoreError):
+                    raise
+                raise transport_error(self.name, action, e) from e
+        length = (got.get("ResponseMetadata") or {}).get("HTTPHeaders", {}).get("content-length")
+        if length is not None and str(length).isdigit() and int(length) != len(data):
+            raise unreadable_answer(self.name, action)
+        return data
 
     # -- deployment and inference -------------------------------------------------------------------------
 
@@ -648,7 +762,9 @@ class BedrockProvider(Provider):
             kwargs["system"] = system
         if config:
             kwargs["inferenceConfig"] = config
-        raw = _plain(self._call("bedrock-runtime", "converse", f"chat with {model}", **kwargs))
+        raw = _plain(
+            self._call("bedrock-runtime", "converse", f"chat with {model}", expect=("output",), **kwargs)
+        )
         content = ((raw.get("output") or {}).get("message") or {}).get("content") or []
         usage = raw.get("usage") or {}
         return ChatResponse(

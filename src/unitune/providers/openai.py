@@ -11,7 +11,9 @@ never a bare "permission denied". Reinforcement fine-tuning is not mapped to the
 a whole `method` object through `provider_options` to use it.
 
 The SDK is imported only inside this module's functions, and its own retries are off: retries
-belong to `FineTuneClient` alone.
+belong to `FineTuneClient`'s policy. A call of one request is retried by the client; the Uploads
+API's create, each part and the complete (and the reads inside `list_metrics`) are retried one by
+one through `Provider.step`, so one failed part costs one more part, not the whole upload.
 """
 
 from __future__ import annotations
@@ -21,9 +23,9 @@ import csv
 import datetime as dt
 import hashlib
 import io
+import json
 import threading
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any, ClassVar, TypeVar
 
 from pydantic import Field
@@ -33,6 +35,7 @@ from unitune.errors import (
     ProviderError,
     ProviderRetiredError,
     ProviderUnavailableError,
+    RateLimitError,
     UnsupportedFeatureError,
 )
 from unitune.providers.base import (
@@ -45,8 +48,12 @@ from unitune.providers.base import (
     chat_messages,
     chat_response,
     error_from_status,
+    guard_answers,
     map_status,
     parse_retry_after,
+    send_parts,
+    transport_error,
+    unreadable_answer,
 )
 from unitune.types import (
     Capabilities,
@@ -126,6 +133,7 @@ def _sdk() -> Any:
     return import_sdk("openai", "openai")
 
 
+@guard_answers()
 class OpenAIProvider(Provider):
     """OpenAI fine-tuning. `client=` takes a ready `openai.OpenAI` (tests point it at a mock)."""
 
@@ -185,13 +193,14 @@ class OpenAIProvider(Provider):
         except openai.APIStatusError as e:
             raise self._status_error(e, action) from e
         except openai.APIConnectionError as e:  # APITimeoutError is a subclass
-            kind = "timed out" if isinstance(e, openai.APITimeoutError) else "could not connect"
-            raise ProviderUnavailableError(f"{action}: {kind} ({e})", provider=self.name) from e
+            raise transport_error(self.name, action, e, timeout=isinstance(e, openai.APITimeoutError)) from e
         except openai.APIResponseValidationError as e:
             raise ProviderError(
                 f"{action}: the API answered with data the SDK could not read ({e.message})",
                 provider=self.name, status_code=e.status_code, body=e.body,
             ) from e  # fmt: skip
+        except json.JSONDecodeError as e:  # a 200 whose body was cut short, or an HTML page
+            raise unreadable_answer(self.name, action, e) from e
 
     def _status_error(self, e: Any, action: str) -> ProviderError:
         body = e.body
@@ -278,10 +287,11 @@ class OpenAIProvider(Provider):
 
     def _upload_in_parts(self, prepared: PreparedFile) -> dict[str, Any]:
         """The Uploads API: create, add parts (read one at a time, sent in parallel), complete with
-        the MD5; the upload is cancelled if any part fails, so nothing half-made is left behind."""
+        the MD5. Each of these requests is retried on its own (`step`); the upload is cancelled if
+        one of them fails for good, so nothing half-made is left behind."""
         s = self.settings
-        upload = self._call(
-            "upload (Uploads API)", self.sdk.uploads.create,
+        upload = self.step(
+            "upload (Uploads API)", self._call, "upload (Uploads API)", self.sdk.uploads.create,
             bytes=prepared.size_bytes, filename=prepared.filename, mime_type="text/jsonl", purpose="fine-tune",
         )  # fmt: skip
         md5 = hashlib.md5(usedforsecurity=False)
@@ -291,35 +301,43 @@ class OpenAIProvider(Provider):
             with prepared.path.open("rb") as fh:
                 fh.seek(offset)
                 chunk = fh.read(s.part_size_bytes)
-            part = self._call(
-                f"upload part at byte {offset}", self.sdk.uploads.parts.create, upload.id, data=chunk
-            )
+            action = f"upload part at byte {offset}"
+            part = self.step(action, self._call, action, self.sdk.uploads.parts.create, upload.id, data=chunk)
             return str(part.id)
 
+        def checksum() -> None:  # while the parts travel
+            with prepared.path.open("rb") as fh:
+                for block in iter(lambda: fh.read(_MiB), b""):
+                    md5.update(block)
+
         try:
-            with ThreadPoolExecutor(
-                max_workers=s.upload_concurrency, thread_name_prefix="unitune-upload"
-            ) as pool:
-                futures = [pool.submit(send, offset) for offset in offsets]
-                try:
-                    with prepared.path.open("rb") as fh:  # the checksum, while the parts travel
-                        for block in iter(lambda: fh.read(_MiB), b""):
-                            md5.update(block)
-                    part_ids = [f.result() for f in futures]
-                except BaseException:
-                    for f in futures:  # parts not sent yet are dropped, not sent to a doomed upload
-                        f.cancel()
-                    raise
-            done = self._call(
+            part_ids = send_parts(send, offsets, concurrency=s.upload_concurrency, meanwhile=checksum)
+            digest, tries = md5.hexdigest(), iter(range(1, 1 << 30))
+            file = self.step(
                 "upload (complete)",
-                self.sdk.uploads.complete,
-                upload.id,
-                part_ids=part_ids,
-                md5=md5.hexdigest(),
+                lambda: self._complete_upload(upload, prepared, part_ids, digest, again=next(tries) > 1),
             )
         except BaseException:
             with contextlib.suppress(ProviderError):  # the original failure is what the caller needs
                 self._call("upload (cancel)", self.sdk.uploads.cancel, upload.id)
+            raise
+        return file
+
+    def _complete_upload(
+        self, upload: Any, prepared: PreparedFile, part_ids: list[str], md5: str, *, again: bool
+    ) -> dict[str, Any]:
+        """One try at completing an upload. A refusal on a try `again` (an earlier one's answer may
+        have been lost, so the upload is completed already) is resolved by finding the file it made."""
+        action = "upload (complete)"
+        try:
+            done = self._call(action, self.sdk.uploads.complete, upload.id, part_ids=part_ids, md5=md5)
+        except (RateLimitError, ProviderUnavailableError):
+            raise
+        except ProviderError as e:
+            if again and e.status_code in (400, 404, 409):
+                found = self._file_of_upload(upload, prepared)
+                if found is not None:
+                    return found
             raise
         file = getattr(done, "file", None)
         if file is None:
@@ -328,6 +346,21 @@ class OpenAIProvider(Provider):
                 provider=self.name, body=as_dict(done),
             )  # fmt: skip
         return as_dict(file)
+
+    def _file_of_upload(self, upload: Any, prepared: PreparedFile) -> dict[str, Any] | None:
+        """The file a completed upload made (its complete's answer was lost): the newest fine-tune
+        file of the upload's name and size, made no earlier than the upload."""
+        page = self._call("upload (find the completed file)", self.sdk.files.list, purpose="fine-tune",
+                          order="desc", limit=100)  # fmt: skip
+        for item in page.data:
+            raw = as_dict(item)
+            if (
+                raw.get("filename") == prepared.filename
+                and raw.get("bytes") == prepared.size_bytes
+                and (raw.get("created_at") or 0) >= (getattr(upload, "created_at", 0) or 0)
+            ):
+                return raw
+        return None
 
     # -- jobs --------------------------------------------------------------------------------------
 
@@ -500,15 +533,17 @@ class OpenAIProvider(Provider):
     def list_metrics(self, job_id: str) -> list[StepMetric]:
         """Per-step metrics: the result CSV when the job has one (every step), else the `metrics`
         events the job has sent so far."""
-        job = self.get_job(job_id)
+        # Several requests: each is retried on its own (a step), not the whole call.
+        job = self.step(f"get job {job_id}", self.get_job, job_id)
         result_files = job.raw.get("result_files") or []
         if result_files:
-            content = self._call(f"result file of job {job_id}", self.sdk.files.content, result_files[0])
+            action = f"result file of job {job_id}"
+            content = self.step(action, self._call, action, self.sdk.files.content, result_files[0])
             rows = _metrics_from_csv(content.text)
             if rows:
                 return rows
         by_step: dict[int, StepMetric] = {}
-        for event in self.list_events(job_id):
+        for event in self.step(f"events of job {job_id}", self.list_events, job_id):
             if event.type == "metrics" and "step" in event.data:
                 metric = _metric(event.data)
                 if metric is not None:

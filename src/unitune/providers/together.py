@@ -11,26 +11,33 @@ Together has no job metadata, so the idempotency key is carried by the job's suf
 of the key (`ut` + 8 hex) appended to the caller's suffix, which then shows in the output model
 name, where `find_job` looks for it.
 
-The SDK is imported only inside this module's functions, and its own retries are off.
+The SDK is imported only inside this module's functions, and its own retries are off. An upload is
+driven request by request (ask for the upload URL, PUT the bytes, ask for processing; for large
+files initiate, each part, complete), each retried on its own through `Provider.step`, so a failed
+PUT or part is sent again, not the whole upload; so are the limits and price reads before a create.
 """
 
 from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import json
 import logging
+import math
 import threading
-import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
 from pydantic import Field
 
 from unitune.errors import (
     ConfigurationError,
+    NotFoundError,
     PermissionDeniedError,
     ProviderError,
     ProviderUnavailableError,
+    RateLimitError,
     UnsupportedFeatureError,
     ValidationFailed,
 )
@@ -42,10 +49,14 @@ from unitune.providers.base import (
     chat_messages,
     chat_response,
     error_from_status,
+    guard_answers,
     key_tag,
     map_status,
     parse_retry_after,
     refuse_unknown_options,
+    send_parts,
+    transport_error,
+    unreadable_answer,
 )
 from unitune.types import (
     Capabilities,
@@ -127,6 +138,13 @@ class TogetherSettings(ProviderSettings):
         default=900.0, gt=0, description="How long upload waits for Together to check the file."
     )
     file_poll_interval: float = Field(default=2.0, gt=0)
+    multipart_threshold_bytes: int = Field(
+        default=5 * 1024**3, ge=1, description="Files larger than this go up in parts (the SDK's 5 GB)."
+    )
+    part_size_bytes: int = Field(
+        default=250 * 1024 * 1024, ge=1, description="Part size of a multipart upload (at most 250 parts)."
+    )
+    upload_concurrency: int = Field(default=4, ge=1, le=32, description="Parts sent at once.")
 
 
 def _sdk() -> Any:
@@ -142,11 +160,19 @@ def _no_query(text: str) -> str:
     return re.sub(r"(https?://[^\s?'\"]+)\?[^\s'\"]*", r"\1?…", text)
 
 
+def _files_lib() -> Any:
+    """The SDK's upload helpers (its own protocol, which the API spec does not describe)."""
+    from unitune.providers.registry import import_sdk
+
+    return import_sdk("together", "together.lib.resources.files")
+
+
 def _json(obj: Any) -> dict[str, Any]:
     # by_alias: the SDK names the output model `x_model_output_name` (alias `model_output_name`).
     return as_dict(obj, by_alias=True)
 
 
+@guard_answers("model_limits", "estimate_price")
 class TogetherProvider(Provider):
     """Together AI fine-tuning. `client=` takes a ready `together.Together` (tests point it at a mock)."""
 
@@ -172,7 +198,8 @@ class TogetherProvider(Provider):
         super().__init__(settings, client=client)
         self._owned = client is None
         self._lock = threading.Lock()
-        self._sleep: Callable[[float], None] = time.sleep  # tests replace it
+        # Waits for file processing sleep on the retry policy's clock (the client's, once bound).
+        self._sleep: Callable[[float], None] = lambda seconds: self.retry_policy.clock.sleep(seconds)
         #: Together's own estimate for the last job created through this provider, by job id.
         self.price_estimates: dict[str, dict[str, Any]] = {}
 
@@ -223,17 +250,23 @@ class TogetherProvider(Provider):
                 retry_after=parse_retry_after(headers.get("retry-after")), body=body,
             ) from e  # fmt: skip
         except together.APIConnectionError as e:  # APITimeoutError is a subclass
-            kind = "timed out" if isinstance(e, together.APITimeoutError) else "could not connect"
-            raise ProviderUnavailableError(f"{action}: {kind} ({e})", provider=self.name) from e
+            raise transport_error(
+                self.name, action, e, timeout=isinstance(e, together.APITimeoutError)
+            ) from e
         except together.APIResponseValidationError as e:
             raise ProviderError(
                 f"{action}: the API answered with data the SDK could not read ({e.message})",
                 provider=self.name, status_code=e.status_code, body=e.body,
             ) from e  # fmt: skip
-        except httpx.TransportError as e:  # the upload's PUT goes through the SDK's raw httpx client
-            raise ProviderUnavailableError(
-                f"{action}: {type(e).__name__}: {_no_query(str(e))}", provider=self.name
-            ) from e
+        except json.JSONDecodeError as e:  # a 200 whose body was cut short, or an HTML page
+            raise unreadable_answer(self.name, action, e) from e
+        except httpx.TransportError as e:  # the upload's PUTs go through the SDK's raw httpx client
+            raise transport_error(self.name, action, e, timeout=isinstance(e, httpx.TimeoutException)) from e
+        except httpx.HTTPStatusError as e:  # a part's PUT (raise_for_status)
+            raise error_from_status(
+                e.response.status_code, f"{action}: the storage answered {e.response.status_code}",
+                provider=self.name, retry_after=parse_retry_after(e.response.headers.get("retry-after")),
+            ) from e  # fmt: skip
         except (
             together.TogetherError,
             OSError,
@@ -249,17 +282,20 @@ class TogetherProvider(Provider):
     # -- files -----------------------------------------------------------------------------------
 
     def upload(self, prepared: PreparedFile) -> FileRef:
-        """Upload, then wait until Together has checked the file; its refusal raises `ValidationFailed`."""
-        # check=False: the file was validated against Together's rules already (profile `together`),
-        # and the SDK's checker would read the whole file a second time.
-        obj = self._call(
-            f"upload {prepared.filename}",
-            self.sdk.files.upload,
-            file=prepared.path,
-            purpose="fine-tune",
-            check=False,
-        )
-        raw = self._wait_processed(_json(obj), prepared.filename)
+        """Upload, then wait until Together has checked the file; its refusal raises `ValidationFailed`.
+
+        The SDK's protocol, one request at a time, each retried on its own: ask for an upload URL
+        (a file the same bytes made before is reused), PUT the bytes, ask for processing; a file
+        over `multipart_threshold_bytes` goes up in parts instead.
+        """
+        lib = _files_lib()
+        path = Path(prepared.path)
+        checksum = lib._calculate_file_checksum(path)
+        if prepared.size_bytes > self.settings.multipart_threshold_bytes:
+            raw = self._upload_in_parts(prepared, checksum)
+        else:
+            raw = self._upload_whole(prepared, checksum)
+        raw = self._wait_processed(raw, prepared.filename)
         return FileRef(
             id=str(raw["id"]),
             provider=self.name,
@@ -271,8 +307,105 @@ class TogetherProvider(Provider):
             raw=raw,
         )
 
+    def _upload_whole(self, prepared: PreparedFile, checksum: str) -> dict[str, Any]:
+        lib = _files_lib()
+        path = Path(prepared.path)
+        uploader = lib.UploadManager(self.sdk)
+        name = prepared.filename
+
+        def ask() -> tuple[str, str] | str:
+            with self._map_errors(f"upload {name}"):
+                try:
+                    url, file_id = uploader.get_upload_url("/v1/files", path, checksum, "fine-tune", "jsonl")
+                except lib.FileAlreadyExistsError as e:  # Together has these bytes: that file
+                    return str(e.file_id)
+                return str(url), str(file_id)
+
+        asked = self.step(f"upload {name}", ask)
+        if isinstance(asked, str):
+            return _json(
+                self.step(f"file {asked}", self._call, f"file {asked}", self.sdk.files.retrieve, asked)
+            )
+        url, file_id = asked
+
+        def put() -> None:
+            action = f"upload {name} (PUT)"
+            with self._map_errors(action):
+                response = lib._put_file_content(
+                    self.sdk._client, url, path, file_size=prepared.size_bytes,
+                    allow_http=lib._allow_http_upload_redirects(self.sdk),
+                )  # fmt: skip
+            if response.status_code != 200:
+                raise error_from_status(
+                    response.status_code, f"{action}: the storage answered {response.status_code}",
+                    provider=self.name, retry_after=parse_retry_after(response.headers.get("retry-after")),
+                )  # fmt: skip
+
+        self.step(f"upload {name} (PUT)", put)
+        action = f"upload {name} (process)"
+        done = self.step(action, self._call, action, uploader.callback, f"/v1/files/{file_id}/preprocess")
+        return _json(done)
+
+    def _upload_in_parts(self, prepared: PreparedFile, checksum: str) -> dict[str, Any]:
+        """Together's multipart protocol: initiate (the server gives one URL per part), PUT each part
+        (in parallel, each retried on its own), complete with the parts' ETags; aborted if a step
+        fails for good."""
+        lib = _files_lib()
+        path = Path(prepared.path)
+        manager = lib.MultipartUploadManager(self.sdk)
+        name = prepared.filename
+        size = prepared.size_bytes
+        part_size = max(self.settings.part_size_bytes, math.ceil(size / 250))
+        count = math.ceil(size / part_size)
+        action = f"upload {name} (initiate)"
+        info = self.step(
+            action, self._call, action, manager._initiate_upload, "/v1/files", path, checksum, size, count,
+            "fine-tune", "jsonl",
+        )  # fmt: skip
+        upload_id, file_id, parts = info["upload_id"], str(info["file_id"]), list(info["parts"])
+
+        def send(part: dict[str, Any]) -> dict[str, Any]:
+            number = int(part.get("PartNumber", part.get("part_number", 1)))
+            with path.open("rb") as fh:
+                fh.seek((number - 1) * part_size)
+                data = fh.read(part_size)
+            what = f"upload {name} (part {number})"
+            etag = self.step(what, self._call, what, manager._upload_single_part, part, data)
+            return {"part_number": number, "etag": etag}
+
+        try:
+            done = send_parts(send, parts, concurrency=self.settings.upload_concurrency)
+            tries = iter(range(1, 1 << 30))
+            return self.step(
+                f"upload {name} (complete)",
+                lambda: self._complete_parts(manager, upload_id, file_id, done, again=next(tries) > 1),
+            )
+        except BaseException:
+            with contextlib.suppress(ProviderError):  # the original failure is what the caller needs
+                self._call(f"upload {name} (abort)", manager._abort_upload, "/v1/files", upload_id, file_id)
+            raise
+
+    def _complete_parts(
+        self, manager: Any, upload_id: str, file_id: str, parts: list[dict[str, Any]], *, again: bool
+    ) -> dict[str, Any]:
+        """One try at completing a multipart upload. A refusal on a try `again` (an earlier one's
+        answer may have been lost) is resolved by reading the file: complete already made it."""
+        action = f"upload (complete {file_id})"
+        try:
+            return _json(self._call(action, manager._complete_upload, "/v1/files", upload_id, file_id, parts))
+        except (RateLimitError, ProviderUnavailableError):
+            raise
+        except ProviderError as e:
+            if again and e.status_code in (400, 404, 409):
+                with contextlib.suppress(NotFoundError):
+                    raw = _json(self._call(f"file {file_id}", self.sdk.files.retrieve, file_id))
+                    if raw.get("bytes"):
+                        return raw
+            raise
+
     def _wait_processed(self, raw: dict[str, Any], filename: str) -> dict[str, Any]:
-        deadline = time.monotonic() + self.settings.file_processing_timeout
+        clock = self.retry_policy.clock
+        deadline = clock.monotonic() + self.settings.file_processing_timeout
         while True:
             status = raw.get("processing_status")
             report = raw.get("validation_report") or {}
@@ -284,7 +417,7 @@ class TogetherProvider(Provider):
                 )
             if status in (None, "COMPLETED"):
                 return raw
-            if time.monotonic() >= deadline:
+            if clock.monotonic() >= deadline:
                 # Not ProviderUnavailableError: that is retried, and a retry would upload the file again.
                 raise ProviderError(
                     f"Together had not finished checking {filename} ({raw.get('id')}, {status}) after "
@@ -292,7 +425,8 @@ class TogetherProvider(Provider):
                     provider=self.name,
                 )
             self._sleep(self.settings.file_poll_interval)
-            raw = _json(self._call(f"file {raw.get('id')}", self.sdk.files.retrieve, raw["id"]))
+            action = f"file {raw.get('id')}"
+            raw = _json(self.step(action, self._call, action, self.sdk.files.retrieve, raw["id"]))
 
     # -- jobs --------------------------------------------------------------------------------------
 
@@ -431,11 +565,13 @@ class TogetherProvider(Provider):
 
     def create_job(self, spec: JobSpec, *, idempotency_key: str) -> Job:
         kwargs = self._create_kwargs(spec, idempotency_key)
-        limits_obj = self._call(
-            f"limits of {spec.model}", self.sdk.fine_tuning.model_limits, model_name=spec.model
+        # Reads before the create, each retried on its own: the client retries only the create.
+        action = f"limits of {spec.model}"
+        limits_obj = self.step(
+            action, self._call, action, self.sdk.fine_tuning.model_limits, model_name=spec.model
         )
         self._check_limits(kwargs, _json(limits_obj))
-        estimate = self._estimate(kwargs)
+        estimate = self.step("estimate price", self._estimate, kwargs)
         if estimate.get("estimation_available") and estimate.get("allowed_to_proceed") is False:
             price = estimate.get("estimated_total_price")
             limit = estimate.get("user_limit")
@@ -477,7 +613,7 @@ class TogetherProvider(Provider):
     def cancel_job(self, job_id: str) -> Job:
         self._call(f"cancel job {job_id}", self.sdk.fine_tuning.cancel, job_id)
         # The cancel answer is a partial job on some API versions: read the whole job back.
-        return self.get_job(job_id)
+        return self.step(f"get job {job_id}", self.get_job, job_id)
 
     def _job(self, obj: Any) -> Job:
         raw = _json(obj)

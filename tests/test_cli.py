@@ -989,3 +989,22 @@ def test_a_file_system_refusal_names_the_file(monkeypatch: pytest.MonkeyPatch) -
     line = error_line(invoke("chat", "m", "hi"))
 
     assert line == "error: PermissionError: Permission denied: '/nowhere/x.jsonl'"
+
+
+@pytest.mark.parametrize("content", ["", "{broken\n", "\x00\x01 not json\n"])
+def test_estimate_of_a_file_without_examples_fails(tmp_path: Path, content: str) -> None:
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text(content, encoding="utf-8")
+
+    line = error_line(invoke("estimate", str(empty), "--model", "gpt-4o-mini", "--provider", "fake"))
+
+    assert "DatasetError" in line
+    assert "no examples to price" in line
+
+
+def test_estimate_on_an_unknown_provider_suggests_one(tmp_path: Path) -> None:
+    data = _write(tmp_path / "d.jsonl", TRAINING_ROWS)
+
+    line = error_line(invoke("estimate", str(data), "--model", "gpt-4o-mini", "--provider", "togther"))
+
+    assert "Did you mean 'together'" in line

@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from unitune.catalog._catalog import Catalog, ModelLifecycle
 from unitune.catalog._schema import EpochRule, InferencePrice, ModelEntry, Sourced, TrainingPrice
-from unitune.errors import ConfigurationError
+from unitune.errors import ConfigurationError, DatasetError
 from unitune.types import Hyperparameters, TrainingMethod, content_text
 
 __all__ = [
@@ -380,6 +380,11 @@ def _price(
     limit = (entry.max_example_tokens or entry.context_tokens) if entry is not None else None
     counter = counter_for(provider, resolved)
     train_tokens = count_dataset_tokens(data, counter, limit)
+    if train_tokens.examples == 0:
+        raise DatasetError(
+            "no examples to price (the file is empty or no line is readable); `unitune validate` shows why",
+            path=str(getattr(data, "name", None) or "") or None,
+        )
     valid_tokens = count_dataset_tokens(validation, counter, limit) if validation is not None else None
     quote = make_quote(
         catalog, provider, resolved, train_tokens, validation=valid_tokens, hyperparameters=hyperparameters,

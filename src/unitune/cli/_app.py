@@ -883,6 +883,10 @@ def estimate(
             )
     else:
         name = provider or load_config().provider
+        if name not in catalog.providers:
+            from unitune.providers.registry import provider_info
+
+            provider_info(name)  # an unknown name is an error with suggestions
         quotes = [
             estimate_cost(catalog, name, model, data, validation=valid, hyperparameters=hp, today=_today())
         ]

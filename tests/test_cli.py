@@ -387,7 +387,7 @@ def test_chat_json(fake: FakeProvider) -> None:
 
     assert data["content"] == "[gpt-4o-mini] hello there"
     assert data["model"] == "gpt-4o-mini"
-    assert data["provider"] == "fake"
+    assert data["provider"] == "local"  # the fake stands in for the configured provider (local by default)
     assert data["usage"]["completion_tokens"] == 3
 
 

@@ -874,7 +874,6 @@ def usage_line(result: Result) -> str:
         (["split", "{data}", "-o", "{dir}/parts", "--validation-fraction", "0"], "'--validation-fraction'"),
         (["split", "{data}", "-o", "{dir}/parts", "--validation-fraction", "1"], "'--validation-fraction'"),
         (["split", "{data}", "-o", "{dir}/parts", "--seed", "-1"], "'--seed'"),
-        (["split", "{data}", "-o", "{dir}/parts", "--stratify", "nosuchkey"], "keys found: label, messages"),
         (["split", "{data}", "-o", "{data}"], "is a file"),
         (["split", "{dir}", "-o", "{dir}/parts"], "is a directory"),
         (["validate", "{missing}", "-p", "openai"], "does not exist"),
@@ -947,8 +946,18 @@ def test_splitting_a_file_without_examples_fails(tmp_path: Path, content: str) -
     line = error_line(invoke("split", str(empty), "-o", str(tmp_path / "parts")))
 
     assert "DatasetError" in line
-    assert "no examples to split" in line
+    assert "no readable examples to split" in line
     assert not (tmp_path / "parts").exists()  # nothing written
+
+
+def test_split_on_a_key_no_example_has(tmp_path: Path) -> None:
+    data = _write(tmp_path / "d.jsonl", [{**TRAINING_ROWS[0], "label": "a"}, TRAINING_ROWS[1]])
+
+    line = error_line(invoke("split", str(data), "-o", str(tmp_path / "parts"), "--stratify", "nosuchkey"))
+
+    assert "No example has the key 'nosuchkey'" in line
+    assert "label, messages" in line
+    assert not (tmp_path / "parts").exists()
 
 
 def test_split_stratified(tmp_path: Path) -> None:

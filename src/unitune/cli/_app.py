@@ -24,7 +24,7 @@ from rich.table import Table
 
 from unitune.client import FineTuneClient
 from unitune.config import load_config
-from unitune.errors import ConfigurationError, DatasetError, UnituneError
+from unitune.errors import ConfigurationError, UnituneError
 from unitune.types import Job, JobStatus
 
 # Click's exception classes, as the installed Typer raises them (recent Typers vendor their own click).
@@ -762,23 +762,7 @@ def split(
     from unitune.data import Dataset
     from unitune.data import split as split_dataset
 
-    data = Dataset.from_jsonl(file)
-    # Before anything is written: a file with no examples, or a key no example has, is an error
-    # (split() would write two empty files, or one unstratified split).
-    examples, keys = 0, set[str]()
-    for record in data.records():
-        if isinstance(record.data, dict):
-            examples += 1
-            keys.update(record.data)
-    if examples == 0:
-        raise DatasetError(
-            "no examples to split (empty, or no readable line: see `unitune validate`)", path=str(file)
-        )
-    if stratify is not None and stratify not in keys:
-        raise typer.BadParameter(
-            f"no example has the key {stratify!r}; keys found: {', '.join(sorted(keys))}",
-            param_hint="'--stratify'",
-        )
+    data = Dataset.from_jsonl(file)  # split() refuses a file without examples, or a key none has
     result = split_dataset(
         data,
         output,

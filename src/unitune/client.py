@@ -435,6 +435,8 @@ class FineTuneClient:
             method=method,
             validation=valid,
             token_limit=entry.max_example_tokens if entry is not None else None,
+            today=self.clock.now().date() if self.provider.name in self.catalog.providers else None,
+            catalog=self.catalog,
         )
 
     def _check_and_prepare(
@@ -542,6 +544,7 @@ class FineTuneClient:
         return estimate_cost(
             self.catalog, self.provider.name, model, self._required_local(data),
             validation=self._local(validation_data), hyperparameters=hp, method=method,
+            today=self.clock.now().date(),
         )  # fmt: skip
 
     def estimate(
@@ -585,6 +588,7 @@ class FineTuneClient:
             self.catalog, self._required_local(data), model=_name(model, "model", "Pass a model id or alias."),
             providers=providers, validation=self._local(validation_data),
             hyperparameters=_hyperparameters(hyperparameters, {}), method=self._method_arg(method),
+            today=self.clock.now().date(),
         )  # fmt: skip
 
     # -- jobs -----------------------------------------------------------------------------------
@@ -807,7 +811,9 @@ class FineTuneClient:
 
     def _check_supported(self, method: TrainingMethod, hp: Hyperparameters) -> None:
         caps = self.provider.capabilities
-        if not caps.accepts_new_jobs:
+        # The catalog decides where it has the provider (`check_can_train`, before this); the
+        # adapter's flag speaks only for a provider the catalog does not list.
+        if self.provider.name not in self.catalog.providers and not caps.accepts_new_jobs:
             raise ProviderRetiredError(
                 f"{self.provider.name!r} accepts no new fine-tuning jobs", provider=self.provider.name
             )

@@ -8,6 +8,7 @@ and the line (and column where the reader knows it). The severity is the profile
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import heapq
 import itertools
@@ -23,7 +24,7 @@ from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from unitune.data import _pii
 from unitune.data._checks import CODES
@@ -46,6 +47,9 @@ from unitune.data._report import Distribution, Issue, IssueCollector, Severity, 
 from unitune.data._textscan_py import F_AT, F_CARD, F_IBAN, F_PHONE, F_SPECIAL, keys, lane, scan
 from unitune.data.profiles import ROLES, Profile, get_profile
 from unitune.types import content_text
+
+if TYPE_CHECKING:
+    from unitune.catalog import Catalog
 
 __all__ = ["example_keys", "validate"]
 
@@ -907,6 +911,8 @@ def validate(
     counter: Any = None,
     max_issues: int = 1000,
     workers: int | None = None,
+    today: dt.date | None = None,
+    catalog: Catalog | None = None,
 ) -> ValidationReport:
     """Check `data` against `provider`'s rules in one streaming pass; never raises for bad data.
 
@@ -916,21 +922,25 @@ def validate(
     the job's training method: each example must be of its kind (chats for SFT, preference pairs for
     DPO); None accepts either. `validation` (optional) is checked too, and against `data` for
     leakage. `token_limit` overrides the model's per-example limit; `counter` the token counter.
+    With `today`, a model the catalog says cannot be trained on that date raises the
+    `ProviderRetiredError` `create_job` would (`catalog`: the catalog to ask, default the built-in one).
 
     `workers` is how many processes check a plain (not gzipped) JSONL file, each a range of its
     lines: None picks one per CPU (up to 4) for files of 32 MB or more and this process alone for
     smaller ones; 1 never starts a process. The report is the same whatever the number. Scripts that
     validate large files with several workers need the usual `if __name__ == "__main__":` guard.
     """
-    if workers is not None and workers < 1:
-        raise ValueError(f"workers must be at least 1 (or None for automatic), got {workers}")
+    if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
+        from unitune.errors import ConfigurationError
+
+        raise ConfigurationError(f"workers must be at least 1 (or None for automatic), got {workers!r}")
     if method not in (None, "sft", "dpo"):
         from unitune.errors import ConfigurationError
 
         raise ConfigurationError(
             f"Unknown training method {method!r}.", fix="Use method='sft' or method='dpo'."
         )
-    model_id, catalog_limit = _catalog_model(provider, model)
+    model_id, catalog_limit = _catalog_model(provider, model, today=today, catalog=catalog)
     profile = get_profile(provider, model_id)
     dataset = _as_dataset(data)
     issues = IssueCollector(dataset.name, limit=max_issues)
@@ -1010,21 +1020,26 @@ def _examples(n: int) -> str:
     return f"{n:,} example" if n == 1 else f"{n:,} examples"
 
 
-def _catalog_model(provider: str, model: str | None) -> tuple[str | None, int | None]:
+def _catalog_model(
+    provider: str, model: str | None, *, today: dt.date | None = None, catalog: Catalog | None = None
+) -> tuple[str | None, int | None]:
     """`model` as the provider's own id, and the catalog's per-example token limit for it.
 
     The same model check `estimate` and `create_job` make: a portable alias the provider does not
-    offer raises `ConfigurationError` naming who does; a name the catalog does not know passes.
+    offer raises `ConfigurationError` naming who does; a name the catalog does not know passes; with
+    `today`, a model that cannot be trained then raises `ProviderRetiredError`.
     """
     if not model:
         return model, None
     from unitune.catalog import load_catalog
 
-    catalog = load_catalog()
+    catalog = catalog or load_catalog()
     name = provider if provider in catalog.providers else provider.split("-", 1)[0]
     if name not in catalog.providers:
         return model, None
     model_id = catalog.resolve(name, model)
+    if today is not None:
+        catalog.check_can_train(name, model_id, today=today)
     entry = catalog.find(name, model_id)
     return model_id, entry.max_example_tokens if entry is not None else None
 

@@ -12,7 +12,9 @@ Kinds:
   raises its read timeout (no real sleeping);
 - `reset`: the connection drops (a reset, or a refused reconnect);
 - `cut`: the request takes effect and the answer is a 200 whose JSON body is cut short;
-- `after`: the request takes effect, then its answer is lost (a dropped connection or a 502).
+- `after`: the request takes effect, then its answer is lost: a dropped connection, a 502, or a
+  late answer (the clock moves `hang_seconds` and the read times out: a create that happened after
+  the client gave up on it).
 
 `list_lag` is separate: a job the fake creates shows in list results only `list_lag` seconds
 (of the plan's clock) after it was made, as with a vendor whose list is eventually consistent.
@@ -34,7 +36,9 @@ KINDS = ("429", "500", "502", "503", "hang", "reset", "cut", "after")
 #: Kinds after which the request may have taken effect.
 EFFECTIVE = ("cut", "after")
 
-_HTML = b"<html><head><title>502 Bad Gateway</title></head><body><center>502 Bad Gateway</center></body></html>"
+_HTML = (
+    b"<html><head><title>502 Bad Gateway</title></head><body><center>502 Bad Gateway</center></body></html>"
+)
 
 
 @dataclass
@@ -46,8 +50,12 @@ class FaultPlan:
     hang_seconds: float = 10.0
     list_lag: float = 0.0
     clock: FakeClock | None = None
-    #: Requests never faulted: `(method, path) -> True` (e.g. the soak's own set-up calls).
+    #: Requests never faulted: `(method, path) -> True` (e.g. all but a create, in a targeted test).
     spare: Callable[[str, str], bool] | None = None
+    #: At most this many faults in all (None: no limit).
+    limit: int | None = None
+    #: How an `after` fault loses the answer, drawn from these.
+    lost: tuple[str, ...] = ("dropped", "502", "late")
     counts: collections.Counter[str] = field(default_factory=collections.Counter)
     requests: int = 0
     enabled: bool = True
@@ -63,6 +71,8 @@ class FaultPlan:
         with self._lock:
             self.requests += 1
             if not self.enabled or self.rate <= 0 or (self.spare is not None and self.spare(method, path)):
+                return None
+            if self.limit is not None and sum(self.counts.values()) >= self.limit:
                 return None
             if self.rng.random() >= self.rate:
                 return None
@@ -115,7 +125,9 @@ class FaultPlan:
             raise http.ReadTimeout("timed out (injected hang)", request=request)
         if kind == "reset":
             if self.pick("reset", "refused") == "reset":
-                raise http.RemoteProtocolError("Server disconnected without sending a response.", request=request)
+                raise http.RemoteProtocolError(
+                    "Server disconnected without sending a response.", request=request
+                )
             raise http.ConnectError("[Errno 111] Connection refused", request=request)
         answer = route(request)  # cut, after: the request takes effect
         if kind == "cut":
@@ -127,8 +139,12 @@ class FaultPlan:
                     headers={**headers, "content-type": type_},
                 )  # fmt: skip
             return http.Response(503, json=body, headers=headers)  # nothing to cut (a redirect, bytes)
-        if self.pick("dropped", "502") == "dropped":
+        lost = self.pick(*self.lost)
+        if lost == "dropped":
             raise http.RemoteProtocolError("Server disconnected without sending a response.", request=request)
+        if lost == "late":
+            self._hang()
+            raise http.ReadTimeout("timed out (injected: the answer came too late)", request=request)
         return http.Response(502, content=_HTML, headers={**headers, "content-type": "text/html"})
 
     # -- botocore ------------------------------------------------------------------------------------------
@@ -171,8 +187,12 @@ class FaultPlan:
                 content = response.content
                 return AWSResponse(request.url, response.status_code, dict(response.headers),
                                    _Raw(content[: max(0, len(content) // 2)]))  # fmt: skip
-            if self.pick("dropped", "502") == "dropped":
+            lost = self.pick(*self.lost)
+            if lost == "dropped":
                 raise bx.ConnectionClosedError(endpoint_url=request.url)
+            if lost == "late":
+                self._hang()
+                raise bx.ReadTimeoutError(endpoint_url=request.url)
             return AWSResponse(request.url, 502, {"content-type": "text/html"}, _Raw(_HTML))
 
         return hook

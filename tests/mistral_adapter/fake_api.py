@@ -1,6 +1,8 @@
 """A stateful stand-in for Mistral's API: files, models (with fine-tuned model management) and chat
 for the `mistralai` 3.x SDK (over httpx2), and the legacy `/v1/fine_tuning/jobs` endpoints for the
-adapter's httpx client. One state, two transports; no socket is opened."""
+adapter's httpx client. One state, two transports; no socket is opened. With a `FaultPlan`
+(tests/faults) both transports fail requests at random, seeded, and a new job shows in the list
+only `list_lag` seconds of the plan's clock after it was made."""
 
 from __future__ import annotations
 
@@ -12,11 +14,15 @@ from typing import Any
 import httpx
 import httpx2
 
+from tests.faults.plan import FaultPlan
+
 Answer = tuple[int, Any]
 
 
 class FakeMistral:
-    def __init__(self) -> None:
+    def __init__(self, faults: FaultPlan | None = None) -> None:
+        self.faults = faults
+        self.visible_at: dict[str, float] = {}  # when a job shows in lists (the plan's list lag)
         self.files: dict[str, dict[str, Any]] = {}
         self.jobs: dict[str, dict[str, Any]] = {}
         self.models: dict[str, dict[str, Any]] = {}
@@ -35,6 +41,8 @@ class FakeMistral:
             )
             return httpx2.Response(status, json=body, headers=headers)
 
+        if self.faults is not None:
+            return httpx2.MockTransport(self.faults.handler(handle, httpx2))
         return httpx2.MockTransport(handle)
 
     def http_transport(self) -> httpx.MockTransport:
@@ -44,7 +52,16 @@ class FakeMistral:
             )
             return httpx.Response(status, json=body, headers=headers)
 
+        if self.faults is not None:
+            return httpx.MockTransport(self.faults.handler(handle, httpx))
         return httpx.MockTransport(handle)
+
+    def jobs_with_key(self, key: str) -> list[str]:
+        """The jobs whose suffix carries this idempotency key's tag (the state itself: no faults)."""
+        from unitune.providers.mistral import idempotency_tag
+
+        tag = idempotency_tag(key)
+        return [j["id"] for j in self.jobs.values() if str(j.get("suffix") or "").endswith(tag)]
 
     # -- state helpers --------------------------------------------------------------------------------
 
@@ -139,10 +156,13 @@ class FakeMistral:
                 "events": [{"name": "status-updated", "data": {"status": "QUEUED"}, "created_at": next(self._clock)}],
                 "checkpoints": [],
             }  # fmt: skip
+            self.visible_at[new_id] = self.faults.visible_at() if self.faults is not None else 0.0
             return 200, self.jobs[new_id]
         if job_id is None:
             page, size = int(params.get("page", 0)), int(params.get("page_size", 100))
             ordered = sorted(self.jobs.values(), key=lambda j: j["created_at"], reverse=True)
+            if self.faults is not None:  # a list that lags: new jobs show only after a while
+                ordered = [j for j in ordered if self.visible_at.get(j["id"], 0.0) <= self.faults.now()]
             return 200, {
                 "object": "list",
                 "total": len(ordered),

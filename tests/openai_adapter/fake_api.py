@@ -77,7 +77,11 @@ class FakeOpenAI:
 
     def jobs_with_key(self, key: str) -> list[str]:
         """The jobs tagged with this idempotency key (straight from the state, no faults, no lag)."""
-        return [j["id"] for j in self.jobs.values() if (j.get("metadata") or {}).get("unitune_idempotency_key") == key]
+        return [
+            j["id"]
+            for j in self.jobs.values()
+            if (j.get("metadata") or {}).get("unitune_idempotency_key") == key
+        ]
 
     # -- the API -------------------------------------------------------------------------------------
 

@@ -213,7 +213,9 @@ def test_429_carries_retry_after(api: FakeOpenAI, provider: OpenAIProvider) -> N
 
 def test_timeout_and_connection_reset_are_unavailable(provider: OpenAIProvider, api: FakeOpenAI) -> None:
     api.fail(r"GET .*", None)
-    with pytest.raises(ProviderUnavailableError, match=r"openai\.test:80 failed \(connection reset\)") as info:
+    with pytest.raises(
+        ProviderUnavailableError, match=r"openai\.test:80 failed \(connection reset\)"
+    ) as info:
         provider.get_job("ftjob-1")
     assert info.value.status_code is None
 

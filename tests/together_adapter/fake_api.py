@@ -1,8 +1,10 @@
 """A stateful stand-in for Together's fine-tuning API, served to the real `together` SDK through
 `httpx.MockTransport` (no socket). It speaks the upload protocol the SDK uses and the spec does
 not describe (POST /v1/files → 302 + X-Together-File-Id → PUT → /preprocess → processing), the
-limits and estimate calls `create()` makes, jobs, events, metrics, checkpoints and chat, and can
-fail the next requests on a path.
+limits and estimate calls `create()` makes, jobs, events, metrics, checkpoints and chat, the
+multipart protocol of large files (initiate → a PUT per part → complete), and can fail the next
+requests on a path. With a `FaultPlan` (tests/faults) it also fails requests at random, seeded,
+and lists a new job only `list_lag` seconds of the plan's clock after it was made.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
+
+from tests.faults.plan import FaultPlan
 
 LIMITS = {
     "model_name": "meta-llama/Meta-Llama-3.1-8B-Instruct-Reference",
@@ -39,7 +43,10 @@ class Failure:
 
 
 class FakeTogether:
-    def __init__(self) -> None:
+    def __init__(self, faults: FaultPlan | None = None) -> None:
+        self.faults = faults
+        self.visible_at: dict[str, float] = {}  # when a job shows in lists (the plan's list lag)
+        self.multipart: dict[str, dict[str, Any]] = {}  # upload id -> {"file_id", "parts", "status"}
         self.files: dict[str, dict[str, Any]] = {}
         self.file_bytes: dict[str, bytes] = {}
         self.jobs: dict[str, dict[str, Any]] = {}
@@ -76,7 +83,16 @@ class FakeTogether:
         return [r for r in self.requests if r.method == method and re.fullmatch(pattern, r.url.path)]
 
     def transport(self) -> httpx.MockTransport:
-        return httpx.MockTransport(self.handle)
+        if self.faults is None:
+            return httpx.MockTransport(self.handle)
+        return httpx.MockTransport(self.faults.handler(self.handle, httpx))
+
+    def jobs_with_key(self, key: str) -> list[str]:
+        """The jobs whose output name carries this idempotency key's tag (the state itself: no faults)."""
+        from unitune.providers.together import idempotency_tag
+
+        tag = idempotency_tag(key)
+        return [j["id"] for j in self.jobs.values() if str(j.get("model_output_name", "")).endswith(tag)]
 
     def _now(self) -> str:
         t = dt.datetime(2026, 11, 22, tzinfo=dt.timezone.utc) + dt.timedelta(seconds=next(self._clock))
@@ -100,6 +116,10 @@ class FakeTogether:
         path, m = request.url.path, request.method
         routes: list[tuple[str, str, Callable[..., httpx.Response]]] = [
             ("POST", r"/v1/files", self._upload_url),
+            ("POST", r"/v1/files/multipart/initiate", self._initiate),
+            ("PUT", r"/upload-part/([^/]+)/(\d+)", self._put_part),
+            ("POST", r"/v1/files/multipart/complete", self._complete),
+            ("POST", r"/v1/files/multipart/abort", self._abort),
             ("PUT", r"/upload/([^/]+)", self._put),
             ("POST", r"/v1/files/([^/]+)/preprocess", self._preprocess),
             ("GET", r"/v1/files/([^/]+)", self._get_file),
@@ -136,6 +156,48 @@ class FakeTogether:
         self.file_bytes[file_id] = request.read()
         self.files[file_id]["bytes"] = len(self.file_bytes[file_id])
         return httpx.Response(200)
+
+    def _initiate(self, request: httpx.Request) -> httpx.Response:
+        data = json.loads(request.read())
+        file_id = f"file-{next(self._ids):06d}"
+        upload_id = f"mpu-{next(self._ids):06d}"
+        self.files[file_id] = {"id": file_id, "object": "file", "bytes": 0, "created_at": 1_763_769_600,
+                               "filename": data["file_name"], "FileType": data["file_type"], "purpose": data["purpose"],
+                               "processing_status": "PENDING", "polls": 0}  # fmt: skip
+        self.multipart[upload_id] = {
+            "file_id": file_id,
+            "parts": {},
+            "status": "pending",
+            "size": data["file_size"],
+        }
+        parts = [{"PartNumber": n, "URL": f"http://together.test/upload-part/{upload_id}/{n}", "Headers": {}}
+                 for n in range(1, int(data["num_parts"]) + 1)]  # fmt: skip
+        return httpx.Response(200, json={"upload_id": upload_id, "file_id": file_id, "parts": parts})
+
+    def _put_part(self, request: httpx.Request, upload_id: str, number: str) -> httpx.Response:
+        body = request.read()
+        self.multipart[upload_id]["parts"][int(number)] = body
+        return httpx.Response(200, headers={"ETag": f'"etag-{upload_id}-{number}-{len(body)}"'})
+
+    def _complete(self, request: httpx.Request) -> httpx.Response:
+        data = json.loads(request.read())
+        upload = self.multipart[data["upload_id"]]
+        if upload["status"] != "pending":
+            return _error(400, f"multipart upload {data['upload_id']} is already {upload['status']}")
+        numbers = [p["part_number"] for p in data["parts"]]
+        blob = b"".join(upload["parts"][n] for n in numbers)
+        if len(blob) != upload["size"]:
+            return _error(400, f"expected {upload['size']} bytes, got {len(blob)}")
+        upload["status"] = "completed"
+        file_id = upload["file_id"]
+        self.file_bytes[file_id] = blob
+        self.files[file_id]["bytes"] = len(blob)
+        return httpx.Response(200, json={"file": self._public(file_id)})
+
+    def _abort(self, request: httpx.Request) -> httpx.Response:
+        data = json.loads(request.read())
+        self.multipart[data["upload_id"]]["status"] = "aborted"
+        return httpx.Response(200, json={})
 
     def _public(self, file_id: str) -> dict[str, Any]:
         return {k: v for k, v in self.files[file_id].items() if k != "polls"}
@@ -183,10 +245,14 @@ class FakeTogether:
         self.checkpoints[job_id] = []
         self.add_event(job_id, "Fine tune request created", type="job_pending")
         self.created.append(data)
+        self.visible_at[job_id] = self.faults.visible_at() if self.faults is not None else 0.0
         return httpx.Response(200, json=self.jobs[job_id])
 
     def _list(self, request: httpx.Request) -> httpx.Response:
-        return httpx.Response(200, json={"data": list(self.jobs.values())})
+        jobs = list(self.jobs.values())
+        if self.faults is not None:  # a list that lags: new jobs show only after a while
+            jobs = [j for j in jobs if self.visible_at.get(j["id"], 0.0) <= self.faults.now()]
+        return httpx.Response(200, json={"data": jobs})
 
     def _get(self, request: httpx.Request, job_id: str) -> httpx.Response:
         if job_id not in self.jobs:

@@ -502,3 +502,69 @@ def test_sft_data_for_a_dpo_job_is_refused_before_upload(
         client.create_job(model="llama-3.1-8b-instruct", training_data=data, method="dpo")
     assert api.file_bytes == {}
     assert api.created == []
+
+
+# -- each request of a multi-request call is retried on its own (issue 16, faults) -----------------------------
+
+
+def _big(tmp_path: Path, size: int = 1000) -> PreparedFile:
+    path = tmp_path / "big.jsonl"
+    path.write_bytes(bytes(range(256)) * (size // 256) + b"x" * (size % 256))
+    return PreparedFile(path=path, filename="big.jsonl", size_bytes=size, sha256="s", purpose="training")
+
+
+def test_a_large_file_goes_up_in_parts_each_retried_alone(api: FakeTogether, tmp_path: Path) -> None:
+    provider = _provider(api, multipart_threshold_bytes=100, part_size_bytes=128, upload_concurrency=1)
+    clock = _fake_time(provider)
+    prepared = _big(tmp_path)
+    api.fail(r"PUT /upload-part/.*/3", 503, times=2)
+    api.fail(r"POST /v1/files/multipart/initiate", None)
+    ref = provider.upload(prepared)
+    assert api.file_bytes[ref.id] == prepared.path.read_bytes()  # 8 parts, reassembled in order
+    assert len(api.multipart) == 1  # the failed initiate was sent again, nothing started twice
+    assert len(api.calls("PUT", r"/upload-part/.*")) == 8 + 2
+    assert len(clock.sleeps) == 3
+    assert not api.calls("POST", "/v1/files")  # not the single-file protocol
+
+
+def test_a_lost_multipart_complete_answer_reads_the_file_it_made(api: FakeTogether, tmp_path: Path) -> None:
+    provider = _provider(api, multipart_threshold_bytes=100, part_size_bytes=512)
+    _fake_time(provider)
+    api.fail(r"POST /v1/files/multipart/complete", 502, after_effect=True)
+    ref = provider.upload(_big(tmp_path))
+    assert list(api.files) == [ref.id]
+    assert len(api.calls("POST", "/v1/files/multipart/complete")) == 2  # the retry was refused: completed
+
+
+def test_a_part_that_keeps_failing_aborts_the_upload(api: FakeTogether, tmp_path: Path) -> None:
+    provider = _provider(api, multipart_threshold_bytes=100, part_size_bytes=128, upload_concurrency=1)
+    _fake_time(provider)
+    api.fail(r"PUT /upload-part/.*/1", 500, times=100)
+    with pytest.raises(ProviderUnavailableError, match="gave up on this step") as info:
+        provider.upload(_big(tmp_path))
+    assert getattr(info.value, "retryable", True) is False
+    (upload,) = api.multipart.values()
+    assert upload["status"] == "aborted"
+    assert len(api.calls("PUT", r"/upload-part/.*")) == 5  # part 1 five times; the rest never sent
+
+
+def test_the_reads_before_a_create_are_retried_alone(api: FakeTogether, provider: TogetherProvider,
+                                                      tmp_path: Path) -> None:  # fmt: skip
+    _fake_time(provider)
+    spec = _spec(provider, tmp_path)
+    api.fail(r"GET /v1/fine-tunes/models/limits", 503, times=2)
+    api.fail(r"POST /v1/fine-tunes/estimate-price", 429, headers={"retry-after": "1"})
+    provider.create_job(spec, idempotency_key="k")
+    assert len(api.created) == 1
+    assert len(api.calls("POST", "/v1/fine-tunes")) == 1  # the create itself was sent once
+
+
+def test_upload_steps_retry_without_starting_over(api: FakeTogether, tmp_path: Path) -> None:
+    provider = _provider(api)
+    _fake_time(provider)
+    api.fail(r"PUT /upload/.*", 500)
+    api.fail(r"POST /v1/files/.*/preprocess", None)
+    api.fail(r"GET /v1/files/.*", 503)
+    ref = _file(provider, tmp_path)
+    assert list(api.files) == [ref.id]  # one file: the PUT and the processing call were sent again alone
+    assert len(api.calls("PUT", r"/upload/.*")) == 2

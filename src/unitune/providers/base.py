@@ -567,6 +567,9 @@ class Provider(ABC):
     #: True when jobs live only as long as this process (the fake): the client then keeps them out
     #: of the machine's ledger, where they would dangle after the process ends.
     ephemeral: ClassVar[bool] = False
+    #: False when `find_job` sees a job as soon as it is created (a read by a name the key
+    #: determines), so the client need not keep looking after a create whose answer was lost.
+    list_lags: ClassVar[bool] = True
 
     def __init__(self, settings: ProviderSettings | None = None, *, client: Any = None) -> None:
         self.settings = settings if settings is not None else self.settings_class()

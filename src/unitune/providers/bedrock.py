@@ -28,6 +28,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import dataclasses
+import functools
 import hashlib
 import io
 import math
@@ -218,6 +219,8 @@ class BedrockProvider(Provider):
         },
     )
     settings: BedrockSettings
+    #: `find_job` reads the job by the name its key determines: no list to lag behind.
+    list_lags = False
 
     def __init__(self, settings: BedrockSettings | None = None, *, client: Any = None) -> None:
         super().__init__(settings, client=client)
@@ -521,8 +524,8 @@ class BedrockProvider(Provider):
 
     def find_job(self, idempotency_key: str) -> Job | None:
         """The job is named after the key, so one read finds it."""
-        try:
-            job = self.get_job(self.job_name(idempotency_key))
+        try:  # a step of the client's create (look, then create): the look retries on its own
+            job = self.step("find job", self.get_job, self.job_name(idempotency_key))
         except NotFoundError:
             return None
         return job.model_copy(update={"idempotency_key": idempotency_key})
@@ -535,8 +538,10 @@ class BedrockProvider(Provider):
                                       "maxResults": min(100, limit - len(jobs))}  # fmt: skip
             if token:
                 kwargs["nextToken"] = token
-            page = self._call("bedrock", "list_model_customization_jobs", "list jobs",
-                              expect=("modelCustomizationJobSummaries",), **kwargs)  # fmt: skip
+            call = functools.partial(self._call, "bedrock", "list_model_customization_jobs", "list jobs",
+                                     expect=("modelCustomizationJobSummaries",), **kwargs)  # fmt: skip
+            # Later pages are retried on their own: the list is never read again from the start.
+            page = call() if not token else self.step("list jobs", call)
             found = page.get("modelCustomizationJobSummaries", [])
             jobs += [self._job(s) for s in found]
             nxt = page.get("nextToken")

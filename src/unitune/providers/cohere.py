@@ -21,8 +21,8 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import json
 import threading
-import time
 from collections.abc import Callable, Iterator
 from typing import Any, ClassVar, TypeVar
 
@@ -41,10 +41,13 @@ from unitune.providers.base import (
     as_datetime,
     as_dict,
     error_from_status,
+    guard_answers,
     key_tag,
     map_status,
     parse_retry_after,
     refuse_unknown_options,
+    transport_error,
+    unreadable_answer,
 )
 from unitune.types import (
     Capabilities,
@@ -114,6 +117,7 @@ def _sdk() -> Any:
     return import_sdk("cohere", "cohere")
 
 
+@guard_answers()
 class CohereProvider(Provider):
     """Cohere. `client=` takes a ready `cohere.ClientV2` (tests point it at a mock)."""
 
@@ -139,7 +143,8 @@ class CohereProvider(Provider):
         super().__init__(settings, client=client)
         self._owned = client is None
         self._lock = threading.Lock()
-        self._sleep: Callable[[float], None] = time.sleep  # tests replace it
+        # Waits for the dataset check sleep on the retry policy's clock (the client's, once bound).
+        self._sleep: Callable[[float], None] = lambda seconds: self.retry_policy.clock.sleep(seconds)
 
     @property
     def sdk(self) -> Any:
@@ -165,6 +170,9 @@ class CohereProvider(Provider):
         try:
             yield
         except ApiError as e:
+            if e.status_code is not None and 200 <= e.status_code < 300:
+                # The SDK's word for a 2xx whose body it could not parse: cut short, or not JSON.
+                raise unreadable_answer(self.name, action, status_code=e.status_code) from e
             headers = e.headers or {}
             body = e.body
             detail = body.get("message") if isinstance(body, dict) else body
@@ -174,7 +182,9 @@ class CohereProvider(Provider):
                 retry_after=parse_retry_after(headers.get("retry-after")),
             ) from e  # fmt: skip
         except httpx.TransportError as e:
-            raise ProviderUnavailableError(f"{action}: {type(e).__name__}: {e}", provider=self.name) from e
+            raise transport_error(self.name, action, e, timeout=isinstance(e, httpx.TimeoutException)) from e
+        except json.JSONDecodeError as e:
+            raise unreadable_answer(self.name, action, e) from e
 
     def _call(self, action: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         with self._map_errors(action):
@@ -215,14 +225,15 @@ class CohereProvider(Provider):
                                            "size_bytes": validation.size_bytes, "sha256": validation.sha256})  # fmt: skip
 
     def _wait_validated(self, dataset_id: str, filename: str) -> dict[str, Any]:
-        deadline = time.monotonic() + self.settings.dataset_timeout
+        clock = self.retry_policy.clock
+        deadline = clock.monotonic() + self.settings.dataset_timeout
         while True:
             try:
                 got = self._call(f"dataset {dataset_id}", self.sdk.datasets.get, dataset_id)
             except (RateLimitError, ProviderUnavailableError):
                 # Keep polling until the deadline: failing here would make the client retry the whole
                 # upload, and a second dataset would be created.
-                if time.monotonic() >= deadline:
+                if clock.monotonic() >= deadline:
                     raise
                 self._sleep(self.settings.dataset_poll_interval)
                 continue
@@ -236,7 +247,7 @@ class CohereProvider(Provider):
                     " Fix the file and upload it again.",
                     report=dataset,
                 )
-            if time.monotonic() >= deadline:
+            if clock.monotonic() >= deadline:
                 # Not ProviderUnavailableError: that is retried, and a retry would upload the file again.
                 raise ProviderError(
                     f"Cohere had not finished checking dataset {dataset_id} ({status}) after "
@@ -300,7 +311,12 @@ class CohereProvider(Provider):
             kwargs: dict[str, Any] = {"page_size": min(100, limit - len(out)), **extra}
             if token:
                 kwargs["page_token"] = token
-            page = self._call(action, fetch, **kwargs)
+            # Later pages are retried on their own: the list is never read again from the start.
+            page = (
+                self._call(action, fetch, **kwargs)
+                if not token
+                else self.step(action, self._call, action, fetch, **kwargs)
+            )
             items = list(getattr(page, field_name, None) or [])
             out += items
             token = getattr(page, "next_page_token", None)
@@ -321,7 +337,8 @@ class CohereProvider(Provider):
 
     def find_job(self, idempotency_key: str) -> Job | None:
         tag = "-" + key_tag(idempotency_key)
-        for job in self.list_jobs(limit=1000):
+        # A step of the client's create (look, then create): the look retries on its own.
+        for job in self.step("find job", self.list_jobs, limit=1000):
             if str(job.raw.get("name", "")).endswith(tag):
                 return job.model_copy(update={"idempotency_key": idempotency_key})
         return None

@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import functools
+import json
 import threading
 from collections.abc import Callable, Iterator
 from typing import Any, ClassVar, TypeVar
@@ -29,7 +31,6 @@ from unitune.errors import (
     ConfigurationError,
     ProviderError,
     ProviderRetiredError,
-    ProviderUnavailableError,
     UnsupportedFeatureError,
 )
 from unitune.providers.base import (
@@ -41,10 +42,13 @@ from unitune.providers.base import (
     chat_messages,
     chat_response,
     error_from_status,
+    guard_answers,
     key_tag,
     map_status,
     parse_retry_after,
     refuse_unknown_options,
+    transport_error,
+    unreadable_answer,
 )
 from unitune.types import (
     Capabilities,
@@ -132,6 +136,23 @@ def _json(obj: Any) -> dict[str, Any]:
     return as_dict(obj, by_alias=True)
 
 
+def _is_json(body: Any) -> bool:
+    """Whether an answer's text is JSON at all (an SDK validation error may be either case)."""
+    if not isinstance(body, (str, bytes)) or not body:
+        return False
+    try:
+        json.loads(body)
+    except ValueError:
+        return False
+    return True
+
+
+def _first_line(text: str) -> str:
+    lines = [line.strip() for line in str(text).splitlines() if line.strip()]
+    return "; ".join(lines[:3])[:300]
+
+
+@guard_answers("dry_run")
 class MistralProvider(Provider):
     """Mistral. `client=` takes a ready `mistralai.client.Mistral`; `http=` a ready `httpx.Client`
     for the legacy jobs endpoints (tests point both at mocks)."""
@@ -221,20 +242,23 @@ class MistralProvider(Provider):
         try:
             yield
         except errors.ResponseValidationError as e:
+            if not _is_json(e.body):  # a body cut short, an HTML page, nothing: transient
+                raise unreadable_answer(self.name, action, status_code=e.status_code) from e
             raise ProviderError(
-                f"{action}: the API answered with data the SDK could not read ({e.message})",
+                f"{action}: the API answered with data the SDK could not read ({_first_line(e.message)})",
                 provider=self.name, status_code=e.status_code, body=e.body,
             ) from e  # fmt: skip
         except errors.MistralError as e:
             raise self._status(e.status_code, e.headers, e.body, action, jobs_collection) from e
         except errors.NoResponseError as e:
-            raise ProviderUnavailableError(f"{action}: no response ({e})", provider=self.name) from e
+            raise transport_error(self.name, action, e) from e
         except httpx.HTTPStatusError as e:
             raise self._status(
                 e.response.status_code, e.response.headers, e.response.text, action, jobs_collection
             ) from e
         except (httpx.TransportError, httpx2.TransportError) as e:  # timeouts, resets, refused connections
-            raise ProviderUnavailableError(f"{action}: {type(e).__name__}: {e}", provider=self.name) from e
+            timeout = isinstance(e, (httpx.TimeoutException, httpx2.TimeoutException))
+            raise transport_error(self.name, action, e, timeout=timeout) from e
 
     def _status(
         self, code: int, headers: Any, body: Any, action: str, jobs_collection: bool
@@ -271,9 +295,8 @@ class MistralProvider(Provider):
             response.raise_for_status()
             try:
                 return response.json()
-            except ValueError as e:
-                raise ProviderError(f"{action}: the answer is not JSON: {response.text[:200]!r}",
-                                    provider=self.name, status_code=response.status_code) from e  # fmt: skip
+            except ValueError as e:  # cut short, or a proxy's HTML page: transient
+                raise unreadable_answer(self.name, action, e, status_code=response.status_code) from e
 
     # -- files ----------------------------------------------------------------------------------------
 
@@ -365,8 +388,18 @@ class MistralProvider(Provider):
         page = 0
         size = min(100, limit)  # page numbers count in pages of one size: never change it mid-way
         while len(jobs) < limit:
-            raw = self._legacy("GET", _JOBS, "list fine-tuning jobs", collection=True,
-                               params={"page": page, "page_size": size})  # fmt: skip
+            # Later pages are retried on their own: the list is never read again from the start.
+            raw = (
+                self._legacy
+                if page == 0
+                else functools.partial(self.step, "list fine-tuning jobs", self._legacy)
+            )(
+                "GET",
+                _JOBS,
+                "list fine-tuning jobs",
+                collection=True,
+                params={"page": page, "page_size": size},
+            )
             fresh = [j for j in raw.get("data") or [] if j.get("id") not in seen]
             seen.update(j["id"] for j in fresh)
             jobs += [self._job(j) for j in fresh]
@@ -385,7 +418,8 @@ class MistralProvider(Provider):
 
     def find_job(self, idempotency_key: str) -> Job | None:
         tag = idempotency_tag(idempotency_key)
-        for job in self.list_jobs(limit=1000):
+        # A step of the client's create (look, then create): the look retries on its own.
+        for job in self.step("find job", self.list_jobs, limit=1000):
             suffix = str(job.raw.get("suffix") or "")
             if suffix == tag or suffix.endswith(f"-{tag}"):
                 return job.model_copy(update={"idempotency_key": idempotency_key})
@@ -513,11 +547,16 @@ class MistralProvider(Provider):
 
     def archive_model(self, model_id: str) -> TunedModel:
         self._call(f"archive model {model_id}", self.sdk.models.archive, model_id=model_id)
-        return self._model(self._call(f"model {model_id}", self.sdk.models.retrieve, model_id=model_id))
+        return self._read_model(model_id)
 
     def unarchive_model(self, model_id: str) -> TunedModel:
         self._call(f"unarchive model {model_id}", self.sdk.models.unarchive, model_id=model_id)
-        return self._model(self._call(f"model {model_id}", self.sdk.models.retrieve, model_id=model_id))
+        return self._read_model(model_id)
+
+    def _read_model(self, model_id: str) -> TunedModel:
+        """The model read back after a change: a second request, retried on its own."""
+        action = f"model {model_id}"
+        return self._model(self.step(action, self._call, action, self.sdk.models.retrieve, model_id=model_id))
 
     def delete_model(self, model_id: str) -> None:
         self._call(f"delete model {model_id}", self.sdk.models.delete, model_id=model_id)

@@ -247,7 +247,13 @@ class OpenAIProvider(Provider):
             kwargs: dict[str, Any] = {"limit": min(100, limit - len(out))}
             if after is not None:
                 kwargs["after"] = after
-            page = self._call(action, fetch, **kwargs)
+            # The first page is the call's own request (the client retries it); later pages are
+            # retried on their own, so a list is never read again from the start.
+            page = (
+                self._call(action, fetch, **kwargs)
+                if after is None
+                else self.step(action, self._call, action, fetch, **kwargs)
+            )
             fresh = [item for item in page.data if item.id not in seen]
             seen.update(item.id for item in fresh)
             out.extend(fresh)
@@ -430,9 +436,12 @@ class OpenAIProvider(Provider):
 
     def find_job(self, idempotency_key: str) -> Job | None:
         """Server-side search by the metadata tag (checked again here: a proxy may ignore the filter)."""
-        jobs = self._call(
-            "find job", self.sdk.fine_tuning.jobs.list, limit=10, metadata={IDEMPOTENCY_TAG: idempotency_key}
-        )
+        # A step of the client's create (look, then create): the look retries on its own, so a
+        # failed look does not cost a create attempt.
+        jobs = self.step(
+            "find job", self._call, "find job", self.sdk.fine_tuning.jobs.list, limit=10,
+            metadata={IDEMPOTENCY_TAG: idempotency_key},
+        )  # fmt: skip
         for raw in jobs.data:
             job = self._job(raw)
             if job.idempotency_key == idempotency_key:

@@ -604,7 +604,8 @@ class TogetherProvider(Provider):
 
     def find_job(self, idempotency_key: str) -> Job | None:
         tag = idempotency_tag(idempotency_key)
-        for job in self.list_jobs(limit=10_000):
+        # A step of the client's create (look, then create): the look retries on its own.
+        for job in self.step("find job", self.list_jobs, limit=10_000):
             name = job.fine_tuned_model or ""
             if name.endswith(tag) or f"-{tag}" in name:
                 return job.model_copy(update={"idempotency_key": idempotency_key})

@@ -2,6 +2,7 @@
 
     python bench/bench_trainer.py                       # both, 200 train / 50 validation examples, 3 epochs
     python bench/bench_trainer.py --only unitune --json out.json
+    python bench/bench_trainer.py --estimate            # the demo's job: create_job's estimate vs measured
 
 Each side runs in its own fresh process (`--child`), so neither inherits the other's warm caches,
 threads or allocator state. Measured per side:
@@ -15,6 +16,11 @@ threads or allocator state. Measured per side:
 - final validation loss: recomputed by this script for both final models with the same function
   (token-weighted mean over assistant tokens), so the two trainers' own, differently averaged
   figures do not decide the comparison.
+
+`--estimate` (issue 16) runs the job `make demo` runs (its 200 generated tickets split 80/20 with
+seed 0, 2 epochs, learning rate 5e-4) and compares the time `LocalProvider.estimate_training` gives
+before it starts with the job's measured time, and derives the trainer's effective FLOP/s on this
+machine from exact token counts (the calibration of `_estimate.CPU_FLOPS_PER_CORE`).
 
 TRL runs with the conversational prompt-completion format (`completion_only_loss`), which masks the
 same tokens as unitune's assistant-only loss on these single-turn examples, `use_cpu` when no GPU,
@@ -78,6 +84,17 @@ def _tokens(tokenizer: Any, rows: list[list[dict[str, Any]]]) -> int:
     return sum(len(encode_chat(tokenizer, r, MAX_LEN)[0]) for r in rows)
 
 
+def _seconds_per_step(steps: list[Any]) -> float:
+    """Seconds a step from the job's "step N/M" events, which come at step 1 and every tenth of the
+    run (not every step): the time between the first and last over the steps between them. (Before
+    issue 16 this divided by the number of events instead, which made `train_s` about 6 steps too
+    long, ~8%, in the table of bench/README.md's "Local trainer benchmark".)"""
+    if len(steps) < 2:
+        return 0.0
+    span = int(steps[-1].data["step"]) - int(steps[0].data["step"])
+    return (steps[-1].created_at - steps[0].created_at).total_seconds() / max(1, span)
+
+
 def run_unitune(train: Path, valid: Path, workdir: Path, *, group_by_length: bool = False) -> dict[str, Any]:
     os.environ["UNITUNE_HOME"] = str(workdir / "home")
     from unitune import FineTuneClient, Hyperparameters
@@ -101,7 +118,7 @@ def run_unitune(train: Path, valid: Path, workdir: Path, *, group_by_length: boo
     last = next(e for e in reversed(events) if e.message.startswith("epoch "))
     # "step 1/…" is written after the first step: add that step's time back from the metrics rate.
     steps = [e for e in events if e.message.startswith("step ")]
-    per_step = (steps[-1].created_at - first.created_at).total_seconds() / max(1, len(steps) - 1)
+    per_step = _seconds_per_step(steps)
     train_s = (last.created_at - first.created_at).total_seconds() + per_step
     del steps
 
@@ -205,6 +222,67 @@ def run_trl(train: Path, valid: Path, workdir: Path) -> dict[str, Any]:
     }
 
 
+def run_estimate(workdir: Path) -> dict[str, Any]:
+    """The demo's job: the estimate create_job makes against the measured run (see the docstring)."""
+    os.environ["UNITUNE_HOME"] = str(workdir / "home")
+    from unitune import FineTuneClient, Hyperparameters
+    from unitune.data import Dataset, split
+    from unitune.demo.tickets import write_jsonl
+    from unitune.providers.local import LocalProvider
+
+    source = write_jsonl(workdir / "tickets.jsonl", 200)  # as src/unitune/demo/run.py makes them
+    parts = split(Dataset.from_jsonl(source), workdir, validation_fraction=0.2, seed=0)
+    hp = Hyperparameters(epochs=2, learning_rate=5e-4)
+    client = FineTuneClient("local")
+    provider = client.provider
+    assert isinstance(provider, LocalProvider)
+    estimate = provider.estimate_training(
+        MODEL, parts.train_path, validation_data=parts.validation_path, hyperparameters=hp
+    )
+    load_before = os.getloadavg()
+    job = client.create_job(
+        model=MODEL, training_data=parts.train_path, validation_data=parts.validation_path, hyperparameters=hp
+    )
+    job = client.wait(job.id, timeout=3600)
+    load_after = os.getloadavg()
+    if job.status.value != "succeeded" or job.created_at is None or job.finished_at is None:
+        raise SystemExit(f"the job ended {job.status.value}: {job.error}")
+    total = (job.finished_at - job.created_at).total_seconds()
+    events = client.events(job.id)
+    steps = [e for e in events if e.message.startswith("step ")]
+    last = next(e for e in reversed(events) if e.message.startswith("epoch "))
+    per_step = _seconds_per_step(steps)
+    startup = (steps[0].created_at - job.created_at).total_seconds() - per_step
+    train_s = (last.created_at - steps[0].created_at).total_seconds() + per_step
+
+    from transformers import AutoTokenizer
+
+    from unitune.providers.local._models import resolve_model_path
+
+    tokenizer = AutoTokenizer.from_pretrained(resolve_model_path(MODEL))
+    exact_train = _tokens(tokenizer, _rows(parts.train_path))
+    exact_valid = _tokens(tokenizer, _rows(parts.validation_path))
+    n = estimate.token_params or 0
+    flops = estimate.epochs * (4 * n * exact_train + 2 * n * exact_valid)
+    return {
+        "estimate_s": round(estimate.seconds or 0, 1),
+        "measured_s": round(total, 1),
+        "estimate_over_measured": round((estimate.seconds or 0) / total, 2),
+        "startup_s": round(startup, 1),
+        "train_s": round(train_s, 1),
+        "steps": sum(1 for m in client.metrics(job.id) if m.train_loss is not None),
+        "epochs": estimate.epochs,
+        "token_params": n,
+        "tokens_estimated": [estimate.train_tokens, estimate.valid_tokens],
+        "tokens_exact": [exact_train, exact_valid],
+        "cores": estimate.units,
+        "effective_gflops": round(flops / train_s / 1e9, 1),
+        "effective_gflops_per_core": round(flops / train_s / 1e9 / estimate.units, 1),
+        "loadavg_1min_before_after": [round(load_before[0], 2), round(load_after[0], 2)],
+        "estimate_line": estimate.sentence(),
+    }
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument(
@@ -213,6 +291,7 @@ def main() -> None:
     ap.add_argument("--train", type=int, default=200)
     ap.add_argument("--valid", type=int, default=50)
     ap.add_argument("--json", type=Path)
+    ap.add_argument("--estimate", action="store_true", help="the demo's job: estimate vs measured time")
     ap.add_argument("--child", choices=["unitune", "unitune-grouped", "trl"], help=argparse.SUPPRESS)
     ap.add_argument("--workdir", type=Path, help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -224,6 +303,14 @@ def main() -> None:
         else:
             result = run_unitune(train, valid, args.workdir, group_by_length=args.child == "unitune-grouped")
         print("RESULT " + json.dumps(result), flush=True)
+        return
+
+    if args.estimate:
+        with tempfile.TemporaryDirectory(prefix="unitune-bench-") as tmp:
+            result = run_estimate(Path(tmp))
+        print(json.dumps(result, indent=2))
+        if args.json:
+            args.json.write_text(json.dumps(result, indent=2))
         return
 
     results = []

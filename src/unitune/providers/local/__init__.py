@@ -6,6 +6,10 @@ events and step metrics under the unitune home, so `get_job`, `events`, `metrics
 from any process and after a restart. A worker that died is reported `failed` with its last log lines.
 The tuned model is `local:<job-id>` (a saved PEFT adapter, mergeable with `merge()`).
 
+Training is free but not instant: `create_job` estimates the training time from the model's size, the
+tokens × epochs and the device (`estimate_training`), writes it to the job's events, and refuses
+(`TrainingTooLongError`) a job estimated above `[providers.local] max_training_hours` (12 by default).
+
 Needs `pip install "unitune[local]"` (torch, transformers, peft, gguf, safetensors); nothing of it is
 imported until training or inference starts. Multi-GPU: see docs/local.md (accelerate).
 """
@@ -29,11 +33,18 @@ from pydantic import Field
 from unitune.config import home_dir
 from unitune.errors import ConfigurationError, NotFoundError
 from unitune.providers.base import Provider, ProviderSettings, map_status
+from unitune.providers.local._estimate import (
+    TrainingEstimate,
+    TrainingTooLongError,
+    estimate_training,
+    limit_hours,
+)
 from unitune.providers.local._store import JobDir, JobState, Store
 from unitune.types import (
     Capabilities,
     ChatResponse,
     FileRef,
+    Hyperparameters,
     Job,
     JobEvent,
     JobSpec,
@@ -45,7 +56,7 @@ from unitune.types import (
     utcnow,
 )
 
-__all__ = ["LocalProvider", "LocalSettings"]
+__all__ = ["LocalProvider", "LocalSettings", "TrainingEstimate", "TrainingTooLongError"]
 
 S = JobStatus
 #: Every state the worker and the provider write, mapped (tested value by value).
@@ -58,6 +69,8 @@ STATUS_MAP: dict[str, JobStatus] = {
     "cancelled": S.CANCELLED,
 }
 _ACTIVE = frozenset({"queued", "running", "cancelling"})
+#: `Hyperparameters.provider_options` the local trainer knows; anything else is refused by name.
+KNOWN_OPTIONS = frozenset({"packing", "group_by_length", "max_training_hours"})
 #: A job with no worker pid this long after creation was never started (the creating process died).
 _SPAWN_GRACE_S = 120
 PREFIX = "local:"
@@ -82,6 +95,21 @@ class LocalSettings(ProviderSettings):
     )
     home: Path | None = Field(default=None, description="Where jobs live (default: <unitune home>/local).")
     max_new_tokens: int = Field(default=256, ge=1)
+    max_training_hours: float | None = Field(
+        default=12, ge=0,
+        description="Refuse a job whose estimated training time is longer (TrainingTooLongError); 0 or "
+        "None turns the check off. A job can pass its own limit: provider_options max_training_hours.",
+    )  # fmt: skip
+
+
+def _estimate_event(estimate: TrainingEstimate, limit: float | None) -> str:
+    """The job's estimate event: "estimate: training … would take about 3 min (limit 12 hours)"."""
+    sentence = estimate.sentence()
+    sentence = sentence[0].lower() + sentence[1:]
+    if estimate.seconds is None:
+        return f"estimate: {sentence}; max_training_hours was not checked"
+    against = f"limit {limit:g} hours" if limit is not None else "no limit: max_training_hours = 0"
+    return f"estimate: {sentence} ({against})"
 
 
 def _proc_start(pid: int) -> str | None:
@@ -166,11 +194,11 @@ class LocalProvider(Provider):
     def create_job(self, spec: JobSpec, *, idempotency_key: str) -> Job:
         from unitune.errors import ProviderError, UnsupportedFeatureError
 
-        unknown = sorted(set(spec.hyperparameters.provider_options) - {"packing", "group_by_length"})
+        unknown = sorted(set(spec.hyperparameters.provider_options) - KNOWN_OPTIONS)
         if unknown:
             raise UnsupportedFeatureError(
                 provider=self.name, feature=f"the provider option(s) {', '.join(map(repr, unknown))}",
-                hint="Known options: packing, group_by_length.",
+                hint=f"Known options: {', '.join(sorted(KNOWN_OPTIONS))}.",
             )  # fmt: skip
         if spec.hyperparameters.learning_rate_multiplier is not None:
             raise UnsupportedFeatureError(
@@ -190,6 +218,12 @@ class LocalProvider(Provider):
                     )
         training_path = self._file(spec.training_file)
         validation_path = self._file(spec.validation_file) if spec.validation_file else None
+        # Before anything is written or started: a $0 job that would train for days is refused here.
+        limit = limit_hours(spec.hyperparameters.provider_options.get("max_training_hours"),
+                            self.settings.max_training_hours)  # fmt: skip
+        estimate = self._estimate(spec.model, training_path, validation_path, spec.hyperparameters)
+        if limit is not None and estimate.seconds is not None and estimate.seconds > limit * 3600:
+            raise TrainingTooLongError(estimate, limit)
         stamp = utcnow().strftime("%Y%m%d-%H%M%S")
         job = self.store.job(f"ftjob-local-{stamp}-{secrets.token_hex(3)}")
         job.path.mkdir(parents=True)
@@ -206,10 +240,12 @@ class LocalProvider(Provider):
             "settings": self.settings.model_dump(
                 mode="json", exclude={"api_key", "base_url", "timeout", "home"}
             ),
+            "estimate": estimate.as_data(),
         }
         job.spec_path.write_text(json.dumps(record, indent=2), "utf-8")
         job.write_state(JobState(status="queued"))
         job.event("job queued", type="status")
+        job.event(_estimate_event(estimate, limit), type="estimate", **estimate.as_data())
         try:
             self._spawn(job)
         except OSError as e:
@@ -218,6 +254,52 @@ class LocalProvider(Provider):
             job.event(error, level="error", type="status")
             raise ProviderError(error, provider=self.name) from e
         return self._job(job)
+
+    def _estimate(
+        self, model: str, training: Path, validation: Path | None, hp: Hyperparameters
+    ) -> TrainingEstimate:
+        settings = self.settings.model_dump(mode="json", exclude={"api_key", "base_url", "timeout", "home"})
+        return estimate_training(model, training, validation, hp.model_dump(mode="json"), settings)
+
+    def estimate_training(
+        self,
+        spec: JobSpec | str,
+        training_data: str | Path | None = None,
+        *,
+        validation_data: str | Path | None = None,
+        hyperparameters: Hyperparameters | None = None,
+    ) -> TrainingEstimate:
+        """How long training would take here (see `unitune.providers.local._estimate`): for a
+        `JobSpec` whose files were uploaded to this provider, or for a model name and JSONL files
+        on disk (`training_data`, `validation_data`, in the OpenAI chat format) before any upload."""
+        if isinstance(spec, JobSpec):
+            return self._estimate(
+                spec.model, self._file(spec.training_file),
+                self._file(spec.validation_file) if spec.validation_file else None, spec.hyperparameters,
+            )  # fmt: skip
+        if training_data is None:
+            raise ConfigurationError(
+                "estimate_training(model, ...) needs the training data.",
+                fix="Pass training_data='train.jsonl', or a JobSpec.",
+            )
+        return self._estimate(
+            spec, Path(training_data), Path(validation_data) if validation_data else None,
+            hyperparameters or Hyperparameters(),
+        )  # fmt: skip
+
+    def estimate_training_seconds(
+        self,
+        spec: JobSpec | str,
+        training_data: str | Path | None = None,
+        *,
+        validation_data: str | Path | None = None,
+        hyperparameters: Hyperparameters | None = None,
+    ) -> float | None:
+        """`estimate_training(...).seconds`: the estimated wall time, start-up included (None when
+        the model's size is unknown)."""
+        return self.estimate_training(
+            spec, training_data, validation_data=validation_data, hyperparameters=hyperparameters
+        ).seconds
 
     def _spawn(self, job: JobDir) -> None:
         log = job.log_path.open("ab")

@@ -45,6 +45,21 @@ def _follow(job: JobDir) -> int:
     return 0
 
 
+def _against_estimate(job: JobDir) -> None:
+    """Log how long the job took against create_job's estimate: the figure a user (and the next
+    calibration of the estimate) can check it by."""
+    import datetime as dt
+
+    from unitune.providers.local._estimate import format_duration
+
+    estimated = (job.spec().get("estimate") or {}).get("seconds")
+    took = (utcnow() - dt.datetime.fromisoformat(job.state().created_at)).total_seconds()
+    versus = f"; estimated about {format_duration(estimated)}" if isinstance(estimated, int | float) else ""
+    job.event(
+        f"took {format_duration(took)} from creation{versus}", seconds=took, estimated_seconds=estimated
+    )
+
+
 def main(argv: list[str]) -> int:
     job = JobDir(Path(argv[1]))
     if int(os.environ.get("RANK", "0")) != 0:
@@ -94,6 +109,7 @@ def main(argv: list[str]) -> int:
         job.update(only_if=active, status="failed", finished_at=utcnow().isoformat(), error=message)
         job.event(f"job failed: {message}", level="error", type="status")
         return 1
+    _against_estimate(job)
     job.update(
         only_if=active, status="succeeded", finished_at=utcnow().isoformat(), progress=1.0,
         fine_tuned_model=f"local:{job.id}",

@@ -196,7 +196,9 @@ def test_error_map(code: str, http: int, error: type[Exception]) -> None:
 
 def test_connection_errors_are_unavailable() -> None:
     p = BedrockProvider(_settings(endpoint_url="http://127.0.0.1:9"))  # nothing listens on port 9
-    with pytest.raises(ProviderUnavailableError):
+    with pytest.raises(
+        ProviderUnavailableError, match=r"cannot connect to 127\.0\.0\.1:9 \(connection refused\)"
+    ):
         p.get_job("job-1")
 
 
@@ -222,8 +224,11 @@ def test_upload_converts_to_the_family_format_and_puts_it_in_s3(client: FineTune
     first = json.loads(body.splitlines()[0])
     assert first["schemaVersion"] == "bedrock-conversation-2024"
     assert first["messages"][0]["content"][0]["text"]
+    # Claude 3 Haiku trained on Bedrock until 2026-09-10 (the catalog's sunset): a client before it.
+    before = FineTuneClient(client.provider, config=UnituneConfig(), ledger=False,
+                            clock=FakeClock(dt.datetime(2026, 8, 1, tzinfo=dt.timezone.utc)))  # fmt: skip
     haiku = json.loads(boto3.client("s3", region_name=REGION).get_object(
-        Bucket=BUCKET, Key=client.upload(data, model=HAIKU).id.removeprefix(f"s3://{BUCKET}/"))["Body"].read()
+        Bucket=BUCKET, Key=before.upload(data, model=HAIKU).id.removeprefix(f"s3://{BUCKET}/"))["Body"].read()
         .decode().splitlines()[0])  # fmt: skip
     assert set(haiku) <= {"system", "messages"}
     assert isinstance(haiku["messages"][0]["content"], str)
@@ -531,3 +536,133 @@ def test_names_tags_and_metadata_fit_awss_patterns(provider: BedrockProvider, tm
         provider.create_job(
             JobSpec(model=NOVA, training_file=ref, metadata={"team": "sales#1"}), idempotency_key="x"
         )
+
+
+# -- faults: each request of a multipart upload retried on its own; answers cut short (issue 16) -------------
+
+
+class _Faulty:
+    """A before-send hook over moto: fails the requests `rules` name, `times` each, before or after
+    moto has acted on them (`after`: the answer is lost on its way back)."""
+
+    def __init__(self) -> None:
+        self.rules: list[dict[str, typing.Any]] = []
+        self.seen: list[str] = []
+
+    def fail(self, pattern: str, *, status: int | None = None, times: int = 1, after: bool = False) -> None:
+        self.rules.append({"pattern": pattern, "status": status, "times": times, "after": after})
+
+    def __call__(self, request: typing.Any, **_: typing.Any) -> typing.Any:
+        import re
+
+        from botocore.awsrequest import AWSResponse
+        from moto.core.models import botocore_stubber
+
+        from tests.faults.plan import _Raw
+
+        key = f"{request.method} {request.url.split('?')[0].split('.amazonaws.com')[-1]}?{request.url.partition('?')[2]}"
+        self.seen.append(key)
+        for rule in self.rules:
+            if rule["times"] > 0 and re.search(rule["pattern"], key):
+                rule["times"] -= 1
+                if rule["after"]:
+                    botocore_stubber("before-send", request)
+                if rule["status"] is None:
+                    raise bx.ConnectionClosedError(endpoint_url=request.url)
+                code = "SlowDown" if rule["status"] == 503 else "InternalError"
+                body = (
+                    f"<Error><Code>{code}</Code><Message>injected {rule['status']}</Message></Error>".encode()
+                )
+                return AWSResponse(
+                    request.url, rule["status"], {"content-type": "application/xml"}, _Raw(body)
+                )
+        return botocore_stubber("before-send", request)
+
+
+def _faulty_provider(**settings: typing.Any) -> tuple[BedrockProvider, _Faulty]:
+    from moto.core.models import botocore_stubber
+
+    from unitune._retry import RetryPolicy
+    from unitune.config import RetrySettings
+
+    hook = _Faulty()
+    clients = {}
+    for service in ("s3", "bedrock"):
+        c = boto3.client(service, region_name=REGION, config=_one_attempt())
+        c.meta.events.unregister("before-send", botocore_stubber)
+        c.meta.events.register("before-send", hook)
+        clients[service] = c
+    provider = BedrockProvider(_settings(**settings), client=clients)
+    provider.bind_retry(RetryPolicy(RetrySettings(), FakeClock()))
+    return provider, hook
+
+
+def test_multipart_parts_and_complete_are_retried_alone(moto: None, tmp_path: Path) -> None:
+    provider, hook = _faulty_provider(multipart_threshold_bytes=5 * 1024 * 1024, part_size_bytes=5 * 1024 * 1024,
+                                      upload_concurrency=1)  # fmt: skip
+    prepared = _prepared(tmp_path, size=11 * 1024 * 1024)  # 3 parts
+    hook.fail(r"^POST .*\?uploads", status=503)  # the create, once
+    hook.fail(r"^PUT .*partNumber=2", status=503, times=2)  # part 2, twice
+    hook.fail(r"^POST .*uploadId=", after=True)  # the complete takes effect, its answer is lost
+    ref = provider.upload(prepared)
+    s3 = boto3.client("s3", region_name=REGION)
+    head = s3.head_object(Bucket=BUCKET, Key=ref.id.removeprefix(f"s3://{BUCKET}/"))
+    assert head["ContentLength"] == prepared.size_bytes
+    assert sum(k.startswith("PUT") and "partNumber=" in k for k in hook.seen) == 3 + 2
+    assert (
+        sum(k.startswith("POST") and "?uploads" in k for k in hook.seen) == 2
+    )  # one upload started, once retried
+    assert not s3.list_multipart_uploads(Bucket=BUCKET).get("Uploads")  # nothing half-made left
+
+
+def test_a_part_that_keeps_failing_aborts_the_upload(moto: None, tmp_path: Path) -> None:
+    provider, hook = _faulty_provider(multipart_threshold_bytes=5 * 1024 * 1024, part_size_bytes=5 * 1024 * 1024,
+                                      upload_concurrency=1)  # fmt: skip
+    hook.fail(r"^PUT .*partNumber=1", status=500, times=100)
+    with pytest.raises(ProviderUnavailableError, match="gave up on this step") as info:
+        provider.upload(_prepared(tmp_path, size=11 * 1024 * 1024))
+    assert getattr(info.value, "retryable", True) is False  # the client does not start it again
+    assert sum("partNumber=" in k for k in hook.seen) == 5  # part 1 five times; the others never sent
+    assert not boto3.client("s3", region_name=REGION).list_multipart_uploads(Bucket=BUCKET).get("Uploads")
+
+
+def test_an_answer_cut_short_is_transient_not_an_empty_job(moto: None) -> None:
+    from botocore.awsrequest import AWSResponse
+
+    from tests.faults.plan import _Raw
+
+    bedrock = boto3.client("bedrock", region_name=REGION)
+    bedrock.meta.events.register_first(
+        "before-send", lambda request, **_: AWSResponse(request.url, 200, {}, _Raw(b'{"jobArn": "arn:aws:be'))
+    )
+    with pytest.raises(ProviderUnavailableError, match="cut short"):  # botocore reads it as an empty answer
+        BedrockProvider(_settings(), client={"bedrock": bedrock}).get_job("job-1")
+
+
+def _one_attempt() -> typing.Any:
+    """botocore's own retries off, as the adapter builds its clients: only unitune's policy retries."""
+    from botocore.config import Config
+
+    return Config(retries={"mode": "standard", "total_max_attempts": 1})
+
+
+def test_botocore_sends_each_request_once(moto: None) -> None:
+    """botocore's `max_attempts` counts retries (legacy naming): `total_max_attempts` = 1 is one
+    request, so botocore never multiplies the attempts of unitune's policy."""
+    from botocore.awsrequest import AWSResponse
+
+    from tests.faults.plan import _Raw
+
+    provider = BedrockProvider(_settings())
+    s3 = provider._aws("s3")
+    sent: list[str] = []
+
+    def fail(request: typing.Any, **_: typing.Any) -> typing.Any:
+        sent.append(request.url)
+        body = b"<Error><Code>InternalError</Code><Message>x</Message></Error>"
+        return AWSResponse(request.url, 500, {"content-type": "application/xml"}, _Raw(body))
+
+    s3.meta.events.register_first("before-send", fail)
+    with pytest.raises(ProviderUnavailableError):
+        provider._call("s3", "list_objects_v2", "list objects", Bucket=BUCKET)
+    assert len(sent) == 1

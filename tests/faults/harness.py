@@ -249,7 +249,7 @@ class BedrockHarness(Harness):
         region = "us-east-1"
         clients = {}
         for service in ("s3", "bedrock", "bedrock-runtime"):
-            c = boto3.client(service, region_name=region)
+            c = boto3.client(service, region_name=region, config=_one_attempt())
             # botocore calls every before-send handler: moto's own would answer (and act on) a
             # request the plan failed. The plan's hook calls moto itself, when it lets a request through.
             c.meta.events.unregister("before-send", botocore_stubber)
@@ -416,3 +416,10 @@ def soak(
         outcomes = [run_lifecycle(h, data, f"soak-{provider}-{seed}-{i}") for i in range(lifecycles)]
         wall = time.perf_counter() - start
     return Run(provider, rate, outcomes, plan.requests, dict(plan.counts), wall, clock.monotonic())
+
+
+def _one_attempt() -> Any:
+    """botocore's own retries off, as the adapter builds its clients: only unitune's policy retries."""
+    from botocore.config import Config
+
+    return Config(retries={"mode": "standard", "total_max_attempts": 1})

@@ -89,6 +89,7 @@ __all__ = [
     "chat_response",
     "key_tag",
     "parse_retry_after",
+    "plain_text",
     "refuse_unknown_options",
     "send_parts",
     "transport_error",
@@ -298,6 +299,19 @@ def transport_error(
 def _one_line(value: object, limit: int = 200) -> str:
     text = " ".join(str(value).split())
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def plain_text(value: object, limit: int = 300) -> str:
+    """A vendor's error detail as one line for a message: an HTML page (a proxy's 502) becomes its
+    title or its text, whitespace is collapsed, and it is cut at `limit` characters."""
+    import re
+
+    text = str(value)
+    if re.search(r"<\s*(html|head|body|title|h1|center)\b", text, re.I):
+        title = re.search(r"<title[^>]*>(.*?)</title>", text, re.I | re.S)
+        text = title.group(1) if title else re.sub(r"<[^>]+>", " ", text)
+        text = f"an HTML page ({_one_line(text, 120)})"
+    return _one_line(text, limit)
 
 
 def unreadable_answer(
@@ -528,7 +542,10 @@ def chat_messages(messages: list[Message]) -> list[dict[str, Any]]:
 
 def chat_response(raw: Mapping[str, Any], *, model: str, provider: str) -> ChatResponse:
     """A `ChatResponse` from an OpenAI-shaped completion (OpenAI, Together, Mistral)."""
-    choice = (raw.get("choices") or [{}])[0]
+    choices = raw.get("choices")
+    if not isinstance(choices, list):  # not a completion at all (a guarded adapter: ProviderError)
+        raise ValueError(f"the answer has no choices ({plain_text(list(raw)[:5], 80)})")
+    choice = (choices or [{}])[0]
     content = (choice.get("message") or {}).get("content")
     if isinstance(content, list):  # content parts: keep the text ones
         content = "".join(str(c.get("text", "")) for c in content if isinstance(c, dict))

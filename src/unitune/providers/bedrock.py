@@ -54,6 +54,7 @@ from unitune.providers.base import (
     error_from_status,
     guard_answers,
     map_status,
+    plain_text,
     send_parts,
     transport_error,
     unreadable_answer,
@@ -246,7 +247,7 @@ class BedrockProvider(Provider):
                     "s3": self.settings.s3_endpoint_url,
                 }[service]
                 config = Config(
-                    retries={"mode": "standard", "max_attempts": 1},  # FineTuneClient retries
+                    retries={"mode": "standard", "total_max_attempts": 1},  # one request: FineTuneClient retries
                     connect_timeout=10, read_timeout=self.settings.timeout,
                 )  # fmt: skip
                 self._clients[service] = self._session.client(service, endpoint_url=endpoint, config=config)
@@ -270,7 +271,7 @@ class BedrockProvider(Provider):
             status = 403
         headers = meta.get("HTTPHeaders", {})
         return error_from_status(
-            status, f"{action}: {code}: {err.get('Message', e)}", provider=self.name,
+            status, f"{action}: {code}: {plain_text(err.get('Message', e))}", provider=self.name,
             request_id=meta.get("RequestId"), body=e.response, retry_after=as_float(headers.get("retry-after")),
         )  # fmt: skip
 
@@ -558,6 +559,8 @@ class BedrockProvider(Provider):
         raw = _plain(raw)
         status = str(raw.get("status"))
         name = raw.get("jobName") or str(raw.get("jobArn", "")).rsplit("/", 1)[-1]
+        if not name:  # neither a name nor an ARN: not a job's answer
+            raise KeyError("jobName")
         validators: list[dict[str, Any]] = (raw.get("validationDataConfig") or {}).get("validators") or []
         return Job(
             id=str(name),

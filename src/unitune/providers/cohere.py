@@ -45,6 +45,7 @@ from unitune.providers.base import (
     key_tag,
     map_status,
     parse_retry_after,
+    plain_text,
     refuse_unknown_options,
     transport_error,
     unreadable_answer,
@@ -177,7 +178,7 @@ class CohereProvider(Provider):
             body = e.body
             detail = body.get("message") if isinstance(body, dict) else body
             raise error_from_status(
-                e.status_code, f"{action}: {detail}", provider=self.name, body=body,
+                e.status_code, f"{action}: {plain_text(detail)}", provider=self.name, body=body,
                 request_id=headers.get("x-request-id") or headers.get("x-trace-id"),
                 retry_after=parse_retry_after(headers.get("retry-after")),
             ) from e  # fmt: skip
@@ -352,6 +353,8 @@ class CohereProvider(Provider):
 
     def _job(self, model: Any) -> Job:
         raw = as_dict(model)
+        if not raw.get("id"):  # no fine-tuned model in the answer: not one to report as a job
+            raise KeyError("id")
         status = str(raw.get("status") or "STATUS_UNSPECIFIED")
         settings = raw.get("settings") or {}
         mapped = map_status(self.name, status, STATUS_MAP)

@@ -46,6 +46,7 @@ from unitune.providers.base import (
     key_tag,
     map_status,
     parse_retry_after,
+    plain_text,
     refuse_unknown_options,
     transport_error,
     unreadable_answer,
@@ -272,7 +273,7 @@ class MistralProvider(Provider):
         detail = parsed
         if isinstance(parsed, dict):
             detail = parsed.get("message") or parsed.get("detail") or parsed
-        text = f"{action}: {detail}"
+        text = f"{action}: {plain_text(detail)}"
         request_id = headers.get("x-request-id") if headers is not None else None
         if (
             code == 410

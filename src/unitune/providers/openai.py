@@ -51,6 +51,7 @@ from unitune.providers.base import (
     guard_answers,
     map_status,
     parse_retry_after,
+    plain_text,
     send_parts,
     transport_error,
     unreadable_answer,
@@ -205,7 +206,7 @@ class OpenAIProvider(Provider):
     def _status_error(self, e: Any, action: str) -> ProviderError:
         body = e.body
         detail = body.get("message") if isinstance(body, dict) else None
-        message = f"{action}: {detail or e.message}"
+        message = f"{action}: {plain_text(detail or e.message)}"
         headers = e.response.headers
         retry_after = parse_retry_after(headers.get("retry-after"))
         if retry_after is None and headers.get("retry-after-ms"):

@@ -53,6 +53,7 @@ from unitune.providers.base import (
     key_tag,
     map_status,
     parse_retry_after,
+    plain_text,
     refuse_unknown_options,
     send_parts,
     transport_error,
@@ -235,6 +236,8 @@ class TogetherProvider(Provider):
         try:
             yield
         except together.APIStatusError as e:
+            if 200 <= e.status_code < 300:  # the SDK's word for a 2xx it could not use (no redirect headers)
+                raise unreadable_answer(self.name, action, status_code=e.status_code) from e
             body = e.body
             detail = None
             if isinstance(body, dict):
@@ -245,7 +248,7 @@ class TogetherProvider(Provider):
                     detail = f"{detail}: " + "; ".join(str(p.get("message", p)) for p in problems[:5])
             headers = e.response.headers
             raise error_from_status(
-                e.status_code, f"{action}: {_no_query(str(detail or e.message))}", provider=self.name,
+                e.status_code, f"{action}: {plain_text(_no_query(str(detail or e.message)))}", provider=self.name,
                 request_id=headers.get("x-request-id") or getattr(e, "request_id", None),
                 retry_after=parse_retry_after(headers.get("retry-after")), body=body,
             ) from e  # fmt: skip
@@ -570,7 +573,11 @@ class TogetherProvider(Provider):
         limits_obj = self.step(
             action, self._call, action, self.sdk.fine_tuning.model_limits, model_name=spec.model
         )
-        self._check_limits(kwargs, _json(limits_obj))
+        limits = _json(limits_obj)
+        if not {"max_num_epochs", "lora_training", "full_training", "supports_full_training"} & set(limits):
+            # Not a limits answer (a proxy's page, a body of another shape): never a reason to refuse the job.
+            raise ProviderError(f"limits of {spec.model}: the answer holds no limits", provider=self.name)
+        self._check_limits(kwargs, limits)
         estimate = self.step("estimate price", self._estimate, kwargs)
         if estimate.get("estimation_available") and estimate.get("allowed_to_proceed") is False:
             price = estimate.get("estimated_total_price")

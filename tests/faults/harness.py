@@ -118,7 +118,9 @@ class OpenAIHarness(Harness):
         sdk = openai.OpenAI(api_key=API_KEY, base_url="http://openai.test/v1", max_retries=0,
                             http_client=httpx2.Client(transport=self.api.transport()))  # fmt: skip
         # Small parts: every upload goes through the Uploads API (create, 3-4 parts, complete).
-        settings = OpenAISettings(multipart_threshold_bytes=1024, part_size_bytes=4096, upload_concurrency=1)
+        settings = OpenAISettings(
+            api_key=API_KEY, multipart_threshold_bytes=1024, part_size_bytes=4096, upload_concurrency=1
+        )
         return OpenAIProvider(settings, client=sdk)
 
     def jobs_with_key(self, key: str) -> list[str]:
@@ -151,7 +153,7 @@ class TogetherHarness(Harness):
                                 http_client=httpx.Client(transport=self.api.transport()))  # fmt: skip
         # Small parts: every upload goes through the multipart protocol (initiate, parts, complete).
         settings = TogetherSettings(
-            multipart_threshold_bytes=1024, part_size_bytes=4096, upload_concurrency=1
+            api_key=API_KEY, multipart_threshold_bytes=1024, part_size_bytes=4096, upload_concurrency=1
         )
         return TogetherProvider(settings, client=sdk)
 
@@ -185,7 +187,7 @@ class MistralHarness(Harness):
                       client=httpx2.Client(transport=self.api.sdk_transport()))  # fmt: skip
         http = httpx.Client(base_url="http://mistral.test", transport=self.api.http_transport(),
                             headers={"Authorization": f"Bearer {API_KEY}"})  # fmt: skip
-        return MistralProvider(MistralSettings(), client=sdk, http=http)
+        return MistralProvider(MistralSettings(api_key=API_KEY), client=sdk, http=http)
 
     def jobs_with_key(self, key: str) -> list[str]:
         return self.api.jobs_with_key(key)
@@ -216,7 +218,7 @@ class CohereHarness(Harness):
         self.api = FakeCohere(self.plan)
         sdk = cohere.ClientV2(api_key=API_KEY, base_url="http://cohere.test", max_retries=0,
                               httpx_client=httpx.Client(transport=self.api.transport()))  # fmt: skip
-        return CohereProvider(CohereSettings(), client=sdk)
+        return CohereProvider(CohereSettings(api_key=API_KEY), client=sdk)
 
     def jobs_with_key(self, key: str) -> list[str]:
         return self.api.jobs_with_key(key)

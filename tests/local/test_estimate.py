@@ -21,6 +21,7 @@ from unitune import ConfigurationError, FineTuneClient, Hyperparameters, JobStat
 from unitune.demo.tickets import write_jsonl
 from unitune.providers.local import LocalProvider, LocalSettings, TrainingEstimate, TrainingTooLongError
 from unitune.providers.local import _estimate as est
+from unitune.types import FileRef, JobSpec
 
 LLAMA_8B = {"model_type": "llama", **est._KNOWN_CONFIGS["llama-3.1-8b-instruct"]}
 
@@ -151,6 +152,12 @@ def test_a_small_job_passes_and_its_estimate_is_the_formula(
     assert e.seconds == pytest.approx(est.STARTUP_SECONDS + flops / est.CPU_FLOPS_PER_CORE)
     job = FineTuneClient(provider, ledger=False).create_job(model=str(tiny_model), training_data=data)
     assert job.status is JobStatus.QUEUED
+    uploaded = JobSpec(
+        model=str(tiny_model), training_file=FileRef(id=job.training_file or "", provider="local")
+    )
+    assert provider.estimate_training_seconds(uploaded) == pytest.approx(
+        provider.estimate_training_seconds(str(tiny_model), data)
+    )  # a JobSpec of files uploaded here, or files on disk before any upload
     assert provider.list_events(job.id)[1].message.endswith("would take about 10 s (limit 12 hours)")
 
 

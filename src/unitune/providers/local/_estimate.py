@@ -56,10 +56,10 @@ __all__ = [
 #: Measured on this project's 2-vCPU AMD EPYC VM (AVX-512 with BF16, no AMX: fp32; torch 2.13 CPU),
 #: SmolLM2-135M-Instruct (N = 134.5M), batch 8, logits only at labelled positions, exact token counts:
 #:   - the trainer benchmark, quiet machine (bench/README.md, "Local trainer benchmark": 73,293
-#:     training tokens over 3 epochs, 3 validation passes of ~6,100 tokens, 349.2 s; 323.7 s once its
-#:     step-time slip is corrected, see bench_trainer.py): 127-137 GFLOP/s;
+#:     training tokens over 3 epochs, 3 validation passes of ~6,100 tokens, 349.2 s; about 324 s once
+#:     its step-time slip is corrected, see bench_trainer.py): 127-137 GFLOP/s;
 #:   - the demo's job, quiet machine (docs/local.md, "The demo, measured": 40 steps at ~4.2 s): ~125;
-#:   - the demo's job, machine shared with other work (bench/README.md, "Issue 16"): 88.
+#:   - the demo's job, machine shared with other work (bench/README.md, "Issue 16"): 82-88.
 #: 60 GFLOP/s a core (120 on 2) sits at the quiet runs, a little below. Scaled linearly with the
 #: cores training uses: a CPU with AMX trains in bf16 and is faster, many cores scale worse than
 #: linearly (memory bandwidth), so on a big machine the estimate is low, and a refusal there stands.

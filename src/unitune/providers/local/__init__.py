@@ -159,6 +159,8 @@ class LocalProvider(Provider):
     )
     settings_class: ClassVar[type[ProviderSettings]] = LocalSettings
     dataset_profile: ClassVar[str] = "local"
+    #: Jobs are directories on this machine: one made by a create whose answer was lost is there at once.
+    list_lags: ClassVar[bool] = False
     wire_format: ClassVar[str] = "openai"
     settings: LocalSettings
 

@@ -5,6 +5,7 @@ only `list_lag` seconds of the plan's clock after it was made."""
 
 from __future__ import annotations
 
+import datetime as dt
 import itertools
 import json
 import re
@@ -13,6 +14,8 @@ import typing
 import httpx
 
 from tests.faults.plan import FaultPlan
+
+_START = dt.datetime(2026, 11, 22, tzinfo=dt.timezone.utc)
 
 
 class FakeCohere:
@@ -73,7 +76,9 @@ class FakeCohere:
                 **data,
                 "id": ft_id,
                 "status": "STATUS_QUEUED",
-                "created_at": f"2026-11-22T00:00:{len(self.models):02d}Z",
+                "created_at": (_START + dt.timedelta(seconds=len(self.models))).strftime(
+                    "%Y-%m-%dT%H:%M:%SZ"
+                ),
             }
             self.visible_at[ft_id] = self.faults.visible_at() if self.faults is not None else 0.0
             self.events[ft_id] = [{"status": "STATUS_QUEUED", "created_at": now, "user_id": "u1"}]

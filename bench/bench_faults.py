@@ -48,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--providers", default="openai,together,mistral,cohere,bedrock")
     parser.add_argument("--rates", default="0,0.1,0.3", help="fault rates, comma-separated")
     parser.add_argument(
-        "--max-attempts", default="5,10", help="retry budgets, comma-separated (5 is the default)"
+        "--max-attempts", default="8,5", help="retry budgets, comma-separated (8 is the default)"
     )
     parser.add_argument(
         "--list-lag", type=float, default=20.0, help="seconds a new job takes to show in lists"

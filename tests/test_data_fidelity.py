@@ -286,7 +286,9 @@ def test_cli_redact_pii_writes_a_new_file_and_says_what_it_replaced(tmp_path: Pa
         json.loads(out.read_text().splitlines()[0])["messages"][0]["content"] == "I'm <EMAIL>, phone <PHONE>"
     )
     assert src.read_bytes() == before
-    assert CliRunner().invoke(app, ["validate", str(src), "--redact-pii"]).exit_code == 2  # needs --fix: a usage error
+    assert (
+        CliRunner().invoke(app, ["validate", str(src), "--redact-pii"]).exit_code == 2
+    )  # needs --fix: a usage error
 
 
 def test_pii_report_in_validate(tmp_path: Path) -> None:

@@ -335,6 +335,8 @@ class FineTuneClient:
                 f"ledger must be a Ledger, a path or False, not a {type(ledger).__name__}."
             )
         self.retry = RetryPolicy(self.config.retry, self.clock)
+        # Requests inside one call (an upload's parts, its complete) are retried alone, with this policy.
+        self.provider.bind_retry(self.retry)
         self._owns_provider = not isinstance(provider, Provider)
         self._catalog: Catalog | None = None
         self._locks: dict[tuple[str, str], threading.Lock] = {}
@@ -857,7 +859,9 @@ class FineTuneClient:
                 return found
         try:
             return self.provider.create_job(spec, idempotency_key=key)
-        except ProviderUnavailableError:
+        except ProviderUnavailableError as e:
+            if not e.sent:
+                raise  # it never reached the vendor: nothing to look for
             # The request may have taken effect. Vendors' job lists lag behind a create by seconds,
             # so one immediate look can miss the job and a retry would make a second one.
             found = self._find_created(key)

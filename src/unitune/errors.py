@@ -206,7 +206,17 @@ class RateLimitError(ProviderError):
 
 
 class ProviderUnavailableError(ProviderError):
-    """A 5xx answer, a timeout or a dropped connection: worth retrying later."""
+    """A 5xx answer, a timeout, a dropped connection or a 2xx answer whose body cannot be read: worth
+    retrying later.
+
+    `sent` is False when the request certainly never reached the vendor (the connection was refused,
+    the host was not found): it cannot have taken effect, so a create is retried without first
+    looking for the job it might have made.
+    """
+
+    def __init__(self, message: str, *, sent: bool = True, **kwargs: Any) -> None:
+        self.sent = sent
+        super().__init__(message, **kwargs)
 
 
 class ProviderRetiredError(ProviderError):

@@ -478,7 +478,7 @@ def evaluate(
         raise ConfigurationError(
             f"on_progress must be a function (done, total) -> None, not a {type(on_progress).__name__}"
         )
-    if metrics is None or not isinstance(metrics, (str, Sequence, Metric)) and not callable(metrics):
+    if metrics is None or (not isinstance(metrics, (str, Sequence, Metric)) and not callable(metrics)):
         raise ConfigurationError(
             f"metrics must be metric names, Metric objects or functions, not {metrics!r}"
         )

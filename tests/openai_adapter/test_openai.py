@@ -34,7 +34,7 @@ from unitune import (
     UnknownStatusError,
     UnsupportedFeatureError,
 )
-from unitune.config import UnituneConfig
+from unitune.config import RetrySettings, UnituneConfig
 from unitune.providers.base import map_status
 from unitune.providers.openai import IDEMPOTENCY_TAG, STATUS_MAP, OpenAIProvider, OpenAISettings
 from unitune.testing import FakeClock
@@ -345,8 +345,9 @@ def test_a_part_that_keeps_failing_cancels_the_upload_and_is_not_retried_again(
     assert getattr(info.value, "retryable", True) is False  # the client does not start it again
     (upload,) = api.uploads.values()  # one upload, cancelled
     assert upload["status"] == "cancelled"
-    # The first part failed 5 times (one policy's bound, never 5 × 5); the others were never sent.
-    assert len(api.calls("POST", r"/v1/uploads/.*/parts")) == 5
+    # The first part failed max_attempts times (one policy's bound, never its square); the others were
+    # never sent.
+    assert len(api.calls("POST", r"/v1/uploads/.*/parts")) == RetrySettings().max_attempts
     assert len(api.calls("POST", "/v1/uploads")) == 1
 
 

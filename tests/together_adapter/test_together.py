@@ -34,7 +34,7 @@ from unitune import (
     UnsupportedFeatureError,
     ValidationFailed,
 )
-from unitune.config import UnituneConfig
+from unitune.config import RetrySettings, UnituneConfig
 from unitune.providers.together import STATUS_MAP, TogetherProvider, TogetherSettings, idempotency_tag
 from unitune.testing import FakeClock
 from unitune.types import FileRef, JobSpec, PreparedFile
@@ -445,7 +445,9 @@ def test_a_dropped_put_during_upload_is_unavailable_and_hides_the_presigned_url(
         _file(provider, tmp_path)
     assert "X-Amz-Signature" not in str(info.value)
     assert "/upload/" not in str(info.value)  # host and port only: never the (presigned) path or query
-    assert len(api.calls("PUT", r"/upload/.*")) == 5  # the PUT alone was retried, one policy's bound
+    assert (
+        len(api.calls("PUT", r"/upload/.*")) == RetrySettings().max_attempts
+    )  # the PUT alone, one policy's bound
     assert len(api.calls("POST", "/v1/files")) == 1
     from unitune.providers.together import _no_query
 
@@ -545,7 +547,9 @@ def test_a_part_that_keeps_failing_aborts_the_upload(api: FakeTogether, tmp_path
     assert getattr(info.value, "retryable", True) is False
     (upload,) = api.multipart.values()
     assert upload["status"] == "aborted"
-    assert len(api.calls("PUT", r"/upload-part/.*")) == 5  # part 1 five times; the rest never sent
+    assert (
+        len(api.calls("PUT", r"/upload-part/.*")) == RetrySettings().max_attempts
+    )  # part 1 alone; the rest never sent
 
 
 def test_the_reads_before_a_create_are_retried_alone(api: FakeTogether, provider: TogetherProvider,

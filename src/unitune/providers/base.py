@@ -33,7 +33,7 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, NoReturn, TypeVar
 
-from pydantic import BaseModel, ConfigDict, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 from unitune.errors import (
     AuthenticationError,
@@ -116,7 +116,30 @@ class ProviderSettings(BaseModel):
 
     api_key: SecretStr | None = None
     base_url: str | None = None
-    timeout: float = 60.0
+    timeout: float = Field(default=60.0, gt=0)
+
+    @field_validator("timeout")
+    @classmethod
+    def _positive_timeout(cls, value: float) -> float:
+        # Declared here so adapters that change the default keep the check.
+        if not value > 0:
+            raise ValueError(f"timeout must be a positive number of seconds, not {value!r}")
+        return value
+
+    @field_validator("base_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        # Refused when the client is built, not after a round of retries against a non-URL.
+        if value is None:
+            return None
+        parsed = urllib.parse.urlsplit(value.strip())
+        if parsed.scheme not in ("http", "https") or not parsed.hostname:
+            raise ValueError(f"{value!r} is not an http(s) URL such as https://api.example.com/v1")
+        try:
+            parsed.port  # noqa: B018 - raises on a port that is not a number
+        except ValueError:
+            raise ValueError(f"{value!r} has an invalid port") from None
+        return value.strip()
 
     def require_api_key(self, provider: str) -> SecretStr:
         """The key, from config or the environment; a clear `ConfigurationError` naming both if absent."""
@@ -290,7 +313,10 @@ def transport_error(
     if timeout:
         text = f"{action}: no answer from {where} in time ({reason})"
     elif reason in ("connection refused", "host not found"):
-        text = f"{action}: cannot connect to {where} ({reason})"
+        # Nothing reached the vendor: a create that failed so cannot have made a job.
+        return ProviderUnavailableError(
+            f"{action}: cannot connect to {where} ({reason})", provider=provider, sent=False
+        )
     else:
         text = f"{action}: the connection to {where} failed ({reason})"
     return ProviderUnavailableError(text, provider=provider)
@@ -602,9 +628,11 @@ class Provider(ABC):
         except ValidationError as e:
             first = e.errors()[0]
             key = ".".join(str(p) for p in first["loc"])
+            msg = str(first["msg"]).removeprefix("Value error, ")
             raise ConfigurationError(
-                f"Invalid setting [providers.{cls.name}] {key}: {first['msg']}.",
-                fix=f"Fix or remove {key!r} under [providers.{cls.name}] in your unitune config.",
+                f"Invalid setting [providers.{cls.name}] {key}: {msg}.",
+                fix=f"Fix or remove {key!r} where it is set ([providers.{cls.name}] in unitune.toml, or the "
+                "keyword argument of FineTuneClient).",
             ) from None
         return cls(settings, **kwargs)
 

@@ -647,7 +647,9 @@ class FineTuneClient:
         # The catalog first: its refusal carries the date, the source and the live alternatives.
         self.catalog.check_can_train(self.provider.name, model, today=self.clock.now().date())
         self._check_supported(method, hp)
-        self._check_spec(model, hp, method, suffix, meta)
+        self._check_spec(
+            model, hp, method, suffix, meta, validation is not None or defaults.validation_split is not None
+        )
         workdir = self._workdir()
         try:
             if validation is None and defaults.validation_split is not None and isinstance(training, Dataset):
@@ -692,14 +694,16 @@ class FineTuneClient:
         method: TrainingMethod,
         suffix: str | None,
         meta: dict[str, str],
+        validation: bool = False,
     ) -> None:
         """Build the job's spec with a stand-in file before anything is uploaded, so whatever the
         spec refuses is refused now, not after the upload."""
         stand_in = FileRef(id="unitune-check", provider=self.provider.name)
         try:
-            JobSpec(
+            spec = JobSpec(
                 model=model,
                 training_file=stand_in,
+                validation_file=stand_in if validation else None,
                 hyperparameters=hp,
                 method=method,
                 suffix=suffix,
@@ -707,6 +711,8 @@ class FineTuneClient:
             )
         except ValidationError as e:
             raise ConfigurationError(f"Invalid job settings ({_one_line(e)}).") from None
+        # And what the provider refuses without a request (options, settings, limits).
+        self.provider.check_job(spec)
 
     def _split(self, data: Dataset, fraction: float, workdir: Path) -> tuple[Dataset, Dataset]:
         """Hold out `fraction` of `data` as validation (config `validation_split`), deterministically."""

@@ -690,9 +690,17 @@ class Provider(ABC):
         keeps both in one object (Cohere's datasets) overrides this."""
         return self.upload(training), self.upload(validation)
 
+    def check_job(self, spec: JobSpec) -> None:
+        """Raise what `create_job(spec)` would refuse without asking the vendor: a hyperparameter or
+        `provider_options` key it cannot take, a setting the create needs (a bucket, a role), limits
+        on suffix and metadata. No network. The client calls it before anything is uploaded, with a
+        stand-in `training_file` (id "unitune-check"), and `create_job` calls it again; the fake calls
+        the impersonated provider's. The default checks nothing."""
+
     @abstractmethod
     def create_job(self, spec: JobSpec, *, idempotency_key: str) -> Job:
-        """Create a fine-tuning job. Tag it with `idempotency_key` (or pass the vendor's own token)."""
+        """Create a fine-tuning job. Tag it with `idempotency_key` (or pass the vendor's own token).
+        Starts with `self.check_job(spec)`."""
 
     @abstractmethod
     def get_job(self, job_id: str) -> Job:

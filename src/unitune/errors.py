@@ -8,6 +8,7 @@ secrets: API keys are `SecretStr` everywhere and are never formatted into text h
 from __future__ import annotations
 
 import datetime as dt
+import os
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -32,6 +33,39 @@ __all__ = [
     "ValidationFailed",
     "WaitTimeout",
 ]
+
+
+#: Keys this process was given (settings, keyword arguments) and the vendors' usual key variables:
+#: a vendor that repeats a key back ("Incorrect API key provided: sk-…") must not put it in our text.
+_SECRETS: set[str] = set()
+_SECRET_ENV = (
+    "OPENAI_API_KEY", "TOGETHER_API_KEY", "MISTRAL_API_KEY", "CO_API_KEY", "COHERE_API_KEY",
+    "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN",
+)  # fmt: skip
+
+
+def remember_secret(value: str | None) -> None:
+    """Mask `value` in every provider error from now on (keys shorter than 8 characters are not
+    masked: they would blank out ordinary words)."""
+    if value and len(value) >= 8:
+        _SECRETS.add(value)
+
+
+def mask_secrets(value: Any) -> Any:
+    """`value` (text, or JSON-like data) with every known key replaced by `***`."""
+    secrets = _SECRETS | {v for k in _SECRET_ENV if len(v := os.environ.get(k, "")) >= 8}
+    if not secrets:
+        return value
+    if isinstance(value, str):
+        for secret in sorted(secrets, key=len, reverse=True):
+            if secret in value:
+                value = value.replace(secret, "***")
+        return value
+    if isinstance(value, dict):
+        return {k: mask_secrets(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(mask_secrets(v) for v in value)
+    return value
 
 
 def _rebuild(cls: type[UnituneError], message: str, state: dict[str, Any]) -> UnituneError:
@@ -171,10 +205,12 @@ class ProviderError(UnituneError):
         request_id: str | None = None,
         body: Any = None,
     ) -> None:
+        # A vendor may repeat the caller's key back in its error text: never into ours.
+        message = mask_secrets(message)
         self.provider = provider
         self.status_code = status_code
         self.request_id = request_id
-        self.body = body
+        self.body = mask_secrets(body)
         self.message = message
         parts = [f"[{provider}]"]
         if status_code is not None:

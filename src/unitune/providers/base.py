@@ -46,6 +46,7 @@ from unitune.errors import (
     RateLimitError,
     UnituneError,
     UnsupportedFeatureError,
+    remember_secret,
 )
 from unitune.types import (
     Capabilities,
@@ -141,12 +142,17 @@ class ProviderSettings(BaseModel):
             raise ValueError(f"{value!r} has an invalid port") from None
         return value.strip()
 
+    def model_post_init(self, context: Any, /) -> None:
+        if self.api_key is not None:
+            remember_secret(self.api_key.get_secret_value())
+
     def require_api_key(self, provider: str) -> SecretStr:
         """The key, from config or the environment; a clear `ConfigurationError` naming both if absent."""
         if self.api_key is not None and self.api_key.get_secret_value():
             return self.api_key
         env = self.api_key_env
         if env and os.environ.get(env):
+            remember_secret(os.environ[env])
             return SecretStr(os.environ[env])
         where = f"set the environment variable {env} or " if env else ""
         raise ConfigurationError(
@@ -509,7 +515,10 @@ def as_datetime(value: Any) -> dt.datetime | None:
     if isinstance(value, dt.datetime):
         return value if value.tzinfo else value.replace(tzinfo=dt.timezone.utc)
     if isinstance(value, (int, float)) or (isinstance(value, str) and value.isdigit()):
-        return dt.datetime.fromtimestamp(int(value), tz=dt.timezone.utc)
+        try:
+            return dt.datetime.fromtimestamp(int(value), tz=dt.timezone.utc)
+        except (OverflowError, OSError, ValueError):  # 1e400, NaN, a year past 9999: not a time
+            return None
     if isinstance(value, str):
         try:
             return as_datetime(dt.datetime.fromisoformat(value.replace("Z", "+00:00")))

@@ -412,3 +412,39 @@ def test_the_async_client_refuses_the_same_way(client: FineTuneClient, data: Pat
             await aclient.create_job(model="gpt-4o-mini", training_data=data, metadata={"team": 1})  # type: ignore[dict-item]
 
     asyncio.run(run())
+
+
+def test_more_edges_the_review_found(client: FineTuneClient, data: Path, tmp_path: Path) -> None:
+    import asyncio
+
+    from unitune import AsyncFineTuneClient
+
+    with pytest.raises(ConfigurationError, match="poll_interval must be a positive number"):
+        client.wait("x", poll_interval=float("inf"))
+    assert client.list_jobs() == []  # the fake clock is intact
+    with pytest.raises(ConfigurationError, match="client must be a FineTuneClient"):
+        AsyncFineTuneClient(client=3)  # type: ignore[arg-type]
+    with pytest.raises(ConfigurationError, match="cwd must be a directory path"):
+        load_config(cwd=3)  # type: ignore[arg-type]
+    with pytest.raises(ConfigurationError, match="env must be a mapping"):
+        load_config(env=3)  # type: ignore[arg-type]
+    aclient = AsyncFineTuneClient(client=client)
+    assert aclient.resolve_model("gpt-4o-mini") == "gpt-4o-mini"
+    quotes = asyncio.run(aclient.compare(data, model="gpt-4o-mini", providers=["fake"]))
+    assert quotes[0].provider == "fake"
+
+
+def test_a_validation_split_that_leaves_a_side_empty_names_the_setting(
+    tmp_path: Path, fake: FakeProvider
+) -> None:
+    small = tmp_path / "small.jsonl"
+    small.write_text(
+        json.dumps({"messages": [{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"}]})
+        + "\n"
+    )
+    config = _config(tmp_path, '[job]\nmodel = "gpt-4o-mini"\nvalidation_split = 0.2\n')
+    with pytest.raises(
+        ConfigurationError, match=r"validation_split = 0.2 leaves 1 training and 0 validation"
+    ):
+        FineTuneClient(fake, config=config).create_job(training_data=small)
+    assert fake.calls == []

@@ -142,3 +142,39 @@ def test_the_settings_section_is_checked_like_production() -> None:
         FakeProvider().as_provider("openai", base_url="not a url")
     with pytest.raises(ConfigurationError, match="Unknown provider 'acme'"):
         FakeProvider().as_provider("acme")
+
+
+def test_retire_edges(tmp_path: Path) -> None:
+    clock = FakeClock(start=dt.datetime(2026, 12, 7, 9, 0, tzinfo=dt.timezone.utc))
+    fake = FakeProvider(clock=clock)
+    client = _client(fake)
+    fake.retire(on=dt.datetime(2026, 12, 7, 10, 0, tzinfo=dt.timezone.utc))  # later today: announced
+    assert client.create_job(model="gpt-4o-mini", training_data=_tickets(tmp_path, 12)).id
+    clock.advance(3600)
+    with pytest.raises(ProviderRetiredError, match="2026-12-07"):
+        client.create_job(model="gpt-4o-mini", training_data=_tickets(tmp_path, 12))
+    with pytest.raises(ConfigurationError, match="alternatives must be a list"):
+        fake.retire(alternatives="openai")
+    fake.retire(on="2020-01-01", alternatives=["bedrock"])
+    fake.as_provider("together")  # retired before impersonating: the refusal speaks as Together
+    with pytest.raises(ProviderRetiredError, match=r"^\[together\]"):
+        client.create_job(model="llama-3.1-8b-instruct", training_data=_tickets(tmp_path, 12))
+    with pytest.raises(ConfigurationError, match="as_provider takes a provider name or None"):
+        fake.as_provider(3)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("name", ["mistral", "cohere"])
+def test_tuned_model_management_where_the_vendor_has_it(name: str, tmp_path: Path) -> None:
+    fake = FakeProvider(clock=FakeClock())
+    client = _client(fake)
+    job = client.wait(client.create_job(model="gpt-4o-mini", training_data=_tickets(tmp_path, 12)))
+    fake.as_provider(name)
+    (model,) = client.models()
+    assert model.id == job.fine_tuned_model
+    assert client.update_model(model.id, name="tickets").name == "tickets"
+    assert client.archive_model(model.id).archived
+    client.delete_model(model.id)
+    assert client.models() == []
+    fake.as_provider("openai")  # OpenAI's adapter has no model management
+    with pytest.raises(UnsupportedFeatureError, match="listing tuned models"):
+        client.models()

@@ -80,8 +80,10 @@ JobRef = Job | str
 OnUpdate = Callable[[Job], None]
 
 
-def _number(value: object) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and value == value  # not NaN
+def _number(value: object, *, finite: bool = False) -> bool:
+    if not isinstance(value, (int, float)) or isinstance(value, bool) or value != value:  # NaN
+        return False
+    return not finite or abs(value) != float("inf")
 
 
 def _callback(value: object, what: str) -> None:
@@ -207,7 +209,7 @@ class _Poll:
     def __init__(
         self, settings: WaitSettings, clock: Clock, timeout: float | None, poll_interval: float | None
     ) -> None:
-        if poll_interval is not None and (not _number(poll_interval) or poll_interval <= 0):
+        if poll_interval is not None and (not _number(poll_interval, finite=True) or poll_interval <= 0):
             raise ConfigurationError(
                 f"poll_interval must be a positive number of seconds, not {poll_interval!r}."
             )
@@ -719,6 +721,12 @@ class FineTuneClient:
         from unitune.data import split
 
         result = split(data, workdir / "split", validation_fraction=fraction)
+        if not result.train_examples or not result.validation_examples:
+            raise ConfigurationError(
+                f"validation_split = {fraction:g} leaves {result.train_examples} training and "
+                f"{result.validation_examples} validation example(s) of {data.name}.",
+                fix="Change validation_split in [job] (or [providers.NAME]), or pass validation_data.",
+            )
         log.info(
             "unitune: validation_split=%g held out %d of %d examples",
             fraction, result.validation_examples, result.train_examples + result.validation_examples,
@@ -1085,6 +1093,11 @@ class AsyncFineTuneClient:
         client: FineTuneClient | None = None,
         **kwargs: Any,
     ) -> None:
+        if client is not None and not isinstance(client, FineTuneClient):
+            raise ConfigurationError(
+                f"client must be a FineTuneClient, not a {type(client).__name__}.",
+                fix="Pass AsyncFineTuneClient(client=FineTuneClient(...)), or the same arguments as FineTuneClient.",
+            )
         self.sync = client if client is not None else FineTuneClient(provider, **kwargs)
 
     @classmethod
@@ -1184,6 +1197,44 @@ class AsyncFineTuneClient:
             validation_data=validation_data,
             method=method,
         )
+
+    def resolve_model(self, model: str) -> str:
+        """See `FineTuneClient.resolve_model` (no I/O, so not awaitable)."""
+        return self.sync.resolve_model(model)
+
+    async def compare(
+        self,
+        data: DataInput,
+        *,
+        model: str,
+        providers: Sequence[str],
+        validation_data: DataInput | None = None,
+        hyperparameters: Hyperparameters | None = None,
+        method: TrainingMethod = "sft",
+    ) -> list[Quote]:
+        """See `FineTuneClient.compare`."""
+        return await self._run(
+            self.sync.compare, data, model=model, providers=providers, validation_data=validation_data,
+            hyperparameters=hyperparameters, method=method,
+        )  # fmt: skip
+
+    async def evaluate(
+        self,
+        model: str,
+        data: DataInput,
+        *,
+        baseline: str | None = None,
+        metrics: Sequence[Any] = ("exact_match", "json_valid", "json_fields"),
+        max_examples: int | None = None,
+        batch_size: int = 8,
+        chat_params: Mapping[str, Any] | None = None,
+        on_progress: Callable[[int, int], None] | None = None,
+    ) -> EvaluationReport:
+        """See `FineTuneClient.evaluate`."""
+        return await self._run(
+            self.sync.evaluate, model, data, baseline=baseline, metrics=metrics, max_examples=max_examples,
+            batch_size=batch_size, chat_params=chat_params, on_progress=on_progress,
+        )  # fmt: skip
 
     async def get_job(self, job: JobRef) -> Job:
         """See `FineTuneClient.get_job`."""

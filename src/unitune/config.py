@@ -266,6 +266,10 @@ def load_config(
     A malformed file raises `ConfigurationError` naming the file and the offending key.
     """
     env = os.environ if env is None else env
+    if not isinstance(env, Mapping):
+        raise ConfigurationError(f"env must be a mapping of variables, not a {type(env).__name__}.")
+    if cwd is not None and not isinstance(cwd, (str, os.PathLike)):
+        raise ConfigurationError(f"cwd must be a directory path, not a {type(cwd).__name__}.")
     found = _find(path, Path(cwd) if cwd is not None else Path.cwd(), env)
     source, data = found if found is not None else (None, {})
     if env.get(PROVIDER_ENV):

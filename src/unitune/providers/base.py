@@ -699,7 +699,7 @@ class Provider(ABC):
         keeps both in one object (Cohere's datasets) overrides this."""
         return self.upload(training), self.upload(validation)
 
-    def check_job(self, spec: JobSpec) -> None:
+    def check_job(self, spec: JobSpec) -> None:  # noqa: B027 - optional hook: most checks need no code
         """Raise what `create_job(spec)` would refuse without asking the vendor: a hyperparameter or
         `provider_options` key it cannot take, a setting the create needs (a bucket, a role), limits
         on suffix and metadata. No network. The client calls it before anything is uploaded, with a

@@ -53,6 +53,7 @@ from unitune.types import (
     Purpose,
     StepMetric,
     TrainingMethod,
+    TunedModel,
     Usage,
 )
 
@@ -113,17 +114,20 @@ class _FakeJob:
     history: list[tuple[JobStatus, dt.datetime]] = field(default_factory=list)
 
 
-def _as_date(value: dt.date | dt.datetime | str | None) -> dt.date | None:
-    """A date from a date, a datetime or an ISO string (`retire(on="2026-01-01")`)."""
-    if value is None or (isinstance(value, dt.date) and not isinstance(value, dt.datetime)):
-        return value
-    if isinstance(value, dt.datetime):
-        return value.date()
+def _as_instant(value: dt.date | dt.datetime | str) -> dt.datetime:
+    """An aware UTC instant from a date (its start), a datetime (naive: UTC) or an ISO string."""
     if isinstance(value, str):
         try:
-            return dt.datetime.fromisoformat(value.replace("Z", "+00:00")).date()
+            value = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
         except ValueError:
-            pass
+            raise ConfigurationError(
+                f"on must be a date, a datetime or an ISO date string, not {value!r}.",
+                fix='Pass e.g. on="2026-01-01".',
+            ) from None
+    if isinstance(value, dt.datetime):
+        return value if value.tzinfo else value.replace(tzinfo=dt.timezone.utc)
+    if isinstance(value, dt.date):
+        return dt.datetime(value.year, value.month, value.day, tzinfo=dt.timezone.utc)
     raise ConfigurationError(
         f"on must be a date, a datetime or an ISO date string, not {value!r}.",
         fix='Pass e.g. on="2026-01-01".',
@@ -180,11 +184,14 @@ class FakeProvider(Provider):
         self._counter = itertools.count(1)
         self._injected: dict[str, list[_Injected]] = {}
         self._fail_next: str | None = None
-        self._retired: ProviderRetiredError | None = None
         self._reply: Reply | None = reply
         self._reply_cycle = itertools.cycle(self.settings.replies) if self.settings.replies else None
-        self._retire_on: dt.date | None = None
+        self._retire_at: dt.datetime | None = None
+        self._retire_alternatives: tuple[str, ...] = ()
+        self._retire_message = ""
         self._persona: Provider | None = None
+        self._model_meta: dict[str, dict[str, Any]] = {}
+        self._deleted: set[str] = set()
         self._persona_fixed = False
         self._words: dict[JobStatus, str] = {}
 
@@ -200,6 +207,10 @@ class FakeProvider(Provider):
         in `raw_status` and skip states the vendor does not have. `settings` are checked by that
         provider's settings class, as its config section would be. Returns the fake.
         """
+        if name is not None and (not isinstance(name, str) or not name):
+            raise ConfigurationError(
+                f"as_provider takes a provider name or None, not {name!r}.", fix='Pass e.g. "together".'
+            )
         self._become(name, settings)
         self._persona_fixed = True
         return self
@@ -320,18 +331,23 @@ class FakeProvider(Provider):
         alternatives: Sequence[str] = (),
         message: str = "Fine-tuning is no longer available on this provider",
     ) -> None:
-        """Close fine-tuning on `on` (a date, datetime or ISO string; None: now), as a vendor does.
+        """Close fine-tuning at `on` (a date: from its start, UTC; a datetime: from that instant; an
+        ISO string of either; None: now), as a vendor does.
 
-        From that date (on the fake's clock) creating a job answers 410 Gone, which the client raises
-        as `ProviderRetiredError` with the date and `alternatives`. Before it, the closure is only
+        From then (on the fake's clock) creating a job answers 410 Gone, which the client raises as
+        `ProviderRetiredError` with the date and `alternatives`. Before it, the closure is only
         announced: jobs are accepted and each create logs a warning naming the date.
         """
-        when = _as_date(on)
-        with self._lock:
-            self._retire_on = when
-            self._retired = ProviderRetiredError(
-                message, provider=self.name, status_code=410, retired_on=when, alternatives=alternatives
+        if isinstance(alternatives, str) or not all(isinstance(a, str) for a in alternatives):
+            raise ConfigurationError(
+                f"alternatives must be a list of provider names, not {alternatives!r}.",
+                fix='Pass e.g. alternatives=["together", "bedrock"].',
             )
+        when = _as_instant(on) if on is not None else self.clock.now()
+        with self._lock:
+            self._retire_at = when
+            self._retire_alternatives = tuple(alternatives)
+            self._retire_message = message
 
     def set_reply(self, reply: Reply) -> None:
         """Chat answers with this text, or with `reply(model, messages)`."""
@@ -361,17 +377,35 @@ class FakeProvider(Provider):
             commit()
             return ref
 
+    def check_job(self, spec: JobSpec) -> None:
+        """The impersonated provider's own checks (its options, settings and limits); the plain fake
+        takes `steps_per_epoch` only."""
+        if spec.method == "dpo":
+            self._require("dpo", "DPO (preference) training")
+        if self._persona is not None:
+            self._persona.check_job(spec)
+            return
+        unknown = sorted(set(spec.hyperparameters.provider_options) - KNOWN_OPTIONS)
+        if unknown:
+            raise UnsupportedFeatureError(
+                provider=self.name,
+                feature=f"the provider option(s) {', '.join(map(repr, unknown))}",
+                hint=f"Known options: {', '.join(sorted(KNOWN_OPTIONS))}.",
+            )
+
     def create_job(self, spec: JobSpec, *, idempotency_key: str) -> Job:
         with self._enter("create_job", model=spec.model, idempotency_key=idempotency_key) as commit:
-            if self._retired is not None:
-                if self._retire_on is None or self._retire_on <= self.clock.now().date():
-                    raise self._retired
+            if self._retire_at is not None:
+                if self.clock.now() >= self._retire_at:
+                    raise ProviderRetiredError(
+                        self._retire_message, provider=self.name, status_code=410,
+                        retired_on=self._retire_at.date(), alternatives=self._retire_alternatives,
+                    )  # fmt: skip
                 log.warning(
                     "unitune: %s closes fine-tuning on %s; this job was accepted, later ones will not be",
-                    self.name, self._retire_on.isoformat(),
+                    self.name, self._retire_at.isoformat(),
                 )  # fmt: skip
-            if spec.method == "dpo":
-                self._require("dpo", "DPO (preference) training")
+            self.check_job(spec)
             for ref in (spec.training_file, spec.validation_file):
                 if ref is not None and ref.id not in self._files:
                     raise NotFoundError(
@@ -379,13 +413,6 @@ class FakeProvider(Provider):
                         provider=self.name,
                         status_code=404,
                     )
-            unknown = sorted(set(spec.hyperparameters.provider_options) - KNOWN_OPTIONS)
-            if unknown:
-                raise UnsupportedFeatureError(
-                    provider=self.name,
-                    feature=f"the provider option(s) {', '.join(map(repr, unknown))}",
-                    hint=f"Known options: {', '.join(sorted(KNOWN_OPTIONS))}.",
-                )
             number = next(self._counter)
             job = _FakeJob(
                 number=number,
@@ -554,6 +581,75 @@ class FakeProvider(Provider):
                 finish_reason="stop",
                 usage=Usage(prompt_tokens=prompt_tokens, completion_tokens=len(text.split())),
             )
+
+    # -- tuned models (as the impersonated provider manages them, if it does) ---------------------------
+
+    def _manages_models(self, feature: str) -> None:
+        if self._persona is not None and type(self._persona).list_models is Provider.list_models:
+            self._unsupported(feature)
+
+    def _tuned(self) -> dict[str, tuple[str, _FakeJob]]:
+        out = {}
+        for job_id, job in self._jobs.items():
+            if self._status(job) is S.SUCCEEDED:
+                out[self._tuned_name(job)] = (job_id, job)
+        return out
+
+    def _model(self, model_id: str) -> TunedModel:
+        tuned = self._tuned()
+        if model_id not in tuned or model_id in self._deleted:
+            raise NotFoundError(f"No tuned model {model_id!r}", provider=self.name, status_code=404)
+        job_id, job = tuned[model_id]
+        meta = self._model_meta.get(model_id, {})
+        return TunedModel(
+            id=model_id, provider=self.name, base_model=job.spec.model, job_id=job_id,
+            name=meta.get("name"), description=meta.get("description"), archived=bool(meta.get("archived")),
+            created_at=job.history[-1][1],
+        )  # fmt: skip
+
+    def list_models(self) -> list[TunedModel]:
+        self._manages_models("listing tuned models")
+        with self._enter("list_models") as commit:
+            models = [self._model(m) for m in self._tuned() if m not in self._deleted]
+            commit()
+            return models
+
+    def update_model(
+        self, model_id: str, *, name: str | None = None, description: str | None = None
+    ) -> TunedModel:
+        self._manages_models("updating tuned models")
+        with self._enter("update_model", model_id=model_id) as commit:
+            self._model(model_id)
+            meta = self._model_meta.setdefault(model_id, {})
+            if name is not None:
+                meta["name"] = name
+            if description is not None:
+                meta["description"] = description
+            commit()
+            return self._model(model_id)
+
+    def archive_model(self, model_id: str) -> TunedModel:
+        self._manages_models("archiving tuned models")
+        with self._enter("archive_model", model_id=model_id) as commit:
+            self._model(model_id)
+            self._model_meta.setdefault(model_id, {})["archived"] = True
+            commit()
+            return self._model(model_id)
+
+    def unarchive_model(self, model_id: str) -> TunedModel:
+        self._manages_models("unarchiving tuned models")
+        with self._enter("unarchive_model", model_id=model_id) as commit:
+            self._model(model_id)
+            self._model_meta.setdefault(model_id, {})["archived"] = False
+            commit()
+            return self._model(model_id)
+
+    def delete_model(self, model_id: str) -> None:
+        self._manages_models("deleting tuned models")
+        with self._enter("delete_model", model_id=model_id) as commit:
+            self._model(model_id)
+            self._deleted.add(model_id)
+            commit()
 
     # -- internals ----------------------------------------------------------------------------------
 

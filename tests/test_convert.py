@@ -111,8 +111,12 @@ def test_unknown_format_without_close_match_has_no_suggestion() -> None:
 
 
 def test_converter_rejects_a_non_example() -> None:
-    with pytest.raises(TypeError, match="expected ChatExample, PreferenceExample or TextExample, got dict"):
+    with pytest.raises(
+        ConfigurationError, match="expected ChatExample, PreferenceExample or TextExample, got dict"
+    ) as info:
         get_format("openai").convert({"messages": []})  # type: ignore[arg-type]
+    assert "\n" not in str(info.value)
+    assert "Dataset.from_records" in str(info.value)
 
 
 # ------------------------------------------------------------------------------------------------

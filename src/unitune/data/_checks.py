@@ -43,6 +43,7 @@ CODES: dict[str, Code] = {
     # reading
     "empty_file": Code(_R, "warning", "The file holds no example at all."),
     "invalid_utf8": Code(_R, "warning", "A line is not UTF-8."),
+    "invalid_unicode": Code(_R, "warning", "A line's text holds a lone UTF-16 surrogate (a \\ud800-\\udfff escape): valid JSON, not valid Unicode."),
     "invalid_json": Code(_R, "warning", "A line is not valid JSON."),
     "invalid_gzip": Code(_R, "warning", "The gzip data is corrupt or truncated."),
     "not_an_object": Code(_R, "warning", "A line is JSON but not an object."),

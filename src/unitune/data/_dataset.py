@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
 
+from unitune.data._args import encoding_arg, format_arg, optional_str, path_arg
 from unitune.data._loaders import (
     MESSAGE_KEYS,
     OWN_KEYS,
@@ -22,7 +23,7 @@ from unitune.data._loaders import (
     weight_value,
 )  # fmt: skip
 from unitune.data._model import ChatExample, PreferenceExample, TextExample
-from unitune.errors import DatasetError
+from unitune.errors import ConfigurationError, DatasetError
 
 __all__ = ["Dataset", "Example"]
 
@@ -127,8 +128,9 @@ def to_example(record: Record, path: str | None = None) -> Example:
 
 
 def _readable(path: str | os.PathLike[str]) -> Path:
-    """`path` if it is a file this process can read; else a `DatasetError` saying which it is not."""
-    p = Path(path)
+    """`path` if it is a file this process can read; else a `DatasetError` saying which it is not
+    (or a `ConfigurationError` if it is not a path at all)."""
+    p = path_arg(path, "path")
     if p.is_dir():
         raise DatasetError("is a directory, not a data file; pass the .jsonl file inside it", path=str(p))
     if not p.exists():
@@ -141,6 +143,29 @@ def _readable(path: str | os.PathLike[str]) -> Path:
             f"cannot be read ({e.strerror or e}); check its permissions", path=str(p)
         ) from None
     return p
+
+
+def _records_arg(items: Any, name: str, call: str) -> None:
+    """`items` must be an iterable of records: not None, a number, a path or a single dict."""
+    if isinstance(items, (str, bytes, os.PathLike)):
+        raise ConfigurationError(
+            f"{call} takes records (dicts or examples), not a path ({items!r}).",
+            fix="Read a file with Dataset.from_jsonl(path).",
+        )
+    if isinstance(items, Mapping):
+        raise ConfigurationError(
+            f"{call} takes an iterable of records, not one dict.",
+            fix="Wrap a single record in a list: [record].",
+        )
+    if type(items).__name__ == "DataFrame":
+        raise ConfigurationError(
+            f"{call} takes an iterable of records, not a DataFrame.", fix="Use Dataset.from_pandas(frame)."
+        )
+    if not isinstance(items, Iterable):
+        raise ConfigurationError(
+            f"{call} takes an iterable of records (e.g. a list of dicts), not {type(items).__name__}.",
+            fix='Pass e.g. [{"messages": [...]}].',
+        )
 
 
 class Dataset:
@@ -166,8 +191,9 @@ class Dataset:
 
         The format is detected from the first readable line unless given.
         """
+        fmt = format_arg(format)
         p = _readable(path)
-        return cls(lambda: read_jsonl(p, fmt=format), path=p)
+        return cls(lambda: read_jsonl(p, fmt=fmt), path=p)
 
     @classmethod
     def from_csv(
@@ -180,6 +206,13 @@ class Dataset:
         encoding: str = "utf-8",
     ) -> Dataset:
         """A CSV file with a header; `prompt`/`completion`/`system` name the columns to use."""
+        fix = 'Name the CSV\'s columns, e.g. prompt="question", completion="answer".'
+        if not isinstance(prompt, str) or not isinstance(completion, str):
+            raise ConfigurationError(
+                f"prompt and completion must be column names, not {prompt!r} and {completion!r}.", fix=fix
+            )
+        optional_str(system, "system", fix=fix)
+        encoding_arg(encoding)
         p = _readable(path)
         return cls(
             lambda: read_csv(p, prompt=prompt, completion=completion, system=system, encoding=encoding),
@@ -194,20 +227,31 @@ class Dataset:
 
         A one-shot iterator (a generator) is read into a list so the dataset can be passed over twice.
         """
+        fmt = format_arg(format)
+        _records_arg(items, "items", "Dataset.from_records")
         seq: Sequence[Any] = items if isinstance(items, Sequence) else list(items)
-        return cls(lambda: iter_objects(seq, fmt=format), name=name)
+        return cls(lambda: iter_objects(seq, fmt=fmt), name=str(name))
 
     @classmethod
     def from_hf(cls, dataset: Any, *, format: Format = "auto") -> Dataset:
         """A Hugging Face `datasets.Dataset` (rows read on demand)."""
+        fmt = format_arg(format)
+        _records_arg(dataset, "dataset", "Dataset.from_hf")
         return cls(
-            lambda: iter_objects(iter(dataset), fmt=format), name=f"<hf {getattr(dataset, 'info', '')}>"
+            lambda: iter_objects(iter(dataset), fmt=fmt),
+            name=f"<hf {getattr(dataset, 'info', '')}>",
         )
 
     @classmethod
     def from_pandas(cls, frame: Any, *, format: Format = "auto") -> Dataset:
         """A pandas DataFrame whose columns are the format's keys (e.g. `messages`)."""
-        return cls(lambda: iter_objects(frame.to_dict(orient="records"), fmt=format), name="<pandas>")
+        fmt = format_arg(format)
+        if not callable(getattr(frame, "to_dict", None)) or not hasattr(frame, "columns"):
+            raise ConfigurationError(
+                f"Dataset.from_pandas takes a pandas DataFrame, not {type(frame).__name__}.",
+                fix="Use Dataset.from_records(...) for a list of dicts.",
+            )
+        return cls(lambda: iter_objects(frame.to_dict(orient="records"), fmt=fmt), name="<pandas>")
 
     def records(self) -> Iterator[Record]:
         """Raw records with line numbers (what `validate()` reads)."""

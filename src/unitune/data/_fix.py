@@ -7,12 +7,14 @@ the first dropped lines listed, so nothing is lost silently.
 from __future__ import annotations
 
 import json
+import os
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from unitune.data._args import cannot_write, data_arg, optional_str, out_file, path_arg, provider_arg
 from unitune.data._dataset import Dataset
 from unitune.data._loaders import from_legacy_functions, weight_value
 from unitune.data._pii import PLACEHOLDERS, redact_value
@@ -111,14 +113,15 @@ def _redact(data: dict[str, Any], counts: dict[str, int]) -> dict[str, Any]:
 
 
 def fix(
-    data: Dataset,
-    out: str | Path,
+    data: Dataset | str | os.PathLike[str],
+    out: str | os.PathLike[str],
     *,
     provider: str = "openai",
     model: str | None = None,
     redact_pii: bool = False,
 ) -> FixResult:
-    """Write the examples of `data` that pass (after repair) `provider`'s checks to `out`, as JSONL.
+    """Write the examples of `data` (a `Dataset` or a JSONL file's path) that pass (after repair)
+    `provider`'s checks to `out`, as JSONL.
 
     `out` is a new file: the source is never changed. Repairs: other formats rewritten as chat,
     OpenAI's legacy function calls as tool calls, weights of true/1.0/"1" as integers, blank lines
@@ -129,13 +132,19 @@ def fix(
     number and IBAN with `<EMAIL>`, `<PHONE>`, `<NATIONAL_ID>`, `<CARD>` or `<IBAN>`, counted in
     `FixResult.redacted`.
     """
-    profile = get_profile(provider, model)
-    out_path = Path(out)
+    profile = get_profile(
+        provider_arg(provider),
+        optional_str(
+            model, "model", fix='Pass the model\'s name, e.g. model="gpt-4o-mini", or leave it out.'
+        ),
+    )
+    data = data_arg(data, "data")
+    out_path = path_arg(out, "out")
     if data.path is not None and out_path.resolve() == data.path.resolve():
         raise ConfigurationError(
             f"--fix would overwrite {out_path}, the data it reads.", fix="Write the corrected copy elsewhere."
         )
-    out_path.parent.mkdir(parents=True, exist_ok=True)
+    out_path = out_file(out_path, "out")
     repaired: Counter[str] = Counter()
     dropped: Counter[str] = Counter()
     redacted: dict[str, int] = {}
@@ -148,7 +157,11 @@ def fix(
         if len(dropped_lines) < 1000:
             dropped_lines.append((line, code))
 
-    with out_path.open("w", encoding="utf-8") as fh:
+    try:
+        fh = out_path.open("w", encoding="utf-8")
+    except OSError as e:
+        raise cannot_write(out_path, e) from None
+    with fh:
         for record in data.records():
             if record.bom:
                 repaired["bom_removed"] += 1

@@ -285,6 +285,58 @@ def normalize(obj: dict[str, Any], fmt: str) -> dict[str, Any]:
     return convert(obj) if convert is not None else obj
 
 
+#: A JSON escape of a UTF-16 surrogate (\ud800-\udfff): the only way a line of valid UTF-8 parses to
+#: text that is not valid Unicode. The bytes are searched for it first (cheap, and almost never found:
+#: msgspec's block reader refuses lone surrogates, so only such blocks come here), and only a line that
+#: has one has its strings checked.
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+#: A run of backslashes then `u` and a surrogate's 4 hex digits, for the column of the lone one.
+_SURROGATE_TEXT = re.compile(r"(\\+)u([dD][89a-fA-F][0-9a-fA-F]{2})")
+_LOW_SURROGATE = re.compile(r"\\u[dD][c-fC-F][0-9a-fA-F]{2}")
+
+
+def valid_unicode(value: Any) -> bool:
+    """Whether every string in `value` (a JSON value: dict keys too, and tuples) can be written as
+    UTF-8, i.e. holds no lone UTF-16 surrogate. Iterative, so deep nesting cannot overflow the stack."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if not item.isascii():
+                try:
+                    item.encode("utf-8")
+                except UnicodeEncodeError:
+                    return False
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, (list, tuple)):
+            stack.extend(item)
+    return True
+
+
+def surrogate_problem(text: str | None = None) -> Problem:
+    """The `invalid_unicode` problem of a line (its JSON `text`, for the column) or of an object."""
+    column = None
+    escape = "\\ud800-\\udfff"
+    pos = 0
+    while text is not None and (m := _SURROGATE_TEXT.search(text, pos)) is not None:
+        pos = m.end()
+        if len(m.group(1)) % 2 == 0:
+            continue  # an escaped backslash, then the letters "u" and "d8..": text, not an escape
+        if m.group(2)[1] in "89abAB" and _LOW_SURROGATE.match(text, pos):
+            pos += 6  # a high surrogate and its low one: a whole character (an emoji)
+            continue
+        column, escape = m.start(2) - 1, "\\u" + m.group(2).lower()
+        break
+    return Problem(
+        "invalid_unicode",
+        f"text that is not valid Unicode: a lone UTF-16 surrogate ({escape}, often half of an emoji cut in "
+        "two), which no UTF-8 file can hold; remove it or write the whole character",
+        column,
+    )
+
+
 def _parse_line(raw: bytes, line: int, fmt: str | None, *, bom: bool = False) -> tuple[Record, str | None]:
     """One JSONL line → a record; returns the format seen (to pin it for the lines after).
 
@@ -306,6 +358,13 @@ def _parse_line(raw: bytes, line: int, fmt: str | None, *, bom: bool = False) ->
         return Record(
             line, None, Problem("invalid_json", f"not valid JSON: {e.msg}", e.colno), size=size
         ), fmt
+    except RecursionError:
+        problem = Problem(
+            "invalid_json", "not valid JSON here: nested too deeply; flatten the line's arrays and objects", 1
+        )
+        return Record(line, None, problem, size=size), fmt
+    if _SURROGATE_ESCAPE.search(raw) is not None and not valid_unicode(obj):
+        return Record(line, None, surrogate_problem(text), size=size), fmt
     if not isinstance(obj, dict):
         problem = Problem("not_an_object", f"each line must be a JSON object, got {type(obj).__name__}", 1)
         return Record(line, None, problem, size=size), fmt
@@ -612,6 +671,9 @@ def iter_objects(items: Iterable[Any], *, fmt: Format = "auto") -> Iterator[Reco
             }
         if not isinstance(obj, dict):
             yield Record(line, None, Problem("not_an_object", f"expected a dict, got {type(obj).__name__}"))
+            continue
+        if not valid_unicode(obj):
+            yield Record(line, None, surrogate_problem())
             continue
         seen = detect_format(obj)
         if seen is None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from array import array
 from collections import Counter, defaultdict
 from collections.abc import Callable, Mapping
@@ -18,6 +19,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
+from unitune.data._args import cannot_write, data_arg, int_arg, make_dir
+from unitune.data._args import out_dir as out_dir_arg
 from unitune.data._dataset import Dataset
 from unitune.data._validate import example_keys
 from unitune.errors import ConfigurationError, DatasetError
@@ -74,19 +77,34 @@ def _rank(seed: int, exact: bytes) -> int:
 
 
 def split(
-    data: Dataset,
-    out_dir: str | Path,
+    data: Dataset | str | os.PathLike[str],
+    out_dir: str | os.PathLike[str],
     *,
     validation_fraction: float = 0.2,
     seed: int = 0,
     stratify: StratifyKey = None,
     dedupe: bool = True,
 ) -> SplitResult:
-    """Split `data` into `out_dir/train.jsonl` and `out_dir/validation.jsonl` (OpenAI chat/DPO JSONL).
+    """Split `data` (a `Dataset` or a JSONL file's path) into `out_dir/train.jsonl` and
+    `out_dir/validation.jsonl` (OpenAI chat/DPO JSONL); `out_dir` is created if missing.
 
     `stratify` is a top-level key of the records or a function of the record dict; each stratum is
-    split in the same proportion. Unreadable lines are skipped (run `validate()` to see them).
+    split in the same proportion. `seed` is an integer from 0 to 2**64 - 1. Unreadable lines are
+    skipped (run `validate()` to see them).
     """
+    data = data_arg(data, "data")
+    int_arg(
+        seed,
+        "seed",
+        minimum=0,
+        maximum=(1 << 64) - 1,
+        fix="Pass e.g. seed=0; the same seed splits the same way.",
+    )
+    if stratify is not None and not isinstance(stratify, str) and not callable(stratify):
+        raise ConfigurationError(
+            f"stratify must be a top-level key (a str) or a function of the record, not {stratify!r}.",
+            fix='Pass e.g. stratify="lang", or leave it out.',
+        )
     if (
         isinstance(validation_fraction, bool)
         or not isinstance(validation_fraction, (int, float))
@@ -96,6 +114,7 @@ def split(
             f"validation_fraction must be between 0 and 1 (exclusive), not {validation_fraction!r}.",
             fix="Pass e.g. 0.1 to hold out 10% of the examples.",
         )
+    out = out_dir_arg(out_dir, "out_dir")
     # Pass 1: each example's stratum and rank; which ones are duplicates.
     ranks: dict[str, array[int]] = defaultdict(lambda: array("Q"))
     seen: set[bytes] = set()
@@ -130,12 +149,21 @@ def split(
         k = round(len(values) * validation_fraction)
         thresholds[name] = sorted(values)[k - 1] if k > 0 else -1
     # Pass 2: write.
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    make_dir(out)
     train_path, valid_path = out / "train.jsonl", out / "validation.jsonl"
     counts: Counter[tuple[str, bool]] = Counter()
     seen.clear()
-    with train_path.open("w", encoding="utf-8") as train, valid_path.open("w", encoding="utf-8") as valid:
+    for path in (train_path, valid_path):
+        if path.is_dir():
+            raise ConfigurationError(
+                f"Cannot write {str(path)!r}: a folder of that name is in the way.",
+                fix="Pass another out_dir.",
+            )
+    try:
+        train, valid = train_path.open("w", encoding="utf-8"), valid_path.open("w", encoding="utf-8")
+    except OSError as e:
+        raise cannot_write(out, e) from None
+    with train, valid:
         for record in data.records():
             if record.data is None:
                 continue

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from unitune.data import _pii
+from unitune.data._args import as_date, data_arg, int_arg, optional_str, provider_arg
 from unitune.data._checks import CODES
 from unitune.data._dataset import Dataset
 from unitune.data._loaders import (
@@ -46,6 +47,7 @@ from unitune.data._loaders import (
 from unitune.data._report import Distribution, Issue, IssueCollector, Severity, Stats, ValidationReport
 from unitune.data._textscan_py import F_AT, F_CARD, F_IBAN, F_PHONE, F_SPECIAL, keys, lane, scan
 from unitune.data.profiles import ROLES, Profile, get_profile
+from unitune.errors import ConfigurationError
 from unitune.types import content_text
 
 if TYPE_CHECKING:
@@ -911,7 +913,7 @@ def validate(
     counter: Any = None,
     max_issues: int = 1000,
     workers: int | None = None,
-    today: dt.date | None = None,
+    today: dt.date | str | None = None,
     catalog: Catalog | None = None,
 ) -> ValidationReport:
     """Check `data` against `provider`'s rules in one streaming pass; never raises for bad data.
@@ -922,7 +924,8 @@ def validate(
     the job's training method: each example must be of its kind (chats for SFT, preference pairs for
     DPO); None accepts either. `validation` (optional) is checked too, and against `data` for
     leakage. `token_limit` overrides the model's per-example limit; `counter` the token counter.
-    With `today`, a model the catalog says cannot be trained on that date raises the
+    With `today` (a date, a datetime or an ISO date string), a model the catalog says cannot be
+    trained on that date raises the
     `ProviderRetiredError` `create_job` would (`catalog`: the catalog to ask, default the built-in one).
 
     `workers` is how many processes check a plain (not gzipped) JSONL file, each a range of its
@@ -931,18 +934,41 @@ def validate(
     validate large files with several workers need the usual `if __name__ == "__main__":` guard.
     """
     if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
-        from unitune.errors import ConfigurationError
-
         raise ConfigurationError(f"workers must be at least 1 (or None for automatic), got {workers!r}")
     if method not in (None, "sft", "dpo"):
-        from unitune.errors import ConfigurationError
-
         raise ConfigurationError(
             f"Unknown training method {method!r}.", fix="Use method='sft' or method='dpo'."
         )
+    provider = provider_arg(provider)
+    model = optional_str(
+        model, "model", fix='Pass the model\'s name, e.g. model="gpt-4o-mini", or leave it out.'
+    )
+    if token_limit is not None:
+        int_arg(
+            token_limit,
+            "token_limit",
+            minimum=1,
+            fix="Pass the per-example token limit, or None for the model's.",
+        )
+    int_arg(max_issues, "max_issues", minimum=0, fix="Pass how many issues to keep, e.g. 1000.")
+    today = as_date(today)
+    if counter is not None and not _is_counter(counter):
+        raise ConfigurationError(
+            f"counter must be a token counter, not {type(counter).__name__}.",
+            fix="Pass unitune.data.tokens.counter_for(provider, model), or leave it out.",
+        )
+    if catalog is not None:
+        from unitune.catalog import Catalog
+
+        if not isinstance(catalog, Catalog):
+            raise ConfigurationError(
+                f"catalog must be a unitune Catalog, not {type(catalog).__name__}.",
+                fix="Pass unitune.catalog.load_catalog(...), or leave it out for the built-in one.",
+            )
     model_id, catalog_limit = _catalog_model(provider, model, today=today, catalog=catalog)
     profile = get_profile(provider, model_id)
-    dataset = _as_dataset(data)
+    dataset = data_arg(data, "data")
+    vset = data_arg(validation, "validation") if validation is not None else None
     issues = IssueCollector(dataset.name, limit=max_issues)
     job = _Job(
         provider=provider,
@@ -956,8 +982,7 @@ def validate(
     train = _pass(dataset, job, issues, workers, leakage_from=None)
     stats = train.stats
 
-    if validation is not None:
-        vset = _as_dataset(validation)
+    if vset is not None:
         vissues = IssueCollector(vset.name, limit=max_issues)
         _pass(vset, job, vissues, workers, leakage_from=train)
         for issue in vissues.issues:
@@ -1044,18 +1069,12 @@ def _catalog_model(
     return model_id, entry.max_example_tokens if entry is not None else None
 
 
-def _as_dataset(data: DataSource) -> Dataset:
-    if isinstance(data, Dataset):
-        return data
-    path = Path(data)
-    if path.suffix.lower() in (".csv",):
-        from unitune.errors import DatasetError
-
-        raise DatasetError(
-            "a CSV file needs its columns named: use Dataset.from_csv(path, prompt=, completion=)",
-            path=str(path),
-        )
-    return Dataset.from_jsonl(path)
+def _is_counter(counter: Any) -> bool:
+    """Whether `counter` counts as validation needs: a `TokenCounter`, or anything with its
+    `count_conversations`, or `count_messages` and `count_texts`."""
+    return callable(getattr(counter, "count_conversations", None)) or (
+        callable(getattr(counter, "count_messages", None)) and callable(getattr(counter, "count_texts", None))
+    )
 
 
 def _counter(provider: str, model: str | None, profile: Profile) -> Any:

@@ -24,6 +24,7 @@ import contextlib
 import difflib
 import hashlib
 import json
+import os
 import re
 import secrets
 from collections.abc import Callable, Iterable
@@ -33,6 +34,7 @@ from typing import Any, Literal, NoReturn
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from unitune.data._args import cannot_write, data_arg, int_arg, out_file
 from unitune.data._loaders import DATA_URL_IMAGE
 from unitune.data._model import ChatExample, PreferenceExample, TextExample
 from unitune.errors import ConfigurationError
@@ -64,6 +66,7 @@ LOSS_CODES: dict[str, str] = {
     "no_user": "There is no user turn; the format requires one.",
     "bad_role_order": "The turns are in an order the format cannot take (e.g. starts with the assistant).",
     "invalid_json": "The converted record is not valid JSON (e.g. NaN in a tool schema).",
+    "invalid_unicode": "The example's text holds a lone UTF-16 surrogate, which no UTF-8 file can hold.",
     # Losses: the example is written, changed as described.
     "tools_dropped": "Tool definitions were dropped (no message used them).",
     "parallel_tool_calls_dropped": "The `parallel_tool_calls` flag was dropped.",
@@ -886,8 +889,9 @@ def _pure(name: str, inner: _Inner) -> Converter:
 
     def convert(example: Example) -> tuple[Record | None, list[ConversionLoss]]:
         if not isinstance(example, (ChatExample, PreferenceExample, TextExample)):
-            raise TypeError(
-                f"expected ChatExample, PreferenceExample or TextExample, got {type(example).__name__}"
+            raise ConfigurationError(
+                f"expected ChatExample, PreferenceExample or TextExample, got {type(example).__name__}.",
+                fix="Read dicts or files with Dataset.from_records(...) or Dataset.from_jsonl(path) first.",
             )
         ctx = _Ctx(fmt=name, line=example.line)
         try:
@@ -1014,7 +1018,7 @@ def get_format(fmt: str) -> WireFormat:
     """The wire format named `fmt`; raises `ConfigurationError` listing the known names if unknown."""
     try:
         return _REGISTRY[fmt]
-    except KeyError:
+    except (KeyError, TypeError):  # TypeError: not a name at all (a list, a dict)
         pass
     known = formats()
     close = difflib.get_close_matches(str(fmt), known, n=1)
@@ -1037,13 +1041,14 @@ def _encode(record: Record) -> bytes:
 
 
 def write_jsonl(
-    examples: Iterable[ChatExample | PreferenceExample | TextExample],
+    examples: Iterable[ChatExample | PreferenceExample | TextExample] | str | os.PathLike[str],
     fmt: str,
-    path: str | Path,
+    path: str | os.PathLike[str],
     *,
     max_losses: int = 1000,
 ) -> ConversionResult:
-    """Convert `examples` to `fmt` and write them to `path` as JSONL, one example per line.
+    """Convert `examples` (a `Dataset`, any iterable of examples, or a JSONL file's path) to `fmt`
+    and write them to `path` as JSONL, one example per line; `path`'s folder is created if missing.
 
     Streams: one example is held at a time. The file is written beside `path` under a temporary name
     and moved into place at the end, so a failure never leaves a half-written dataset at `path`.
@@ -1051,7 +1056,16 @@ def write_jsonl(
     `loss_counts` counts all of them.
     """
     spec = get_format(fmt)  # before touching the disk: an unknown name writes nothing
-    target = Path(path)
+    int_arg(max_losses, "max_losses", minimum=0, fix="Pass how many losses to keep, e.g. 1000.")
+    if isinstance(examples, (str, bytes, os.PathLike)):
+        examples = data_arg(examples, "examples")
+    elif not isinstance(examples, Iterable) or isinstance(examples, (dict, BaseModel)):
+        raise ConfigurationError(
+            f"examples must be a Dataset, an iterable of examples or a JSONL file's path, not "
+            f"{type(examples).__name__}.",
+            fix="Pass Dataset.from_jsonl(path), or a list of ChatExample / PreferenceExample / TextExample.",
+        )
+    target = out_file(path, "path")
     tmp = target.with_name(f".{target.name}.{secrets.token_hex(4)}.tmp")
     digest = hashlib.sha256()
     size = written = refused = 0
@@ -1064,13 +1078,24 @@ def write_jsonl(
             losses.append(loss)
 
     try:
-        with tmp.open("xb") as fh:
+        fh = tmp.open("xb")
+    except OSError as e:
+        raise cannot_write(target, e) from None
+    try:
+        with fh:
             for example in examples:
                 record, example_losses = spec.convert(example)
                 data = None
                 if record is not None:
                     try:
                         data = _encode(record)
+                    except UnicodeEncodeError:
+                        message = "text that is not valid Unicode: a lone UTF-16 surrogate; remove it"
+                        example_losses = [
+                            ConversionLoss(
+                                line=example.line, code="invalid_unicode", message=message, refused=True
+                            )
+                        ]
                     except ValueError as exc:
                         example_losses = [
                             ConversionLoss(
@@ -1086,7 +1111,10 @@ def write_jsonl(
                 digest.update(data)
                 size += len(data)
                 written += 1
-        tmp.replace(target)
+        try:
+            tmp.replace(target)
+        except OSError as e:
+            raise cannot_write(target, e) from None
     except BaseException:
         with contextlib.suppress(OSError):
             tmp.unlink()

@@ -102,7 +102,15 @@ class Profile(BaseModel):
         if code in unreadable():
             return "error"
         check = self.checks.get(code)
-        return "error" if check is not None and check.blocks else CODES[code].default
+        if check is not None and check.blocks:
+            return "error"
+        try:
+            return CODES[code].default
+        except (KeyError, TypeError):
+            raise ConfigurationError(
+                f"Unknown finding code {code!r}.",
+                fix="See unitune.data._checks.CODES or docs/data.md for the codes.",
+            ) from None
 
 
 @functools.cache
@@ -162,6 +170,16 @@ def get_profile(provider: str, model: str | None = None) -> Profile:
     Bedrock's format depends on the base model: Claude, Nova and Llama each have their own profile.
     """
     profiles = _profiles()
+    if not isinstance(provider, str) or not provider:
+        raise ConfigurationError(
+            f"provider must be a provider's name, not {provider!r}.",
+            fix=f"Known: {', '.join(sorted(profiles))}.",
+        )
+    if model is not None and not isinstance(model, str):
+        raise ConfigurationError(
+            f"model must be a string, not {type(model).__name__} ({model!r}).",
+            fix='Pass the model\'s name, e.g. model="gpt-4o-mini", or leave it out.',
+        )
     name = provider
     if provider == "bedrock":
         m = (model or "").lower()

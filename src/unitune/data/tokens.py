@@ -34,7 +34,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from importlib import import_module
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 from unitune.types import Message, content_text
 
@@ -238,6 +238,59 @@ class _Encoder(ABC):
     def counter(self) -> Callable[[str], int]:
         """The fastest callable doing what `count` does (hot loops call it per message)."""
         return self.count
+
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+#: What each counting method takes, for the error when it is given something else.
+_TAKES = {
+    "count_text": "text (a str)",
+    "count_texts": "a list of texts (str)",
+    "count_messages": "a list of messages (dicts with role and content, or Message objects)",
+    "count_conversation": "a list of messages (dicts with role and content, or Message objects)",
+    "count_conversations": "a list of (messages, tools) pairs",
+}
+
+
+def _plain(value: Any) -> Any:
+    """`value` with pydantic models (`Message`) dumped, for the Unicode check."""
+    if hasattr(value, "model_dump"):
+        return value.model_dump()
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
+
+
+def _guarded(method: _F) -> _F:
+    """A counting method whose bad input is a one-line error: text that is not valid Unicode (a lone
+    surrogate, which no tokenizer takes) a `DatasetError`, anything else it cannot count a
+    `ConfigurationError`. Costs nothing unless the tokenizer raises."""
+    name = method.__name__
+
+    @functools.wraps(method)
+    def guarded(self: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return method(self, *args, **kwargs)
+        except (TypeError, ValueError, AttributeError) as e:
+            from unitune.data._loaders import valid_unicode
+            from unitune.errors import ConfigurationError, DatasetError, UnituneError
+
+            if isinstance(e, UnituneError):
+                raise
+            if not valid_unicode(_plain([args, kwargs])):
+                raise DatasetError(
+                    "text that is not valid Unicode: a lone UTF-16 surrogate (\\ud800-\\udfff), which no "
+                    "tokenizer takes; remove it or write the whole character"
+                ) from None
+            given = type(args[0]).__name__ if args else "nothing"
+            raise ConfigurationError(
+                f"{name}() cannot count what it was given (got {given}).",
+                fix=f"Pass {_TAKES.get(name, 'text')}.",
+            ) from None
+
+    return cast("_F", guarded)
 
 
 class _CharEstimate(_Encoder):
@@ -615,12 +668,15 @@ class _TemplateCounter(TokenCounter):
         # counts, by text.
         self._repeated: dict[str, int] = {}
 
+    @_guarded
     def count_text(self, text: str) -> int:
         return self._enc.count(text)
 
+    @_guarded
     def count_texts(self, texts: Sequence[str]) -> list[int]:
         return self._enc.count_many(texts)
 
+    @_guarded
     def count_messages(
         self, messages: Sequence[MessageLike], *, tools: Sequence[Mapping[str, Any]] | None = None
     ) -> int:
@@ -631,6 +687,7 @@ class _TemplateCounter(TokenCounter):
         b = self._render(msgs, tool_list)
         return b.n_special + sum(self._enc.count(run) for run in b.runs)
 
+    @_guarded
     def count_conversation(
         self, messages: Sequence[MessageLike], *, tools: Sequence[Mapping[str, Any]] | None = None
     ) -> tuple[int, int]:
@@ -638,6 +695,7 @@ class _TemplateCounter(TokenCounter):
             return super().count_conversation(messages, tools=tools)
         return self.count_conversations([(messages, tools)])[0]
 
+    @_guarded
     def count_conversations(self, items: Sequence[_Conversation]) -> list[tuple[int, int]]:
         if self.chat_format != "openai":
             return super().count_conversations(items)
@@ -735,9 +793,11 @@ class _MistralCounter(TokenCounter):
         self._tok = tokenizer
         self._raw = tokenizer.instruct_tokenizer.tokenizer
 
+    @_guarded
     def count_text(self, text: str) -> int:
         return len(self._raw.encode(text, bos=False, eos=False))
 
+    @_guarded
     def count_texts(self, texts: Sequence[str]) -> list[int]:
         # mistral-common wraps each call in Python list work; calling its backend directly is
         # several times faster on a dataset: Tekken is a tiktoken Encoding (whose own threaded
@@ -755,6 +815,7 @@ class _MistralCounter(TokenCounter):
                 pass
         return [self.count_text(t) for t in texts]
 
+    @_guarded
     def count_messages(
         self, messages: Sequence[MessageLike], *, tools: Sequence[Mapping[str, Any]] | None = None
     ) -> int:
@@ -830,15 +891,18 @@ class _HFCounter(TokenCounter):
         self.chat_format = "hf"
         self._tok = tokenizer
 
+    @_guarded
     def count_text(self, text: str) -> int:
         return len(self._tok.encode(text, add_special_tokens=False))
 
+    @_guarded
     def count_texts(self, texts: Sequence[str]) -> list[int]:
         if not texts:
             return []
         ids = self._tok(list(texts), add_special_tokens=False)["input_ids"]
         return [len(x) for x in ids]
 
+    @_guarded
     def count_messages(
         self, messages: Sequence[MessageLike], *, tools: Sequence[Mapping[str, Any]] | None = None
     ) -> int:
@@ -1192,6 +1256,13 @@ def counter_for(provider: str, model: str | None = None) -> TokenCounter:
     per token. Never downloads and never raises for a missing library: the counter's `method`
     says how it counts and what to install for exact counts.
     """
+    if not isinstance(provider, str) or (model is not None and not isinstance(model, str)):
+        from unitune.errors import ConfigurationError
+
+        raise ConfigurationError(
+            f"counter_for takes a provider's name and a model name (str), not {provider!r} and {model!r}.",
+            fix='Pass e.g. counter_for("openai", "gpt-4o-mini").',
+        )
     provider_key = provider.strip().lower()
     why: str | None = None  # why a tokenizer that should have been usable was not
     family: _Family | None = None
@@ -1271,17 +1342,21 @@ class _UpperBound(TokenCounter):
     def _bound(self, counted: int, texts: Sequence[str]) -> int:
         return max(math.ceil(counted * UPPER_BOUND_MARGIN), self._chars(texts))
 
+    @_guarded
     def count_text(self, text: str) -> int:
         return self._bound(self.base.count_text(text), [text])
 
+    @_guarded
     def count_texts(self, texts: Sequence[str]) -> list[int]:
         return [self._bound(n, [t]) for n, t in zip(self.base.count_texts(texts), texts, strict=True)]
 
+    @_guarded
     def count_messages(
         self, messages: Sequence[MessageLike], *, tools: Sequence[Mapping[str, Any]] | None = None
     ) -> int:
         return self._bound(self.base.count_messages(messages, tools=tools), [_text_of(m) for m in messages])
 
+    @_guarded
     def count_conversations(self, items: Sequence[_Conversation]) -> list[tuple[int, int]]:
         out = []
         for (total, assistant), (messages, _) in zip(

@@ -669,3 +669,86 @@ def test_botocore_sends_each_request_once(moto: None) -> None:
     with pytest.raises(ProviderUnavailableError):
         provider._call("s3", "list_objects_v2", "list objects", Bucket=BUCKET)
     assert len(sent) == 1
+
+
+# -- what the create refuses is refused before anything is put in S3 ----------------------------------------
+
+_REFUSED = [
+    pytest.param({"bucket": BUCKET}, {}, ConfigurationError, "role_arn", id="no-role_arn"),
+    pytest.param({"role_arn": ROLE}, {}, ConfigurationError, r"Set bucket under", id="no-bucket"),
+    pytest.param({}, {"metadata": {"team": "sales#1"}}, ConfigurationError, "cannot be a Bedrock job tag",
+                 id="metadata-tag-characters"),
+    pytest.param({}, {"metadata": {"unitune_idempotency_key": "mine"}}, ConfigurationError, "unitune's own",
+                 id="metadata-reserved-key"),
+    pytest.param({}, {"hyperparameters": {"learning_rate_multiplier": 0.5}}, UnsupportedFeatureError,
+                 "learning_rate_multiplier for nova", id="nova-learning_rate_multiplier"),
+    pytest.param({}, {"hyperparameters": {"provider_options": {"earlyStoppingPatience": 2}}},
+                 UnsupportedFeatureError, "'earlyStoppingPatience' for nova", id="nova-claude-option"),
+    pytest.param({}, {"hyperparameters": {"provider_options": {"nope": 1}}}, UnsupportedFeatureError,
+                 "'nope' for nova", id="unknown-option"),
+]  # fmt: skip
+
+
+def _recorded(settings: BedrockSettings) -> tuple[BedrockProvider, list[str]]:
+    """A provider whose S3 and Bedrock clients note every operation they send."""
+    sent: list[str] = []
+    clients = {service: boto3.client(service, region_name=REGION) for service in ("s3", "bedrock")}
+    for service, c in clients.items():
+        c.meta.events.register(f"before-call.{service}", lambda model, **_: sent.append(model.name))
+    return BedrockProvider(settings, client=clients), sent
+
+
+@pytest.mark.parametrize(("settings", "kwargs", "error", "match"), _REFUSED)
+def test_what_the_create_refuses_is_refused_before_any_upload(
+    moto: None, data: Path, settings: dict[str, typing.Any], kwargs: dict[str, typing.Any],
+    error: type[Exception], match: str,
+) -> None:  # fmt: skip
+    provider, sent = _recorded(
+        BedrockSettings(region=REGION, **(settings or {"bucket": BUCKET, "role_arn": ROLE}))
+    )
+    client = FineTuneClient(provider, config=UnituneConfig(), ledger=False,
+                            clock=FakeClock(dt.datetime(2026, 11, 22, tzinfo=dt.timezone.utc)))  # fmt: skip
+    with pytest.raises(error, match=match):
+        client.create_job(model=NOVA, training_data=data, validation_data=data, **kwargs)
+    assert "PutObject" not in sent
+    assert sent == []
+    assert boto3.client("s3", region_name=REGION).list_objects_v2(Bucket=BUCKET).get("KeyCount", 0) == 0
+
+
+@pytest.mark.parametrize(("settings", "kwargs", "error", "match"), _REFUSED)
+def test_check_job_with_the_stand_in_refuses_as_the_create_does(
+    moto: None, tmp_path: Path, settings: dict[str, typing.Any], kwargs: dict[str, typing.Any],
+    error: type[Exception], match: str,
+) -> None:  # fmt: skip
+    from unitune.types import FileRef, JobSpec
+
+    fields = dict(kwargs)
+    if isinstance(fields.get("hyperparameters"), dict):
+        fields["hyperparameters"] = Hyperparameters(**fields["hyperparameters"])
+    section = {"region": REGION, **(settings or {"bucket": BUCKET, "role_arn": ROLE})}
+    stand_in = FileRef(id="unitune-check", provider="bedrock")
+    # Built from a config section, with no boto3 session or client: the check needs none.
+    bare = BedrockProvider.from_config(section)
+    with pytest.raises(error, match=match) as checked:
+        bare.check_job(JobSpec(model=NOVA, training_file=stand_in, validation_file=stand_in, **fields))
+    assert bare._session is None
+    assert bare._clients == {}
+    ref = BedrockProvider(_settings()).upload(_prepared(tmp_path))
+    provider, sent = _recorded(BedrockSettings(**section))
+    with pytest.raises(error) as created:
+        provider.create_job(JobSpec(model=NOVA, training_file=ref, validation_file=ref, **fields),
+                            idempotency_key="k")  # fmt: skip
+    assert str(created.value) == str(checked.value)
+    assert sent == []  # not even the create
+
+
+def test_check_job_passes_what_the_create_takes() -> None:
+    from unitune.types import FileRef, JobSpec
+
+    stand_in = FileRef(id="unitune-check", provider="bedrock")
+    bare = BedrockProvider.from_config({"bucket": BUCKET, "role_arn": ROLE})
+    bare.check_job(JobSpec(model=HAIKU, training_file=stand_in, metadata={"team": "support"},
+                           hyperparameters=Hyperparameters(epochs=2, learning_rate_multiplier=0.5,
+                                                           provider_options={"earlyStoppingPatience": 3})))  # fmt: skip
+    assert bare._session is None
+    assert bare._clients == {}

@@ -252,3 +252,72 @@ def test_a_busy_moment_while_polling_the_dataset_does_not_upload_twice(api: Fake
     api.fail.append((r"GET /v1/datasets/.*", 503, {}))
     _client(provider, tmp_path, [override]).create_job(model="command-r-08-2024", training_data=data)
     assert len(api.datasets) == 1
+
+
+# -- what the create refuses is refused before anything is uploaded ---------------------------------
+
+_REFUSED = [
+    pytest.param({"learning_rate_multiplier": 0.5}, UnsupportedFeatureError, "learning_rate_multiplier",
+                 id="learning_rate_multiplier"),
+    pytest.param({"seed": 3}, UnsupportedFeatureError, "seed", id="seed"),
+    pytest.param({"provider_options": {"nope": 1}}, UnsupportedFeatureError, "'nope'", id="unknown-option"),
+    pytest.param({"lora_alpha": 2.5}, ConfigurationError, "whole number for lora_alpha", id="lora_alpha"),
+    # A value of the wrong type: the SDK's request model refuses it (before: after the upload, and
+    # as a "create outcome unknown" error that the client would have looked up and retried).
+    pytest.param({"provider_options": {"early_stopping_patience": "soon"}}, ConfigurationError,
+                 "hyperparameter early_stopping_patience = 'soon'", id="option-type"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("hp", "error", "match"), _REFUSED)
+def test_what_the_create_refuses_is_refused_before_any_upload(
+    api: FakeCohere, provider: CohereProvider, data: Path, tmp_path: Path, override: Path,
+    hp: dict[str, typing.Any], error: type[Exception], match: str,
+) -> None:  # fmt: skip
+    client = _client(provider, tmp_path, [override])  # an account that may still train
+    with pytest.raises(error, match=match):
+        client.create_job(
+            model="command-r-08-2024", training_data=data, validation_data=data, hyperparameters=hp
+        )
+    assert not [r for r in api.requests if r.url.path == "/v1/datasets"]
+    assert api.datasets == {}
+    assert api.requests == []
+
+
+@pytest.mark.parametrize(("hp", "error", "match"), _REFUSED)
+def test_check_job_with_the_stand_in_refuses_as_the_create_does(
+    api: FakeCohere, provider: CohereProvider, hp: dict[str, typing.Any], error: type[Exception], match: str
+) -> None:  # fmt: skip
+    from unitune.types import FileRef, JobSpec
+
+    stand_in = FileRef(id="unitune-check", provider="cohere")
+    # An adapter built from an empty config section: no key, no SDK client, no request.
+    bare = CohereProvider.from_config({})
+    with pytest.raises(error, match=match) as checked:
+        bare.check_job(JobSpec(model="command-r-08-2024", training_file=stand_in, validation_file=stand_in,
+                               hyperparameters=Hyperparameters(**hp)))  # fmt: skip
+    assert bare._client is None
+    ref = FileRef(id="ds-1", provider="cohere")
+    with pytest.raises(error) as created:
+        provider.create_job(JobSpec(model="command-r-08-2024", training_file=ref, validation_file=ref,
+                                    hyperparameters=Hyperparameters(**hp)), idempotency_key="k")  # fmt: skip
+    assert str(created.value) == str(checked.value)
+    assert api.requests == []
+
+
+def test_check_job_without_the_sdk_makes_the_checks_that_need_none(monkeypatch: pytest.MonkeyPatch) -> None:
+    from unitune.errors import MissingDependencyError
+    from unitune.providers import registry
+    from unitune.types import FileRef, JobSpec
+
+    def missing(provider: str, module: str) -> typing.Any:
+        raise MissingDependencyError(provider=provider, extra=provider, module=module)
+
+    monkeypatch.setattr(registry, "import_sdk", missing)
+    stand_in = FileRef(id="unitune-check", provider="cohere")
+    bare = CohereProvider.from_config({})
+    with pytest.raises(UnsupportedFeatureError, match="'nope'"):
+        bare.check_job(JobSpec(model="command-r-08-2024", training_file=stand_in,
+                               hyperparameters=Hyperparameters(provider_options={"nope": 1})))  # fmt: skip
+    bare.check_job(JobSpec(model="command-r-08-2024", training_file=stand_in,
+                           hyperparameters=Hyperparameters(epochs=2, provider_options={"early_stopping_patience": 3})))  # fmt: skip

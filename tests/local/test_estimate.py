@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from unitune import ConfigurationError, FineTuneClient, Hyperparameters, JobStatus
+from unitune import ConfigurationError, FineTuneClient, Hyperparameters, JobStatus, UnsupportedFeatureError
 from unitune.demo.tickets import write_jsonl
 from unitune.providers.local import LocalProvider, LocalSettings, TrainingEstimate, TrainingTooLongError
 from unitune.providers.local import _estimate as est
@@ -271,3 +271,83 @@ def test_the_estimate_does_not_import_torch_on_a_cpu(tmp_path: Path) -> None:
 def test_the_estimate_type_is_exported() -> None:
     assert TrainingEstimate is est.TrainingEstimate
     assert math.isclose(LocalSettings().max_training_hours or 0, 12)
+
+
+# -- what the create refuses is refused before anything is copied or started ------------------------
+
+_REFUSED = [
+    pytest.param({"learning_rate_multiplier": 0.5}, UnsupportedFeatureError, "learning_rate_multiplier",
+                 id="learning_rate_multiplier"),
+    pytest.param({"provider_options": {"nope": 1}}, UnsupportedFeatureError, "'nope'", id="unknown-option"),
+    pytest.param({"provider_options": {"max_training_hours": "12"}}, ConfigurationError,
+                 "max_training_hours must be a number of hours", id="bad-limit"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("hp", "error", "match"), _REFUSED)
+def test_what_the_create_refuses_is_refused_before_the_upload(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, hp: dict[str, object], error: type[Exception], match: str
+) -> None:
+    provider = _provider(tmp_path, monkeypatch)
+    data = write_jsonl(tmp_path / "t.jsonl", 8, seed=1)
+    with pytest.raises(error, match=match):
+        FineTuneClient(provider, ledger=False).create_job(
+            model="HuggingFaceTB/SmolLM2-135M-Instruct", training_data=data, validation_data=data,
+            hyperparameters=hp,
+        )  # fmt: skip
+    assert not provider.store.files.exists() or not any(provider.store.files.iterdir())  # nothing copied
+    assert not provider.store.jobs.exists() or not any(provider.store.jobs.iterdir())
+
+
+@pytest.mark.parametrize(("hp", "error", "match"), _REFUSED)
+def test_check_job_with_the_stand_in_refuses_as_the_create_does(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, hp: dict[str, object], error: type[Exception], match: str
+) -> None:
+    stand_in = FileRef(id="unitune-check", provider="local")
+    model = "HuggingFaceTB/SmolLM2-135M-Instruct"
+    # Built from a config section, as the fake builds the provider it impersonates.
+    bare = LocalProvider.from_config({"home": str(tmp_path / "elsewhere")})
+    with pytest.raises(error, match=match) as checked:
+        bare.check_job(JobSpec(model=model, training_file=stand_in, validation_file=stand_in,
+                               hyperparameters=Hyperparameters(**hp)))  # fmt: skip
+    provider = _provider(tmp_path, monkeypatch)
+    ref = FineTuneClient(provider, ledger=False).upload(write_jsonl(tmp_path / "t.jsonl", 8, seed=1))
+    with pytest.raises(error) as created:
+        provider.create_job(JobSpec(model=model, training_file=ref, hyperparameters=Hyperparameters(**hp)),
+                            idempotency_key="k")  # fmt: skip
+    assert str(created.value) == str(checked.value)
+    assert not provider.store.jobs.exists() or not any(provider.store.jobs.iterdir())
+
+
+def test_the_estimate_needs_the_data_so_the_stand_in_skips_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, big_data: Path, llama_8b: Path
+) -> None:
+    provider = _provider(tmp_path, monkeypatch)
+    stand_in = FileRef(id="unitune-check", provider="local")
+    provider.check_job(JobSpec(model=str(llama_8b), training_file=stand_in, validation_file=stand_in))
+    # Once the data is in the store (the local upload is only a copy), check_job makes the estimate.
+    ref = FineTuneClient(provider, ledger=False).upload(big_data)
+    with pytest.raises(TrainingTooLongError) as checked:
+        provider.check_job(JobSpec(model=str(llama_8b), training_file=ref))
+    with pytest.raises(TrainingTooLongError) as created:
+        provider.create_job(JobSpec(model=str(llama_8b), training_file=ref), idempotency_key="k")
+    assert str(created.value) == str(checked.value)
+    assert not provider.store.jobs.exists() or not any(provider.store.jobs.iterdir())
+
+
+def test_check_job_and_create_job_make_one_estimate(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, llama_8b: Path
+) -> None:
+    provider = _provider(tmp_path, monkeypatch)
+    made: list[str] = []
+    real = provider._estimate
+
+    def counted(model: str, *args: object) -> TrainingEstimate:
+        made.append(model)
+        return real(model, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(provider, "_estimate", counted)
+    data = write_jsonl(tmp_path / "t.jsonl", 8, seed=1)
+    job = FineTuneClient(provider, ledger=False).create_job(model=str(llama_8b), training_data=data)
+    assert job.status is JobStatus.QUEUED
+    assert made == [str(llama_8b)]

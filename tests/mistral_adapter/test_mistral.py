@@ -340,7 +340,9 @@ def test_upload_through_the_sdk_and_its_size_limit(api: FakeMistral, provider: M
 def test_models_is_unsupported_where_the_provider_has_no_listing(tmp_path: Path) -> None:
     from unitune.testing import FakeProvider
 
-    client = FineTuneClient(FakeProvider(clock=FakeClock()), config=UnituneConfig(), ledger=False)
+    # The plain fake manages tuned models; impersonating the local trainer (no listing), it does not.
+    fake = FakeProvider(clock=FakeClock()).as_provider("local")
+    client = FineTuneClient(fake, config=UnituneConfig(), ledger=False)
     with pytest.raises(UnsupportedFeatureError, match="listing tuned models"):
         client.models()
 
@@ -359,3 +361,79 @@ def test_validated_with_auto_start_is_just_queued(provider: MistralProvider) -> 
     assert job.action_required is None
     held = provider._job({"id": "j", "status": "VALIDATED", "auto_start": False, "model": "m"})
     assert held.status is JobStatus.PAUSED
+
+
+# -- what the create refuses is refused before anything is uploaded ---------------------------------
+
+_REFUSED = [
+    pytest.param({"hyperparameters": Hyperparameters(batch_size=8)}, UnsupportedFeatureError, "batch_size",
+                 id="batch_size"),
+    pytest.param({"hyperparameters": {"learning_rate_multiplier": 0.5}}, UnsupportedFeatureError,
+                 "learning_rate_multiplier", id="learning_rate_multiplier"),
+    pytest.param({"hyperparameters": {"lora_rank": 8}}, UnsupportedFeatureError, "lora_rank", id="lora_rank"),
+    pytest.param({"hyperparameters": {"provider_options": {"nope": 1}}}, UnsupportedFeatureError, "'nope'",
+                 id="unknown-option"),
+    pytest.param({"suffix": "a-long-suffix"}, ConfigurationError, "at most 10 characters", id="suffix"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("kwargs", "error", "match"), _REFUSED)
+def test_what_the_create_refuses_is_refused_before_any_upload(
+    api: FakeMistral, provider: MistralProvider, data: Path, tmp_path: Path, legacy_catalog: Path,
+    kwargs: dict[str, typing.Any], error: type[Exception], match: str,
+) -> None:  # fmt: skip
+    client = _client(provider, tmp_path, [legacy_catalog])  # an account that may still create jobs
+    with pytest.raises(error, match=match):
+        client.create_job(model="open-mistral-7b", training_data=data, validation_data=data, **kwargs)
+    assert not api.calls("POST", "/v1/files")
+    assert api.requests == []
+
+
+@pytest.mark.parametrize(("kwargs", "error", "match"), _REFUSED)
+def test_check_job_with_the_stand_in_refuses_as_the_create_does(
+    api: FakeMistral, provider: MistralProvider, kwargs: dict[str, typing.Any], error: type[Exception], match: str
+) -> None:  # fmt: skip
+    fields = dict(kwargs)
+    if isinstance(fields.get("hyperparameters"), dict):
+        fields["hyperparameters"] = Hyperparameters(**fields["hyperparameters"])
+    stand_in = FileRef(id="unitune-check", provider="mistral")
+    # An adapter built from an empty config section: no key, no SDK or HTTP client, no request.
+    bare = MistralProvider.from_config({})
+    with pytest.raises(error, match=match) as checked:
+        bare.check_job(
+            JobSpec(model="open-mistral-7b", training_file=stand_in, validation_file=stand_in, **fields)
+        )
+    assert bare._client is None
+    assert bare._http is None
+    api.files["file-1"] = {"id": "file-1"}
+    ref = FileRef(id="file-1", provider="mistral")
+    with pytest.raises(error) as created:
+        provider.create_job(
+            JobSpec(model="open-mistral-7b", training_file=ref, **fields), idempotency_key="k"
+        )
+    assert str(created.value) == str(checked.value)
+    assert api.requests == []
+
+
+def test_check_job_passes_what_the_create_takes() -> None:
+    stand_in = FileRef(id="unitune-check", provider="mistral")
+    bare = MistralProvider.from_config({})
+    bare.check_job(JobSpec(model="open-mistral-7b", training_file=stand_in, suffix="x" * 10,
+                           hyperparameters=Hyperparameters(epochs=2, learning_rate=1e-4,
+                                                           provider_options={"warmup_fraction": 0.1})))  # fmt: skip
+    assert bare._client is None
+    assert bare._http is None
+
+
+def test_a_pair_over_the_size_limit_sends_neither_file(api: FakeMistral, provider: MistralProvider,
+                                                       data: Path) -> None:  # fmt: skip
+    from unitune.types import PreparedFile
+
+    small = PreparedFile(path=data, filename="t.jsonl", size_bytes=data.stat().st_size, sha256="x",
+                         purpose="training")  # fmt: skip
+    huge = small.model_copy(
+        update={"filename": "v.jsonl", "size_bytes": 600 * 2**20, "purpose": "validation"}
+    )
+    with pytest.raises(ConfigurationError, match=r"v\.jsonl .* 512 MB"):
+        provider.upload_pair(small, huge)
+    assert api.requests == []

@@ -672,3 +672,67 @@ def test_pairs_for_an_sft_job_are_refused_before_upload(
     with pytest.raises(ValidationFailed, match="method_mismatch"):
         client.create_job(model="gpt-4o-mini-2024-07-18", training_data=_pairs(tmp_path / "p.jsonl"))
     assert api.files == {}
+
+
+# -- what the create refuses is refused before anything is uploaded ---------------------------------
+
+_REFUSED = [
+    pytest.param({"hyperparameters": Hyperparameters(learning_rate=1e-5)}, UnsupportedFeatureError,
+                 "absolute learning_rate", id="learning_rate"),
+    pytest.param({"hyperparameters": {"provider_options": {"nope": 1}}}, UnsupportedFeatureError, "'nope'",
+                 id="unknown-option"),
+    pytest.param({"hyperparameters": {"provider_options": {"beta": 0.1}}}, UnsupportedFeatureError,
+                 "beta outside DPO", id="beta-outside-dpo"),
+    pytest.param({"hyperparameters": {"provider_options": {"method": {"reinforcement": {}}}}},
+                 UnsupportedFeatureError, "without a 'type'", id="method-without-type"),
+    pytest.param({"metadata": {f"k{i}": "v" for i in range(16)}}, UnsupportedFeatureError,
+                 "more than 15 metadata pairs", id="metadata-pairs"),
+    pytest.param({"metadata": {"k" * 65: "v"}}, ConfigurationError, "keys up to 64", id="metadata-key-length"),
+    pytest.param({"metadata": {IDEMPOTENCY_TAG: "mine"}}, ConfigurationError, "unitune's own",
+                 id="metadata-reserved-key"),
+    pytest.param({"suffix": "s" * 65}, ConfigurationError, "at most 64 characters", id="suffix"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("kwargs", "error", "match"), _REFUSED)
+def test_what_the_create_refuses_is_refused_before_any_upload(
+    api: FakeOpenAI, client: FineTuneClient, data: Path, kwargs: dict[str, typing.Any],
+    error: type[Exception], match: str,
+) -> None:  # fmt: skip
+    with pytest.raises(error, match=match):
+        client.create_job(model="gpt-4o-mini", training_data=data, validation_data=data, **kwargs)
+    assert not api.calls("POST", "/v1/files")
+    assert not api.calls("POST", "/v1/uploads")
+    assert api.requests == []
+
+
+@pytest.mark.parametrize(("kwargs", "error", "match"), _REFUSED)
+def test_check_job_with_the_stand_in_refuses_as_the_create_does(
+    api: FakeOpenAI, provider: OpenAIProvider, tmp_path: Path, kwargs: dict[str, typing.Any],
+    error: type[Exception], match: str,
+) -> None:  # fmt: skip
+    fields = dict(kwargs)
+    if isinstance(fields.get("hyperparameters"), dict):
+        fields["hyperparameters"] = Hyperparameters(**fields["hyperparameters"])
+    stand_in = FileRef(id="unitune-check", provider="openai")
+    spec = JobSpec(model="gpt-4o-mini-2024-07-18", training_file=stand_in, validation_file=stand_in, **fields)
+    # An adapter built from an empty config section: no key, no SDK client, no request.
+    bare = OpenAIProvider.from_config({})
+    with pytest.raises(error, match=match) as checked:
+        bare.check_job(spec)
+    assert bare._client is None
+    with pytest.raises(error) as created:
+        provider.create_job(_spec(api, provider, tmp_path, **fields), idempotency_key="k")
+    assert str(created.value) == str(checked.value)
+    assert not api.calls("POST", "/v1/fine_tuning/jobs")
+
+
+def test_check_job_passes_what_the_create_takes(provider: OpenAIProvider) -> None:
+    stand_in = FileRef(id="unitune-check", provider="openai")
+    bare = OpenAIProvider.from_config({})
+    bare.check_job(JobSpec(
+        model="gpt-4o-mini-2024-07-18", training_file=stand_in, suffix="s" * 64,
+        metadata={f"k{i}": "v" * 512 for i in range(15)},
+        hyperparameters=Hyperparameters(epochs=2, learning_rate_multiplier=0.5, provider_options={"integrations": []}),
+    ))  # fmt: skip
+    assert bare._client is None

@@ -572,3 +572,61 @@ def test_upload_steps_retry_without_starting_over(api: FakeTogether, tmp_path: P
     ref = _file(provider, tmp_path)
     assert list(api.files) == [ref.id]  # one file: the PUT and the processing call were sent again alone
     assert len(api.calls("PUT", r"/upload/.*")) == 2
+
+
+# -- what the create refuses is refused before anything is uploaded ---------------------------------
+
+_REFUSED = [
+    pytest.param({"hyperparameters": Hyperparameters(learning_rate_multiplier=0.5)}, UnsupportedFeatureError,
+                 "learning_rate_multiplier", id="learning_rate_multiplier"),
+    pytest.param({"hyperparameters": {"provider_options": {"nope": 1}}}, UnsupportedFeatureError, "'nope'",
+                 id="unknown-option"),
+    pytest.param({"hyperparameters": {"provider_options": {"dpo_beta": 0.1}}}, UnsupportedFeatureError,
+                 "outside DPO", id="dpo-option-outside-dpo"),
+    pytest.param({"hyperparameters": {"lora_rank": 8, "provider_options": {"lora": False}}}, ConfigurationError,
+                 "full fine-tune", id="lora-rank-on-a-full-fine-tune"),
+    pytest.param({"suffix": "x" * 35}, ConfigurationError, "at most 29 characters", id="suffix"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("kwargs", "error", "match"), _REFUSED)
+def test_what_the_create_refuses_is_refused_before_any_upload(
+    api: FakeTogether, client: FineTuneClient, data: Path, kwargs: dict[str, typing.Any],
+    error: type[Exception], match: str,
+) -> None:  # fmt: skip
+    with pytest.raises(error, match=match):
+        client.create_job(model="llama-3.1-8b-instruct", training_data=data, validation_data=data, **kwargs)
+    assert not api.calls("POST", "/v1/files.*")  # neither the upload URL, the multipart start, nor processing
+    assert api.requests == []
+
+
+@pytest.mark.parametrize(("kwargs", "error", "match"), _REFUSED)
+def test_check_job_with_the_stand_in_refuses_as_the_create_does(
+    api: FakeTogether, provider: TogetherProvider, tmp_path: Path, kwargs: dict[str, typing.Any],
+    error: type[Exception], match: str,
+) -> None:  # fmt: skip
+    fields = dict(kwargs)
+    if isinstance(fields.get("hyperparameters"), dict):
+        fields["hyperparameters"] = Hyperparameters(**fields["hyperparameters"])
+    stand_in = FileRef(id="unitune-check", provider="together")
+    spec = JobSpec(model=MODEL, training_file=stand_in, validation_file=stand_in, **fields)
+    # An adapter built from an empty config section: no key, no SDK client, no request.
+    bare = TogetherProvider.from_config({})
+    with pytest.raises(error, match=match) as checked:
+        bare.check_job(spec)
+    assert bare._client is None
+    with pytest.raises(error) as created:
+        provider.create_job(_spec(provider, tmp_path, **fields), idempotency_key="k")
+    assert str(created.value) == str(checked.value)
+    # Refused before the create's own reads (the model's limits, the price estimate).
+    assert not api.calls("GET", r".*/limits.*")
+    assert not api.created
+
+
+def test_check_job_passes_what_the_create_takes() -> None:
+    stand_in = FileRef(id="unitune-check", provider="together")
+    bare = TogetherProvider.from_config({})
+    bare.check_job(JobSpec(model=MODEL, training_file=stand_in, suffix="x" * 29,
+                           hyperparameters=Hyperparameters(epochs=2, learning_rate=1e-5,
+                                                           provider_options={"n_checkpoints": 2})))  # fmt: skip
+    assert bare._client is None

@@ -440,7 +440,36 @@ class BedrockProvider(Provider):
         """The job name for an idempotency key: the same key always names the same job."""
         return f"unitune-{_key_digest(idempotency_key)[:24]}"
 
-    def create_job(self, spec: JobSpec, *, idempotency_key: str) -> Job:
+    def check_job(self, spec: JobSpec) -> None:
+        """What the create would refuse, found without a request (so before anything is put in S3):
+        a model of no known family, DPO, a hyperparameter or `provider_options` key the model's
+        family does not take, the bucket and role_arn settings missing, metadata that cannot be a
+        job tag."""
+        if spec.method == "dpo":
+            self._unsupported("DPO (preference) training")
+        self._hyperparameters(spec)
+        self.settings.need("bucket", "an S3 bucket for the training data and the job's output")
+        self.settings.need("role_arn", "an IAM role that Bedrock can assume (role_arn)")
+        for key, value in spec.metadata.items():
+            if key == IDEMPOTENCY_TAG:
+                raise ConfigurationError(
+                    f"metadata key {IDEMPOTENCY_TAG!r} is unitune's own (the job's idempotency key).",
+                    fix="Name your key otherwise, or pass idempotency_key=... to create_job.",
+                )
+            if (
+                len(key) > 128
+                or not _TAG_OK.fullmatch(key)
+                or len(value) > 256
+                or not _TAG_OK.fullmatch(value)
+            ):
+                raise ConfigurationError(
+                    f"metadata {key!r}: {value!r} cannot be a Bedrock job tag.",
+                    fix="Use letters, digits, spaces and . _ : / = + @ - (keys up to 128, values up to 256 characters).",
+                )
+
+    def _hyperparameters(self, spec: JobSpec) -> tuple[str, dict[str, str]]:
+        """The customization type and the hyperparameters (strings, by the family's names) of a job;
+        refuses what the model's family does not take."""
         family_name = self.family_of(spec.model)
         family = FAMILIES[family_name]
         hp = spec.hyperparameters
@@ -462,19 +491,13 @@ class BedrockProvider(Provider):
                 hint=f"Known for {family_name}: customizationType, {', '.join(sorted(family.options))}.",
             )  # fmt: skip
         params.update({k: _string(v) for k, v in options.items()})
+        return customization, params
+
+    def create_job(self, spec: JobSpec, *, idempotency_key: str) -> Job:
+        self.check_job(spec)
+        customization, params = self._hyperparameters(spec)
         bucket = self.settings.need("bucket", "an S3 bucket for the job's output")
         name = self.job_name(idempotency_key)
-        for key, value in spec.metadata.items():
-            if (
-                len(key) > 128
-                or not _TAG_OK.fullmatch(key)
-                or len(value) > 256
-                or not _TAG_OK.fullmatch(value)
-            ):
-                raise ConfigurationError(
-                    f"metadata {key!r}: {value!r} cannot be a Bedrock job tag.",
-                    fix="Use letters, digits, spaces and . _ : / = + @ - (keys up to 128, values up to 256 characters).",
-                )
         kwargs: dict[str, Any] = {
             "jobName": name,
             "customModelName": f"{_safe_name(spec.suffix or 'tuned', 40)}-{_key_digest(idempotency_key)[:12]}",

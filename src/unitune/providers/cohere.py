@@ -29,6 +29,7 @@ from typing import Any, ClassVar, TypeVar
 from pydantic import Field
 
 from unitune.errors import (
+    ConfigurationError,
     ProviderError,
     ProviderUnavailableError,
     RateLimitError,
@@ -259,9 +260,20 @@ class CohereProvider(Provider):
 
     # -- fine-tuned models (Cohere's jobs) -------------------------------------------------------------
 
-    def create_job(self, spec: JobSpec, *, idempotency_key: str) -> Job:
-        from cohere.finetuning import BaseModel, FinetunedModel, Hyperparameters, Settings
+    def check_job(self, spec: JobSpec) -> None:
+        """What the create would refuse before its request (so before anything is uploaded): the
+        hyperparameters Cohere does not take, unknown `provider_options`, a validation file outside
+        the training dataset, and (where the SDK is installed: the create needs it anyway) values the
+        SDK's request model refuses, such as a `provider_options` value of the wrong type."""
+        from unitune.errors import MissingDependencyError
 
+        try:
+            self._request(spec, "unitune-check")
+        except MissingDependencyError:
+            self._hyperparameters(spec)  # no SDK here: the checks that need none
+
+    def _hyperparameters(self, spec: JobSpec) -> dict[str, Any]:
+        """The request's hyperparameters (those set), by Cohere's names; refuses what Cohere cannot take."""
         hp = spec.hyperparameters
         for name in ("learning_rate_multiplier", "seed"):
             if getattr(hp, name) is not None:
@@ -274,6 +286,8 @@ class CohereProvider(Provider):
                 provider=self.name, feature="a validation file in another dataset",
                 hint="Pass the local files together to create_job: Cohere keeps evaluation data inside the training dataset.",
             )  # fmt: skip
+        if hp.lora_alpha is not None and not float(hp.lora_alpha).is_integer():
+            raise ConfigurationError(f"Cohere takes a whole number for lora_alpha, not {hp.lora_alpha:g}.")
         params = {
             "train_epochs": hp.epochs, "learning_rate": hp.learning_rate, "train_batch_size": hp.batch_size,
             "lora_rank": hp.lora_rank, "lora_alpha": int(hp.lora_alpha) if hp.lora_alpha is not None else None,
@@ -281,17 +295,44 @@ class CohereProvider(Provider):
             "early_stopping_threshold": options.get("early_stopping_threshold"),
             "lora_target_modules": options.get("lora_target_modules"),
         }  # fmt: skip
-        # The model's name carries the idempotency key's hash, so a lost answer can be found again.
-        request = FinetunedModel(
+        return {k: v for k, v in params.items() if v is not None}
+
+    def _request(self, spec: JobSpec, idempotency_key: str) -> Any:
+        """The SDK's `FinetunedModel` for the create; what its model refuses is a `ConfigurationError`."""
+        from pydantic import ValidationError
+
+        from unitune.providers.registry import import_sdk
+
+        params = self._hyperparameters(spec)
+        finetuning = import_sdk(self.name, "cohere.finetuning")
+        base_model = spec.hyperparameters.provider_options.get("base_model") or spec.model
+
+        def build(what: str, cls: Any, **kwargs: Any) -> Any:
+            try:
+                return cls(**kwargs)
+            except ValidationError as e:
+                first = e.errors()[0]
+                field = ".".join(str(p) for p in first["loc"])
+                raise ConfigurationError(
+                    f"Cohere cannot take {what} {field} = {first.get('input')!r}: {first['msg']}."
+                ) from None
+
+        return build(
+            "the job's", finetuning.FinetunedModel,
+            # The model's name carries the idempotency key's hash, so a lost answer can be found again.
             name=f"{(spec.suffix or 'unitune')[:40]}-{key_tag(idempotency_key)}",
-            settings=Settings(
-                base_model=BaseModel(
-                    base_type="BASE_TYPE_CHAT", name=options.get("base_model") or spec.model
-                ),
+            settings=build(
+                "the job's", finetuning.Settings,
+                base_model=build("the base model's", finetuning.BaseModel, base_type="BASE_TYPE_CHAT",
+                                 name=base_model),
                 dataset_id=spec.training_file.id,
-                hyperparameters=Hyperparameters(**{k: v for k, v in params.items() if v is not None}),
+                hyperparameters=build("the hyperparameter", finetuning.Hyperparameters, **params),
             ),
-        )
+        )  # fmt: skip
+
+    def create_job(self, spec: JobSpec, *, idempotency_key: str) -> Job:
+        self.check_job(spec)
+        request = self._request(spec, idempotency_key)
         created = self._call(
             "create fine-tuned model", self.sdk.finetuning.create_finetuned_model, request=request
         )

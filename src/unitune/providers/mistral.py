@@ -301,12 +301,21 @@ class MistralProvider(Provider):
 
     # -- files ----------------------------------------------------------------------------------------
 
-    def upload(self, prepared: PreparedFile) -> FileRef:
+    def _check_size(self, prepared: PreparedFile) -> None:
         if prepared.size_bytes > _MAX_UPLOAD:
             raise ConfigurationError(
                 f"{prepared.filename} is {prepared.size_bytes / 2**20:.0f} MiB; Mistral takes files up to 512 MB.",
                 fix="Split the dataset (`unitune split`) or sample it down.",
             )
+
+    def upload_pair(self, training: PreparedFile, validation: PreparedFile) -> tuple[FileRef, FileRef]:
+        """Both files' sizes are checked before either is sent."""
+        self._check_size(training)
+        self._check_size(validation)
+        return super().upload_pair(training, validation)
+
+    def upload(self, prepared: PreparedFile) -> FileRef:
+        self._check_size(prepared)
         with prepared.path.open("rb") as fh:
             obj = self._call(
                 f"upload {prepared.filename}", self.sdk.files.upload,
@@ -346,8 +355,6 @@ class MistralProvider(Provider):
             (params if KNOWN_OPTIONS[key] == "hyperparameters" else body)[key] = value
         tag = idempotency_tag(idempotency_key)
         if spec.suffix and len(spec.suffix) + 1 + len(tag) > _SUFFIX_MAX:
-            from unitune.errors import ConfigurationError
-
             raise ConfigurationError(
                 f"suffix {spec.suffix!r} is too long for Mistral: at most {_SUFFIX_MAX - len(tag) - 1} characters "
                 f"(Mistral takes {_SUFFIX_MAX}; unitune appends -{tag} to find the job again on a retry)."
@@ -362,7 +369,15 @@ class MistralProvider(Provider):
             body["validation_files"] = [spec.validation_file.id]
         return body
 
+    def check_job(self, spec: JobSpec) -> None:
+        """What the create would refuse before its request (so before anything is uploaded): the
+        hyperparameters Mistral's jobs do not take, unknown `provider_options`, a suffix too long for
+        the tag unitune appends."""
+        # The tag has the same length whatever the key, so any key tells whether the suffix fits.
+        self._body(spec, "unitune-check")
+
     def create_job(self, spec: JobSpec, *, idempotency_key: str) -> Job:
+        self.check_job(spec)
         raw = self._legacy("POST", _JOBS, "create fine-tuning job", collection=True,
                            json=self._body(spec, idempotency_key))  # fmt: skip
         if "id" not in raw:  # a LegacyJobMetadataOut: the server treated it as a dry run

@@ -31,6 +31,7 @@ from typing import Any, ClassVar, TypeVar
 from pydantic import Field
 
 from unitune.errors import (
+    ConfigurationError,
     PermissionDeniedError,
     ProviderError,
     ProviderRetiredError,
@@ -100,6 +101,11 @@ KNOWN_OPTIONS = {
 }
 
 _MiB = 1024 * 1024
+#: OpenAI's documented limits: metadata pairs per job, key and value lengths; the suffix's length.
+_META_PAIRS = 16
+_META_KEY_MAX = 64
+_META_VALUE_MAX = 512
+_SUFFIX_MAX = 64
 #: Events and checkpoints are read to the end, but never past this many (a misbehaving server,
 #: or a mock that always says `has_more`, must not keep a loop going).
 _MAX_ITEMS = 100_000
@@ -371,7 +377,21 @@ class OpenAIProvider(Provider):
 
     # -- jobs --------------------------------------------------------------------------------------
 
-    def create_job(self, spec: JobSpec, *, idempotency_key: str) -> Job:
+    def check_job(self, spec: JobSpec) -> None:
+        """What OpenAI's create would refuse, found without a request (so before anything is
+        uploaded): a `provider_options` key it does not know, an absolute learning_rate, beta outside
+        DPO, a `method` option without a type, more metadata than a job holds or a key or value
+        over its length, a suffix over 64 characters."""
+        self._method(spec)
+        self._metadata(spec, "")
+        if spec.suffix is not None and len(spec.suffix) > _SUFFIX_MAX:
+            raise ConfigurationError(
+                f"suffix {spec.suffix!r} is too long for OpenAI: at most {_SUFFIX_MAX} characters."
+            )
+
+    def _method(self, spec: JobSpec) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The request's `method` object, and the `provider_options` left for the request's body;
+        refuses what OpenAI cannot take."""
         hp = spec.hyperparameters
         options = dict(hp.provider_options)
         unknown = sorted(set(options) - set(KNOWN_OPTIONS))
@@ -407,17 +427,38 @@ class OpenAIProvider(Provider):
                 provider=self.name, feature="provider_options['method'] without a 'type'",
                 hint="Pass a whole OpenAI method object, e.g. {'type': 'reinforcement', 'reinforcement': {...}}.",
             )  # fmt: skip
+        return method, options
+
+    def _metadata(self, spec: JobSpec, idempotency_key: str) -> dict[str, str]:
+        """The job's metadata with unitune's tag; refuses what OpenAI's metadata cannot hold."""
+        if IDEMPOTENCY_TAG in spec.metadata:
+            raise ConfigurationError(
+                f"metadata key {IDEMPOTENCY_TAG!r} is unitune's own (the job's idempotency key).",
+                fix="Name your key otherwise, or pass idempotency_key=... to create_job.",
+            )
+        for key, value in spec.metadata.items():
+            if len(key) > _META_KEY_MAX or len(value) > _META_VALUE_MAX:
+                raise ConfigurationError(
+                    f"metadata {key[:80]!r}: OpenAI takes keys up to {_META_KEY_MAX} and values up to "
+                    f"{_META_VALUE_MAX} characters."
+                )
         metadata = {**spec.metadata, IDEMPOTENCY_TAG: idempotency_key}
-        if len(metadata) > 16:
+        if len(metadata) > _META_PAIRS:
             raise UnsupportedFeatureError(
-                provider=self.name, feature="more than 15 metadata pairs",
-                hint=f"OpenAI keeps 16 pairs per job and unitune uses one ({IDEMPOTENCY_TAG}).",
+                provider=self.name, feature=f"more than {_META_PAIRS - 1} metadata pairs",
+                hint=f"OpenAI keeps {_META_PAIRS} pairs per job and unitune uses one ({IDEMPOTENCY_TAG}).",
             )  # fmt: skip
+        return metadata
+
+    def create_job(self, spec: JobSpec, *, idempotency_key: str) -> Job:
+        self.check_job(spec)
+        hp = spec.hyperparameters
+        method, options = self._method(spec)
         kwargs: dict[str, Any] = {
             "model": spec.model,
             "training_file": spec.training_file.id,
             "method": method,
-            "metadata": metadata,
+            "metadata": self._metadata(spec, idempotency_key),
         }
         if spec.validation_file is not None:
             kwargs["validation_file"] = spec.validation_file.id

@@ -566,7 +566,16 @@ class TogetherProvider(Provider):
             return {"method": "dpo", **{k: kwargs[k] for k in keys if k in kwargs}}
         return {"method": "sft", "train_on_inputs": kwargs["train_on_inputs"]}
 
+    def check_job(self, spec: JobSpec) -> None:
+        """What the create would refuse before its first request (so before anything is uploaded):
+        `provider_options` Together does not take, learning_rate_multiplier, DPO options outside DPO,
+        LoRA settings on a full fine-tune, a suffix too long for the tag unitune appends. The model's
+        limits are Together's to say (a request): `create_job` checks them."""
+        # The tag has the same length whatever the key, so any key tells whether the suffix fits.
+        self._create_kwargs(spec, "unitune-check")
+
     def create_job(self, spec: JobSpec, *, idempotency_key: str) -> Job:
+        self.check_job(spec)
         kwargs = self._create_kwargs(spec, idempotency_key)
         # Reads before the create, each retried on its own: the client retries only the create.
         action = f"limits of {spec.model}"

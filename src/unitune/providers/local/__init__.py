@@ -169,6 +169,8 @@ class LocalProvider(Provider):
         root = self.settings.home or home_dir() / "local"
         self.store = Store(root)
         self._children: dict[str, subprocess.Popen[bytes]] = {}
+        #: The last estimate `check_job` made, for `create_job` right after it: (what it was of, it).
+        self._last_estimate: tuple[tuple[str, ...], TrainingEstimate] | None = None
 
     # -- files and jobs ---------------------------------------------------------------------------
 
@@ -193,20 +195,29 @@ class LocalProvider(Provider):
             )
         return path
 
-    def create_job(self, spec: JobSpec, *, idempotency_key: str) -> Job:
-        from unitune.errors import ProviderError, UnsupportedFeatureError
+    def check_job(self, spec: JobSpec) -> None:
+        """What the create would refuse, before anything is written or started: `provider_options`
+        the trainer does not know, learning_rate_multiplier, a `max_training_hours` option that is
+        not a number of hours, device = 'cuda' where PyTorch sees none; and, once the job's files are
+        in this provider's store, a job estimated to train longer than the limit
+        (`TrainingTooLongError`). That estimate reads the data, so the client's check before the
+        upload (its stand-in file is not in the store) leaves it to `create_job`: the local upload is
+        only a copy into the store, and nothing starts before the estimate has passed."""
+        from unitune.errors import UnsupportedFeatureError
 
-        unknown = sorted(set(spec.hyperparameters.provider_options) - KNOWN_OPTIONS)
+        hp = spec.hyperparameters
+        unknown = sorted(set(hp.provider_options) - KNOWN_OPTIONS)
         if unknown:
             raise UnsupportedFeatureError(
                 provider=self.name, feature=f"the provider option(s) {', '.join(map(repr, unknown))}",
                 hint=f"Known options: {', '.join(sorted(KNOWN_OPTIONS))}.",
             )  # fmt: skip
-        if spec.hyperparameters.learning_rate_multiplier is not None:
+        if hp.learning_rate_multiplier is not None:
             raise UnsupportedFeatureError(
                 provider=self.name, feature="learning_rate_multiplier",
                 hint="Set learning_rate (the local default is 5e-4).",
             )  # fmt: skip
+        limit = limit_hours(hp.provider_options.get("max_training_hours"), self.settings.max_training_hours)
         if self.settings.device == "cuda":
             import importlib.util
 
@@ -218,14 +229,44 @@ class LocalProvider(Provider):
                         "[providers.local] device = 'cuda', but PyTorch sees no CUDA device.",
                         fix="Use device = 'auto' or 'cpu', or install a CUDA build of torch.",
                     )
+        paths = self._stored(spec)
+        if paths is not None:  # the files are here: the estimate can be made
+            estimate = self._spec_estimate(spec, *paths)
+            if limit is not None and estimate.seconds is not None and estimate.seconds > limit * 3600:
+                raise TrainingTooLongError(estimate, limit)
+
+    def _stored(self, spec: JobSpec) -> tuple[Path, Path | None] | None:
+        """The paths of the job's files in the store; None when one is not there (the client's
+        stand-in before the upload, another provider's file)."""
+        try:
+            training = self._file(spec.training_file)
+            validation = self._file(spec.validation_file) if spec.validation_file else None
+        except NotFoundError:
+            return None
+        return training, validation
+
+    def _spec_estimate(self, spec: JobSpec, training: Path, validation: Path | None) -> TrainingEstimate:
+        """`_estimate` for a job's stored files, made once for `check_job` and `create_job` (the
+        files are named by their content, so the same names are the same data)."""
+        key = (spec.model, str(training), str(validation), spec.hyperparameters.model_dump_json())
+        last = self._last_estimate
+        if last is not None and last[0] == key:
+            return last[1]
+        estimate = self._estimate(spec.model, training, validation, spec.hyperparameters)
+        self._last_estimate = (key, estimate)
+        return estimate
+
+    def create_job(self, spec: JobSpec, *, idempotency_key: str) -> Job:
+        from unitune.errors import ProviderError
+
+        # Before anything is written or started: a $0 job that would train for days is refused here.
+        self.check_job(spec)
         training_path = self._file(spec.training_file)
         validation_path = self._file(spec.validation_file) if spec.validation_file else None
-        # Before anything is written or started: a $0 job that would train for days is refused here.
         limit = limit_hours(spec.hyperparameters.provider_options.get("max_training_hours"),
                             self.settings.max_training_hours)  # fmt: skip
-        estimate = self._estimate(spec.model, training_path, validation_path, spec.hyperparameters)
-        if limit is not None and estimate.seconds is not None and estimate.seconds > limit * 3600:
-            raise TrainingTooLongError(estimate, limit)
+        estimate = self._spec_estimate(spec, training_path, validation_path)
+        self._last_estimate = None  # kept only from the check to this create
         stamp = utcnow().strftime("%Y%m%d-%H%M%S")
         job = self.store.job(f"ftjob-local-{stamp}-{secrets.token_hex(3)}")
         job.path.mkdir(parents=True)

@@ -26,6 +26,8 @@ from unitune.providers.registry import BUILTIN_PROVIDERS, load_provider_class
 from unitune.testing import FakeClock, FakeProvider
 
 VENDORS = sorted(set(BUILTIN_PROVIDERS) - {"fake"})
+#: Settings a provider's create needs (its check_job refuses without them, as production does).
+REQUIRED = {"bedrock": {"bucket": "b", "role_arn": "arn:aws:iam::123456789012:role/r"}}
 
 
 def _tickets(tmp_path: Path, n: int) -> Path:
@@ -78,7 +80,7 @@ def test_a_job_under_each_vendor_speaks_its_words(
 ) -> None:
     monkeypatch.setenv("UNITUNE_HOME", str(tmp_path / "home"))
     fake = FakeProvider(clock=FakeClock(start=dt.datetime(2026, 12, 7, tzinfo=dt.timezone.utc)))
-    fake.as_provider(name)
+    fake.as_provider(name, **REQUIRED.get(name, {}))
     client = _client(fake)
     catalog = load_catalog()
     live = [
@@ -178,3 +180,25 @@ def test_tuned_model_management_where_the_vendor_has_it(name: str, tmp_path: Pat
     fake.as_provider("openai")  # OpenAI's adapter has no model management
     with pytest.raises(UnsupportedFeatureError, match="listing tuned models"):
         client.models()
+
+
+def test_the_vendors_own_refusals_hold_under_the_fake(tmp_path: Path) -> None:
+    from unitune import Hyperparameters
+
+    fake = FakeProvider(clock=FakeClock(start=dt.datetime(2026, 12, 7, tzinfo=dt.timezone.utc)))
+    client = _client(fake)
+    fake.as_provider("openai")
+    data = _tickets(tmp_path, 12)
+    with pytest.raises(UnituneError):  # OpenAI takes a learning-rate multiplier, not a rate
+        client.create_job(
+            model="gpt-4o-mini", training_data=data, hyperparameters=Hyperparameters(learning_rate=1e-5)
+        )
+    with pytest.raises(UnituneError, match="steps_per_epoch"):  # the plain fake's own option is not OpenAI's
+        client.create_job(model="gpt-4o-mini", training_data=data,
+                          hyperparameters=Hyperparameters(provider_options={"steps_per_epoch": 5}))  # fmt: skip
+    with pytest.raises(UnituneError):
+        client.create_job(model="gpt-4o-mini", training_data=data, metadata={f"k{i}": "v" for i in range(16)})
+    fake.as_provider("bedrock")  # no bucket, no role: production refuses before any upload
+    with pytest.raises(ConfigurationError, match="bucket"):
+        client.create_job(model="nova-micro", training_data=_tickets(tmp_path, 40))
+    assert fake.calls_to("upload") == []

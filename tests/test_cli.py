@@ -451,9 +451,9 @@ def test_demo_json(tmp_path: Path) -> None:
 
 
 def test_unknown_provider_suggests_the_closest() -> None:
-    line = error_line(invoke("chat", "gpt-4o-mini", "hi", "--provider", "togther"))
+    line = usage_line(invoke("chat", "gpt-4o-mini", "hi", "--provider", "togther"))  # a bad option value
 
-    assert "ConfigurationError" in line
+    assert "'--provider'" in line
     assert "Unknown provider 'togther'" in line
     assert "Did you mean 'together'" in line
 
@@ -477,12 +477,12 @@ def test_provider_from_the_environment_is_checked_too(monkeypatch: pytest.Monkey
 def test_json_error_mode() -> None:
     result = invoke("chat", "gpt-4o-mini", "hi", "--provider", "togther", "--json")
 
-    assert result.exit_code == 1
+    assert result.exit_code == 2  # a bad option value is a usage error
     assert isinstance(result.exception, SystemExit)
     assert result.stderr == ""
     data = json.loads(result.stdout)
     assert list(data) == ["error"]
-    assert data["error"]["type"] == "ConfigurationError"
+    assert data["error"]["type"] == "UsageError"
     assert "Did you mean 'together'" in data["error"]["message"]
 
 
@@ -568,8 +568,7 @@ def test_jobs_table_shows_whole_ids_at_80_columns(
 @pytest.mark.parametrize("command", ["providers", "jobs"])
 def test_unknown_provider_filter_is_an_error_not_an_empty_list(command: str) -> None:
     result = invoke(command, "--provider", "togther")
-    assert result.exit_code == 1
-    assert "Did you mean 'together'" in error_line(result)
+    assert "Did you mean 'together'" in usage_line(result)
 
 
 def test_unexpected_errors_are_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -692,7 +691,7 @@ def test_models_and_prices(tmp_path: Path) -> None:
     assert {p["item"] for p in prices} >= {"training any", "tuned inference", "base inference"}
     assert all(p["source"] and p["as_of"] for p in prices)
     result = invoke("models", "--provider", "nope")
-    assert result.exit_code == 1
+    assert result.exit_code == 2
 
 
 # -- lifecycle: one answer per model everywhere (issue 16) ----------------------------------------
@@ -777,8 +776,8 @@ def test_models_by_alias(on_day: dt.date) -> None:
     assert result.exit_code == 0, result.output
     assert "'gpt-4.1-nano' is offered as:" in result.stdout
     assert "retired 2026-10-23" in result.stdout
-    line = error_line(invoke("models", "--alias", "llama-3.1-8b"))
-    assert "No provider offers the alias 'llama-3.1-8b'" in line
+    line = usage_line(invoke("models", "--alias", "llama-3.1-8b"))
+    assert "no provider offers the alias 'llama-3.1-8b'" in line
     assert "llama-3.1-8b-instruct" in line
 
 
@@ -1014,6 +1013,42 @@ def test_estimate_of_a_file_without_examples_fails(tmp_path: Path, content: str)
 def test_estimate_on_an_unknown_provider_suggests_one(tmp_path: Path) -> None:
     data = _write(tmp_path / "d.jsonl", TRAINING_ROWS)
 
-    line = error_line(invoke("estimate", str(data), "--model", "gpt-4o-mini", "--provider", "togther"))
+    line = usage_line(invoke("estimate", str(data), "--model", "gpt-4o-mini", "--provider", "togther"))
 
     assert "Did you mean 'together'" in line
+
+
+# -- the config's job defaults reach the commands (issue 16, review) -------------------------------------
+
+
+def test_estimate_and_validate_take_the_model_and_method_from_config(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rows = [
+        {
+            "messages": [
+                {"role": "user", "content": f"question {i}"},
+                {"role": "assistant", "content": "answer"},
+            ]
+        }
+        for i in range(12)
+    ]
+    data = _write(tmp_path / "d.jsonl", rows)
+    config = tmp_path / "unitune.toml"
+    config.write_text(
+        'provider = "openai"\n[job]\nhyperparameters = { epochs = 2 }\n[providers.openai]\nmodel = "gpt-4o-mini"\n'
+    )
+    monkeypatch.setenv("UNITUNE_CONFIG", str(config))
+    monkeypatch.delenv("UNITUNE_PROVIDER", raising=False)
+    quote = parse_json(invoke("estimate", str(data), "--json"))
+    assert quote["model"] == "gpt-4o-mini-2024-07-18"
+    assert quote["epochs"] == 2  # [job] hyperparameters, as create_job would train
+    assert parse_json(invoke("estimate", str(data), "--epochs", "3", "--json"))["epochs"] == 3
+    config.write_text('provider = "openai"\n[job]\nmodel = "gpt-4.1-nano"\n')  # retired
+    assert "ProviderRetiredError" in error_line(invoke("validate", str(data)))
+    config.write_text('provider = "openai"\n[job]\nmethod = "dpo"\n')
+    result = invoke("validate", str(data), "--json")
+    assert result.exit_code == 1  # chats where a DPO job needs pairs, as create_job would refuse
+    assert "method_mismatch" in result.stdout
+    config.write_text('provider = "openai"\n')
+    assert "'--model'" in usage_line(invoke("estimate", str(data)))

@@ -448,3 +448,34 @@ def test_a_validation_split_that_leaves_a_side_empty_names_the_setting(
     ):
         FineTuneClient(fake, config=config).create_job(training_data=small)
     assert fake.calls == []
+
+
+def test_the_fakes_scripting_refuses_what_would_script_nothing() -> None:
+    from unitune.testing import FakeSettings
+
+    fake = FakeProvider()
+    for call, message in [
+        (lambda: fake.rate_limit("create"), "no operation 'create'. Did you mean 'create_job'"),
+        (lambda: fake.set_reply(5), "reply must be a string or a function"),  # type: ignore[arg-type]
+        (lambda: fake.inject_error("get_job", "boom"), "error must be a ProviderError"),  # type: ignore[arg-type]
+        (lambda: fake.unavailable("get_job", status_code=200), "status_code must be a 5xx"),
+        (lambda: fake.rate_limit("get_job", times=-3), "times must be a whole number"),
+        (lambda: fake.rate_limit("get_job", retry_after=-1), "retry_after must be"),
+        (lambda: fake.fail_next_job(5), "message must be a non-empty string"),  # type: ignore[arg-type]
+        (lambda: fake.calls_to(5), "no operation 5"),  # type: ignore[arg-type]
+        (lambda: FakeSettings(progression=("nope",)), "Invalid setting progression.0 for FakeSettings"),  # type: ignore[arg-type]
+        (lambda: FakeSettings(advance="x"), "Invalid setting advance"),  # type: ignore[arg-type]
+    ]:
+        with pytest.raises(ConfigurationError, match=message) as info:
+            call()
+        _one_line(info.value)
+
+
+def test_from_config_and_validation_split_arguments(data: Path, fake: FakeProvider) -> None:
+    with pytest.raises(ConfigurationError, match="from_config reads provider from the config file"):
+        FineTuneClient.from_config(provider="openai")
+    client = FineTuneClient(fake, config=UnituneConfig())
+    job = client.create_job(model="gpt-4o-mini", training_data=data, validation_split=0.25)
+    assert job.validation_file is not None
+    with pytest.raises(ConfigurationError, match="validation_split must be a fraction"):
+        client.create_job(model="gpt-4o-mini", training_data=data, validation_split=1.5)

@@ -14,6 +14,7 @@ import pytest
 from unitune import (
     ConfigurationError,
     FineTuneClient,
+    JobFailedError,
     JobStatus,
     ProviderRetiredError,
     UnituneError,
@@ -202,3 +203,43 @@ def test_the_vendors_own_refusals_hold_under_the_fake(tmp_path: Path) -> None:
     with pytest.raises(ConfigurationError, match="bucket"):
         client.create_job(model="nova-micro", training_data=_tickets(tmp_path, 40))
     assert fake.calls_to("upload") == []
+
+
+def test_two_clients_for_two_providers_each_keep_theirs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from unitune.testing import override_provider
+
+    monkeypatch.setenv("UNITUNE_HOME", str(tmp_path / "home"))
+    fake = FakeProvider(clock=FakeClock(start=dt.datetime(2026, 12, 7, tzinfo=dt.timezone.utc)))
+    data = _tickets(tmp_path, 12)
+    with override_provider(fake):
+        openai_client = FineTuneClient("openai", api_key="sk-test-key-1")
+        together_client = FineTuneClient("together", api_key="tk-test-key-1")
+        with pytest.raises(ConfigurationError, match="'openai' does not offer"):
+            openai_client.create_job(model="llama-3.1-8b-instruct", training_data=data)
+        assert openai_client.create_job(model="gpt-4o-mini", training_data=data).provider == "openai"
+        assert (
+            together_client.create_job(model="llama-3.1-8b-instruct", training_data=data).provider
+            == "together"
+        )
+        fake.fail_next_job("oom")  # scripted on the fixture's fake, seen by every view
+        failed = together_client.create_job(model="llama-3.1-8b-instruct", training_data=data, suffix="x")
+        with pytest.raises(JobFailedError, match="on 'together' ended failed: oom"):
+            together_client.wait(failed)
+    assert [c.args["model"] for c in fake.calls_to("create_job")][:2] == [
+        "gpt-4o-mini-2024-07-18",
+        "meta-llama/Meta-Llama-3.1-8B-Instruct-Reference",
+    ]
+
+
+def test_a_key_reused_for_another_job_is_refused_by_the_fake(tmp_path: Path) -> None:
+    from unitune import Hyperparameters
+
+    client = _client(FakeProvider(clock=FakeClock()))
+    data = _tickets(tmp_path, 12)
+    first = client.create_job(model="gpt-4o-mini", training_data=data, idempotency_key="k")
+    assert client.create_job(model="gpt-4o-mini", training_data=data, idempotency_key="k").id == first.id
+    with pytest.raises(ConfigurationError, match="already used for another job"):
+        client.create_job(model="gpt-4o-mini", training_data=data, idempotency_key="k",
+                          hyperparameters=Hyperparameters(epochs=7))  # fmt: skip

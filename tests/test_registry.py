@@ -98,7 +98,11 @@ def test_override_routes_every_lookup(fake: FakeProvider) -> None:
 
     with override_provider(fake):
         assert FineTuneClient("fake", ledger=False).provider is fake
-        assert FineTuneClient.from_config(ledger=False).provider is fake
+        # Another provider's name gets a view of the same fake as that provider (shared calls, jobs).
+        local = FineTuneClient.from_config(ledger=False).provider
+        assert isinstance(local, FakeProvider)
+        assert local.name == "local"
+        assert local.calls is fake.calls
     # Outside the override the default provider is the real one again: the local trainer.
     assert FineTuneClient.from_config(ledger=False).provider.name == "local"
 

@@ -347,6 +347,12 @@ class FineTuneClient:
     @classmethod
     def from_config(cls, path: str | os.PathLike[str] | None = None, **kwargs: Any) -> FineTuneClient:
         """A client for the provider named in the config file (see `unitune.config`)."""
+        for taken in ("provider", "config"):
+            if taken in kwargs:
+                raise ConfigurationError(
+                    f"from_config reads {taken} from the config file; it cannot also be passed.",
+                    fix="Use FineTuneClient(provider, config=...) to choose both, or set it in the file.",
+                )
         return cls(None, config=load_config(path), **kwargs)
 
     def __repr__(self) -> str:
@@ -419,8 +425,11 @@ class FineTuneClient:
             raise ConfigurationError(
                 "A FileRef is already on the provider; validate the local file it came from."
             )
+        defaults = self.config.job_defaults(self.provider.name)  # what create_job would use
         if model is None:
-            model = self.config.job_defaults(self.provider.name).model
+            model = defaults.model
+        if method is None:
+            method = defaults.method
         if method is not None:
             method = self._method_arg(method)
         return self._validate_local(
@@ -609,13 +618,15 @@ class FineTuneClient:
         metadata: Mapping[str, str] | None = None,
         idempotency_key: str | None = None,
         max_cost_usd: float | None = None,
+        validation_split: float | None = None,
     ) -> Job:
         """Upload the data (if local) and start a fine-tuning job.
 
         `model` may be a portable alias from the catalog (`llama-3.1-8b-instruct`). Left out, it and
         `method`, `hyperparameters` (merged field by field), `suffix` and `validation_split` come from
         the config: `[job]`, overridden by the same keys under `[providers.<name>]`, so switching
-        vendor is a config change. With `max_cost_usd`, the job is quoted first and `BudgetExceeded`
+        vendor is a config change. `validation_split` holds out that fraction of a local training file
+        as validation data when `validation_data` is not given. With `max_cost_usd`, the job is quoted first and `BudgetExceeded`
         (carrying the quote) is raised before anything is uploaded if it would cost more.
 
         With `idempotency_key`, calling again with the same key returns the job already created
@@ -630,6 +641,13 @@ class FineTuneClient:
         defaults = self.config.job_defaults(self.provider.name)
         model = self._model_arg(model, defaults.model)
         hp = _hyperparameters(hyperparameters, defaults.hyperparameters)
+        if validation_split is None:
+            validation_split = defaults.validation_split
+        elif not _number(validation_split) or not 0 < validation_split < 1:
+            raise ConfigurationError(
+                f"validation_split must be a fraction between 0 and 1, not {validation_split!r}.",
+                fix="Pass e.g. validation_split=0.1 to hold out 10% of the training file.",
+            )
         method = self._method_arg(method if method is not None else defaults.method)
         suffix = suffix if suffix is not None else defaults.suffix
         if suffix is not None and not isinstance(suffix, str):
@@ -650,12 +668,12 @@ class FineTuneClient:
         self.catalog.check_can_train(self.provider.name, model, today=self.clock.now().date())
         self._check_supported(method, hp)
         self._check_spec(
-            model, hp, method, suffix, meta, validation is not None or defaults.validation_split is not None
+            model, hp, method, suffix, meta, validation is not None or validation_split is not None
         )
         workdir = self._workdir()
         try:
-            if validation is None and defaults.validation_split is not None and isinstance(training, Dataset):
-                training, validation = self._split(training, defaults.validation_split, workdir)
+            if validation is None and validation_split is not None and isinstance(training, Dataset):
+                training, validation = self._split(training, validation_split, workdir)
             if max_cost_usd is not None:
                 quote = self._quote(training, validation, model, hp, method)
                 if quote.total_usd is None:
@@ -858,8 +876,10 @@ class FineTuneClient:
                 return self.get_job(entry.job_id)
         found = self.retry.call("find_job", self.provider.find_job, key)
         if found is not None:
-            # The provider's tag carries no fingerprint; the model is what we can compare.
-            if found.model != model:
+            # Vendors' tags carry no fingerprint, so the model is what we can compare, unless the
+            # provider kept the spec's hash (the fake does).
+            kept = found.raw.get("spec_hash")
+            if found.model != model or (isinstance(kept, str) and kept != fingerprint):
                 raise reuse
             self._remember(found, fingerprint, key)
         return found
@@ -1164,6 +1184,7 @@ class AsyncFineTuneClient:
         metadata: Mapping[str, str] | None = None,
         idempotency_key: str | None = None,
         max_cost_usd: float | None = None,
+        validation_split: float | None = None,
     ) -> Job:
         """See `FineTuneClient.create_job`."""
         return await self._run(
@@ -1177,6 +1198,7 @@ class AsyncFineTuneClient:
             metadata=metadata,
             idempotency_key=idempotency_key,
             max_cost_usd=max_cost_usd,
+            validation_split=validation_split,
         )
 
     async def estimate(

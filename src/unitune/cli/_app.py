@@ -72,13 +72,29 @@ def _not_empty(value: str | None) -> str | None:
     return value
 
 
+def _provider_name(value: str | None) -> str | None:
+    """A provider the registry or the catalog knows (a catalog-only one, such as a retired vendor,
+    is listed by `models` and `prices`); any other name is a usage error with the closest names."""
+    _not_empty(value)
+    if value is None:
+        return None
+    from unitune.providers.registry import provider_info
+
+    try:
+        provider_info(value)
+    except ConfigurationError as e:
+        if value not in _catalog().providers:
+            raise typer.BadParameter(str(e)) from None
+    return value
+
+
 ProviderOpt = Annotated[
     str | None,
     typer.Option(
         "--provider",
         "-p",
         help="Provider to use (default: from unitune.toml or $UNITUNE_PROVIDER).",
-        callback=_not_empty,
+        callback=_provider_name,
     ),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
@@ -642,7 +658,11 @@ def validate(
         )
     if fix is not None:
         _output_file(fix, "--fix")
-    name = provider or load_config().provider
+    config = load_config()
+    name = provider or config.provider
+    defaults = config.job_defaults(name)  # [job] / [providers.NAME]: what create_job would use
+    model = model or defaults.model
+    method = method or defaults.method
     if model:
         _check_can_train(name, model)  # the answer create_job and estimate give for this model
     profile = _dataset_profile(name)
@@ -822,8 +842,13 @@ def _show_quote(q: Any) -> None:
 def estimate(
     file: Annotated[Path, _in_file("The training data.")],
     model: Annotated[
-        str, typer.Option(help="Portable alias or the provider's model id.", callback=_not_empty)
-    ],
+        str | None,
+        typer.Option(
+            help="Portable alias or the provider's model id (default: model in the config's [job] or "
+            "[providers.NAME]).",
+            callback=_not_empty,
+        ),
+    ] = None,
     provider: ProviderOpt = None,
     as_json: JsonOpt = False,
     compare: Annotated[
@@ -852,7 +877,17 @@ def estimate(
     from unitune.types import Hyperparameters
 
     catalog = _catalog()
-    hp = Hyperparameters(epochs=epochs)
+    config = load_config()
+    defaults = config.job_defaults(provider or config.provider)  # what create_job would use
+    model = model or defaults.model
+    if not model:
+        raise typer.BadParameter(
+            f"name the model, or set model under [providers.{provider or config.provider}] (or [job]) in "
+            "unitune.toml",
+            param_hint="'--model'",
+        )
+    settings = {**defaults.hyperparameters, **({"epochs": epochs} if epochs is not None else {})}
+    hp = Hyperparameters.model_validate(settings)
     data = Dataset.from_jsonl(file)
     valid = Dataset.from_jsonl(validation) if validation else None
     if compare:
@@ -866,7 +901,7 @@ def estimate(
                 fix=f"See the portable names with `unitune models`; close: {', '.join(catalog.suggest_alias(model)) or 'none'}.",
             )
     else:
-        name = provider or load_config().provider
+        name = provider or config.provider
         if name not in catalog.providers:
             from unitune.providers.registry import provider_info
 
@@ -881,9 +916,11 @@ def estimate(
         why = (
             "given with --epochs"
             if epochs
+            else "from the config's job hyperparameters"
+            if hp.epochs
             else "one shared default, so the rows compare the same job; change it with --epochs"
         )
-        _out().print(f"Every provider quoted at {epochs or COMPARE_EPOCHS} epochs ({why}).")
+        _out().print(f"Every provider quoted at {hp.epochs or COMPARE_EPOCHS} epochs ({why}).")
     for q in quotes:
         _show_quote(q)
 
@@ -910,10 +947,11 @@ def models(
     pairs = catalog.models(provider)
     if alias is not None:
         offered = set(catalog.offering(alias))
-        if not offered:
-            raise ConfigurationError(
-                f"No provider offers the alias {alias!r}.",
-                fix=f"Close names: {', '.join(catalog.suggest_alias(alias)) or 'none'}; `unitune models` lists them all.",
+        if not offered:  # a bad option value: a usage error
+            raise typer.BadParameter(
+                f"no provider offers the alias {alias!r}; close names: "
+                f"{', '.join(catalog.suggest_alias(alias)) or 'none'}; `unitune models` lists them all",
+                param_hint="'--alias'",
             )
         pairs = [(name, m) for name, m in pairs if (name, m.id) in offered]
     rows = []

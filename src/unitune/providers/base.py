@@ -119,6 +119,23 @@ class ProviderSettings(BaseModel):
     base_url: str | None = None
     timeout: float = Field(default=60.0, gt=0)
 
+    def __init__(self, **data: Any) -> None:
+        # Built in code (`OpenAISettings(timeout=-1)`), a bad value is a one-line ConfigurationError
+        # like one read from the config file, not pydantic's multi-line report.
+        from pydantic import ValidationError
+
+        try:
+            super().__init__(**data)
+        except ValidationError as e:
+            first = e.errors()[0]
+            key = ".".join(str(p) for p in first["loc"]) or "(settings)"
+            msg = str(first["msg"]).removeprefix("Value error, ")
+            error = ConfigurationError(
+                f"Invalid setting {key} for {type(self).__name__}: {msg}.", fix=f"Fix or remove {key!r}."
+            )
+            error.setting, error.reason = key, msg  # type: ignore[attr-defined]  # for from_config's wording
+            raise error from None
+
     @field_validator("timeout")
     @classmethod
     def _positive_timeout(cls, value: float) -> float:
@@ -630,14 +647,14 @@ class Provider(ABC):
     @classmethod
     def from_config(cls, section: Mapping[str, Any] | None = None, **kwargs: Any) -> Provider:
         """Build from a config section (`[providers.<name>]`); keys are checked by `settings_class`."""
-        from pydantic import ValidationError
-
+        values = dict(section or {})
+        if not all(isinstance(k, str) for k in values):
+            raise ConfigurationError(f"[providers.{cls.name}] has a setting whose name is not text.")
         try:
-            settings = cls.settings_class.model_validate(dict(section or {}))
-        except ValidationError as e:
-            first = e.errors()[0]
-            key = ".".join(str(p) for p in first["loc"])
-            msg = str(first["msg"]).removeprefix("Value error, ")
+            settings = cls.settings_class(**values)
+        except ConfigurationError as e:
+            key = getattr(e, "setting", "?")
+            msg = getattr(e, "reason", str(e))
             raise ConfigurationError(
                 f"Invalid setting [providers.{cls.name}] {key}: {msg}.",
                 fix=f"Fix or remove {key!r} where it is set ([providers.{cls.name}] in unitune.toml, or the "

@@ -14,6 +14,7 @@ lost after the job was made, and 410 retirement. Every call is recorded in `call
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 import hashlib
 import itertools
@@ -72,6 +73,32 @@ KNOWN_OPTIONS = frozenset({"steps_per_epoch"})
 
 Reply = str | Callable[[str, list[Message]], str]
 
+#: The operations the fake records and can script, named after the contract.
+OPS = frozenset({
+    "upload", "create_job", "get_job", "list_jobs", "cancel_job", "pause_job", "resume_job", "list_events",
+    "list_metrics", "list_checkpoints", "chat", "list_models", "update_model", "archive_model",
+    "unarchive_model", "delete_model",
+})  # fmt: skip
+
+
+def _op(op: object) -> str:
+    """`op` if the fake has that operation: a typo would script nothing and let a test pass untested."""
+    if not isinstance(op, str) or op not in OPS:
+        import difflib
+
+        close = difflib.get_close_matches(str(op), sorted(OPS), n=1)
+        raise ConfigurationError(
+            f"The fake has no operation {op!r}.",
+            fix=(f"Did you mean {close[0]!r}? " if close else "") + f"Operations: {', '.join(sorted(OPS))}.",
+        )
+    return op
+
+
+def _times(times: object) -> int:
+    if isinstance(times, bool) or not isinstance(times, int) or times < 1:
+        raise ConfigurationError(f"times must be a whole number, 1 or more, not {times!r}.")
+    return times
+
 
 class FakeSettings(ProviderSettings):
     """Settings of the fake provider (`[providers.fake]` in unitune.toml)."""
@@ -89,6 +116,17 @@ class FakeCall:
 
     op: str
     args: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class _Script:
+    """What a test scripted, shared by the fake and every view of it (`adopt_provider`)."""
+
+    fail_next: str | None = None
+    reply: Reply | None = None
+    retire_at: dt.datetime | None = None
+    retire_alternatives: tuple[str, ...] = ()
+    retire_message: str = ""
 
 
 @dataclass
@@ -183,16 +221,15 @@ class FakeProvider(Provider):
         self._jobs: dict[str, _FakeJob] = {}
         self._counter = itertools.count(1)
         self._injected: dict[str, list[_Injected]] = {}
-        self._fail_next: str | None = None
-        self._reply: Reply | None = reply
+        self._script = _Script(reply=reply)
+        #: Views of this fake as other providers, by name (shared with the views themselves).
+        self._views: dict[str, FakeProvider] = {}
         self._reply_cycle = itertools.cycle(self.settings.replies) if self.settings.replies else None
-        self._retire_at: dt.datetime | None = None
-        self._retire_alternatives: tuple[str, ...] = ()
-        self._retire_message = ""
         self._persona: Provider | None = None
         self._model_meta: dict[str, dict[str, Any]] = {}
         self._deleted: set[str] = set()
         self._persona_fixed = False
+        self._adopted = False
         self._words: dict[JobStatus, str] = {}
 
     # -- impersonation ------------------------------------------------------------------------------
@@ -215,11 +252,32 @@ class FakeProvider(Provider):
         self._persona_fixed = True
         return self
 
-    def adopt_provider(self, name: str, section: Mapping[str, Any]) -> None:
+    def adopt_provider(self, name: str, section: Mapping[str, Any]) -> FakeProvider:
         """Called when code builds a provider by name while this fake stands in for every provider
-        (`override_provider`): take that provider on, unless `as_provider` chose one already."""
-        if not self._persona_fixed:
-            self._become(name, section)
+        (`override_provider`); returns the stand-in to use.
+
+        The first name asked for (the fixture asks for the configured provider) becomes this fake's
+        own persona; another name gets a view of this fake as that provider, so two clients built for
+        two providers in one test each keep theirs. A view shares everything scripted and recorded
+        (calls, jobs, files, injected errors, the clock, replies, retirement). After `as_provider`,
+        every name gets this fake as chosen.
+        """
+        with self._lock:
+            if self._persona_fixed:
+                return self
+            if not self._adopted:
+                self._become(name, section)
+                self._adopted = True
+                return self
+            if name == self.name or (name == FakeProvider.name and self._persona is None):
+                return self
+            view = self._views.get(name)
+            if view is None:
+                view = copy.copy(self)  # shallow: the containers and the script are shared
+                view._become(name, section)
+                view._persona_fixed = True
+                self._views[name] = view
+            return view
 
     @property
     def impersonating(self) -> str | None:
@@ -282,8 +340,10 @@ class FakeProvider(Provider):
 
     def fail_next_job(self, message: str = "Training failed: the fake was told to fail.") -> None:
         """The next job created runs, then ends `failed` with `message` instead of succeeding."""
+        if not isinstance(message, str) or not message:
+            raise ConfigurationError(f"message must be a non-empty string, not {message!r}.")
         with self._lock:
-            self._fail_next = message
+            self._script.fail_next = message
 
     def inject_error(
         self,
@@ -298,6 +358,13 @@ class FakeProvider(Provider):
         With `commit=True` the operation happens first and only its answer is lost, like a timeout
         after the vendor created the job: the case idempotency keys exist for.
         """
+        _op(op)
+        _times(times)
+        if not isinstance(error, ProviderError) and not callable(error):
+            raise ConfigurationError(
+                f"error must be a ProviderError or a function returning one, not {error!r}.",
+                fix='Pass e.g. ProviderUnavailableError("down", provider="fake", status_code=503).',
+            )
         factory = error if callable(error) and not isinstance(error, ProviderError) else None
         make: Callable[[], ProviderError] = factory or (lambda: error)  # type: ignore[assignment,return-value]
         with self._lock:
@@ -305,6 +372,14 @@ class FakeProvider(Provider):
 
     def rate_limit(self, op: str, *, retry_after: float | None = 1.0, times: int = 1) -> None:
         """The next `times` calls of `op` answer 429 with this Retry-After."""
+        if retry_after is not None and (
+            isinstance(retry_after, bool)
+            or not isinstance(retry_after, (int, float))
+            or not 0 <= retry_after < 1e9
+        ):
+            raise ConfigurationError(
+                f"retry_after must be a number of seconds (0 or more) or None, not {retry_after!r}."
+            )
         self.inject_error(
             op,
             lambda: RateLimitError(
@@ -315,6 +390,15 @@ class FakeProvider(Provider):
 
     def unavailable(self, op: str, *, status_code: int = 503, times: int = 1, commit: bool = False) -> None:
         """The next `times` calls of `op` answer a 5xx (or, with `commit`, lose the answer)."""
+        if (
+            isinstance(status_code, bool)
+            or not isinstance(status_code, int)
+            or not (status_code == 408 or 500 <= status_code <= 599)
+        ):
+            raise ConfigurationError(
+                f"status_code must be a 5xx (or 408), not {status_code!r}.",
+                fix="Use rate_limit() for 429 and inject_error() for any other ProviderError.",
+            )
         self.inject_error(
             op,
             lambda: ProviderUnavailableError(
@@ -345,17 +429,22 @@ class FakeProvider(Provider):
             )
         when = _as_instant(on) if on is not None else self.clock.now()
         with self._lock:
-            self._retire_at = when
-            self._retire_alternatives = tuple(alternatives)
-            self._retire_message = message
+            self._script.retire_at = when
+            self._script.retire_alternatives = tuple(alternatives)
+            self._script.retire_message = message
 
     def set_reply(self, reply: Reply) -> None:
         """Chat answers with this text, or with `reply(model, messages)`."""
+        if not isinstance(reply, str) and not callable(reply):
+            raise ConfigurationError(
+                f"reply must be a string or a function (model, messages) -> str, not {reply!r}."
+            )
         with self._lock:
-            self._reply = reply
+            self._script.reply = reply
 
     def calls_to(self, op: str) -> list[FakeCall]:
         """The recorded calls of one operation."""
+        _op(op)
         with self._lock:
             return [c for c in self.calls if c.op == op]
 
@@ -395,15 +484,15 @@ class FakeProvider(Provider):
 
     def create_job(self, spec: JobSpec, *, idempotency_key: str) -> Job:
         with self._enter("create_job", model=spec.model, idempotency_key=idempotency_key) as commit:
-            if self._retire_at is not None:
-                if self.clock.now() >= self._retire_at:
+            if self._script.retire_at is not None:
+                if self.clock.now() >= self._script.retire_at:
                     raise ProviderRetiredError(
-                        self._retire_message, provider=self.name, status_code=410,
-                        retired_on=self._retire_at.date(), alternatives=self._retire_alternatives,
+                        self._script.retire_message, provider=self.name, status_code=410,
+                        retired_on=self._script.retire_at.date(), alternatives=self._script.retire_alternatives,
                     )  # fmt: skip
                 log.warning(
                     "unitune: %s closes fine-tuning on %s; this job was accepted, later ones will not be",
-                    self.name, self._retire_at.isoformat(),
+                    self.name, self._script.retire_at.isoformat(),
                 )  # fmt: skip
             self.check_job(spec)
             for ref in (spec.training_file, spec.validation_file):
@@ -421,9 +510,9 @@ class FakeProvider(Provider):
                 created_at=self.clock.now(),
                 created_tick=self.clock.monotonic(),
                 progression=self._progression(),
-                fail_message=self._fail_next,
+                fail_message=self._script.fail_next,
             )
-            self._fail_next = None
+            self._script.fail_next = None
             job.history.append((job.progression[0], job.created_at))
             job_id = f"ftjob-fake-{number:06d}"
             self._jobs[job_id] = job
@@ -565,8 +654,12 @@ class FakeProvider(Provider):
                     provider=self.name,
                     status_code=404,
                 )
-            if self._reply is not None:
-                text = self._reply if isinstance(self._reply, str) else self._reply(model, messages)
+            if self._script.reply is not None:
+                text = (
+                    self._script.reply
+                    if isinstance(self._script.reply, str)
+                    else self._script.reply(model, messages)
+                )
             elif self._reply_cycle is not None:
                 text = next(self._reply_cycle)
             else:
@@ -782,5 +875,12 @@ class FakeProvider(Provider):
             progress=self._progress(job, status),
             error=job.fail_message if status is S.FAILED else None,
             idempotency_key=job.idempotency_key,
-            raw={"polls": job.polls, "method": spec.method, "metadata": dict(spec.metadata)},
+            # spec_hash: what was trained, so a key reused for another job is refused as the ledger
+            # refuses it (the fake's jobs are kept out of the ledger).
+            raw={
+                "polls": job.polls,
+                "method": spec.method,
+                "metadata": dict(spec.metadata),
+                "spec_hash": spec.spec_hash(),
+            },
         )

@@ -238,7 +238,9 @@ def build_provider(
         # A stand-in may take on the provider the code asked for (the fake impersonates it).
         adopt = getattr(override, "adopt_provider", None)
         if callable(adopt):
-            adopt(name, dict(section or {}))
+            chosen = adopt(name, dict(section or {}))
+            if isinstance(chosen, Provider):
+                return chosen
         return override
     cls = get_provider_class(name)
     section = dict(section or {})

@@ -479,3 +479,14 @@ def test_from_config_and_validation_split_arguments(data: Path, fake: FakeProvid
     assert job.validation_file is not None
     with pytest.raises(ConfigurationError, match="validation_split must be a fraction"):
         client.create_job(model="gpt-4o-mini", training_data=data, validation_split=1.5)
+
+
+def test_the_async_client_has_every_method_of_the_sync_one() -> None:
+    import inspect
+
+    from unitune import AsyncFineTuneClient
+
+    def public(cls: type) -> set[str]:
+        return {n for n, v in inspect.getmembers(cls) if not n.startswith("_") and callable(v)}
+
+    assert public(FineTuneClient) - public(AsyncFineTuneClient) == set()

@@ -12,21 +12,23 @@ import pytest
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
 
-@pytest.mark.parametrize(
-    "name",
-    [
-        "quickstart.py",
-        "openai_finetune.py",
-        "together_finetune.py",
-        "bedrock_finetune.py",
-        "mistral_models.py",
-    ],
-)
+#: Each example and lines its output must hold: the job it ran reached its end and was used.
+EXPECTED = {
+    "quickstart.py": ["succeeded 100%", "[ft:llama-3.1-8b-instruct:fake:"],
+    "openai_finetune.py": ["checkpoint at step 10: ft:gpt-4o-mini:", "[ft:gpt-4o-mini:fake:triage:"],
+    "together_finetune.py": ["checkpoint ftckpt-fake-", "[ft:llama-3.1-8b-instruct:fake:triage:"],
+    "bedrock_finetune.py": ["succeeded (raw: succeeded)", "train loss ", "[ft:nova-micro:fake:triage:"],
+    "mistral_models.py": ["created ftjob-fake-"],
+}
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
 def test_example_runs_on_the_fake_provider(name: str, tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("UNITUNE_", "OPENAI_"))}
     env["UNITUNE_HOME"] = str(tmp_path / "home")
     out = subprocess.run([sys.executable, str(EXAMPLES / name)], cwd=tmp_path, env=env,
                          capture_output=True, text=True, timeout=120, check=False)  # fmt: skip
     assert out.returncode == 0, out.stderr[-3000:]
-    assert "succeeded" in out.stdout or "job" in out.stdout
+    for expected in EXPECTED[name]:
+        assert expected in out.stdout, out.stdout[-2000:]
     assert "Traceback" not in out.stderr

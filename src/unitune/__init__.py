@@ -35,16 +35,18 @@ if TYPE_CHECKING:
         ProviderUnavailableError,
         RateLimitError,
         UnituneError,
+        UnknownStatusError,
         UnsupportedFeatureError,
         ValidationFailed,
         WaitTimeout,
     )
     from unitune.evaluate import EvaluationReport, Metric
     from unitune.ledger import Ledger, LedgerEntry
-    from unitune.providers.base import Provider, ProviderSettings, UnknownStatusError
+    from unitune.providers.base import Provider, ProviderSettings
     from unitune.types import (
         Capabilities,
         ChatResponse,
+        Checkpoint,
         FileRef,
         Hyperparameters,
         Job,
@@ -54,6 +56,7 @@ if TYPE_CHECKING:
         Message,
         PreparedFile,
         StepMetric,
+        TunedModel,
         Usage,
     )
 
@@ -103,7 +106,7 @@ _EXPORTS: dict[str, str] = {
     "RateLimitError": "unitune.errors",
     "StepMetric": "unitune.types",
     "UnituneConfig": "unitune.config",
-    "UnknownStatusError": "unitune.providers.base",
+    "UnknownStatusError": "unitune.errors",
     "UnituneError": "unitune.errors",
     "UnsupportedFeatureError": "unitune.errors",
     "Usage": "unitune.types",

@@ -29,6 +29,7 @@ __all__ = [
     "ProviderUnavailableError",
     "RateLimitError",
     "UnituneError",
+    "UnknownStatusError",
     "UnsupportedFeatureError",
     "ValidationFailed",
     "WaitTimeout",
@@ -239,6 +240,10 @@ class RateLimitError(ProviderError):
     def __init__(self, message: str, *, retry_after: float | None = None, **kwargs: Any) -> None:
         self.retry_after = retry_after
         super().__init__(message, **kwargs)
+
+
+class UnknownStatusError(ProviderError):
+    """A vendor reported a status unitune has no mapping for (raised only in strict mode, i.e. tests)."""
 
 
 class ProviderUnavailableError(ProviderError):

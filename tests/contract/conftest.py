@@ -5,7 +5,7 @@ schema (Prism answers 422 to a request the spec does not allow).
 Prism is pinned in `package.json` and installed by `make install` (`npm ci`). The specs are trimmed
 copies kept in `tests/contract/specs/` (the paths the adapters call, with every schema they refer to;
 `trim_specs.py` makes them, `specs/SOURCES.md` says where each comes from); `UNITUNE_SPECS_DIR` points
-at another folder, e.g. the full specs. Without specs the tests skip with the reason; without Prism they skip too, except under CI (`CI=true`), where they fail, because CI
+at another folder, e.g. the full specs. A missing spec fails the test (the specs ship in the repository); without Prism they skip, except under CI (`CI=true`), where they fail, because CI
 must run them.
 """
 
@@ -112,8 +112,11 @@ def prism_server() -> Iterator[Callable[..., Prism]]:
     def start(spec_name: str, *extra: str, keep_paths: tuple[str, ...] = ()) -> Prism:
         spec = specs_dir() / spec_name
         if not spec.exists():
-            pytest.skip(
-                f"spec {spec} not found (set UNITUNE_SPECS_DIR to the folder with the vendors' specs)"
+            # The trimmed specs ship in the repository: a missing one is a broken checkout or a wrong
+            # UNITUNE_SPECS_DIR, never a reason to run fewer tests.
+            pytest.fail(
+                f"spec {spec} not found: restore tests/contract/specs/ (tests/contract/trim_specs.py makes it), "
+                "or point UNITUNE_SPECS_DIR at a folder that has it"
             )
         if keep_paths:
             spec = _trimmed(spec, keep_paths)

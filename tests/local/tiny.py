@@ -1,5 +1,5 @@
 """A tiny chat model built in seconds, offline: a byte-level BPE tokenizer trained on generated
-support tickets and a 4-layer Llama from a config (shared/reference/local-training.md §1)."""
+support tickets and a 4-layer Llama from a config."""
 
 from __future__ import annotations
 

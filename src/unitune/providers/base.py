@@ -45,6 +45,7 @@ from unitune.errors import (
     ProviderUnavailableError,
     RateLimitError,
     UnituneError,
+    UnknownStatusError,
     UnsupportedFeatureError,
     remember_secret,
 )
@@ -176,10 +177,6 @@ class ProviderSettings(BaseModel):
             f"No API key for the {provider!r} provider.",
             fix=f"To fix: {where}add api_key under [providers.{provider}] in unitune.toml.",
         )
-
-
-class UnknownStatusError(ProviderError):
-    """A vendor reported a status unitune has no mapping for (raised only in strict mode, i.e. tests)."""
 
 
 def map_status(provider: str, raw: str, table: Mapping[str, JobStatus]) -> JobStatus:

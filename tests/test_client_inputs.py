@@ -490,3 +490,13 @@ def test_the_async_client_has_every_method_of_the_sync_one() -> None:
         return {n for n, v in inspect.getmembers(cls) if not n.startswith("_") and callable(v)}
 
     assert public(FineTuneClient) - public(AsyncFineTuneClient) == set()
+
+
+def test_evaluate_goes_through_the_retry_policy(
+    client: FineTuneClient, fake: FakeProvider, data: Path
+) -> None:
+    fake.rate_limit("chat", retry_after=2, times=2)  # two 429s: retried like every other provider call
+    report = client.evaluate("gpt-4o-mini", data, max_examples=3, metrics=["exact_match"])
+    assert report.examples == 3
+    assert len(fake.calls_to("chat")) == 3 + 2
+    assert sum(fake.clock.sleeps) >= 4  # waited out both Retry-Afters, on the fake clock

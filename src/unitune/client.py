@@ -1057,6 +1057,7 @@ class FineTuneClient:
             self.provider, self.resolve_model(model), local,
             baseline=self.resolve_model(baseline) if baseline is not None else None, metrics=metrics,
             max_examples=max_examples, batch_size=batch_size, chat_params=chat_params, on_progress=on_progress,
+            run=lambda ask: self.retry.call("chat", ask),  # like every provider call: 429s and 5xx retried
         )  # fmt: skip
 
     # -- tuned models -------------------------------------------------------------------------------

@@ -387,11 +387,23 @@ class _Tally:
         )
 
 
+#: Runs one batch's request: the client passes its retry policy here.
+BatchRunner = Callable[[Callable[[], list[ChatResponse]]], list[ChatResponse]]
+
+
 def _answers(
-    provider: Provider, model: str, batch: list[_Item], params: Mapping[str, Any]
+    provider: Provider,
+    model: str,
+    batch: list[_Item],
+    params: Mapping[str, Any],
+    run: BatchRunner | None = None,
 ) -> list[ChatResponse]:
     conversations = [list(item.prompt) for item in batch]
-    responses = provider.chat_batch(model, conversations, **params)
+
+    def ask() -> list[ChatResponse]:
+        return provider.chat_batch(model, conversations, **params)
+
+    responses = run(ask) if run is not None else ask()
     if len(responses) != len(conversations):
         # Zipping a short list would silently score answers against the wrong references.
         raise ProviderError(
@@ -436,12 +448,14 @@ def evaluate(
     chat_params: Mapping[str, Any] | None = None,
     on_progress: Callable[[int, int], None] | None = None,
     epsilon: float = DEFAULT_EPSILON,
+    run: BatchRunner | None = None,
 ) -> EvaluationReport:
     """Score `model` (and `baseline`, if given) on `data` and say whether the fine-tune is an improvement.
 
     Args:
         provider: answers the prompts, through `provider.chat_batch` (its errors propagate as they are;
-            retries are the caller's business).
+            retries are the caller's business: `run(ask)` runs each batch's request, and
+            `FineTuneClient.evaluate` passes its retry policy there).
         model: the tuned model id.
         data: a `Dataset` or any iterable of `ChatExample` (a `PreferenceExample` is evaluated with its
             `preferred` answer as the reference). Examples with no assistant message, no message
@@ -519,7 +533,7 @@ def evaluate(
         on_progress(0, total)
     for start in range(0, total, batch_size):
         batch = items[start : start + batch_size]
-        per_model = [_answers(provider, tally.model, batch, params) for tally in tallies]
+        per_model = [_answers(provider, tally.model, batch, params, run) for tally in tallies]
         for tally, responses in zip(tallies, per_model, strict=True):
             for item, response in zip(batch, responses, strict=True):
                 tally.add(response.content, item, response.usage)

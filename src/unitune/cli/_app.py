@@ -437,41 +437,9 @@ def wait(
 def _wait_with_progress(
     client: FineTuneClient, job_id: str, *, timeout: float | None = None, poll_interval: float | None = None
 ) -> Job:
-    from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+    from unitune._progress import wait_with_progress
 
-    with Progress(
-        SpinnerColumn(),
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        TextColumn("{task.percentage:>3.0f}%"),
-        TimeElapsedColumn(),
-        console=_out(),
-        transient=False,
-    ) as progress:
-        task = progress.add_task(job_id, total=1.0)
-        shown = 0
-        follow = client.provider.capabilities.events
-
-        def update(job: Job) -> None:
-            nonlocal shown, follow
-            progress.update(
-                task,
-                completed=job.progress if job.progress is not None else 0.0,
-                description=f"{escape(job.id)} {job.status.value}",
-            )
-            if follow:
-                # The job's own log above the bar: a long model fetch or conversion shows as it
-                # happens instead of a bar stuck at 0%.
-                try:
-                    events = client.events(job.id)
-                except UnituneError:
-                    follow = False  # the log is a nicety; the wait itself goes on
-                    return
-                for event in events[shown:]:
-                    progress.console.print(f"  [dim]{event.created_at:%H:%M:%S}[/] {escape(event.message)}")
-                shown = len(events)
-
-        return client.wait(job_id, timeout=timeout, poll_interval=poll_interval, on_update=update)
+    return wait_with_progress(client, job_id, console=_out(), timeout=timeout, poll_interval=poll_interval)
 
 
 @app.command()

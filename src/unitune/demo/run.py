@@ -98,9 +98,9 @@ def run_demo(
     say(f"4. training job {escape(job.id)} ({job.status.value}) — it runs in the background")
     try:
         if console is not None:
-            from unitune.cli._app import _wait_with_progress
+            from unitune._progress import wait_with_progress
 
-            job = _wait_with_progress(client, job.id, poll_interval=1.0)
+            job = wait_with_progress(client, job.id, console=console, poll_interval=1.0)
         else:
             job = client.wait(job, poll_interval=1.0)
     except KeyboardInterrupt:

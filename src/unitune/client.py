@@ -26,7 +26,7 @@ from unitune._retry import RetryPolicy, retryable
 from unitune.catalog import Catalog, Quote, load_catalog
 from unitune.catalog import compare as compare_costs
 from unitune.catalog import estimate as estimate_cost
-from unitune.config import RetrySettings, UnituneConfig, WaitSettings, home_dir, load_config
+from unitune.config import RetrySettings, UnituneConfig, WaitSettings, home_dir, ledger_path, load_config
 from unitune.data import Dataset, ValidationReport
 from unitune.data import validate as validate_dataset
 from unitune.errors import (
@@ -331,7 +331,7 @@ class FineTuneClient:
         elif isinstance(ledger, (str, os.PathLike)):
             self.ledger = Ledger(Path(ledger))
         elif ledger is None:
-            self.ledger = Ledger(home_dir(self.config) / "ledger.sqlite3")
+            self.ledger = Ledger(ledger_path(self.config))
         else:
             raise ConfigurationError(
                 f"ledger must be a Ledger, a path or False, not a {type(ledger).__name__}."

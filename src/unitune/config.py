@@ -54,6 +54,7 @@ __all__ = [
     "WaitSettings",
     "cache_dir",
     "home_dir",
+    "ledger_path",
     "load_config",
 ]
 
@@ -307,3 +308,8 @@ def home_dir(config: UnituneConfig | None = None) -> Path:
     import platformdirs
 
     return Path(platformdirs.user_data_dir("unitune", appauthor=False))
+
+
+def ledger_path(config: UnituneConfig | None = None) -> Path:
+    """The ledger file of jobs this machine created: `ledger.sqlite3` in the unitune home."""
+    return home_dir(config) / "ledger.sqlite3"

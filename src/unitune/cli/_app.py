@@ -220,10 +220,10 @@ def _client(provider: str | None, **kwargs: Any) -> FineTuneClient:
 def _client_for_job(job_id: str, provider: str | None) -> FineTuneClient:
     """The client for a job: the provider given, else the one the ledger recorded, else config."""
     if provider is None:
-        from unitune.config import home_dir
+        from unitune.config import ledger_path
         from unitune.ledger import Ledger
 
-        ledger = Ledger(home_dir(load_config()) / "ledger.sqlite3")
+        ledger = Ledger(ledger_path(load_config()))
         entries = ledger.find_job(job_id)
         if len(entries) == 1:
             provider = entries[0].provider
@@ -376,13 +376,13 @@ def jobs(
     limit: Annotated[int, typer.Option(help="How many jobs to show.", min=1)] = 20,
 ) -> None:
     """Jobs this machine created (from the ledger), newest first."""
-    from unitune.config import home_dir
+    from unitune.config import ledger_path
     from unitune.ledger import Ledger
     from unitune.providers.registry import provider_info
 
     if provider:
         provider_info(provider)
-    entries = Ledger(home_dir(load_config()) / "ledger.sqlite3").list(provider=provider, limit=limit)
+    entries = Ledger(ledger_path(load_config())).list(provider=provider, limit=limit)
     if as_json:
         _print_json(entries)
         return

@@ -294,11 +294,7 @@ def test_check_job_refuses_an_unknown_option_by_name(name: str, no_network: None
 
 @pytest.mark.parametrize(
     "name",
-    params(
-        xfail={
-            "cohere": "Cohere sets _owned (it builds its own ClientV2) but has no close(): the client is never closed"
-        }
-    ),
+    params(),
 )
 def test_close_releases_an_owned_client_and_is_idempotent(name: str) -> None:
     provider = build(name)

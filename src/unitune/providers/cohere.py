@@ -144,6 +144,7 @@ class CohereProvider(Provider):
     def __init__(self, settings: CohereSettings | None = None, *, client: Any = None) -> None:
         super().__init__(settings, client=client)
         self._owned = client is None
+        self._http: Any = None
         self._lock = threading.Lock()
         # Waits for the dataset check sleep on the retry policy's clock (the client's, once bound).
         self._sleep: Callable[[float], None] = lambda seconds: self.retry_policy.clock.sleep(seconds)
@@ -161,8 +162,21 @@ class CohereProvider(Provider):
                 }
                 if self.settings.base_url:
                     kwargs["base_url"] = self.settings.base_url
-                self._client = cohere.ClientV2(**kwargs)
+                import httpx
+
+                # Our own HTTP client, so close() can release its connections (ClientV2 has no close).
+                self._http = httpx.Client(timeout=self.settings.timeout, follow_redirects=True)
+                self._client = cohere.ClientV2(**kwargs, httpx_client=self._http)
             return self._client
+
+    def close(self) -> None:
+        """Release the connections of the SDK client this provider built (not one passed in)."""
+        with self._lock:
+            http, self._http = self._http, None
+            if self._owned:
+                self._client = None
+        if http is not None:
+            http.close()
 
     @contextlib.contextmanager
     def _map_errors(self, action: str) -> Iterator[None]:

@@ -428,7 +428,7 @@ def test_same_app_code_runs_on_fake_and_together_by_config_alone(api: FakeTogeth
             return _provider(api, **dict(section or {}))
         return built
 
-    monkeypatch.setattr("unitune.client.build_provider", build)
+    monkeypatch.setattr("unitune.client._sync.build_provider", build)
     config.write_text('provider = "together"\n\n[providers.together]\napi_key = "tg-from-config"\n')
     name, status = app(data)
     assert name == "together"

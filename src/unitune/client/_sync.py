@@ -1,4 +1,4 @@
-"""`FineTuneClient` and `AsyncFineTuneClient`: the one façade application code uses.
+"""`FineTuneClient`: the one façade application code uses.
 
 The client picks a provider (by name, instance or config), prepares and uploads data, records every
 job it creates in the ledger, retries transient errors with one policy, and polls jobs to the end.
@@ -17,7 +17,7 @@ import threading
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import SecretStr, ValidationError
 
@@ -26,13 +26,28 @@ from unitune._retry import RetryPolicy, retryable
 from unitune.catalog import Catalog, Quote, load_catalog
 from unitune.catalog import compare as compare_costs
 from unitune.catalog import estimate as estimate_cost
-from unitune.config import RetrySettings, UnituneConfig, WaitSettings, home_dir, ledger_path, load_config
+from unitune.client._args import (
+    DataInput,
+    JobRef,
+    MessagesInput,
+    OnUpdate,
+    _as_config,
+    _callback,
+    _hyperparameters,
+    _job_id,
+    _messages,
+    _metadata,
+    _name,
+    _number,
+    _one_line,
+)
+from unitune.client._poll import _Poll
+from unitune.config import RetrySettings, UnituneConfig, home_dir, ledger_path, load_config
 from unitune.data import Dataset, ValidationReport
 from unitune.data import validate as validate_dataset
 from unitune.errors import (
     BudgetExceeded,
     ConfigurationError,
-    JobFailedError,
     ProviderRetiredError,
     ProviderUnavailableError,
     RateLimitError,
@@ -51,8 +66,6 @@ from unitune.types import (
     Job,
     JobEvent,
     JobSpec,
-    JobStatus,
-    Message,
     PreparedFile,
     Purpose,
     StepMetric,
@@ -65,186 +78,7 @@ from unitune.types import (
 if TYPE_CHECKING:
     from unitune.evaluate import EvaluationReport
 
-__all__ = ["AsyncFineTuneClient", "DataInput", "FineTuneClient", "MessagesInput"]
-
 log = logging.getLogger("unitune")
-
-T = TypeVar("T")
-
-#: Training or validation data: a `Dataset`, a local JSONL file (any format `Dataset.from_jsonl`
-#: reads), or a file already uploaded to the provider (`FileRef`).
-DataInput = str | os.PathLike[str] | Dataset | FileRef
-#: Chat input: a prompt string, or messages as `Message` objects or OpenAI-style dicts.
-MessagesInput = str | Sequence[Message | Mapping[str, Any]]
-JobRef = Job | str
-OnUpdate = Callable[[Job], None]
-
-
-def _number(value: object, *, finite: bool = False) -> bool:
-    if not isinstance(value, (int, float)) or isinstance(value, bool) or value != value:  # NaN
-        return False
-    return not finite or abs(value) != float("inf")
-
-
-def _callback(value: object, what: str) -> None:
-    if value is not None and not callable(value):
-        raise ConfigurationError(f"{what} must be a function, not a {type(value).__name__}.")
-
-
-def _one_line(e: ValidationError) -> str:
-    """A pydantic error as one phrase: where and what (the first problem; there is usually one)."""
-    first = e.errors()[0]
-    where = ".".join(str(p) for p in first["loc"])
-    return f"{where}: {first['msg']}" if where else str(first["msg"])
-
-
-def _name(value: object, what: str, fix: str) -> str:
-    """`value` as a non-empty string id, or a `ConfigurationError` saying what was passed instead."""
-    if not isinstance(value, str) or not value.strip():
-        shown = repr(value) if isinstance(value, str) or value is None else f"a {type(value).__name__}"
-        raise ConfigurationError(f"{what} must be a non-empty string, not {shown}.", fix=fix)
-    return value
-
-
-def _job_id(job: JobRef) -> str:
-    if isinstance(job, Job):
-        return job.id
-    return _name(job, "A job id", "Pass the Job that create_job returned, or its id (job.id).")
-
-
-def _messages(messages: MessagesInput) -> list[Message]:
-    if isinstance(messages, str):
-        if not messages:
-            raise ConfigurationError(
-                "The prompt is empty.", fix="Pass the text to send, or a list of messages."
-            )
-        return [Message(role="user", content=messages)]
-    if isinstance(messages, Mapping) or not isinstance(messages, Sequence) or not messages:
-        raise ConfigurationError(
-            "messages must be a prompt string or a non-empty list of messages.",
-            fix='Pass e.g. [{"role": "user", "content": "Hi"}].',
-        )
-    out = []
-    for i, m in enumerate(messages, 1):
-        if isinstance(m, Message):
-            out.append(m)
-            continue
-        if not isinstance(m, Mapping):
-            raise ConfigurationError(
-                f"Message {i} is a {type(m).__name__}, not a message.",
-                fix='Each message is a dict like {"role": "user", "content": "Hi"} or a unitune.Message.',
-            )
-        try:
-            out.append(Message.model_validate(dict(m)))
-        except ValidationError as e:
-            raise ConfigurationError(
-                f"Message {i} is not a valid chat message ({_one_line(e)}).",
-                fix="Use role system, user, assistant or tool, with string content.",
-            ) from None
-    return out
-
-
-def _hyperparameters(
-    value: Hyperparameters | Mapping[str, Any] | None, base: Mapping[str, Any]
-) -> Hyperparameters:
-    """The call's hyperparameters over the config's defaults (`[job] hyperparameters`)."""
-    if isinstance(value, Hyperparameters):
-        given: dict[str, Any] = value.model_dump(exclude_unset=True)
-    elif isinstance(value, Mapping):
-        given = dict(value)
-    elif value is None:
-        given = {}
-    else:
-        raise ConfigurationError(
-            f"hyperparameters must be a Hyperparameters or a dict, not a {type(value).__name__}.",
-            fix="Pass e.g. Hyperparameters(epochs=3) or {'epochs': 3}.",
-        )
-    merged = {**base, **given}
-    if "provider_options" in base and "provider_options" in given:
-        merged["provider_options"] = {**base["provider_options"], **given["provider_options"]}
-    try:
-        return Hyperparameters.model_validate(merged)
-    except ValidationError as e:
-        raise ConfigurationError(
-            f"Invalid hyperparameters ({_one_line(e)}).",
-            fix="Known fields: "
-            + ", ".join(Hyperparameters.model_fields)
-            + "; vendor-only knobs go in provider_options.",
-        ) from None
-
-
-def _metadata(value: Mapping[str, str] | None) -> dict[str, str]:
-    if value is None:
-        return {}
-    if not isinstance(value, Mapping):
-        raise ConfigurationError(
-            f"metadata must be a dict of strings, not a {type(value).__name__}.",
-            fix="Pass e.g. {'team': 'search'}.",
-        )
-    bad = [k for k, v in value.items() if not isinstance(k, str) or not isinstance(v, str)]
-    if bad:
-        raise ConfigurationError(
-            f"metadata values must be strings; {bad[0]!r} is a {type(value[bad[0]]).__name__}.",
-            fix=f"Convert it first, e.g. {{{bad[0]!r}: str(value)}}.",
-        )
-    return dict(value)
-
-
-def _as_config(config: UnituneConfig | str | os.PathLike[str] | None) -> UnituneConfig:
-    if config is None:
-        return load_config()
-    if isinstance(config, UnituneConfig):
-        return config
-    if isinstance(config, (str, os.PathLike)):
-        return load_config(config)
-    raise ConfigurationError(
-        f"config must be a UnituneConfig or the path of a unitune.toml, not a {type(config).__name__}.",
-        fix="Pass unitune.load_config(...) or a path, or leave it out to read unitune.toml.",
-    )
-
-
-class _Poll:
-    """The waiting policy shared by the sync and async `wait()`: when to stop, how long to sleep."""
-
-    def __init__(
-        self, settings: WaitSettings, clock: Clock, timeout: float | None, poll_interval: float | None
-    ) -> None:
-        if poll_interval is not None and (not _number(poll_interval, finite=True) or poll_interval <= 0):
-            raise ConfigurationError(
-                f"poll_interval must be a positive number of seconds, not {poll_interval!r}."
-            )
-        if timeout is not None and (not _number(timeout) or timeout < 0):
-            raise ConfigurationError(
-                f"timeout must be zero or a positive number of seconds, not {timeout!r}."
-            )
-        self.settings = settings
-        self.clock = clock
-        self.timeout = timeout
-        self.deadline = None if timeout is None else clock.monotonic() + timeout
-        self.base = poll_interval if poll_interval is not None else settings.poll_interval
-        self.interval = self.base
-        self.last_status: JobStatus | None = None
-
-    def next_sleep(self, job: Job) -> float | None:
-        """None when `job` succeeded; raises when it failed or time is up; else seconds to sleep."""
-        if job.status is JobStatus.SUCCEEDED:
-            return None
-        if job.status.is_terminal:
-            raise JobFailedError(job)
-        if self.deadline is not None:
-            remaining = self.deadline - self.clock.monotonic()
-            if remaining <= 0:
-                assert self.timeout is not None
-                raise WaitTimeout(job, self.timeout)
-        else:
-            remaining = float("inf")
-        if job.status is not self.last_status:
-            # Something moved: look again soon rather than at the backed-off interval.
-            self.interval = self.base
-            self.last_status = job.status
-        sleep = min(self.interval, remaining)
-        self.interval = min(self.interval * self.settings.backoff, self.settings.max_poll_interval)
-        return sleep
 
 
 class FineTuneClient:
@@ -1098,243 +932,3 @@ class FineTuneClient:
         """
         model = _name(model, "model", "Pass a base model id or the fine_tuned_model of a job.")
         return self.retry.call("chat", self.provider.chat, model, _messages(messages), **params)
-
-
-class AsyncFineTuneClient:
-    """The same API as `FineTuneClient`, awaitable. Calls run in worker threads; `wait` sleeps on the
-    event loop, so many jobs can be awaited concurrently (`asyncio.gather`).
-
-    Takes the same arguments as `FineTuneClient`, or wraps one: `AsyncFineTuneClient(client=sync)`.
-    """
-
-    def __init__(
-        self,
-        provider: str | Provider | None = None,
-        *,
-        client: FineTuneClient | None = None,
-        **kwargs: Any,
-    ) -> None:
-        if client is not None and not isinstance(client, FineTuneClient):
-            raise ConfigurationError(
-                f"client must be a FineTuneClient, not a {type(client).__name__}.",
-                fix="Pass AsyncFineTuneClient(client=FineTuneClient(...)), or the same arguments as FineTuneClient.",
-            )
-        self.sync = client if client is not None else FineTuneClient(provider, **kwargs)
-
-    @classmethod
-    def from_config(cls, path: str | os.PathLike[str] | None = None, **kwargs: Any) -> AsyncFineTuneClient:
-        """An async client for the provider named in the config file."""
-        return cls(client=FineTuneClient.from_config(path, **kwargs))
-
-    def __repr__(self) -> str:
-        return f"AsyncFineTuneClient(provider={self.sync.provider.name!r})"
-
-    async def __aenter__(self) -> AsyncFineTuneClient:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.close()
-
-    @property
-    def provider(self) -> Provider:
-        """The provider the wrapped client uses."""
-        return self.sync.provider
-
-    async def _run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        import asyncio  # here, not at module top: `import unitune` should not load asyncio
-
-        return await asyncio.to_thread(fn, *args, **kwargs)
-
-    async def close(self) -> None:
-        """See `FineTuneClient.close`."""
-        await self._run(self.sync.close)
-
-    async def upload(
-        self,
-        data: DataInput,
-        *,
-        purpose: Purpose = "training",
-        model: str | None = None,
-        method: TrainingMethod = "sft",
-    ) -> FileRef:
-        """See `FineTuneClient.upload`."""
-        return await self._run(self.sync.upload, data, purpose=purpose, model=model, method=method)
-
-    async def validate(
-        self,
-        data: DataInput,
-        *,
-        model: str | None = None,
-        validation_data: DataInput | None = None,
-        method: TrainingMethod | None = None,
-    ) -> ValidationReport:
-        """See `FineTuneClient.validate`."""
-        return await self._run(
-            self.sync.validate, data, model=model, validation_data=validation_data, method=method
-        )
-
-    async def create_job(
-        self,
-        *,
-        model: str | None = None,
-        training_data: DataInput,
-        validation_data: DataInput | None = None,
-        hyperparameters: Hyperparameters | Mapping[str, Any] | None = None,
-        method: TrainingMethod | None = None,
-        suffix: str | None = None,
-        metadata: Mapping[str, str] | None = None,
-        idempotency_key: str | None = None,
-        max_cost_usd: float | None = None,
-        validation_split: float | None = None,
-    ) -> Job:
-        """See `FineTuneClient.create_job`."""
-        return await self._run(
-            self.sync.create_job,
-            model=model,
-            training_data=training_data,
-            validation_data=validation_data,
-            hyperparameters=hyperparameters,
-            method=method,
-            suffix=suffix,
-            metadata=metadata,
-            idempotency_key=idempotency_key,
-            max_cost_usd=max_cost_usd,
-            validation_split=validation_split,
-        )
-
-    async def estimate(
-        self,
-        data: DataInput,
-        *,
-        model: str | None = None,
-        hyperparameters: Hyperparameters | Mapping[str, Any] | None = None,
-        validation_data: DataInput | None = None,
-        method: TrainingMethod | None = None,
-    ) -> Quote:
-        """See `FineTuneClient.estimate`."""
-        return await self._run(
-            self.sync.estimate,
-            data,
-            model=model,
-            hyperparameters=hyperparameters,
-            validation_data=validation_data,
-            method=method,
-        )
-
-    def resolve_model(self, model: str) -> str:
-        """See `FineTuneClient.resolve_model` (no I/O, so not awaitable)."""
-        return self.sync.resolve_model(model)
-
-    async def compare(
-        self,
-        data: DataInput,
-        *,
-        model: str,
-        providers: Sequence[str],
-        validation_data: DataInput | None = None,
-        hyperparameters: Hyperparameters | None = None,
-        method: TrainingMethod = "sft",
-    ) -> list[Quote]:
-        """See `FineTuneClient.compare`."""
-        return await self._run(
-            self.sync.compare, data, model=model, providers=providers, validation_data=validation_data,
-            hyperparameters=hyperparameters, method=method,
-        )  # fmt: skip
-
-    async def evaluate(
-        self,
-        model: str,
-        data: DataInput,
-        *,
-        baseline: str | None = None,
-        metrics: Sequence[Any] = ("exact_match", "json_valid", "json_fields"),
-        max_examples: int | None = None,
-        batch_size: int = 8,
-        chat_params: Mapping[str, Any] | None = None,
-        on_progress: Callable[[int, int], None] | None = None,
-    ) -> EvaluationReport:
-        """See `FineTuneClient.evaluate`."""
-        return await self._run(
-            self.sync.evaluate, model, data, baseline=baseline, metrics=metrics, max_examples=max_examples,
-            batch_size=batch_size, chat_params=chat_params, on_progress=on_progress,
-        )  # fmt: skip
-
-    async def get_job(self, job: JobRef) -> Job:
-        """See `FineTuneClient.get_job`."""
-        return await self._run(self.sync.get_job, job)
-
-    async def list_jobs(self, *, limit: int = 20) -> list[Job]:
-        """See `FineTuneClient.list_jobs`."""
-        return await self._run(self.sync.list_jobs, limit=limit)
-
-    async def cancel_job(self, job: JobRef) -> Job:
-        """See `FineTuneClient.cancel_job`."""
-        return await self._run(self.sync.cancel_job, job)
-
-    async def pause_job(self, job: JobRef) -> Job:
-        """See `FineTuneClient.pause_job`."""
-        return await self._run(self.sync.pause_job, job)
-
-    async def resume_job(self, job: JobRef) -> Job:
-        """See `FineTuneClient.resume_job`."""
-        return await self._run(self.sync.resume_job, job)
-
-    async def wait(
-        self,
-        job: JobRef,
-        *,
-        timeout: float | None = None,
-        poll_interval: float | None = None,
-        on_update: OnUpdate | None = None,
-    ) -> Job:
-        """See `FineTuneClient.wait`; sleeps without holding a thread."""
-        poll = _Poll(self.sync.config.wait, self.sync.clock, timeout, poll_interval)
-        _callback(on_update, "on_update")
-        _job_id(job)
-        last = job if isinstance(job, Job) else None
-        while True:
-            current = last = await self._run(self.sync._poll_once, job, poll, last)
-            if on_update is not None:
-                on_update(current)
-            sleep = poll.next_sleep(current)
-            if sleep is None:
-                return current
-            await self.sync.clock.asleep(sleep)
-
-    async def events(self, job: JobRef) -> list[JobEvent]:
-        """See `FineTuneClient.events`."""
-        return await self._run(self.sync.events, job)
-
-    async def metrics(self, job: JobRef) -> list[StepMetric]:
-        """See `FineTuneClient.metrics`."""
-        return await self._run(self.sync.metrics, job)
-
-    async def checkpoints(self, job: JobRef) -> list[Checkpoint]:
-        """See `FineTuneClient.checkpoints`."""
-        return await self._run(self.sync.checkpoints, job)
-
-    async def models(self) -> list[TunedModel]:
-        """See `FineTuneClient.models`."""
-        return await self._run(self.sync.models)
-
-    async def update_model(
-        self, model_id: str, *, name: str | None = None, description: str | None = None
-    ) -> TunedModel:
-        """See `FineTuneClient.update_model`."""
-        return await self._run(self.sync.update_model, model_id, name=name, description=description)
-
-    async def archive_model(self, model_id: str) -> TunedModel:
-        """See `FineTuneClient.archive_model`."""
-        return await self._run(self.sync.archive_model, model_id)
-
-    async def unarchive_model(self, model_id: str) -> TunedModel:
-        """See `FineTuneClient.unarchive_model`."""
-        return await self._run(self.sync.unarchive_model, model_id)
-
-    async def delete_model(self, model_id: str) -> None:
-        """See `FineTuneClient.delete_model`."""
-        await self._run(self.sync.delete_model, model_id)
-
-    async def chat(self, model: str, messages: MessagesInput, **params: Any) -> ChatResponse:
-        """See `FineTuneClient.chat`."""
-        return await self._run(self.sync.chat, model, messages, **params)

@@ -12,6 +12,8 @@ from typing import Any
 import pytest
 
 from unitune.data import tokens as T
+from unitune.data._tokens import _base as tokens_base
+from unitune.data._tokens import render
 from unitune.data.tokens import TokenCounter, counter_for
 from unitune.types import Message
 
@@ -99,10 +101,12 @@ def test_special_token_strings_in_text_count_as_text() -> None:
     ],
 )
 def test_batch_counts_equal_single_counts(model: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(T, "_BATCH_CHARS", 500)  # force several slices through quicktok's batch call
+    monkeypatch.setattr(
+        tokens_base, "_BATCH_CHARS", 500
+    )  # force several slices through quicktok's batch call
     counter = counter_for("together", model)
     texts = [f"{i} {s} " * (i % 7) for i, s in enumerate(SAMPLES * 12)]
-    assert len(texts) >= T._SMALL_BATCH  # takes the batched path
+    assert len(texts) >= tokens_base._SMALL_BATCH  # takes the batched path
     assert counter.count_texts(texts) == [counter.count_text(t) for t in texts]
     assert counter.count_texts(texts[:3]) == [counter.count_text(t) for t in texts[:3]]
     assert counter.count_texts([]) == []
@@ -276,7 +280,7 @@ def test_qwen3_template_empty_think_block_and_tools() -> None:
 
 def test_template_special_tokens_are_single_tokens_in_the_vocabularies() -> None:
     # The renderers count each special as 1 token; that holds only if the vocabulary has it.
-    for encoding, specials in (("llama3", T._LLAMA3_TOKENS), ("qwen3", T._CHATML_TOKENS)):
+    for encoding, specials in (("llama3", render._LLAMA3_TOKENS), ("qwen3", render._CHATML_TOKENS)):
         enc = quicktok.get_encoding(encoding)
         for token in specials:
             assert token in enc.special_tokens_set

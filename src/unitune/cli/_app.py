@@ -46,10 +46,7 @@ class _OneLineUsageErrors(typer.core.TyperGroup):
                 raise  # no arguments where help is wanted: click prints the help
             where = getattr(getattr(e, "ctx", None), "command_path", None) or ctx.command_path
             message = f"{e.format_message()} (see '{where} --help')"  # type: ignore[attr-defined]
-            if "--json" in args:
-                _print_json({"error": {"type": "UsageError", "message": message}})
-            else:
-                _err().print(f"[bold red]error:[/] {escape(message)}", highlight=False)
+            _report("UsageError", message, as_json="--json" in args)
             raise typer.Exit(getattr(e, "exit_code", 2)) from None
 
 
@@ -167,6 +164,15 @@ def _print_json(obj: Any) -> None:
     sys.stdout.write(json.dumps(_jsonable(obj), indent=2, default=str) + "\n")
 
 
+def _report(kind: str, message: str, *, as_json: bool, shown: str | None = None) -> None:
+    """Every error the CLI prints: `{"error": {type, message}}` on stdout with --json, else one line on
+    stderr (`shown`, when the line says more than the message)."""
+    if as_json:
+        _print_json({"error": {"type": kind, "message": message}})
+    else:
+        _err().print(f"[bold red]error:[/] {escape(shown or message)}", highlight=False)
+
+
 def _handles_errors(fn: F) -> F:
     """Turn unitune errors into one line (or JSON) and exit status 1."""
 
@@ -175,10 +181,12 @@ def _handles_errors(fn: F) -> F:
         try:
             return fn(*args, **kwargs)
         except UnituneError as e:
-            if kwargs.get("as_json"):
-                _print_json({"error": {"type": type(e).__name__, "message": str(e)}})
-            else:
-                _err().print(f"[bold red]error:[/] {type(e).__name__}: {escape(str(e))}", highlight=False)
+            _report(
+                type(e).__name__,
+                str(e),
+                as_json=bool(kwargs.get("as_json")),
+                shown=f"{type(e).__name__}: {e}",
+            )
             raise typer.Exit(1) from None
         except KeyboardInterrupt:
             _err().print("interrupted")
@@ -190,10 +198,7 @@ def _handles_errors(fn: F) -> F:
                 _unexpected(e, kwargs)
             # The file system refused (permissions, a full disk): the file and the reason, no "unexpected".
             text = f"{type(e).__name__}: {e.strerror or e}: {str(e.filename)!r}"
-            if kwargs.get("as_json"):
-                _print_json({"error": {"type": type(e).__name__, "message": text}})
-            else:
-                _err().print(f"[bold red]error:[/] {escape(text)}", highlight=False)
+            _report(type(e).__name__, text, as_json=bool(kwargs.get("as_json")))
             raise typer.Exit(1) from None
         except Exception as e:
             _unexpected(e, kwargs)
@@ -206,10 +211,7 @@ def _unexpected(e: Exception, kwargs: dict[str, Any]) -> NoReturn:
     if os.environ.get("UNITUNE_DEBUG") == "1":
         raise e
     message = f"unexpected {type(e).__name__}: {e} (set UNITUNE_DEBUG=1 for the traceback)"
-    if kwargs.get("as_json"):
-        _print_json({"error": {"type": type(e).__name__, "message": message}})
-    else:
-        _err().print(f"[bold red]error:[/] {escape(message)}", highlight=False)
+    _report(type(e).__name__, message, as_json=bool(kwargs.get("as_json")))
     raise typer.Exit(1) from None
 
 

@@ -501,7 +501,7 @@ class FineTuneClient:
         # The catalog first: its refusal carries the date, the source and the live alternatives.
         self.catalog.check_can_train(self.provider.name, model, today=self.clock.now().date())
         self._check_supported(method, hp)
-        self._check_spec(
+        draft = self._draft_spec(
             model, hp, method, suffix, meta, validation is not None or validation_split is not None
         )
         workdir = self._workdir()
@@ -518,9 +518,7 @@ class FineTuneClient:
                     )
                 if quote.total_usd > max_cost_usd:
                     raise BudgetExceeded(cost_usd=quote.total_usd, max_cost_usd=max_cost_usd, quote=quote)
-            return self._create_job(
-                model, training, validation, hp, method, suffix, meta, idempotency_key, workdir,
-            )  # fmt: skip
+            return self._create_job(draft, training, validation, idempotency_key, workdir)
         finally:
             shutil.rmtree(workdir, ignore_errors=True)  # the converted copies; uploaded by now
 
@@ -541,7 +539,7 @@ class FineTuneClient:
             return "dpo"
         raise ConfigurationError(f"method must be 'sft' or 'dpo', not {method!r}.")
 
-    def _check_spec(
+    def _draft_spec(
         self,
         model: str,
         hp: Hyperparameters,
@@ -549,9 +547,9 @@ class FineTuneClient:
         suffix: str | None,
         meta: dict[str, str],
         validation: bool = False,
-    ) -> None:
-        """Build the job's spec with a stand-in file before anything is uploaded, so whatever the
-        spec refuses is refused now, not after the upload."""
+    ) -> JobSpec:
+        """The job's spec with a stand-in file, built before anything is uploaded so whatever the
+        spec refuses is refused now, not after the upload; the uploaded files replace the stand-ins."""
         stand_in = FileRef(id="unitune-check", provider=self.provider.name)
         try:
             spec = JobSpec(
@@ -567,6 +565,7 @@ class FineTuneClient:
             raise ConfigurationError(f"Invalid job settings ({_one_line(e)}).") from None
         # And what the provider refuses without a request (options, settings, limits).
         self.provider.check_job(spec)
+        return spec
 
     def _split(self, data: Dataset, fraction: float, workdir: Path) -> tuple[Dataset, Dataset]:
         """Hold out `fraction` of `data` as validation (config `validation_split`), deterministically."""
@@ -587,51 +586,41 @@ class FineTuneClient:
 
     def _create_job(
         self,
-        model: str,
+        draft: JobSpec,
         training_data: Dataset | FileRef,
         validation_data: Dataset | FileRef | None,
-        hp: Hyperparameters,
-        method: TrainingMethod,
-        suffix: str | None,
-        meta: dict[str, str],
         idempotency_key: str | None,
         workdir: Path,
     ) -> Job:
         items: list[tuple[DataInput, Purpose]] = [(training_data, "training")]
         if validation_data is not None:
             items.append((validation_data, "validation"))
-        prepared = self._check_and_prepare(items, model, workdir, method)
+        prepared = self._check_and_prepare(items, draft.model, workdir, draft.method)
         training = prepared[0]
         validation = prepared[1] if len(prepared) > 1 else None
         fingerprint = spec_fingerprint(
-            model=model,
+            model=draft.model,
             training=file_key(training),
             validation=file_key(validation) if validation is not None else None,
-            hyperparameters=hp,
-            method=method,
-            suffix=suffix,
-            metadata=meta,
+            hyperparameters=draft.hyperparameters,
+            method=draft.method,
+            suffix=draft.suffix,
+            metadata=draft.metadata,
         )
         if idempotency_key is None:
-            return self._create(model, training, validation, hp, method, suffix, meta, fingerprint, None)
+            return self._create(draft, training, validation, fingerprint, None)
         # One creator per key in this process: concurrent callers wait, then find the job made.
         with self._key_lock(idempotency_key):
-            existing = self._recorded(idempotency_key, fingerprint, model)
+            existing = self._recorded(idempotency_key, fingerprint, draft.model)
             if existing is not None:
                 return existing
-            return self._create(
-                model, training, validation, hp, method, suffix, meta, fingerprint, idempotency_key
-            )
+            return self._create(draft, training, validation, fingerprint, idempotency_key)
 
     def _create(
         self,
-        model: str,
+        draft: JobSpec,
         training: PreparedFile | FileRef,
         validation: PreparedFile | FileRef | None,
-        hp: Hyperparameters,
-        method: TrainingMethod,
-        suffix: str | None,
-        meta: dict[str, str],
         fingerprint: str,
         idempotency_key: str | None,
     ) -> Job:
@@ -643,15 +632,7 @@ class FineTuneClient:
         else:
             training_ref = self._upload_prepared(training)
             validation_ref = self._upload_prepared(validation) if validation is not None else None
-        spec = JobSpec(
-            model=model,
-            training_file=training_ref,
-            validation_file=validation_ref,
-            hyperparameters=hp,
-            method=method,
-            suffix=suffix,
-            metadata=meta,
-        )
+        spec = draft.model_copy(update={"training_file": training_ref, "validation_file": validation_ref})
         key = idempotency_key or f"unitune-{uuid.uuid4().hex}"
         if idempotency_key is None:
             job = self.provider.create_job(spec, idempotency_key=key)

@@ -20,6 +20,7 @@ from unitune.data.formats._base import (
     _tool_call,
     _weight,
 )
+from unitune.types import Message
 
 _MISTRAL_ID = re.compile(r"[A-Za-z0-9]{9}")
 _ALNUM = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
@@ -59,49 +60,62 @@ def _mistral(ex: Example, ctx: _Ctx) -> Record:
     messages: list[dict[str, Any]] = []
     if system is not None:
         messages.append({"role": "system", "content": system})
-    for loc, m in rest:
-        msg: dict[str, Any] = {"role": m.role}
-        content: str | list[dict[str, Any]] | None = m.content
-        if isinstance(content, list) and m.role != "user":
-            # Only user messages may carry images (assistant chunks must be text).
-            content = _plain_text(loc, m, ctx, why="Mistral takes images in user messages only")
-        if m.tool_calls:
-            if content:
-                ctx.lose(
-                    "content_dropped",
-                    f"{loc}: text beside the tool calls dropped: Mistral takes one or the other",
-                )
-            content = None
-            calls = []
-            for call in m.tool_calls:
-                call = _tool_call(call)
-                original = call.get("id")
-                if isinstance(original, str) and _mistral_id(original) != original:
-                    call["id"] = _mistral_id(original)
-                    ctx.lose(
-                        "tool_call_id_rewritten",
-                        f"{loc}: tool call id {original!r} rewritten to {call['id']!r} "
-                        "(and in its tool result): Mistral needs exactly 9 letters or digits",
-                    )
-                calls.append(call)
-            msg["tool_calls"] = calls
-        if content is not None or m.role != "assistant":
-            msg["content"] = content if content is not None else ""
-        if m.role == "tool":
-            if m.tool_call_id is not None:
-                msg["tool_call_id"] = _mistral_id(m.tool_call_id)
-            if m.name is not None:
-                msg["name"] = m.name  # Mistral tool messages name the function they answer
-        else:
-            _drop_name(loc, m, ctx)
-        weight = _weight(loc, m, ctx, supported=True)
-        if weight is not None:
-            msg["weight"] = weight
-        messages.append(msg)
+    messages.extend(_mistral_message(loc, m, ctx) for loc, m in rest)
     record: Record = {"messages": messages}
     if chat.tools:
         record["tools"] = chat.tools
     return record
+
+
+def _mistral_message(loc: str, m: Message, ctx: _Ctx) -> dict[str, Any]:
+    """One non-system message in Mistral's shape, reporting what it cannot carry (in message order)."""
+    msg: dict[str, Any] = {"role": m.role}
+    content: str | list[dict[str, Any]] | None = m.content
+    if isinstance(content, list) and m.role != "user":
+        # Only user messages may carry images (assistant chunks must be text).
+        content = _plain_text(loc, m, ctx, why="Mistral takes images in user messages only")
+    if m.tool_calls:
+        if content:
+            ctx.lose(
+                "content_dropped",
+                f"{loc}: text beside the tool calls dropped: Mistral takes one or the other",
+            )
+        content = None
+        msg["tool_calls"] = _mistral_tool_calls(loc, m.tool_calls, ctx)
+    if content is not None or m.role != "assistant":
+        msg["content"] = content if content is not None else ""
+    if m.role == "tool":
+        if m.tool_call_id is not None:
+            msg["tool_call_id"] = _mistral_id(m.tool_call_id)
+        if m.name is not None:
+            msg["name"] = m.name  # Mistral tool messages name the function they answer
+    else:
+        _drop_name(loc, m, ctx)
+    weight = _weight(loc, m, ctx, supported=True)
+    if weight is not None:
+        msg["weight"] = weight
+    return msg
+
+
+def _mistral_tool_calls(loc: str, tool_calls: list[dict[str, Any]], ctx: _Ctx) -> list[dict[str, Any]]:
+    """The assistant's tool calls with ids Mistral accepts.
+
+    An id that is not exactly 9 letters or digits is rewritten (reported once per call); the tool
+    result that answers it gets the same rewrite in `_mistral_message`, so the pair still matches.
+    """
+    calls = []
+    for call in tool_calls:
+        call = _tool_call(call)
+        original = call.get("id")
+        if isinstance(original, str) and _mistral_id(original) != original:
+            call["id"] = _mistral_id(original)
+            ctx.lose(
+                "tool_call_id_rewritten",
+                f"{loc}: tool call id {original!r} rewritten to {call['id']!r} "
+                "(and in its tool result): Mistral needs exactly 9 letters or digits",
+            )
+        calls.append(call)
+    return calls
 
 
 # --------------------------------------------------------------------------------------------------

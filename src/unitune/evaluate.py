@@ -436,6 +436,129 @@ def _verdict(
     return wins, compared, regressions, "no improvement — don't ship this fine-tune"
 
 
+def _check_settings(
+    batch_size: object, max_examples: object, chat_params: object, on_progress: object
+) -> None:
+    """Refuse bad plain arguments before any example is read or any model is asked."""
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ConfigurationError(f"batch_size must be a whole number, at least 1, not {batch_size!r}")
+    if max_examples is not None and (
+        isinstance(max_examples, bool) or not isinstance(max_examples, int) or max_examples < 1
+    ):
+        raise ConfigurationError(
+            f"max_examples must be a whole number, at least 1 (or None for all), not {max_examples!r}"
+        )
+    if chat_params is not None and not isinstance(chat_params, Mapping):
+        raise ConfigurationError(
+            f"chat_params must be a dict of chat settings, not a {type(chat_params).__name__}"
+        )
+    if on_progress is not None and not callable(on_progress):
+        raise ConfigurationError(
+            f"on_progress must be a function (done, total) -> None, not a {type(on_progress).__name__}"
+        )
+
+
+def _metric_specs(
+    metrics: Sequence[str | Metric | MetricFn] | str | Metric | MetricFn,
+) -> Sequence[str | Metric | MetricFn]:
+    """`metrics` as a sequence: a lone name, `Metric` or function is a sequence of one.
+
+    A lone name must not be taken as the sequence of its letters, hence the wrapping here.
+    """
+    if metrics is None or (not isinstance(metrics, (str, Sequence, Metric)) and not callable(metrics)):
+        raise ConfigurationError(
+            f"metrics must be metric names, Metric objects or functions, not {metrics!r}"
+        )
+    if isinstance(metrics, Metric) or (callable(metrics) and not isinstance(metrics, str)):
+        return (metrics,)
+    if isinstance(metrics, str):
+        return (metrics,)  # a lone name, not a sequence of one-letter names
+    return metrics
+
+
+def _resolve_metrics(specs: Sequence[str | Metric | MetricFn]) -> list[Metric]:
+    """The metrics to score with, at least one, with distinct names (a report keys them by name)."""
+    resolved = [Metric.of(m) for m in specs]
+    if not resolved:
+        raise ConfigurationError("metrics is empty; name at least one metric to evaluate with")
+    names = [m.name for m in resolved]
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        raise ConfigurationError(
+            f"Two metrics share the name(s) {', '.join(duplicates)}; give each a distinct name."
+        )
+    return resolved
+
+
+def _read_items(
+    data: Dataset | Iterable[ChatExample | PreferenceExample], max_examples: int | None
+) -> tuple[list[_Item], dict[str, int]]:
+    """The usable examples (at most `max_examples`) and how many were skipped, by reason.
+
+    Read into memory up front: progress needs the total, and a validation set is small.
+    """
+    items: list[_Item] = []
+    skipped: dict[str, int] = {}
+    for example in data:
+        split = _split_example(example)
+        if isinstance(split, str):
+            skipped[split] = skipped.get(split, 0) + 1
+            continue
+        items.append(split)
+        if max_examples is not None and len(items) >= max_examples:
+            break  # stop reading: a large file need not be parsed to its end
+    return items, skipped
+
+
+def _answer_all(
+    provider: Provider,
+    tallies: list[_Tally],
+    items: list[_Item],
+    params: Mapping[str, Any],
+    batch_size: int,
+    on_progress: Callable[[int, int], None] | None,
+    run: BatchRunner | None,
+) -> list[SampleRow]:
+    """Ask every model (tuned first, then the baseline) about every item, batch by batch.
+
+    Each answer is scored into its model's tally as its batch comes back; progress is reported once
+    before the first call and after each batch. Returns the first `SAMPLE_ROWS` rows verbatim.
+    """
+    samples: list[SampleRow] = []
+    total = len(items)
+    if on_progress is not None:
+        on_progress(0, total)
+    for start in range(0, total, batch_size):
+        batch = items[start : start + batch_size]
+        per_model = [_answers(provider, tally.model, batch, params, run) for tally in tallies]
+        for tally, responses in zip(tallies, per_model, strict=True):
+            for item, response in zip(batch, responses, strict=True):
+                tally.add(response.content, item, response.usage)
+        _keep_samples(samples, batch, per_model)
+        if on_progress is not None:
+            on_progress(start + len(batch), total)
+    return samples
+
+
+def _keep_samples(samples: list[SampleRow], batch: list[_Item], per_model: list[list[ChatResponse]]) -> None:
+    """Append this batch's rows to `samples` until it holds `SAMPLE_ROWS`.
+
+    `per_model` is the tuned model's answers, then the baseline's when there is one.
+    """
+    for i, item in enumerate(batch):
+        if len(samples) >= SAMPLE_ROWS:
+            break
+        samples.append(
+            SampleRow(
+                line=item.line,
+                prompt=_excerpt(item.prompt),
+                reference=item.reference,
+                tuned=per_model[0][i].content,
+                baseline=per_model[1][i].content if len(per_model) > 1 else None,
+            )
+        )
+
+
 def evaluate(
     provider: Provider,
     model: str,
@@ -476,81 +599,19 @@ def evaluate(
         ValueError: an unknown metric name, two metrics with one name, a bad `batch_size`/`max_examples`,
             or a metric score outside [0, 1].
     """
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ConfigurationError(f"batch_size must be a whole number, at least 1, not {batch_size!r}")
-    if max_examples is not None and (
-        isinstance(max_examples, bool) or not isinstance(max_examples, int) or max_examples < 1
-    ):
-        raise ConfigurationError(
-            f"max_examples must be a whole number, at least 1 (or None for all), not {max_examples!r}"
-        )
-    if chat_params is not None and not isinstance(chat_params, Mapping):
-        raise ConfigurationError(
-            f"chat_params must be a dict of chat settings, not a {type(chat_params).__name__}"
-        )
-    if on_progress is not None and not callable(on_progress):
-        raise ConfigurationError(
-            f"on_progress must be a function (done, total) -> None, not a {type(on_progress).__name__}"
-        )
-    if metrics is None or (not isinstance(metrics, (str, Sequence, Metric)) and not callable(metrics)):
-        raise ConfigurationError(
-            f"metrics must be metric names, Metric objects or functions, not {metrics!r}"
-        )
-    if isinstance(metrics, Metric) or (callable(metrics) and not isinstance(metrics, str)):
-        metrics = (metrics,)
+    # The checks run in this order so that, of several bad arguments, the same one is reported.
+    _check_settings(batch_size, max_examples, chat_params, on_progress)
+    specs = _metric_specs(metrics)
     if not isinstance(epsilon, (int, float)) or isinstance(epsilon, bool) or epsilon < 0:
         raise ConfigurationError(f"epsilon must not be negative, not {epsilon}")
-    if isinstance(metrics, str):
-        metrics = (metrics,)  # a lone name, not a sequence of one-letter names
-    resolved = [Metric.of(m) for m in metrics]
-    if not resolved:
-        raise ConfigurationError("metrics is empty; name at least one metric to evaluate with")
+    resolved = _resolve_metrics(specs)
     names = [m.name for m in resolved]
-    duplicates = sorted({n for n in names if names.count(n) > 1})
-    if duplicates:
-        raise ConfigurationError(
-            f"Two metrics share the name(s) {', '.join(duplicates)}; give each a distinct name."
-        )
 
-    items: list[_Item] = []
-    skipped: dict[str, int] = {}
-    for example in data:
-        split = _split_example(example)
-        if isinstance(split, str):
-            skipped[split] = skipped.get(split, 0) + 1
-            continue
-        items.append(split)
-        if max_examples is not None and len(items) >= max_examples:
-            break  # stop reading: a large file need not be parsed to its end
-
-    params = dict(chat_params or {})
+    items, skipped = _read_items(data, max_examples)
     tallies = [_Tally(model, resolved)]
     if baseline is not None:
         tallies.append(_Tally(baseline, resolved))
-    samples: list[SampleRow] = []
-    total = len(items)
-    if on_progress is not None:
-        on_progress(0, total)
-    for start in range(0, total, batch_size):
-        batch = items[start : start + batch_size]
-        per_model = [_answers(provider, tally.model, batch, params, run) for tally in tallies]
-        for tally, responses in zip(tallies, per_model, strict=True):
-            for item, response in zip(batch, responses, strict=True):
-                tally.add(response.content, item, response.usage)
-        for i, item in enumerate(batch):
-            if len(samples) >= SAMPLE_ROWS:
-                break
-            samples.append(
-                SampleRow(
-                    line=item.line,
-                    prompt=_excerpt(item.prompt),
-                    reference=item.reference,
-                    tuned=per_model[0][i].content,
-                    baseline=per_model[1][i].content if baseline is not None else None,
-                )
-            )
-        if on_progress is not None:
-            on_progress(start + len(batch), total)
+    samples = _answer_all(provider, tallies, items, dict(chat_params or {}), batch_size, on_progress, run)
 
     tuned_scores = tallies[0].result()
     base_scores = tallies[1].result() if baseline is not None else None
@@ -559,7 +620,7 @@ def evaluate(
         tuned=tuned_scores,
         baseline=base_scores,
         metrics=names,
-        examples=total,
+        examples=len(items),
         skipped=skipped,
         samples=samples,
         wins=wins,

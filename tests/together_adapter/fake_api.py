@@ -4,21 +4,19 @@ not describe (POST /v1/files → 302 + X-Together-File-Id → PUT → /preproces
 limits and estimate calls `create()` makes, jobs, events, metrics, checkpoints and chat, the
 multipart protocol of large files (initiate → a PUT per part → complete), and can fail the next
 requests on a path. With a `FaultPlan` (tests/faults) it also fails requests at random, seeded,
-and lists a new job only `list_lag` seconds of the plan's clock after it was made.
+and lists a new job only `list_lag` seconds of the plan's clock after it was made. What every fake
+shares is in `tests/_fakehttp.py`.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import itertools
-import json
 import re
-from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import httpx
 
+from tests._fakehttp import Answer, FakeHTTPAPI, Reply, Route, read_json
 from tests.faults.plan import FaultPlan
 
 LIMITS = {
@@ -30,22 +28,15 @@ LIMITS = {
     "lora_training": {"default_rank": 16, "max_batch_size": 32, "max_batch_size_dpo": 16, "max_rank": 64,
                       "min_batch_size": 8, "target_modules": ["q_proj", "k_proj", "v_proj", "o_proj"]},
 }  # fmt: skip
+_START = dt.datetime(2026, 11, 22, tzinfo=dt.timezone.utc)
 
 
-@dataclass
-class Failure:
-    path: str
-    status: int | None
-    message: str
-    headers: dict[str, str]
-    times: int
-    after_effect: bool
+class FakeTogether(FakeHTTPAPI):
+    http = httpx
+    request_id = "req_tg"
 
-
-class FakeTogether:
     def __init__(self, faults: FaultPlan | None = None) -> None:
-        self.faults = faults
-        self.visible_at: dict[str, float] = {}  # when a job shows in lists (the plan's list lag)
+        super().__init__(faults)
         self.multipart: dict[str, dict[str, Any]] = {}  # upload id -> {"file_id", "parts", "status"}
         self.files: dict[str, dict[str, Any]] = {}
         self.file_bytes: dict[str, bytes] = {}
@@ -53,8 +44,6 @@ class FakeTogether:
         self.events: dict[str, list[dict[str, Any]]] = {}
         self.metrics: dict[str, list[dict[str, float]]] = {}
         self.checkpoints: dict[str, list[dict[str, Any]]] = {}
-        self.failures: list[Failure] = []
-        self.requests: list[httpx.Request] = []
         self.created: list[dict[str, Any]] = []  # each create request's JSON body
         self.limits = dict(LIMITS)
         self.estimate: dict[str, Any] = {"estimation_available": True, "allowed_to_proceed": True,
@@ -64,12 +53,9 @@ class FakeTogether:
         self.processing_polls = 1
         self.processing_result: dict[str, Any] = {"processing_status": "COMPLETED",
                                                   "validation_report": {"valid": True, "nlines": 60}}  # fmt: skip
-        self._ids = itertools.count(1)
-        self._clock = itertools.count(0)
 
-    def fail(self, path: str, status: int | None, *, message: str = "injected", times: int = 1,
-             headers: dict[str, str] | None = None, after_effect: bool = False) -> None:  # fmt: skip
-        self.failures.append(Failure(path, status, message, headers or {}, times, after_effect))
+    def error_body(self, status: int, message: str, **fields: Any) -> Any:
+        return {"error": {"message": message, "type": "invalid_request_error"}}
 
     def set_status(self, job_id: str, status: str, **fields: Any) -> None:
         self.jobs[job_id].update(status=status, **fields)
@@ -79,14 +65,6 @@ class FakeTogether:
         self.events[job_id].append({"object": "fine-tune-event", "created_at": self._now(), "message": message,
                                     "level": level, "type": type, **fields})  # fmt: skip
 
-    def calls(self, method: str, pattern: str) -> list[httpx.Request]:
-        return [r for r in self.requests if r.method == method and re.fullmatch(pattern, r.url.path)]
-
-    def transport(self) -> httpx.MockTransport:
-        if self.faults is None:
-            return httpx.MockTransport(self.handle)
-        return httpx.MockTransport(self.faults.handler(self.handle, httpx))
-
     def jobs_with_key(self, key: str) -> list[str]:
         """The jobs whose output name carries this idempotency key's tag (the state itself: no faults)."""
         from unitune.providers.together import idempotency_tag
@@ -95,75 +73,54 @@ class FakeTogether:
         return [j["id"] for j in self.jobs.values() if str(j.get("model_output_name", "")).endswith(tag)]
 
     def _now(self) -> str:
-        t = dt.datetime(2026, 11, 22, tzinfo=dt.timezone.utc) + dt.timedelta(seconds=next(self._clock))
-        return t.isoformat().replace("+00:00", "Z")
+        return (_START + dt.timedelta(seconds=self.tick())).isoformat().replace("+00:00", "Z")
 
-    def handle(self, request: httpx.Request) -> httpx.Response:
-        self.requests.append(request)
-        key = f"{request.method} {request.url.path}"
-        for f in self.failures:
-            if f.times > 0 and re.fullmatch(f.path, key):
-                f.times -= 1
-                if f.after_effect:
-                    self._route(request)
-                if f.status is None:
-                    raise httpx.ConnectError("connection reset by peer", request=request)
-                return httpx.Response(f.status, json={"error": {"message": f.message, "type": "invalid_request_error"}},
-                                      headers={"x-request-id": "req_tg", **f.headers})  # fmt: skip
-        return self._route(request)
-
-    def _route(self, request: httpx.Request) -> httpx.Response:
-        path, m = request.url.path, request.method
-        routes: list[tuple[str, str, Callable[..., httpx.Response]]] = [
+    def routes(self) -> list[Route]:
+        return [
             ("POST", r"/v1/files", self._upload_url),
             ("POST", r"/v1/files/multipart/initiate", self._initiate),
             ("PUT", r"/upload-part/([^/]+)/(\d+)", self._put_part),
             ("POST", r"/v1/files/multipart/complete", self._complete),
             ("POST", r"/v1/files/multipart/abort", self._abort),
             ("PUT", r"/upload/([^/]+)", self._put),
-            ("POST", r"/v1/files/([^/]+)/preprocess", self._preprocess),
+            ("POST", r"/v1/files/([^/]+)/preprocess", lambda r, i: (200, self._public(i))),
             ("GET", r"/v1/files/([^/]+)", self._get_file),
             ("GET", r"/v1/fine-tunes/models/limits", self._limits),
-            ("POST", r"/v1/fine-tunes/estimate-price", self._estimate),
+            ("POST", r"/v1/fine-tunes/estimate-price", lambda r: (200, self.estimate)),
             ("POST", r"/v1/fine-tunes", self._create),
-            ("GET", r"/v1/fine-tunes", self._list),
+            ("GET", r"/v1/fine-tunes", lambda r: (200, {"data": self.listed(list(self.jobs.values()))})),
             ("GET", r"/v1/fine-tunes/([^/]+)", self._get),
             ("POST", r"/v1/fine-tunes/([^/]+)/cancel", self._cancel),
             ("GET", r"/v1/fine-tunes/([^/]+)/events", lambda r, i: self._data(self.events, i)),
             ("GET", r"/v1/fine-tunes/([^/]+)/checkpoints", lambda r, i: self._data(self.checkpoints, i)),
-            ("GET", r"/v1/fine-tunes/([^/]+)/metrics", lambda r, i: httpx.Response(200, json={"metrics": self.metrics.get(i, [])})),
+            ("GET", r"/v1/fine-tunes/([^/]+)/metrics", lambda r, i: (200, {"metrics": self.metrics.get(i, [])})),
             ("POST", r"/v1/chat/completions", self._chat),
         ]  # fmt: skip
-        for method, pattern, fn in routes:
-            match = re.fullmatch(pattern, path)
-            if method == m and match:
-                return fn(request, *match.groups())
-        return _error(404, f"no route {m} {path}")
 
     # -- files -------------------------------------------------------------------------------------
 
-    def _upload_url(self, request: httpx.Request) -> httpx.Response:
-        body = request.read()
-        name = re.search(rb'name="file_name"\r\n\r\n([^\r]+)', body)
-        file_id = f"file-{next(self._ids):06d}"
+    def _new_file(self, name: str, file_type: str = "jsonl", purpose: str = "fine-tune") -> str:
+        file_id = self.new_id("file", 6)
         self.files[file_id] = {"id": file_id, "object": "file", "bytes": 0, "created_at": 1_763_769_600,
-                               "filename": name.group(1).decode() if name else "?", "FileType": "jsonl",
-                               "purpose": "fine-tune", "processing_status": "PENDING", "polls": 0}  # fmt: skip
-        return httpx.Response(302, headers={"Location": f"http://together.test/upload/{file_id}",
-                                            "X-Together-File-Id": file_id})  # fmt: skip
+                               "filename": name, "FileType": file_type, "purpose": purpose,
+                               "processing_status": "PENDING", "polls": 0}  # fmt: skip
+        return file_id
 
-    def _put(self, request: httpx.Request, file_id: str) -> httpx.Response:
+    def _upload_url(self, request: httpx.Request) -> Answer:
+        name = re.search(rb'name="file_name"\r\n\r\n([^\r]+)', request.read())
+        file_id = self._new_file(name.group(1).decode() if name else "?")
+        return Reply(302, headers={"Location": f"http://together.test/upload/{file_id}",
+                                   "X-Together-File-Id": file_id})  # fmt: skip
+
+    def _put(self, request: httpx.Request, file_id: str) -> Answer:
         self.file_bytes[file_id] = request.read()
         self.files[file_id]["bytes"] = len(self.file_bytes[file_id])
-        return httpx.Response(200)
+        return Reply(200)
 
-    def _initiate(self, request: httpx.Request) -> httpx.Response:
-        data = json.loads(request.read())
-        file_id = f"file-{next(self._ids):06d}"
-        upload_id = f"mpu-{next(self._ids):06d}"
-        self.files[file_id] = {"id": file_id, "object": "file", "bytes": 0, "created_at": 1_763_769_600,
-                               "filename": data["file_name"], "FileType": data["file_type"], "purpose": data["purpose"],
-                               "processing_status": "PENDING", "polls": 0}  # fmt: skip
+    def _initiate(self, request: httpx.Request) -> Answer:
+        data = read_json(request)
+        file_id = self._new_file(data["file_name"], data["file_type"], data["purpose"])
+        upload_id = self.new_id("mpu", 6)
         self.multipart[upload_id] = {
             "file_id": file_id,
             "parts": {},
@@ -172,63 +129,55 @@ class FakeTogether:
         }
         parts = [{"PartNumber": n, "URL": f"http://together.test/upload-part/{upload_id}/{n}", "Headers": {}}
                  for n in range(1, int(data["num_parts"]) + 1)]  # fmt: skip
-        return httpx.Response(200, json={"upload_id": upload_id, "file_id": file_id, "parts": parts})
+        return 200, {"upload_id": upload_id, "file_id": file_id, "parts": parts}
 
-    def _put_part(self, request: httpx.Request, upload_id: str, number: str) -> httpx.Response:
+    def _put_part(self, request: httpx.Request, upload_id: str, number: str) -> Answer:
         body = request.read()
         self.multipart[upload_id]["parts"][int(number)] = body
-        return httpx.Response(200, headers={"ETag": f'"etag-{upload_id}-{number}-{len(body)}"'})
+        return Reply(200, headers={"ETag": f'"etag-{upload_id}-{number}-{len(body)}"'})
 
-    def _complete(self, request: httpx.Request) -> httpx.Response:
-        data = json.loads(request.read())
+    def _complete(self, request: httpx.Request) -> Answer:
+        data = read_json(request)
         upload = self.multipart[data["upload_id"]]
         if upload["status"] != "pending":
-            return _error(400, f"multipart upload {data['upload_id']} is already {upload['status']}")
-        numbers = [p["part_number"] for p in data["parts"]]
-        blob = b"".join(upload["parts"][n] for n in numbers)
+            return self.error(400, f"multipart upload {data['upload_id']} is already {upload['status']}")
+        blob = b"".join(upload["parts"][p["part_number"]] for p in data["parts"])
         if len(blob) != upload["size"]:
-            return _error(400, f"expected {upload['size']} bytes, got {len(blob)}")
+            return self.error(400, f"expected {upload['size']} bytes, got {len(blob)}")
         upload["status"] = "completed"
         file_id = upload["file_id"]
         self.file_bytes[file_id] = blob
         self.files[file_id]["bytes"] = len(blob)
-        return httpx.Response(200, json={"file": self._public(file_id)})
+        return 200, {"file": self._public(file_id)}
 
-    def _abort(self, request: httpx.Request) -> httpx.Response:
-        data = json.loads(request.read())
-        self.multipart[data["upload_id"]]["status"] = "aborted"
-        return httpx.Response(200, json={})
+    def _abort(self, request: httpx.Request) -> Answer:
+        self.multipart[read_json(request)["upload_id"]]["status"] = "aborted"
+        return 200, {}
 
     def _public(self, file_id: str) -> dict[str, Any]:
         return {k: v for k, v in self.files[file_id].items() if k != "polls"}
 
-    def _preprocess(self, request: httpx.Request, file_id: str) -> httpx.Response:
-        return httpx.Response(200, json=self._public(file_id))
-
-    def _get_file(self, request: httpx.Request, file_id: str) -> httpx.Response:
+    def _get_file(self, request: httpx.Request, file_id: str) -> Answer:
         if file_id not in self.files:
-            return _error(404, f"file {file_id} not found")
+            return self.error(404, f"file {file_id} not found")
         f = self.files[file_id]
         f["polls"] += 1
         if f["polls"] > self.processing_polls:
             f.update(self.processing_result)
         else:
             f["processing_status"] = "RUNNING"
-        return httpx.Response(200, json=self._public(file_id))
+        return 200, self._public(file_id)
 
     # -- jobs -------------------------------------------------------------------------------------------
 
-    def _limits(self, request: httpx.Request) -> httpx.Response:
-        return httpx.Response(200, json={**self.limits, "model_name": request.url.params.get("model_name")})
+    def _limits(self, request: httpx.Request) -> Answer:
+        return 200, {**self.limits, "model_name": request.url.params.get("model_name")}
 
-    def _estimate(self, request: httpx.Request) -> httpx.Response:
-        return httpx.Response(200, json=self.estimate)
-
-    def _create(self, request: httpx.Request) -> httpx.Response:
-        data = json.loads(request.read())
+    def _create(self, request: httpx.Request) -> Answer:
+        data = read_json(request)
         if data.get("training_file") not in self.files:
-            return _error(400, f"training_file {data.get('training_file')} not found")
-        job_id = f"ft-{next(self._ids):08d}"
+            return self.error(400, f"training_file {data.get('training_file')} not found")
+        job_id = self.new_id("ft", 8)
         model = data["model"]
         output = f"user/{model.split('/')[-1]}-{data['suffix']}" if data.get("suffix") else f"user/{model}-x"
         self.jobs[job_id] = {
@@ -245,43 +194,32 @@ class FakeTogether:
         self.checkpoints[job_id] = []
         self.add_event(job_id, "Fine tune request created", type="job_pending")
         self.created.append(data)
-        self.visible_at[job_id] = self.faults.visible_at() if self.faults is not None else 0.0
-        return httpx.Response(200, json=self.jobs[job_id])
+        self.mark_new(job_id)
+        return 200, self.jobs[job_id]
 
-    def _list(self, request: httpx.Request) -> httpx.Response:
-        jobs = list(self.jobs.values())
-        if self.faults is not None:  # a list that lags: new jobs show only after a while
-            jobs = [j for j in jobs if self.visible_at.get(j["id"], 0.0) <= self.faults.now()]
-        return httpx.Response(200, json={"data": jobs})
-
-    def _get(self, request: httpx.Request, job_id: str) -> httpx.Response:
+    def _get(self, request: httpx.Request, job_id: str) -> Answer:
         if job_id not in self.jobs:
-            return _error(404, f"fine-tune {job_id} not found")
-        return httpx.Response(200, json={**self.jobs[job_id], "events": self.events[job_id]})
+            return self.error(404, f"fine-tune {job_id} not found")
+        return 200, {**self.jobs[job_id], "events": self.events[job_id]}
 
-    def _cancel(self, request: httpx.Request, job_id: str) -> httpx.Response:
+    def _cancel(self, request: httpx.Request, job_id: str) -> Answer:
         if job_id not in self.jobs:
-            return _error(404, f"fine-tune {job_id} not found")
+            return self.error(404, f"fine-tune {job_id} not found")
         if self.jobs[job_id]["status"] in ("completed", "cancelled", "error", "user_error"):
-            return _error(400, f"job {job_id} is already {self.jobs[job_id]['status']}")
+            return self.error(400, f"job {job_id} is already {self.jobs[job_id]['status']}")
         self.jobs[job_id]["status"] = "cancel_requested"
-        return httpx.Response(200, json={"id": job_id, "status": "cancel_requested"})
+        return 200, {"id": job_id, "status": "cancel_requested"}
 
-    def _data(self, table: dict[str, list[dict[str, Any]]], job_id: str) -> httpx.Response:
+    def _data(self, table: dict[str, list[dict[str, Any]]], job_id: str) -> Answer:
         if job_id not in table:
-            return _error(404, f"fine-tune {job_id} not found")
-        return httpx.Response(200, json={"data": table[job_id]})
+            return self.error(404, f"fine-tune {job_id} not found")
+        return 200, {"data": table[job_id]}
 
-    def _chat(self, request: httpx.Request) -> httpx.Response:
-        data = json.loads(request.read())
-        return httpx.Response(200, json={
+    def _chat(self, request: httpx.Request) -> Answer:
+        data = read_json(request)
+        return 200, {
             "id": "c1", "object": "chat.completion", "created": 1, "model": data["model"],
             "choices": [{"index": 0, "finish_reason": "stop",
                          "message": {"role": "assistant", "content": "echo: " + data["messages"][-1]["content"]}}],
             "usage": {"prompt_tokens": 5, "completion_tokens": 2, "total_tokens": 7},
-        })  # fmt: skip
-
-
-def _error(status: int, message: str) -> httpx.Response:
-    return httpx.Response(status, json={"error": {"message": message, "type": "invalid_request_error"}},
-                          headers={"x-request-id": "req_tg"})  # fmt: skip
+        }  # fmt: skip

@@ -12,7 +12,7 @@ PUBLIC = {
     "AsyncFineTuneClient", "AuthenticationError", "ChatExample", "Dataset", "PreferenceExample",
     "ValidationReport", "Quote", "EvaluationReport", "Metric", "BudgetExceeded", "Capabilities", "ChatResponse", "Checkpoint", "TunedModel",
     "ConfigurationError", "DatasetError", "FileRef", "FineTuneClient", "Hyperparameters", "Job",
-    "JobEvent", "JobFailedError", "JobSpec", "JobStatus", "Ledger", "LedgerEntry", "Message",
+    "JobEvent", "JobFailedError", "JobSpecRefused", "JobSpec", "JobStatus", "Ledger", "LedgerEntry", "Message",
     "MissingDependencyError", "NotFoundError", "PermissionDeniedError", "PreparedFile", "Provider",
     "ProviderError", "ProviderRetiredError", "ProviderSettings", "ProviderUnavailableError",
     "RateLimitError", "StepMetric", "UnituneConfig", "UnituneError", "UnknownStatusError", "UnsupportedFeatureError", "Usage",
@@ -47,6 +47,22 @@ def test_import_loads_no_vendor_sdk_or_heavy_library() -> None:
 def test_lazy_exports_match_all() -> None:
     assert set(unitune._EXPORTS) | {"__version__"} == set(unitune.__all__)
     assert dir(unitune) == sorted(unitune.__all__)
+
+
+def test_type_checking_imports_match_the_exports() -> None:
+    """The TYPE_CHECKING block imports each public name from the module `_EXPORTS` loads it from."""
+    import ast
+    from pathlib import Path
+
+    tree = ast.parse(Path(unitune.__file__).read_text(encoding="utf-8"))
+    block = next(n for n in tree.body if isinstance(n, ast.If) and ast.unparse(n.test) == "TYPE_CHECKING")
+    imported = {
+        alias.name: node.module
+        for node in block.body
+        if isinstance(node, ast.ImportFrom)
+        for alias in node.names
+    }
+    assert imported == unitune._EXPORTS
 
 
 def test_unknown_attribute_is_an_attribute_error() -> None:

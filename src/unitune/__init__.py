@@ -27,6 +27,7 @@ if TYPE_CHECKING:
         ConfigurationError,
         DatasetError,
         JobFailedError,
+        JobSpecRefused,
         MissingDependencyError,
         NotFoundError,
         PermissionDeniedError,
@@ -66,6 +67,8 @@ __version__ = "0.1.0"
 # reach stderr through logging's last-resort handler in every program that uses unitune.
 logging.getLogger("unitune").addHandler(logging.NullHandler())
 
+#: The public names and the module each loads from: `__all__` and the `TYPE_CHECKING` imports above
+#: list the same names (spelled out for type checkers; tests/test_public_api.py holds them equal).
 _EXPORTS: dict[str, str] = {
     "AsyncFineTuneClient": "unitune.client",
     "ChatExample": "unitune.data",
@@ -88,6 +91,7 @@ _EXPORTS: dict[str, str] = {
     "Job": "unitune.types",
     "JobEvent": "unitune.types",
     "JobFailedError": "unitune.errors",
+    "JobSpecRefused": "unitune.errors",
     "JobSpec": "unitune.types",
     "JobStatus": "unitune.types",
     "Ledger": "unitune.ledger",
@@ -148,6 +152,7 @@ __all__ = [
     "Job",
     "JobEvent",
     "JobFailedError",
+    "JobSpecRefused",
     "JobSpec",
     "JobStatus",
     "Ledger",

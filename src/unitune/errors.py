@@ -21,6 +21,7 @@ __all__ = [
     "ConfigurationError",
     "DatasetError",
     "JobFailedError",
+    "JobSpecRefused",
     "MissingDependencyError",
     "NotFoundError",
     "PermissionDeniedError",
@@ -167,6 +168,30 @@ class UnsupportedFeatureError(UnituneError):
         self.hint = hint
         message = f"The {provider!r} provider does not support {feature}."
         super().__init__(f"{message} {hint}" if hint else message)
+
+
+class JobSpecRefused(UnsupportedFeatureError, ConfigurationError):
+    """This provider cannot take this job as specified: a hyperparameter, a `provider_options` key,
+    a suffix or metadata it refuses, or a method or model it does not train. Raised by the adapter's
+    `check_job`, before anything is uploaded.
+
+    One class for every adapter, whatever the reason; it is also an `UnsupportedFeatureError` and a
+    `ConfigurationError` (so a `ValueError`), which code written against either keeps catching.
+    `provider`, `feature` (what was refused) and `fix` (what to do instead; also `hint`) are kept.
+    """
+
+    def __init__(self, message: str, *, provider: str, fix: str | None = None, feature: str | None = None) -> None:
+        self.provider = provider
+        self.feature = feature or message
+        self.hint = fix
+        self.fix = fix
+        UnituneError.__init__(self, f"{message} {fix}" if fix else message)
+
+    @classmethod
+    def unsupported(cls, provider: str, feature: str, hint: str | None = None) -> JobSpecRefused:
+        """The refusal of a feature, worded as `UnsupportedFeatureError` words it."""
+        return cls(f"The {provider!r} provider does not support {feature}.", provider=provider, fix=hint,
+                   feature=feature)  # fmt: skip
 
 
 class JobFailedError(UnituneError):

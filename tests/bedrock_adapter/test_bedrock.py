@@ -667,7 +667,7 @@ def test_botocore_sends_each_request_once(moto: None) -> None:
 
     s3.meta.events.register_first("before-send", fail)
     with pytest.raises(ProviderUnavailableError):
-        provider._call("s3", "list_objects_v2", "list objects", Bucket=BUCKET)
+        provider._op("s3", "list_objects_v2", "list objects", Bucket=BUCKET)
     assert len(sent) == 1
 
 
@@ -731,7 +731,7 @@ def test_check_job_with_the_stand_in_refuses_as_the_create_does(
     bare = BedrockProvider.from_config(section)
     with pytest.raises(error, match=match) as checked:
         bare.check_job(JobSpec(model=NOVA, training_file=stand_in, validation_file=stand_in, **fields))
-    assert bare._session is None
+    assert bare._client is None
     assert bare._clients == {}
     ref = BedrockProvider(_settings()).upload(_prepared(tmp_path))
     provider, sent = _recorded(BedrockSettings(**section))
@@ -750,5 +750,5 @@ def test_check_job_passes_what_the_create_takes() -> None:
     bare.check_job(JobSpec(model=HAIKU, training_file=stand_in, metadata={"team": "support"},
                            hyperparameters=Hyperparameters(epochs=2, learning_rate_multiplier=0.5,
                                                            provider_options={"earlyStoppingPatience": 3})))  # fmt: skip
-    assert bare._session is None
+    assert bare._client is None
     assert bare._clients == {}

@@ -449,7 +449,7 @@ def test_a_dropped_put_during_upload_is_unavailable_and_hides_the_presigned_url(
         len(api.calls("PUT", r"/upload/.*")) == RetrySettings().max_attempts
     )  # the PUT alone, one policy's bound
     assert len(api.calls("POST", "/v1/files")) == 1
-    from unitune.providers.together import _no_query
+    from unitune.providers._sdk import no_query as _no_query
 
     assert _no_query("PUT https://s3.example/b/f.jsonl?X-Amz-Signature=abc&X-Amz-Credential=k failed") == (
         "PUT https://s3.example/b/f.jsonl?… failed"

@@ -56,7 +56,7 @@ from unitune.errors import (
     WaitTimeout,
 )
 from unitune.ledger import Ledger
-from unitune.providers.base import Provider
+from unitune.providers.base import Provider, ProviderContext
 from unitune.providers.registry import build_provider, load_provider_class
 from unitune.types import (
     ChatResponse,
@@ -171,10 +171,13 @@ class FineTuneClient:
                 f"ledger must be a Ledger, a path or False, not a {type(ledger).__name__}."
             )
         self.retry = RetryPolicy(self.config.retry, self.clock)
-        # Requests inside one call (an upload's parts, its complete) are retried alone, with this policy.
-        self.provider.bind_retry(self.retry)
-        self._owns_provider = not isinstance(provider, Provider)
         self._catalog: Catalog | None = None
+        # The provider works inside this client: its home, its clock, its catalog, and its retry
+        # policy for the requests inside one call (an upload's parts, its complete).
+        self.provider.bind(
+            ProviderContext(home=home_dir(self.config), clock=self.clock, retry=self.retry, catalog=lambda: self.catalog)
+        )
+        self._owns_provider = not isinstance(provider, Provider)
         self._locks: dict[tuple[str, str], threading.Lock] = {}
         self._locks_guard = threading.Lock()
 

@@ -38,6 +38,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 from unitune.errors import (
     AuthenticationError,
     ConfigurationError,
+    JobSpecRefused,
     NotFoundError,
     PermissionDeniedError,
     ProviderError,
@@ -68,7 +69,9 @@ from unitune.types import (
 )
 
 if TYPE_CHECKING:
+    from unitune._clock import Clock
     from unitune._retry import RetryPolicy
+    from unitune.catalog import Catalog
     from unitune.data import Dataset
 
 T = TypeVar("T")
@@ -77,6 +80,7 @@ I = TypeVar("I")  # noqa: E741 - an item
 __all__ = [
     "STRICT_STATUS_ENV",
     "Provider",
+    "ProviderContext",
     "ProviderSettings",
     "UnknownStatusError",
     "convert_for_upload",
@@ -557,27 +561,39 @@ def key_tag(key: str, *, prefix: str = "ut", nbytes: int = 4) -> str:
     return prefix + hashlib.blake2b(key.encode(), digest_size=nbytes).hexdigest()
 
 
-def refuse_unknown_options(provider: str, options: Mapping[str, Any], known: Iterable[str]) -> None:
-    """`UnsupportedFeatureError` naming every `provider_options` key the adapter does not know."""
+def refuse_unknown_options(
+    provider: str,
+    options: Mapping[str, Any],
+    known: Iterable[str],
+    *,
+    scope: str = "",
+    hint: str | None = None,
+) -> None:
+    """`JobSpecRefused` naming every `provider_options` key the adapter does not know (`scope` ends
+    the feature's name, "for nova"; `hint` replaces the list of known options)."""
     names = sorted(known)
     unknown = sorted(set(options) - set(names))
     if unknown:
-        raise UnsupportedFeatureError(
-            provider=provider, feature=f"the provider option(s) {', '.join(map(repr, unknown))}",
-            hint="Known options: " + ", ".join(names) + ".",
+        raise JobSpecRefused.unsupported(
+            provider, f"the provider option(s) {', '.join(map(repr, unknown))}{scope}",
+            hint or "Known options: " + ", ".join(names) + ".",
         )  # fmt: skip
 
 
-def catalog_retirement(provider: str) -> tuple[dt.date | None, list[str], str | None]:
-    """From the catalog: the date new jobs end on `provider` (a provider-wide training sunset), the
-    live alternatives and the source. Adapters put these in the errors a vendor's refusal becomes."""
-    from unitune.catalog import load_catalog
+def catalog_retirement(
+    provider: str, catalog: Catalog | None = None, *, today: dt.date | None = None
+) -> tuple[dt.date | None, list[str], str | None]:
+    """From the catalog (the provider's context's, else the built-in one): the date new jobs end on
+    `provider` (a provider-wide training sunset), the live alternatives and the source. Adapters put
+    these in the errors a vendor's refusal becomes."""
+    if catalog is None:
+        from unitune.catalog import load_catalog
 
-    catalog = load_catalog()
+        catalog = load_catalog()
     if provider not in catalog.providers:
         return None, [], None
     entry = catalog.provider(provider)
-    alternatives = list(catalog.alternatives(provider, None, today=dt.date.today()))
+    alternatives = list(catalog.alternatives(provider, None, today=today or dt.date.today()))
     for sunset in entry.sunsets:
         if sunset.what in ("training", "fine_tuning_api") and not sunset.models:
             return sunset.date, alternatives, sunset.source
@@ -611,6 +627,55 @@ def chat_response(raw: Mapping[str, Any], *, model: str, provider: str) -> ChatR
         ),
         raw=dict(raw),
     )
+
+
+class ProviderContext:
+    """What a provider takes from the client that runs it, instead of reaching for globals: the
+    unitune home (where a provider that keeps files keeps them), the clock (every wait and poll
+    sleeps on it), the retry policy for the requests inside one call, and the catalog (the
+    client's, with the config's catalog files), loaded on first use."""
+
+    __slots__ = ("_catalog", "_load_catalog", "clock", "home", "retry")
+
+    def __init__(
+        self,
+        *,
+        home: Path,
+        clock: Clock,
+        retry: RetryPolicy,
+        catalog: Callable[[], Catalog] | Catalog | None = None,
+    ) -> None:
+        self.home = home
+        self.clock = clock
+        self.retry = retry
+        self._catalog: Catalog | None = None if catalog is None or callable(catalog) else catalog
+        self._load_catalog = catalog if callable(catalog) else None
+
+    @classmethod
+    def default(cls, *, clock: Clock | None = None) -> ProviderContext:
+        """The context of a provider used without a client."""
+        from unitune._clock import SystemClock
+        from unitune._retry import RetryPolicy
+        from unitune.config import RetrySettings, home_dir
+
+        clock = clock or SystemClock()
+        return cls(home=home_dir(), clock=clock, retry=RetryPolicy(RetrySettings(), clock))
+
+    @property
+    def catalog(self) -> Catalog:
+        """The catalog: the client's, or the built-in one."""
+        if self._catalog is None:
+            from unitune.catalog import load_catalog
+
+            self._catalog = self._load_catalog() if self._load_catalog is not None else load_catalog()
+        return self._catalog
+
+    def replace(self, **changes: Any) -> ProviderContext:
+        """A copy with `changes` (keyword arguments of the constructor)."""
+        values: dict[str, Any] = {"home": self.home, "clock": self.clock, "retry": self.retry,
+                                  "catalog": self._catalog or self._load_catalog}  # fmt: skip
+        values.update(changes)
+        return ProviderContext(**values)
 
 
 class Provider(ABC):
@@ -810,29 +875,37 @@ class Provider(ABC):
     def close(self) -> None:  # noqa: B027 - optional hook, most providers hold nothing to close
         """Release connections the provider holds."""
 
-    # -- retrying the requests inside one call ---------------------------------------------------
+    # -- what the client gives: the context, and retries for the requests inside one call ----------
 
-    #: Set by `bind_retry`; None until then (see `retry_policy`).
-    _retry_policy: RetryPolicy | None = None
+    #: Set by `bind`; None until then (see `context`).
+    _context: ProviderContext | None = None
+
+    def bind(self, context: ProviderContext) -> None:
+        """Run inside `context`: `FineTuneClient` passes its own when it is built (its unitune home,
+        clock, retry policy and catalog), so a provider never reaches for the process's globals and
+        a client's `home` or catalog files hold for its provider too."""
+        self._context = context
+
+    @property
+    def context(self) -> ProviderContext:
+        """The context `bind` gave; a provider used on its own gets the defaults: the home
+        `UNITUNE_HOME` or the config names, the provider's own clock (the fake's) or the system's,
+        the default retry settings, the built-in catalog."""
+        if self._context is None:
+            self._context = ProviderContext.default(clock=getattr(self, "clock", None))
+        return self._context
 
     def bind_retry(self, policy: RetryPolicy) -> None:
-        """Retry the requests inside one call with `policy`: `FineTuneClient` passes its own when it
-        is built, so each request of an upload (the create, every part, the complete), a file's
-        processing poll or the limits read before a create is retried on its own with the client's
-        settings and clock, rather than the whole call being repeated from scratch."""
-        self._retry_policy = policy
+        """Retry the requests inside one call with `policy` (and sleep on its clock): each request
+        of an upload (the create, every part, the complete), a file's processing poll or the limits
+        read before a create is retried on its own rather than the whole call being repeated.
+        `bind` sets this with the rest of the context; this changes the policy alone."""
+        self.bind(self.context.replace(retry=policy, clock=policy.clock))
 
     @property
     def retry_policy(self) -> RetryPolicy:
-        """The policy `step` retries with: the one `bind_retry` gave, else (a provider used on its
-        own) the default `RetrySettings` on the provider's clock, or the system clock."""
-        if self._retry_policy is None:
-            from unitune._clock import SystemClock
-            from unitune._retry import RetryPolicy
-            from unitune.config import RetrySettings
-
-            self._retry_policy = RetryPolicy(RetrySettings(), getattr(self, "clock", None) or SystemClock())
-        return self._retry_policy
+        """The policy `step` retries with (the context's)."""
+        return self.context.retry
 
     def step(self, action: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Run one request of a call made of several, retrying it alone when it fails transiently

@@ -33,7 +33,6 @@ import hashlib
 import io
 import math
 import re
-import threading
 from collections.abc import Iterator, Mapping
 from typing import Any, Literal
 
@@ -41,13 +40,14 @@ from pydantic import Field
 
 from unitune.errors import (
     ConfigurationError,
+    JobSpecRefused,
     NotFoundError,
     ProviderError,
     ProviderUnavailableError,
     UnsupportedFeatureError,
 )
+from unitune.providers._sdk import HyperparameterTable, SDKProvider, refuse_reserved_metadata
 from unitune.providers.base import (
-    Provider,
     ProviderSettings,
     as_datetime,
     as_float,
@@ -55,6 +55,7 @@ from unitune.providers.base import (
     guard_answers,
     map_status,
     plain_text,
+    refuse_unknown_options,
     send_parts,
     transport_error,
     unreadable_answer,
@@ -63,6 +64,7 @@ from unitune.types import (
     Capabilities,
     ChatResponse,
     FileRef,
+    Hyperparameters,
     Job,
     JobSpec,
     JobStatus,
@@ -199,7 +201,7 @@ def _safe_name(text: str, limit: int) -> str:
 
 
 @guard_answers("deploy", "undeploy")
-class BedrockProvider(Provider):
+class BedrockProvider(SDKProvider):
     """AWS Bedrock. `client=` takes a `boto3.Session`, or a mapping of ready clients by service name
     (`"s3"`, `"bedrock"`, `"bedrock-runtime"`), e.g. clients with a botocore `Stubber`."""
 
@@ -224,23 +226,26 @@ class BedrockProvider(Provider):
     list_lags = False
 
     def __init__(self, settings: BedrockSettings | None = None, *, client: Any = None) -> None:
-        super().__init__(settings, client=client)
-        self._clients: dict[str, Any] = dict(client) if isinstance(client, Mapping) else {}
-        self._session: Any = None if isinstance(client, Mapping) else client
-        self._lock = threading.Lock()
+        # `client=` takes a boto3 Session, or ready clients by service name (tests: moto's).
+        clients = dict(client) if isinstance(client, Mapping) else {}
+        super().__init__(settings, client=None if clients else client)
+        self._clients: dict[str, Any] = clients
+        if clients:
+            self._owned = False
 
     # -- clients and errors -------------------------------------------------------------------------
 
+    def _build_client(self) -> Any:
+        """The boto3 Session the service clients come from (profile and region from settings)."""
+        return _boto3().Session(profile_name=self.settings.profile, region_name=self.settings.region)
+
     def _aws(self, service: str) -> Any:
+        """The client of one AWS service (bedrock, bedrock-runtime, s3), built on first use with
+        botocore's own retries off."""
         with self._lock:
             if service not in self._clients:
-                boto3 = _boto3()
                 from botocore.config import Config
 
-                if self._session is None:
-                    self._session = boto3.Session(
-                        profile_name=self.settings.profile, region_name=self.settings.region
-                    )
                 endpoint = {
                     "bedrock": self.settings.endpoint_url or self.settings.base_url,
                     "bedrock-runtime": self.settings.runtime_endpoint_url,
@@ -250,8 +255,17 @@ class BedrockProvider(Provider):
                     retries={"mode": "standard", "total_max_attempts": 1},  # one request: FineTuneClient retries
                     connect_timeout=10, read_timeout=self.settings.timeout,
                 )  # fmt: skip
-                self._clients[service] = self._session.client(service, endpoint_url=endpoint, config=config)
+                self._clients[service] = self.sdk.client(service, endpoint_url=endpoint, config=config)
             return self._clients[service]
+
+    def _release(self, client: Any) -> None:
+        """A Session holds nothing; the service clients built from it hold the connections."""
+        with self._lock:
+            built, self._clients = list(self._clients.values()), {}
+        for service_client in built:
+            close = getattr(service_client, "close", None)
+            if callable(close):
+                close()
 
     def _client_error(self, e: Any, action: str) -> Exception:
         err = e.response.get("Error", {})
@@ -320,7 +334,7 @@ class BedrockProvider(Provider):
         except bx.BotoCoreError as e:  # anything else botocore raises: still unitune's error
             raise ProviderError(f"{action}: {type(e).__name__}: {e}", provider=self.name) from e
 
-    def _call(
+    def _op(
         self, service: str, op: str, action: str, *, expect: tuple[str, ...] = (), **kwargs: Any
     ) -> Any:
         """One request. `expect` names fields every good answer has: botocore reads a JSON body cut
@@ -336,15 +350,15 @@ class BedrockProvider(Provider):
     def family_of(self, model: str | None) -> str:
         """The model's family from the catalog (or the `family` setting); a clear error if unknown."""
         if model:
-            from unitune.catalog import load_catalog
-
-            entry = load_catalog().find(self.name, model)
+            entry = self.context.catalog.find(self.name, model)
             if entry is not None and entry.data_format in _FORMAT_FAMILY:
                 return _FORMAT_FAMILY[entry.data_format]
         if self.settings.family:
             return self.settings.family
-        raise ConfigurationError(
+        raise JobSpecRefused(
             f"unitune does not know the Bedrock family of {model!r} (its data format and hyperparameters).",
+            provider=self.name,
+            feature="model",
             fix='Use a model from `unitune models --provider bedrock`, or set family = "nova" | "claude" | '
             '"llama" under [providers.bedrock].',
         )
@@ -373,7 +387,7 @@ class BedrockProvider(Provider):
             self._upload_in_parts(prepared, bucket, key, extra)
         else:
             with prepared.path.open("rb") as fh:
-                self._call("s3", "put_object", f"upload to s3://{bucket}/{key}", expect=("ETag",),
+                self._op("s3", "put_object", f"upload to s3://{bucket}/{key}", expect=("ETag",),
                            Bucket=bucket, Key=key, Body=fh, **extra)  # fmt: skip
         return FileRef(
             id=f"s3://{bucket}/{key}",
@@ -392,7 +406,7 @@ class BedrockProvider(Provider):
         part_size = max(self.settings.part_size_bytes, math.ceil(size / 10_000))  # S3: 10,000 parts at most
         where = f"s3://{bucket}/{key}"
         created = self.step(
-            f"upload to {where} (start)", self._call, "s3", "create_multipart_upload", f"upload to {where} (start)",
+            f"upload to {where} (start)", self._op, "s3", "create_multipart_upload", f"upload to {where} (start)",
             expect=("UploadId",), Bucket=bucket, Key=key, **extra,
         )  # fmt: skip
         upload_id = created["UploadId"]
@@ -402,7 +416,7 @@ class BedrockProvider(Provider):
                 fh.seek((number - 1) * part_size)
                 chunk = fh.read(part_size)
             action = f"upload to {where} (part {number})"
-            sent = self.step(action, self._call, "s3", "upload_part", action, expect=("ETag",), Bucket=bucket,
+            sent = self.step(action, self._op, "s3", "upload_part", action, expect=("ETag",), Bucket=bucket,
                              Key=key, UploadId=upload_id, PartNumber=number, Body=chunk)  # fmt: skip
             return {"PartNumber": number, "ETag": sent["ETag"]}
 
@@ -414,7 +428,7 @@ class BedrockProvider(Provider):
             )
         except BaseException:
             with contextlib.suppress(ProviderError):  # the original failure is what the caller needs
-                self._call("s3", "abort_multipart_upload", f"upload to {where} (abort)", Bucket=bucket, Key=key,
+                self._op("s3", "abort_multipart_upload", f"upload to {where} (abort)", Bucket=bucket, Key=key,
                            UploadId=upload_id)  # fmt: skip
             raise
 
@@ -423,12 +437,12 @@ class BedrockProvider(Provider):
     ) -> None:
         action = f"upload to s3://{bucket}/{key} (complete)"
         try:
-            self._call("s3", "complete_multipart_upload", action, expect=("ETag", "Key", "Location"), Bucket=bucket,
+            self._op("s3", "complete_multipart_upload", action, expect=("ETag", "Key", "Location"), Bucket=bucket,
                        Key=key, UploadId=upload_id, MultipartUpload={"Parts": parts})  # fmt: skip
         except (NotFoundError, ProviderUnavailableError) as e:
             # NoSuchUpload after a complete whose answer was lost; an empty answer: is the object whole?
             try:
-                head = self._call("s3", "head_object", action, Bucket=bucket, Key=key)
+                head = self._op("s3", "head_object", action, Bucket=bucket, Key=key)
             except ProviderError:
                 raise e from None
             if head.get("ContentLength") != size:
@@ -450,46 +464,43 @@ class BedrockProvider(Provider):
         self._hyperparameters(spec)
         self.settings.need("bucket", "an S3 bucket for the training data and the job's output")
         self.settings.need("role_arn", "an IAM role that Bedrock can assume (role_arn)")
+        refuse_reserved_metadata(self.name, spec.metadata, IDEMPOTENCY_TAG)
         for key, value in spec.metadata.items():
-            if key == IDEMPOTENCY_TAG:
-                raise ConfigurationError(
-                    f"metadata key {IDEMPOTENCY_TAG!r} is unitune's own (the job's idempotency key).",
-                    fix="Name your key otherwise, or pass idempotency_key=... to create_job.",
-                )
             if (
                 len(key) > 128
                 or not _TAG_OK.fullmatch(key)
                 or len(value) > 256
                 or not _TAG_OK.fullmatch(value)
             ):
-                raise ConfigurationError(
+                raise JobSpecRefused(
                     f"metadata {key!r}: {value!r} cannot be a Bedrock job tag.",
+                    provider=self.name, feature="metadata",
                     fix="Use letters, digits, spaces and . _ : / = + @ - (keys up to 128, values up to 256 characters).",
-                )
+                )  # fmt: skip
 
     def _hyperparameters(self, spec: JobSpec) -> tuple[str, dict[str, str]]:
         """The customization type and the hyperparameters (strings, by the family's names) of a job;
         refuses what the model's family does not take."""
         family_name = self.family_of(spec.model)
         family = FAMILIES[family_name]
-        hp = spec.hyperparameters
-        params: dict[str, str] = {}
-        for field_name, value in hp.set_fields().items():
-            if field_name not in family.common:
-                offered = ", ".join(sorted(family.common))
-                raise UnsupportedFeatureError(
-                    provider=self.name, feature=f"{field_name} for {family_name} models",
-                    hint=f"Bedrock takes {offered} for this family (as {', '.join(family.common.values())}).",
-                )  # fmt: skip
-            params[family.common[field_name]] = _string(value)
-        options = dict(hp.provider_options)
+        offered = ", ".join(sorted(family.common))
+        table = HyperparameterTable(
+            family.common,
+            instead=dict.fromkeys(
+                Hyperparameters.model_fields,
+                f"Bedrock takes {offered} for this family (as {', '.join(family.common.values())}).",
+            ),
+            convert=lambda name, value: _string(value),
+        )
+        params: dict[str, str] = table.map(
+            self.name, spec.hyperparameters, scope=f" for {family_name} models"
+        )
+        options = dict(spec.hyperparameters.provider_options)
         customization = str(options.pop("customizationType", "FINE_TUNING"))
-        unknown = sorted(set(options) - family.options)
-        if unknown:
-            raise UnsupportedFeatureError(
-                provider=self.name, feature=f"the provider option(s) {', '.join(map(repr, unknown))} for {family_name}",
-                hint=f"Known for {family_name}: customizationType, {', '.join(sorted(family.options))}.",
-            )  # fmt: skip
+        refuse_unknown_options(
+            self.name, options, family.options, scope=f" for {family_name}",
+            hint=f"Known for {family_name}: customizationType, {', '.join(sorted(family.options))}.",
+        )  # fmt: skip
         params.update({k: _string(v) for k, v in options.items()})
         return customization, params
 
@@ -522,7 +533,7 @@ class BedrockProvider(Provider):
             kwargs["vpcConfig"] = {"subnetIds": list(self.settings.vpc_subnet_ids),
                                    "securityGroupIds": list(self.settings.vpc_security_group_ids)}  # fmt: skip
         try:
-            created = self._call("bedrock", "create_model_customization_job", "create job", **kwargs)
+            created = self._op("bedrock", "create_model_customization_job", "create job", **kwargs)
         except ProviderError as e:
             if "ResourceInUse" not in str(e) and "already exists" not in str(e).lower():
                 raise
@@ -542,7 +553,7 @@ class BedrockProvider(Provider):
         return job.model_copy(update={"idempotency_key": idempotency_key})
 
     def get_job(self, job_id: str) -> Job:
-        raw = self._call("bedrock", "get_model_customization_job", f"get job {job_id}", expect=("status", "jobArn"),
+        raw = self._op("bedrock", "get_model_customization_job", f"get job {job_id}", expect=("status", "jobArn"),
                          jobIdentifier=job_id)  # fmt: skip
         return self._job(raw)
 
@@ -562,7 +573,7 @@ class BedrockProvider(Provider):
                                       "maxResults": min(100, limit - len(jobs))}  # fmt: skip
             if token:
                 kwargs["nextToken"] = token
-            call = functools.partial(self._call, "bedrock", "list_model_customization_jobs", "list jobs",
+            call = functools.partial(self._op, "bedrock", "list_model_customization_jobs", "list jobs",
                                      expect=("modelCustomizationJobSummaries",), **kwargs)  # fmt: skip
             # Later pages are retried on their own: the list is never read again from the start.
             page = call() if not token else self.step("list jobs", call)
@@ -575,7 +586,7 @@ class BedrockProvider(Provider):
         return jobs[:limit]
 
     def cancel_job(self, job_id: str) -> Job:
-        self._call("bedrock", "stop_model_customization_job", f"stop job {job_id}", jobIdentifier=job_id)
+        self._op("bedrock", "stop_model_customization_job", f"stop job {job_id}", jobIdentifier=job_id)
         return self.step(f"get job {job_id}", self.get_job, job_id)
 
     def _job(self, raw: dict[str, Any]) -> Job:
@@ -636,7 +647,7 @@ class BedrockProvider(Provider):
             if token:
                 kwargs["ContinuationToken"] = token
             action = f"metrics of job {job_id}"
-            page = self.step(action, self._call, "s3", "list_objects_v2", action, expect=("IsTruncated", "KeyCount", "Name"),
+            page = self.step(action, self._op, "s3", "list_objects_v2", action, expect=("IsTruncated", "KeyCount", "Name"),
                              **kwargs)  # fmt: skip
             keys += [o["Key"] for o in page.get("Contents", []) if o["Key"].endswith(".csv")]
             nxt = page.get("NextContinuationToken")
@@ -671,7 +682,7 @@ class BedrockProvider(Provider):
     def _read_object(self, bucket: str, key: str) -> bytes:
         """An S3 object's bytes; a body cut short on the way is a transient error."""
         action = f"metrics file {key}"
-        got = self._call("s3", "get_object", action, expect=("Body",), Bucket=bucket, Key=key)
+        got = self._op("s3", "get_object", action, expect=("Body",), Bucket=bucket, Key=key)
         with self._map_errors(action):
             try:
                 data: bytes = got["Body"].read()
@@ -690,9 +701,7 @@ class BedrockProvider(Provider):
 
     def hourly_price(self, model: str, model_units: int = 1) -> float | None:
         """Provisioned throughput's hourly price for the base model's family, from the catalog."""
-        from unitune.catalog import load_catalog
-
-        entry = load_catalog().find(self.name, model)
+        entry = self.context.catalog.find(self.name, model)
         for hosting in entry.hosting if entry else []:
             if hosting.kind == "provisioned_throughput" and hosting.per_hour_usd is not None:
                 return float(hosting.per_hour_usd) * model_units
@@ -725,12 +734,12 @@ class BedrockProvider(Provider):
                     provider=self.name, feature=f"on-demand deployment of {base} models",
                     hint="Bedrock deploys only Nova models on demand; use kind='provisioned'.",
                 )  # fmt: skip
-            raw = self._call(
+            raw = self._op(
                 "bedrock", "create_custom_model_deployment", f"deploy {model_arn}",
                 modelDeploymentName=label, modelArn=model_arn, clientRequestToken=_key_digest(label)[:64],
             )  # fmt: skip
             arn = raw["customModelDeploymentArn"]
-            got = self._call("bedrock", "get_custom_model_deployment", f"deployment {arn}",
+            got = self._op("bedrock", "get_custom_model_deployment", f"deployment {arn}",
                              customModelDeploymentIdentifier=arn)  # fmt: skip
             return Deployment(
                 arn=arn, kind=kind, status=str(got.get("status")), model_arn=model_arn, raw=_plain(got)
@@ -747,9 +756,9 @@ class BedrockProvider(Provider):
                                   "clientRequestToken": _key_digest(label)[:64]}  # fmt: skip
         if commitment:
             kwargs["commitmentDuration"] = commitment
-        raw = self._call("bedrock", "create_provisioned_model_throughput", f"provision {model_arn}", **kwargs)
+        raw = self._op("bedrock", "create_provisioned_model_throughput", f"provision {model_arn}", **kwargs)
         arn = raw["provisionedModelArn"]
-        got = self._call(
+        got = self._op(
             "bedrock", "get_provisioned_model_throughput", f"provisioned {arn}", provisionedModelId=arn
         )
         hourly = price if price is not None else confirm_hourly_usd  # what the caller accepted
@@ -760,11 +769,11 @@ class BedrockProvider(Provider):
         """Delete an on-demand deployment or provisioned throughput (stops its charges)."""
         arn = deployment.arn if isinstance(deployment, Deployment) else deployment
         if ":provisioned-model/" in arn:
-            self._call(
+            self._op(
                 "bedrock", "delete_provisioned_model_throughput", f"delete {arn}", provisionedModelId=arn
             )
         else:
-            self._call("bedrock", "delete_custom_model_deployment", f"delete {arn}",
+            self._op("bedrock", "delete_custom_model_deployment", f"delete {arn}",
                        customModelDeploymentIdentifier=arn)  # fmt: skip
 
     def chat(self, model: str, messages: list[Message], **params: Any) -> ChatResponse:
@@ -794,7 +803,7 @@ class BedrockProvider(Provider):
         if config:
             kwargs["inferenceConfig"] = config
         raw = _plain(
-            self._call("bedrock-runtime", "converse", f"chat with {model}", expect=("output",), **kwargs)
+            self._op("bedrock-runtime", "converse", f"chat with {model}", expect=("output",), **kwargs)
         )
         content = ((raw.get("output") or {}).get("message") or {}).get("content") or []
         usage = raw.get("usage") or {}

@@ -22,22 +22,21 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import json
-import threading
 from collections.abc import Callable, Iterator
 from typing import Any, ClassVar, TypeVar
 
 from pydantic import Field
 
 from unitune.errors import (
-    ConfigurationError,
+    JobSpecRefused,
     ProviderError,
     ProviderUnavailableError,
     RateLimitError,
     UnsupportedFeatureError,
     ValidationFailed,
 )
+from unitune.providers._sdk import HyperparameterTable, SDKProvider
 from unitune.providers.base import (
-    Provider,
     ProviderSettings,
     as_datetime,
     as_dict,
@@ -94,6 +93,23 @@ KNOWN_OPTIONS = frozenset(
     {"early_stopping_patience", "early_stopping_threshold", "lora_target_modules", "base_model"}
 )
 
+_HYPERPARAMETERS = HyperparameterTable(
+    names={
+        "epochs": "train_epochs",
+        "learning_rate": "learning_rate",
+        "batch_size": "train_batch_size",
+        "lora_rank": "lora_rank",
+        "lora_alpha": "lora_alpha",
+    },
+    instead=dict.fromkeys(
+        ("learning_rate_multiplier", "seed"),
+        "Cohere takes epochs, learning_rate, batch_size and LoRA settings.",
+    ),
+    # Cohere's lora_alpha is a whole number (checked in `_hyperparameters`).
+    convert=lambda name, value: int(value) if name == "lora_alpha" else value,
+)
+#: `provider_options` sent among the hyperparameters (`base_model` replaces the job's model instead).
+_OPTION_PARAMS = ("early_stopping_patience", "early_stopping_threshold", "lora_target_modules")
 _DATASET_DONE = {"validated", "skipped"}
 _DATASET_FAILED = {"failed"}
 
@@ -120,7 +136,7 @@ def _sdk() -> Any:
 
 
 @guard_answers()
-class CohereProvider(Provider):
+class CohereProvider(SDKProvider):
     """Cohere. `client=` takes a ready `cohere.ClientV2` (tests point it at a mock)."""
 
     name = "cohere"
@@ -143,38 +159,28 @@ class CohereProvider(Provider):
 
     def __init__(self, settings: CohereSettings | None = None, *, client: Any = None) -> None:
         super().__init__(settings, client=client)
-        self._owned = client is None
         self._http: Any = None
-        self._lock = threading.Lock()
-        # Waits for the dataset check sleep on the retry policy's clock (the client's, once bound).
-        self._sleep: Callable[[float], None] = lambda seconds: self.retry_policy.clock.sleep(seconds)
+        # Waits for the dataset check sleep on the context's clock (the client's, once bound).
+        self._sleep: Callable[[float], None] = lambda seconds: self.context.clock.sleep(seconds)
 
-    @property
-    def sdk(self) -> Any:
-        """The `cohere.ClientV2` (SDK retries off: FineTuneClient retries)."""
-        with self._lock:
-            if self._client is None:
-                cohere = _sdk()
-                kwargs: dict[str, Any] = {
-                    "api_key": self.settings.require_api_key(self.name).get_secret_value(),
-                    "timeout": self.settings.timeout,
-                    "max_retries": 0,
-                }
-                if self.settings.base_url:
-                    kwargs["base_url"] = self.settings.base_url
-                import httpx
+    def _build_client(self) -> Any:
+        """The `cohere.ClientV2` (SDK retries off: FineTuneClient retries), on an httpx client of
+        our own, so close() can release its connections (ClientV2 has no close)."""
+        import httpx
 
-                # Our own HTTP client, so close() can release its connections (ClientV2 has no close).
-                self._http = httpx.Client(timeout=self.settings.timeout, follow_redirects=True)
-                self._client = cohere.ClientV2(**kwargs, httpx_client=self._http)
-            return self._client
+        kwargs: dict[str, Any] = {
+            "api_key": self.settings.require_api_key(self.name).get_secret_value(),
+            "timeout": self.settings.timeout,
+            "max_retries": 0,
+        }
+        if self.settings.base_url:
+            kwargs["base_url"] = self.settings.base_url
+        cohere = _sdk()
+        self._http = httpx.Client(timeout=self.settings.timeout, follow_redirects=True)
+        return cohere.ClientV2(**kwargs, httpx_client=self._http)
 
-    def close(self) -> None:
-        """Release the connections of the SDK client this provider built (not one passed in)."""
-        with self._lock:
-            http, self._http = self._http, None
-            if self._owned:
-                self._client = None
+    def _release(self, client: Any) -> None:
+        http, self._http = self._http, None
         if http is not None:
             http.close()
 
@@ -201,10 +207,6 @@ class CohereProvider(Provider):
             raise transport_error(self.name, action, e, timeout=isinstance(e, httpx.TimeoutException)) from e
         except json.JSONDecodeError as e:
             raise unreadable_answer(self.name, action, e) from e
-
-    def _call(self, action: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        with self._map_errors(action):
-            return fn(*args, **kwargs)
 
     # -- datasets ----------------------------------------------------------------------------------
 
@@ -289,27 +291,19 @@ class CohereProvider(Provider):
     def _hyperparameters(self, spec: JobSpec) -> dict[str, Any]:
         """The request's hyperparameters (those set), by Cohere's names; refuses what Cohere cannot take."""
         hp = spec.hyperparameters
-        for name in ("learning_rate_multiplier", "seed"):
-            if getattr(hp, name) is not None:
-                raise UnsupportedFeatureError(provider=self.name, feature=name,
-                                              hint="Cohere takes epochs, learning_rate, batch_size and LoRA settings.")  # fmt: skip
+        params = _HYPERPARAMETERS.map(self.name, hp)
         options = dict(hp.provider_options)
         refuse_unknown_options(self.name, options, KNOWN_OPTIONS)
         if spec.validation_file is not None and spec.validation_file.id != spec.training_file.id:
-            raise UnsupportedFeatureError(
-                provider=self.name, feature="a validation file in another dataset",
-                hint="Pass the local files together to create_job: Cohere keeps evaluation data inside the training dataset.",
+            raise JobSpecRefused.unsupported(
+                self.name, "a validation file in another dataset",
+                "Pass the local files together to create_job: Cohere keeps evaluation data inside the training dataset.",
             )  # fmt: skip
         if hp.lora_alpha is not None and not float(hp.lora_alpha).is_integer():
-            raise ConfigurationError(f"Cohere takes a whole number for lora_alpha, not {hp.lora_alpha:g}.")
-        params = {
-            "train_epochs": hp.epochs, "learning_rate": hp.learning_rate, "train_batch_size": hp.batch_size,
-            "lora_rank": hp.lora_rank, "lora_alpha": int(hp.lora_alpha) if hp.lora_alpha is not None else None,
-            "early_stopping_patience": options.get("early_stopping_patience"),
-            "early_stopping_threshold": options.get("early_stopping_threshold"),
-            "lora_target_modules": options.get("lora_target_modules"),
-        }  # fmt: skip
-        return {k: v for k, v in params.items() if v is not None}
+            raise JobSpecRefused(f"Cohere takes a whole number for lora_alpha, not {hp.lora_alpha:g}.",
+                                 provider=self.name, feature="lora_alpha")  # fmt: skip
+        params.update({k: options[k] for k in _OPTION_PARAMS if options.get(k) is not None})
+        return params
 
     def _request(self, spec: JobSpec, idempotency_key: str) -> Any:
         """The SDK's `FinetunedModel` for the create; what its model refuses is a `ConfigurationError`."""
@@ -327,9 +321,10 @@ class CohereProvider(Provider):
             except ValidationError as e:
                 first = e.errors()[0]
                 field = ".".join(str(p) for p in first["loc"])
-                raise ConfigurationError(
-                    f"Cohere cannot take {what} {field} = {first.get('input')!r}: {first['msg']}."
-                ) from None
+                raise JobSpecRefused(
+                    f"Cohere cannot take {what} {field} = {first.get('input')!r}: {first['msg']}.",
+                    provider=self.name, feature=field,
+                ) from None  # fmt: skip
 
         return build(
             "the job's", finetuning.FinetunedModel,
@@ -369,9 +364,7 @@ class CohereProvider(Provider):
                 kwargs["page_token"] = token
             # Later pages are retried on their own: the list is never read again from the start.
             page = (
-                self._call(action, fetch, **kwargs)
-                if not token
-                else self.step(action, self._call, action, fetch, **kwargs)
+                self._call(action, fetch, **kwargs) if not token else self._step_call(action, fetch, **kwargs)
             )
             items = list(getattr(page, field_name, None) or [])
             out += items

@@ -21,8 +21,7 @@ import contextlib
 import datetime as dt
 import functools
 import json
-import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any, ClassVar, TypeVar
 
 from pydantic import Field
@@ -31,10 +30,9 @@ from unitune.errors import (
     ConfigurationError,
     ProviderError,
     ProviderRetiredError,
-    UnsupportedFeatureError,
 )
+from unitune.providers._sdk import HyperparameterTable, SDKProvider, tagged_suffix
 from unitune.providers.base import (
-    Provider,
     ProviderSettings,
     as_datetime,
     as_dict,
@@ -109,6 +107,13 @@ def idempotency_tag(key: str) -> str:
 
 
 _SUFFIX_MAX = 18
+_HYPERPARAMETERS = HyperparameterTable(
+    names={"epochs": "epochs", "learning_rate": "learning_rate"},
+    instead=dict.fromkeys(
+        ("batch_size", "learning_rate_multiplier", "seed", "lora_rank", "lora_alpha"),
+        "Mistral's jobs took epochs, learning_rate and the options " + ", ".join(KNOWN_OPTIONS) + ".",
+    ),
+)
 
 
 class MistralSettings(ProviderSettings):
@@ -154,7 +159,7 @@ def _first_line(text: str) -> str:
 
 
 @guard_answers("dry_run")
-class MistralProvider(Provider):
+class MistralProvider(SDKProvider):
     """Mistral. `client=` takes a ready `mistralai.client.Mistral`; `http=` a ready `httpx.Client`
     for the legacy jobs endpoints (tests point both at mocks)."""
 
@@ -180,26 +185,19 @@ class MistralProvider(Provider):
     ) -> None:
         super().__init__(settings, client=client)
         self._http = http
-        self._owned = client is None
         self._owned_http = http is None
-        self._lock = threading.Lock()
 
     # -- clients and errors --------------------------------------------------------------------------
 
-    @property
-    def sdk(self) -> Any:
+    def _build_client(self) -> Any:
         """The `mistralai.client.Mistral` client (no SDK retries: FineTuneClient retries)."""
-        with self._lock:
-            if self._client is None:
-                mistral = _sdk()
-                kwargs: dict[str, Any] = {
-                    "api_key": self.settings.require_api_key(self.name).get_secret_value(),
-                    "timeout_ms": int(self.settings.timeout * 1000),
-                }
-                if self.settings.base_url:
-                    kwargs["server_url"] = self.settings.base_url
-                self._client = mistral.Mistral(**kwargs)
-            return self._client
+        kwargs: dict[str, Any] = {
+            "api_key": self.settings.require_api_key(self.name).get_secret_value(),
+            "timeout_ms": int(self.settings.timeout * 1000),
+        }
+        if self.settings.base_url:
+            kwargs["server_url"] = self.settings.base_url
+        return _sdk().Mistral(**kwargs)
 
     @property
     def http(self) -> Any:
@@ -218,16 +216,19 @@ class MistralProvider(Provider):
             return self._http
 
     def close(self) -> None:
-        if self._owned_http and self._http is not None:
-            self._http.close()
-            self._http = None
-        if self._owned and self._client is not None:
-            with contextlib.suppress(AttributeError):  # not every SDK version has close()
-                self._client.close()
-            self._client = None
+        """Release the SDK client and the legacy endpoints' httpx client, those this provider built."""
+        with self._lock:
+            http = self._http if self._owned_http else None
+            if self._owned_http:
+                self._http = None
+        if http is not None:
+            http.close()
+        super().close()
 
     def _retired(self, message: str, **kwargs: Any) -> ProviderRetiredError:
-        date, alternatives, source = catalog_retirement(self.name)
+        date, alternatives, source = catalog_retirement(
+            self.name, self.context.catalog, today=self.context.clock.now().date()
+        )
         return ProviderRetiredError(
             f"{message}. Mistral retired fine-tuning (the SDK has no jobs API since mistralai 2.5.2)",
             provider=self.name, retired_on=date, alternatives=alternatives, source=source, **kwargs,
@@ -286,10 +287,6 @@ class MistralProvider(Provider):
             retry_after=parse_retry_after(headers.get("retry-after")) if headers is not None else None,
         )  # fmt: skip
 
-    def _call(self, action: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        with self._map_errors(action):
-            return fn(*args, **kwargs)
-
     def _legacy(self, method: str, path: str, action: str, *, collection: bool = False, **kwargs: Any) -> Any:
         with self._map_errors(action, jobs_collection=collection):
             response = self.http.request(method, path, **kwargs)
@@ -322,47 +319,23 @@ class MistralProvider(Provider):
                 file={"file_name": prepared.filename, "content": fh}, purpose="fine-tune",
             )  # fmt: skip
         raw = _json(obj)
-        return FileRef(
-            id=str(raw["id"]),
-            provider=self.name,
-            filename=raw.get("filename") or prepared.filename,
-            size_bytes=raw.get("size_bytes") or raw.get("bytes") or prepared.size_bytes,
-            purpose=prepared.purpose,
-            sha256=prepared.sha256,
-            created_at=as_datetime(raw.get("created_at")),
-            raw=raw,
-        )
+        return self._file_ref(prepared, raw, size_bytes=raw.get("size_bytes"))
 
     # -- legacy jobs --------------------------------------------------------------------------------------
 
     def _body(self, spec: JobSpec, idempotency_key: str) -> dict[str, Any]:
         hp = spec.hyperparameters
-        for name in ("batch_size", "learning_rate_multiplier", "seed", "lora_rank", "lora_alpha"):
-            if getattr(hp, name) is not None:
-                raise UnsupportedFeatureError(
-                    provider=self.name, feature=name,
-                    hint="Mistral's jobs took epochs, learning_rate and the options " + ", ".join(KNOWN_OPTIONS) + ".",
-                )  # fmt: skip
+        params = _HYPERPARAMETERS.map(self.name, hp)
         options = dict(hp.provider_options)
         refuse_unknown_options(self.name, options, KNOWN_OPTIONS)
-        params: dict[str, Any] = {}
-        if hp.epochs is not None:
-            params["epochs"] = hp.epochs
-        if hp.learning_rate is not None:
-            params["learning_rate"] = hp.learning_rate
         body: dict[str, Any] = {"auto_start": self.settings.auto_start}
         for key, value in options.items():
             (params if KNOWN_OPTIONS[key] == "hyperparameters" else body)[key] = value
         tag = idempotency_tag(idempotency_key)
-        if spec.suffix and len(spec.suffix) + 1 + len(tag) > _SUFFIX_MAX:
-            raise ConfigurationError(
-                f"suffix {spec.suffix!r} is too long for Mistral: at most {_SUFFIX_MAX - len(tag) - 1} characters "
-                f"(Mistral takes {_SUFFIX_MAX}; unitune appends -{tag} to find the job again on a retry)."
-            )
         body.update(
             model=spec.model,
             training_files=[{"file_id": spec.training_file.id, "weight": 1}],
-            suffix=f"{spec.suffix}-{tag}" if spec.suffix else tag,
+            suffix=tagged_suffix(self.name, "Mistral", spec.suffix, tag, limit=_SUFFIX_MAX),
             hyperparameters=params,
         )
         if spec.validation_file is not None:
@@ -572,7 +545,7 @@ class MistralProvider(Provider):
     def _read_model(self, model_id: str) -> TunedModel:
         """The model read back after a change: a second request, retried on its own."""
         action = f"model {model_id}"
-        return self._model(self.step(action, self._call, action, self.sdk.models.retrieve, model_id=model_id))
+        return self._model(self._step_call(action, self.sdk.models.retrieve, model_id=model_id))
 
     def delete_model(self, model_id: str) -> None:
         self._call(f"delete model {model_id}", self.sdk.models.delete, model_id=model_id)

@@ -23,24 +23,21 @@ import csv
 import datetime as dt
 import hashlib
 import io
-import json
-import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any, ClassVar, TypeVar
 
 from pydantic import Field
 
 from unitune.errors import (
-    ConfigurationError,
+    JobSpecRefused,
     PermissionDeniedError,
     ProviderError,
     ProviderRetiredError,
     ProviderUnavailableError,
     RateLimitError,
-    UnsupportedFeatureError,
 )
+from unitune.providers._sdk import HyperparameterTable, StainlessProvider, refuse_reserved_metadata
 from unitune.providers.base import (
-    Provider,
     ProviderSettings,
     as_datetime,
     as_dict,
@@ -48,14 +45,10 @@ from unitune.providers.base import (
     catalog_retirement,
     chat_messages,
     chat_response,
-    error_from_status,
     guard_answers,
     map_status,
-    parse_retry_after,
-    plain_text,
+    refuse_unknown_options,
     send_parts,
-    transport_error,
-    unreadable_answer,
 )
 from unitune.types import (
     Capabilities,
@@ -106,6 +99,17 @@ _META_PAIRS = 16
 _META_KEY_MAX = 64
 _META_VALUE_MAX = 512
 _SUFFIX_MAX = 64
+#: unitune's hyperparameters → the method's `hyperparameters` (seed goes in the request's body).
+_HYPERPARAMETERS = HyperparameterTable(
+    names={
+        "epochs": "n_epochs",
+        "batch_size": "batch_size",
+        "learning_rate_multiplier": "learning_rate_multiplier",
+        "seed": "seed",
+    },
+    instead={"learning_rate": "OpenAI takes learning_rate_multiplier (a factor on its own default rate)."},
+    called={"learning_rate": "an absolute learning_rate"},
+)
 #: Events and checkpoints are read to the end, but never past this many (a misbehaving server,
 #: or a mock that always says `has_more`, must not keep a loop going).
 _MAX_ITEMS = 100_000
@@ -141,7 +145,7 @@ def _sdk() -> Any:
 
 
 @guard_answers()
-class OpenAIProvider(Provider):
+class OpenAIProvider(StainlessProvider):
     """OpenAI fine-tuning. `client=` takes a ready `openai.OpenAI` (tests point it at a mock)."""
 
     name = "openai"
@@ -162,88 +166,45 @@ class OpenAIProvider(Provider):
     )
     settings: OpenAISettings
 
-    def __init__(self, settings: OpenAISettings | None = None, *, client: Any = None) -> None:
-        super().__init__(settings, client=client)
-        self._owned = client is None
-        self._lock = threading.Lock()
-
     # -- the SDK client and its errors ---------------------------------------------------------
 
-    @property
-    def sdk(self) -> Any:
-        """The `openai.OpenAI` client (built on first use, with the SDK's own retries off)."""
-        with self._lock:
-            if self._client is None:
-                openai = _sdk()
-                s = self.settings
-                self._client = openai.OpenAI(
-                    api_key=s.require_api_key(self.name).get_secret_value(),
-                    base_url=s.base_url,
-                    organization=s.organization,
-                    project=s.project,
-                    timeout=s.timeout,
-                    max_retries=0,
-                )
-            return self._client
+    def _sdk_module(self) -> Any:
+        return _sdk()
 
-    def close(self) -> None:
-        if self._owned and self._client is not None:
-            self._client.close()
-            self._client = None
-
-    @contextlib.contextmanager
-    def _map_errors(self, action: str) -> Iterator[None]:
-        """Turn the SDK's exceptions into unitune's tree; the SDK's exception stays as `__cause__`."""
-        openai = _sdk()
-        try:
-            yield
-        except openai.APIStatusError as e:
-            raise self._status_error(e, action) from e
-        except openai.APIConnectionError as e:  # APITimeoutError is a subclass
-            raise transport_error(self.name, action, e, timeout=isinstance(e, openai.APITimeoutError)) from e
-        except openai.APIResponseValidationError as e:
-            raise ProviderError(
-                f"{action}: the API answered with data the SDK could not read ({e.message})",
-                provider=self.name, status_code=e.status_code, body=e.body,
-            ) from e  # fmt: skip
-        except json.JSONDecodeError as e:  # a 200 whose body was cut short, or an HTML page
-            raise unreadable_answer(self.name, action, e) from e
+    def _build_client(self) -> Any:
+        """The `openai.OpenAI` client, with the SDK's own retries off."""
+        s = self.settings
+        return _sdk().OpenAI(
+            api_key=s.require_api_key(self.name).get_secret_value(),
+            base_url=s.base_url,
+            organization=s.organization,
+            project=s.project,
+            timeout=s.timeout,
+            max_retries=0,
+        )
 
     def _status_error(self, e: Any, action: str) -> ProviderError:
-        body = e.body
-        detail = body.get("message") if isinstance(body, dict) else None
-        message = f"{action}: {plain_text(detail or e.message)}"
-        headers = e.response.headers
-        retry_after = parse_retry_after(headers.get("retry-after"))
-        if retry_after is None and headers.get("retry-after-ms"):
-            retry_after = (as_float(headers.get("retry-after-ms")) or 0.0) / 1000
-        code = e.status_code
-        common: dict[str, Any] = {
-            "provider": self.name,
-            "status_code": code,
-            "request_id": e.request_id,
-            "body": body,
-        }
-        if code == 410:
-            sunset, alternatives, source = catalog_retirement(self.name)
+        """What OpenAI means by 410 (the API is gone: retired, with the catalog's date and
+        alternatives) and by 403 on a create (this organisation may no longer start jobs)."""
+        error = super()._status_error(e, action)
+        common: dict[str, Any] = {"provider": self.name, "status_code": e.status_code,
+                                  "request_id": error.request_id, "body": error.body}  # fmt: skip
+        catalog, today = self.context.catalog, self.context.clock.now().date()
+        if e.status_code == 410:
+            sunset, alternatives, source = catalog_retirement(self.name, catalog, today=today)
             return ProviderRetiredError(
-                message, retired_on=sunset, alternatives=alternatives, source=source, **common
+                error.message, retired_on=sunset, alternatives=alternatives, source=source, **common
             )
-        if code == 403 and action.startswith("create"):
+        if e.status_code == 403 and action.startswith("create"):
             # The usual reason today: this organisation may no longer start fine-tuning jobs.
-            sunset, alternatives, _ = catalog_retirement(self.name)
+            sunset, alternatives, _ = catalog_retirement(self.name, catalog, today=today)
             when = f"; from {sunset.isoformat()} nobody can" if sunset else ""
-            message += (
-                ". OpenAI now takes new fine-tuning jobs only from organisations still active in fine-tuning"
-                f"{when}. Live alternatives: {', '.join(alternatives) or 'see `unitune models`'}"
+            return PermissionDeniedError(
+                f"{error.message}. OpenAI now takes new fine-tuning jobs only from organisations still "
+                f"active in fine-tuning{when}. Live alternatives: {', '.join(alternatives) or 'see `unitune models`'}",
+                **common,
             )
-            return PermissionDeniedError(message, **common)
-        return error_from_status(code, message, provider=self.name, request_id=e.request_id,
-                                 retry_after=retry_after, body=body)  # fmt: skip
-
-    def _call(self, action: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        with self._map_errors(action):
-            return fn(*args, **kwargs)
+        return error
 
     def _pages(self, action: str, fetch: Callable[..., Any], limit: int = _MAX_ITEMS) -> list[Any]:
         """Every item of a cursor-paged list, up to `limit`. Stops when the cursor does not move."""
@@ -259,7 +220,7 @@ class OpenAIProvider(Provider):
             page = (
                 self._call(action, fetch, **kwargs)
                 if after is None
-                else self.step(action, self._call, action, fetch, **kwargs)
+                else self._step_call(action, fetch, **kwargs)
             )
             fresh = [item for item in page.data if item.id not in seen]
             seen.update(item.id for item in fresh)
@@ -287,25 +248,15 @@ class OpenAIProvider(Provider):
                 f"upload: OpenAI refused {prepared.filename}: {raw.get('status_details') or 'no reason given'}",
                 provider=self.name, body=raw,
             )  # fmt: skip
-        return FileRef(
-            id=str(raw["id"]),
-            provider=self.name,
-            filename=raw.get("filename") or prepared.filename,
-            size_bytes=raw.get("bytes") or prepared.size_bytes,
-            purpose=prepared.purpose,
-            sha256=prepared.sha256,
-            created_at=as_datetime(raw.get("created_at")),
-            raw=raw,
-        )
+        return self._file_ref(prepared, raw)
 
     def _upload_in_parts(self, prepared: PreparedFile) -> dict[str, Any]:
         """The Uploads API: create, add parts (read one at a time, sent in parallel), complete with
         the MD5. Each of these requests is retried on its own (`step`); the upload is cancelled if
         one of them fails for good, so nothing half-made is left behind."""
         s = self.settings
-        upload = self.step(
-            "upload (Uploads API)", self._call, "upload (Uploads API)", self.sdk.uploads.create,
-            bytes=prepared.size_bytes, filename=prepared.filename, mime_type="text/jsonl", purpose="fine-tune",
+        upload = self._step_call(
+            "upload (Uploads API)", self.sdk.uploads.create, bytes=prepared.size_bytes, filename=prepared.filename, mime_type="text/jsonl", purpose="fine-tune",
         )  # fmt: skip
         md5 = hashlib.md5(usedforsecurity=False)
         offsets = range(0, prepared.size_bytes, s.part_size_bytes)
@@ -315,7 +266,7 @@ class OpenAIProvider(Provider):
                 fh.seek(offset)
                 chunk = fh.read(s.part_size_bytes)
             action = f"upload part at byte {offset}"
-            part = self.step(action, self._call, action, self.sdk.uploads.parts.create, upload.id, data=chunk)
+            part = self._step_call(action, self.sdk.uploads.parts.create, upload.id, data=chunk)
             return str(part.id)
 
         def checksum() -> None:  # while the parts travel
@@ -385,68 +336,52 @@ class OpenAIProvider(Provider):
         self._method(spec)
         self._metadata(spec, "")
         if spec.suffix is not None and len(spec.suffix) > _SUFFIX_MAX:
-            raise ConfigurationError(
-                f"suffix {spec.suffix!r} is too long for OpenAI: at most {_SUFFIX_MAX} characters."
-            )
+            raise JobSpecRefused(
+                f"suffix {spec.suffix!r} is too long for OpenAI: at most {_SUFFIX_MAX} characters.",
+                provider=self.name, feature="suffix",
+            )  # fmt: skip
 
     def _method(self, spec: JobSpec) -> tuple[dict[str, Any], dict[str, Any]]:
         """The request's `method` object, and the `provider_options` left for the request's body;
         refuses what OpenAI cannot take."""
         hp = spec.hyperparameters
         options = dict(hp.provider_options)
-        unknown = sorted(set(options) - set(KNOWN_OPTIONS))
-        if unknown:
-            raise UnsupportedFeatureError(
-                provider=self.name, feature=f"the provider option(s) {', '.join(map(repr, unknown))}",
-                hint="Known options: " + "; ".join(f"{k} ({v})" for k, v in KNOWN_OPTIONS.items()) + ".",
-            )  # fmt: skip
-        if hp.learning_rate is not None:
-            raise UnsupportedFeatureError(
-                provider=self.name, feature="an absolute learning_rate",
-                hint="OpenAI takes learning_rate_multiplier (a factor on its own default rate).",
-            )  # fmt: skip
+        refuse_unknown_options(
+            self.name, options, KNOWN_OPTIONS,
+            hint="Known options: " + "; ".join(f"{k} ({v})" for k, v in KNOWN_OPTIONS.items()) + ".",
+        )  # fmt: skip
+        params = _HYPERPARAMETERS.map(self.name, hp)
+        params.pop("seed", None)  # the request's, not the method's
         if "beta" in options and spec.method != "dpo":
-            raise UnsupportedFeatureError(
-                provider=self.name, feature="beta outside DPO", hint="Use method='dpo'."
-            )
+            raise JobSpecRefused.unsupported(self.name, "beta outside DPO", "Use method='dpo'.")
         method = options.pop("method", None)
         if method is None:
-            params: dict[str, Any] = {}
-            if hp.epochs is not None:
-                params["n_epochs"] = hp.epochs
-            if hp.batch_size is not None:
-                params["batch_size"] = hp.batch_size
-            if hp.learning_rate_multiplier is not None:
-                params["learning_rate_multiplier"] = hp.learning_rate_multiplier
             if "beta" in options:
                 params["beta"] = options.pop("beta")
             kind = "dpo" if spec.method == "dpo" else "supervised"
             method = {"type": kind, kind: {"hyperparameters": params}}
         elif not isinstance(method, dict) or "type" not in method:
-            raise UnsupportedFeatureError(
-                provider=self.name, feature="provider_options['method'] without a 'type'",
-                hint="Pass a whole OpenAI method object, e.g. {'type': 'reinforcement', 'reinforcement': {...}}.",
+            raise JobSpecRefused.unsupported(
+                self.name, "provider_options['method'] without a 'type'",
+                "Pass a whole OpenAI method object, e.g. {'type': 'reinforcement', 'reinforcement': {...}}.",
             )  # fmt: skip
         return method, options
 
     def _metadata(self, spec: JobSpec, idempotency_key: str) -> dict[str, str]:
         """The job's metadata with unitune's tag; refuses what OpenAI's metadata cannot hold."""
-        if IDEMPOTENCY_TAG in spec.metadata:
-            raise ConfigurationError(
-                f"metadata key {IDEMPOTENCY_TAG!r} is unitune's own (the job's idempotency key).",
-                fix="Name your key otherwise, or pass idempotency_key=... to create_job.",
-            )
+        refuse_reserved_metadata(self.name, spec.metadata, IDEMPOTENCY_TAG)
         for key, value in spec.metadata.items():
             if len(key) > _META_KEY_MAX or len(value) > _META_VALUE_MAX:
-                raise ConfigurationError(
+                raise JobSpecRefused(
                     f"metadata {key[:80]!r}: OpenAI takes keys up to {_META_KEY_MAX} and values up to "
-                    f"{_META_VALUE_MAX} characters."
-                )
+                    f"{_META_VALUE_MAX} characters.",
+                    provider=self.name, feature="metadata",
+                )  # fmt: skip
         metadata = {**spec.metadata, IDEMPOTENCY_TAG: idempotency_key}
         if len(metadata) > _META_PAIRS:
-            raise UnsupportedFeatureError(
-                provider=self.name, feature=f"more than {_META_PAIRS - 1} metadata pairs",
-                hint=f"OpenAI keeps {_META_PAIRS} pairs per job and unitune uses one ({IDEMPOTENCY_TAG}).",
+            raise JobSpecRefused.unsupported(
+                self.name, f"more than {_META_PAIRS - 1} metadata pairs",
+                f"OpenAI keeps {_META_PAIRS} pairs per job and unitune uses one ({IDEMPOTENCY_TAG}).",
             )  # fmt: skip
         return metadata
 
@@ -480,8 +415,8 @@ class OpenAIProvider(Provider):
         """Server-side search by the metadata tag (checked again here: a proxy may ignore the filter)."""
         # A step of the client's create (look, then create): the look retries on its own, so a
         # failed look does not cost a create attempt.
-        jobs = self.step(
-            "find job", self._call, "find job", self.sdk.fine_tuning.jobs.list, limit=10,
+        jobs = self._step_call(
+            "find job", self.sdk.fine_tuning.jobs.list, limit=10,
             metadata={IDEMPOTENCY_TAG: idempotency_key},
         )  # fmt: skip
         for raw in jobs.data:
@@ -589,7 +524,7 @@ class OpenAIProvider(Provider):
         result_files = job.raw.get("result_files") or []
         if result_files:
             action = f"result file of job {job_id}"
-            content = self.step(action, self._call, action, self.sdk.files.content, result_files[0])
+            content = self._step_call(action, self.sdk.files.content, result_files[0])
             rows = _metrics_from_csv(content.text)
             if rows:
                 return rows

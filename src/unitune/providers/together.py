@@ -21,10 +21,8 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import json
 import logging
 import math
-import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
@@ -33,16 +31,16 @@ from pydantic import Field
 
 from unitune.errors import (
     ConfigurationError,
+    JobSpecRefused,
     NotFoundError,
     PermissionDeniedError,
     ProviderError,
     ProviderUnavailableError,
     RateLimitError,
-    UnsupportedFeatureError,
     ValidationFailed,
 )
+from unitune.providers._sdk import HyperparameterTable, StainlessProvider, no_query, tagged_suffix
 from unitune.providers.base import (
-    Provider,
     ProviderSettings,
     as_datetime,
     as_dict,
@@ -53,11 +51,9 @@ from unitune.providers.base import (
     key_tag,
     map_status,
     parse_retry_after,
-    plain_text,
     refuse_unknown_options,
     send_parts,
     transport_error,
-    unreadable_answer,
 )
 from unitune.types import (
     Capabilities,
@@ -109,6 +105,17 @@ KNOWN_OPTIONS = frozenset({
 })  # fmt: skip
 
 _SUFFIX_MAX = 40
+_HYPERPARAMETERS = HyperparameterTable(
+    names={
+        "epochs": "n_epochs",
+        "learning_rate": "learning_rate",
+        "batch_size": "batch_size",
+        "lora_rank": "lora_r",
+        "lora_alpha": "lora_alpha",
+        "seed": "random_seed",
+    },
+    instead={"learning_rate_multiplier": "Together takes an absolute learning_rate (its default is 1e-5)."},
+)
 _EVENT_LEVELS = {"info": "info", "warning": "warning", "error": "error",
                  "legacy_info": "info", "legacy_iwarning": "warning", "legacy_ierror": "error"}  # fmt: skip
 _METRIC_KEYS = {
@@ -154,13 +161,6 @@ def _sdk() -> Any:
     return import_sdk("together", "together")
 
 
-def _no_query(text: str) -> str:
-    """Text with URLs' query strings cut: a presigned upload URL carries credentials there."""
-    import re
-
-    return re.sub(r"(https?://[^\s?'\"]+)\?[^\s'\"]*", r"\1?…", text)
-
-
 def _files_lib() -> Any:
     """The SDK's upload helpers (its own protocol, which the API spec does not describe)."""
     from unitune.providers.registry import import_sdk
@@ -174,7 +174,7 @@ def _json(obj: Any) -> dict[str, Any]:
 
 
 @guard_answers("model_limits", "estimate_price")
-class TogetherProvider(Provider):
+class TogetherProvider(StainlessProvider):
     """Together AI fine-tuning. `client=` takes a ready `together.Together` (tests point it at a mock)."""
 
     name = "together"
@@ -197,73 +197,39 @@ class TogetherProvider(Provider):
 
     def __init__(self, settings: TogetherSettings | None = None, *, client: Any = None) -> None:
         super().__init__(settings, client=client)
-        self._owned = client is None
-        self._lock = threading.Lock()
-        # Waits for file processing sleep on the retry policy's clock (the client's, once bound).
-        self._sleep: Callable[[float], None] = lambda seconds: self.retry_policy.clock.sleep(seconds)
+        # Waits for file processing sleep on the context's clock (the client's, once bound).
+        self._sleep: Callable[[float], None] = lambda seconds: self.context.clock.sleep(seconds)
         #: Together's own estimate for the last job created through this provider, by job id.
         self.price_estimates: dict[str, dict[str, Any]] = {}
 
     # -- the SDK client and its errors ---------------------------------------------------------
 
-    @property
-    def sdk(self) -> Any:
-        """The `together.Together` client (built on first use, with the SDK's own retries off)."""
-        with self._lock:
-            if self._client is None:
-                together = _sdk()
-                s = self.settings
-                kwargs: dict[str, Any] = {
-                    "api_key": s.require_api_key(self.name).get_secret_value(),
-                    "timeout": s.timeout,
-                    "max_retries": 0,
-                }
-                if s.base_url:
-                    kwargs["base_url"] = s.base_url
-                self._client = together.Together(**kwargs)
-            return self._client
+    def _sdk_module(self) -> Any:
+        return _sdk()
 
-    def close(self) -> None:
-        if self._owned and self._client is not None:
-            self._client.close()
-            self._client = None
+    def _build_client(self) -> Any:
+        """The `together.Together` client, with the SDK's own retries off."""
+        s = self.settings
+        kwargs: dict[str, Any] = {
+            "api_key": s.require_api_key(self.name).get_secret_value(),
+            "timeout": s.timeout,
+            "max_retries": 0,
+        }
+        if s.base_url:
+            kwargs["base_url"] = s.base_url
+        return _sdk().Together(**kwargs)
 
     @contextlib.contextmanager
     def _map_errors(self, action: str) -> Iterator[None]:
+        """The Stainless mapping, and what the upload's own protocol raises besides: its PUTs go
+        through the SDK's raw httpx client, and the SDK checks files itself."""
         import httpx
 
         together = _sdk()
         try:
-            yield
-        except together.APIStatusError as e:
-            if 200 <= e.status_code < 300:  # the SDK's word for a 2xx it could not use (no redirect headers)
-                raise unreadable_answer(self.name, action, status_code=e.status_code) from e
-            body = e.body
-            detail = None
-            if isinstance(body, dict):
-                inner = body.get("error", body)
-                detail = (inner.get("message") or inner.get("detail")) if isinstance(inner, dict) else inner
-                problems = inner.get("validation") if isinstance(inner, dict) else None
-                if isinstance(problems, list) and problems:  # a schema check's answer (problem+json)
-                    detail = f"{detail}: " + "; ".join(str(p.get("message", p)) for p in problems[:5])
-            headers = e.response.headers
-            raise error_from_status(
-                e.status_code, f"{action}: {plain_text(_no_query(str(detail or e.message)))}", provider=self.name,
-                request_id=headers.get("x-request-id") or getattr(e, "request_id", None),
-                retry_after=parse_retry_after(headers.get("retry-after")), body=body,
-            ) from e  # fmt: skip
-        except together.APIConnectionError as e:  # APITimeoutError is a subclass
-            raise transport_error(
-                self.name, action, e, timeout=isinstance(e, together.APITimeoutError)
-            ) from e
-        except together.APIResponseValidationError as e:
-            raise ProviderError(
-                f"{action}: the API answered with data the SDK could not read ({e.message})",
-                provider=self.name, status_code=e.status_code, body=e.body,
-            ) from e  # fmt: skip
-        except json.JSONDecodeError as e:  # a 200 whose body was cut short, or an HTML page
-            raise unreadable_answer(self.name, action, e) from e
-        except httpx.TransportError as e:  # the upload's PUTs go through the SDK's raw httpx client
+            with super()._map_errors(action):
+                yield
+        except httpx.TransportError as e:
             raise transport_error(self.name, action, e, timeout=isinstance(e, httpx.TimeoutException)) from e
         except httpx.HTTPStatusError as e:  # a part's PUT (raise_for_status)
             raise error_from_status(
@@ -275,12 +241,8 @@ class TogetherProvider(Provider):
             OSError,
         ) as e:  # the SDK's own checks (file size, type, a changed file)
             raise ProviderError(
-                f"{action}: {type(e).__name__}: {_no_query(str(e))}", provider=self.name
+                f"{action}: {type(e).__name__}: {no_query(str(e))}", provider=self.name
             ) from e
-
-    def _call(self, action: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        with self._map_errors(action):
-            return fn(*args, **kwargs)
 
     # -- files -----------------------------------------------------------------------------------
 
@@ -299,16 +261,7 @@ class TogetherProvider(Provider):
         else:
             raw = self._upload_whole(prepared, checksum)
         raw = self._wait_processed(raw, prepared.filename)
-        return FileRef(
-            id=str(raw["id"]),
-            provider=self.name,
-            filename=prepared.filename,
-            size_bytes=raw.get("bytes") or prepared.size_bytes,
-            purpose=prepared.purpose,
-            sha256=prepared.sha256,
-            created_at=as_datetime(raw.get("created_at")),
-            raw=raw,
-        )
+        return self._file_ref(prepared, raw, filename=prepared.filename)
 
     def _upload_whole(self, prepared: PreparedFile, checksum: str) -> dict[str, Any]:
         lib = _files_lib()
@@ -326,9 +279,7 @@ class TogetherProvider(Provider):
 
         asked = self.step(f"upload {name}", ask)
         if isinstance(asked, str):
-            return _json(
-                self.step(f"file {asked}", self._call, f"file {asked}", self.sdk.files.retrieve, asked)
-            )
+            return _json(self._step_call(f"file {asked}", self.sdk.files.retrieve, asked))
         url, file_id = asked
 
         def put() -> None:
@@ -346,7 +297,7 @@ class TogetherProvider(Provider):
 
         self.step(f"upload {name} (PUT)", put)
         action = f"upload {name} (process)"
-        done = self.step(action, self._call, action, uploader.callback, f"/v1/files/{file_id}/preprocess")
+        done = self._step_call(action, uploader.callback, f"/v1/files/{file_id}/preprocess")
         return _json(done)
 
     def _upload_in_parts(self, prepared: PreparedFile, checksum: str) -> dict[str, Any]:
@@ -361,8 +312,7 @@ class TogetherProvider(Provider):
         part_size = max(self.settings.part_size_bytes, math.ceil(size / 250))
         count = math.ceil(size / part_size)
         action = f"upload {name} (initiate)"
-        info = self.step(
-            action, self._call, action, manager._initiate_upload, "/v1/files", path, checksum, size, count,
+        info = self._step_call(action, manager._initiate_upload, "/v1/files", path, checksum, size, count,
             "fine-tune", "jsonl",
         )  # fmt: skip
         upload_id, file_id, parts = info["upload_id"], str(info["file_id"]), list(info["parts"])
@@ -373,7 +323,7 @@ class TogetherProvider(Provider):
                 fh.seek((number - 1) * part_size)
                 data = fh.read(part_size)
             what = f"upload {name} (part {number})"
-            etag = self.step(what, self._call, what, manager._upload_single_part, part, data)
+            etag = self._step_call(what, manager._upload_single_part, part, data)
             return {"part_number": number, "etag": etag}
 
         try:
@@ -407,7 +357,7 @@ class TogetherProvider(Provider):
             raise
 
     def _wait_processed(self, raw: dict[str, Any], filename: str) -> dict[str, Any]:
-        clock = self.retry_policy.clock
+        clock = self.context.clock
         deadline = clock.monotonic() + self.settings.file_processing_timeout
         while True:
             status = raw.get("processing_status")
@@ -429,7 +379,7 @@ class TogetherProvider(Provider):
                 )
             self._sleep(self.settings.file_poll_interval)
             action = f"file {raw.get('id')}"
-            raw = _json(self.step(action, self._call, action, self.sdk.files.retrieve, raw["id"]))
+            raw = _json(self._step_call(action, self.sdk.files.retrieve, raw["id"]))
 
     # -- jobs --------------------------------------------------------------------------------------
 
@@ -437,51 +387,30 @@ class TogetherProvider(Provider):
         hp = spec.hyperparameters
         options = dict(hp.provider_options)
         refuse_unknown_options(self.name, options, KNOWN_OPTIONS)
-        if hp.learning_rate_multiplier is not None:
-            raise UnsupportedFeatureError(
-                provider=self.name, feature="learning_rate_multiplier",
-                hint="Together takes an absolute learning_rate (its default is 1e-5).",
-            )  # fmt: skip
+        params = _HYPERPARAMETERS.map(self.name, hp)
         dpo_only = {"dpo_beta", "dpo_normalize_logratios_by_length", "rpo_alpha", "simpo_gamma"} & set(
             options
         )
         if dpo_only and spec.method != "dpo":
-            raise UnsupportedFeatureError(
-                provider=self.name,
-                feature=f"{', '.join(sorted(dpo_only))} outside DPO",
-                hint="Use method='dpo'.",
+            raise JobSpecRefused.unsupported(
+                self.name, f"{', '.join(sorted(dpo_only))} outside DPO", "Use method='dpo'."
             )
         lora = bool(options.pop("lora", self.settings.lora))
         if not lora and (hp.lora_rank is not None or hp.lora_alpha is not None):
-            raise ConfigurationError(
-                "lora_rank/lora_alpha were set for a full fine-tune (provider option lora=False)."
-            )
-        tag = idempotency_tag(idempotency_key)
-        suffix = f"{spec.suffix}-{tag}" if spec.suffix else tag
-        if len(suffix) > _SUFFIX_MAX:
-            raise ConfigurationError(
-                f"suffix {spec.suffix!r} is too long for Together: at most {_SUFFIX_MAX - len(tag) - 1} characters "
-                f"(Together takes {_SUFFIX_MAX}; unitune appends -{tag} to find the job again on a retry)."
-            )
+            raise JobSpecRefused(
+                "lora_rank/lora_alpha were set for a full fine-tune (provider option lora=False).",
+                provider=self.name, feature="LoRA settings on a full fine-tune",
+            )  # fmt: skip
         kwargs: dict[str, Any] = {
             "training_file": spec.training_file.id,
             "model": spec.model,
-            "suffix": suffix,
+            "suffix": tagged_suffix(
+                self.name, "Together", spec.suffix, idempotency_tag(idempotency_key), limit=_SUFFIX_MAX
+            ),
             "training_method": spec.method,
             "lora": lora,
+            **params,
         }
-        if hp.epochs is not None:
-            kwargs["n_epochs"] = hp.epochs
-        if hp.learning_rate is not None:
-            kwargs["learning_rate"] = hp.learning_rate
-        if hp.batch_size is not None:
-            kwargs["batch_size"] = hp.batch_size
-        if hp.lora_rank is not None:
-            kwargs["lora_r"] = hp.lora_rank
-        if hp.lora_alpha is not None:
-            kwargs["lora_alpha"] = hp.lora_alpha
-        if hp.seed is not None:
-            kwargs["random_seed"] = hp.seed
         if spec.validation_file is not None:
             kwargs["validation_file"] = spec.validation_file.id
             # Together runs no evaluation unless asked: one per epoch, like the other providers.
@@ -579,9 +508,7 @@ class TogetherProvider(Provider):
         kwargs = self._create_kwargs(spec, idempotency_key)
         # Reads before the create, each retried on its own: the client retries only the create.
         action = f"limits of {spec.model}"
-        limits_obj = self.step(
-            action, self._call, action, self.sdk.fine_tuning.model_limits, model_name=spec.model
-        )
+        limits_obj = self._step_call(action, self.sdk.fine_tuning.model_limits, model_name=spec.model)
         limits = _json(limits_obj)
         if not {"max_num_epochs", "lora_training", "full_training", "supports_full_training"} & set(limits):
             # Not a limits answer (a proxy's page, a body of another shape): never a reason to refuse the job.

@@ -30,7 +30,6 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
-from unitune.config import home_dir
 from unitune.errors import ConfigurationError, NotFoundError
 from unitune.providers.base import Provider, ProviderSettings, map_status
 from unitune.providers.local._estimate import (
@@ -166,11 +165,18 @@ class LocalProvider(Provider):
 
     def __init__(self, settings: ProviderSettings | None = None, *, client: Any = None) -> None:
         super().__init__(settings, client=client)
-        root = self.settings.home or home_dir() / "local"
-        self.store = Store(root)
+        self._store: Store | None = None
         self._children: dict[str, subprocess.Popen[bytes]] = {}
         #: The last estimate `check_job` made, for `create_job` right after it: (what it was of, it).
         self._last_estimate: tuple[tuple[str, ...], TrainingEstimate] | None = None
+
+    @property
+    def store(self) -> Store:
+        """Where jobs, files and adapters live: the `home` setting, else `<unitune home>/local` of
+        the client this provider runs in (its context), so the config's `home` holds here too."""
+        if self._store is None:
+            self._store = Store(self.settings.home or self.context.home / "local")
+        return self._store
 
     # -- files and jobs ---------------------------------------------------------------------------
 

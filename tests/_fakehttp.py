@@ -24,13 +24,11 @@ from __future__ import annotations
 import itertools
 import json
 import re
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any, ClassVar
-
-import httpx
-import httpx2
 
 from tests.faults.plan import FaultPlan
 
@@ -80,8 +78,10 @@ class FailQueue:
 
 
 class FakeHTTPAPI:
-    #: The `MockTransport` flavour the vendor's SDK runs on: `httpx` or `httpx2`.
-    http: ClassVar[ModuleType] = httpx
+    #: The `MockTransport` flavour the vendor's SDK runs on: the `httpx` or the `httpx2` module. (This
+    #: module imports neither: a fake imports only what its SDK runs on, so a seeded soak draws the
+    #: same random numbers as before; importing httpx draws one.)
+    http: ClassVar[ModuleType]
     #: The `x-request-id` header on every error answer.
     request_id: ClassVar[str] = "req_fake"
     #: Where `tick()` starts.
@@ -161,7 +161,7 @@ class FakeHTTPAPI:
     def handle(self, request: Any) -> Any:
         """Record the request, then a scripted failure if one matches, else the route's answer."""
         self.requests.append(request)
-        http = httpx2 if isinstance(request, httpx2.Request) else httpx
+        http = sys.modules[type(request).__module__.partition(".")[0]]  # httpx or httpx2, as it came
         key = f"{request.method} {request.url.path}"
         for f in self.failures:
             if f.times > 0 and re.fullmatch(f.path, key):

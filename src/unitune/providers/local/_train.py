@@ -13,7 +13,7 @@ import math
 import os
 import random
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
@@ -217,6 +217,153 @@ def _shard(groups: list[list[int]], rank: int, world: int) -> list[list[int]]:
     return padded[rank::world]
 
 
+#: One encoded example (or packed row): token ids, and labels with -100 where the loss ignores a token.
+_Encoded = tuple[list[int], list[int]]
+
+
+@dataclass(frozen=True)
+class _Placement:
+    """Where this process trains and how it reaches the others: decided once, before the model loads."""
+
+    device: str  # "cuda" or "cpu": the kind of device, as autocast names it
+    where: Any  # where this rank's tensors go: `device`, or the rank's own GPU under accelerate
+    acc: Any  # the Accelerator when several processes train data-parallel; None in a single process
+    rank: int
+    world: int
+    bf16: bool  # autocast to bf16 (only where it pays: see _bf16_ok)
+
+
+def _place(cfg: TrainConfig, rank: int, world: int) -> _Placement:
+    """The device to train on (an unavailable CUDA asked for by name is an error, "auto" falls back
+    to the CPU), joining the process group that `accelerate launch` set up when there are several."""
+    import torch
+
+    if cfg.device == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("device = 'cuda' was asked for, but PyTorch sees no CUDA device")
+    device = "cuda" if cfg.device in ("auto", "cuda") and torch.cuda.is_available() else "cpu"
+    acc: Any = None
+    where: Any = device
+    if world > 1:
+        from accelerate import Accelerator
+
+        acc = Accelerator(cpu=device == "cpu")  # joins the process group accelerate launch set up
+        where = acc.device  # this rank's GPU (or the CPU)
+    return _Placement(device=device, where=where, acc=acc, rank=rank, world=world, bf16=_bf16_ok(device))
+
+
+def _encode_items(
+    tokenizer: Any,
+    train_rows: list[list[dict[str, Any]]],
+    valid_rows: list[list[dict[str, Any]]],
+    cfg: TrainConfig,
+    out: Any,
+) -> tuple[list[_Encoded], list[_Encoded]]:
+    """The training and validation examples encoded for the loss, packed when asked for.
+
+    Examples whose assistant tokens were all cut off at `max_seq_length` are left out: the loss has
+    nothing to learn from them (a warning event counts the training ones), and none left at all is
+    an error.
+    """
+    train_items = [encode_chat(tokenizer, r, cfg.max_seq_length) for r in train_rows]
+    valid_items = [encode_chat(tokenizer, r, cfg.max_seq_length) for r in valid_rows]
+    usable = [x for x in train_items if any(lab != -100 for lab in x[1])]
+    if len(usable) < len(train_items):
+        # Truncation at max_seq_length cut off every assistant token: nothing to learn from these.
+        out.event(f"{len(train_items) - len(usable)} training examples have no assistant tokens within "
+                  f"{cfg.max_seq_length} tokens and are skipped", level="warning")  # fmt: skip
+    if not usable:
+        raise ValueError("no training example has an assistant turn within max_seq_length tokens")
+    train_items = usable
+    valid_items = [x for x in valid_items if any(lab != -100 for lab in x[1])]
+    if cfg.packing:
+        train_items = _pack(train_items, cfg.max_seq_length)
+    return train_items, valid_items
+
+
+def _batches(
+    items: list[_Encoded],
+    cfg: TrainConfig,
+    place: _Placement,
+    pad_id: int,
+    *,
+    shuffle: bool,
+    rng: random.Random,
+    pad: bool,
+) -> Iterator[tuple[Any, Any, Any]]:
+    """This rank's batches of `items` as padded (ids, labels, attention mask) tensors on its device.
+
+    With `pad`, every rank gets the same number of batches (see `_shard`), as training steps need;
+    validation takes a plain share instead, so no example is counted twice.
+    """
+    import torch
+
+    if shuffle and cfg.group_by_length:
+        groups = _length_grouped([len(i) for i, _ in items], cfg.batch_size, rng)
+    else:
+        order = list(range(len(items)))
+        if shuffle:
+            rng.shuffle(order)
+        groups = [order[k : k + cfg.batch_size] for k in range(0, len(order), cfg.batch_size)]
+    # Every rank draws the same order (same seed) and takes its share of it.
+    mine = _shard(groups, place.rank, place.world) if pad else groups[place.rank :: place.world]
+    for group in mine:
+        chunk = [items[i] for i in group]
+        width = max(len(ids) for ids, _ in chunk)
+        ids = torch.full((len(chunk), width), pad_id, dtype=torch.long)
+        labels = torch.full((len(chunk), width), -100, dtype=torch.long)
+        mask = torch.zeros((len(chunk), width), dtype=torch.long)
+        for row, (i, lab) in enumerate(chunk):
+            ids[row, : len(i)] = torch.tensor(i)
+            labels[row, : len(lab)] = torch.tensor(lab)
+            mask[row, : len(i)] = 1
+        yield ids.to(place.where), labels.to(place.where), mask.to(place.where)
+
+
+def _stop_now(should_stop: Callable[[], bool], main: bool, place: _Placement) -> bool:
+    """Whether to stop here: rank 0 (`main`) asks `should_stop` and every rank follows its answer."""
+    import torch
+
+    asked = main and should_stop()
+    if place.acc is None:
+        return asked
+    flag = torch.tensor([1.0 if asked else 0.0], device=place.where)
+    torch.distributed.broadcast(flag, src=0)  # rank 0 decides, every rank stops at the same step
+    return bool(flag.item())
+
+
+def _validation_loss(
+    plain: Any,
+    items: list[_Encoded],
+    rng: random.Random,
+    cfg: TrainConfig,
+    place: _Placement,
+    pad_id: int,
+    keep_logits: bool,
+) -> float:
+    """The mean loss per labelled token over the validation set, summed across every rank's share.
+
+    Runs on the unwrapped model (`plain`), so no rank waits in a DDP collective meanwhile.
+    """
+    import torch
+
+    plain.eval()
+    losses, weights = [], []
+    with torch.no_grad():
+        for ids, labels, mask in _batches(items, cfg, place, pad_id, shuffle=False, rng=rng, pad=False):
+            n = int((labels[:, 1:] != -100).sum())
+            if n == 0:
+                continue  # the mean over zero tokens is NaN and would poison the epoch's loss
+            loss = causal_lm_loss(
+                plain, ids, labels, mask, device=place.device, bf16=place.bf16, keep_logits=keep_logits
+            )
+            losses.append(float(loss) * n)
+            weights.append(n)
+    sums = torch.tensor([sum(losses), float(sum(weights))], dtype=torch.float64, device=place.where)
+    if place.acc is not None:
+        torch.distributed.all_reduce(sums)  # every rank's share of the validation set
+    return float(sums[0] / max(1.0, float(sums[1])))
+
+
 def train(job: JobDir, base_path: Path, should_stop: Callable[[], bool], *, main: bool = True) -> None:
     """Train the job's LoRA adapter; write metrics, events and progress to `job` as it goes.
 
@@ -239,18 +386,8 @@ def train(job: JobDir, base_path: Path, should_stop: Callable[[], bool], *, main
     # Processes share the cores: each gets its share, or they slow each other down.
     torch.set_num_threads(cfg.threads or max(1, (os.cpu_count() or 1) // world))
     torch.manual_seed(cfg.seed)
-    if cfg.device == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("device = 'cuda' was asked for, but PyTorch sees no CUDA device")
-    device = "cuda" if cfg.device in ("auto", "cuda") and torch.cuda.is_available() else "cpu"
-    acc: Any = None
-    where: Any = device
-    if world > 1:
-        from accelerate import Accelerator
-
-        acc = Accelerator(cpu=device == "cpu")  # joins the process group accelerate launch set up
-        where = acc.device  # this rank's GPU (or the CPU)
-    bf16 = _bf16_ok(device)
-    out.event(f"loading {spec['model']} on {device} ({'bf16 autocast' if bf16 else 'fp32'})"
+    place = _place(cfg, rank, world)
+    out.event(f"loading {spec['model']} on {place.device} ({'bf16 autocast' if place.bf16 else 'fp32'})"
               + (f", {world} processes (data-parallel)" if world > 1 else ""))  # fmt: skip
 
     tokenizer = AutoTokenizer.from_pretrained(base_path)
@@ -258,7 +395,7 @@ def train(job: JobDir, base_path: Path, should_stop: Callable[[], bool], *, main
         raise MaskError(f"{spec['model']} has no chat template; use an instruct/chat model")
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     model: Any = AutoModelForCausalLM.from_pretrained(base_path, dtype=torch.float32)
-    model = model.to(where)
+    model = model.to(place.where)
     model = get_peft_model(
         model,
         LoraConfig(r=cfg.lora_rank, lora_alpha=cast(int, cfg.lora_alpha), lora_dropout=0.0,
@@ -267,19 +404,7 @@ def train(job: JobDir, base_path: Path, should_stop: Callable[[], bool], *, main
 
     if should_stop():
         raise Cancelled
-    train_items = [encode_chat(tokenizer, r, cfg.max_seq_length) for r in train_rows]
-    valid_items = [encode_chat(tokenizer, r, cfg.max_seq_length) for r in valid_rows]
-    usable = [x for x in train_items if any(lab != -100 for lab in x[1])]
-    if len(usable) < len(train_items):
-        # Truncation at max_seq_length cut off every assistant token: nothing to learn from these.
-        out.event(f"{len(train_items) - len(usable)} training examples have no assistant tokens within "
-                  f"{cfg.max_seq_length} tokens and are skipped", level="warning")  # fmt: skip
-    if not usable:
-        raise ValueError("no training example has an assistant turn within max_seq_length tokens")
-    train_items = usable
-    valid_items = [x for x in valid_items if any(lab != -100 for lab in x[1])]
-    if cfg.packing:
-        train_items = _pack(train_items, cfg.max_seq_length)
+    train_items, valid_items = _encode_items(tokenizer, train_rows, valid_rows, cfg, out)
     trained_tokens = sum(len(i) for i, _ in train_items) * cfg.epochs
     steps_per_epoch = math.ceil(math.ceil(len(train_items) / cfg.batch_size) / world)
     total = steps_per_epoch * cfg.epochs
@@ -292,8 +417,8 @@ def train(job: JobDir, base_path: Path, should_stop: Callable[[], bool], *, main
 
     keep_logits = _accepts_logits_to_keep(model)
     plain = model  # unwrapped: validation runs on it, so no rank waits in a DDP collective
-    if acc is not None:
-        model = acc.prepare_model(model)  # DistributedDataParallel: gradients averaged across ranks
+    if place.acc is not None:
+        model = place.acc.prepare_model(model)  # DistributedDataParallel: gradients averaged across ranks
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=cfg.learning_rate, weight_decay=0.0)
     warmup = max(1, total // 20)
@@ -301,58 +426,24 @@ def train(job: JobDir, base_path: Path, should_stop: Callable[[], bool], *, main
         optimizer, lambda s: min(1.0, (s + 1) / warmup) * max(0.0, (total - s) / max(1, total - warmup))
     )
 
-    def batches(
-        items: list[tuple[list[int], list[int]]], shuffle: bool, rng: random.Random, *, pad: bool
-    ) -> Any:
-        if shuffle and cfg.group_by_length:
-            groups = _length_grouped([len(i) for i, _ in items], cfg.batch_size, rng)
-        else:
-            order = list(range(len(items)))
-            if shuffle:
-                rng.shuffle(order)
-            groups = [order[k : k + cfg.batch_size] for k in range(0, len(order), cfg.batch_size)]
-        # Every rank draws the same order (same seed) and takes its share of it.
-        mine = _shard(groups, rank, world) if pad else groups[rank::world]
-        for group in mine:
-            chunk = [items[i] for i in group]
-            width = max(len(ids) for ids, _ in chunk)
-            ids = torch.full((len(chunk), width), pad_id, dtype=torch.long)
-            labels = torch.full((len(chunk), width), -100, dtype=torch.long)
-            mask = torch.zeros((len(chunk), width), dtype=torch.long)
-            for row, (i, lab) in enumerate(chunk):
-                ids[row, : len(i)] = torch.tensor(i)
-                labels[row, : len(lab)] = torch.tensor(lab)
-                mask[row, : len(i)] = 1
-            yield ids.to(where), labels.to(where), mask.to(where)
-
-    def loss_of(ids: Any, labels: Any, mask: Any, *, on: Any = None) -> Any:
-        net = model if on is None else on
-        return causal_lm_loss(net, ids, labels, mask, device=device, bf16=bf16, keep_logits=keep_logits)
-
-    def stop_now() -> bool:
-        asked = main and should_stop()
-        if acc is None:
-            return asked
-        flag = torch.tensor([1.0 if asked else 0.0], device=where)
-        torch.distributed.broadcast(flag, src=0)  # rank 0 decides, every rank stops at the same step
-        return bool(flag.item())
-
     rng = random.Random(cfg.seed)
     step = 0
     started = time.monotonic()
     for epoch in range(1, cfg.epochs + 1):
         model.train()
-        for ids, labels, mask in batches(train_items, True, rng, pad=True):
-            if stop_now():
+        for ids, labels, mask in _batches(train_items, cfg, place, pad_id, shuffle=True, rng=rng, pad=True):
+            if _stop_now(should_stop, main, place):
                 raise Cancelled
-            loss = loss_of(ids, labels, mask)
+            loss = causal_lm_loss(
+                model, ids, labels, mask, device=place.device, bf16=place.bf16, keep_logits=keep_logits
+            )
             loss.backward()
             torch.nn.utils.clip_grad_norm_(params, 1.0)
             optimizer.step()
             scheduler.step()
             optimizer.zero_grad(set_to_none=True)
             step += 1
-            value = float(acc.reduce(loss.detach(), "mean") if acc is not None else loss.detach())
+            value = float(place.acc.reduce(loss.detach(), "mean") if place.acc is not None else loss.detach())
             out.metric(StepMetric(step=step, epoch=round(step / steps_per_epoch, 4), train_loss=round(value, 6),
                                   learning_rate=scheduler.get_last_lr()[0]))  # fmt: skip
             out.update(step=step, progress=min(0.99, step / total))
@@ -361,27 +452,15 @@ def train(job: JobDir, base_path: Path, should_stop: Callable[[], bool], *, main
                 out.event(f"step {step}/{total}: train loss {value:.4f} ({rate:.2f} steps/s)", type="metrics",
                           step=step, train_loss=value)  # fmt: skip
         if valid_items:
-            plain.eval()
-            losses, weights = [], []
-            with torch.no_grad():
-                for ids, labels, mask in batches(valid_items, False, rng, pad=False):
-                    n = int((labels[:, 1:] != -100).sum())
-                    if n == 0:
-                        continue  # the mean over zero tokens is NaN and would poison the epoch's loss
-                    losses.append(float(loss_of(ids, labels, mask, on=plain)) * n)
-                    weights.append(n)
-            sums = torch.tensor([sum(losses), float(sum(weights))], dtype=torch.float64, device=where)
-            if acc is not None:
-                torch.distributed.all_reduce(sums)  # every rank's share of the validation set
-            valid = float(sums[0] / max(1.0, float(sums[1])))
+            valid = _validation_loss(plain, valid_items, rng, cfg, place, pad_id, keep_logits)
             out.metric(StepMetric(step=step, epoch=float(epoch), valid_loss=round(valid, 6)))
             out.event(
                 f"epoch {epoch}: validation loss {valid:.4f}", type="metrics", epoch=epoch, valid_loss=valid
             )
-    if stop_now():
+    if _stop_now(should_stop, main, place):
         raise Cancelled
-    if acc is not None:
-        acc.wait_for_everyone()
+    if place.acc is not None:
+        place.acc.wait_for_everyone()
     if main:
         plain.save_pretrained(job.adapter_path)
     out.update(trained_tokens=trained_tokens)

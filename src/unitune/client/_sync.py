@@ -48,10 +48,10 @@ from unitune.data import validate as validate_dataset
 from unitune.errors import (
     BudgetExceeded,
     ConfigurationError,
+    JobSpecRefused,
     ProviderRetiredError,
     ProviderUnavailableError,
     RateLimitError,
-    UnsupportedFeatureError,
     ValidationFailed,
     WaitTimeout,
 )
@@ -175,7 +175,9 @@ class FineTuneClient:
         # The provider works inside this client: its home, its clock, its catalog, and its retry
         # policy for the requests inside one call (an upload's parts, its complete).
         self.provider.bind(
-            ProviderContext(home=home_dir(self.config), clock=self.clock, retry=self.retry, catalog=lambda: self.catalog)
+            ProviderContext(
+                home=home_dir(self.config), clock=self.clock, retry=self.retry, catalog=lambda: self.catalog
+            )
         )
         self._owns_provider = not isinstance(provider, Provider)
         self._locks: dict[tuple[str, str], threading.Lock] = {}
@@ -670,13 +672,12 @@ class FineTuneClient:
                 f"{self.provider.name!r} accepts no new fine-tuning jobs", provider=self.provider.name
             )
         if method == "dpo" and not caps.dpo:
-            raise UnsupportedFeatureError(provider=self.provider.name, feature="DPO training")
+            raise JobSpecRefused.unsupported(self.provider.name, "DPO training")
         if (hp.lora_rank is not None or hp.lora_alpha is not None) and not caps.lora:
-            raise UnsupportedFeatureError(
-                provider=self.provider.name,
-                feature="LoRA settings (lora_rank, lora_alpha)",
-                hint="Leave them unset to use the provider's own method.",
-            )
+            raise JobSpecRefused.unsupported(
+                self.provider.name, "LoRA settings (lora_rank, lora_alpha)",
+                "Leave them unset to use the provider's own method.",
+            )  # fmt: skip
 
     def _recorded(self, key: str, fingerprint: str, model: str) -> Job | None:
         """The job already created with this key: from the ledger, else from the provider's tags

@@ -740,7 +740,7 @@ class Provider(ABC):
         `preference_wire_format` for DPO pairs."""
         if method == "dpo":
             if self.preference_wire_format is None:
-                self._unsupported("DPO (preference) training")
+                self._refuse("DPO (preference) training")
             return self.preference_wire_format
         return self.wire_format
 
@@ -933,4 +933,9 @@ class Provider(ABC):
     # -- helpers for subclasses --------------------------------------------------------------------
 
     def _unsupported(self, feature: str, hint: str | None = None) -> NoReturn:
+        """A call this provider does not offer (events, pause, ...)."""
         raise UnsupportedFeatureError(provider=self.name, feature=feature, hint=hint)
+
+    def _refuse(self, feature: str, hint: str | None = None) -> NoReturn:
+        """A job this provider cannot take (a method, a hyperparameter, an option): `JobSpecRefused`."""
+        raise JobSpecRefused.unsupported(self.name, feature, hint)

@@ -334,9 +334,7 @@ class BedrockProvider(SDKProvider):
         except bx.BotoCoreError as e:  # anything else botocore raises: still unitune's error
             raise ProviderError(f"{action}: {type(e).__name__}: {e}", provider=self.name) from e
 
-    def _op(
-        self, service: str, op: str, action: str, *, expect: tuple[str, ...] = (), **kwargs: Any
-    ) -> Any:
+    def _op(self, service: str, op: str, action: str, *, expect: tuple[str, ...] = (), **kwargs: Any) -> Any:
         """One request. `expect` names fields every good answer has: botocore reads a JSON body cut
         short as an empty answer, which must not pass for one."""
         with self._map_errors(action):
@@ -371,7 +369,7 @@ class BedrockProvider(SDKProvider):
     def wire_format_for(self, method: TrainingMethod, model: str | None = None) -> str:
         """The family's format (Converse, Claude or prompt/completion); Bedrock has no DPO."""
         if method == "dpo":
-            self._unsupported("DPO (preference) training")
+            self._refuse("DPO (preference) training")
         return FAMILIES[self.family_of(model)].data_format
 
     def upload(self, prepared: PreparedFile) -> FileRef:
@@ -460,7 +458,7 @@ class BedrockProvider(SDKProvider):
         family does not take, the bucket and role_arn settings missing, metadata that cannot be a
         job tag."""
         if spec.method == "dpo":
-            self._unsupported("DPO (preference) training")
+            self._refuse("DPO (preference) training")
         self._hyperparameters(spec)
         self.settings.need("bucket", "an S3 bucket for the training data and the job's output")
         self.settings.need("role_arn", "an IAM role that Bedrock can assume (role_arn)")

@@ -37,9 +37,8 @@ from unitune.errors import (
     ProviderRetiredError,
     ProviderUnavailableError,
     RateLimitError,
-    UnsupportedFeatureError,
 )
-from unitune.providers.base import Provider, ProviderSettings
+from unitune.providers.base import Provider, ProviderSettings, refuse_unknown_options
 from unitune.types import (
     Capabilities,
     ChatResponse,
@@ -469,18 +468,12 @@ class FakeProvider(Provider):
     def check_job(self, spec: JobSpec) -> None:
         """The impersonated provider's own checks (its options, settings and limits); the plain fake
         takes `steps_per_epoch` only."""
-        if spec.method == "dpo":
-            self._require("dpo", "DPO (preference) training")
+        if spec.method == "dpo" and not self.capabilities.dpo:
+            self._refuse("DPO (preference) training", self.capabilities.notes.get("dpo"))
         if self._persona is not None:
             self._persona.check_job(spec)
             return
-        unknown = sorted(set(spec.hyperparameters.provider_options) - KNOWN_OPTIONS)
-        if unknown:
-            raise UnsupportedFeatureError(
-                provider=self.name,
-                feature=f"the provider option(s) {', '.join(map(repr, unknown))}",
-                hint=f"Known options: {', '.join(sorted(KNOWN_OPTIONS))}.",
-            )
+        refuse_unknown_options(self.name, spec.hyperparameters.provider_options, KNOWN_OPTIONS)
 
     def create_job(self, spec: JobSpec, *, idempotency_key: str) -> Job:
         with self._enter("create_job", model=spec.model, idempotency_key=idempotency_key) as commit:

@@ -30,7 +30,6 @@ from typing import Any, ClassVar, TypeVar
 from pydantic import Field
 
 from unitune.errors import (
-    ConfigurationError,
     JobSpecRefused,
     NotFoundError,
     PermissionDeniedError,
@@ -428,7 +427,9 @@ class TogetherProvider(StainlessProvider):
         model = kwargs["model"]
 
         def refuse(what: str) -> None:
-            raise ConfigurationError(f"{model} on Together: {what} (from GET /v1/fine-tunes/models/limits).")
+            raise JobSpecRefused(
+                f"{model} on Together: {what} (from GET /v1/fine-tunes/models/limits).", provider=self.name
+            )
 
         lora_limits = limits.get("lora_training") or {}
         full_limits = limits.get("full_training") or {}
@@ -530,7 +531,7 @@ class TogetherProvider(StainlessProvider):
             # model_limits= spares the SDK a second limits request (it still asks for the estimate).
             obj = self._call("create job", self.sdk.fine_tuning.create, **kwargs, model_limits=limits_obj)
         except ValueError as e:  # the SDK's own checks against the limits, before any request
-            raise ConfigurationError(f"Together refused the job's settings: {e}") from e
+            raise JobSpecRefused(f"Together refused the job's settings: {e}", provider=self.name) from e
         job = self._job(obj).model_copy(update={"idempotency_key": idempotency_key})
         self.price_estimates[job.id] = estimate
         return job

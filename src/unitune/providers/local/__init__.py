@@ -31,7 +31,7 @@ from typing import Any, ClassVar, Literal
 from pydantic import Field
 
 from unitune.errors import ConfigurationError, NotFoundError
-from unitune.providers.base import Provider, ProviderSettings, map_status
+from unitune.providers.base import Provider, ProviderSettings, map_status, refuse_unknown_options
 from unitune.providers.local._estimate import (
     TrainingEstimate,
     TrainingTooLongError,
@@ -209,20 +209,10 @@ class LocalProvider(Provider):
         (`TrainingTooLongError`). That estimate reads the data, so the client's check before the
         upload (its stand-in file is not in the store) leaves it to `create_job`: the local upload is
         only a copy into the store, and nothing starts before the estimate has passed."""
-        from unitune.errors import UnsupportedFeatureError
-
         hp = spec.hyperparameters
-        unknown = sorted(set(hp.provider_options) - KNOWN_OPTIONS)
-        if unknown:
-            raise UnsupportedFeatureError(
-                provider=self.name, feature=f"the provider option(s) {', '.join(map(repr, unknown))}",
-                hint=f"Known options: {', '.join(sorted(KNOWN_OPTIONS))}.",
-            )  # fmt: skip
+        refuse_unknown_options(self.name, hp.provider_options, KNOWN_OPTIONS)
         if hp.learning_rate_multiplier is not None:
-            raise UnsupportedFeatureError(
-                provider=self.name, feature="learning_rate_multiplier",
-                hint="Set learning_rate (the local default is 5e-4).",
-            )  # fmt: skip
+            self._refuse("learning_rate_multiplier", "Set learning_rate (the local default is 5e-4).")
         limit = limit_hours(hp.provider_options.get("max_training_hours"), self.settings.max_training_hours)
         if self.settings.device == "cuda":
             import importlib.util

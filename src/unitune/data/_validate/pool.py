@@ -1,0 +1,118 @@
+# The worker processes of a pass: whether and how to split a plain JSONL file into byte ranges at line
+# starts (`_plan`), and the spawned pool whose workers each check a range with `part._scan`.
+"""Worker processes for `validate`: a file's byte ranges, each checked in its own process."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import pickle
+from collections.abc import Iterable, Iterator
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from unitune.data._loaders import JsonlFile, Record, is_gzip, line_boundaries, read_jsonl, read_jsonl_range
+from unitune.data._validate.part import _counter, _Job, _Part, _scan
+from unitune.data.profiles import Profile, get_profile
+
+_PARALLEL_MIN_BYTES = 32 << 20
+#: At most this many processes when `workers` is None: each holds its own tokenizer (o200k: ~65 MB).
+_MAX_AUTO_WORKERS = 4
+#: Byte ranges are at most this big (and about 8 per worker), so the last ones finish together: a
+#: worker left alone with a big last range idles the other cores (8 MiB: ~0.2 s here)...
+_CHUNK_BYTES = 8 << 20
+#: ... and at least this big, so a range is worth a task.
+_MIN_CHUNK_BYTES = 1 << 20
+
+
+@dataclass(frozen=True)
+class _Plan:
+    path: Path
+    fmt: str
+    ranges: list[tuple[int, int]]
+    workers: int
+    counter: bytes | None  # a caller's counter, pickled
+
+
+def _usable_cpus() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def _plan(records: Iterable[Record], workers: int | None, job: _Job) -> _Plan | None:
+    """How to split the pass over processes, or None to run it in this one."""
+    if workers == 1 or not isinstance(records, JsonlFile) or multiprocessing.current_process().daemon:
+        return None  # (a daemonic process, e.g. a multiprocessing.Pool worker, may not start any)
+    path = records.path
+    try:
+        size = path.stat().st_size
+        if size == 0 or is_gzip(path):
+            return None  # a gzip stream cannot be entered in the middle
+    except OSError:
+        return None  # the sequential reader reports it
+    if workers is None:
+        if size < _PARALLEL_MIN_BYTES or _usable_cpus() < 2:
+            return None
+        workers = min(_usable_cpus(), _MAX_AUTO_WORKERS)
+    chunk = min(_CHUNK_BYTES, max(_MIN_CHUNK_BYTES, size // (8 * workers)))
+    ranges = line_boundaries(path, size, chunk)
+    workers = min(workers, len(ranges))
+    if workers < 2:
+        return None
+    counter = None
+    if job.counter is not None:
+        try:
+            counter = pickle.dumps(job.counter)
+        except Exception:  # a counter that cannot travel to another process: stay in this one
+            return None
+    return _Plan(path, _pinned_format(records), ranges, workers, counter)
+
+
+def _pinned_format(records: JsonlFile) -> str:
+    """The format every line is checked against: the given one, or that of the first readable line."""
+    if records.fmt != "auto":
+        return records.fmt
+    reader = read_jsonl(records.path)
+    try:
+        for record in reader:
+            if record.format is not None:
+                return record.format
+    finally:
+        reader.close()
+    return "auto"  # no line is readable: nothing to pin
+
+
+def _run_parallel(plan: _Plan, job: _Job) -> Iterator[_Part]:
+    # spawn: each worker is a fresh interpreter (fork would copy whatever threads and state the
+    # caller has; forkserver costs one more process, ~13 MB, and starts workers no faster here).
+    context = multiprocessing.get_context("spawn")
+    spec = (job.provider, job.model, plan.counter, job.limit, job.max_issues, job.method)
+    tasks = [(plan.path, start, end, plan.fmt) for start, end in plan.ranges]
+    pool = ProcessPoolExecutor(plan.workers, mp_context=context, initializer=_init_worker, initargs=(spec,))
+    try:
+        yield from pool.map(_scan_range, tasks)
+    finally:
+        # On an error or an interrupt, do not wait for the ranges not started yet.
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+_WORKER: tuple[Profile, Any, int | None, int, str | None] | None = None
+
+
+def _init_worker(spec: tuple[str, str | None, bytes | None, int | None, int, str | None]) -> None:
+    global _WORKER
+    provider, model, counter, limit, max_issues, method = spec
+    profile = get_profile(provider, model)
+    tokens = pickle.loads(counter) if counter is not None else _counter(provider, model, profile)
+    _WORKER = (profile, tokens, limit, max_issues, method)
+
+
+def _scan_range(task: tuple[Path, int, int, str]) -> _Part:
+    assert _WORKER is not None, "the worker was not initialised"
+    profile, tokens, limit, max_issues, method = _WORKER
+    path, start, end, fmt = task
+    return _scan(read_jsonl_range(path, start, end, fmt=fmt), profile, tokens, limit, max_issues, method)

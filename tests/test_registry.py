@@ -60,7 +60,7 @@ def test_registry_lookup_imports_no_provider_module() -> None:
         "import sys; from unitune.providers.registry import list_providers; "
         "[i.installed for i in list_providers()]; "
         "print(sorted(m for m in sys.modules if m.startswith('unitune.providers.') and m not in "
-        "('unitune.providers.base', 'unitune.providers.registry')))"
+        "('unitune.providers.base', 'unitune.providers._answers', 'unitune.providers.registry')))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"

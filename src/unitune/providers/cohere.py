@@ -23,7 +23,7 @@ import contextlib
 import datetime as dt
 import json
 from collections.abc import Callable, Iterator
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar
 
 from pydantic import Field
 
@@ -68,7 +68,6 @@ from unitune.types import (
 __all__ = ["KNOWN_OPTIONS", "STATUS_MAP", "CohereProvider", "CohereSettings"]
 
 S = JobStatus
-T = TypeVar("T")
 
 #: Every status the SDK declares.
 STATUS_MAP: dict[str, JobStatus] = {

@@ -22,7 +22,7 @@ import datetime as dt
 import functools
 import json
 from collections.abc import Iterator
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar
 
 from pydantic import Field
 
@@ -67,7 +67,6 @@ from unitune.types import (
 __all__ = ["KNOWN_OPTIONS", "STATUS_MAP", "MistralProvider", "MistralSettings", "idempotency_tag"]
 
 S = JobStatus
-T = TypeVar("T")
 
 #: Every status of the legacy jobs API (the spec's enum).
 STATUS_MAP: dict[str, JobStatus] = {

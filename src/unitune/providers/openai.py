@@ -24,7 +24,7 @@ import datetime as dt
 import hashlib
 import io
 from collections.abc import Callable
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar
 
 from pydantic import Field
 
@@ -67,7 +67,6 @@ from unitune.types import (
 __all__ = ["IDEMPOTENCY_TAG", "KNOWN_OPTIONS", "STATUS_MAP", "OpenAIProvider", "OpenAISettings"]
 
 S = JobStatus
-T = TypeVar("T")
 
 #: Every status the SDK declares, plus `pausing`/`paused`, which the API returns and the SDK's
 #: Literal does not list (it parses them as plain strings).

@@ -25,7 +25,7 @@ import logging
 import math
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar
 
 from pydantic import Field
 
@@ -73,7 +73,6 @@ __all__ = ["KNOWN_OPTIONS", "STATUS_MAP", "TogetherProvider", "TogetherSettings"
 
 log = logging.getLogger("unitune")
 S = JobStatus
-T = TypeVar("T")
 
 #: Every status the SDK declares: the generated Literal, plus `user_error` from its lib enum.
 STATUS_MAP: dict[str, JobStatus] = {

@@ -247,69 +247,83 @@ def find(text: str, *, scan_flags: int | None = None, first_only: bool = False) 
     found: list[Finding] = []
     if not flags & _ALL:
         return found
-    taken: list[tuple[int, int]] = []
-
-    def free(start: int, end: int) -> bool:
-        return all(end <= s or start >= e for s, e in taken)
-
-    def add(code: str, m: re.Match[str] | tuple[int, int]) -> None:
-        start, end = m if isinstance(m, tuple) else m.span()
-        found.append(Finding(code, start, end))
-        taken.append((start, end))
-
+    # Each search appends its findings to `found` and skips the spans taken by those before it.
     if flags & F_AT and "@" in text:
-        for span in _emails(text):
-            add("pii_email", span)
+        for start, end in _emails(text):
+            found.append(Finding("pii_email", start, end))
             if first_only:
                 break
     if flags & F_IBAN:
-        for m in _IBAN.finditer(text):
-            if _iban_ok(m.group()):
-                add("pii_iban", m)
-                if first_only:
-                    break
+        _find_ibans(text, found, first_only)
     if flags & F_CARD:
-        for m in _CARD.finditer(text):
-            digits = _digits(m.group())
-            if 13 <= len(digits) <= 19 and _luhn(digits) and free(*m.span()):
-                add("pii_card", m)
-                if first_only:
-                    break
+        _find_cards(text, found, first_only)
     if flags & F_PHONE:
-        # One pass over the runs of 9+ digits (the costly part), then each run's kind: a national id
-        # (an SSN's format, or nine digits with an Israeli ID's check digit) inside it, else a phone.
-        rules = phone_rules()
-        kinds = {"pii_national_id": 0, "pii_phone": 0}
-        for m in _numbers(text):
-            start, end = m.span()
-            # A separator the pattern took at either end is not part of the number.
-            while start < end and not (text[start].isdecimal() or text[start] in "+("):
-                start += 1
-            while end > start and not text[end - 1].isdecimal():
-                end -= 1
-            candidate = text[start:end]
-            national = _national_id(candidate)
-            if national is not None:
-                at = (start + national[0], start + national[1])
-                if free(*at) and not (first_only and kinds["pii_national_id"]):
-                    add("pii_national_id", at)
-                    kinds["pii_national_id"] += 1
-            # Written as phone numbers are (a "+", a leading 0, brackets or separators), and then valid
-            # by libphonenumber's rules where it is installed: a bare run of digits is an order number.
-            elif (
-                free(start, end)
-                and not (first_only and kinds["pii_phone"])
-                and text[start - 1 : start] not in _ASCII_LETTERS
-                and _looks_like_phone(candidate)
-                and (rules is None or rules(candidate))
-            ):
-                add("pii_phone", (start, end))
-                kinds["pii_phone"] += 1
-            if first_only and all(kinds.values()):
-                break
+        _find_numbers(text, found, first_only)
     if len(found) > 1:
         found.sort(key=lambda f: f.start)
     return found
+
+
+def _free(found: list[Finding], start: int, end: int) -> bool:
+    """Whether `text[start:end]` overlaps none of the findings so far."""
+    return all(end <= f.start or start >= f.end for f in found)
+
+
+def _find_ibans(text: str, found: list[Finding], first_only: bool) -> None:
+    for m in _IBAN.finditer(text):
+        if _iban_ok(m.group()):
+            found.append(Finding("pii_iban", *m.span()))
+            if first_only:
+                return
+
+
+def _find_cards(text: str, found: list[Finding], first_only: bool) -> None:
+    for m in _CARD.finditer(text):
+        digits = _digits(m.group())
+        if 13 <= len(digits) <= 19 and _luhn(digits) and _free(found, *m.span()):
+            found.append(Finding("pii_card", *m.span()))
+            if first_only:
+                return
+
+
+def _find_numbers(text: str, found: list[Finding], first_only: bool) -> None:
+    """National ids and phone numbers: one pass over the runs of 9+ digits (the costly part), then
+    each run's kind: a national id (an SSN's format, or nine digits with an Israeli ID's check digit)
+    inside it, else a phone."""
+    rules = phone_rules()
+    ids = phones = 0
+    for m in _numbers(text):
+        start, end = _number_span(text, *m.span())
+        candidate = text[start:end]
+        national = _national_id(candidate)
+        if national is not None:
+            at = (start + national[0], start + national[1])
+            if _free(found, *at) and not (first_only and ids):
+                found.append(Finding("pii_national_id", *at))
+                ids += 1
+        # Written as phone numbers are (a "+", a leading 0, brackets or separators), and then valid
+        # by libphonenumber's rules where it is installed: a bare run of digits is an order number.
+        elif (
+            _free(found, start, end)
+            and not (first_only and phones)
+            and text[start - 1 : start] not in _ASCII_LETTERS
+            and _looks_like_phone(candidate)
+            and (rules is None or rules(candidate))
+        ):
+            found.append(Finding("pii_phone", start, end))
+            phones += 1
+        if first_only and ids and phones:
+            return
+
+
+def _number_span(text: str, start: int, end: int) -> tuple[int, int]:
+    """A `_NUMBER` match's span without a separator the pattern took at either end (not part of the
+    number)."""
+    while start < end and not (text[start].isdecimal() or text[start] in "+("):
+        start += 1
+    while end > start and not text[end - 1].isdecimal():
+        end -= 1
+    return start, end
 
 
 def redact(text: str, counts: dict[str, int] | None = None) -> str:

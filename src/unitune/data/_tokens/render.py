@@ -327,6 +327,37 @@ def _count_openai(enc: _Encoder, msgs: list[_Msg], tools: Sequence[Mapping[str, 
     return total
 
 
+def _counted_once(count: Callable[[str], int], repeated: dict[str, int]) -> Callable[[str], int]:
+    """`count`, remembering in `repeated` the counts of up to 1,024 texts (system prompts and tool
+    schemas, which repeat across conversations: each is counted once)."""
+
+    def once(text: str) -> int:
+        n = repeated.get(text)
+        if n is None:
+            n = count(text)
+            if len(repeated) < 1024:
+                repeated[text] = n
+        return n
+
+    return once
+
+
+def _planned_sums(
+    plans: Sequence[tuple[int, int, int, list[int]] | tuple[int, int]], counts: Sequence[int]
+) -> list[tuple[int, int]]:
+    """(total, assistant tokens) of each conversation `_TemplateCounter.count_conversations` planned:
+    a plan (fixed tokens, its texts' first and end index in `counts`, its assistant texts' indices), or
+    the pair itself where it was counted on the general path."""
+    out: list[tuple[int, int]] = []
+    for plan in plans:
+        if len(plan) == 2:
+            out.append(plan)
+        else:
+            fixed, start, end, assistant = plan
+            out.append((fixed + sum(counts[start:end]), sum([counts[i] for i in assistant])))
+    return out
+
+
 class _TemplateCounter(TokenCounter):
     """A text encoder (exact or estimated) plus a chat format rendered in this module."""
 
@@ -389,15 +420,7 @@ class _TemplateCounter(TokenCounter):
         # about twice as fast.
         count = self._enc.counter()
         roles = self._role_tokens
-        repeated = self._repeated
-
-        def once(text: str) -> int:  # a text that repeats across conversations: counted once
-            n = repeated.get(text)
-            if n is None:
-                n = count(text)
-                if len(repeated) < 1024:
-                    repeated[text] = n
-            return n
+        once = _counted_once(count, self._repeated)  # a text that repeats across conversations
 
         texts: list[str] = []
         plans: list[tuple[int, int, int, list[int]] | tuple[int, int]] = []
@@ -442,15 +465,7 @@ class _TemplateCounter(TokenCounter):
                 continue
             del texts[start:]
             plans.append(super().count_conversation(messages, tools=tools))  # (total, assistant)
-        counts = list(map(count, texts))
-        out: list[tuple[int, int]] = []
-        for plan in plans:
-            if len(plan) == 2:
-                out.append(plan)
-            else:
-                fixed, start, end, assistant = plan
-                out.append((fixed + sum(counts[start:end]), sum([counts[i] for i in assistant])))
-        return out
+        return _planned_sums(plans, list(map(count, texts)))
 
     def _render(self, msgs: list[_Msg], tools: list[Mapping[str, Any]], *, trace: bool = False) -> _Builder:
         render, specials = _RENDERERS[self.chat_format]

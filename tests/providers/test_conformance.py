@@ -26,7 +26,13 @@ except ModuleNotFoundError:  # Python 3.10
 from unitune.catalog import load_catalog
 from unitune.data.convert import formats
 from unitune.data.profiles import get_profile
-from unitune.errors import ConfigurationError, UnituneError, UnknownStatusError, UnsupportedFeatureError
+from unitune.errors import (
+    ConfigurationError,
+    JobSpecRefused,
+    UnituneError,
+    UnknownStatusError,
+    UnsupportedFeatureError,
+)
 from unitune.providers.base import Provider, map_status
 from unitune.providers.registry import BUILTIN_PROVIDERS, load_provider_class
 from unitune.types import FileRef, Hyperparameters, JobSpec, JobStatus
@@ -286,10 +292,37 @@ def test_check_job_refuses_an_unknown_option_by_name(name: str, no_network: None
     )
     provider = build(name)
     try:
-        with pytest.raises(UnituneError, match="unitune_no_such_option"):
+        # One error class for every adapter's refusal of a job spec, whatever the vendor.
+        with pytest.raises(JobSpecRefused, match="unitune_no_such_option"):
             provider.check_job(spec)
     finally:
         provider.close()
+
+
+@pytest.mark.parametrize("name", params())
+@pytest.mark.parametrize("field", ["learning_rate", "learning_rate_multiplier"])
+def test_a_hyperparameter_the_vendor_lacks_is_refused_as_a_spec(
+    name: str, field: str, no_network: None
+) -> None:
+    """Each vendor takes one of an absolute rate and a multiplier (Bedrock: per family; the fake,
+    both): the other is refused with `JobSpecRefused` naming it, never sent or dropped."""
+    provider = build(name)
+    models = load_catalog().models(name)
+    spec = JobSpec(
+        model=models[0][1].id,
+        training_file=FileRef(id="unitune-check", provider=name),
+        hyperparameters=Hyperparameters(**{field: 0.5}),
+    )
+    refused: UnituneError | None = None
+    try:
+        provider.check_job(spec)
+    except UnituneError as e:
+        refused = e
+    finally:
+        provider.close()
+    if refused is not None:  # taking it is fine; refusing it must say so in the one class
+        assert isinstance(refused, JobSpecRefused), f"{name} refused {field} with {type(refused).__name__}"
+        assert field in str(refused)
 
 
 @pytest.mark.parametrize(

@@ -17,7 +17,7 @@ import pytest
 from typer.testing import CliRunner
 
 from unitune import ConfigurationError, FineTuneClient, JobStatus, UnsupportedFeatureError
-from unitune.errors import NotFoundError, UnknownStatusError
+from unitune.errors import JobSpecRefused, NotFoundError, UnknownStatusError
 from unitune.providers import registry
 from unitune.providers.base import map_status
 from unitune.providers.fake import FakeProvider
@@ -84,7 +84,8 @@ from collections.abc import Iterator
 from typing import Any, ClassVar
 
 from unitune.providers.base import (
-    Provider, ProviderSettings, error_from_status, guard_answers, map_status, refuse_unknown_options,
+    HyperparameterTable, ProviderSettings, SDKProvider, error_from_status, guard_answers, map_status,
+    refuse_unknown_options,
 )
 from unitune.types import Capabilities, FileRef, Job, JobEvent, JobSpec, JobStatus, PreparedFile
 
@@ -93,6 +94,7 @@ STATUS_MAP: dict[str, JobStatus] = {
     "pending": S.QUEUED, "training": S.RUNNING, "done": S.SUCCEEDED, "broken": S.FAILED, "stopped": S.CANCELLED,
 }
 KNOWN_OPTIONS = frozenset({"warmup"})
+HYPERPARAMETERS = HyperparameterTable({"epochs": "rounds", "learning_rate": "lr"})
 EPOCH = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
 
 
@@ -108,7 +110,7 @@ class ToySettings(ProviderSettings):
 
 
 @guard_answers()
-class ToyProvider(Provider):
+class ToyProvider(SDKProvider):
     name: ClassVar[str] = "toy"
     capabilities: ClassVar[Capabilities] = Capabilities(cancel=False, metrics=False, chat=False)
     settings_class: ClassVar[type[ProviderSettings]] = ToySettings
@@ -116,49 +118,41 @@ class ToyProvider(Provider):
     wire_format: ClassVar[str] = "openai"
     settings: ToySettings
 
-    def _api(self) -> Any:
-        if self._client is None:
-            key = self.settings.require_api_key(self.name).get_secret_value()
-            self._client = _sdk().Client(key, self.settings.region, max_retries=0)
-        return self._client
+    def _build_client(self) -> Any:
+        key = self.settings.require_api_key(self.name).get_secret_value()
+        return _sdk().Client(key, self.settings.region, max_retries=0)
 
     @contextlib.contextmanager
-    def _map_errors(self) -> Iterator[None]:
+    def _map_errors(self, action: str) -> Iterator[None]:
         try:
             yield
         except _sdk().ToyHTTPError as e:
-            raise error_from_status(e.status, e.message, provider=self.name) from e
+            raise error_from_status(e.status, f"{action}: {e.message}", provider=self.name) from e
 
     def upload(self, prepared: PreparedFile) -> FileRef:
-        with self._map_errors():
-            raw = self._api().upload(prepared.filename, prepared.path.read_bytes())
-        return FileRef(id=raw["id"], provider=self.name, filename=prepared.filename,
-                       size_bytes=raw["bytes"], purpose=prepared.purpose, raw=raw)
+        raw = self._call("upload", self.sdk.upload, prepared.filename, prepared.path.read_bytes())
+        return self._file_ref(prepared, raw)
 
     def _body(self, spec: JobSpec, key: str) -> dict[str, Any]:
         options = spec.hyperparameters.provider_options
         refuse_unknown_options(self.name, options, KNOWN_OPTIONS)
-        return {"model": spec.model, "file": spec.training_file.id, "tag": key, **options}
+        params = HYPERPARAMETERS.map(self.name, spec.hyperparameters)
+        return {"model": spec.model, "file": spec.training_file.id, "tag": key, **params, **options}
 
     def check_job(self, spec: JobSpec) -> None:
         self._body(spec, "unitune-check")
 
     def create_job(self, spec: JobSpec, *, idempotency_key: str) -> Job:
-        body = self._body(spec, idempotency_key)
-        with self._map_errors():
-            return self._job(self._api().create(body))
+        return self._job(self._call("create job", self.sdk.create, self._body(spec, idempotency_key)))
 
     def get_job(self, job_id: str) -> Job:
-        with self._map_errors():
-            return self._job(self._api().get(job_id))
+        return self._job(self._call(f"get job {job_id}", self.sdk.get, job_id))
 
     def list_jobs(self, *, limit: int = 20) -> list[Job]:
-        with self._map_errors():
-            return [self._job(raw) for raw in self._api().list()[:limit]]
+        return [self._job(raw) for raw in self._call("list jobs", self.sdk.list)[:limit]]
 
     def list_events(self, job_id: str) -> list[JobEvent]:
-        with self._map_errors():
-            log = self._api().log(job_id)
+        log = self._call(f"events of job {job_id}", self.sdk.log, job_id)
         return [JobEvent(created_at=EPOCH + dt.timedelta(seconds=e["at"]), message=e["text"]) for e in log]
 
     def _job(self, raw: dict[str, Any]) -> Job:
@@ -251,11 +245,15 @@ def test_full_lifecycle_through_the_client(toy: ModuleType, train_file: Path, tm
 def test_check_job_refuses_before_any_upload(toy: ModuleType, train_file: Path) -> None:
     _config()
     client = FineTuneClient("toy", clock=FakeClock(), ledger=False)
-    with pytest.raises(UnsupportedFeatureError, match="'warmpu'") as info:
+    with pytest.raises(JobSpecRefused, match="'warmpu'") as info:
         client.create_job(
             model="toy-small", training_data=train_file, hyperparameters={"provider_options": {"warmpu": 10}}
         )
     assert "warmup" in str(info.value)  # the known options are named
+    # A hyperparameter outside the toy's table is refused by name, with what it takes.
+    with pytest.raises(JobSpecRefused, match="batch_size") as info:
+        client.create_job(model="toy-small", training_data=train_file, hyperparameters={"batch_size": 8})
+    assert "epochs, learning_rate" in str(info.value)
     # Nothing was sent, the upload included: the vendor's SDK was not even imported.
     assert "toy_vendor_sdk" not in sys.modules
 

@@ -79,10 +79,22 @@ if TYPE_CHECKING:
     from unitune._retry import RetryPolicy
     from unitune.catalog import Catalog
     from unitune.data import Dataset
+    from unitune.providers._sdk import (
+        HyperparameterTable,
+        SDKProvider,
+        StainlessProvider,
+        refuse_reserved_metadata,
+        tagged_suffix,
+    )
 
 T = TypeVar("T")
 
 __all__ = [
+    "HyperparameterTable",
+    "SDKProvider",
+    "StainlessProvider",
+    "refuse_reserved_metadata",
+    "tagged_suffix",
     "STRICT_STATUS_ENV",
     "Provider",
     "ProviderContext",
@@ -495,3 +507,23 @@ class Provider(ABC):
     def _refuse(self, feature: str, hint: str | None = None) -> NoReturn:
         """A job this provider cannot take (a method, a hyperparameter, an option): `JobSpecRefused`."""
         raise JobSpecRefused.unsupported(self.name, feature, hint)
+
+
+#: The SDK adapter base and the job request's pieces (`providers/_sdk.py`), importable from here
+#: with the rest of the contract, by built-in and third-party adapters alike. Loaded on first use:
+#: `_sdk` subclasses `Provider`, so it cannot be imported while this module is.
+_SDK_KIT = (
+    "HyperparameterTable",
+    "SDKProvider",
+    "StainlessProvider",
+    "refuse_reserved_metadata",
+    "tagged_suffix",
+)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _SDK_KIT:
+        from unitune.providers import _sdk
+
+        return getattr(_sdk, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

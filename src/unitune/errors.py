@@ -180,7 +180,9 @@ class JobSpecRefused(UnsupportedFeatureError, ConfigurationError):
     `provider`, `feature` (what was refused) and `fix` (what to do instead; also `hint`) are kept.
     """
 
-    def __init__(self, message: str, *, provider: str, fix: str | None = None, feature: str | None = None) -> None:
+    def __init__(
+        self, message: str, *, provider: str, fix: str | None = None, feature: str | None = None
+    ) -> None:
         self.provider = provider
         self.feature = feature or message
         self.hint = fix

@@ -3,6 +3,10 @@
 The client picks a provider (by name, instance or config), prepares and uploads data, records every
 job it creates in the ledger, retries transient errors with one policy, and polls jobs to the end.
 It imports no vendor SDK: providers do that, lazily.
+
+Over ~700 lines on purpose: the module is the `FineTuneClient` class, one public method per
+operation, each with its docstring; what is not the façade has left it (the poller `_poll`, the
+argument checks `_args`, the async client `_async`).
 """
 
 from __future__ import annotations

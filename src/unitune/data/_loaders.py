@@ -4,6 +4,11 @@ A record is `(line, data, problem)`: `data` is a dict in OpenAI chat (`{"message
 (`{"input": ..., "preferred_output": ..., "non_preferred_output": ...}`) shape, or None when the line
 could not be read, in which case `problem` says why (code, message, column). Nothing here holds more
 than one block of a file (about a MiB, see `iter_jsonl_blocks`) at a time.
+
+Over ~700 lines on purpose: the shape adapters that bring every accepted format (ShareGPT, Alpaca,
+prompt/completion, Bedrock's two, Cohere's, TRL preference pairs, legacy function calls) to the
+canonical dict, and the streaming JSONL/gzip/CSV readers that feed them, share the record type and the
+line/column bookkeeping.
 """
 
 from __future__ import annotations

@@ -1,5 +1,7 @@
 """AWS Bedrock model customization through boto3 (extra `unitune[bedrock]`): S3 for data, model
 customization jobs, a deployment (on-demand or provisioned throughput) before inference, Converse.
+Over ~700 lines on purpose: Bedrock is three AWS services (S3, bedrock, bedrock-runtime) behind one
+adapter, and the deployment step other vendors do not need; each part is a short section below.
 
 Bedrock's shape differs most from the other vendors, and the common API bends to it honestly:
 

@@ -10,6 +10,8 @@ Jobs move through a scripted status progression, one step per poll (default) or 
 `seconds_per_step` of an injectable clock (a `FakeClock` unless given, so waits take no time).
 Failures are scripted too: a job that fails, 429 with Retry-After, 5xx, a create whose answer is
 lost after the job was made, and 410 retirement. Every call is recorded in `calls`.
+Over ~700 lines on purpose: one class whose scripting, jobs and impersonation share one state (the
+views `as_provider` makes share it too), and it offers every optional method a vendor may have.
 """
 
 from __future__ import annotations

@@ -139,6 +139,21 @@ def _bedrock(answer: Handler) -> Provider:
     return BedrockProvider(settings, client=clients)
 
 
+def _vertex(answer: Handler) -> Provider:
+    import httpx
+    from google import genai
+    from google.genai import types
+    from google.oauth2.credentials import Credentials
+
+    from unitune.providers.vertex import VertexProvider, VertexSettings
+
+    http = types.HttpOptions(base_url="http://vertex.test/", retry_options=types.HttpRetryOptions(attempts=1),
+                             httpx_client=httpx.Client(transport=_httpx_handler(httpx, answer)))  # fmt: skip
+    sdk = genai.Client(vertexai=True, project="p", location="us-central1", credentials=Credentials(token=KEY),
+                       http_options=http)  # fmt: skip
+    return VertexProvider(VertexSettings(project="p", location="us-central1", bucket="b"), client=sdk)
+
+
 @dataclass(frozen=True)
 class Wire:
     build: Callable[[Handler], Provider]
@@ -154,6 +169,7 @@ WIRES = {
     "mistral": Wire(_mistral, "mistralai"),
     "openai": Wire(_openai, "openai", "ftjob-1"),
     "together": Wire(_together, "together", "ft-1"),
+    "vertex": Wire(_vertex, "google.genai", "1"),
 }
 NAMES = sorted(WIRES)
 

@@ -116,6 +116,14 @@ BUILTIN_PROVIDERS: dict[str, ProviderInfo] = {
             available=True,
         ),
         _info(
+            "vertex",
+            "unitune.providers.vertex:VertexProvider",
+            "vertex",
+            ("google.genai", "google.cloud.storage"),
+            "Google Vertex AI tuning (Gemini and open models), data in Cloud Storage",
+            available=True,
+        ),
+        _info(
             "mistral",
             "unitune.providers.mistral:MistralProvider",
             "mistral",

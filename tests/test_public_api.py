@@ -21,7 +21,7 @@ PUBLIC = {
 
 HEAVY = [
     "openai", "together", "cohere", "mistralai", "boto3", "botocore", "torch", "transformers", "peft",
-    "httpx", "httpx2", "typer", "rich", "tenacity", "asyncio", "unitune.cli",
+    "httpx", "httpx2", "typer", "rich", "tenacity", "asyncio", "unitune.cli", "google.genai", "google.cloud",
 ]  # fmt: skip
 
 

@@ -28,7 +28,10 @@ from unitune.testing import FakeClock, FakeProvider
 
 VENDORS = sorted(set(BUILTIN_PROVIDERS) - {"fake"})
 #: Settings a provider's create needs (its check_job refuses without them, as production does).
-REQUIRED = {"bedrock": {"bucket": "b", "role_arn": "arn:aws:iam::123456789012:role/r"}}
+REQUIRED = {
+    "bedrock": {"bucket": "b", "role_arn": "arn:aws:iam::123456789012:role/r"},
+    "vertex": {"project": "p", "location": "us-central1", "bucket": "b"},
+}
 
 
 def _tickets(tmp_path: Path, n: int) -> Path:

@@ -24,9 +24,9 @@ _STATUS_NAMES = {400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 403: "PERMISSI
 _ROOT = r"/v1beta1/projects/([^/]+)/locations/([^/]+)"
 #: Base models the fake tunes (what Vertex AI lists; a test may add one).
 MODELS = {
-    "gemini-2.5-flash",
-    "gemini-2.5-flash-lite",
-    "gemini-2.5-pro",
+    "gemini-3.5-flash",
+    "gemini-3.5-flash-lite",
+    "gemini-3.1-flash-lite",
     "meta/llama3_1@llama-3.1-8b-instruct",
 }
 
@@ -197,7 +197,7 @@ class FakeVertex(FakeHTTPAPI):
         return 200, {
             "candidates": [
                 {"content": {"role": "model", "parts": [{"text": f"echo: {last}"}]}, "finishReason": "STOP"}
-            ],  # fmt: skip
+            ],
             "usageMetadata": {"promptTokenCount": len(last.split()) + 1, "candidatesTokenCount": 2},
             "modelVersion": endpoint,
         }
@@ -207,7 +207,7 @@ class FakeVertex(FakeHTTPAPI):
         return 200, {"name": f"projects/{project}/locations/{location}/operations/1", "done": True}
 
 
-class serve:  # noqa: N801 - used as a context manager, like `open`
+class serve:
     """Serve `api` on 127.0.0.1 (a real socket, for code that builds its own google-genai client from
     settings): `with serve(api) as url: ...`. Each request goes to `api.handle` as an `httpx.Request`."""
 
@@ -237,7 +237,7 @@ class serve:  # noqa: N801 - used as a context manager, like `open`
                 self.end_headers()
                 self.wfile.write(content)
 
-            do_GET = do_POST = do_DELETE = do_PATCH = _answer  # noqa: N815
+            do_GET = do_POST = do_DELETE = do_PATCH = _answer
 
             def log_message(self, *args: Any) -> None:  # quiet
                 pass

@@ -15,6 +15,7 @@ from tests.vertex_adapter.fake_api import FakeVertex, serve
 from unitune import FineTuneClient, JobStatus
 from unitune.errors import (
     ConfigurationError,
+    JobFailedError,
     JobSpecRefused,
     NotFoundError,
     ProviderUnavailableError,
@@ -26,7 +27,7 @@ from unitune.testing import FakeClock
 from unitune.types import FileRef, Hyperparameters, JobSpec, Message, PreparedFile
 
 PROJECT, LOCATION, BUCKET = "unitune-test", "us-central1", "unitune-vertex"
-GEMINI = "gemini-2.5-flash"
+GEMINI = "gemini-3.5-flash"  # 2.5 Flash was retired on 2026-10-16 (the catalog)
 LLAMA = "meta/llama3_1@llama-3.1-8b-instruct"
 TOKEN = "ya29.test-token-000000000000"
 
@@ -93,7 +94,7 @@ def _train(tmp_path: Path, n: int = 12) -> Path:
                 {"role": "user", "content": f"My order {i} is late"},
                 {"role": "assistant", "content": "shipping"},
             ]
-        }  # fmt: skip
+        }
         for i in range(n)
     ]
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
@@ -110,7 +111,9 @@ def _prepared(tmp_path: Path, data: bytes = b'{"contents": []}\n') -> PreparedFi
 
 
 def _spec(model: str = GEMINI, **kwargs: typing.Any) -> JobSpec:
-    kwargs.setdefault("training_file", FileRef(id=f"gs://{BUCKET}/unitune/data/x/train.jsonl", provider="vertex"))
+    kwargs.setdefault(
+        "training_file", FileRef(id=f"gs://{BUCKET}/unitune/data/x/train.jsonl", provider="vertex")
+    )
     return JobSpec(model=model, **kwargs)
 
 
@@ -219,7 +222,8 @@ def test_lifecycle_through_the_client(api: FakeVertex, gcs: str, tmp_path: Path)
             assert first["systemInstruction"]["parts"][0]["text"] == "Triage the ticket."
             done = client.wait(job)
             assert done.status is JobStatus.SUCCEEDED
-            assert done.fine_tuned_model and done.fine_tuned_model.endswith(job.id.rsplit("/", 1)[-1])
+            assert done.fine_tuned_model
+            assert done.fine_tuned_model.endswith(job.id.rsplit("/", 1)[-1])
             assert [j.id for j in client.list_jobs()] == [job.id]
             messages = [m.message for m in client.events(done)]
             assert messages[0] == "job created"
@@ -232,7 +236,9 @@ def test_lifecycle_through_the_client(api: FakeVertex, gcs: str, tmp_path: Path)
             second = client.create_job(model=GEMINI, training_data=_train(tmp_path), idempotency_key="second")
             cancelled = client.cancel_job(second)
             assert cancelled.status in (JobStatus.CANCELLING, JobStatus.CANCELLED)
-            assert client.wait(cancelled, raise_on_failure=False).status is JobStatus.CANCELLED
+            with pytest.raises(JobFailedError) as ended:
+                client.wait(cancelled)
+            assert ended.value.job.status is JobStatus.CANCELLED
 
 
 def test_upload_is_content_addressed_and_idempotent(
@@ -270,7 +276,7 @@ def test_errors_map(provider: VertexProvider, api: FakeVertex) -> None:
         provider.get_job("1")
     assert caught.value.retry_after == 3
     api.fail(r"GET .*/tuningJobs/1", None)
-    with pytest.raises(ProviderUnavailableError, match="vertex.test"):
+    with pytest.raises(ProviderUnavailableError, match=r"vertex\.test"):
         provider.get_job("1")
 
 
@@ -311,14 +317,14 @@ _REFUSED = [
         {"model": LLAMA, "hyperparameters": Hyperparameters(learning_rate_multiplier=2.0)},
         "learning_rate_multiplier for open models",
         id="lrm-open",
-    ),  # fmt: skip
+    ),
     pytest.param({"hyperparameters": Hyperparameters(seed=1)}, "seed", id="seed"),
     pytest.param({"hyperparameters": Hyperparameters(lora_rank=3)}, "adapter size", id="adapter-3"),
     pytest.param(
         {"hyperparameters": Hyperparameters(provider_options={"tuning_mode": "HALF"})},
         "tuning_mode",
         id="mode",
-    ),  # fmt: skip
+    ),
     pytest.param(
         {"hyperparameters": Hyperparameters(provider_options={"warmup": 1})}, "'warmup'", id="option"
     ),

@@ -68,6 +68,7 @@ from unitune.types import (
     JobStatus,
     Message,
     PreparedFile,
+    TrainingMethod,
     Usage,
     utcnow,
 )
@@ -109,8 +110,9 @@ KNOWN_OPTIONS = {
     "output_uri": "a gs:// folder for the tuned model's artifacts (open models)",
 }
 
+#: The adapter sizes Google documents for tuning (the SDK's enum also has 32, which no documented model takes).
 _ADAPTER_SIZES = {1: "ADAPTER_SIZE_ONE", 2: "ADAPTER_SIZE_TWO", 4: "ADAPTER_SIZE_FOUR", 8: "ADAPTER_SIZE_EIGHT",
-                  16: "ADAPTER_SIZE_SIXTEEN", 32: "ADAPTER_SIZE_THIRTY_TWO"}  # fmt: skip
+                  16: "ADAPTER_SIZE_SIXTEEN"}  # fmt: skip
 _TUNING_MODES = {"FULL": "TUNING_MODE_FULL", "PEFT_ADAPTER": "TUNING_MODE_PEFT_ADAPTER"}
 #: Google's label rules: lowercase letters, digits, `_` and `-`, at most 63 characters, a key starting with a letter.
 _LABEL_KEY = re.compile(r"[a-z][a-z0-9_-]{0,62}")
@@ -358,6 +360,33 @@ class VertexProvider(SDKProvider):
             retry_after=parse_retry_after(headers.get("retry-after")),
         )  # fmt: skip
 
+    # -- data -------------------------------------------------------------------------------------------
+
+    def _gemini(self, model: str | None) -> bool:
+        """Whether `model` is a Gemini model (the catalog's data format says; else its name)."""
+        if not model:
+            return True
+        entry = (
+            self.context.catalog.find(self.name, model)
+            if self.name in self.context.catalog.providers
+            else None
+        )
+        if entry is not None and entry.data_format:
+            return entry.data_format == "gemini"
+        return model.startswith("gemini")
+
+    def profile_for(self, model: str | None) -> str:
+        """Gemini models' rules (`vertex`), or the open models' (`vertex-open`: chat messages)."""
+        return "vertex" if self._gemini(model) else "vertex-open"
+
+    def wire_format_for(self, method: TrainingMethod, model: str | None = None) -> str:
+        """Gemini models train on `contents`/`systemInstruction` lines; open models on chat messages."""
+        if method == "dpo":
+            self._refuse(
+                "DPO (preference) training", "unitune does not write Vertex AI's preference format yet."
+            )
+        return "gemini" if self._gemini(model) else "hf-chat"
+
     # -- files ------------------------------------------------------------------------------------------
 
     def upload(self, prepared: PreparedFile) -> FileRef:
@@ -421,7 +450,7 @@ class VertexProvider(SDKProvider):
                 "DPO (preference) training", "unitune does not write Vertex AI's preference format yet."
             )
         config = _HYPERPARAMETERS.map(self.name, hp)
-        gemini = spec.model.startswith("gemini")
+        gemini = self._gemini(spec.model)
         open_only = sorted({"learning_rate", "batch_size"} & set(config))
         if gemini and open_only:
             self._refuse(f"{', '.join(open_only)} for Gemini models",
@@ -455,6 +484,9 @@ class VertexProvider(SDKProvider):
                 provider=self.name, feature="suffix",
             )  # fmt: skip
         config.update(options)
+        if not gemini and "output_uri" not in config:
+            # Open models write their tuned weights to Cloud Storage; Google's samples always name the folder.
+            config["output_uri"] = f"gs://{self.settings.need('bucket')}/{self.settings.prefix}output/"
         config["tuned_model_display_name"] = display
         config["labels"] = self._labels(spec, idempotency_key)
         if spec.validation_file is not None:

@@ -85,6 +85,8 @@ def test_formats_lists_every_target() -> None:
         "bedrock-llama-conversation",
         "bedrock-prompt-completion",
         "cohere",
+        "gemini",
+        "gemini-preference",
         "hf-chat",
         "mistral",
         "openai",
@@ -329,7 +331,8 @@ def test_preference_output_must_be_an_assistant_reply(fmt: str) -> None:
     ]
 
 
-SFT_FORMATS = [f for f in formats() if f not in ("openai-dpo", "together-preference", "hf-chat")]
+PREFERENCE_FORMATS = ("openai-dpo", "together-preference", "gemini-preference")
+SFT_FORMATS = [f for f in formats() if f not in (*PREFERENCE_FORMATS, "hf-chat")]
 
 
 @pytest.mark.parametrize("fmt", SFT_FORMATS)
@@ -341,13 +344,13 @@ def test_a_pair_into_a_supervised_format_is_refused(fmt: str) -> None:
             line=9,
             code="preference_unsupported",
             message=f"a preference pair cannot be written as {fmt} (supervised data); "
-            "use a preference format: openai-dpo, together-preference, hf-chat",
+            "use a preference format: openai-dpo, together-preference, gemini-preference, hf-chat",
             refused=True,
         )
     ]
 
 
-@pytest.mark.parametrize("fmt", ["openai-dpo", "together-preference"])
+@pytest.mark.parametrize("fmt", PREFERENCE_FORMATS)
 def test_a_chat_example_into_a_preference_format_is_refused(fmt: str) -> None:
     assert losses(MINIMAL, fmt) == [
         (
@@ -356,7 +359,7 @@ def test_a_chat_example_into_a_preference_format_is_refused(fmt: str) -> None:
             f"a chat example cannot be written as {fmt} (preference data needs a preferred and a "
             "non-preferred reply); use a supervised format: openai, together, together-instruction, "
             "bedrock-prompt-completion, bedrock-conversation, bedrock-llama-conversation, bedrock-claude, "
-            "mistral, cohere, hf-chat",
+            "mistral, cohere, gemini, hf-chat",
             True,
         )
     ]

@@ -21,6 +21,7 @@ PROFILE = {
     "together-preference": "together", "bedrock-prompt-completion": "bedrock-llama",
     "bedrock-conversation": "bedrock-nova", "bedrock-llama-conversation": "bedrock-llama-conversation",
     "bedrock-claude": "bedrock-claude", "mistral": "mistral", "cohere": "cohere", "hf-chat": "local",
+    "gemini": "vertex", "gemini-preference": "vertex",
 }  # fmt: skip
 # Findings about the file as a whole (a one-example file is below every minimum), not the example.
 _FILE_LEVEL = {"too_few_examples"}
@@ -93,7 +94,7 @@ def test_every_format_reads_back_validates_and_converts_the_same(
 
 
 @pytest.mark.parametrize(
-    "first", sorted(f for f in PROFILE if f not in ("openai-dpo", "together-preference"))
+    "first", sorted(f for f in PROFILE if f not in ("openai-dpo", "together-preference", "gemini-preference"))
 )
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(example=chats())

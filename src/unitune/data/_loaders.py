@@ -6,9 +6,9 @@ could not be read, in which case `problem` says why (code, message, column). Not
 than one block of a file (about a MiB, see `iter_jsonl_blocks`) at a time.
 
 Over ~700 lines on purpose: the shape adapters that bring every accepted format (ShareGPT, Alpaca,
-prompt/completion, Bedrock's two, Cohere's, TRL preference pairs, legacy function calls) to the
-canonical dict, and the streaming JSONL/gzip/CSV readers that feed them, share the record type and the
-line/column bookkeeping.
+prompt/completion, Bedrock's two, Cohere's, Gemini's two, TRL preference pairs, legacy function calls)
+to the canonical dict, and the streaming JSONL/gzip/CSV readers that feed them, share the record type and
+the line/column bookkeeping.
 """
 
 from __future__ import annotations
@@ -32,11 +32,11 @@ __all__ = [
 
 Format = Literal[
     "auto", "chat", "preference", "prompt_completion", "sharegpt", "alpaca", "text",
-    "bedrock_conversation", "bedrock_claude", "cohere", "trl_preference",
+    "bedrock_conversation", "bedrock_claude", "cohere", "trl_preference", "gemini", "gemini_preference",
 ]  # fmt: skip
 FORMATS: tuple[str, ...] = (
     "chat", "preference", "prompt_completion", "sharegpt", "alpaca", "text",
-    "bedrock_conversation", "bedrock_claude", "cohere", "trl_preference",
+    "bedrock_conversation", "bedrock_claude", "cohere", "trl_preference", "gemini", "gemini_preference",
 )  # fmt: skip
 
 
@@ -78,7 +78,12 @@ OWN_KEYS: dict[str, frozenset[str]] = {
 MESSAGE_KEYS = frozenset({"role", "content", "name", "tool_calls", "tool_call_id", "weight"})
 #: An image Together takes: a base64 data URL of a JPEG, PNG or WebP.
 DATA_URL_IMAGE = re.compile(r"data:image/(jpeg|png|webp);base64,")
-_KINDS = {"preference": "preference", "trl_preference": "preference", "text": "text"}
+_KINDS = {
+    "preference": "preference",
+    "trl_preference": "preference",
+    "gemini_preference": "preference",
+    "text": "text",
+}
 
 
 def kind_of(fmt: str | None) -> str:
@@ -103,7 +108,8 @@ def detect_format(obj: Mapping[str, Any]) -> str | None:
 
     Every wire format unitune writes reads back: Bedrock's conversation (`schemaVersion`, a `system`
     list of text blocks) and Claude (`system` string) formats, Cohere's System/User/Chatbot roles,
-    TRL's prompt/chosen/rejected pairs and Together's plain `{"text": ...}`.
+    Vertex AI's Gemini `contents` (with `completions`: a preference pair), TRL's prompt/chosen/rejected
+    pairs and Together's plain `{"text": ...}`.
     """
     if "messages" in obj:
         system = obj.get("system")
@@ -120,6 +126,8 @@ def detect_format(obj: Mapping[str, Any]) -> str | None:
             if _is_block(first.get("content")):
                 return "bedrock_conversation"
         return "chat"
+    if "contents" in obj:
+        return "gemini_preference" if "completions" in obj else "gemini"
     if "preferred_output" in obj or "non_preferred_output" in obj:
         return "preference"
     if "chosen" in obj and "rejected" in obj:
@@ -238,6 +246,125 @@ def _from_bedrock_claude(obj: Mapping[str, Any]) -> dict[str, Any]:
     return {**_own(obj, "system"), "messages": [*lead, *turns]}
 
 
+# Vertex AI's Gemini tuning lines (src/unitune/data/formats/gemini.py has the sources): `contents` of
+# {"role": "user" | "model", "parts": [...]}, an optional system instruction (spelled `systemInstruction`
+# on the supervised page, `system_instruction` on the preference page: both are read), and for a
+# preference pair `completions`, one scored 1 (preferred) and one scored 0.
+_GEMINI_KEYS = ("contents", "systemInstruction", "system_instruction", "completions")
+_GEMINI_TO_ROLE = {"user": "user", "model": "assistant"}
+
+
+def _gemini_part(part: Any) -> Any:
+    """One Gemini part as an OpenAI-style content part: text, or an image from `fileData` (its URI)
+    or `inlineData` (a base64 data URL); anything else (a function call, audio) as it is, for the
+    chat checks to report."""
+    if not isinstance(part, dict):
+        return part
+    if isinstance(part.get("text"), str) and len(part) == 1:
+        return {"type": "text", "text": part["text"]}
+    data = part.get("fileData") or part.get("inlineData")
+    mime = data.get("mimeType") if isinstance(data, dict) else None
+    if len(part) == 1 and isinstance(mime, str) and mime.startswith("image/"):
+        assert isinstance(data, dict)
+        url = data.get("fileUri") if "fileData" in part else f"data:{mime};base64,{data.get('data')}"
+        return {"type": "image_url", "image_url": {"url": url}}
+    return part
+
+
+def _gemini_content(parts: Any) -> Any:
+    """Gemini parts as canonical content: one text part is its string; several, or images, a list."""
+    if not isinstance(parts, list):
+        return parts  # the chat checks report the bad shape
+    out = [_gemini_part(p) for p in parts]
+    if len(out) == 1 and isinstance(out[0], dict) and out[0].get("type") == "text":
+        return out[0]["text"]
+    return out
+
+
+def _gemini_turn(turn: Any) -> Any:
+    if not isinstance(turn, dict):
+        return turn
+    out = {k: v for k, v in turn.items() if k not in ("role", "parts")}
+    if "role" in turn:
+        role = turn["role"]
+        out["role"] = _GEMINI_TO_ROLE.get(role, role) if isinstance(role, str) else role
+    if "parts" in turn:
+        out["content"] = _gemini_content(turn["parts"])
+    return out
+
+
+def _texts(parts: Any) -> list[str] | None:
+    """The texts of a list of text-only parts; None if `parts` is anything else."""
+    if not isinstance(parts, list):
+        return None
+    texts = [
+        p["text"] for p in parts if isinstance(p, dict) and len(p) == 1 and isinstance(p.get("text"), str)
+    ]
+    return texts if len(texts) == len(parts) else None
+
+
+def _gemini_messages(obj: Mapping[str, Any]) -> Any:
+    """The system instruction and `contents` as canonical messages (or `contents` as it is when it is
+    not a list, for the chat checks to report)."""
+    turns = obj.get("contents")
+    if not isinstance(turns, list):
+        return turns
+    system = obj.get("systemInstruction", obj.get("system_instruction"))
+    lead: list[Any] = []
+    if isinstance(system, str) and system:
+        lead = [{"role": "system", "content": system}]
+    elif isinstance(system, dict):
+        parts = system.get("parts")
+        texts = _texts(parts)
+        # Text parts joined as the writer joins them; no parts, or other parts, for the chat checks.
+        content = "\n\n".join(texts) if texts is not None else _gemini_content(parts)
+        lead = [{"role": "system", "content": content}]
+    return [*lead, *(_gemini_turn(t) for t in turns)]
+
+
+def _gemini_tools(tools: Any) -> Any:
+    """Gemini's `tools` ({"functionDeclarations": [...]}) as OpenAI function tools; others as they are."""
+    if not isinstance(tools, list):
+        return tools
+    out: list[Any] = []
+    for tool in tools:
+        declared = tool.get("functionDeclarations") if isinstance(tool, dict) else None
+        if isinstance(declared, list) and len(tool) == 1:
+            out += [{"type": "function", "function": d} for d in declared]
+        else:
+            out.append(tool)
+    return out
+
+
+def _from_gemini(obj: Mapping[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {**_own(obj, *_GEMINI_KEYS), "messages": _gemini_messages(obj)}
+    if "tools" in obj:
+        out["tools"] = _gemini_tools(obj["tools"])
+    return out
+
+
+def _from_gemini_preference(obj: Mapping[str, Any]) -> dict[str, Any]:
+    """A Gemini preference pair: the completion scored 1 is preferred, the one scored 0 not. Anything
+    but exactly one of each is kept as the list it is, which the preference checks report."""
+    completions = obj.get("completions")
+    chosen: dict[Any, list[Any]] = {}
+    for c in completions if isinstance(completions, list) else []:
+        score = c.get("score") if isinstance(c, dict) else None
+        if isinstance(score, (int, float)) and not isinstance(score, bool) and score in (0, 1):
+            chosen.setdefault(int(score), []).append(_gemini_turn(c.get("completion")))
+    whole = (
+        isinstance(completions, list)
+        and len(completions) == 2
+        and [len(chosen.get(s, [])) for s in (1, 0)] == [1, 1]
+    )
+    return {
+        **_own(obj, *_GEMINI_KEYS),
+        "input": {"messages": _gemini_messages(obj)},
+        "preferred_output": chosen[1] if whole else completions,
+        "non_preferred_output": chosen[0] if whole else completions,
+    }
+
+
 _COHERE_TO_ROLE = {"System": "system", "User": "user", "Chatbot": "assistant"}
 
 
@@ -281,6 +408,8 @@ _NORMALIZERS: dict[str, Callable[[Mapping[str, Any]], dict[str, Any]]] = {
     "bedrock_claude": _from_bedrock_claude,
     "cohere": _from_cohere,
     "trl_preference": _from_trl_preference,
+    "gemini": _from_gemini,
+    "gemini_preference": _from_gemini_preference,
 }
 
 

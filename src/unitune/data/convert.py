@@ -39,6 +39,7 @@ from unitune.data._model import ChatExample, PreferenceExample, TextExample
 from unitune.data.formats._base import LOSS_CODES, ConversionLoss, Example, Record, _Ctx, _Refused
 from unitune.data.formats.bedrock import _bedrock_claude, _bedrock_conversation
 from unitune.data.formats.cohere import _cohere
+from unitune.data.formats.gemini import _gemini, _gemini_preference
 from unitune.data.formats.hf import _hf_chat
 from unitune.data.formats.mistral import _mistral
 from unitune.data.formats.openai import _openai, _openai_dpo
@@ -204,6 +205,20 @@ _SPECS: list[tuple[str, str, frozenset[Literal["chat", "preference"]], str, _Inn
         _CHAT,
         "https://docs.cohere.com/docs/chat-preparing-the-data",
         _cohere,
+    ),
+    (
+        "gemini",
+        "Vertex AI Gemini SFT: systemInstruction and contents of user/model text parts, alternating.",
+        _CHAT,
+        "https://cloud.google.com/vertex-ai/generative-ai/docs/models/gemini-supervised-tuning-prepare",
+        _gemini,
+    ),
+    (
+        "gemini-preference",
+        "Vertex AI Gemini preference tuning: contents ending with the user, completions scored 1 and 0.",
+        _PREF,
+        "https://cloud.google.com/vertex-ai/generative-ai/docs/models/gemini-preference-tuning-prepare",
+        _gemini_preference,
     ),
     (
         "hf-chat",

@@ -14,6 +14,7 @@ from unitune.data import ChatExample, Dataset, PreferenceExample, ValidationRepo
 from unitune.data._loaders import FORMATS, detect_format
 from unitune.data.convert import ConversionLoss, convert_example, get_format, write_jsonl
 from unitune.data.profiles import get_profile
+from unitune.data.tokens import counter_for
 
 U = {"role": "user", "content": "Where is my order?"}
 A = {"role": "assistant", "content": "It ships tomorrow."}
@@ -557,3 +558,40 @@ def test_what_validate_passes_the_writers_take_whole(tmp_path: Path) -> None:
         report = validate(path, provider="vertex", method="dpo")
         result = write_jsonl(Dataset.from_jsonl(path), "gemini-preference", tmp_path / f"p{i}.wire.jsonl")
         assert report.ok == (result.refused == 0), (row, report.issues, result.losses)
+
+
+# -- token counting -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "model",
+    [
+        "gemini-2.5-flash",
+        "gemini-2.5-flash-lite",
+        "gemini-2.5-pro",
+        "gemini-3.5-flash",
+        "gemini-3.1-flash-lite",
+    ],
+)
+def test_gemini_ids_get_an_estimate_that_says_so(model: str) -> None:
+    counter = counter_for("vertex", model)
+    assert counter.approximate
+    assert counter.name == "chars/4"
+    assert "Gemini's tokenizer is not public offline" in counter.method
+
+
+@pytest.mark.parametrize(
+    ("model", "name", "chat_format"),
+    [
+        ("meta/llama3_1@llama-3.1-8b-instruct", "llama3", "llama3.1"),
+        ("meta/llama3-2@llama-3.2-1b-instruct", "llama3", "llama3.1"),
+        ("meta/llama3-3@llama-3.3-70b-instruct", "llama3", "llama3.1"),
+        ("qwen/qwen3@qwen3-32b", "qwen3", "qwen3"),
+    ],
+)
+def test_vertex_model_garden_ids_count_with_their_familys_tokenizer(
+    model: str, name: str, chat_format: str
+) -> None:
+    pytest.importorskip("quicktok")
+    counter = counter_for("vertex", model)
+    assert (counter.name, counter.approximate, counter.chat_format) == (name, False, chat_format)

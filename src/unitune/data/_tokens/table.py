@@ -80,6 +80,7 @@ def _normalize_model(model: str) -> str:
     if m.startswith("ft:"):  # OpenAI and Mistral fine-tunes: "ft:<base>:<org>:<suffix>:<id>"
         m = m[3:].split(":", 1)[0]
     m = m.rsplit("/", 1)[-1]  # "org/name", Together "user/name", ARNs ".../meta.llama..."
+    m = m.rsplit("@", 1)[-1]  # Vertex Model Garden "publisher/model@version": "qwen/qwen3@qwen3-32b"
     return _BEDROCK_PREFIX.sub("", m)
 
 

@@ -360,3 +360,54 @@ def test_open_models_take_an_absolute_rate_and_full_tuning(
     sent = api.created[-1]
     assert sent["supervisedTuningSpec"]["hyperParameters"] == {"learningRate": 1e-4, "batchSize": 8}
     assert sent["supervisedTuningSpec"]["tuningMode"] == "TUNING_MODE_FULL"
+
+
+def test_the_budget_cap_says_when_it_rests_on_an_unverified_price(
+    api: FakeVertex, gcs: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Vertex AI's tuning prices are not on a page unitune could read: the cap still holds, and says so."""
+    from unitune.errors import BudgetExceeded
+
+    client = FineTuneClient(_provider(api, gcs), clock=FakeClock(), ledger=False)
+    with pytest.raises(BudgetExceeded, match="unverified prices") as caught:
+        client.create_job(
+            model="llama-3.1-8b-instruct", training_data=_train(tmp_path), max_cost_usd=0.000001
+        )
+    assert "vertex-ai-samples" in str(caught.value)  # where the figure came from
+    assert api.created == []  # nothing was created (or uploaded)
+    with caplog.at_level("WARNING", logger="unitune"):
+        client.create_job(model="llama-3.1-8b-instruct", training_data=_train(tmp_path), max_cost_usd=100)
+    assert any("unverified" in r.getMessage() for r in caplog.records)
+    assert api.created[-1]["baseModel"] == LLAMA
+
+
+def _pairs(tmp_path: Path, n: int = 12) -> Path:
+    path = tmp_path / "pairs.jsonl"
+    rows = [
+        {
+            "input": {"messages": [{"role": "user", "content": f"Order {i} is late"}]},
+            "preferred_output": [{"role": "assistant", "content": "Sorry: it ships today."}],
+            "non_preferred_output": [{"role": "assistant", "content": "Not my problem."}],
+        }
+        for i in range(n)
+    ]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+def test_preference_tuning_of_a_gemini_model(api: FakeVertex, gcs: str, tmp_path: Path) -> None:
+    client = FineTuneClient(_provider(api, gcs), clock=FakeClock(), ledger=False)
+    job = client.create_job(model=GEMINI, training_data=_pairs(tmp_path), method="dpo",
+                            hyperparameters={"epochs": 1, "provider_options": {"beta": 0.2}})  # fmt: skip
+    sent = api.created[-1]["preferenceOptimizationSpec"]
+    assert sent["hyperParameters"] == {"epochCount": 1, "beta": 0.2}
+    bucket, _, key = sent["trainingDatasetUri"][len("gs://") :].partition("/")
+    line = json.loads(_storage(gcs).bucket(bucket).blob(key).download_as_bytes().splitlines()[0])
+    assert sorted(c["score"] for c in line["completions"]) == [0, 1]
+    assert client.wait(job).status is JobStatus.SUCCEEDED
+
+
+def test_preference_tuning_of_an_open_model_is_refused_before_upload() -> None:
+    provider = VertexProvider(VertexSettings(project=PROJECT, location=LOCATION, bucket=BUCKET))
+    with pytest.raises(JobSpecRefused, match="open models"):
+        provider.check_job(_spec(LLAMA, method="dpo"))

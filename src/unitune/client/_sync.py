@@ -527,6 +527,13 @@ class FineTuneClient:
                     )
                 if quote.total_usd > max_cost_usd:
                     raise BudgetExceeded(cost_usd=quote.total_usd, max_cost_usd=max_cost_usd, quote=quote)
+                if not quote.verified:
+                    sources = sorted({line.source for line in quote.lines if not line.verified})
+                    log.warning(
+                        "unitune: max_cost_usd=%.2f holds against a quote of $%.2f that rests on unverified "
+                        "prices (from %s); the vendor's bill may differ", max_cost_usd, quote.total_usd,
+                        ", ".join(sources) or "the catalog",
+                    )  # fmt: skip
             return self._create_job(draft, training, validation, idempotency_key, workdir)
         finally:
             shutil.rmtree(workdir, ignore_errors=True)  # the converted copies; uploaded by now

@@ -165,9 +165,10 @@ def profile_names() -> list[str]:
 
 
 def get_profile(provider: str, model: str | None = None) -> Profile:
-    """The rules for `provider` (and, on Bedrock, the model's family).
+    """The rules for `provider` (and, on Bedrock and Vertex AI, the model's family).
 
-    Bedrock's format depends on the base model: Claude, Nova and Llama each have their own profile.
+    Bedrock's format depends on the base model: Claude, Nova and Llama each have their own profile;
+    Vertex AI's open models have theirs (`vertex-open`), Gemini models `vertex`.
     """
     profiles = _profiles()
     if not isinstance(provider, str) or not provider:
@@ -191,6 +192,9 @@ def get_profile(provider: str, model: str | None = None) -> Profile:
             name = "bedrock-llama-conversation" if llama32 else "bedrock-llama"
         else:
             name = "bedrock-nova"
+    elif provider == "vertex" and model and not model.lower().startswith("gemini"):
+        # Vertex AI's open models (Llama, Gemma, Qwen) train on chat messages, not Gemini's contents.
+        name = "vertex-open"
     if name in profiles:
         return profiles[name]
     close = difflib.get_close_matches(name, list(profiles), n=1)

@@ -102,7 +102,7 @@ IDEMPOTENCY_LABEL = "unitune-key"
 
 #: `Hyperparameters.provider_options` this adapter knows; anything else is refused by name.
 KNOWN_OPTIONS = {
-    "adapter_size": "the LoRA adapter size, 1, 2, 4, 8 or 16 (also set by lora_rank)",
+    "adapter_size": "the LoRA adapter size, 1, 2, 4, 8 or 16 (32 for open models; also set by lora_rank)",
     "tuning_mode": "'FULL' or 'PEFT_ADAPTER' (open models)",
     "beta": "preference tuning's beta (method dpo only)",
     "export_last_checkpoint_only": "keep only the last checkpoint",
@@ -110,9 +110,10 @@ KNOWN_OPTIONS = {
     "output_uri": "a gs:// folder for the tuned model's artifacts (open models)",
 }
 
-#: The adapter sizes Google documents for tuning (the SDK's enum also has 32, which no documented model takes).
+#: The adapter sizes Google documents for Gemini tuning; its open-model samples also offer 32 for PEFT.
 _ADAPTER_SIZES = {1: "ADAPTER_SIZE_ONE", 2: "ADAPTER_SIZE_TWO", 4: "ADAPTER_SIZE_FOUR", 8: "ADAPTER_SIZE_EIGHT",
                   16: "ADAPTER_SIZE_SIXTEEN"}  # fmt: skip
+_OPEN_ADAPTER_SIZES = {**_ADAPTER_SIZES, 32: "ADAPTER_SIZE_THIRTY_TWO"}
 _TUNING_MODES = {"FULL": "TUNING_MODE_FULL", "PEFT_ADAPTER": "TUNING_MODE_PEFT_ADAPTER"}
 #: Google's label rules: lowercase letters, digits, `_` and `-`, at most 63 characters, a key starting with a letter.
 _LABEL_KEY = re.compile(r"[a-z][a-z0-9_-]{0,62}")
@@ -223,6 +224,7 @@ class VertexProvider(SDKProvider):
     settings_class = VertexSettings
     dataset_profile = "vertex"
     wire_format = "gemini"
+    preference_wire_format = "gemini-preference"
     capabilities = Capabilities(
         cancel=True,
         pause=False,
@@ -230,7 +232,7 @@ class VertexProvider(SDKProvider):
         metrics=False,
         checkpoints=True,
         chat=True,
-        dpo=False,
+        dpo=True,
         lora=True,
         full_finetune=True,
         notes={
@@ -238,6 +240,7 @@ class VertexProvider(SDKProvider):
             "metrics": "Vertex AI writes metrics to Cloud Storage and TensorBoard, not to an API unitune reads",
             "lora": "lora_rank is the adapter size (1, 2, 4, 8, 16)",
             "full_finetune": "open models, with provider option tuning_mode='FULL'",
+            "dpo": "preference tuning of Gemini models (method=PREFERENCE_TUNING; provider option beta)",
         },
     )
     settings: VertexSettings
@@ -380,12 +383,17 @@ class VertexProvider(SDKProvider):
         return "vertex" if self._gemini(model) else "vertex-open"
 
     def wire_format_for(self, method: TrainingMethod, model: str | None = None) -> str:
-        """Gemini models train on `contents`/`systemInstruction` lines; open models on chat messages."""
+        """Gemini models train on `contents`/`systemInstruction` lines (preference pairs: `contents` and
+        two scored `completions`); open models on chat messages, and have no preference tuning."""
+        gemini = self._gemini(model)
         if method == "dpo":
-            self._refuse(
-                "DPO (preference) training", "unitune does not write Vertex AI's preference format yet."
-            )
-        return "gemini" if self._gemini(model) else "hf-chat"
+            if not gemini:
+                self._refuse(
+                    "DPO (preference) training of open models",
+                    "Vertex AI tunes preferences on Gemini models.",
+                )
+            return "gemini-preference"
+        return "gemini" if gemini else "hf-chat"
 
     # -- files ------------------------------------------------------------------------------------------
 
@@ -445,12 +453,13 @@ class VertexProvider(SDKProvider):
             self.name, options, KNOWN_OPTIONS,
             hint="Known options: " + "; ".join(f"{k} ({v})" for k, v in KNOWN_OPTIONS.items()) + ".",
         )  # fmt: skip
-        if spec.method == "dpo":
-            self._refuse(
-                "DPO (preference) training", "unitune does not write Vertex AI's preference format yet."
-            )
         config = _HYPERPARAMETERS.map(self.name, hp)
         gemini = self._gemini(spec.model)
+        if spec.method == "dpo":
+            self.wire_format_for("dpo", spec.model)  # refuses open models
+            config["method"] = "PREFERENCE_TUNING"
+        elif "beta" in options:
+            self._refuse("beta outside DPO", "Use method='dpo'.")
         open_only = sorted({"learning_rate", "batch_size"} & set(config))
         if gemini and open_only:
             self._refuse(f"{', '.join(open_only)} for Gemini models",
@@ -461,20 +470,20 @@ class VertexProvider(SDKProvider):
             )
         size = options.pop("adapter_size", config.pop("adapter_size", None))
         if size is not None:
-            if size not in _ADAPTER_SIZES:
+            sizes = _ADAPTER_SIZES if gemini else _OPEN_ADAPTER_SIZES
+            if size not in sizes:
                 raise JobSpecRefused(
-                    f"Vertex AI's adapter size (lora_rank) is one of {', '.join(map(str, _ADAPTER_SIZES))}, not {size!r}.",
+                    f"Vertex AI's adapter size (lora_rank) for {'Gemini' if gemini else 'open'} models is one of "
+                    f"{', '.join(map(str, sizes))}, not {size!r}.",
                     provider=self.name, feature="lora_rank",
                 )  # fmt: skip
-            config["adapter_size"] = _ADAPTER_SIZES[size]
+            config["adapter_size"] = sizes[size]
         mode = options.pop("tuning_mode", None)
         if mode is not None:
             if mode not in _TUNING_MODES:
                 raise JobSpecRefused(f"tuning_mode is 'FULL' or 'PEFT_ADAPTER', not {mode!r}.", provider=self.name,
                                      feature="tuning_mode")  # fmt: skip
             config["tuning_mode"] = _TUNING_MODES[mode]
-        if "beta" in options:
-            self._refuse("beta outside DPO", "Use method='dpo'.")
         tag = key_tag(idempotency_key)
         display = f"{spec.suffix}-{tag}" if spec.suffix else f"unitune-{tag}"
         if len(display) > _DISPLAY_NAME_MAX:

@@ -19,6 +19,10 @@ EXPECTED = {
     "together_finetune.py": ["checkpoint ftckpt-fake-", "[ft:llama-3.1-8b-instruct:fake:triage:"],
     "bedrock_finetune.py": ["succeeded (raw: succeeded)", "train loss ", "[ft:nova-micro:fake:triage:"],
     "mistral_models.py": ["created ftjob-fake-"],
+    "vertex_finetune.py": [
+        "succeeded (raw: JOB_STATE_SUCCEEDED)",
+        "checkpoint at step 20: ft:gemini-3.5-flash:fake:",
+    ],
 }
 
 

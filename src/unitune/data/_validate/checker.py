@@ -10,7 +10,7 @@ import json
 import re
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from typing import Any, cast
+from typing import Any
 
 from unitune.data._loaders import MESSAGE_KEYS, from_legacy_functions, weight_value
 from unitune.data._textscan_py import lane
@@ -284,6 +284,8 @@ class _Checker(_ContentChecks):
 
     def messages(self, messages: list[Any], line: int, *, require_assistant: bool) -> bool:
         """Check a message list; False when its structure is too broken for the order checks."""
+        p = self.p
+        allowed = p.roles
         ok = True
         roles: list[str] = []
         open_calls: dict[str, int] = {}
@@ -292,81 +294,74 @@ class _Checker(_ContentChecks):
         # blank line before it, which can make a reserved keyword ("\nHuman:") of its start.
         turn_role: str | None = None
         seen_system = False
+        # The common path stays in this loop (it runs for every message of an example checked in
+        # full); what only a broken message or a tool answer needs is in helpers.
         for i, m in enumerate(messages, 1):
             at = f"message {i}"
-            role = self._role(m, at, line)
-            if role is None:
+            role = m.get("role") if isinstance(m, dict) else None
+            if role not in ROLES:
+                self._bad_message(m, role, at, line)
                 ok = False
                 continue
+            if role == "tool" and not p.tools:
+                self.add(
+                    "tools_unsupported", f"{at} is a tool result: {p.name} cannot train on tool use", line
+                )
+            elif role not in allowed:
+                self.add("role_not_allowed", f"{at}: {p.name} does not take the {role!r} role", line)
             roles.append(role)
-            joined = seen_system if role == "system" else (self.p.no_repeat and role == turn_role)
+            joined = seen_system if role == "system" else (p.no_repeat and role == turn_role)
             if role == "system":
                 seen_system = True
             else:
                 turn_role = role
-            self._message(m, role, at, line, open_calls, joined=joined)
+            if not _MESSAGE_KEYS.issuperset(m):
+                self._tally_message_keys(m, line)
+            if role == "assistant" and open_calls:
+                # The calls before this reply were not all answered (as mistral_common counts them:
+                # a reply while responses are still due).
+                self.add(
+                    "tool_call_unanswered",
+                    f"{at}: tool call(s) {', '.join(sorted(open_calls))} have no tool message answering them",
+                    line,
+                )
+                open_calls.clear()
+            self._content(m, role, at, line, joined=joined)
+            if "name" in m and not isinstance(m["name"], str):
+                self.add(
+                    "invalid_name", f"{at}: name must be a string; it is left out of the wire file", line
+                )
+            if "weight" in m:
+                self._weight(m, role, at, line)
+            if m.get("tool_calls") is not None:
+                self._tool_calls(m, role, at, line, open_calls)
+            if role == "tool":
+                self._tool_answer(m, at, line, open_calls)
         if not ok:
             return False
-        if self.listed("opening_tool_call"):
-            self._opening(messages, line)
-        self._order(roles, line, require_assistant=require_assistant)
-        if require_assistant:
-            self._trained(messages, roles, line)
+        self._conversation(messages, roles, line, require_assistant=require_assistant)
         return True
 
-    def _role(self, m: Any, at: str, line: int) -> str | None:
-        """A message's role, or None (reported) when it is no message or has no known role."""
+    def _bad_message(self, m: Any, role: Any, at: str, line: int) -> None:
+        """Report a message that is no object, or has no role or one unitune does not know (`role`)."""
         if not isinstance(m, dict):
             self.add("message_not_object", f"{at} must be an object with role and content", line)
-            return None
-        role: Any = m.get("role")
-        if role is None:
+        elif role is None:
             self.add("message_missing_role", f"{at} has no 'role'", line)
-            return None
-        if role not in ROLES:
+        else:
             self.add(
                 "unrecognized_role",
                 f"{at} has role {role!r}; use system, user, assistant or tool (lower case)",
                 line,
             )
-            return None
-        if role == "tool" and not self.p.tools:
-            self.add(
-                "tools_unsupported", f"{at} is a tool result: {self.p.name} cannot train on tool use", line
-            )
-        elif role not in self.p.roles:
-            self.add("role_not_allowed", f"{at}: {self.p.name} does not take the {role!r} role", line)
-        return cast("str", role)
 
-    def _message(
-        self, m: dict[str, Any], role: str, at: str, line: int, open_calls: dict[str, int], *, joined: bool
-    ) -> None:
-        """The checks of one message with a known role (`open_calls`: the tool calls not answered yet)."""
-        if not _MESSAGE_KEYS.issuperset(m):
-            # Tallied for one warning over the file; such examples are never memoised as clean,
-            # so every one of them is counted (see `_shape`).
-            self.structural += 1
-            self.message_extra_keys.update(set(m) - _MESSAGE_KEYS)
-            if self.message_extra_first is None:
-                self.message_extra_first = line
-        if role == "assistant" and open_calls:
-            # The calls before this reply were not all answered (as mistral_common counts them:
-            # a reply while responses are still due).
-            self.add(
-                "tool_call_unanswered",
-                f"{at}: tool call(s) {', '.join(sorted(open_calls))} have no tool message answering them",
-                line,
-            )
-            open_calls.clear()
-        self._content(m, role, at, line, joined=joined)
-        if "name" in m and not isinstance(m["name"], str):
-            self.add("invalid_name", f"{at}: name must be a string; it is left out of the wire file", line)
-        if "weight" in m:
-            self._weight(m, role, at, line)
-        if m.get("tool_calls") is not None:
-            self._tool_calls(m, role, at, line, open_calls)
-        if role == "tool":
-            self._tool_answer(m, at, line, open_calls)
+    def _tally_message_keys(self, m: Mapping[str, Any], line: int) -> None:
+        """Tally a message's keys the format does not take, for one warning over the file."""
+        # Such examples are never memoised as clean, so every one of them is counted (see `_shape`).
+        self.structural += 1
+        self.message_extra_keys.update(set(m) - _MESSAGE_KEYS)
+        if self.message_extra_first is None:
+            self.message_extra_first = line
 
     def _tool_answer(self, m: Mapping[str, Any], at: str, line: int, open_calls: dict[str, int]) -> None:
         """Pair a tool message with the open call it answers."""
@@ -386,21 +381,27 @@ class _Checker(_ContentChecks):
         else:
             del open_calls[call_id]
 
-    def _opening(self, messages: list[dict[str, Any]], line: int) -> None:
-        opening = next((m for m in messages if m.get("role") != "system"), None)
-        if opening is not None and opening.get("role") == "assistant" and opening.get("tool_calls"):
-            # mistral_common skips the first message when it counts calls against responses.
-            self.add(
-                "opening_tool_call",
-                f"the conversation opens with a tool call, which {self.p.name} does not count: its answer "
-                "then has no call; start with the user's message",
-                line,
-            )
-
-    def _trained(self, messages: list[dict[str, Any]], roles: list[str], line: int) -> None:
-        """What a trained example needs beside its order: a turn trained on; and the file's tallies."""
+    def _conversation(
+        self, messages: list[dict[str, Any]], roles: list[str], line: int, *, require_assistant: bool
+    ) -> None:
+        """The checks of a conversation whose messages are each well-formed: how it opens, its order,
+        whether anything in it is trained on; and the file's tallies of missing roles."""
+        p = self.p
+        if self.listed("opening_tool_call"):
+            opening = next((m for m in messages if m.get("role") != "system"), None)
+            if opening is not None and opening.get("role") == "assistant" and opening.get("tool_calls"):
+                # mistral_common skips the first message when it counts calls against responses.
+                self.add(
+                    "opening_tool_call",
+                    f"the conversation opens with a tool call, which {p.name} does not count: its answer "
+                    "then has no call; start with the user's message",
+                    line,
+                )
+        self._order(roles, line, require_assistant=require_assistant)
+        if not require_assistant:
+            return
         if (
-            self.p.weights
+            p.weights
             and "assistant" in roles
             and not any(
                 m.get("role") == "assistant" and weight_value(m.get("weight", 1)) != 0 for m in messages
@@ -581,7 +582,23 @@ class _Checker(_ContentChecks):
 
     def _order(self, roles: Sequence[str], line: int, *, require_assistant: bool) -> None:
         p = self.p
-        self._system_order(roles, line)
+        systems = [i for i, r in enumerate(roles) if r == "system"]
+        if systems and p.system == "none":
+            self.add("system_not_allowed", f"{p.name} takes no system message", line)
+        elif p.system == "first_only":
+            if len(systems) > 1:
+                self.add(
+                    "multiple_system",
+                    f"{len(systems)} system messages; {p.name} takes one" + _wire_says(p, "multiple_system"),
+                    line,
+                )
+            elif systems and systems[0] != 0:
+                self.add(
+                    "system_not_first",
+                    f"the system message is not first; {p.name} takes it at the start"
+                    + _wire_says(p, "system_not_first"),
+                    line,
+                )
         turns = [r for r in roles if r != "system"] if p.system_lifted else list(roles)
         if p.min_messages is not None and len(turns) < p.min_messages:
             self.add(
@@ -600,26 +617,6 @@ class _Checker(_ContentChecks):
             self._alternation(turns, line)
         if require_assistant:
             self._replies(roles, turns, line)
-
-    def _system_order(self, roles: Sequence[str], line: int) -> None:
-        p = self.p
-        systems = [i for i, r in enumerate(roles) if r == "system"]
-        if systems and p.system == "none":
-            self.add("system_not_allowed", f"{p.name} takes no system message", line)
-        elif p.system == "first_only":
-            if len(systems) > 1:
-                self.add(
-                    "multiple_system",
-                    f"{len(systems)} system messages; {p.name} takes one" + _wire_says(p, "multiple_system"),
-                    line,
-                )
-            elif systems and systems[0] != 0:
-                self.add(
-                    "system_not_first",
-                    f"the system message is not first; {p.name} takes it at the start"
-                    + _wire_says(p, "system_not_first"),
-                    line,
-                )
 
     def _alternation(self, turns: Sequence[str], line: int) -> None:
         """The first pair of turns in an order the profile refuses (a repeated role, a transition)."""

@@ -411,3 +411,28 @@ def test_preference_tuning_of_an_open_model_is_refused_before_upload() -> None:
     provider = VertexProvider(VertexSettings(project=PROJECT, location=LOCATION, bucket=BUCKET))
     with pytest.raises(JobSpecRefused, match="open models"):
         provider.check_job(_spec(LLAMA, method="dpo"))
+
+
+def test_the_shared_lifecycle_scenario(api: FakeVertex, gcs: str, tmp_path: Path) -> None:
+    """tests/contract's lifecycle (upload → create → get → list → events → cancel → chat → a refused
+    request), with the adapter building its own google-genai and Cloud Storage clients from settings,
+    against the fake served on 127.0.0.1 and the emulator."""
+    from tests.contract.scenario import Scenario, run_lifecycle
+
+    api.steps = ["JOB_STATE_PENDING", "JOB_STATE_RUNNING"]  # still running when the scenario cancels it
+    with serve(api) as url:
+        provider = VertexProvider.from_config({
+            "project": PROJECT, "location": LOCATION, "bucket": BUCKET, "base_url": url,
+            "storage_endpoint_url": gcs, "access_token": TOKEN,
+        })  # fmt: skip
+        try:
+            seen = run_lifecycle(
+                provider, _train(tmp_path),
+                Scenario(model=GEMINI, chat_model=f"projects/{PROJECT}/locations/{LOCATION}/endpoints/1",
+                         invalid=lambda p: p.get_job("no-such-job")),
+                tmp_path,
+            )  # fmt: skip
+        finally:
+            provider.close()
+    assert set(seen) >= {"upload", "create", "get", "list", "events", "cancel", "chat"}
+    assert api.requests[0].headers["authorization"] == f"Bearer {TOKEN}"

@@ -771,13 +771,14 @@ def test_models_by_alias(on_day: dt.date) -> None:
     assert offered["together"] == "meta-llama/Meta-Llama-3.1-8B-Instruct-Reference"
     assert offered["local"] == "meta-llama/Llama-3.1-8B-Instruct"
     assert offered["bedrock"].startswith("meta.llama3-1-8b-instruct")
+    assert offered["vertex"] == "meta/llama3_1@llama-3.1-8b-instruct"
     assert "openai" not in offered
     result = invoke("models", "--alias", "gpt-4.1-nano")
     assert result.exit_code == 0, result.output
     assert "'gpt-4.1-nano' is offered as:" in result.stdout
     assert "retired 2026-10-23" in result.stdout
-    line = usage_line(invoke("models", "--alias", "llama-3.1-8b"))
-    assert "no provider offers the alias 'llama-3.1-8b'" in line
+    line = usage_line(invoke("models", "--alias", "llama-3.1-8b-instrukt"))
+    assert "no provider offers the alias 'llama-3.1-8b-instrukt'" in line
     assert "llama-3.1-8b-instruct" in line
 
 

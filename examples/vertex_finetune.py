@@ -23,7 +23,9 @@ def main() -> None:
     if os.environ.get("UNITUNE_PROVIDER"):
         client = FineTuneClient(os.environ["UNITUNE_PROVIDER"])
     else:  # the fake as Vertex AI: it refuses what Vertex AI would, with the settings Vertex AI needs
-        fake = FakeProvider().as_provider("vertex", project="demo", location="us-central1", bucket="demo-data")
+        fake = FakeProvider().as_provider(
+            "vertex", project="demo", location="us-central1", bucket="demo-data"
+        )
         client = FineTuneClient(fake)
     model = "gemini-3.5-flash"
 

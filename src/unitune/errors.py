@@ -155,7 +155,9 @@ class BudgetExceeded(UnituneError):
         self.quote = quote
         # A quote that rests on a price not read on the vendor's own page says so, and where it came from.
         unverified = sorted({line.source for line in getattr(quote, "lines", []) if not line.verified})
-        caveat = f" The quote rests on unverified prices (from {', '.join(unverified)})." if unverified else ""
+        caveat = (
+            f" The quote rests on unverified prices (from {', '.join(unverified)})." if unverified else ""
+        )
         super().__init__(
             f"This job is quoted at ${cost_usd:,.2f}, above max_cost_usd=${max_cost_usd:,.2f}; "
             f"nothing was uploaded. Raise max_cost_usd, train fewer epochs, or trim the dataset.{caveat}"

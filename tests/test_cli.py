@@ -818,8 +818,12 @@ def test_estimate_compare_uses_the_same_epochs_for_every_row(on_day: dt.date, tm
     quotes = parse_json(
         invoke("estimate", str(data), "--model", "llama-3.1-8b-instruct", "--compare", "--json")
     )
-    assert {q["provider"] for q in quotes} >= {"together", "bedrock", "local"}
+    assert {q["provider"] for q in quotes} >= {"together", "bedrock", "local", "vertex"}
     assert {q["epochs"] for q in quotes} == {3}
+    vertex = next(q for q in quotes if q["provider"] == "vertex")
+    assert vertex["model"] == "meta/llama3_1@llama-3.1-8b-instruct"
+    assert vertex["total_usd"] is not None
+    assert vertex["verified"] is False  # Google's own sample's figure, not its pricing page
     result = invoke("estimate", str(data), "--model", "llama-3.1-8b-instruct", "--compare")
     assert result.exit_code == 0, result.output
     assert result.stdout.startswith("Every provider quoted at 3 epochs (one shared default")

@@ -329,6 +329,11 @@ _REFUSED = [
         {"hyperparameters": Hyperparameters(provider_options={"warmup": 1})}, "'warmup'", id="option"
     ),
     pytest.param({"metadata": {"Team": "x"}}, "label", id="label-case"),
+    pytest.param(
+        {"hyperparameters": Hyperparameters(provider_options={"description": {"not": "text"}})},
+        "description",
+        id="option-type",
+    ),
     pytest.param({"metadata": {IDEMPOTENCY_LABEL: "x"}}, "unitune's own", id="label-reserved"),
     pytest.param({"suffix": "s" * 130}, "too long", id="suffix"),
 ]

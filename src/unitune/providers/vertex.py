@@ -267,9 +267,13 @@ class VertexProvider(SDKProvider):
         genai = _genai()
         types = import_types()
         s = self.settings
-        flag = "enterprise" if s.enterprise or (
-            s.enterprise is None and "enterprise" in inspect.signature(genai.Client).parameters
-        ) else "vertexai"  # fmt: skip
+        has_enterprise = "enterprise" in inspect.signature(genai.Client).parameters
+        if s.enterprise and not has_enterprise:
+            raise ConfigurationError(
+                "enterprise = true, but the installed google-genai has no Client(enterprise=...).",
+                fix='Upgrade it (pip install -U "unitune[vertex]"), or leave enterprise unset.',
+            )
+        flag = "enterprise" if s.enterprise or (s.enterprise is None and has_enterprise) else "vertexai"
         http: dict[str, Any] = {
             "timeout": int(s.timeout * 1000),
             "retry_options": types.HttpRetryOptions(attempts=1),
@@ -310,12 +314,12 @@ class VertexProvider(SDKProvider):
 
     @contextlib.contextmanager
     def _map_errors(self, action: str) -> Iterator[None]:
-        import httpx
-
+        # google-genai runs on httpx, Cloud Storage on requests; both come with the extra.
+        httpx = import_module("httpx")
+        requests = import_module("requests")
         genai_errors = import_module("google.genai.errors")
         api_core = import_module("google.api_core.exceptions")
         auth_errors = import_module("google.auth.exceptions")
-        import requests
 
         try:
             yield
@@ -502,23 +506,43 @@ class VertexProvider(SDKProvider):
             config["validation_dataset"] = {"gcs_uri": spec.validation_file.id}
         return config
 
+    def _request(self, spec: JobSpec, idempotency_key: str) -> Any:
+        """The SDK's `CreateTuningJobConfig` for the create; a value its model refuses (an option of
+        the wrong type) is a `JobSpecRefused` naming the field."""
+        from pydantic import ValidationError
+
+        config = self._config(spec, idempotency_key)
+        try:
+            return import_types().CreateTuningJobConfig(**config)
+        except ValidationError as e:
+            first = e.errors()[0]
+            field = ".".join(str(p) for p in first["loc"])
+            raise JobSpecRefused(
+                f"Vertex AI cannot take {field} = {first.get('input')!r}: {first['msg']}.",
+                provider=self.name, feature=field,
+            ) from None  # fmt: skip
+
     def check_job(self, spec: JobSpec) -> None:
         """What the create would refuse, found without a request (so before anything is uploaded): an
         option or hyperparameter Vertex AI does not take (or not for this kind of model), an adapter
-        size it does not offer, metadata that cannot be a label, a suffix too long, and the settings
-        the create needs (project, location, bucket)."""
-        self._config(spec, "unitune-check")
+        size it does not offer, metadata that cannot be a label, a suffix too long, the settings the
+        create needs (project, location, bucket), and (where the SDK is installed: the create needs it
+        anyway) a value the SDK's request model refuses."""
+        from unitune.errors import MissingDependencyError
+
+        try:
+            self._request(spec, "unitune-check")
+        except MissingDependencyError:
+            self._config(spec, "unitune-check")  # no SDK here: the checks that need none
         for key in ("project", "location", "bucket"):
             self.settings.need(key)
 
     def create_job(self, spec: JobSpec, *, idempotency_key: str) -> Job:
         self.check_job(spec)
-        config = self._config(spec, idempotency_key)
-        types = import_types()
+        config = self._request(spec, idempotency_key)
         job = self._call(
             "create tuning job", self.sdk.tunings.tune, base_model=spec.model,
-            training_dataset=types.TuningDataset(gcs_uri=spec.training_file.id),
-            config=types.CreateTuningJobConfig(**config),
+            training_dataset=import_types().TuningDataset(gcs_uri=spec.training_file.id), config=config,
         )  # fmt: skip
         return self._job(job).model_copy(update={"idempotency_key": idempotency_key})
 

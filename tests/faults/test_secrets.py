@@ -71,7 +71,8 @@ def test_the_key_never_shows_in_cli_output_or_reprs_under_faults(provider: str, 
         plan.enabled = False
         h = HARNESSES[provider](plan, clock, tmp_path, RetrySettings(max_attempts=2, max_seconds=30))
         if provider != "bedrock":  # the key is really there, in the settings (Bedrock: the AWS chain)
-            key = h.provider.settings.api_key
+            # Vertex AI takes an OAuth access token rather than an API key.
+            key = h.provider.settings.access_token if provider == "vertex" else h.provider.settings.api_key
             assert key is not None
             assert key.get_secret_value() == API_KEY
         for text in (repr(h.provider), str(h.provider.settings), repr(h.client), repr(h.provider.settings)):

@@ -551,3 +551,21 @@ def test_conversion_refusal_stops_before_upload(tmp_path: Path) -> None:
     with pytest.raises(ValidationFailed, match="cannot be expressed"):
         FineTuneClient(fake).create_job(model="m", training_data=path)
     assert fake.calls == []
+
+
+def test_a_provider_works_in_its_clients_context(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The client gives its provider its home, clock and catalog: a local trainer passed in without a
+    `home` keeps its jobs under the config's home, not the process's default."""
+    from unitune.config import UnituneConfig
+    from unitune.providers.local import LocalProvider
+    from unitune.testing import FakeClock
+
+    monkeypatch.delenv("UNITUNE_HOME", raising=False)
+    clock = FakeClock()
+    provider = LocalProvider()
+    client = FineTuneClient(provider, config=UnituneConfig(home=tmp_path / "home"), clock=clock, ledger=False)
+    assert provider.context.home == tmp_path / "home"
+    assert provider.store.root == tmp_path / "home" / "local"
+    assert provider.context.clock is clock
+    assert provider.context.catalog is client.catalog
+    assert provider.retry_policy is client.retry

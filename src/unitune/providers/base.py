@@ -456,9 +456,9 @@ class Provider(ABC):
 
     @property
     def context(self) -> ProviderContext:
-        """The context `bind` gave; a provider used on its own gets the defaults: the home
-        `UNITUNE_HOME` or the config names, the provider's own clock (the fake's) or the system's,
-        the default retry settings, the built-in catalog."""
+        """The context `bind` gave; a provider used on its own gets the defaults: `UNITUNE_HOME` (else
+        the platform's data directory), the provider's own clock (the fake's) or the system's, the
+        default retry settings, the built-in catalog."""
         if self._context is None:
             self._context = ProviderContext.default(clock=getattr(self, "clock", None))
         return self._context

@@ -25,6 +25,8 @@ _TEXT_CODES = frozenset(
 
 
 class _IssueSink(Protocol):
+    """Where the checker reports: an `IssueCollector`, or the hot loop's `_Collector`."""
+
     def add(
         self,
         code: str,

@@ -46,6 +46,7 @@ class _Collector:
         column: int | None = None,
         path: str | None = None,
     ) -> None:
+        """Count `code`, and keep the issue while fewer than `limit` are kept (`path` is ignored)."""
         n = self.counts.get(code)
         if n is None:
             self.counts[code] = 1
@@ -214,6 +215,7 @@ def _scan(
     batch_lines: list[int] = []
     starts = checker.special_starts
     tool_id = checker.tool_id
+    check_chat = checker.check_chat
 
     for record in records:
         size += record.size
@@ -251,7 +253,7 @@ def _scan(
         tools: Any = None
         if chat:
             tools = data.get("tools")
-            messages = checker.check_chat(data, line, shape, text, flags)
+            messages = check_chat(data, line, shape, text, flags)
         elif kind == "preference":
             checker.prescan(flags)
             messages = checker.preference(data, line)
@@ -338,6 +340,7 @@ class _Job:
     _tokens: Any = field(default=None, repr=False)
 
     def tokens(self) -> Any:
+        """The token counter: the caller's, else the provider's for the model (built once)."""
         if self._tokens is None:
             self._tokens = (
                 self.counter

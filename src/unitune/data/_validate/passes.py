@@ -78,6 +78,7 @@ class _Merge:
         self.extra_first: dict[str, int | None] = {"top": None, "message": None}
 
     def add(self, part: _Part) -> None:
+        """Merge the next part (parts come in line order)."""
         base = self.base
         stream = self.stream
         for where, counts, first in (

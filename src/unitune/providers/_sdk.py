@@ -9,7 +9,8 @@ share one exception tree), so each of those adapters says only what its vendor d
 
 The job request's pieces: `HyperparameterTable` maps unitune's common hyperparameters to the
 vendor's names and refuses the rest by name; `tagged_suffix` and `refuse_reserved_metadata` carry
-the idempotency key in a suffix or the metadata; every refusal is a `JobSpecRefused`.
+the idempotency key in a suffix or the metadata; `sdk_model` builds an SDK's own request model so
+`check_job` finds what it refuses before upload; every refusal is a `JobSpecRefused`.
 
 An adapter then holds only its vendor's mapping: statuses, shapes, calls.
 """
@@ -41,6 +42,7 @@ from unitune.types import FileRef, Hyperparameters, PreparedFile
 
 __all__ = [
     "HyperparameterTable",
+    "sdk_model",
     "SDKProvider",
     "StainlessProvider",
     "no_query",
@@ -246,3 +248,21 @@ def refuse_reserved_metadata(provider: str, metadata: Mapping[str, str], tag: st
             provider=provider, feature="metadata",
             fix="Name your key otherwise, or pass idempotency_key=... to create_job.",
         )  # fmt: skip
+
+
+def sdk_model(provider: str, vendor: str, cls: Any, what: str | None = None, **fields: Any) -> Any:
+    """A vendor SDK's pydantic request model built from `fields`; a value the model refuses (an
+    option of the wrong type) is a `JobSpecRefused` naming the field, so `check_job` can build the
+    request before anything is uploaded. `what` names the part of the request ("the job's")."""
+    from pydantic import ValidationError
+
+    try:
+        return cls(**fields)
+    except ValidationError as e:
+        first = e.errors()[0]
+        field = ".".join(str(p) for p in first["loc"])
+        label = f"{what} {field}" if what else field
+        raise JobSpecRefused(
+            f"{vendor} cannot take {label} = {first.get('input')!r}: {first['msg']}.",
+            provider=provider, feature=field,
+        ) from None  # fmt: skip

@@ -35,7 +35,7 @@ from unitune.errors import (
     UnsupportedFeatureError,
     ValidationFailed,
 )
-from unitune.providers._sdk import HyperparameterTable, SDKProvider
+from unitune.providers._sdk import HyperparameterTable, SDKProvider, sdk_model
 from unitune.providers.base import (
     ProviderSettings,
     as_datetime,
@@ -306,7 +306,6 @@ class CohereProvider(SDKProvider):
 
     def _request(self, spec: JobSpec, idempotency_key: str) -> Any:
         """The SDK's `FinetunedModel` for the create; what its model refuses is a `ConfigurationError`."""
-        from pydantic import ValidationError
 
         from unitune.providers.registry import import_sdk
 
@@ -315,15 +314,7 @@ class CohereProvider(SDKProvider):
         base_model = spec.hyperparameters.provider_options.get("base_model") or spec.model
 
         def build(what: str, cls: Any, **kwargs: Any) -> Any:
-            try:
-                return cls(**kwargs)
-            except ValidationError as e:
-                first = e.errors()[0]
-                field = ".".join(str(p) for p in first["loc"])
-                raise JobSpecRefused(
-                    f"Cohere cannot take {what} {field} = {first.get('input')!r}: {first['msg']}.",
-                    provider=self.name, feature=field,
-                ) from None  # fmt: skip
+            return sdk_model(self.name, "Cohere", cls, what, **kwargs)
 
         return build(
             "the job's", finetuning.FinetunedModel,

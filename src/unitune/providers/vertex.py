@@ -42,7 +42,13 @@ from typing import Any
 from pydantic import Field, SecretStr
 
 from unitune.errors import ConfigurationError, JobSpecRefused, ProviderError, UnituneError
-from unitune.providers._sdk import HyperparameterTable, SDKProvider
+from unitune.providers._sdk import (
+    HyperparameterTable,
+    SDKProvider,
+    refuse_reserved_metadata,
+    sdk_model,
+    tagged_suffix,
+)
 from unitune.providers.base import (
     ProviderSettings,
     as_datetime,
@@ -195,16 +201,12 @@ class VertexSettings(ProviderSettings):
         return str(value)
 
 
-def _genai() -> Any:
+def import_module(name: str) -> Any:
+    """A module of the extra (google-genai, Cloud Storage, and what they run on), or the error
+    naming `unitune[vertex]`."""
     from unitune.providers.registry import import_sdk
 
-    return import_sdk("vertex", "google.genai")
-
-
-def _storage() -> Any:
-    from unitune.providers.registry import import_sdk
-
-    return import_sdk("vertex", "google.cloud.storage")
+    return import_sdk("vertex", name)
 
 
 def _short(name: str) -> str:
@@ -264,8 +266,8 @@ class VertexProvider(SDKProvider):
 
     def _build_client(self) -> Any:
         """A `google.genai.Client` for Vertex AI, with the SDK's own retries off."""
-        genai = _genai()
-        types = import_types()
+        genai = import_module("google.genai")
+        types = import_module("google.genai.types")
         s = self.settings
         has_enterprise = "enterprise" in inspect.signature(genai.Client).parameters
         if s.enterprise and not has_enterprise:
@@ -291,7 +293,7 @@ class VertexProvider(SDKProvider):
         """The Cloud Storage client (the one passed in, or one built on first use)."""
         with self._lock:
             if self._storage is None:
-                storage = _storage()
+                storage = import_module("google.cloud.storage")
                 s = self.settings
                 options = {"api_endpoint": s.storage_endpoint_url} if s.storage_endpoint_url else None
                 with self._map_errors("connect to Cloud Storage"):
@@ -420,20 +422,12 @@ class VertexProvider(SDKProvider):
             # 412: an object of this name exists already. The name is the content's hash: the same bytes.
             if e.status_code != 412 or not isinstance(e.__cause__, api_core.PreconditionFailed):
                 raise
-        return FileRef(
-            id=uri, provider=self.name, filename=prepared.filename, size_bytes=prepared.size_bytes,
-            purpose=prepared.purpose, sha256=prepared.sha256,
-        )  # fmt: skip
+        return self._file_ref(prepared, {}, file_id=uri)
 
     # -- jobs -------------------------------------------------------------------------------------------
 
     def _labels(self, spec: JobSpec, idempotency_key: str) -> dict[str, str]:
-        if IDEMPOTENCY_LABEL in spec.metadata:
-            raise JobSpecRefused(
-                f"metadata key {IDEMPOTENCY_LABEL!r} is unitune's own (the job's idempotency key).",
-                provider=self.name, feature="metadata",
-                fix="Name your key otherwise, or pass idempotency_key=... to create_job.",
-            )  # fmt: skip
+        refuse_reserved_metadata(self.name, spec.metadata, IDEMPOTENCY_LABEL)
         for key, value in spec.metadata.items():
             if not _LABEL_KEY.fullmatch(key) or not _LABEL_VALUE.fullmatch(value):
                 raise JobSpecRefused(
@@ -488,14 +482,14 @@ class VertexProvider(SDKProvider):
                 raise JobSpecRefused(f"tuning_mode is 'FULL' or 'PEFT_ADAPTER', not {mode!r}.", provider=self.name,
                                      feature="tuning_mode")  # fmt: skip
             config["tuning_mode"] = _TUNING_MODES[mode]
-        tag = key_tag(idempotency_key)
-        display = f"{spec.suffix}-{tag}" if spec.suffix else f"unitune-{tag}"
-        if len(display) > _DISPLAY_NAME_MAX:
-            raise JobSpecRefused(
-                f"suffix {spec.suffix!r} is too long for Vertex AI: at most {_DISPLAY_NAME_MAX - len(tag) - 1} "
-                f"characters (the tuned model's display name is the suffix, then -{tag}).",
-                provider=self.name, feature="suffix",
-            )  # fmt: skip
+        # The tuned model's display name: the suffix (or "unitune"), then the key's tag.
+        display = tagged_suffix(
+            self.name,
+            "Vertex AI",
+            spec.suffix or "unitune",
+            key_tag(idempotency_key),
+            limit=_DISPLAY_NAME_MAX,
+        )
         config.update(options)
         if not gemini and "output_uri" not in config:
             # Open models write their tuned weights to Cloud Storage; Google's samples always name the folder.
@@ -509,18 +503,9 @@ class VertexProvider(SDKProvider):
     def _request(self, spec: JobSpec, idempotency_key: str) -> Any:
         """The SDK's `CreateTuningJobConfig` for the create; a value its model refuses (an option of
         the wrong type) is a `JobSpecRefused` naming the field."""
-        from pydantic import ValidationError
-
         config = self._config(spec, idempotency_key)
-        try:
-            return import_types().CreateTuningJobConfig(**config)
-        except ValidationError as e:
-            first = e.errors()[0]
-            field = ".".join(str(p) for p in first["loc"])
-            raise JobSpecRefused(
-                f"Vertex AI cannot take {field} = {first.get('input')!r}: {first['msg']}.",
-                provider=self.name, feature=field,
-            ) from None  # fmt: skip
+        types = import_module("google.genai.types")
+        return sdk_model(self.name, "Vertex AI", types.CreateTuningJobConfig, **config)
 
     def check_job(self, spec: JobSpec) -> None:
         """What the create would refuse, found without a request (so before anything is uploaded): an
@@ -542,7 +527,7 @@ class VertexProvider(SDKProvider):
         config = self._request(spec, idempotency_key)
         job = self._call(
             "create tuning job", self.sdk.tunings.tune, base_model=spec.model,
-            training_dataset=import_types().TuningDataset(gcs_uri=spec.training_file.id), config=config,
+            training_dataset=import_module("google.genai.types").TuningDataset(gcs_uri=spec.training_file.id), config=config,
         )  # fmt: skip
         return self._job(job).model_copy(update={"idempotency_key": idempotency_key})
 
@@ -663,7 +648,7 @@ class VertexProvider(SDKProvider):
         """`generate_content` on a tuned model's endpoint (or a base model): the system messages become
         the system instruction, `assistant` turns `model` turns. `temperature`, `max_tokens` (as
         `max_output_tokens`), `top_p` and `stop` are passed on."""
-        types = import_types()
+        types = import_module("google.genai.types")
         system = "\n\n".join(m.text for m in messages if m.role == "system") or None
         contents = [
             types.Content(role="model" if m.role == "assistant" else "user", parts=[types.Part(text=m.text)])
@@ -698,13 +683,3 @@ class VertexProvider(SDKProvider):
             ),
             raw=raw,
         )
-
-
-def import_module(name: str) -> Any:
-    from unitune.providers.registry import import_sdk
-
-    return import_sdk("vertex", name)
-
-
-def import_types() -> Any:
-    return import_module("google.genai.types")

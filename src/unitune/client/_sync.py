@@ -80,7 +80,7 @@ from unitune.types import (
 )
 
 if TYPE_CHECKING:
-    from unitune.evaluate import EvaluationReport
+    from unitune.evaluate import Candidate, EvaluationReport, Judge
 
 log = logging.getLogger("unitune")
 
@@ -866,29 +866,81 @@ class FineTuneClient:
 
     def evaluate(
         self,
-        model: str,
-        data: DataInput,
+        model_or_data: str | Job | DataInput,
+        data: DataInput | None = None,
         *,
+        candidates: Sequence[str | Candidate | Job] | None = None,
         baseline: str | None = None,
-        metrics: Sequence[Any] = ("exact_match", "json_valid", "json_fields"),
+        train_data: DataInput | None = None,
+        metrics: Sequence[Any] | None = None,
+        primary_metric: str | None = None,
+        judge: str | Judge | None = None,
         max_examples: int | None = None,
         batch_size: int = 8,
+        concurrency: int = 8,
         chat_params: Mapping[str, Any] | None = None,
         on_progress: Callable[[int, int], None] | None = None,
+        output_dir: str | os.PathLike[str] | None = None,
+        seed: int = 0,
+        confidence: float = 0.95,
     ) -> EvaluationReport:
-        """Score `model` (and `baseline`, e.g. the base model) on held-out chat examples: each example's
-        last assistant message is the reference. Metrics: `exact_match`, `json_valid`, `json_fields`,
-        or any `(prediction, reference) -> float`. The report ends with a verdict line.
-        """
-        from unitune.evaluate import evaluate as run_evaluation
+        """Compare candidates on held-out chat examples and decide: ship, abandon or inconclusive.
 
-        local = self._required_local(data)
-        return run_evaluation(
-            self.provider, self.resolve_model(model), local,
-            baseline=self.resolve_model(baseline) if baseline is not None else None, metrics=metrics,
-            max_examples=max_examples, batch_size=batch_size, chat_params=chat_params, on_progress=on_progress,
-            run=lambda ask: self.retry.call("chat", ask),  # like every provider call: 429s and 5xx retried
-        )  # fmt: skip
+        Two forms: `evaluate(data, candidates=[...])`, where a candidate is a spec string
+        (`"base"`, `"base:few-shot=5"`, `"together:ft-..."`, a job id the ledger knows), a
+        `Candidate` or a finished `Job`; and the shorthand `evaluate(model, data, baseline=...)`.
+        Each example's last assistant message is the reference. Few-shot examples are drawn
+        (seeded) from `train_data`, never from the evaluation set. With `output_dir`, answers are
+        saved as they arrive (a rerun resumes and pays only for what is missing) and report.json,
+        report.md and report.html are written at the end. See `unitune.evaluate` for the metrics.
+        """
+        from contextlib import ExitStack
+
+        from unitune.client._evaluate import Resolver, as_directory
+        from unitune.evaluate import Candidate, check_settings, metric_specs
+        from unitune.evaluate._evaluate import read_items, run_evaluation
+
+        check_settings(batch_size=batch_size, max_examples=max_examples, chat_params=chat_params,
+                       on_progress=on_progress, concurrency=concurrency, confidence=confidence, seed=seed)  # fmt: skip
+        if candidates is None:
+            if data is None:
+                raise ConfigurationError(
+                    "evaluate() needs the candidates to compare.",
+                    fix="Call evaluate(data, candidates=['base', 'base:few-shot=5', job]) or evaluate(model, data, baseline=...).",
+                )
+            shorthand: list[str | Candidate | Job] = [
+                model_or_data if isinstance(model_or_data, Job)
+                else Candidate(model=_name(model_or_data, "model", "Pass the tuned model's id."),  # type: ignore[arg-type]
+                               name="tuned" if baseline is not None else None, role="tuned")
+            ]  # fmt: skip
+            if baseline is not None:
+                shorthand.append(Candidate(model=baseline, name="base", role="baseline"))
+            candidates, data = shorthand, data
+        else:
+            if data is not None or baseline is not None:
+                raise ConfigurationError(
+                    "Pass either candidates= or a model with baseline=, not both.",
+                    fix="Call evaluate(data, candidates=[...]).",
+                )
+            data = model_or_data  # type: ignore[assignment]
+        specs = metric_specs(metrics)
+        directory = as_directory(output_dir)
+        items, skipped = read_items(self._required_local(data), max_examples)
+        pool = read_items(self._required_local(train_data))[0] if train_data is not None else []
+        with ExitStack() as stack:
+            resolver = Resolver(self, stack)
+            resolved = resolver.resolve(candidates, dict(chat_params or {}))
+            if any(r.few_shot for r in resolved) and train_data is None:
+                raise ConfigurationError(
+                    "A few-shot candidate needs training examples to draw its shots from.",
+                    fix="Pass train_data= (the training split), or --train TRAIN.jsonl.",
+                )
+            return run_evaluation(
+                items, skipped, resolved, clock=self.clock, pool=pool, metrics=specs,
+                primary_metric=primary_metric, judge=resolver.judge(judge), output_dir=directory,
+                concurrency=concurrency, batch_size=batch_size, on_progress=on_progress, seed=seed,
+                confidence=confidence,
+            )  # fmt: skip
 
     # -- tuned models -------------------------------------------------------------------------------
 

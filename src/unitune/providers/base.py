@@ -269,6 +269,9 @@ class Provider(ABC):
     #: False when `find_job` sees a job as soon as it is created (a read by a name the key
     #: determines), so the client need not keep looking after a create whose answer was lost.
     list_lags: ClassVar[bool] = True
+    #: True when `chat_batch` generates several answers in one pass (the local trainer): evaluation
+    #: then sends it batches from one thread instead of one request per prompt from a pool.
+    batches_chat: ClassVar[bool] = False
 
     def __init__(self, settings: ProviderSettings | None = None, *, client: Any = None) -> None:
         self.settings = settings if settings is not None else self.settings_class()

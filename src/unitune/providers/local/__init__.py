@@ -160,6 +160,7 @@ class LocalProvider(Provider):
     dataset_profile: ClassVar[str] = "local"
     #: Jobs are directories on this machine: one made by a create whose answer was lost is there at once.
     list_lags: ClassVar[bool] = False
+    batches_chat: ClassVar[bool] = True  # one padded forward pass per batch: ≥3× one prompt at a time
     wire_format: ClassVar[str] = "openai"
     settings: LocalSettings
 

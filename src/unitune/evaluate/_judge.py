@@ -1,0 +1,126 @@
+"""An LLM judge: pairwise comparison of two candidates' answers, each pair judged in both orders.
+
+A judge model tends to prefer whichever answer it reads first (position bias). Asking twice, with
+the answers swapped, and counting a win only when both orders agree cancels that: a pair the judge
+decides differently by position is a tie. The judge's reasons are kept for the report.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
+
+from unitune.errors import ConfigurationError
+from unitune.types import Message
+
+if TYPE_CHECKING:
+    from unitune.providers.base import Provider
+
+__all__ = ["DEFAULT_RUBRIC", "Judge", "Verdict", "combine", "judge_prompt", "parse_verdict"]
+
+DEFAULT_RUBRIC = (
+    "Judge which answer better serves the user: correct first (agrees with the reference answer "
+    "when one is given), then complete, then concise and in the format asked for. Length alone is "
+    "not quality."
+)
+
+Verdict = Literal["A", "B", "tie"]
+
+_JSON_OBJECT = re.compile(r"\{.*\}", re.DOTALL)
+_WINNER_LINE = re.compile(r"winner\s*[:=]\s*\"?(A|B|tie)\b", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class Judge:
+    """A model that compares two answers.
+
+    Attributes:
+        model: the judge model's id.
+        provider: a registered provider name, a `Provider`, or None for the client's provider.
+        rubric: what "better" means for this task; the default favours correctness, then
+            completeness, then concision.
+        show_reference: give the judge the reference answer (recommended when there is one).
+        chat_params: settings for the judge's chat calls (temperature 0 by default where taken).
+    """
+
+    model: str
+    provider: str | Provider | None = None
+    rubric: str = DEFAULT_RUBRIC
+    show_reference: bool = True
+    chat_params: dict[str, Any] | None = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.model, str) or not self.model.strip():
+            raise ConfigurationError(f"A judge needs a model id, not {self.model!r}.", fix="Pass Judge(model='...').")
+        if not isinstance(self.rubric, str) or not self.rubric.strip():
+            raise ConfigurationError("The judge's rubric is empty.", fix="Pass a rubric, or leave it out for the default.")
+
+    @classmethod
+    def parse(cls, spec: str, providers: tuple[str, ...] | list[str] | set[str] = ()) -> Judge:
+        """A judge from `provider:model` or `model` (the client's provider)."""
+        if not isinstance(spec, str) or not spec.strip():
+            raise ConfigurationError(f"A judge spec must be 'provider:model' or 'model', not {spec!r}.")
+        provider, sep, model = spec.strip().partition(":")
+        if sep and provider in providers and model:
+            return cls(model=model, provider=provider)
+        return cls(model=spec.strip())
+
+
+def judge_prompt(judge: Judge, question: list[Message], reference: str, first: str, second: str) -> list[Message]:
+    """The messages sent to the judge for one ordering of one pair."""
+    conversation = "\n".join(f"[{m.role}] {m.text}" for m in question if m.role != "system")
+    parts = [
+        f"Rubric: {judge.rubric}",
+        f"Conversation so far:\n{conversation}",
+    ]
+    if judge.show_reference:
+        parts.append(f"Reference answer:\n{reference}")
+    parts += [
+        f"Answer A:\n{first}",
+        f"Answer B:\n{second}",
+        'Reply with JSON only: {"winner": "A" or "B" or "tie", "reason": "<one sentence>"}',
+    ]
+    return [
+        Message(role="system", content="You are a strict, impartial judge of two answers to the same request."),
+        Message(role="user", content="\n\n".join(parts)),
+    ]
+
+
+def parse_verdict(text: str) -> tuple[Verdict, str] | None:
+    """(winner, reason) from the judge's reply, or None when it cannot be read.
+
+    JSON is asked for; a `winner: A` line is accepted too, since smaller judges drift from JSON.
+    """
+    match = _JSON_OBJECT.search(text or "")
+    if match:
+        try:
+            value = json.loads(match.group(0))
+        except ValueError:
+            value = None
+        if isinstance(value, dict):
+            winner = str(value.get("winner", "")).strip()
+            reason = value.get("reason", "")
+            normal = {"a": "A", "b": "B", "tie": "tie"}.get(winner.lower())
+            if normal is not None:
+                return normal, str(reason) if reason is not None else ""  # type: ignore[return-value]
+    line = _WINNER_LINE.search(text or "")
+    if line:
+        winner = line.group(1)
+        normal = {"a": "A", "b": "B", "tie": "tie"}[winner.lower()]
+        return normal, text.strip()[:500]  # type: ignore[return-value]
+    return None
+
+
+def combine(candidate_first: Verdict, baseline_first: Verdict) -> Literal["candidate", "baseline", "tie"]:
+    """One outcome from both orders: a win counts only when the judge picks it in both.
+
+    `candidate_first` is the verdict with the candidate's answer as A; `baseline_first` with the
+    baseline's answer as A (so there the candidate is B).
+    """
+    if candidate_first == "A" and baseline_first == "B":
+        return "candidate"
+    if candidate_first == "B" and baseline_first == "A":
+        return "baseline"
+    return "tie"

@@ -182,21 +182,12 @@ class AsyncFineTuneClient:
 
     async def evaluate(
         self,
-        model: str,
-        data: DataInput,
-        *,
-        baseline: str | None = None,
-        metrics: Sequence[Any] = ("exact_match", "json_valid", "json_fields"),
-        max_examples: int | None = None,
-        batch_size: int = 8,
-        chat_params: Mapping[str, Any] | None = None,
-        on_progress: Callable[[int, int], None] | None = None,
+        model_or_data: Any,
+        data: DataInput | None = None,
+        **options: Any,
     ) -> EvaluationReport:
-        """See `FineTuneClient.evaluate`."""
-        return await self._run(
-            self.sync.evaluate, model, data, baseline=baseline, metrics=metrics, max_examples=max_examples,
-            batch_size=batch_size, chat_params=chat_params, on_progress=on_progress,
-        )  # fmt: skip
+        """See `FineTuneClient.evaluate` (same arguments; runs in a worker thread)."""
+        return await self._run(self.sync.evaluate, model_or_data, data, **options)
 
     async def get_job(self, job: JobRef) -> Job:
         """See `FineTuneClient.get_job`."""

@@ -44,7 +44,9 @@ class Resolver:
 
         return [p.name for p in list_providers()]
 
-    def client_for(self, provider: str | Provider | None, what: str) -> tuple[Provider, Callable[[Callable[[], Any]], Any]]:
+    def client_for(
+        self, provider: str | Provider | None, what: str
+    ) -> tuple[Provider, Callable[[Callable[[], Any]], Any]]:
         """The provider and retry runner for `provider` (None: this client's)."""
         if isinstance(provider, Provider):
             return provider, lambda fn: self.client.retry.call("chat", fn)
@@ -100,8 +102,10 @@ class Resolver:
             job = self.client_for(provider, f"The candidate {candidate.label}")[0].get_job(entry.job_id)
         except UnituneError:
             job = None  # prices and the base model still come from the ledger; only the cost is lost
-        training = candidate.training_usd if candidate.training_usd is not None else (
-            self._training_usd(job) if job is not None else None
+        training = (
+            candidate.training_usd
+            if candidate.training_usd is not None
+            else (self._training_usd(job) if job is not None else None)
         )
         name = candidate.name or ("tuned" if candidate.model == entry.job_id else None)
         return Candidate(
@@ -112,7 +116,11 @@ class Resolver:
 
     def _training_usd(self, job: Job) -> float | None:
         """What the job's training cost: its trained tokens at the catalog's price, when both are known."""
-        entry = self.client.catalog.find(job.provider, job.model) if job.provider in self.client.catalog.providers else None
+        entry = (
+            self.client.catalog.find(job.provider, job.model)
+            if job.provider in self.client.catalog.providers
+            else None
+        )
         if entry is None:
             return None
         price = next((t for t in entry.training if t.method in ("sft", "any")), None)
@@ -131,7 +139,10 @@ class Resolver:
             return None, f"no inference price for {model} on {provider} in the catalog"
         price = entry.tuned_inference if tuned else entry.base_inference
         if price is None:
-            return None, f"no {'tuned' if tuned else 'base'} inference price for {entry.id} on {provider} in the catalog"
+            return (
+                None,
+                f"no {'tuned' if tuned else 'base'} inference price for {entry.id} on {provider} in the catalog",
+            )
         note = f"{price.source}, as of {price.as_of}" + ("" if price.verified else " (unverified)")
         return price, note
 
@@ -140,7 +151,7 @@ class Resolver:
         from unitune.evaluate._evaluate import Resolved
 
         if isinstance(inputs, (str, Candidate, Job)) or not isinstance(inputs, Sequence):
-            inputs = [inputs]  # type: ignore[list-item]
+            inputs = [inputs]
         candidates = [self.normalise(c) for c in inputs]
         if not candidates:
             raise ConfigurationError("candidates is empty.", fix="Pass e.g. candidates=['base', job].")
@@ -156,14 +167,17 @@ class Resolver:
             label = c.label
             if label in names:
                 raise ConfigurationError(
-                    f"Two candidates are both called {label!r}.", fix="Name them: 'mine=together:MODEL' or Candidate(name=...)."
+                    f"Two candidates are both called {label!r}.",
+                    fix="Name them: 'mine=together:MODEL' or Candidate(name=...).",
                 )
             names.add(label)
             provider, run = self.client_for(c.provider, f"The candidate {label!r}")
             assert c.model is not None
             model = self._resolve_model(provider, c.model)
             role = c.inferred_role
-            price, note = self._price(provider.name, c.base_model or model if role == "tuned" else model, role == "tuned")
+            price, note = self._price(
+                provider.name, c.base_model or model if role == "tuned" else model, role == "tuned"
+            )
             resolved.append(Resolved(
                 name=label, slug=slugify(label, {r.slug for r in resolved}), provider=provider, model=model,
                 role=role, run=run, few_shot=c.few_shot, system=c.system, params={**chat_params, **c.chat_params},
@@ -171,7 +185,7 @@ class Resolver:
             ))  # fmt: skip
         return resolved
 
-    def _bind_base(self, c: Candidate, bases: set[tuple[str | None, str | None]]) -> Candidate:
+    def _bind_base(self, c: Candidate, bases: set[tuple[str | None, str]]) -> Candidate:
         if c.model is not None:
             return c
         if len(bases) != 1:

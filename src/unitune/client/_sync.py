@@ -910,19 +910,21 @@ class FineTuneClient:
                 )
             shorthand: list[str | Candidate | Job] = [
                 model_or_data if isinstance(model_or_data, Job)
-                else Candidate(model=_name(model_or_data, "model", "Pass the tuned model's id."),  # type: ignore[arg-type]
+                else Candidate(model=_name(model_or_data, "model", "Pass the tuned model's id."),
                                name="tuned" if baseline is not None else None, role="tuned")
             ]  # fmt: skip
             if baseline is not None:
                 shorthand.append(Candidate(model=baseline, name="base", role="baseline"))
-            candidates, data = shorthand, data
+            candidates = shorthand
         else:
             if data is not None or baseline is not None:
                 raise ConfigurationError(
                     "Pass either candidates= or a model with baseline=, not both.",
                     fix="Call evaluate(data, candidates=[...]).",
                 )
-            data = model_or_data  # type: ignore[assignment]
+            data = model_or_data  # type: ignore[assignment]  # the one-argument form: it is the data
+        if data is None:
+            raise ConfigurationError("No data given.", fix="Pass the evaluation examples: a JSONL path or a Dataset.")
         specs = metric_specs(metrics)
         directory = as_directory(output_dir)
         items, skipped = read_items(self._required_local(data), max_examples)

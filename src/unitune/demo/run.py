@@ -1,7 +1,8 @@
 """`unitune demo`: the whole job, visibly, on the generated support-ticket dataset.
 
 Generate → validate → split 80/20 → quote → train (a local job, with a progress bar) → loss curve →
-evaluate base vs tuned on the validation split → verdict. On the default `local` provider this really
+evaluate base zero-shot, base few-shot and tuned on the validation split → verdict with its interval,
+break-even and an HTML report. On the default `local` provider this really
 fine-tunes SmolLM2-135M-Instruct with LoRA, offline; `--provider fake` runs the same steps in seconds
 with a simulated job.
 """
@@ -26,6 +27,9 @@ from unitune.types import Hyperparameters, StepMetric
 __all__ = ["DEMO_MODEL", "run_demo"]
 
 DEMO_MODEL = "smollm2-135m-instruct"
+#: Shots for the few-shot baseline: three tickets keep the prompt within the 135M model's comfort
+#: (and the demo's time budget) while being the comparison a careful engineer would make.
+FEW_SHOT = 3
 
 
 def _client(provider: str) -> FineTuneClient:
@@ -63,6 +67,12 @@ def _loss_png(metrics: list[StepMetric], path: Path) -> Path | None:
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
+
+
+def _cell(mean: float | None, low: float | None, high: float | None) -> str:
+    if mean is None:
+        return "—"
+    return f"{mean:.2f}" + (f" [{low:.2f}, {high:.2f}]" if low is not None and high is not None else "")
 
 
 def run_demo(
@@ -118,26 +128,36 @@ def run_demo(
     say(f"5. trained: {job.fine_tuned_model}; train loss {first} → {last}; validation loss by epoch {valid}")
     say(f"   loss curve: {escape(str(png)) if png else 'install unitune[plot] for a PNG'}")
 
-    say(f"6. evaluating base vs tuned on {min(eval_examples, parts.validation_examples)} validation tickets…")
+    say(
+        f"6. evaluating base (zero-shot and {FEW_SHOT}-shot) vs tuned on "
+        f"{min(eval_examples, parts.validation_examples)} validation tickets…"
+    )
     evaluation = client.evaluate(
-        job.fine_tuned_model, parts.validation, baseline=DEMO_MODEL, max_examples=eval_examples, batch_size=8,
+        parts.validation, candidates=["base", f"base:few-shot={FEW_SHOT}", job], train_data=parts.train,
+        max_examples=eval_examples, batch_size=8, output_dir=work / "evaluation",
         chat_params={"max_new_tokens": 64, "temperature": 0},  # a triage answer is ~45 tokens
     )  # fmt: skip
     if console is not None:
-        table = Table("metric", "base", "tuned", title="7. base vs tuned (validation split)")
-        for name in evaluation.metrics:
-            tuned = evaluation.tuned.metrics[name].mean
-            base = evaluation.baseline.metrics[name].mean if evaluation.baseline else None
-            table.add_row(
-                name, "—" if base is None else f"{base:.2f}", "—" if tuned is None else f"{tuned:.2f}"
-            )
+        # The primary metric and the two that say most about a JSON answer; report.html has them all.
+        shown = list(dict.fromkeys([evaluation.primary_metric, "exact_match", "json_valid"]))
+        shown = [name for name in shown if name in evaluation.metrics]
+        table = Table(
+            "candidate", *shown, "prompt tokens", title="7. evaluation (validation split, 95% intervals)"
+        )
+        for c in evaluation.candidates:
+            cells = [_cell(c.metrics[name].mean, c.metrics[name].low, c.metrics[name].high) for name in shown]
+            table.add_row(escape(c.name), *cells, f"{c.mean_prompt_tokens:,.0f}")
         console.print(table)
         if evaluation.samples:
             sample = evaluation.samples[0]
-            say(f"   e.g. tuned: {escape(sample.tuned[:160])}")
-    verdict_style = "green" if evaluation.improved else "yellow"
+            say(f"   e.g. tuned: {escape(sample.answers.get(evaluation.tuned.name, '')[:160])}")
+        for line in evaluation.break_even:
+            say(f"   break-even vs {escape(line.baseline)}: {escape(line.note)}")
+        say(f"   report: {escape(str(work / 'evaluation' / 'report.html'))}")
+    verdict_style = {"ship": "green", "abandon": "red"}.get(evaluation.verdict.decision, "yellow")
     say(
-        f"[bold {verdict_style}]{escape(evaluation.verdict)}[/] (demo took {time.monotonic() - started:.0f} s)"
+        f"[bold {verdict_style}]verdict: {escape(str(evaluation.verdict))}[/] "
+        f"(demo took {time.monotonic() - started:.0f} s)"
     )
     result = {
         "provider": client.provider.name,
@@ -148,6 +168,7 @@ def run_demo(
         "loss_png": str(png) if png else None,
         "metrics": [m.model_dump(mode="json", exclude_none=True) for m in metrics],
         "evaluation": evaluation.model_dump(mode="json"),
+        "report_html": str(work / "evaluation" / "report.html"),
         "seconds": round(time.monotonic() - started, 1),
     }
     (work / "demo-result.json").write_text(json.dumps(result, indent=2))

@@ -142,7 +142,9 @@ def check_settings(
     _whole(concurrency, "concurrency")
     _whole(seed, "seed", minimum=0)
     if chat_params is not None and not isinstance(chat_params, Mapping):
-        raise ConfigurationError(f"chat_params must be a dict of chat settings, not a {type(chat_params).__name__}.")
+        raise ConfigurationError(
+            f"chat_params must be a dict of chat settings, not a {type(chat_params).__name__}."
+        )
     if on_progress is not None and not callable(on_progress):
         raise ConfigurationError(
             f"on_progress must be a function (done, total) -> None, not a {type(on_progress).__name__}."
@@ -158,7 +160,7 @@ def metric_specs(metrics: object) -> list[str | Metric | MetricFn] | None:
     if metrics is None:
         return None
     if isinstance(metrics, (str, Metric)) or callable(metrics):
-        return [metrics]  # type: ignore[list-item]  # a lone name, not a sequence of one-letter names
+        return [metrics]  # a lone name, not a sequence of one-letter names
     if isinstance(metrics, Sequence):
         return list(metrics)
     raise ConfigurationError(f"metrics must be metric names, Metric objects or functions, not {metrics!r}.")
@@ -212,4 +214,3 @@ def evaluate(
         primary_metric=primary_metric, concurrency=concurrency, batch_size=batch_size, on_progress=on_progress,
         seed=seed, confidence=confidence, epsilon=epsilon,
     )  # fmt: skip
-

@@ -137,7 +137,9 @@ class Candidate:
                 )
             few_shot = int(k_text)
         if not rest:
-            raise ConfigurationError(f"The candidate {spec!r} names no model.", fix="Write e.g. 'base:few-shot=5'.")
+            raise ConfigurationError(
+                f"The candidate {spec!r} names no model.", fix="Write e.g. 'base:few-shot=5'."
+            )
         if rest == BASE:
             return cls(name=name, base=True, few_shot=few_shot)
         provider, sep, model = rest.partition(":")
@@ -154,7 +156,7 @@ class Candidate:
                 fix="Wait for it to succeed (client.wait(job)) before evaluating it.",
             )
         return cls(
-            model=job.fine_tuned_model, provider=job.provider, name=name, role="tuned",
+            model=job.fine_tuned_model, provider=job.provider, name=name or "tuned", role="tuned",
             base_model=job.model, training_usd=training_usd,
         )  # fmt: skip
 

@@ -169,10 +169,14 @@ def _write_atomic(path: Path, text: str) -> None:
 def _write_examples(directory: Path, items: Sequence[Item]) -> None:
     lines = (
         json.dumps(
-            {"index": it.index, "line": it.line, "prompt": [{"role": m.role, "content": m.text} for m in it.prompt],
-             "reference": it.reference},
+            {
+                "index": it.index,
+                "line": it.line,
+                "prompt": [{"role": m.role, "content": m.text} for m in it.prompt],
+                "reference": it.reference,
+            },
             ensure_ascii=False,
-        )  # fmt: skip
+        )
         for it in items
     )
     _write_atomic(directory / "examples.jsonl", "".join(line + "\n" for line in lines))
@@ -239,7 +243,9 @@ def _value(metric: Metric, scored: _Scored, items: Sequence[Item], indices: Iter
     return metric.value(predictions, references, [column[i] or 0.0 for i in chosen])
 
 
-def _metric_score(metric: Metric, scored: _Scored, items: Sequence[Item], confidence: float, seed: int) -> MetricScore:
+def _metric_score(
+    metric: Metric, scored: _Scored, items: Sequence[Item], confidence: float, seed: int
+) -> MetricScore:
     column = scored.scores[metric.name]
     present = [s for s in column if s is not None]
     if not present:
@@ -354,7 +360,8 @@ def break_even(candidate: CandidateResult, baseline: CandidateResult) -> BreakEv
     if saving is None:
         note = f"{tokens}; no inference price for both in the catalog, so no break-even"
     elif training is None:
-        note = f"{tokens}; saves {saving:+.4f} USD per 1,000 requests; training cost unknown"
+        change = f"saves {saving:.4f}" if saving >= 0 else f"costs {-saving:.4f} more"
+        note = f"{tokens}; {change} USD per 1,000 requests; training cost unknown, so no break-even"
     elif saving <= 0:
         note = (f"{tokens}; never pays off against {baseline.name}: it costs {-saving:.4f} USD more per 1,000 "
                 f"requests, after {training:,.2f} USD of training")  # fmt: skip
@@ -418,7 +425,9 @@ def run_evaluation(
             fix="Pass chat examples that end with an assistant answer (the reference).",
         )
     references = [it.reference for it in items]
-    resolved_metrics = resolve_metrics(list(metrics) if metrics is not None else default_metrics(references), references)
+    resolved_metrics = resolve_metrics(
+        list(metrics) if metrics is not None else default_metrics(references), references
+    )
     names = [m.name for m in resolved_metrics]
     primary = primary_metric or default_primary(references, names)
     if primary not in names:
@@ -456,8 +465,9 @@ def run_evaluation(
         for m in resolved_metrics:
             if m.binary:
                 flips += _flips(m, a, b, items)
-        ca, cb = next(r for r in results if r.name == a.resolved.name), next(r for r in results if r.name == b.resolved.name)
-        report_extra["break_even"] = [break_even(ca, cb)]
+        tuned_result = next(r for r in results if r.name == a.resolved.name)
+        # Against every baseline: the few-shot one's long prompts are where a fine-tune saves most.
+        report_extra["break_even"] = [break_even(tuned_result, r) for r in results if r.role == "baseline"]
         if judge is not None:
             from unitune.evaluate._judging import run_judge
 
@@ -492,7 +502,9 @@ def _human(directory: Path, a: str, b: str, confidence: float) -> Any:
 def _samples(items: Sequence[Item], scored: Sequence[_Scored]) -> list[SampleRow]:
     rows: list[SampleRow] = []
     for item in items:
-        answers = {s.resolved.name: s.answers[item.index].content or "" for s in scored if item.index in s.answers}
+        answers = {
+            s.resolved.name: s.answers[item.index].content or "" for s in scored if item.index in s.answers
+        }
         if len(answers) < len(scored):
             continue
         rows.append(SampleRow(index=item.index, line=item.line, prompt=_excerpt(item.prompt), reference=item.reference,

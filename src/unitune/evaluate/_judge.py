@@ -53,9 +53,13 @@ class Judge:
 
     def __post_init__(self) -> None:
         if not isinstance(self.model, str) or not self.model.strip():
-            raise ConfigurationError(f"A judge needs a model id, not {self.model!r}.", fix="Pass Judge(model='...').")
+            raise ConfigurationError(
+                f"A judge needs a model id, not {self.model!r}.", fix="Pass Judge(model='...')."
+            )
         if not isinstance(self.rubric, str) or not self.rubric.strip():
-            raise ConfigurationError("The judge's rubric is empty.", fix="Pass a rubric, or leave it out for the default.")
+            raise ConfigurationError(
+                "The judge's rubric is empty.", fix="Pass a rubric, or leave it out for the default."
+            )
 
     @classmethod
     def parse(cls, spec: str, providers: tuple[str, ...] | list[str] | set[str] = ()) -> Judge:
@@ -68,7 +72,9 @@ class Judge:
         return cls(model=spec.strip())
 
 
-def judge_prompt(judge: Judge, question: list[Message], reference: str, first: str, second: str) -> list[Message]:
+def judge_prompt(
+    judge: Judge, question: list[Message], reference: str, first: str, second: str
+) -> list[Message]:
     """The messages sent to the judge for one ordering of one pair."""
     conversation = "\n".join(f"[{m.role}] {m.text}" for m in question if m.role != "system")
     parts = [
@@ -83,7 +89,9 @@ def judge_prompt(judge: Judge, question: list[Message], reference: str, first: s
         'Reply with JSON only: {"winner": "A" or "B" or "tie", "reason": "<one sentence>"}',
     ]
     return [
-        Message(role="system", content="You are a strict, impartial judge of two answers to the same request."),
+        Message(
+            role="system", content="You are a strict, impartial judge of two answers to the same request."
+        ),
         Message(role="user", content="\n\n".join(parts)),
     ]
 

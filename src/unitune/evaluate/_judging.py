@@ -48,9 +48,12 @@ def run_judge(
     for order, (first, second) in {"cb": (candidate, baseline), "bc": (baseline, candidate)}.items():
         prompts = {
             it.index: judge_prompt(
-                setup.judge, it.prompt, it.reference,
-                first.answers[it.index].content or "", second.answers[it.index].content or "",
-            )  # fmt: skip
+                setup.judge,
+                it.prompt,
+                it.reference,
+                first.answers[it.index].content or "",
+                second.answers[it.index].content or "",
+            )
             for it in judged
         }
         orders[order] = Asker(
@@ -66,10 +69,10 @@ def run_judge(
     wins = losses = ties = skipped = 0
     rows: list[JudgeRow] = []
     for it in judged:
-        first = answers[orders["cb"].slug].get(it.index)
-        second = answers[orders["bc"].slug].get(it.index)
-        read_first = parse_verdict(first.content or "") if first is not None else None
-        read_second = parse_verdict(second.content or "") if second is not None else None
+        got_first = answers[orders["cb"].slug].get(it.index)
+        got_second = answers[orders["bc"].slug].get(it.index)
+        read_first = parse_verdict(got_first.content or "") if got_first is not None else None
+        read_second = parse_verdict(got_second.content or "") if got_second is not None else None
         if read_first is None or read_second is None:
             skipped += 1  # an unreadable verdict is counted, never guessed
             continue

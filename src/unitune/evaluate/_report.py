@@ -247,7 +247,9 @@ class EvaluationReport(_Frozen):
         """True when the verdict is to ship."""
         return self.verdict.decision == "ship"
 
-    def difference(self, metric: str, candidate: str | None = None, baseline: str | None = None) -> Difference:
+    def difference(
+        self, metric: str, candidate: str | None = None, baseline: str | None = None
+    ) -> Difference:
         """The difference on `metric` of `candidate` (default: the verdict's) against `baseline`."""
         candidate = candidate or self.tuned.name
         base = baseline or (self.baseline.name if self.baseline is not None else None)

@@ -66,7 +66,12 @@ _decode = msgspec.json.Decoder(Answer).decode
 def request_key(provider: str, model: str, messages: Sequence[Message], params: Mapping[str, Any]) -> str:
     """A short hash of everything that decides an answer, so a resumed run reuses only equal requests."""
     body = json.dumps(
-        [provider, model, [[m.role, m.text] for m in messages], sorted((k, repr(v)) for k, v in params.items())],
+        [
+            provider,
+            model,
+            [[m.role, m.text] for m in messages],
+            sorted((k, repr(v)) for k, v in params.items()),
+        ],
         ensure_ascii=False,
     )
     return hashlib.sha256(body.encode()).hexdigest()[:20]
@@ -181,7 +186,9 @@ class Runner:
         pooled = [a for a in self.askers if not a.provider.batches_chat]
         batched = [a for a in self.askers if a.provider.batches_chat]
         todo = [(a, i) for a in pooled for i in a.prompts if i not in answers[a.slug]]
-        with ThreadPoolExecutor(max_workers=max(1, self.concurrency), thread_name_prefix="unitune-eval") as pool:
+        with ThreadPoolExecutor(
+            max_workers=max(1, self.concurrency), thread_name_prefix="unitune-eval"
+        ) as pool:
             futures = [pool.submit(self._one, a, i, answers) for a, i in todo]
             try:
                 for asker in batched:

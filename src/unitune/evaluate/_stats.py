@@ -129,7 +129,10 @@ def mcnemar_exact(better: int, worse: int) -> float:
     k = min(better, worse)
     # log-space sum: math.comb(n, i) / 2**n overflows a float for n in the low thousands.
     log_half_n = n * math.log(0.5)
-    tail = math.fsum(math.exp(math.lgamma(n + 1) - math.lgamma(i + 1) - math.lgamma(n - i + 1) + log_half_n) for i in range(k + 1))
+    tail = math.fsum(
+        math.exp(math.lgamma(n + 1) - math.lgamma(i + 1) - math.lgamma(n - i + 1) + log_half_n)
+        for i in range(k + 1)
+    )
     return min(1.0, 2 * tail)
 
 

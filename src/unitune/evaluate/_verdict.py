@@ -61,7 +61,10 @@ def decide(
     regressions = [
         x.metric
         for x in differences
-        if x.candidate == best_tuned.name and x.baseline == best_base.name and x.metric != primary and x.high < 0
+        if x.candidate == best_tuned.name
+        and x.baseline == best_base.name
+        and x.metric != primary
+        and x.high < 0
     ]
     shown = f"{d.estimate:+.3f} [{d.low:+.3f}, {d.high:+.3f}] on {primary} (n={d.n})"
     common = {"candidate": best_tuned.name, "baseline": best_base.name, "metric": primary,
@@ -72,7 +75,9 @@ def decide(
             reason=f"{best_tuned.name} does not beat {best_base.name}: {shown}",
         )  # fmt: skip
     if d.low > 0 and not regressions:
-        return Verdict(decision="ship", **common, reason=f"{best_tuned.name} beats {best_base.name} by {shown}")
+        return Verdict(
+            decision="ship", **common, reason=f"{best_tuned.name} beats {best_base.name} by {shown}"
+        )
     if d.low > 0:
         return Verdict(
             decision="inconclusive", **common,

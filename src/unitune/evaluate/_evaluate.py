@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-import tempfile
+import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -155,14 +155,19 @@ def _excerpt(prompt: Sequence[Message]) -> str:
 
 
 def _write_atomic(path: Path, text: str) -> None:
+    """Write `text` to `path` whole or not at all (a new name, then a rename).
+
+    The temporary name is made here rather than by mkstemp, whose 0600 mode would stay on the file:
+    the report's files follow the umask like any other.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.tmp")
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
+        with tmp.open("x", encoding="utf-8") as f:
             f.write(text)
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
 
 
@@ -356,18 +361,23 @@ def break_even(candidate: CandidateResult, baseline: CandidateResult) -> BreakEv
     training = candidate.training_usd
     saving = None if a is None or b is None else round(b - a, 6)
     requests: float | None = None
-    tokens = f"{candidate.name} sends {abs(saved):,.0f} prompt tokens {'fewer' if saved >= 0 else 'more'} per request"
+    if saved == 0:
+        tokens = f"{candidate.name} sends as many prompt tokens per request"
+    else:
+        more = "fewer" if saved > 0 else "more"
+        tokens = f"{candidate.name} sends {abs(saved):,.0f} prompt tokens {more} per request"
     if saving is None:
         note = f"{tokens}; no inference price for both in the catalog, so no break-even"
     elif training is None:
         change = f"saves {saving:.4f}" if saving >= 0 else f"costs {-saving:.4f} more"
         note = f"{tokens}; {change} USD per 1,000 requests; training cost unknown, so no break-even"
-    elif saving <= 0:
-        note = (f"{tokens}; never pays off against {baseline.name}: it costs {-saving:.4f} USD more per 1,000 "
-                f"requests, after {training:,.2f} USD of training")  # fmt: skip
-    elif training == 0:
+    elif training == 0 and saving >= 0:
         requests = 0.0
         note = f"{tokens}; training cost nothing, so it pays off from the first request"
+    elif saving <= 0:
+        per = "the same" if saving == 0 else f"{-saving:.4f} USD more"
+        note = (f"{tokens}; never pays off against {baseline.name}: it costs {per} per 1,000 requests, "
+                f"after {training:,.2f} USD of training")  # fmt: skip
     else:
         requests = training / (saving / 1000)
         note = (f"{tokens}; pays off after {requests:,.0f} requests ({training:,.2f} USD of training, "

@@ -27,9 +27,9 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from unitune import FineTuneClient  # noqa: E402
-from unitune.data import Dataset  # noqa: E402
-from unitune.demo.tickets import generate  # noqa: E402
+from unitune import FineTuneClient
+from unitune.data import Dataset
+from unitune.demo.tickets import generate
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -83,7 +83,9 @@ def hosted(examples: int, concurrency: int, delay: float) -> dict[str, Any]:
         port = ports.get(timeout=30)
         data = Dataset.from_records(_records(examples))
         url = f"http://127.0.0.1:{port}/v1"
-        with FineTuneClient("openai", api_key="sk-bench", base_url=url, ledger=False, max_retries=0) as client:
+        with FineTuneClient(
+            "openai", api_key="sk-bench", base_url=url, ledger=False, max_retries=0
+        ) as client:
             started = time.perf_counter()
             report = client.evaluate(
                 data, candidates=["a=gpt-4.1-mini", "b=gpt-4.1-nano", "c=gpt-4o-mini"],
@@ -106,7 +108,7 @@ def local(prompts: int, rounds: int, max_new_tokens: int) -> dict[str, Any]:
     from unitune.types import Message
 
     provider = LocalProvider()
-    model = "smollm2-135m-instruct"
+    model = "HuggingFaceTB/SmolLM2-135M-Instruct"  # the demo's model (its alias resolves to this)
     convs = [
         [Message(role=m["role"], content=m["content"]) for m in r["messages"] if m["role"] != "assistant"]
         for r in _records(prompts)
@@ -116,7 +118,9 @@ def local(prompts: int, rounds: int, max_new_tokens: int) -> dict[str, Any]:
     for r in range(rounds):
         for bs in (1, 8) if r % 2 == 0 else (8, 1):  # alternate the order: the VM's noise drifts
             started = time.perf_counter()
-            out = provider.chat_batch(model, convs, max_new_tokens=max_new_tokens, temperature=0, batch_size=bs)
+            out = provider.chat_batch(
+                model, convs, max_new_tokens=max_new_tokens, temperature=0, batch_size=bs
+            )
             times[bs].append(time.perf_counter() - started)
             assert len(out) == prompts
     one, batched = statistics.median(times[1]), statistics.median(times[8])
@@ -126,7 +130,9 @@ def local(prompts: int, rounds: int, max_new_tokens: int) -> dict[str, Any]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--only", choices=["hosted", "local"], default=None)
     parser.add_argument("--examples", type=int, default=500)
     parser.add_argument("--concurrency", type=int, nargs="+", default=[8, 16])

@@ -49,6 +49,7 @@ class Resolver:
     ) -> tuple[Provider, Callable[[Callable[[], Any]], Any]]:
         """The provider and retry runner for `provider` (None: this client's)."""
         if isinstance(provider, Provider):
+            _ready(provider, what, provider.name)
             return provider, lambda fn: self.client.retry.call("chat", fn)
         name = provider or self.client.provider.name
         sub = self._clients.get(name)
@@ -65,6 +66,7 @@ class Resolver:
                 ) from None
             self.stack.callback(sub.close)
             self._clients[name] = sub
+        _ready(sub.provider, what, name)
         bound = sub
         return bound.provider, lambda fn: bound.retry.call("chat", fn)
 
@@ -222,6 +224,14 @@ class Resolver:
             )
         provider, run = self.client_for(judge.provider, "The judge")
         return JudgeSetup(judge=judge, provider=provider, run=run)
+
+
+def _ready(provider: Provider, what: str, name: str) -> None:
+    """Fail before any request when a candidate's provider cannot make calls (no key, say)."""
+    try:
+        provider.check_ready()
+    except ConfigurationError as e:
+        raise ConfigurationError(f"{what} is on {name!r}, which is not configured: {e}") from None
 
 
 def as_directory(value: object) -> Path | None:

@@ -80,6 +80,10 @@ class SDKProvider(Provider):
                 self._client = self._build_client()
             return self._client
 
+    def check_ready(self) -> None:
+        """Build the SDK client: that is where a missing key or setting is found, with no request."""
+        _ = self.sdk
+
     def _release(self, client: Any) -> None:
         """Release what a client this provider built holds (its connections); its `close()` by
         default, where it has one (not every SDK's client does)."""

@@ -423,6 +423,12 @@ class Provider(ABC):
         """Delete a tuned model, for good."""
         self._unsupported("deleting tuned models")
 
+    def check_ready(self) -> None:  # noqa: B027  (optional on purpose: most providers need no check)
+        """Raise `ConfigurationError` when this provider cannot make calls as configured (no API
+        key, a missing setting), without sending a request. Evaluation calls it for every
+        candidate before asking any, so a half-configured comparison fails before it spends money.
+        The default checks nothing."""
+
     def chat_batch(self, model: str, conversations: list[list[Message]], **params: Any) -> list[ChatResponse]:
         """One chat completion per conversation with the same model, answers in the same order.
 

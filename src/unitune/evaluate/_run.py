@@ -193,16 +193,16 @@ class Runner:
             try:
                 for asker in batched:
                     self._batches(asker, answers)
+                done, _ = wait(futures, return_when=FIRST_EXCEPTION)
+                failed = next((f for f in done if not f.cancelled() and f.exception() is not None), None)
+                if failed is not None:
+                    _raise(failed)
             except BaseException:
+                # An error or Ctrl-C: drop the queued requests; the pool's exit waits only for those
+                # in flight, whose answers are stored as they arrive.
                 for f in futures:
                     f.cancel()
                 raise
-            done, _ = wait(futures, return_when=FIRST_EXCEPTION)
-            failed = next((f for f in done if not f.cancelled() and f.exception() is not None), None)
-            if failed is not None:
-                for f in futures:
-                    f.cancel()
-                _raise(failed)
 
     def _record(self, asker: Asker, answer: Answer, answers: dict[str, dict[int, Answer]]) -> None:
         asker.store.add(answer)

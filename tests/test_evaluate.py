@@ -606,13 +606,6 @@ def test_a_provider_returning_the_wrong_number_of_answers_is_an_error() -> None:
         evaluate(Short(), TUNED, [example("a", "a"), example("b", "b")])
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BUG: Runner._batches does not record a transient error that outlasts the retries as failed "
-        "answers (only the per-example pool does): a batching provider's 503 aborts the evaluation"
-    ),
-)
 def test_a_transient_error_in_a_batch_is_recorded_as_failed_answers() -> None:
     class Flaky(BatchingFake):
         def chat_batch(

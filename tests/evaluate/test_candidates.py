@@ -446,14 +446,6 @@ def test_base_binds_to_the_base_model_of_a_tuned_candidate(
     assert len(recorder.of("ft-one")) == 2
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BUG: Resolver.resolve keys the tuned candidates' bases by (provider or None, base_model), so a Job "
-        "(provider 'fake') and a Candidate on the client's provider (provider None) with the same base "
-        "count as two bases and 'base' is refused ('found: fake:m, fake:m')"
-    ),
-)
 def test_base_binds_when_two_tuned_candidates_share_a_base_on_the_same_provider(
     client: FineTuneClient, fake: FakeProvider, train_file: Path
 ) -> None:
@@ -506,20 +498,14 @@ def test_a_provider_prefix_names_the_provider(client: FineTuneClient, fake: Fake
     ]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BUG: a candidate on a provider with no API key is not refused at resolution: Resolver.client_for "
-        "builds the sub-client (which checks no key), so the error comes from the first chat request, "
-        "after the other candidates' requests were made and paid for"
-    ),
-)
 def test_a_candidate_on_an_unconfigured_provider_is_refused_before_any_chat(
     client: FineTuneClient, fake: FakeProvider, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.delenv("TOGETHER_API_KEY", raising=False)
     fake.set_reply("x")
-    with pytest.raises(ConfigurationError, match=r"is on 'together', which cannot be used here"):
+    with pytest.raises(
+        ConfigurationError, match=r"is on 'together', which is not configured.*TOGETHER_API_KEY"
+    ):
         client.evaluate(
             chats("q", 4), candidates=["tuned-model", "together:some-model"], metrics=["exact_match"]
         )

@@ -79,13 +79,6 @@ def test_parse_verdict_returns_none_for_garbage(text: str) -> None:
     assert parse_verdict(text) is None
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BUG: _JSON_OBJECT is greedy (r'\\{.*\\}'): a reply that quotes a JSON answer before its verdict "
-        "spans both objects, fails to parse, and the verdict is lost"
-    ),
-)
 def test_parse_verdict_reads_the_verdict_after_a_quoted_json_answer() -> None:
     text = 'Answer B returns {"category": "bug"}, which is wrong.\n{"winner": "A", "reason": "A is right."}'
     assert parse_verdict(text) == ("A", "A is right.")

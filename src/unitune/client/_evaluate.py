@@ -157,10 +157,13 @@ class Resolver:
         candidates = [self.normalise(c) for c in inputs]
         if not candidates:
             raise ConfigurationError("candidates is empty.", fix="Pass e.g. candidates=['base', job].")
-        bases = {
-            (c.provider if isinstance(c.provider, str) else None, c.base_model)
-            for c in candidates if c.inferred_role == "tuned" and c.base_model
-        }  # fmt: skip
+        # One base per (provider name, model): a Job names its provider, a bare Candidate means the
+        # client's own, and both may be the same base. The first candidate's provider value (a name
+        # or an instance) is the one the base is asked through.
+        bases: dict[tuple[str, str], str | Provider | None] = {}
+        for c in candidates:
+            if c.inferred_role == "tuned" and c.base_model:
+                bases.setdefault((self._provider_name(c.provider), c.base_model), c.provider)
         resolved: list[Resolved] = []
         names: set[str] = set()
         for c in candidates:
@@ -187,16 +190,21 @@ class Resolver:
             ))  # fmt: skip
         return resolved
 
-    def _bind_base(self, c: Candidate, bases: set[tuple[str | None, str]]) -> Candidate:
+    def _provider_name(self, provider: str | Provider | None) -> str:
+        if isinstance(provider, Provider):
+            return provider.name
+        return provider or self.client.provider.name
+
+    def _bind_base(self, c: Candidate, bases: dict[tuple[str, str], str | Provider | None]) -> Candidate:
         if c.model is not None:
             return c
         if len(bases) != 1:
-            known = ", ".join(sorted(f"{p or self.client.provider.name}:{m}" for p, m in bases)) or "none"
+            known = ", ".join(sorted(f"{p}:{m}" for p, m in bases)) or "none"
             raise ConfigurationError(
                 f"'base' needs exactly one tuned candidate with a known base model (found: {known}).",
                 fix="Name the base model instead: --candidate MODEL (or Candidate(model=..., role='baseline')).",
             )
-        provider, model = next(iter(bases))
+        (_, model), provider = next(iter(bases.items()))
         return Candidate(model=model, provider=c.provider or provider, name=c.name or c.label, system=c.system,
                          few_shot=c.few_shot, role=c.role or "baseline", chat_params=c.chat_params)  # fmt: skip
 

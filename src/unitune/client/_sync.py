@@ -883,6 +883,7 @@ class FineTuneClient:
         output_dir: str | os.PathLike[str] | None = None,
         seed: int = 0,
         confidence: float = 0.95,
+        epsilon: float = 1e-3,
     ) -> EvaluationReport:
         """Compare candidates on held-out chat examples and decide: ship, abandon or inconclusive.
 
@@ -901,7 +902,8 @@ class FineTuneClient:
         from unitune.evaluate._evaluate import read_items, run_evaluation
 
         check_settings(batch_size=batch_size, max_examples=max_examples, chat_params=chat_params,
-                       on_progress=on_progress, concurrency=concurrency, confidence=confidence, seed=seed)  # fmt: skip
+                       on_progress=on_progress, concurrency=concurrency, confidence=confidence, seed=seed,
+                       epsilon=epsilon)  # fmt: skip
         if candidates is None:
             if data is None:
                 raise ConfigurationError(
@@ -924,7 +926,9 @@ class FineTuneClient:
                 )
             data = model_or_data  # type: ignore[assignment]  # the one-argument form: it is the data
         if data is None:
-            raise ConfigurationError("No data given.", fix="Pass the evaluation examples: a JSONL path or a Dataset.")
+            raise ConfigurationError(
+                "No data given.", fix="Pass the evaluation examples: a JSONL path or a Dataset."
+            )
         specs = metric_specs(metrics)
         directory = as_directory(output_dir)
         items, skipped = read_items(self._required_local(data), max_examples)
@@ -941,7 +945,7 @@ class FineTuneClient:
                 items, skipped, resolved, clock=self.clock, pool=pool, metrics=specs,
                 primary_metric=primary_metric, judge=resolver.judge(judge), output_dir=directory,
                 concurrency=concurrency, batch_size=batch_size, on_progress=on_progress, seed=seed,
-                confidence=confidence,
+                confidence=confidence, epsilon=epsilon,
             )  # fmt: skip
 
     # -- tuned models -------------------------------------------------------------------------------

@@ -467,7 +467,7 @@ def run_evaluation(
         for m in resolved_metrics
         if (d := _difference(m, t, b, items, confidence, seed)) is not None
     ]  # fmt: skip
-    verdict = decide(results, differences, primary, epsilon=epsilon, n=len(items))
+    verdict = decide(results, differences, primary, epsilon=epsilon, n=len(items), confidence=confidence)
     flips: list[Flip] = []
     report_extra: dict[str, Any] = {}
     if verdict.candidate is not None and verdict.baseline is not None:

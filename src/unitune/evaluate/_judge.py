@@ -28,7 +28,6 @@ DEFAULT_RUBRIC = (
 
 Verdict = Literal["A", "B", "tie"]
 
-_JSON_OBJECT = re.compile(r"\{.*\}", re.DOTALL)
 _WINNER_LINE = re.compile(r"winner\s*[:=]\s*\"?(A|B|tie)\b", re.IGNORECASE)
 
 
@@ -42,7 +41,8 @@ class Judge:
         rubric: what "better" means for this task; the default favours correctness, then
             completeness, then concision.
         show_reference: give the judge the reference answer (recommended when there is one).
-        chat_params: settings for the judge's chat calls (temperature 0 by default where taken).
+        chat_params: settings for the judge's chat calls (e.g. `{"temperature": 0}`); none by
+            default, since some models refuse a temperature.
     """
 
     model: str
@@ -96,28 +96,43 @@ def judge_prompt(
     ]
 
 
+_WINNERS: dict[str, Verdict] = {"a": "A", "b": "B", "tie": "tie"}
+
+
+def _json_verdict(text: str) -> tuple[Verdict, str] | None:
+    """The last JSON object in `text` that names a winner.
+
+    Read from the last `{` backwards: the answers being judged may themselves be JSON, quoted
+    before the verdict, and a greedy match from the first brace to the last would swallow them.
+    """
+    decoder = json.JSONDecoder()
+    start = text.rfind("{")
+    while start != -1:
+        try:
+            value, _ = decoder.raw_decode(text, start)
+        except ValueError:
+            value = None
+        if isinstance(value, dict) and "winner" in value:
+            winner = _WINNERS.get(str(value["winner"]).strip().lower())
+            if winner is not None:
+                reason = value.get("reason")
+                return winner, "" if reason is None else str(reason)
+        start = text.rfind("{", 0, start)
+    return None
+
+
 def parse_verdict(text: str) -> tuple[Verdict, str] | None:
     """(winner, reason) from the judge's reply, or None when it cannot be read.
 
     JSON is asked for; a `winner: A` line is accepted too, since smaller judges drift from JSON.
     """
-    match = _JSON_OBJECT.search(text or "")
-    if match:
-        try:
-            value = json.loads(match.group(0))
-        except ValueError:
-            value = None
-        if isinstance(value, dict):
-            winner = str(value.get("winner", "")).strip()
-            reason = value.get("reason", "")
-            normal = {"a": "A", "b": "B", "tie": "tie"}.get(winner.lower())
-            if normal is not None:
-                return normal, str(reason) if reason is not None else ""  # type: ignore[return-value]
-    line = _WINNER_LINE.search(text or "")
+    text = text or ""
+    found = _json_verdict(text)
+    if found is not None:
+        return found
+    line = _WINNER_LINE.search(text)
     if line:
-        winner = line.group(1)
-        normal = {"a": "A", "b": "B", "tie": "tie"}[winner.lower()]
-        return normal, text.strip()[:500]  # type: ignore[return-value]
+        return _WINNERS[line.group(1).lower()], text.strip()[:500]
     return None
 
 

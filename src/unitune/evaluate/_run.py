@@ -242,7 +242,16 @@ class Runner:
                 out = asker.provider.chat_batch(asker.model, conversations, **asker.params)
                 return out, (time.perf_counter() - started) * 1000
 
-            responses, ms = asker.run(ask)
+            try:
+                responses, ms = asker.run(ask)
+            except ProviderError as e:
+                if not retryable(e):
+                    raise
+                # Like a single request that outlasts its retries: these answers failed, the rest go on.
+                log.warning("%s: a batch of %d failed after retries: %s", asker.slug, len(chunk), e)
+                for index in chunk:
+                    self._record(asker, Answer(index=index, key=asker.key(index), error=str(e)), answers)
+                continue
             if len(responses) != len(chunk):
                 # Zipping a short list would silently score answers against the wrong references.
                 raise ProviderError(

@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from unitune.evaluate._report import CandidateResult, Difference, Verdict
-from unitune.evaluate._stats import Interval, examples_to_settle
+from unitune.evaluate._stats import Interval, examples_to_settle, mcnemar_exact
 
 __all__ = ["decide"]
 
@@ -32,6 +32,17 @@ def _find(differences: Sequence[Difference], candidate: str, baseline: str, metr
     )
 
 
+def _more_for_mcnemar(better: int, worse: int, n: int, alpha: float) -> int | None:
+    """About how many more examples make the exact McNemar test significant, if the share of
+    examples that differ, and which way they go, stays as measured. None when nothing differs."""
+    if better + worse == 0 or better == worse:
+        return None
+    for scale in range(2, 1001):
+        if mcnemar_exact(better * scale, worse * scale) < alpha:
+            return n * (scale - 1)
+    return None
+
+
 def decide(
     candidates: Sequence[CandidateResult],
     differences: Sequence[Difference],
@@ -39,6 +50,7 @@ def decide(
     *,
     epsilon: float,
     n: int,
+    confidence: float = 0.95,
 ) -> Verdict:
     """The verdict for the best tuned candidate against the best baseline on `primary`."""
     tuned = [c for c in candidates if c.role == "tuned"]
@@ -73,6 +85,15 @@ def decide(
         return Verdict(
             decision="abandon", **common,
             reason=f"{best_tuned.name} does not beat {best_base.name}: {shown}",
+        )  # fmt: skip
+    if d.low > 0 and d.p_value is not None and d.p_value >= 1 - confidence:
+        # A percentile bootstrap on a handful of discordant pairs is too sure of itself (two
+        # examples, both better, give an interval above zero); the exact test is not.
+        return Verdict(
+            decision="inconclusive", **common,
+            more_examples=_more_for_mcnemar(d.better or 0, d.worse or 0, d.n or n, 1 - confidence),
+            reason=(f"{best_tuned.name} leads {best_base.name} by {shown}, but only {d.better} examples "
+                    f"against {d.worse} differ (McNemar p = {d.p_value:.3f}): evaluate on more examples"),
         )  # fmt: skip
     if d.low > 0 and not regressions:
         return Verdict(

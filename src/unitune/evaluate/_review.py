@@ -14,6 +14,10 @@ line for (index, a, b) wins. `summarize_ratings` turns the file into a `HumanRes
 with its Wilson interval.
 
 FastAPI and uvicorn are the `eval` extra: they are imported only when a page is served.
+
+Over ~700 lines on purpose: the session (which example, which side, what is saved), the app that
+serves it and the server thread change together whenever the page learns something new; the page
+itself (HTML, CSS, JS) lives in `review/` as ordinary files.
 """
 
 from __future__ import annotations
@@ -514,235 +518,18 @@ def describe_ratings(result: HumanResult) -> str:
 
 # -- the page ------------------------------------------------------------------------------------------
 
-_STYLE = """
-:root { color-scheme: light dark; --line: #8884; --accent: #2a6df4; }
-* { box-sizing: border-box; }
-[hidden] { display: none !important; }
-body { font: 15px/1.45 system-ui, sans-serif; margin: 0 auto; max-width: 1200px; padding: 0 16px 24px; }
-header { display: flex; align-items: center; justify-content: space-between; gap: 16px;
-  border-bottom: 1px solid var(--line); padding: 8px 0; }
-h1 { font-size: 18px; margin: 0; }
-h2 { font-size: 14px; margin: 16px 0 6px; text-transform: uppercase; letter-spacing: .04em; opacity: .75; }
-progress { width: 200px; vertical-align: middle; }
-.where { margin-top: 12px; display: flex; justify-content: space-between; gap: 12px; }
-.rating { font-weight: 600; }
-.message { border-left: 3px solid var(--line); padding: 2px 10px; margin: 6px 0; }
-.role { font-size: 12px; opacity: .7; }
-.text { white-space: pre-wrap; overflow-wrap: anywhere; }
-#reference-box { border: 1px dashed var(--line); padding: 0 12px 10px; margin-top: 12px; }
-.answers { display: grid; grid-template-columns: 1fr 1fr; gap: 16px; }
-.answers article { border: 1px solid var(--line); border-radius: 6px; padding: 0 12px 12px; }
-@media (max-width: 700px) { .answers { grid-template-columns: 1fr; } }
-.buttons { display: flex; flex-wrap: wrap; gap: 8px; margin-top: 14px; }
-button { font: inherit; padding: 6px 12px; border-radius: 6px; border: 1px solid var(--line); cursor: pointer; }
-button.chosen { outline: 3px solid var(--accent); }
-kbd { font-size: 12px; border: 1px solid var(--line); border-radius: 3px; padding: 0 4px; margin-left: 4px; }
-#status { min-height: 1.4em; }
-footer { margin-top: 20px; font-size: 13px; opacity: .7; }
-"""
 
-# Data reaches the document only through textContent: prompts and answers are arbitrary text and
-# often contain markup of their own.
-_SCRIPT = """
-"use strict";
-(function () {
-  const el = (id) => document.getElementById(id);
-  const LABELS = {left: "A is better", right: "B is better", tie: "Tie", both_bad: "Both bad"};
-  let item = null;  // the example on screen; null on the end screen
-  let total = 0;
-  let busy = false;
-  let referenceLoaded = false;
+def _asset(name: str) -> str:
+    """A file of the page (review/*), shipped inside the package: edited as CSS, HTML and JS."""
+    from importlib.resources import files
 
-  async function api(path, body) {
-    const options = {cache: "no-store", headers: {}};
-    if (body !== undefined) {
-      options.method = "POST";
-      options.headers["Content-Type"] = "application/json";
-      options.body = JSON.stringify(body);
-    }
-    const response = await fetch(path, options);
-    if (!response.ok) {
-      let detail = response.statusText;
-      try { detail = (await response.json()).detail || detail; } catch (e) { /* not JSON */ }
-      throw new Error(response.status + " " + detail);
-    }
-    return response.json();
-  }
+    return files("unitune.evaluate").joinpath("review").joinpath(name).read_text(encoding="utf-8")
 
-  function say(text) { el("status").textContent = text; }
 
-  function showProgress(progress) {
-    total = progress.total;
-    el("progress-bar").max = Math.max(progress.total, 1);
-    el("progress-bar").value = progress.rated;
-    el("progress-text").textContent = progress.rated + " / " + progress.total + " rated";
-  }
-
-  function showPrompt(messages) {
-    const box = el("prompt");
-    box.replaceChildren();
-    for (const message of messages) {
-      const row = document.createElement("div");
-      row.className = "message";
-      const role = document.createElement("div");
-      role.className = "role";
-      role.textContent = message.role;
-      const text = document.createElement("div");
-      text.className = "text";
-      text.textContent = message.content;
-      row.append(role, text);
-      box.append(row);
-    }
-  }
-
-  function showRating(rating) {
-    el("item-rating").textContent = rating ? "Rated: " + LABELS[rating] : "Not rated yet";
-    for (const choice of Object.keys(LABELS)) {
-      el("rate-" + choice).classList.toggle("chosen", choice === rating);
-    }
-  }
-
-  function showItem(data) {
-    item = data;
-    referenceLoaded = false;
-    el("reference").textContent = "";
-    el("reference-box").hidden = true;
-    const where = data.line === null ? "" : ", line " + data.line;
-    el("item-title").textContent =
-      "Example " + (data.position + 1) + " of " + data.total + " (#" + data.index + where + ")";
-    showPrompt(data.prompt);
-    el("answer-left").textContent = data.answers.left;
-    el("answer-right").textContent = data.answers.right;
-    showRating(data.rating);
-    showProgress(data.progress);
-    el("item").dataset.position = String(data.position);
-    el("done").hidden = true;
-    el("item").hidden = false;
-    // The position in the address: a reload shows this same example.
-    history.replaceState(null, "", "#" + data.position);
-  }
-
-  function showDone(data) {
-    item = null;
-    showProgress(data.progress);
-    const s = data.summary;
-    const ties = s.ties + (s.ties === 1 ? " tie, " : " ties, ");
-    el("done-summary").textContent = "All " + s.total + " examples rated (" + ties + s.both_bad + " both bad).";
-    el("item").hidden = true;
-    el("done").hidden = false;
-    history.replaceState(null, "", "#done");
-  }
-
-  async function load(position) { showItem(await api("api/items/" + position)); }
-
-  async function loadNext(after) {
-    const data = await api("api/next" + (after === null ? "" : "?after=" + after));
-    if (data.position === null) showDone(data); else await load(data.position);
-  }
-
-  async function rate(choice) {
-    if (item === null) return;
-    const position = item.position;
-    const saved = await api("api/items/" + position + "/rating", {choice: choice});
-    showProgress(saved.progress);
-    say("Saved: " + LABELS[choice] + " for example " + (position + 1) + ".");
-    await loadNext(position);
-  }
-
-  async function toggleReference() {
-    if (item === null) return;
-    const box = el("reference-box");
-    if (!referenceLoaded) {
-      el("reference").textContent = (await api("api/items/" + item.position + "/reference")).reference;
-      referenceLoaded = true;
-    }
-    box.hidden = !box.hidden;
-  }
-
-  async function previous() {
-    if (item === null) { if (total > 0) await load(total - 1); return; }
-    if (item.position > 0) await load(item.position - 1);
-  }
-
-  async function next() {
-    if (item === null) return;
-    if (item.position + 1 < item.total) await load(item.position + 1); else await loadNext(item.position);
-  }
-
-  // One action at a time: a second key while a rating is being saved would rate the wrong example.
-  function run(action) {
-    if (busy) return;
-    busy = true;
-    document.body.dataset.busy = "1";
-    action()
-      .catch((error) => say("Error: " + error.message + ". Ratings already saved are safe; try again."))
-      .finally(() => { busy = false; document.body.dataset.busy = "0"; });
-  }
-
-  const KEYS = new Map([
-    ["a", () => rate("left")], ["b", () => rate("right")], ["t", () => rate("tie")],
-    ["x", () => rate("both_bad")], ["r", toggleReference],
-    ["k", previous], ["ArrowLeft", previous], ["j", next], ["ArrowRight", next],
-  ]);
-  document.addEventListener("keydown", (event) => {
-    if (event.ctrlKey || event.metaKey || event.altKey) return;  // the browser's own shortcuts
-    const action = KEYS.get(event.key.length === 1 ? event.key.toLowerCase() : event.key);
-    if (action === undefined) return;
-    event.preventDefault();
-    if (event.repeat) return;  // a held key must not rate one example after another
-    run(action);
-  });
-  for (const choice of Object.keys(LABELS)) {
-    el("rate-" + choice).addEventListener("click", () => run(() => rate(choice)));
-  }
-  el("toggle-reference").addEventListener("click", () => run(toggleReference));
-  el("prev").addEventListener("click", () => run(previous));
-  el("next").addEventListener("click", () => run(next));
-  el("back").addEventListener("click", () => run(previous));
-
-  const start = /^#(\\d+)$/.exec(location.hash);
-  run(() => (start ? load(Number(start[1])).catch(() => loadNext(null)) : loadNext(null)));
-})();
-"""
-
-_BODY = """
-<header>
-  <h1>unitune review</h1>
-  <div><progress id="progress-bar" value="0" max="1"></progress> <span id="progress-text">loading…</span></div>
-</header>
-<main>
-  <section id="item" hidden>
-    <div class="where"><span id="item-title"></span><span id="item-rating" class="rating"></span></div>
-    <h2>Prompt</h2>
-    <div id="prompt"></div>
-    <div id="reference-box" hidden><h2>Reference</h2><div id="reference" class="text"></div></div>
-    <div class="answers">
-      <article><h2>Answer A</h2><div id="answer-left" class="text"></div></article>
-      <article><h2>Answer B</h2><div id="answer-right" class="text"></div></article>
-    </div>
-    <div class="buttons">
-      <button id="rate-left">A is better<kbd>a</kbd></button>
-      <button id="rate-right">B is better<kbd>b</kbd></button>
-      <button id="rate-tie">Tie<kbd>t</kbd></button>
-      <button id="rate-both_bad">Both bad<kbd>x</kbd></button>
-    </div>
-    <div class="buttons">
-      <button id="prev">← Previous<kbd>k</kbd></button>
-      <button id="toggle-reference">Reference<kbd>r</kbd></button>
-      <button id="next">Next →<kbd>j</kbd></button>
-    </div>
-  </section>
-  <section id="done" hidden>
-    <h2>Done</h2>
-    <p id="done-summary"></p>
-    <p>Every rating is saved in ratings.jsonl. Stop the server (Ctrl-C in its terminal) to see the win rate.</p>
-    <button id="back">← Back<kbd>k</kbd></button>
-  </section>
-  <p id="status" role="status" aria-live="polite"></p>
-</main>
-<footer>Keys: <kbd>a</kbd> A is better, <kbd>b</kbd> B is better, <kbd>t</kbd> tie, <kbd>x</kbd> both bad,
-<kbd>r</kbd> reference, <kbd>←</kbd>/<kbd>k</kbd> previous, <kbd>→</kbd>/<kbd>j</kbd> next.</footer>
-"""
+# Read once at import: the CSP below pins the exact bytes of the script and style by hash.
+_STYLE = _asset("review.css")
+_BODY = _asset("body.html")
+_SCRIPT = _asset("review.js")
 
 PAGE = (
     '<!doctype html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'

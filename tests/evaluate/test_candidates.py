@@ -510,3 +510,53 @@ def test_a_candidate_on_an_unconfigured_provider_is_refused_before_any_chat(
             chats("q", 4), candidates=["tuned-model", "together:some-model"], metrics=["exact_match"]
         )
     assert fake.calls_to("chat") == []
+
+
+# -- roles said outright, or read from the catalog ------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("spec", "model", "few_shot", "role"),
+    [
+        ("my-model:role=baseline", "my-model", 0, "baseline"),
+        ("base:role=tuned", None, 0, "tuned"),
+        ("m:few-shot=2:role=tuned", "m", 2, "tuned"),
+        ("m:role=baseline:few-shot=2", "m", 2, "baseline"),
+        ("ft:gpt-4o-mini:org::abc:role=baseline", "ft:gpt-4o-mini:org::abc", 0, "baseline"),
+    ],
+)
+def test_a_spec_can_say_its_role(spec: str, model: str | None, few_shot: int, role: str) -> None:
+    candidate = Candidate.parse(spec, PROVIDERS)
+    assert (candidate.model, candidate.few_shot, candidate.role) == (model, few_shot, role)
+    assert candidate.inferred_role == role
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ("m:role=judge", "role must be 'tuned' or 'baseline'"),
+        ("m:role=tuned:role=baseline", "sets role twice"),
+        ("m:few-shot=1:few-shot=2", "sets few-shot twice"),
+    ],
+)
+def test_a_bad_role_option_is_refused(spec: str, message: str) -> None:
+    with pytest.raises(ConfigurationError, match=message):
+        Candidate.parse(spec, PROVIDERS)
+
+
+def test_a_catalog_base_model_is_a_baseline_and_an_unknown_model_is_tuned() -> None:
+    fake = FakeProvider(clock=FakeClock()).as_provider("openai")
+    fake.set_reply(lambda model, messages: "x")
+    data = Dataset.from_records(
+        [
+            {"messages": [{"role": "user", "content": f"q{i}"}, {"role": "assistant", "content": "x"}]}
+            for i in range(4)
+        ]
+    )
+    with FineTuneClient(fake, ledger=False) as client:
+        report = client.evaluate(
+            data, candidates=["gpt-4.1-mini", "acme-tuned-model"], metrics=["exact_match"]
+        )
+    roles = {c.name: c.role for c in report.candidates}
+    assert roles == {"gpt-4.1-mini": "baseline", "acme-tuned-model": "tuned"}
+    assert (report.verdict.candidate, report.verdict.baseline) == ("acme-tuned-model", "gpt-4.1-mini")

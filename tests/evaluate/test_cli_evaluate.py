@@ -190,15 +190,17 @@ def test_a_bad_candidate_with_json_is_a_json_error(fake: FakeProvider, valid: Pa
     assert json.loads(result.stdout)["error"]["type"] == "ConfigurationError"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: 'base' without a known base model says 'Name the base model instead: --candidate MODEL', "
-    "but a bare MODEL spec is a tuned candidate, so the command line has no way to name a zero-shot "
-    "baseline model and the verdict is 'nothing to compare'",
-)
 def test_a_named_base_model_is_a_baseline_as_the_error_advises(fake: FakeProvider, valid: Path) -> None:
     result = invoke(
-        "evaluate", str(valid), "-c", "base-model", "-c", "tuned=tuned-model", "--json", "-p", "fake"
+        "evaluate",
+        str(valid),
+        "-c",
+        "base-model:role=baseline",
+        "-c",
+        "tuned=tuned-model",
+        "--json",
+        "-p",
+        "fake",
     )
 
     assert result.exit_code == 0, result.output

@@ -107,12 +107,6 @@ def test_a_candidate_on_an_unconfigured_provider_is_a_configuration_error(
     assert not (tmp_path / "out" / "report.json").exists()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: Resolver.client_for builds the together client without checking it can be used (no key "
-    "is needed to build it), so the ConfigurationError comes from the first together request, after the "
-    "other candidates' requests were sent and paid for",
-)
 def test_an_unconfigured_provider_fails_before_any_request(
     monkeypatch: pytest.MonkeyPatch, fake: FakeProvider, client: FineTuneClient, data: Path
 ) -> None:

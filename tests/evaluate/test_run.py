@@ -399,11 +399,6 @@ def test_a_rerun_asks_only_the_answers_lost_and_a_torn_last_line_is_ignored(
     assert again.verdict == first.verdict
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: AnswerStore.add appends right after a torn last line (no newline), so the first answer "
-    "saved on resume is glued to it, unreadable, and paid for again on the next run",
-)
 def test_after_resuming_past_a_torn_line_every_answer_is_kept(
     data: Path, tmp_path: Path, make_client: Callable[..., FineTuneClient]
 ) -> None:
@@ -477,3 +472,18 @@ def test_answer_lines_carry_the_documented_fields_and_the_request_key(
             assert a["latency_ms"] >= 0
             sent = [Message(role="system", content=system), Message(role="user", content=f"q{a['index']}")]
             assert a["key"] == request_key("fake", "m", sent, {})
+
+
+def test_switching_a_system_prompt_back_reuses_the_first_answers(
+    data: Path, tmp_path: Path, make_client: Callable[..., FineTuneClient]
+) -> None:
+    out = tmp_path / "report"
+    for system in ("Be terse.", "Be very terse."):
+        provider = Scripted(half_right)
+        make_client(provider).evaluate(data, candidates=two_candidates(provider, system), output_dir=out)
+
+    back = Scripted(half_right)
+    report = make_client(back).evaluate(data, candidates=two_candidates(back, "Be terse."), output_dir=out)
+
+    assert back.asked == []  # both versions' answers are in the file, each under its own request key
+    assert report.candidate("b").answered == 20

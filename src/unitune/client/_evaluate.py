@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import ExitStack
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -169,6 +170,8 @@ class Resolver:
         for c in candidates:
             if c.base:
                 c = self._bind_base(c, bases)
+            elif c.role is None and not c.few_shot and self._is_base_model(c.provider, c.model):
+                c = replace(c, role="baseline")  # a model the catalog offers to tune from: a baseline
             label = c.label
             if label in names:
                 raise ConfigurationError(
@@ -190,6 +193,11 @@ class Resolver:
             ))  # fmt: skip
         return resolved
 
+    def _is_base_model(self, provider: str | Provider | None, model: str | None) -> bool:
+        name = self._provider_name(provider)
+        catalog = self.client.catalog
+        return model is not None and name in catalog.providers and catalog.find(name, model) is not None
+
     def _provider_name(self, provider: str | Provider | None) -> str:
         if isinstance(provider, Provider):
             return provider.name
@@ -202,7 +210,7 @@ class Resolver:
             known = ", ".join(sorted(f"{p}:{m}" for p, m in bases)) or "none"
             raise ConfigurationError(
                 f"'base' needs exactly one tuned candidate with a known base model (found: {known}).",
-                fix="Name the base model instead: --candidate MODEL (or Candidate(model=..., role='baseline')).",
+                fix="Name the base model instead: --candidate MODEL:role=baseline (or Candidate(model=..., role='baseline')).",
             )
         (_, model), provider = next(iter(bases.items()))
         return Candidate(model=model, provider=c.provider or provider, name=c.name or c.label, system=c.system,
@@ -239,7 +247,12 @@ def _ready(provider: Provider, what: str, name: str) -> None:
     try:
         provider.check_ready()
     except ConfigurationError as e:
-        raise ConfigurationError(f"{what} is on {name!r}, which is not configured: {e}") from None
+        message = str(e)
+        if e.fix and message.endswith(e.fix):
+            message = message[: -len(e.fix)].rstrip()  # the fix is carried as the fix, not twice
+        raise ConfigurationError(
+            f"{what} is on {name!r}, which is not configured: {message}", fix=e.fix
+        ) from None
 
 
 def as_directory(value: object) -> Path | None:

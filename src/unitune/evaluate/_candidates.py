@@ -7,7 +7,9 @@ every prompt (few-shot prompting). The command line writes one as a spec string:
     base:few-shot=5            the same base model with 5 examples from the training split
     together:ft-abc123         a model on another provider (`provider:model`)
     local:job-1a2b             a job the ledger knows: its tuned model (and its base model, for prices)
-    gpt-4.1-mini               a model on the client's own provider
+    gpt-4.1-mini               a model on the client's own provider (a baseline when the catalog
+                               lists it as a base model there, else a tuned model)
+    my-model:role=baseline     any of these with its role said outright
     mine=together:ft-abc123    any of the above with a label of its own (`name=spec`)
 """
 
@@ -17,7 +19,7 @@ import random
 import re
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from unitune.errors import ConfigurationError
 from unitune.evaluate._report import Role
@@ -32,7 +34,7 @@ __all__ = ["BASE", "Candidate", "Item", "build_prompt", "draw_shots", "slugify"]
 #: The spec word for "the base model of the tuned candidate".
 BASE = "base"
 
-_FEW_SHOT = re.compile(r"^(?P<rest>.*?)(?::few-shot=(?P<k>[^:]*))?$")
+_OPTION = re.compile(r"^(?P<rest>.*):(?P<key>few-shot|role)=(?P<value>[^:]*)$")
 _NAME = re.compile(r"^(?P<name>[A-Za-z0-9_.+-]+)=(?P<spec>.+)$")
 
 
@@ -47,8 +49,8 @@ class Candidate:
         name: the label in the report; defaults to "base", "base+5-shot", "tuned" or the model id.
         system: a system prompt that replaces the examples' own (None keeps theirs).
         few_shot: how many training examples to prepend to every prompt (0: zero-shot).
-        role: "tuned" or "baseline"; by default a few-shot or base candidate is a baseline and any
-            other model is tuned.
+        role: "tuned" or "baseline"; by default a few-shot or base candidate is a baseline, and so
+            is a model the catalog lists as a base model of its provider; any other is tuned.
         base: this candidate is the base model of the tuned candidate(s).
         base_model: the model a tuned model was trained from (for its catalog prices).
         training_usd: what training cost, for the break-even; taken from the job when known.
@@ -125,27 +127,18 @@ class Candidate:
         named = _NAME.match(text)
         if named and ":" not in named["name"]:
             name, text = named["name"], named["spec"]
-        match = _FEW_SHOT.match(text)
-        assert match is not None  # the pattern matches any text
-        rest, k_text = match["rest"], match["k"]
-        few_shot = 0
-        if k_text is not None:
-            if not k_text.isdigit():
-                raise ConfigurationError(
-                    f"In the candidate {spec!r}, few-shot must be a whole number, not {k_text!r}.",
-                    fix="Write e.g. 'base:few-shot=5'.",
-                )
-            few_shot = int(k_text)
+        rest, options = _options(spec, text)
+        few_shot, role = int(options.get("few-shot", 0)), cast("Role | None", options.get("role"))
         if not rest:
             raise ConfigurationError(
                 f"The candidate {spec!r} names no model.", fix="Write e.g. 'base:few-shot=5'."
             )
         if rest == BASE:
-            return cls(name=name, base=True, few_shot=few_shot)
+            return cls(name=name, base=True, few_shot=few_shot, role=role)
         provider, sep, model = rest.partition(":")
         if sep and provider in providers and model:
-            return cls(model=model, provider=provider, name=name, few_shot=few_shot)
-        return cls(model=rest, name=name, few_shot=few_shot)
+            return cls(model=model, provider=provider, name=name, few_shot=few_shot, role=role)
+        return cls(model=rest, name=name, few_shot=few_shot, role=role)
 
     @classmethod
     def from_job(cls, job: Job, *, name: str | None = None, training_usd: float | None = None) -> Candidate:
@@ -163,6 +156,28 @@ class Candidate:
     def with_name(self, name: str) -> Candidate:
         """This candidate under another label."""
         return replace(self, name=name)
+
+
+def _options(spec: str, text: str) -> tuple[str, dict[str, str]]:
+    """The spec without its trailing `:few-shot=K` / `:role=R` options, and the options, checked."""
+    options: dict[str, str] = {}
+    while (match := _OPTION.match(text)) is not None:
+        key, value = match["key"], match["value"]
+        if key in options:
+            raise ConfigurationError(f"The candidate {spec!r} sets {key} twice.", fix=f"Keep one :{key}=.")
+        if key == "few-shot" and not value.isdigit():
+            raise ConfigurationError(
+                f"In the candidate {spec!r}, few-shot must be a whole number, not {value!r}.",
+                fix="Write e.g. 'base:few-shot=5'.",
+            )
+        if key == "role" and value not in ("tuned", "baseline"):
+            raise ConfigurationError(
+                f"In the candidate {spec!r}, role must be 'tuned' or 'baseline', not {value!r}.",
+                fix="Write e.g. 'gpt-4.1-mini:role=baseline'.",
+            )
+        options[key] = value
+        text = match["rest"]
+    return text, options
 
 
 def slugify(name: str, taken: Collection[str] = ()) -> str:

@@ -406,7 +406,7 @@ def _askers(
 
 
 def _stored(asker: Asker) -> dict[int, Answer]:
-    return {i: a for i, a in asker.store.load().items() if i in asker.prompts and a.key == asker.key(i)}
+    return asker.store.load({i: asker.key(i) for i in asker.prompts})
 
 
 def run_evaluation(

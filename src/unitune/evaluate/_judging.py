@@ -61,8 +61,7 @@ def run_judge(
             run=setup.run, prompts=prompts, store=AnswerStore(directory, f"{tag}--{order}"),
         )  # fmt: skip
     answers: dict[str, dict[int, Answer]] = {
-        a.slug: {i: x for i, x in a.store.load().items() if i in a.prompts and x.key == a.key(i)}
-        for a in orders.values()
+        a.slug: a.store.load({i: a.key(i) for i in a.prompts}) for a in orders.values()
     }
     Runner(list(orders.values()), clock=clock, concurrency=concurrency).run(answers)
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -87,10 +88,12 @@ class AnswerStore:
         self.path = directory / "answers" / f"{slug}.jsonl" if directory is not None else None
         self._lock = threading.Lock()
 
-    def load(self) -> dict[int, Answer]:
-        """Answers already paid for, by example index (the last good one per index wins).
+    def load(self, keys: Mapping[int, str]) -> dict[int, Answer]:
+        """Answers already paid for whose request equals today's (`keys`: index -> request key).
 
-        A torn last line (a crash mid-write) and failed requests are ignored: those are asked again.
+        Every line is kept by (index, key), so switching a prompt back to an earlier version finds
+        its answers again. A torn line (a crash mid-write) and failed requests are ignored: those
+        are asked again.
         """
         found: dict[int, Answer] = {}
         if self.path is None or not self.path.is_file():
@@ -101,7 +104,7 @@ class AnswerStore:
                     answer = _decode(raw)
                 except msgspec.DecodeError:
                     continue
-                if answer.content is not None:
+                if answer.content is not None and keys.get(answer.index) == answer.key:
                     found[answer.index] = answer
         return found
 
@@ -112,7 +115,13 @@ class AnswerStore:
         line = _encode(answer) + b"\n"
         with self._lock:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            with self.path.open("ab") as f:
+            with self.path.open("ab+") as f:
+                # After a crash mid-write the file ends in a torn line: start on a fresh one, or
+                # this answer would be glued to it and lost too.
+                if f.tell() > 0:
+                    f.seek(-1, os.SEEK_END)
+                    if f.read(1) != b"\n":
+                        line = b"\n" + line
                 f.write(line)
 
 

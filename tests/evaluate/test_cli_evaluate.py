@@ -207,3 +207,35 @@ def test_a_named_base_model_is_a_baseline_as_the_error_advises(fake: FakeProvide
     report = EvaluationReport.model_validate_json(result.stdout)
     assert report.verdict.baseline == "base-model"
     assert report.verdict.candidate == "tuned"
+
+
+def test_review_puts_the_ratings_given_into_the_report(
+    fake: FakeProvider, valid: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    out = tmp_path / "report"
+    first = invoke("evaluate", str(valid), "-c", "base-model:role=baseline", "-c", "tuned=tuned-model",
+                   "-o", str(out), "--json", "-p", "fake")  # fmt: skip
+    assert first.exit_code == 0, first.output
+    assert EvaluationReport.model_validate_json((out / "report.json").read_text()).human is None
+
+    from unitune.evaluate import _review
+
+    def a_reviewer(report_dir: Path, **_: Any) -> None:
+        # The page's part, through the real session: the first three examples, the tuned answer
+        # preferred twice and a tie once.
+        session = _review.ReviewSession(report_dir)
+        for position, side in ((0, "tuned"), (1, "tuned"), (2, "tie")):
+            item = session.item(position)
+            choice = "tie" if side == "tie" else ("left" if item.left == "tuned" else "right")
+            session.rate(position, choice)
+
+    monkeypatch.setattr(_review, "review_main", a_reviewer)
+    result = invoke("review", str(out))
+
+    assert result.exit_code == 0, result.output
+    report = EvaluationReport.model_validate_json((out / "report.json").read_text())
+    assert report.human is not None
+    assert (report.human.a, report.human.b) == ("tuned", "base-model")
+    assert (report.human.a_wins, report.human.b_wins, report.human.ties) == (2, 0, 1)
+    assert report.human.win_rate == pytest.approx(2.5 / 3)
+    assert "Human ratings" in (out / "report.md").read_text()

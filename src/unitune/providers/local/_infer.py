@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["Generation", "generate", "merge_adapter"]
+__all__ = ["Generation", "generate", "generate_batch", "merge_adapter", "render_prompt", "stop_token_ids"]
 
 _CACHE: OrderedDict[tuple[str, str | None, str], tuple[Any, Any]] = OrderedDict()
 _LOCK = threading.Lock()
@@ -60,6 +60,86 @@ def _load(base: Path, adapter: Path | None, device: str = "auto") -> tuple[Any, 
     return model, tokenizer
 
 
+def stop_token_ids(tokenizer: Any) -> list[int]:
+    """The ids that end an answer: the end-of-sequence token and ChatML's `<|im_end|>`, where they exist."""
+    return [
+        t
+        for t in {tokenizer.eos_token_id, tokenizer.convert_tokens_to_ids("<|im_end|>")}
+        if isinstance(t, int) and t >= 0
+    ]
+
+
+def render_prompt(tokenizer: Any, conversation: list[dict[str, Any]]) -> str:
+    """The conversation through the model's chat template, ending where the assistant's answer starts."""
+    prompt: str = tokenizer.apply_chat_template(conversation, add_generation_prompt=True, tokenize=False)
+    return prompt
+
+
+def _cut_at_stop(text: str, stop_strings: list[str] | None) -> str | None:
+    """`text` up to the first of `stop_strings` in it, or None when none occurs."""
+    ends = [i for s in stop_strings or () if (i := text.find(s)) >= 0]
+    return text[: min(ends)] if ends else None
+
+
+def generate_batch(
+    model: Any,
+    tokenizer: Any,
+    conversations: list[list[dict[str, Any]]],
+    *,
+    max_new_tokens: int | list[int],
+    temperature: float = 0.0,
+    top_p: float | None = None,
+    stop_strings: list[str] | None = None,
+    **generate_kwargs: Any,
+) -> list[Generation]:
+    """One left-padded `generate` call over `conversations` with a loaded model (the server batches
+    concurrent requests through this; `generate` loads the model and calls it per batch).
+
+    `max_new_tokens` may differ per conversation: the batch runs to the largest and each answer is
+    cut at its own limit (finish "length"). `stop_strings` end an answer where one first appears
+    (finish "stop"); `generate_kwargs` go to `model.generate` (a streamer, stopping criteria).
+    """
+    import torch
+
+    limits = max_new_tokens if isinstance(max_new_tokens, list) else [max_new_tokens] * len(conversations)
+    tokenizer.padding_side = "left"
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    stops = stop_token_ids(tokenizer)
+    prompts = [render_prompt(tokenizer, c) for c in conversations]
+    enc = tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False).to(model.device)
+    sampling: dict[str, Any] = (
+        {"do_sample": True, "temperature": temperature} if temperature > 0 else {"do_sample": False}
+    )
+    if temperature > 0 and top_p is not None:
+        sampling["top_p"] = top_p
+    if stop_strings:
+        # Generation halts once every row has one; the text is cut at it below.
+        sampling.update(stop_strings=stop_strings, tokenizer=tokenizer)
+    with torch.no_grad():
+        ids = model.generate(
+            **enc, max_new_tokens=max(limits), pad_token_id=pad, eos_token_id=stops, **sampling,
+            **generate_kwargs,
+        )  # fmt: skip
+    width = enc["input_ids"].shape[1]
+    out: list[Generation] = []
+    for row, limit in enumerate(limits):
+        new = ids[row, width:].tolist()
+        finish = "length"
+        for i, tid in enumerate(new):
+            if tid in stops:
+                new, finish = new[:i], "stop"
+                break
+        if len(new) > limit:
+            new, finish = new[:limit], "length"
+        prompt_tokens = int(enc["attention_mask"][row].sum())
+        text = tokenizer.decode(new, skip_special_tokens=True).strip()
+        cut = _cut_at_stop(text, stop_strings)
+        if cut is not None:
+            text, finish = cut.strip(), "stop"
+        out.append(Generation(text, prompt_tokens, len(new), finish))
+    return out
+
+
 def generate(
     base: Path,
     adapter: Path | None,
@@ -72,41 +152,13 @@ def generate(
 ) -> list[Generation]:
     """Complete each conversation (greedy unless `temperature` > 0), batched with left padding, on
     the GPU when there is one (`device` "auto"), else the CPU."""
-    import torch
-
     model, tokenizer = _load(base, adapter, device)
-    tokenizer.padding_side = "left"
-    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-    stops = [
-        t
-        for t in {tokenizer.eos_token_id, tokenizer.convert_tokens_to_ids("<|im_end|>")}
-        if isinstance(t, int) and t >= 0
-    ]
     out: list[Generation] = []
     for start in range(0, len(conversations), batch_size):
         chunk = conversations[start : start + batch_size]
-        prompts = [
-            tokenizer.apply_chat_template(c, add_generation_prompt=True, tokenize=False) for c in chunk
-        ]
-        enc = tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False).to(model.device)
-        sampling = (
-            {"do_sample": True, "temperature": temperature} if temperature > 0 else {"do_sample": False}
+        out.extend(
+            generate_batch(model, tokenizer, chunk, max_new_tokens=max_new_tokens, temperature=temperature)
         )
-        with torch.no_grad():
-            ids = model.generate(
-                **enc, max_new_tokens=max_new_tokens, pad_token_id=pad, eos_token_id=stops, **sampling
-            )
-        width = enc["input_ids"].shape[1]
-        for row in range(len(chunk)):
-            new = ids[row, width:].tolist()
-            finish = "length"
-            for i, tid in enumerate(new):
-                if tid in stops:
-                    new, finish = new[:i], "stop"
-                    break
-            prompt_tokens = int(enc["attention_mask"][row].sum())
-            text = tokenizer.decode(new, skip_special_tokens=True).strip()
-            out.append(Generation(text, prompt_tokens, len(new), finish))
     return out
 
 

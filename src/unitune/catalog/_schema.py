@@ -21,6 +21,7 @@ __all__ = [
     "Sourced",
     "Sunset",
     "TrainingPrice",
+    "WeightsAccess",
 ]
 
 
@@ -84,6 +85,16 @@ class Sunset(Sourced):
     alternatives: list[str] = Field(default_factory=list, description="Providers to use instead.")
 
 
+class WeightsAccess(Sourced):
+    """Whether a model tuned on this provider can be downloaded as weights (to export, serve elsewhere
+    or keep), and how: `unitune export` says this instead of failing on a vendor that keeps them."""
+
+    downloadable: bool = Field(description="The tuned weights (adapter or merged model) can be downloaded.")
+    how: str = Field(
+        min_length=8, description="One or two sentences: the command or API, or what to do instead."
+    )
+
+
 class EpochRule(_Strict):
     """How the provider picks the number of epochs when the caller does not."""
 
@@ -128,6 +139,9 @@ class ProviderEntry(_Strict):
     lifecycle: Sourced
     sunsets: list[Sunset] = Field(default_factory=list)
     epochs: EpochRule = Field(default_factory=EpochRule)
+    weights: WeightsAccess | None = Field(
+        default=None, description="Whether tuned weights can be downloaded; None: not researched."
+    )
 
 
 class CatalogFile(_Strict):

@@ -24,7 +24,7 @@ from unitune.cli._app import (
     _print_json,
     app,
 )
-from unitune.export import ExportDtype, ExportFormat, export_model
+from unitune.export import ExportDtype, ExportFormat
 
 __all__ = ["export"]
 
@@ -81,8 +81,8 @@ def export(
 ) -> None:
     """Export a tuned model for another runtime: PEFT, transformers, llama.cpp or Ollama."""
     with _client(provider) as client:
-        result = export_model(
-            client.provider, model, cast(ExportFormat, format), output, overwrite=force,
+        result = client.export(
+            model, format=cast(ExportFormat, format), path=output, overwrite=force,
             dtype=cast("ExportDtype | None", dtype), system=system,
         )  # fmt: skip
     if as_json:

@@ -81,6 +81,7 @@ from unitune.types import (
 
 if TYPE_CHECKING:
     from unitune.evaluate import Candidate, EvaluationReport, Judge
+    from unitune.export import ExportDtype, ExportFormat, ExportResult
 
 log = logging.getLogger("unitune")
 
@@ -947,6 +948,34 @@ class FineTuneClient:
                 concurrency=concurrency, batch_size=batch_size, on_progress=on_progress, seed=seed,
                 confidence=confidence, epsilon=epsilon,
             )  # fmt: skip
+
+    def export(
+        self,
+        job_or_model: str | Job,
+        *,
+        format: ExportFormat,
+        path: str | os.PathLike[str],
+        overwrite: bool = False,
+        dtype: ExportDtype | None = None,
+        system: str | None = None,
+    ) -> ExportResult:
+        """Write a tuned model for another runtime: `peft` (the adapter), `merged` (a transformers
+        folder), `gguf` (llama.cpp) or `ollama` (GGUF + Modelfile). Local models only; for a hosted
+        vendor the error says whether and how it lets you download weights. See docs/serve.md."""
+        from unitune.export import export_model
+
+        if isinstance(job_or_model, Job):
+            if not job_or_model.fine_tuned_model:
+                raise ConfigurationError(
+                    f"Job {job_or_model.id} has no tuned model yet (status {job_or_model.status.value}).",
+                    fix="Wait for it to succeed (client.wait(job)) before exporting it.",
+                )
+            model = job_or_model.fine_tuned_model
+        else:
+            model = _name(job_or_model, "model", "Pass a job or a model id such as 'local:ftjob-…'.")
+        return export_model(
+            self.provider, model, format, Path(path), overwrite=overwrite, dtype=dtype, system=system
+        )
 
     # -- tuned models -------------------------------------------------------------------------------
 

@@ -8,10 +8,12 @@ import os
 import shutil
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner, Result
 
 import unitune.cli._export_cmds  # noqa: F401  (registers `export` on the app)
 from unitune.cli._app import app
+from unitune.errors import ConfigurationError
 
 from .conftest import Job
 
@@ -79,3 +81,22 @@ def test_a_hosted_vendor_refuses_with_what_it_allows(tmp_path: Path) -> None:
     assert error["type"] == "UnsupportedFeatureError"
     assert "together lets you download the tuned weights" in error["message"]
     assert "fine_tuning.download" in error["message"]
+
+
+def test_client_export_takes_a_job_or_a_model_id(job: Job, tmp_path: Path) -> None:
+    from unitune import FineTuneClient
+    from unitune import Job as UnituneJob
+    from unitune.types import JobStatus
+
+    here = _job_in_home(job)
+    with FineTuneClient("local", ledger=False) as client:
+        by_id = client.export(here.model, format="peft", path=tmp_path / "by-id")
+        done = UnituneJob(id=here.id, provider="local", status=JobStatus.SUCCEEDED, raw_status="succeeded",
+                          model="HuggingFaceTB/SmolLM2-135M-Instruct", fine_tuned_model=here.model)  # fmt: skip
+        by_job = client.export(done, format="peft", path=tmp_path / "by-job")
+        running = done.model_copy(update={"status": JobStatus.RUNNING, "fine_tuned_model": None})
+        with pytest.raises(ConfigurationError, match="no tuned model yet"):
+            client.export(running, format="peft", path=tmp_path / "nothing")
+    assert by_id.model == by_job.model == here.model
+    assert (tmp_path / "by-job" / "adapter_config.json").is_file()
+    assert not (tmp_path / "nothing").exists()

@@ -103,7 +103,9 @@ class ServeConfig:
     accepted. `log_path`: the request log (None: no log); `log_text` keeps the prompt and answer
     text in it, redacted first with `redact_pii`. `backend`: "auto" or "transformers" ("vllm" is
     refused: not supported by this build yet). Batching: `max_batch_size` requests per `generate`
-    call, gathered for up to `batch_wait_ms`; `max_queue` waiting requests per model before 503.
+    call, gathered while they arrive less than `batch_wait_ms` apart (10 ms: a burst of clients
+    lands in one batch, measured in bench/README.md; a lone request waits that long);
+    `max_queue` waiting requests per model before 503.
     """
 
     models: tuple[str, ...] = ()
@@ -119,7 +121,7 @@ class ServeConfig:
     redact_pii: bool = False
     ab: ABSplit | None = None
     max_batch_size: int = 8
-    batch_wait_ms: float = 5.0
+    batch_wait_ms: float = 10.0
     max_queue: int = 64
 
     def __post_init__(self) -> None:

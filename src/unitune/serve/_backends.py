@@ -12,8 +12,9 @@ A served model id is one of
 PEFT adapter, so several tuned models share one copy of the base weights; a request is routed to
 its adapter (or to the base, with the adapters disabled) by the model id. Each base has one worker
 thread that owns the model: it batches concurrent non-streaming requests for the same adapter and
-sampling settings (whatever is queued within `batch_wait_ms`, up to `max_batch_size`) into one
-left-padded `generate` call, and runs streaming requests one at a time.
+sampling settings into one left-padded `generate` call (up to `max_batch_size`; the batching window
+stays open while requests keep arriving less than `batch_wait_ms` apart, see `_Engine._next_batch`),
+and runs streaming requests one at a time.
 
 No torch, transformers or peft is imported until a local model is loaded.
 """
@@ -58,6 +59,8 @@ __all__ = [
 #: `--backend` values. "auto" is transformers in this build: vLLM is not supported yet.
 BACKENDS = ("auto", "transformers", "vllm")
 LOCAL_PREFIX = "local:"
+#: A batching window closes at the latest this many `batch_wait_ms` after it opened.
+_WINDOW_CAP = 8
 
 
 class ServeError(Exception):
@@ -400,8 +403,11 @@ class _Engine:
     # -- the worker thread ----------------------------------------------------------------------
 
     def _next_batch(self) -> list[_Job] | None:
-        """The next streaming job alone, or the next non-streaming job with whatever queued jobs
-        can share its `generate` call, waiting up to `batch_wait` for more to arrive."""
+        """The next streaming job alone, or the next non-streaming job with the queued jobs that can
+        share its `generate` call. The window stays open while more keep coming: it closes once no
+        new one has arrived for `batch_wait`, or `_WINDOW_CAP` × `batch_wait` after it opened (a
+        burst of clients whose requests arrive a few ms apart still lands in one batch, while a lone
+        request waits only `batch_wait`)."""
         with self._cond:
             while not self._pending:
                 if self._closed:
@@ -411,7 +417,8 @@ class _Engine:
             if first.handle is not None:
                 return [first]
             batch = [first]
-            deadline = time.monotonic() + self._batch_wait
+            opened = time.monotonic()
+            deadline = opened + self._batch_wait
             while True:
                 for job in list(self._pending):
                     if len(batch) >= self._max_batch:
@@ -419,6 +426,9 @@ class _Engine:
                     if job.handle is None and job.key == first.key:
                         self._pending.remove(job)
                         batch.append(job)
+                        deadline = min(
+                            time.monotonic() + self._batch_wait, opened + _WINDOW_CAP * self._batch_wait
+                        )
                 left = deadline - time.monotonic()
                 if len(batch) >= self._max_batch or left <= 0 or self._closed:
                     return batch
@@ -511,7 +521,7 @@ class TransformersBackend:
         *,
         device: str = "auto",
         max_batch_size: int = 8,
-        batch_wait_ms: float = 5.0,
+        batch_wait_ms: float = 10.0,
         max_queue: int = 64,
     ) -> None:
         self.device = device
@@ -740,7 +750,7 @@ class ServedModels:
         backend: str = "auto",
         device: str | None = None,
         max_batch_size: int = 8,
-        batch_wait_ms: float = 5.0,
+        batch_wait_ms: float = 10.0,
         max_queue: int = 64,
         config: Any = None,
         progress: Callable[[str], None] | None = None,

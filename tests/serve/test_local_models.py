@@ -203,3 +203,36 @@ def test_the_log_has_a_row_per_request_with_tokens_and_no_text(
     assert 0 < streamed.ttft_ms <= streamed.latency_ms
     assert missing.error_type == "model_not_found"
     assert all(r.prompt_text is None and r.completion_text is None for r in rows)
+
+
+def test_stop_strings_cut_the_answer_alike_with_and_without_streaming(
+    local: Local, server: tuple[ServeServer, openai.OpenAI]
+) -> None:
+    _, client = server
+    plain = client.chat.completions.create(model=DEMO, messages=HELLO, max_tokens=8)
+    text = plain.choices[0].message.content or ""
+    stop = text.split()[2]  # a word in the middle of the greedy answer
+    cut = client.chat.completions.create(model=DEMO, messages=HELLO, max_tokens=8, stop=[stop])
+    assert cut.choices[0].finish_reason == "stop"
+    assert cut.choices[0].message.content == text[: text.index(stop)].strip()
+    stream = client.chat.completions.create(model=DEMO, messages=HELLO, max_tokens=8, stop=stop, stream=True)
+    chunks = list(stream)
+    assert (
+        "".join(c.choices[0].delta.content or "" for c in chunks if c.choices).strip()
+        == text[: text.index(stop)].strip()
+    )
+    assert chunks[-1].choices[0].finish_reason == "stop"
+
+
+def test_a_full_queue_is_503_with_retry_after(
+    local: Local, server: tuple[ServeServer, openai.OpenAI], monkeypatch: pytest.MonkeyPatch, openapi: Check
+) -> None:
+    _, client = server
+    engine = local.backend._routes[DEMO][0]
+    monkeypatch.setattr(engine, "_max_queue", 0)
+    for stream in (False, True):
+        with pytest.raises(openai.InternalServerError) as full:
+            client.chat.completions.create(model=DEMO, messages=HELLO, max_tokens=2, stream=stream)
+        assert full.value.status_code == 503
+        assert full.value.response.headers["retry-after"] == "1"
+        openapi("ErrorResponse", full.value.response.json())

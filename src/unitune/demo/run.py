@@ -159,6 +159,10 @@ def run_demo(
         f"[bold {verdict_style}]verdict: {escape(str(evaluation.verdict))}[/] "
         f"(demo took {time.monotonic() - started:.0f} s)"
     )
+    serve = f"unitune serve {job.fine_tuned_model}" if client.provider.name == "local" else None
+    if serve is not None:
+        # The one next step: the model just trained, behind an OpenAI-compatible API on this machine.
+        say(f"serve it: [bold]{escape(serve)}[/]  (OpenAI-compatible API on http://127.0.0.1:8000/v1)")
     result = {
         "provider": client.provider.name,
         "workdir": str(work),
@@ -169,6 +173,7 @@ def run_demo(
         "metrics": [m.model_dump(mode="json", exclude_none=True) for m in metrics],
         "evaluation": evaluation.model_dump(mode="json"),
         "report_html": str(work / "evaluation" / "report.html"),
+        "serve_command": serve,
         "seconds": round(time.monotonic() - started, 1),
     }
     (work / "demo-result.json").write_text(json.dumps(result, indent=2))

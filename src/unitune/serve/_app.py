@@ -26,6 +26,9 @@ request for any arm's model is answered by the arm the user's id (`X-Unitune-Use
 body's `user`, else the request id) hashes to; the row records the arm and the user id hashed.
 
 FastAPI and uvicorn are the `serve` extra: they are imported only when an app is built.
+
+Over ~700 lines on purpose: the routes, their OpenAI error mapping and the request log row each
+route writes change together; what answers a model lives in `_backends`.
 """
 
 from __future__ import annotations

@@ -17,6 +17,10 @@ stays open while requests keep arriving less than `batch_wait_ms` apart, see `_E
 and runs streaming requests one at a time.
 
 No torch, transformers or peft is imported until a local model is loaded.
+
+Over ~700 lines on purpose: model-id resolution, loading a base with its adapters, and the worker
+that batches and streams share one lock discipline (the worker owns the model) that is easier to
+keep right in one file.
 """
 
 from __future__ import annotations

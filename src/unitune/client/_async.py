@@ -35,6 +35,7 @@ from unitune.types import (
 
 if TYPE_CHECKING:
     from unitune.evaluate import EvaluationReport
+    from unitune.export import ExportResult
 
 T = TypeVar("T")
 
@@ -188,6 +189,10 @@ class AsyncFineTuneClient:
     ) -> EvaluationReport:
         """See `FineTuneClient.evaluate` (same arguments; runs in a worker thread)."""
         return await self._run(self.sync.evaluate, model_or_data, data, **options)
+
+    async def export(self, job_or_model: Any, **options: Any) -> ExportResult:
+        """See `FineTuneClient.export` (same arguments; runs in a worker thread)."""
+        return await self._run(self.sync.export, job_or_model, **options)
 
     async def get_job(self, job: JobRef) -> Job:
         """See `FineTuneClient.get_job`."""

@@ -973,6 +973,11 @@ class FineTuneClient:
             model = job_or_model.fine_tuned_model
         else:
             model = _name(job_or_model, "model", "Pass a job or a model id such as 'local:ftjob-…'.")
+        if not isinstance(path, (str, os.PathLike)) or not str(path):
+            raise ConfigurationError(
+                f"path must be the folder to export into, not {path!r}.",
+                fix="Pass e.g. path='triage-merged/'.",
+            )
         return export_model(
             self.provider, model, format, Path(path), overwrite=overwrite, dtype=dtype, system=system
         )

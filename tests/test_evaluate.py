@@ -164,12 +164,15 @@ def test_means_and_counts_over_a_mixed_set(fake: FakeProvider) -> None:
     exact = report.difference("exact_match")
     assert (exact.better, exact.worse, exact.p_value) == (2, 0, pytest.approx(0.5))  # McNemar: 2 * 1/4
     assert report.difference("json_fields").p_value is None  # partial credit: no pass/fail test
-    # Every one of the three JSON examples gains on json_fields: the paired interval is above zero.
-    assert report.verdict.decision == "ship"
+    # Every one of the three JSON examples gains on json_fields: the paired interval is above zero,
+    # but three examples are too few to ship on.
+    assert report.verdict.decision == "inconclusive"
+    assert "too few" in report.verdict.reason
+    assert report.verdict.more_examples == 20 - 3
     assert report.verdict.metric == "json_fields"
     assert report.verdict.low == pytest.approx(0.5)
     assert report.verdict.regressions == []
-    assert report.improved
+    assert not report.improved  # not a ship, on three examples
 
 
 def test_default_metrics_follow_the_data_and_the_primary_metric_is_json_fields(fake: FakeProvider) -> None:
@@ -504,7 +507,7 @@ def test_reads_a_jsonl_dataset(fake: FakeProvider, tmp_path: Path) -> None:
     assert report.baseline is not None
     assert report.baseline.metrics["json_valid"].mean == 0.0
     assert [s.line for s in report.samples] == [1, 2, 3, 4, 5, 6]
-    assert report.verdict.decision == "ship"
+    assert report.verdict.decision == "inconclusive"  # right on every one, but on too few to ship
     assert report.verdict.metric == "json_fields"
     assert (report.verdict.estimate, report.verdict.low, report.verdict.high) == (1.0, 1.0, 1.0)
     assert [f.line for f in report.flips if f.metric == "exact_match"] == [1, 2, 3, 4, 5, 6]
@@ -753,7 +756,10 @@ def test_str_renders_a_table_with_the_verdict(fake: FakeProvider) -> None:
     assert lines[3].split()[:7] == ["base", "0.000", "[0.00,", "0.00]", "0.500", "[0.00,", "1.00]"]
     assert lines[4] == "differences on json_fields* vs base:"
     assert lines[5].split() == ["tuned:", "+1.000", "[+1.00,", "+1.00]", "n=2"]
-    assert lines[-1] == "verdict: ship: tuned beats base by +1.000 [+1.000, +1.000] on json_fields (n=2)"
+    assert lines[-1] == (
+        "verdict: inconclusive: tuned leads base by +1.000 [+1.000, +1.000] on json_fields (n=2), "
+        "but 2 examples are too few to trust the interval: evaluate at least 20"
+    )
     assert lines[-1] == f"verdict: {report.verdict.decision}: {report.verdict.reason}"
 
 

@@ -1,8 +1,9 @@
 """The decision: ship, abandon, or inconclusive.
 
 - **ship**: the best tuned candidate beats the best baseline (few-shot prompting included) on the
-  primary metric with the whole confidence interval above zero, and is not significantly worse on
-  any other metric.
+  primary metric with the whole confidence interval above zero (and, for a pass/fail metric, the
+  exact McNemar test below 1 − confidence), on at least `MIN_EXAMPLES_TO_SHIP` examples, and is
+  not significantly worse on any other metric.
 - **abandon**: it does not beat the best baseline: the measured difference on the primary metric is
   at most `epsilon` (the fine-tune adds nothing that prompting does not already give).
 - **inconclusive**: it looks better but the interval still reaches zero (with about how many more
@@ -17,7 +18,11 @@ from collections.abc import Sequence
 from unitune.evaluate._report import CandidateResult, Difference, Verdict
 from unitune.evaluate._stats import Interval, examples_to_settle, mcnemar_exact
 
-__all__ = ["decide"]
+__all__ = ["MIN_EXAMPLES_TO_SHIP", "decide"]
+
+#: Fewer paired examples than this never ship: a percentile bootstrap on a handful of examples
+#: gives intervals far narrower than the truth (six examples, five better, look certain).
+MIN_EXAMPLES_TO_SHIP = 20
 
 
 def _best(candidates: Sequence[CandidateResult], metric: str) -> CandidateResult | None:
@@ -85,6 +90,12 @@ def decide(
         return Verdict(
             decision="abandon", **common,
             reason=f"{best_tuned.name} does not beat {best_base.name}: {shown}",
+        )  # fmt: skip
+    if d.low > 0 and d.n < MIN_EXAMPLES_TO_SHIP:
+        return Verdict(
+            decision="inconclusive", **common, more_examples=MIN_EXAMPLES_TO_SHIP - d.n,
+            reason=(f"{best_tuned.name} leads {best_base.name} by {shown}, but {d.n} examples are too few "
+                    f"to trust the interval: evaluate at least {MIN_EXAMPLES_TO_SHIP}"),
         )  # fmt: skip
     if d.low > 0 and d.p_value is not None and d.p_value >= 1 - confidence:
         # A percentile bootstrap on a handful of discordant pairs is too sure of itself (two

@@ -8,16 +8,19 @@ from pathlib import Path
 import pytest
 
 from tests.migrate.conftest import World, answer
+from unitune import FineTuneClient
 from unitune.errors import ConfigurationError
 from unitune.migrate import (
     DEFAULT_LEARNING_RATES,
     decide,
     idempotency_key,
+    map_hyperparameters,
     migrate,
     plan_migration,
     render,
     run_migration,
 )
+from unitune.testing import FakeProvider
 
 TOGETHER_8B = "meta-llama/Meta-Llama-3.1-8B-Instruct-Reference"
 
@@ -233,3 +236,61 @@ def test_run_migration_checks_its_arguments(world: World) -> None:
 )
 def test_decide(estimate: float, low: float, high: float, p: float | None, verdict: str) -> None:
     assert decide(estimate, low, high, p, margin=0.05)[0] == verdict
+
+
+# -- the hyperparameter rule on other targets --------------------------------------------------------------
+
+
+def _target(world: World, name: str, **settings: object) -> FineTuneClient:
+    return FineTuneClient(
+        FakeProvider(clock=world.target_fake.clock).as_provider(name, **settings), ledger=False
+    )
+
+
+def test_a_target_that_takes_a_multiplier_gets_it_unchanged(world: World) -> None:
+    with _target(world, "vertex", project="my-project") as target:
+        hp, notes = map_hyperparameters(
+            target,
+            "gemini-2.5-flash",
+            "sft",
+            {"n_epochs": 3, "learning_rate_multiplier": 2.0, "batch_size": 8},
+        )
+    assert hp.learning_rate_multiplier == 2.0
+    assert hp.learning_rate is None
+    assert hp.epochs == 3
+    assert any("taken as is" in n for n in notes)
+
+
+def test_a_target_whose_default_rate_is_unknown_keeps_it_and_says_what_has_no_equivalent(
+    world: World,
+) -> None:
+    with _target(world, "bedrock") as target:
+        hp, notes = map_hyperparameters(
+            target, "amazon.nova-micro-v1:0:128k", "sft",
+            {"n_epochs": 2, "learning_rate_multiplier": 2.0, "batch_size": 8, "beta": 0.1},
+        )  # fmt: skip
+    assert hp.set_fields() == {"epochs": 2}
+    assert any("batch size: 8 has no equivalent" in n for n in notes)
+    assert any("multiplier 2: no equivalent on bedrock" in n for n in notes)
+    assert any("beta: no equivalent" in n for n in notes)
+
+
+def test_openais_auto_settings_leave_the_targets_defaults(world: World) -> None:
+    hp, notes = map_hyperparameters(
+        world.target,
+        TOGETHER_8B,
+        "sft",
+        {"n_epochs": "auto", "batch_size": "auto", "learning_rate_multiplier": "auto"},
+    )
+    assert hp.set_fields() == {}
+    assert any("auto" in n for n in notes)
+
+
+def test_a_target_that_is_not_configured_is_a_problem_of_the_plan(world: World) -> None:
+    with _target(world, "vertex") as target:
+        plan = plan_migration(
+            world.source, target, data=world.train, model_map={"gpt-4o-mini": "gemini-2.5-flash"}
+        )
+    job = plan.jobs[0]
+    assert any("needs a project" in p for p in job.problems)
+    assert job.hyperparameters.learning_rate_multiplier == 2.0  # still mapped, for the plan to show

@@ -333,14 +333,18 @@ def map_hyperparameters(
     """
     notes: list[str] = []
     fields: dict[str, Any] = {}
+    # A target that refuses the job with no settings at all (not configured: no project, no role)
+    # refuses every trial for that reason; a trial refused for no other reason is kept.
+    baseline = _refusal(target, model, method, Hyperparameters())
 
     def keep(name: str, value: Any, note: str) -> bool:
         trial = Hyperparameters.model_validate({**fields, name: value})
         refused = _refusal(target, model, method, trial)
-        if refused is None:
+        accepted = refused is None or refused == baseline
+        if accepted:
             fields[name] = value
             notes.append(note)
-        return refused is None
+        return accepted
 
     epochs = _number(source.get("n_epochs", source.get("epochs")))
     if epochs is not None and epochs >= 1:
@@ -460,6 +464,9 @@ def plan_job(
     quote, quote_note = None, ""
     suffix = _suffix(job)
     if model is not None and method is not None:
+        refused = _refusal(target, model, method, Hyperparameters())
+        if refused is not None:
+            problems.append(f"{target.provider_name} refuses a {method} job on {model}: {refused}")
         hp, notes = map_hyperparameters(target, model, method, job.hyperparameters)
         if suffix is not None and _refusal(target, model, method, hp, suffix) is not None:
             notes.append(f"suffix {suffix!r}: {target.provider_name} refuses it; left out")

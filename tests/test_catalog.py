@@ -282,6 +282,11 @@ def test_stale_entries() -> None:
     ] == []  # as of 2026-11-21
     stale = catalog.stale(today=dt.date(2027, 6, 1))
     assert any(e.provider == "fake" and e.what == "lifecycle" for e in stale)
+    # Whether a vendor lets you download tuned weights is a dated fact like a price.
+    together = catalog.providers["together"].provider.weights
+    assert together is not None
+    late = together.as_of + dt.timedelta(days=91)
+    assert any(e.provider == "together" and e.what == "weights download" for e in catalog.stale(today=late))
 
 
 def test_compare_ranks_providers(tmp_path: Path) -> None:

@@ -300,6 +300,9 @@ class Catalog:
         for name, f in sorted(self.providers.items()):
             if f.provider.lifecycle.as_of < cutoff:
                 out.append(StaleEntry(name, "-", "lifecycle", f.provider.lifecycle.as_of))
+            weights = f.provider.weights
+            if weights is not None and weights.as_of < cutoff:
+                out.append(StaleEntry(name, "-", "weights download", weights.as_of))
             for m in f.models:
                 facts: list[tuple[str, Sourced | None]] = [
                     ("tuned inference", m.tuned_inference),

@@ -307,6 +307,7 @@ def test_wrong_purpose_malformed_multipart_and_unknown_models_are_openai_errors(
     assert no_file.status_code == 400
     assert no_file.json()["error"]["param"] == "file"
     assert client.files.list().data == []  # nothing half-stored
+    assert client.files.list(after="file-unknown", order="asc").data == []
     file_id = _upload(client, openapi)
     with pytest.raises(openai.BadRequestError) as caught:
         client.fine_tuning.jobs.create(model="gpt-9-unheard-of", training_file=file_id)

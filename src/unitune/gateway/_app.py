@@ -24,17 +24,17 @@ keys the gateway answers loopback clients only and is one tenant; it refuses to 
 Status words: unitune's `cancelling` is reported as `running` (a job being stopped has not
 stopped; OpenAI has no word for it), `paused` as OpenAI's `paused`.
 
-FastAPI and uvicorn are the `serve` extra: imported only when an app is built.
+FastAPI and uvicorn are the `serve` extra: imported only when an app is built. OpenAI's shapes
+(request fields, objects, errors) are in `_wire`, the SQLite state in `_store`; this module is the
+routes, tenancy and the calls to `FineTuneClient`.
 """
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import hmac
-import io
-import json
 import logging
+import re
 import threading
 import time
 from collections.abc import Awaitable, Callable, Iterator, Mapping
@@ -43,24 +43,41 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from pydantic import SecretStr, ValidationError
+from pydantic import SecretStr
 
 from unitune.errors import (
-    BudgetExceeded,
     ConfigurationError,
-    DatasetError,
-    NotFoundError,
     ProviderError,
-    ProviderRetiredError,
-    ProviderUnavailableError,
-    RateLimitError,
     UnsupportedFeatureError,
     ValidationFailed,
 )
 from unitune.gateway._store import FileRow, GatewayStore, JobRow, UploadRow
+from unitune.gateway._wire import (
+    Call,
+    Raw,
+    bad_request,
+    checkpoint_view,
+    event_views,
+    file_view,
+    form_fields,
+    job_view,
+    json_object,
+    metrics_csv,
+    not_found,
+    page_after,
+    page_limit,
+    parse_metadata,
+    parse_method,
+    provider_error,
+    refused_data,
+    required_field,
+    string_field,
+    timestamp,
+    upload_view,
+)
 from unitune.serve._app import _is_loopback, _require
 from unitune.serve._backends import ServeError
-from unitune.types import Checkpoint, Hyperparameters, Job, JobEvent, JobStatus, StepMetric, TrainingMethod
+from unitune.types import Hyperparameters, Job, JobStatus, TrainingMethod
 
 if TYPE_CHECKING:
     import socket
@@ -78,21 +95,6 @@ __all__ = ["GatewayConfig", "GatewayServer", "create_gateway_app", "start_gatewa
 logger = logging.getLogger("unitune.gateway")
 
 _MiB = 1024 * 1024
-#: OpenAI's words for unitune's statuses. `cancelling` is not stopped yet: it stays `running`.
-_STATUS = {
-    JobStatus.VALIDATING: "validating_files",
-    JobStatus.QUEUED: "queued",
-    JobStatus.RUNNING: "running",
-    JobStatus.PAUSED: "paused",
-    JobStatus.CANCELLING: "running",
-    JobStatus.SUCCEEDED: "succeeded",
-    JobStatus.FAILED: "failed",
-    JobStatus.CANCELLED: "cancelled",
-}
-#: The result file's columns, as OpenAI writes them.
-_CSV_COLUMNS = ("step", "train_loss", "train_accuracy", "valid_loss", "valid_mean_token_accuracy")
-_META_PAIRS = 16
-_ORG = "org-unitune"
 
 
 @dataclass(frozen=True)
@@ -141,335 +143,6 @@ class GatewayConfig:
                 )
         if self.max_cost_usd is not None and not self.max_cost_usd >= 0:
             raise ConfigurationError(f"max_cost_usd must be 0 or more, not {self.max_cost_usd!r}.")
-
-
-# -- requests --------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class _Call:
-    """One authorised request, read whole, handed to a route's (blocking) handler."""
-
-    owner: str
-    params: Mapping[str, str]
-    query: Mapping[str, str]
-    query_items: tuple[tuple[str, str], ...]
-    headers: Mapping[str, str]
-    body: bytes
-
-
-@dataclass(frozen=True)
-class _Raw:
-    """A body that is not JSON (a file's content)."""
-
-    content: bytes
-    media_type: str
-    filename: str
-
-
-def _bad(message: str, *, param: str | None = None, code: str | None = "invalid_value") -> ServeError:
-    return ServeError(400, message, param=param, code=code)
-
-
-def _not_found(what: str, ident: str) -> ServeError:
-    # The same answer whether the object does not exist or belongs to another key, as OpenAI's.
-    return ServeError(404, f"No such {what}: '{ident}'.", code=None)
-
-
-def _json_object(raw: bytes) -> dict[str, Any]:
-    try:
-        data = json.loads(raw or b"{}")
-    except ValueError:
-        raise _bad(
-            "We could not parse the JSON body of your request. Send a JSON object (Content-Type: "
-            "application/json).",
-            code="invalid_json",
-        ) from None
-    if not isinstance(data, dict):
-        raise _bad("The request body must be a JSON object.", code="invalid_json")
-    return data
-
-
-def _string(body: Mapping[str, Any], name: str, *, required: bool = False) -> str | None:
-    value = body.get(name)
-    if value is None:
-        if required:
-            raise _bad(
-                f"Missing required parameter: '{name}'.", param=name, code="missing_required_parameter"
-            )
-        return None
-    if not isinstance(value, str) or not value.strip():
-        raise _bad(f"Invalid value for '{name}': expected a non-empty string.", param=name)
-    return value
-
-
-def _required(body: Mapping[str, Any], name: str) -> str:
-    value = _string(body, name, required=True)
-    assert value is not None  # _string raised otherwise
-    return value
-
-
-def _limit(query: Mapping[str, str], default: int, most: int) -> int:
-    raw = query.get("limit")
-    if raw is None:
-        return default
-    if not raw.isdigit() or not 1 <= int(raw) <= most:
-        raise _bad(f"Invalid value for 'limit': expected a whole number from 1 to {most}.", param="limit")
-    return int(raw)
-
-
-def _form(body: bytes, content_type: str) -> dict[str, tuple[str | None, bytes]]:
-    """The fields of a multipart/form-data body: name → (filename, bytes). Malformed → 400.
-
-    The standard library's MIME parser, so the gateway needs no multipart package; it reads the
-    body whole, which `max_file_bytes` bounds (larger files go through the Uploads API).
-    """
-    from email import policy
-    from email.parser import BytesParser
-
-    malformed = _bad(
-        "The body is not valid multipart/form-data. Send the file as a multipart form with the "
-        "fields 'file' and 'purpose'.",
-        code="invalid_multipart",
-    )
-    if not content_type.lower().startswith("multipart/form-data") or "boundary=" not in content_type:
-        raise malformed
-    try:
-        head = b"Content-Type: " + content_type.encode("latin-1") + b"\r\n\r\n"
-    except UnicodeEncodeError:
-        raise malformed from None
-    message = BytesParser(policy=policy.HTTP).parsebytes(head + body)
-    if not message.is_multipart() or message.defects:
-        raise malformed
-    fields: dict[str, tuple[str | None, bytes]] = {}
-    for part in message.iter_parts():
-        name = part.get_param("name", header="content-disposition")
-        payload = part.get_payload(decode=True)
-        if part.defects or not isinstance(name, str) or not isinstance(payload, bytes):
-            raise malformed
-        fields[name] = (part.get_filename(), payload)
-    return fields
-
-
-def _timestamp(value: Any) -> int | None:
-    return int(value.timestamp()) if value is not None else None
-
-
-# -- the OpenAI views --------------------------------------------------------------------------------
-
-
-def _file_view(row: FileRow) -> dict[str, Any]:
-    return {
-        "id": row.id,
-        "object": "file",
-        "bytes": row.bytes,
-        "created_at": row.created_at,
-        "filename": row.filename,
-        "purpose": row.purpose,
-        "status": "processed",
-    }
-
-
-def _upload_view(row: UploadRow, file: FileRow | None = None) -> dict[str, Any]:
-    return {
-        "id": row.id,
-        "object": "upload",
-        "bytes": row.bytes,
-        "created_at": row.created_at,
-        "expires_at": row.expires_at,
-        "filename": row.filename,
-        "purpose": row.purpose,
-        "status": row.status,
-        "file": _file_view(file) if file is not None else None,
-    }
-
-
-def _job_view(row: JobRow, job: Job) -> dict[str, Any]:
-    request = row.request
-    succeeded = job.status is JobStatus.SUCCEEDED
-    error = None
-    if job.status is JobStatus.FAILED:
-        error = {"code": "job_failed", "message": job.error or "The provider gave no reason.", "param": None}
-    return {
-        "object": "fine_tuning.job",
-        "id": row.id,
-        "model": request["model"],
-        "created_at": row.created_at,
-        "finished_at": _timestamp(job.finished_at) if job.status.is_terminal else None,
-        "fine_tuned_model": job.fine_tuned_model if succeeded else None,
-        "organization_id": _ORG,
-        "result_files": [row.result_file] if row.result_file else [],
-        "status": _STATUS[job.status],
-        "trained_tokens": job.trained_tokens,
-        "training_file": request["training_file"],
-        "validation_file": request.get("validation_file"),
-        "hyperparameters": request["hyperparameters"],
-        # OpenAI always reports a seed; a job created without one reports 0 (the provider's default).
-        "seed": request.get("seed") or 0,
-        "estimated_finish": _timestamp(job.estimated_finish),
-        "integrations": [],
-        "method": request["method"],
-        "metadata": request.get("metadata") or None,
-        "error": error,
-        "user_provided_suffix": request.get("suffix"),
-        "unitune": {"provider": row.provider, "job_id": row.provider_job_id, "status": job.status.value},
-    }
-
-
-def _event_views(row: JobRow, events: list[JobEvent]) -> list[dict[str, Any]]:
-    """OpenAI's events, newest first. An event without the provider's id gets one made from the job
-    and its place in the log, so the same event keeps its id from one read to the next (`after`)."""
-    out = []
-    for i, event in enumerate(events):
-        ident = event.id or f"ftevent-{hashlib.sha256(f'{row.id}:{i}'.encode()).hexdigest()[:24]}"
-        out.append({
-            "object": "fine_tuning.job.event",
-            "id": ident,
-            "created_at": _timestamp(event.created_at),
-            "level": "warn" if event.level == "warning" else event.level,
-            "message": event.message,
-            "type": "metrics" if event.type == "metrics" else "message",
-            "data": json.loads(json.dumps(event.data, default=str)),
-        })  # fmt: skip
-    return out[::-1]
-
-
-_CHECKPOINT_METRICS = {
-    "train_loss": "train_loss",
-    "train_accuracy": "train_mean_token_accuracy",
-    "train_mean_token_accuracy": "train_mean_token_accuracy",
-    "valid_loss": "valid_loss",
-    "valid_accuracy": "valid_mean_token_accuracy",
-    "valid_mean_token_accuracy": "valid_mean_token_accuracy",
-    "full_valid_loss": "full_valid_loss",
-    "full_valid_mean_token_accuracy": "full_valid_mean_token_accuracy",
-}
-
-
-def _checkpoint_view(row: JobRow, checkpoint: Checkpoint) -> dict[str, Any]:
-    metrics: dict[str, float] = {"step": float(checkpoint.step)}
-    for name, value in checkpoint.metrics.items():
-        if name in _CHECKPOINT_METRICS:
-            metrics[_CHECKPOINT_METRICS[name]] = float(value)
-    return {
-        "object": "fine_tuning.job.checkpoint",
-        "id": checkpoint.id,
-        "created_at": _timestamp(checkpoint.created_at) or row.created_at,
-        "fine_tuned_model_checkpoint": checkpoint.model or "",
-        "step_number": checkpoint.step,
-        "metrics": metrics,
-        "fine_tuning_job_id": row.id,
-    }
-
-
-def _metrics_csv(metrics: list[StepMetric]) -> bytes:
-    """The result file: one row per step in OpenAI's columns; a value the provider lacks is empty."""
-    text = io.StringIO()
-    writer = csv.writer(text, lineterminator="\n")
-    writer.writerow(_CSV_COLUMNS)
-    for m in metrics:
-        values = (m.step, m.train_loss, m.train_accuracy, m.valid_loss, m.valid_accuracy)
-        writer.writerow(["" if v is None else v for v in values])
-    return text.getvalue().encode()
-
-
-def _page(items: list[dict[str, Any]], after: str | None, limit: int) -> tuple[list[dict[str, Any]], bool]:
-    """The items following the one whose id is `after` (all when None or unknown), `limit` of them."""
-    if after is not None:
-        ids = [item["id"] for item in items]
-        items = items[ids.index(after) + 1 :] if after in ids else []
-    return items[:limit], len(items) > limit
-
-
-def _method(
-    body: Mapping[str, Any],
-) -> tuple[TrainingMethod, Hyperparameters, dict[str, Any], dict[str, Any]]:
-    """The request's method and hyperparameters: (method, unitune's hyperparameters, the method
-    object and the `hyperparameters` as the job reports them). "auto" means the provider's default."""
-    method = body.get("method")
-    given = body.get("hyperparameters")
-    kind = "supervised"
-    if method is not None:
-        if not isinstance(method, dict) or method.get("type") not in ("supervised", "dpo", "reinforcement"):
-            raise _bad(
-                "Invalid value for 'method.type': expected 'supervised' or 'dpo'.", param="method.type"
-            )
-        kind = method["type"]
-        if kind == "reinforcement":
-            raise _bad(
-                "Reinforcement fine-tuning is not supported by this gateway; use 'supervised' or 'dpo'.",
-                param="method.type", code="unsupported_parameter",
-            )  # fmt: skip
-        inner = method.get(kind) or {}
-        if not isinstance(inner, dict):
-            raise _bad(f"Invalid value for 'method.{kind}': expected an object.", param=f"method.{kind}")
-        given = inner.get("hyperparameters", given)
-    given = given or {}
-    if not isinstance(given, dict):
-        raise _bad("Invalid value for 'hyperparameters': expected an object.", param="hyperparameters")
-    names = {
-        "n_epochs": "epochs",
-        "batch_size": "batch_size",
-        "learning_rate_multiplier": "learning_rate_multiplier",
-    }
-    known = set(names) | ({"beta"} if kind == "dpo" else set())
-    unknown = sorted(set(given) - known)
-    if unknown:
-        raise _bad(
-            f"Unknown hyperparameter '{unknown[0]}' for {kind} jobs.", param=f"hyperparameters.{unknown[0]}"
-        )
-    fields = {names[k]: v for k, v in given.items() if k in names and v != "auto"}
-    options = {"beta": given["beta"]} if given.get("beta", "auto") != "auto" else {}
-    seed = body.get("seed")
-    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
-        raise _bad("Invalid value for 'seed': expected an integer.", param="seed")
-    try:
-        hp = Hyperparameters(**fields, seed=seed, provider_options=options)
-    except ValidationError as e:
-        first = e.errors(include_url=False)[0]
-        raise _bad(
-            f"Invalid hyperparameters: {first['loc'][0]} {first['msg']}.", param="hyperparameters"
-        ) from None
-    shown = {k: given.get(k, "auto") for k in names}
-    if kind == "dpo":
-        shown["beta"] = given.get("beta", "auto")
-    return ("dpo" if kind == "dpo" else "sft"), hp, {"type": kind, kind: {"hyperparameters": shown}}, shown
-
-
-def _metadata(body: Mapping[str, Any]) -> dict[str, str]:
-    metadata = body.get("metadata") or {}
-    if (
-        not isinstance(metadata, dict)
-        or len(metadata) > _META_PAIRS
-        or any(not isinstance(k, str) or not isinstance(v, str) for k, v in metadata.items())
-    ):
-        raise _bad(
-            f"Invalid value for 'metadata': up to {_META_PAIRS} string keys and values.", param="metadata"
-        )
-    return dict(metadata)
-
-
-def _provider_error(e: Exception) -> ServeError:
-    """What a unitune error from the provider's side looks like to an OpenAI client."""
-    if isinstance(e, BudgetExceeded):
-        return _bad(str(e), code="budget_exceeded")
-    if isinstance(e, ProviderRetiredError):
-        return _bad(str(e), param="model", code="model_not_available")
-    if isinstance(e, RateLimitError):
-        wait = {"Retry-After": str(int(e.retry_after))} if e.retry_after else {}
-        return ServeError(429, str(e), type="requests", code="rate_limit_exceeded", headers=wait)
-    if isinstance(e, NotFoundError):
-        return ServeError(404, str(e), code=None)
-    if isinstance(e, ProviderUnavailableError):
-        return ServeError(502, str(e), type="server_error", code="provider_unavailable")
-    if isinstance(e, ProviderError):
-        # A 4xx of the vendor's is about the request; anything else (its 5xx, our credentials) is ours.
-        if e.status_code is not None and 400 <= e.status_code < 500 and e.status_code not in (401, 403):
-            return _bad(str(e), code="provider_refused")
-        return ServeError(502, str(e), type="server_error", code="provider_error")
-    if isinstance(e, (UnsupportedFeatureError, ConfigurationError, DatasetError)):
-        return _bad(str(e), code="invalid_request")
-    raise e
 
 
 # -- the state -----------------------------------------------------------------------------------------
@@ -549,124 +222,128 @@ class GatewayState:
 
     # -- files ----------------------------------------------------------------------------------
 
-    def create_file(self, call: _Call) -> dict[str, Any]:
+    def create_file(self, call: Call) -> dict[str, Any]:
         """POST /v1/files."""
-        fields = _form(call.body, call.headers.get("content-type", ""))
+        fields = form_fields(call.body, call.headers.get("content-type", ""))
         purpose = fields.get("purpose", (None, b""))[1].decode("utf-8", "replace").strip()
         if not purpose:
-            raise _bad(
+            raise bad_request(
                 "Missing required parameter: 'purpose'.", param="purpose", code="missing_required_parameter"
             )
         if purpose != "fine-tune":
-            raise _bad(
+            raise bad_request(
                 f"This gateway keeps files for fine-tuning only: purpose must be 'fine-tune', not {purpose!r}.",
                 param="purpose",
             )  # fmt: skip
         filename, data = fields.get("file", (None, b""))
         if filename is None:
-            raise _bad(
+            raise bad_request(
                 "Missing required parameter: 'file' (a file part).",
                 param="file",
                 code="missing_required_parameter",
             )
         if not data:
-            raise _bad("The file is empty.", param="file")
-        return _file_view(self.store.add_file(call.owner, purpose, Path(filename).name or "file", data))
+            raise bad_request("The file is empty.", param="file")
+        return file_view(self.store.add_file(call.owner, purpose, Path(filename).name or "file", data))
 
-    def list_files(self, call: _Call) -> dict[str, Any]:
+    def list_files(self, call: Call) -> dict[str, Any]:
         """GET /v1/files."""
         order = call.query.get("order", "desc")
         if order not in ("asc", "desc"):
-            raise _bad("Invalid value for 'order': expected 'asc' or 'desc'.", param="order")
+            raise bad_request("Invalid value for 'order': expected 'asc' or 'desc'.", param="order")
         rows, more = self.store.list_files(
             call.owner, purpose=call.query.get("purpose"), after=call.query.get("after"),
-            limit=_limit(call.query, 10000, 10000), newest_first=order == "desc",
+            limit=page_limit(call.query, 10000, 10000), newest_first=order == "desc",
         )  # fmt: skip
-        data = [_file_view(r) for r in rows]
+        data = [file_view(r) for r in rows]
         first, last = (data[0]["id"], data[-1]["id"]) if data else (None, None)
         return {"object": "list", "data": data, "first_id": first, "last_id": last, "has_more": more}
 
-    def _file(self, call: _Call) -> FileRow:
+    def _file(self, call: Call) -> FileRow:
         row = self.store.get_file(call.owner, call.params["file_id"])
         if row is None:
-            raise _not_found("file", call.params["file_id"])
+            raise not_found("file", call.params["file_id"])
         return row
 
-    def get_file(self, call: _Call) -> dict[str, Any]:
+    def get_file(self, call: Call) -> dict[str, Any]:
         """GET /v1/files/{file_id}."""
-        return _file_view(self._file(call))
+        return file_view(self._file(call))
 
-    def delete_file(self, call: _Call) -> dict[str, Any]:
+    def delete_file(self, call: Call) -> dict[str, Any]:
         """DELETE /v1/files/{file_id}."""
         if not self.store.delete_file(call.owner, call.params["file_id"]):
-            raise _not_found("file", call.params["file_id"])
+            raise not_found("file", call.params["file_id"])
         return {"id": call.params["file_id"], "object": "file", "deleted": True}
 
-    def file_content(self, call: _Call) -> _Raw:
+    def file_content(self, call: Call) -> Raw:
         """GET /v1/files/{file_id}/content: the owner's own bytes (result files, and the data sent)."""
         row = self._file(call)
         path = self.store.file_path(row.id)
         if not path.is_file():
-            raise _not_found("file", row.id)
+            raise not_found("file", row.id)
         media = "text/csv" if row.purpose == "fine-tune-results" else "application/octet-stream"
-        return _Raw(path.read_bytes(), media, row.filename)
+        return Raw(path.read_bytes(), media, row.filename)
 
     # -- uploads --------------------------------------------------------------------------------
 
-    def create_upload(self, call: _Call) -> dict[str, Any]:
+    def create_upload(self, call: Call) -> dict[str, Any]:
         """POST /v1/uploads."""
-        body = _json_object(call.body)
-        filename, purpose, mime_type = (_required(body, n) for n in ("filename", "purpose", "mime_type"))
+        body = json_object(call.body)
+        filename, purpose, mime_type = (required_field(body, n) for n in ("filename", "purpose", "mime_type"))
         size = body.get("bytes")
         if purpose != "fine-tune":
-            raise _bad(f"This gateway takes uploads for fine-tuning only, not {purpose!r}.", param="purpose")
+            raise bad_request(
+                f"This gateway takes uploads for fine-tuning only, not {purpose!r}.", param="purpose"
+            )
         if (
             isinstance(size, bool)
             or not isinstance(size, int)
             or not 1 <= size <= self.config.max_upload_bytes
         ):
-            raise _bad(
+            raise bad_request(
                 f"Invalid value for 'bytes': a whole number from 1 to {self.config.max_upload_bytes}.",
                 param="bytes",
             )
-        return _upload_view(self.store.add_upload(call.owner, Path(filename).name, purpose, size, mime_type))
+        return upload_view(self.store.add_upload(call.owner, Path(filename).name, purpose, size, mime_type))
 
-    def _pending_upload(self, call: _Call) -> UploadRow:
+    def _pending_upload(self, call: Call) -> UploadRow:
         row = self.store.get_upload(call.owner, call.params["upload_id"])
         if row is None:
-            raise _not_found("upload", call.params["upload_id"])
+            raise not_found("upload", call.params["upload_id"])
         if row.status != "pending":
-            raise _bad(
+            raise bad_request(
                 f"Upload {row.id} is {row.status}; only a pending upload takes this.",
                 code="upload_not_pending",
             )
         if row.expires_at < time.time():
-            raise _bad(f"Upload {row.id} has expired.", code="upload_expired")
+            raise bad_request(f"Upload {row.id} has expired.", code="upload_expired")
         return row
 
-    def add_part(self, call: _Call) -> dict[str, Any]:
+    def add_part(self, call: Call) -> dict[str, Any]:
         """POST /v1/uploads/{upload_id}/parts (multipart, field `data`)."""
         row = self._pending_upload(call)
-        fields = _form(call.body, call.headers.get("content-type", ""))
+        fields = form_fields(call.body, call.headers.get("content-type", ""))
         if "data" not in fields:
-            raise _bad("Missing required parameter: 'data'.", param="data", code="missing_required_parameter")
+            raise bad_request(
+                "Missing required parameter: 'data'.", param="data", code="missing_required_parameter"
+            )
         part = self.store.add_part(row.id, fields["data"][1])
         return {"id": part.id, "object": "upload.part", "created_at": part.created_at, "upload_id": row.id}
 
-    def complete_upload(self, call: _Call) -> dict[str, Any]:
+    def complete_upload(self, call: Call) -> dict[str, Any]:
         """POST /v1/uploads/{upload_id}/complete: the parts, in `part_ids` order, become one file."""
         row = self._pending_upload(call)
-        body = _json_object(call.body)
+        body = json_object(call.body)
         ids = body.get("part_ids")
         if not isinstance(ids, list) or not ids or any(not isinstance(i, str) for i in ids):
-            raise _bad("Invalid value for 'part_ids': a non-empty list of part ids.", param="part_ids")
+            raise bad_request("Invalid value for 'part_ids': a non-empty list of part ids.", param="part_ids")
         parts = self.store.parts(row.id)
         missing = [i for i in ids if i not in parts]
         if missing:
-            raise _bad(f"Part {missing[0]!r} is not a part of upload {row.id}.", param="part_ids")
+            raise bad_request(f"Part {missing[0]!r} is not a part of upload {row.id}.", param="part_ids")
         total = sum(parts[i].bytes for i in ids)
         if total != row.bytes:
-            raise _bad(
+            raise bad_request(
                 f"The parts hold {total} bytes; the upload was created for {row.bytes}.", param="part_ids"
             )
         digest = hashlib.md5(usedforsecurity=False)
@@ -679,22 +356,22 @@ class GatewayState:
         md5 = body.get("md5")
         if md5 is not None and md5 != digest.hexdigest():
             assembled.unlink(missing_ok=True)
-            raise _bad("The md5 given does not match the bytes uploaded.", param="md5")
+            raise bad_request("The md5 given does not match the bytes uploaded.", param="md5")
         file = self.store.add_file(call.owner, row.purpose, row.filename, assembled)
         if not self.store.end_upload(row.id, "completed", file.id):  # another complete won the race
             self.store.delete_file(call.owner, file.id)
-            raise _bad(f"Upload {row.id} is no longer pending.", code="upload_not_pending")
+            raise bad_request(f"Upload {row.id} is no longer pending.", code="upload_not_pending")
         done = self.store.get_upload(call.owner, row.id)
         assert done is not None
-        return _upload_view(done, file)
+        return upload_view(done, file)
 
-    def cancel_upload(self, call: _Call) -> dict[str, Any]:
+    def cancel_upload(self, call: Call) -> dict[str, Any]:
         """POST /v1/uploads/{upload_id}/cancel."""
         row = self._pending_upload(call)
         self.store.end_upload(row.id, "cancelled")
         done = self.store.get_upload(call.owner, row.id)
         assert done is not None
-        return _upload_view(done)
+        return upload_view(done)
 
     # -- jobs -----------------------------------------------------------------------------------
 
@@ -713,7 +390,7 @@ class GatewayState:
         catalog = self.client(self.provider).catalog
         if self.provider in catalog.providers and catalog.find(self.provider, model) is None:
             mapped = ", ".join(sorted(self.config.models)) or "none"
-            raise _bad(
+            raise bad_request(
                 f"Model {model} is not available for fine-tuning on this gateway or does not exist. "
                 f"Mapped models: {mapped}; or name one as PROVIDER:MODEL.",
                 param="model", code="model_not_available",
@@ -725,27 +402,29 @@ class GatewayState:
             return None
         row = self.store.get_file(owner, file_id)
         if row is None:
-            raise _bad(f"Invalid file ID: {file_id!r} does not exist.", param=param, code="invalid_file")
+            raise bad_request(
+                f"Invalid file ID: {file_id!r} does not exist.", param=param, code="invalid_file"
+            )
         if row.purpose != "fine-tune":
-            raise _bad(
+            raise bad_request(
                 f"File {file_id} has purpose {row.purpose!r}, not 'fine-tune'.",
                 param=param,
                 code="invalid_file",
             )
         return row
 
-    def create_job(self, call: _Call) -> dict[str, Any]:
+    def create_job(self, call: Call) -> dict[str, Any]:
         """POST /v1/fine_tuning/jobs."""
-        body = _json_object(call.body)
-        model = _required(body, "model")
-        training = self._training_file(call.owner, _required(body, "training_file"), "training_file")
-        validation = self._training_file(call.owner, _string(body, "validation_file"), "validation_file")
+        body = json_object(call.body)
+        model = required_field(body, "model")
+        training = self._training_file(call.owner, required_field(body, "training_file"), "training_file")
+        validation = self._training_file(call.owner, string_field(body, "validation_file"), "validation_file")
         assert training is not None
-        method, hp, method_view, shown = _method(body)
+        method, hp, method_view, shown = parse_method(body)
         request = {
             "model": model, "training_file": training.id, "validation_file": validation.id if validation else None,
-            "method": method_view, "hyperparameters": shown, "suffix": _string(body, "suffix"),
-            "seed": body.get("seed"), "metadata": _metadata(body),
+            "method": method_view, "hyperparameters": shown, "suffix": string_field(body, "suffix"),
+            "seed": body.get("seed"), "metadata": parse_metadata(body),
         }  # fmt: skip
         provider, target = self.route_model(model)
         key = call.headers.get("idempotency-key")
@@ -787,22 +466,22 @@ class GatewayState:
                 max_cost_usd=self.config.max_cost_usd,
             )  # fmt: skip
         except ValidationFailed as e:
-            raise _refused_data(e, request, training_path) from None
+            raise refused_data(e, request, training_path) from None
         except Exception as e:
-            raise _provider_error(e) from None
+            raise provider_error(e) from None
         # Recorded only once the provider made the job: a refused create leaves no row.
         row = self.store.add_job(
             owner=owner, provider=provider, provider_job_id=job.id, idempotency_key=key, request=request,
-            created_at=_timestamp(job.created_at) or int(time.time()), last_seen={},
+            created_at=timestamp(job.created_at) or int(time.time()), last_seen={},
         )  # fmt: skip
-        view = _job_view(row, job)
+        view = job_view(row, job)
         self.store.set_seen(row.id, view)
         return view
 
-    def _job_row(self, call: _Call) -> JobRow:
+    def _job_row(self, call: Call) -> JobRow:
         row = self.store.get_job(call.owner, call.params["job_id"])
         if row is None:
-            raise _not_found("fine-tuning job", call.params["job_id"])
+            raise not_found("fine-tuning job", call.params["job_id"])
         return row
 
     def _view(self, row: JobRow, job: Job | None = None) -> dict[str, Any]:
@@ -813,10 +492,10 @@ class GatewayState:
             try:
                 job = client.get_job(row.provider_job_id)
             except Exception as e:
-                raise _provider_error(e) from None
+                raise provider_error(e) from None
         if job.status is JobStatus.SUCCEEDED and row.result_file is None:
             row = self._attach_results(row, client)
-        view = _job_view(row, job)
+        view = job_view(row, job)
         seen = row.last_seen or {}
         if (seen.get("status"), seen.get("fine_tuned_model"), seen.get("result_files")) != (
             view["status"],
@@ -837,7 +516,7 @@ class GatewayState:
                 logger.warning("no result file for job %s: its metrics cannot be read (%s)", row.id, e)
                 return fresh
             file = self.store.add_file(
-                row.owner, "fine-tune-results", "step_metrics.csv", _metrics_csv(metrics)
+                row.owner, "fine-tune-results", "step_metrics.csv", metrics_csv(metrics)
             )
             if not self.store.set_result_file(row.id, file.id):
                 self.store.delete_file(row.owner, file.id)
@@ -845,9 +524,9 @@ class GatewayState:
             assert found is not None
             return found
 
-    def list_jobs(self, call: _Call) -> dict[str, Any]:
+    def list_jobs(self, call: Call) -> dict[str, Any]:
         """GET /v1/fine_tuning/jobs (newest first; `metadata[k]=v` filters)."""
-        limit = _limit(call.query, 20, 100)
+        limit = page_limit(call.query, 20, 100)
         wanted = {
             k[len("metadata[") : -1]: v
             for k, v in call.query_items
@@ -873,80 +552,60 @@ class GatewayState:
                 return row.last_seen
             raise
 
-    def get_job(self, call: _Call) -> dict[str, Any]:
+    def get_job(self, call: Call) -> dict[str, Any]:
         """GET /v1/fine_tuning/jobs/{job_id}."""
         return self._view(self._job_row(call))
 
-    def _act(self, call: _Call, action: str) -> dict[str, Any]:
+    def _act(self, call: Call, action: str) -> dict[str, Any]:
         row = self._job_row(call)
         client = self.client(row.provider)
         operation: Callable[[str], Job] = getattr(client, f"{action}_job")
         try:
             job = operation(row.provider_job_id)
         except Exception as e:
-            raise _provider_error(e) from None
+            raise provider_error(e) from None
         return self._view(row, job)
 
-    def cancel_job(self, call: _Call) -> dict[str, Any]:
+    def cancel_job(self, call: Call) -> dict[str, Any]:
         """POST /v1/fine_tuning/jobs/{job_id}/cancel."""
         return self._act(call, "cancel")
 
-    def pause_job(self, call: _Call) -> dict[str, Any]:
+    def pause_job(self, call: Call) -> dict[str, Any]:
         """POST /v1/fine_tuning/jobs/{job_id}/pause."""
         return self._act(call, "pause")
 
-    def resume_job(self, call: _Call) -> dict[str, Any]:
+    def resume_job(self, call: Call) -> dict[str, Any]:
         """POST /v1/fine_tuning/jobs/{job_id}/resume."""
         return self._act(call, "resume")
 
-    def list_events(self, call: _Call) -> dict[str, Any]:
+    def list_events(self, call: Call) -> dict[str, Any]:
         """GET /v1/fine_tuning/jobs/{job_id}/events (newest first)."""
         row = self._job_row(call)
-        limit = _limit(call.query, 20, 1000)
+        limit = page_limit(call.query, 20, 1000)
         try:
             events = self.client(row.provider).events(row.provider_job_id)
         except Exception as e:
-            raise _provider_error(e) from None
-        data, more = _page(_event_views(row, events), call.query.get("after"), limit)
+            raise provider_error(e) from None
+        data, more = page_after(event_views(row, events), call.query.get("after"), limit)
         return {"object": "list", "data": data, "has_more": more}
 
-    def list_checkpoints(self, call: _Call) -> dict[str, Any]:
+    def list_checkpoints(self, call: Call) -> dict[str, Any]:
         """GET /v1/fine_tuning/jobs/{job_id}/checkpoints (newest first)."""
         row = self._job_row(call)
-        limit = _limit(call.query, 10, 100)
+        limit = page_limit(call.query, 10, 100)
         try:
             checkpoints = self.client(row.provider).checkpoints(row.provider_job_id)
         except Exception as e:
-            raise _provider_error(e) from None
-        views = [_checkpoint_view(row, c) for c in sorted(checkpoints, key=lambda c: c.step, reverse=True)]
-        data, more = _page(views, call.query.get("after"), limit)
+            raise provider_error(e) from None
+        views = [checkpoint_view(row, c) for c in sorted(checkpoints, key=lambda c: c.step, reverse=True)]
+        data, more = page_after(views, call.query.get("after"), limit)
         first, last = (data[0]["id"], data[-1]["id"]) if data else (None, None)
         return {"object": "list", "data": data, "first_id": first, "last_id": last, "has_more": more}
 
 
-def _refused_data(e: ValidationFailed, request: Mapping[str, Any], training_path: Path) -> ServeError:
-    """A 400 naming the file and the line of each of the first problems (not this machine's paths)."""
-    errors = list(getattr(e.report, "errors", []) or [])
-    if not errors:
-        return _bad(str(e), param="training_file", code="invalid_training_file")
-    first = errors[0]
-    is_training = first.path is None or Path(first.path) == training_path
-    param = "training_file" if is_training else "validation_file"
-    shown = [
-        f"line {i.line}: [{i.code}] {i.message}" if i.line is not None else f"[{i.code}] {i.message}"
-        for i in errors[:3]
-    ]
-    more = f" (and {len(errors) - 3} more)" if len(errors) > 3 else ""
-    return _bad(
-        f"The {param.replace('_', ' ')} {request[param]} fails the provider's checks; no job was created. "
-        + "; ".join(shown) + more + ".",
-        param=param, code=f"invalid_{param}",
-    )  # fmt: skip
-
-
 # -- the app -------------------------------------------------------------------------------------------
 
-Handler = Callable[[_Call], "dict[str, Any] | _Raw"]
+Handler = Callable[[Call], "dict[str, Any] | Raw"]
 
 
 async def _read(request: Request, limit: int) -> bytes:
@@ -1008,7 +667,7 @@ def create_gateway_app(config: GatewayConfig) -> FastAPI:
             try:
                 owner = state.authorize(request)
                 body = await _read(request, limit) if limit else b""
-                call = _Call(
+                call = Call(
                     owner=owner, params=dict(request.path_params), query=dict(request.query_params),
                     query_items=tuple(request.query_params.multi_items()), headers=dict(request.headers), body=body,
                 )  # fmt: skip
@@ -1021,8 +680,10 @@ def create_gateway_app(config: GatewayConfig) -> FastAPI:
                 failure = ServeError(500, "The gateway had an error while processing your request; its log says more.",
                                      type="server_error")  # fmt: skip
                 return JSONResponse(failure.body(), status_code=500)
-            if isinstance(answer, _Raw):
-                disposition = f'attachment; filename="{answer.filename}"'
+            if isinstance(answer, Raw):
+                # The name came from a client: only safe characters reach the header.
+                safe = re.sub(r"[^\w.\-]", "_", answer.filename) or "file"
+                disposition = f'attachment; filename="{safe}"'
                 return PlainResponse(answer.content, media_type=answer.media_type,
                                      headers={"Content-Disposition": disposition})  # fmt: skip
             return JSONResponse(answer)

@@ -217,7 +217,8 @@ class GatewayStore:
             args.append(purpose)
         op, order = ("<", "DESC") if newest_first else (">", "ASC")
         if after is not None:
-            where.append(f"n {op} COALESCE((SELECT n FROM files WHERE id = ? AND owner = ?), -1)")
+            # An id this owner does not have compares with NULL: an empty page, whichever the order.
+            where.append(f"n {op} (SELECT n FROM files WHERE id = ? AND owner = ?)")
             args += [after, owner]
         sql = (
             "SELECT id, owner, purpose, filename, bytes, created_at FROM files WHERE "
@@ -294,7 +295,7 @@ class GatewayStore:
         """`owner`'s jobs, newest first, starting after the job `after` (read lazily, for filters)."""
         sql, args = "SELECT * FROM jobs WHERE owner = ?", [owner]
         if after is not None:
-            sql += " AND n < COALESCE((SELECT n FROM jobs WHERE id = ? AND owner = ?), -1)"
+            sql += " AND n < (SELECT n FROM jobs WHERE id = ? AND owner = ?)"
             args += [after, owner]
         with self._connect() as conn:
             rows = conn.execute(sql + " ORDER BY n DESC", args).fetchall()

@@ -56,7 +56,7 @@ def world(tmp_path: Path) -> Iterator[World]:
     clock = FakeClock(start=TODAY)
     source_fake = FakeProvider(clock=clock, reply=answer(lambda m: True)).as_provider("openai")
     target_fake = FakeProvider(clock=clock, reply=answer(lambda m: True)).as_provider("together")
-    train = write_jsonl(tmp_path / "train.jsonl", rows(40))
+    train = write_jsonl(tmp_path / "train.jsonl", rows(100))
     with (
         FineTuneClient(source_fake, ledger=False) as source,
         FineTuneClient(target_fake, ledger=False) as target,

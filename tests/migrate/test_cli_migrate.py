@@ -33,7 +33,7 @@ def fake() -> Iterator[FakeProvider]:
 
 @pytest.fixture
 def train(tmp_path: Path) -> Path:
-    return write_jsonl(tmp_path / "train.jsonl", rows(40))
+    return write_jsonl(tmp_path / "train.jsonl", rows(100))
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.migrate.conftest import World, answer
+from tests.migrate.conftest import World, answer, rows, write_jsonl
 from unitune import FineTuneClient
 from unitune.errors import ConfigurationError
 from unitune.migrate import (
@@ -220,6 +220,16 @@ def test_run_migration_checks_its_arguments(world: World) -> None:
     assert e.value.fix
 
 
+def test_a_handful_of_held_out_examples_is_inconclusive_whatever_they_say(
+    world: World, tmp_path: Path
+) -> None:
+    small = write_jsonl(tmp_path / "small.jsonl", rows(40))
+    report = migrate(world.source, world.target, data=small)
+
+    assert report.jobs[0].verdict == "inconclusive"
+    assert "only 8 paired examples" in report.jobs[0].reason
+
+
 # -- the verdict ------------------------------------------------------------------------------------------
 
 
@@ -235,7 +245,8 @@ def test_run_migration_checks_its_arguments(world: World) -> None:
     ],
 )
 def test_decide(estimate: float, low: float, high: float, p: float | None, verdict: str) -> None:
-    assert decide(estimate, low, high, p, margin=0.05)[0] == verdict
+    assert decide(estimate, low, high, p, margin=0.05, n=50)[0] == verdict
+    assert decide(estimate, low, high, p, margin=0.05, n=19)[0] == "inconclusive"
 
 
 # -- the hyperparameter rule on other targets --------------------------------------------------------------
@@ -294,3 +305,9 @@ def test_a_target_that_is_not_configured_is_a_problem_of_the_plan(world: World) 
     job = plan.jobs[0]
     assert any("needs a project" in p for p in job.problems)
     assert job.hyperparameters.learning_rate_multiplier == 2.0  # still mapped, for the plan to show
+
+
+def test_a_job_id_the_source_does_not_have_is_a_configuration_error(world: World) -> None:
+    with pytest.raises(ConfigurationError, match="no fine-tuning job 'ftjob-nope'") as e:
+        plan_migration(world.source, world.target, jobs=["ftjob-nope"])
+    assert e.value.fix

@@ -43,7 +43,7 @@ def test_migrating_a_job_from_openais_api(api: RightOpenAI, tmp_path: Path) -> N
                         http_client=httpx2.Client(transport=api.transport()))  # fmt: skip
     clock = FakeClock(TODAY)
     ledger = tmp_path / "ledger.sqlite3"
-    train = write_jsonl(tmp_path / "train.jsonl", rows(40))
+    train = write_jsonl(tmp_path / "train.jsonl", rows(100))
     target_fake = FakeProvider(clock=clock, reply=answer(lambda m: True)).as_provider("together")
     with (
         FineTuneClient(OpenAIProvider(OpenAISettings(), client=sdk), config=UnituneConfig(), ledger=ledger,

@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
 from unitune.catalog import Quote
 from unitune.catalog._schema import InferencePrice, ModelEntry
-from unitune.errors import ConfigurationError, UnituneError
+from unitune.errors import ConfigurationError, NotFoundError, UnituneError
 from unitune.types import FileRef, Hyperparameters, Job, JobSpec, JobStatus, TrainingMethod
 
 if TYPE_CHECKING:
@@ -153,11 +153,21 @@ def _number(value: Any) -> float | None:
     return float(value)
 
 
+def _named_job(source: FineTuneClient, job_id: str) -> Job:
+    try:
+        return source.get_job(job_id)
+    except NotFoundError:
+        raise ConfigurationError(
+            f"{source.provider_name} has no fine-tuning job {job_id!r}.",
+            fix=f"List them with `unitune jobs --provider {source.provider_name}`, or leave out --job to move every succeeded job.",
+        ) from None
+
+
 def _source_jobs(source: FineTuneClient, jobs: Sequence[str] | None) -> tuple[list[Job], list[str]]:
     """The jobs asked for, or every succeeded job on the vendor's list and in the ledger."""
     notes: list[str] = []
     if jobs:
-        return [source.get_job(j) for j in dict.fromkeys(jobs)], notes
+        return [_named_job(source, j) for j in dict.fromkeys(jobs)], notes
     found = {j.id: j for j in source.list_jobs(limit=_LIST_LIMIT)}
     if source.ledger is not None:
         for entry in source.ledger.list(provider=source.provider_name, limit=_LIST_LIMIT):

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from unitune.errors import ConfigurationError, UnituneError
+from unitune.evaluate._verdict import MIN_EXAMPLES_TO_SHIP
 from unitune.migrate._plan import JobPlan, MigrationPlan
 from unitune.types import Job, JobStatus
 
@@ -103,15 +104,29 @@ class MigrationReport(_Frozen):
 
 
 def decide(
-    estimate: float, low: float, high: float, p_value: float | None, *, margin: float, alpha: float = 0.05
+    estimate: float,
+    low: float,
+    high: float,
+    p_value: float | None,
+    *,
+    margin: float,
+    n: int = MIN_EXAMPLES_TO_SHIP,
+    alpha: float = 0.05,
 ) -> tuple[MigrationVerdict, str]:
     """The verdict from the difference new − source on the primary metric and its interval.
 
     better: the interval is above zero (and the exact test, where there is one, agrees); worse: it
     is below zero (likewise); parity: it reaches no further below zero than `margin`; otherwise
     inconclusive: a loss larger than the margin is not ruled out, so evaluate on more examples.
+    Under `MIN_EXAMPLES_TO_SHIP` paired examples it is inconclusive whatever the interval says, as
+    the evaluation's own verdict is: a bootstrap on a handful of examples looks surer than it is.
     """
     shown = f"{estimate:+.3f} [{low:+.3f}, {high:+.3f}]"
+    if n < MIN_EXAMPLES_TO_SHIP:
+        return "inconclusive", (
+            f"{shown} on only {n} paired examples; at least {MIN_EXAMPLES_TO_SHIP} are needed: pass a larger "
+            "--validation file"
+        )
     settled = p_value is None or p_value < alpha
     if low > 0 and settled:
         return "better", f"the replacement beats the source by {shown}"
@@ -228,7 +243,7 @@ def _evaluate(
                 "reason": f"no example was scored on {report.primary_metric} for both models",
                 "examples": report.examples}  # fmt: skip
     verdict, reason = decide(
-        d.estimate, d.low, d.high, d.p_value, margin=settings.margin, alpha=1 - report.confidence
+        d.estimate, d.low, d.high, d.p_value, margin=settings.margin, n=d.n, alpha=1 - report.confidence
     )
     return {
         "metric": report.primary_metric, "quality": quality, "estimate": d.estimate, "low": d.low,

@@ -88,6 +88,13 @@ def test_a_run_prints_the_report_and_writes_it(
     assert json.loads(again.stdout)["jobs"][0]["continued"] is True
     assert len(fake.calls_to("create_job")) == 2  # the source's and one replacement
 
+    # One fake answers for both sides, so the source's list shows the replacement too: a job made
+    # by a migration is never itself planned for migration.
+    listed = CliRunner().invoke(
+        app, ["migrate", "--from", "openai", "--to", "together", "--data", str(train), "--dry-run", "--json"]
+    )
+    assert [j["plan"]["source_job_id"] for j in json.loads(listed.stdout)["jobs"]] == [source_job.id]
+
 
 def test_usage_errors(fake: FakeProvider) -> None:
     bad_map = CliRunner().invoke(app, ["migrate", "--from", "openai", "--to", "together", "--map", "nothing"])

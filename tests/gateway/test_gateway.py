@@ -214,6 +214,30 @@ def test_a_job_that_succeeds_has_its_model_and_a_result_file(
     assert [c.step_number for c in checkpoints.data] == [30, 20]
     assert checkpoints.has_more
     assert checkpoints.data[0].fine_tuned_model_checkpoint == f"{done.fine_tuned_model}:ckpt-step-30"
+    # The tuned model answers its owner, in OpenAI's shapes, and no other key.
+    reply = client.chat.completions.with_raw_response.create(
+        model=done.fine_tuned_model,
+        messages=[{"role": "developer", "content": "brief"}, {"role": "user", "content": "hi"}],
+    )
+    openapi("CreateChatCompletionResponse", reply.http_response.json())
+    assert reply.parse().choices[0].message.content == f"[{done.fine_tuned_model}] hi"
+    models = client.models.with_raw_response.list()
+    openapi("ListModelsResponse", models.http_response.json())
+    assert [m.id for m in models.parse()] == [done.fine_tuned_model]
+    assert client.models.retrieve(done.fine_tuned_model).owned_by == "org-unitune"
+    other = _client(gateway, KEY_B)
+    with pytest.raises(openai.NotFoundError) as caught:
+        other.chat.completions.create(
+            model=done.fine_tuned_model, messages=[{"role": "user", "content": "hi"}]
+        )
+    assert caught.value.code == "model_not_found"
+    with pytest.raises(openai.NotFoundError):
+        other.models.retrieve(done.fine_tuned_model)
+    assert list(other.models.list()) == []
+    with pytest.raises(openai.BadRequestError, match="Streaming"):
+        client.chat.completions.create(
+            model=done.fine_tuned_model, messages=[{"role": "user", "content": "hi"}], stream=True
+        )
 
 
 def test_pause_and_resume(gateway: GatewayServer, fake: FakeProvider, openapi: Check) -> None:

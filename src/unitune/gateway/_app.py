@@ -9,6 +9,8 @@ its `base_url` points here. The paths, fields, status words, pagination (`after`
 - `/v1/fine_tuning/jobs`: create, list (with `metadata[k]=v` filters), retrieve, cancel, pause,
   resume, events, checkpoints. A succeeded job has its `fine_tuned_model` and a result file: the
   step metrics as a CSV in OpenAI's columns, downloadable through the Files API.
+- `/v1/models` and `/v1/chat/completions` (no streaming) for the key's own tuned models and their
+  checkpoints, answered by the provider that trained them (`unitune serve` serves loaded models).
 
 Behind it every job goes through `FineTuneClient` on the configured provider, or the one a model
 mapping (`{"gpt-4o-mini-2024-07-18": "together:llama-3.1-8b-instruct"}`) or a `provider:` prefix
@@ -56,6 +58,8 @@ from unitune.gateway._wire import (
     Call,
     Raw,
     bad_request,
+    chat_messages,
+    chat_view,
     checkpoint_view,
     event_views,
     file_view,
@@ -63,6 +67,7 @@ from unitune.gateway._wire import (
     job_view,
     json_object,
     metrics_csv,
+    model_card,
     not_found,
     page_after,
     page_limit,
@@ -602,6 +607,60 @@ class GatewayState:
         first, last = (data[0]["id"], data[-1]["id"]) if data else (None, None)
         return {"object": "list", "data": data, "first_id": first, "last_id": last, "has_more": more}
 
+    # -- tuned models -----------------------------------------------------------------------------
+
+    def _tuned(self, owner: str) -> dict[str, JobRow]:
+        """`owner`'s tuned models (as their jobs were last seen succeeded) → their jobs."""
+        out: dict[str, JobRow] = {}
+        for row in self.store.list_jobs(owner, after=None):
+            seen = row.last_seen or {}
+            if seen.get("status") == "succeeded" and seen.get("fine_tuned_model"):
+                out.setdefault(seen["fine_tuned_model"], row)
+        return out
+
+    def _owned_model(self, owner: str, model: str) -> JobRow:
+        """The job of `owner`'s tuned model `model` (or of one of its checkpoints); 404 otherwise,
+        whoever else may own it."""
+        tuned = self._tuned(owner)
+        row = tuned.get(model) or tuned.get(model.partition(":ckpt-step-")[0])
+        if row is None:
+            raise ServeError(
+                404, f"The model '{model}' does not exist or you do not have access to it.",
+                param="model", code="model_not_found",
+            )  # fmt: skip
+        return row
+
+    def list_models(self, call: Call) -> dict[str, Any]:
+        """GET /v1/models: this key's tuned models."""
+        tuned = self._tuned(call.owner)
+        return {"object": "list", "data": [model_card(m, r) for m, r in tuned.items()]}
+
+    def get_model(self, call: Call) -> dict[str, Any]:
+        """GET /v1/models/{model}."""
+        model = call.params["model"]
+        return model_card(model, self._owned_model(call.owner, model))
+
+    def chat(self, call: Call) -> dict[str, Any]:
+        """POST /v1/chat/completions with one of this key's tuned models (no streaming)."""
+        body = json_object(call.body)
+        model = required_field(body, "model")
+        if body.get("stream"):
+            raise bad_request(
+                "Streaming is not supported by the gateway; send stream=false, or serve the model with "
+                "`unitune serve`.", param="stream", code="unsupported_parameter",
+            )  # fmt: skip
+        messages = chat_messages(body)
+        row = self._owned_model(call.owner, model)
+        params = {k: body[k] for k in ("temperature", "top_p", "stop") if body.get(k) is not None}
+        most = body.get("max_completion_tokens") or body.get("max_tokens")
+        if most is not None:
+            params["max_tokens"] = most
+        try:
+            answer = self.client(row.provider).chat(model, messages, **params)
+        except Exception as e:
+            raise provider_error(e) from None
+        return chat_view(answer)
+
 
 # -- the app -------------------------------------------------------------------------------------------
 
@@ -644,6 +703,9 @@ def _routes(state: GatewayState) -> Iterator[tuple[str, str, Handler, int]]:
     yield "POST", jobs + "/{job_id}/resume", state.resume_job, small
     yield "GET", jobs + "/{job_id}/events", state.list_events, 0
     yield "GET", jobs + "/{job_id}/checkpoints", state.list_checkpoints, 0
+    yield "GET", "/v1/models", state.list_models, 0
+    yield "GET", "/v1/models/{model:path}", state.get_model, 0
+    yield "POST", "/v1/chat/completions", state.chat, small
 
 
 def create_gateway_app(config: GatewayConfig) -> FastAPI:

@@ -32,12 +32,23 @@ from unitune.errors import (
 )
 from unitune.gateway._store import FileRow, JobRow, UploadRow
 from unitune.serve._backends import ServeError
-from unitune.types import Checkpoint, Hyperparameters, Job, JobEvent, JobStatus, StepMetric, TrainingMethod
+from unitune.types import (
+    ChatResponse,
+    Checkpoint,
+    Hyperparameters,
+    Job,
+    JobEvent,
+    JobStatus,
+    StepMetric,
+    TrainingMethod,
+)
 
 __all__ = [
     "Call",
     "Raw",
     "bad_request",
+    "chat_messages",
+    "chat_view",
     "checkpoint_view",
     "event_views",
     "file_view",
@@ -45,6 +56,7 @@ __all__ = [
     "job_view",
     "json_object",
     "metrics_csv",
+    "model_card",
     "not_found",
     "page_after",
     "page_limit",
@@ -440,3 +452,58 @@ def refused_data(e: ValidationFailed, request: Mapping[str, Any], training_path:
         + "; ".join(shown) + more + ".",
         param=param, code=f"invalid_{param}",
     )  # fmt: skip
+
+
+# -- chat with tuned models ------------------------------------------------------------------------------
+
+_FINISH = {"stop", "length", "tool_calls", "content_filter", "function_call"}
+
+
+def model_card(model: str, row: JobRow) -> dict[str, Any]:
+    """OpenAI's `model` object for a tuned model."""
+    return {"id": model, "object": "model", "created": row.created_at, "owned_by": _ORG}
+
+
+def chat_messages(body: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The request's messages for `FineTuneClient.chat`: `developer` is sent as `system`, text
+    parts are joined; unitune's checks of each message then apply."""
+    messages = body.get("messages")
+    if not isinstance(messages, list) or not messages:
+        raise bad_request(
+            "Missing required parameter: 'messages'.", param="messages", code="missing_required_parameter"
+        )
+    out = []
+    for i, m in enumerate(messages):
+        if not isinstance(m, dict) or not isinstance(m.get("role"), str):
+            raise bad_request(
+                f"Invalid value for 'messages.[{i}]': expected a message object.", param=f"messages.[{i}]"
+            )
+        content = m.get("content")
+        if isinstance(content, list):
+            content = "\n".join(
+                str(p.get("text", "")) for p in content if isinstance(p, dict) and p.get("type") == "text"
+            )
+        out.append({"role": "system" if m["role"] == "developer" else m["role"], "content": content})
+    return out
+
+
+def chat_view(answer: ChatResponse) -> dict[str, Any]:
+    """OpenAI's `chat.completion` for a provider's answer."""
+    import secrets
+    import time
+
+    usage = answer.usage
+    return {
+        "id": f"chatcmpl-{secrets.token_hex(12)}",
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": answer.model,
+        "choices": [{
+            "index": 0,
+            "message": {"role": "assistant", "content": answer.content, "refusal": None},
+            "logprobs": None,
+            "finish_reason": answer.finish_reason if answer.finish_reason in _FINISH else "stop",
+        }],
+        "usage": {"prompt_tokens": usage.prompt_tokens, "completion_tokens": usage.completion_tokens,
+                  "total_tokens": usage.total_tokens},
+    }  # fmt: skip

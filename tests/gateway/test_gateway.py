@@ -483,3 +483,50 @@ def test_the_command_refuses_a_public_bind_without_keys() -> None:
     result = runner.invoke(app, ["gateway", "--provider", "fake", "--map", "gpt-4o-mini"])
     assert result.exit_code != 0
     assert "OPENAI_MODEL=PROVIDER:MODEL" in result.output
+
+
+def test_many_clients_polling_many_jobs_at_once(
+    gateway: GatewayServer, fake: FakeProvider, openapi: Check
+) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    client = _client(gateway)
+    file_id = _upload(client, openapi)
+    same = {"Idempotency-Key": "burst"}
+    with ThreadPoolExecutor(8) as pool:  # one key sent by eight clients at once: one job
+        burst = list(pool.map(lambda _: client.fine_tuning.jobs.create(
+            model=MAPPED, training_file=file_id, extra_headers=same).id, range(8)))  # fmt: skip
+    assert len(set(burst)) == 1
+    jobs = [burst[0]] + [
+        client.fine_tuning.jobs.create(model=MAPPED, training_file=file_id).id for _ in range(9)
+    ]
+
+    def poll(i: int) -> str:
+        own = _client(gateway)
+        for _ in range(5):
+            status: str = own.fine_tuning.jobs.retrieve(jobs[i % len(jobs)]).status
+        own.fine_tuning.jobs.list(limit=5)
+        return status
+
+    _step(fake, 6)
+    with ThreadPoolExecutor(16) as pool:
+        statuses = list(pool.map(poll, range(40)))
+    assert set(statuses) == {"succeeded"}
+    listed = client.fine_tuning.jobs.list(limit=100).data
+    assert len(listed) == 10
+    assert all(len(j.result_files) == 1 for j in listed)  # one result file each, however many polled
+    assert len([f for f in client.files.list() if f.purpose == "fine-tune-results"]) == 10
+
+
+def test_the_budget_cap_refuses_a_dear_job_before_anything_is_made(
+    fake: FakeProvider, tmp_path: Path, openapi: Check
+) -> None:
+    with start_gateway(_config(tmp_path / "home", max_cost_usd=0.01)) as server:
+        client = _client(server)
+        file_id = _upload(client, openapi)
+        with pytest.raises(openai.BadRequestError) as caught:
+            client.fine_tuning.jobs.create(model=MAPPED, training_file=file_id)
+    assert caught.value.code == "budget_exceeded"
+    assert "max_cost_usd" in caught.value.message
+    assert not fake.calls_to("upload")
+    assert _jobs_rows(tmp_path / "home") == 0

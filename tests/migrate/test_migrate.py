@@ -311,3 +311,12 @@ def test_a_job_id_the_source_does_not_have_is_a_configuration_error(world: World
     with pytest.raises(ConfigurationError, match="no fine-tuning job 'ftjob-nope'") as e:
         plan_migration(world.source, world.target, jobs=["ftjob-nope"])
     assert e.value.fix
+
+
+def test_client_migrate_is_the_same_plan(world: World) -> None:
+    through_client = world.source.migrate(world.target, data=world.train, dry_run=True)
+    direct = migrate(world.source, world.target, data=world.train, dry_run=True)
+    assert [r.plan.target_model for r in through_client.jobs] == [r.plan.target_model for r in direct.jobs]
+    assert [r.verdict for r in through_client.jobs] == ["planned"]
+    with pytest.raises(ConfigurationError, match="provider name or a FineTuneClient"):
+        world.source.migrate(42, dry_run=True)  # type: ignore[arg-type]

@@ -36,6 +36,7 @@ from unitune.types import (
 if TYPE_CHECKING:
     from unitune.evaluate import EvaluationReport
     from unitune.export import ExportResult
+    from unitune.migrate import MigrationReport
 
 T = TypeVar("T")
 
@@ -193,6 +194,10 @@ class AsyncFineTuneClient:
     async def export(self, job_or_model: Any, **options: Any) -> ExportResult:
         """See `FineTuneClient.export` (same arguments; runs in a worker thread)."""
         return await self._run(self.sync.export, job_or_model, **options)
+
+    async def migrate(self, to: Any, **options: Any) -> MigrationReport:
+        """See `FineTuneClient.migrate` (same arguments; runs in a worker thread)."""
+        return await self._run(self.sync.migrate, to, **options)
 
     async def get_job(self, job: JobRef) -> Job:
         """See `FineTuneClient.get_job`."""

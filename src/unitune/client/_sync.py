@@ -82,6 +82,7 @@ from unitune.types import (
 if TYPE_CHECKING:
     from unitune.evaluate import Candidate, EvaluationReport, Judge
     from unitune.export import ExportDtype, ExportFormat, ExportResult
+    from unitune.migrate import MigrationReport
 
 log = logging.getLogger("unitune")
 
@@ -981,6 +982,38 @@ class FineTuneClient:
         return export_model(
             self.provider, model, format, Path(path), overwrite=overwrite, dtype=dtype, system=system
         )
+
+    def migrate(
+        self,
+        to: str | FineTuneClient,
+        *,
+        jobs: Sequence[str] | None = None,
+        data: str | os.PathLike[str] | Mapping[str, str | os.PathLike[str]] | None = None,
+        validation: str | os.PathLike[str] | Mapping[str, str | os.PathLike[str]] | None = None,
+        model_map: Mapping[str, str] | None = None,
+        dry_run: bool = False,
+        output_dir: str | os.PathLike[str] | None = None,
+    ) -> MigrationReport:
+        """Move this provider's fine-tunes to `to` (a provider name or a client): plan each job's
+        target model, settings and quote; unless `dry_run`, create the jobs (once per source job,
+        so a rerun continues), wait, and evaluate each new model against the source one. See
+        docs/migrate.md."""
+        from unitune.migrate import migrate
+
+        if isinstance(to, str):
+            name = _name(to, "to", "Pass the target provider's name, e.g. 'together'.")
+            with FineTuneClient(
+                name, config=self.config, ledger=self.ledger or False, clock=self.clock
+            ) as target:
+                return migrate(self, target, jobs=jobs, data=data, validation=validation, model_map=model_map,
+                               dry_run=dry_run, output_dir=output_dir)  # fmt: skip
+        if not isinstance(to, FineTuneClient):
+            raise ConfigurationError(
+                f"to must be a provider name or a FineTuneClient, not a {type(to).__name__}.",
+                fix="Pass e.g. client.migrate('together').",
+            )
+        return migrate(self, to, jobs=jobs, data=data, validation=validation, model_map=model_map,
+                       dry_run=dry_run, output_dir=output_dir)  # fmt: skip
 
     # -- tuned models -------------------------------------------------------------------------------
 

@@ -423,6 +423,8 @@ def test_the_uploads_api_assembles_a_file(gateway: GatewayServer, openapi: Check
     openapi("Upload", created.http_response.json())
     upload = created.parse()
     parts = [client.uploads.parts.create(upload.id, data=chunk) for chunk in (TRAIN[:half], TRAIN[half:])]
+    with pytest.raises(openai.BadRequestError, match="it was created for"):
+        client.uploads.parts.create(upload.id, data=b"one byte too many")
     assert parts[0].object == "upload.part"
     with pytest.raises(openai.BadRequestError, match="bytes"):
         client.uploads.complete(upload.id, part_ids=[parts[0].id])

@@ -50,6 +50,7 @@ from pydantic import SecretStr
 from unitune.errors import (
     ConfigurationError,
     ProviderError,
+    UnituneError,
     UnsupportedFeatureError,
     ValidationFailed,
 )
@@ -188,7 +189,15 @@ class GatewayState:
 
         with self._guard:
             if provider not in self._clients:
-                self._clients[provider] = FineTuneClient(provider, config=self.unitune_config)
+                try:
+                    self._clients[provider] = FineTuneClient(provider, config=self.unitune_config)
+                except UnituneError as e:
+                    # Its SDK missing, its key unset: the gateway's setup, not the request, is at fault.
+                    logger.error("provider %s cannot be used: %s", provider, e)
+                    raise ServeError(
+                        502, f"The gateway cannot use the provider {provider!r}: {e}",
+                        type="server_error", code="provider_unavailable",
+                    ) from None  # fmt: skip
             return self._clients[provider]
 
     def lock(self, *parts: str) -> threading.Lock:
@@ -287,7 +296,7 @@ class GatewayState:
         if not path.is_file():
             raise not_found("file", row.id)
         media = "text/csv" if row.purpose == "fine-tune-results" else "application/octet-stream"
-        return Raw(path.read_bytes(), media, row.filename)
+        return Raw(path, media, row.filename)
 
     # -- uploads --------------------------------------------------------------------------------
 
@@ -332,7 +341,14 @@ class GatewayState:
             raise bad_request(
                 "Missing required parameter: 'data'.", param="data", code="missing_required_parameter"
             )
-        part = self.store.add_part(row.id, fields["data"][1])
+        data = fields["data"][1]
+        held = sum(p.bytes for p in self.store.parts(row.id).values())
+        if held + len(data) > row.bytes:  # parts past the declared size would only fill the disk
+            raise bad_request(
+                f"This part would bring upload {row.id} to {held + len(data)} bytes; it was created "
+                f"for {row.bytes}.", param="data",
+            )  # fmt: skip
+        part = self.store.add_part(row.id, data)
         return {"id": part.id, "object": "upload.part", "created_at": part.created_at, "upload_id": row.id}
 
     def complete_upload(self, call: Call) -> dict[str, Any]:
@@ -355,9 +371,10 @@ class GatewayState:
         assembled = self.store.files_dir / f"{row.id}.assembling"
         with assembled.open("wb") as out:
             for part_id in ids:
-                data = self.store.part_path(part_id).read_bytes()
-                digest.update(data)
-                out.write(data)
+                with self.store.part_path(part_id).open("rb") as source:
+                    while chunk := source.read(_MiB):
+                        digest.update(chunk)
+                        out.write(chunk)
         md5 = body.get("md5")
         if md5 is not None and md5 != digest.hexdigest():
             assembled.unlink(missing_ok=True)
@@ -539,7 +556,11 @@ class GatewayState:
         }
         page: list[JobRow] = []
         more = False
-        for row in self.store.list_jobs(call.owner, after=call.query.get("after")):
+        # Without filters one page (and one more row, for has_more) is all that is read.
+        rows = self.store.list_jobs(
+            call.owner, after=call.query.get("after"), limit=None if wanted else limit + 1
+        )
+        for row in rows:
             metadata = row.request.get("metadata") or {}
             if all(metadata.get(k) == v for k, v in wanted.items()):
                 if len(page) == limit:
@@ -718,7 +739,7 @@ def create_gateway_app(config: GatewayConfig) -> FastAPI:
     from fastapi.responses import JSONResponse
     from starlette.concurrency import run_in_threadpool
     from starlette.exceptions import HTTPException
-    from starlette.responses import Response as PlainResponse
+    from starlette.responses import FileResponse
 
     state = GatewayState(config)
     app = FastAPI(title="unitune gateway", docs_url=None, redoc_url=None, openapi_url=None)
@@ -743,11 +764,10 @@ def create_gateway_app(config: GatewayConfig) -> FastAPI:
                                      type="server_error")  # fmt: skip
                 return JSONResponse(failure.body(), status_code=500)
             if isinstance(answer, Raw):
-                # The name came from a client: only safe characters reach the header.
+                # Streamed from disk (a file may be gigabytes). The name came from a client: only
+                # safe characters reach the header.
                 safe = re.sub(r"[^\w.\-]", "_", answer.filename) or "file"
-                disposition = f'attachment; filename="{safe}"'
-                return PlainResponse(answer.content, media_type=answer.media_type,
-                                     headers={"Content-Disposition": disposition})  # fmt: skip
+                return FileResponse(answer.path, media_type=answer.media_type, filename=safe)
             return JSONResponse(answer)
 
         return run

@@ -291,14 +291,16 @@ class GatewayStore:
             ).fetchone()
         return self._job(found) if found is not None else None
 
-    def list_jobs(self, owner: str, *, after: str | None) -> Iterator[JobRow]:
-        """`owner`'s jobs, newest first, starting after the job `after` (read lazily, for filters)."""
+    def list_jobs(self, owner: str, *, after: str | None, limit: int | None = None) -> Iterator[JobRow]:
+        """`owner`'s jobs, newest first, starting after the job `after`, at most `limit` of them
+        (None: all, decoded one by one as the caller filters them)."""
         sql, args = "SELECT * FROM jobs WHERE owner = ?", [owner]
         if after is not None:
             sql += " AND n < (SELECT n FROM jobs WHERE id = ? AND owner = ?)"
             args += [after, owner]
+        sql += " ORDER BY n DESC" + (f" LIMIT {int(limit)}" if limit is not None else "")
         with self._connect() as conn:
-            rows = conn.execute(sql + " ORDER BY n DESC", args).fetchall()
+            rows = conn.execute(sql, args).fetchall()
         return (self._job(r) for r in rows)
 
     def set_seen(self, job_id: str, seen: dict[str, Any]) -> None:

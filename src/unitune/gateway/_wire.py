@@ -104,9 +104,9 @@ class Call:
 
 @dataclass(frozen=True)
 class Raw:
-    """A body that is not JSON (a file's content)."""
+    """A body that is not JSON: a file's content, sent from where it is kept."""
 
-    content: bytes
+    path: Path
     media_type: str
     filename: str
 

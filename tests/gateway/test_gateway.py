@@ -24,7 +24,7 @@ from pydantic import SecretStr  # noqa: E402
 
 from unitune.config import UnituneConfig  # noqa: E402
 from unitune.errors import ConfigurationError, ProviderError  # noqa: E402
-from unitune.gateway import GatewayConfig, GatewayServer, start_gateway  # noqa: E402
+from unitune.gateway import GatewayConfig, GatewayKey, GatewayServer, start_gateway  # noqa: E402
 from unitune.testing import FakeClock, FakeProvider, FakeSettings, override_provider  # noqa: E402
 
 SPEC = Path(__file__).resolve().parents[1] / "contract" / "specs" / "openai-openapi.yaml"
@@ -450,7 +450,7 @@ def test_another_host_needs_keys_and_keys_are_never_shown(tmp_path: Path) -> Non
     with pytest.raises(ConfigurationError, match="without an API key"):
         GatewayConfig(host="0.0.0.0", home=tmp_path)
     config = GatewayConfig(host="0.0.0.0", api_keys=(KEY_A,), home=tmp_path)  # type: ignore[arg-type]
-    assert isinstance(config.api_keys[0], SecretStr)
+    assert isinstance(config.keys[0].key, SecretStr)
     assert KEY_A not in repr(config)
     with pytest.raises(ConfigurationError, match="names no provider"):
         GatewayConfig(models={MAPPED: "llama"})
@@ -523,12 +523,18 @@ def test_many_clients_polling_many_jobs_at_once(
 def test_the_budget_cap_refuses_a_dear_job_before_anything_is_made(
     fake: FakeProvider, tmp_path: Path, openapi: Check
 ) -> None:
-    with start_gateway(_config(tmp_path / "home", max_cost_usd=0.01)) as server:
+    # Key A is capped at a cent a job; key B only by the gateway's cap of $100.
+    keys = (GatewayKey(SecretStr(KEY_A), max_cost_usd=0.01), SecretStr(KEY_B))
+    with start_gateway(_config(tmp_path / "home", api_keys=keys, max_cost_usd=100.0)) as server:
         client = _client(server)
         file_id = _upload(client, openapi)
         with pytest.raises(openai.BadRequestError) as caught:
             client.fine_tuning.jobs.create(model=MAPPED, training_file=file_id)
-    assert caught.value.code == "budget_exceeded"
-    assert "max_cost_usd" in caught.value.message
-    assert not fake.calls_to("upload")
-    assert _jobs_rows(tmp_path / "home") == 0
+        assert caught.value.code == "budget_exceeded"
+        assert "max_cost_usd" in caught.value.message
+        assert not fake.calls_to("upload")
+        assert _jobs_rows(tmp_path / "home") == 0
+        other = _client(server, KEY_B)
+        assert other.fine_tuning.jobs.create(model=MAPPED, training_file=_upload(other, openapi)).id
+    with pytest.raises(ConfigurationError, match="max_cost_usd"):
+        GatewayKey(SecretStr(KEY_A), max_cost_usd=-1)

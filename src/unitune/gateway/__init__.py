@@ -9,6 +9,6 @@ Importing this package loads no server library: FastAPI and uvicorn load when an
 
 from __future__ import annotations
 
-from unitune.gateway._app import GatewayConfig, GatewayServer, create_gateway_app, start_gateway
+from unitune.gateway._app import GatewayConfig, GatewayKey, GatewayServer, create_gateway_app, start_gateway
 
-__all__ = ["GatewayConfig", "GatewayServer", "create_gateway_app", "start_gateway"]
+__all__ = ["GatewayConfig", "GatewayKey", "GatewayServer", "create_gateway_app", "start_gateway"]

@@ -96,11 +96,32 @@ if TYPE_CHECKING:
     from unitune.client import FineTuneClient
     from unitune.config import UnituneConfig
 
-__all__ = ["GatewayConfig", "GatewayServer", "create_gateway_app", "start_gateway"]
+__all__ = ["GatewayConfig", "GatewayKey", "GatewayServer", "create_gateway_app", "start_gateway"]
 
 logger = logging.getLogger("unitune.gateway")
 
 _MiB = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class GatewayKey:
+    """One tenant's API key and its own budget cap per job (`max_cost_usd`, over the gateway's:
+    the lower of the two holds)."""
+
+    key: SecretStr = field(repr=False)
+    max_cost_usd: float | None = None
+
+    def __post_init__(self) -> None:
+        if isinstance(self.key, str):
+            object.__setattr__(self, "key", SecretStr(self.key))
+        if not isinstance(self.key, SecretStr) or not self.key.get_secret_value().strip():
+            raise ConfigurationError("An API key is empty.", fix="Pass non-empty --api-key values.")
+        _check_cap(self.max_cost_usd)
+
+
+def _check_cap(cap: float | None) -> None:
+    if cap is not None and (isinstance(cap, bool) or not isinstance(cap, (int, float)) or not cap >= 0):
+        raise ConfigurationError(f"max_cost_usd must be a number of dollars (0 or more), not {cap!r}.")
 
 
 @dataclass(frozen=True)
@@ -109,7 +130,8 @@ class GatewayConfig:
 
     `provider`: the provider jobs run on unless a mapping or a `provider:` prefix says otherwise
     (None: the config's provider). `api_keys`: the keys clients send as `Authorization: Bearer KEY`,
-    each a tenant with its own files and jobs; required unless `host` is loopback. `models`: OpenAI
+    each a tenant with its own files and jobs (a `GatewayKey` also carries the tenant's budget cap);
+    required unless `host` is loopback. `models`: OpenAI
     model names → `provider:model`. `home`: the unitune home (the gateway keeps its state in
     `home/gateway`; None: the config's). `max_cost_usd`: each job's budget cap (None: none).
     `max_file_bytes`: the largest body of a file upload or an upload part; `max_upload_bytes`: the
@@ -120,7 +142,7 @@ class GatewayConfig:
     provider: str | None = None
     host: str = "127.0.0.1"
     port: int = 8000
-    api_keys: tuple[SecretStr, ...] = field(default=(), repr=False)
+    api_keys: tuple[SecretStr | GatewayKey, ...] = field(default=(), repr=False)
     models: Mapping[str, str] = field(default_factory=dict)
     home: Path | None = None
     max_cost_usd: float | None = None
@@ -129,10 +151,8 @@ class GatewayConfig:
     unitune_config: UnituneConfig | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
-        keys = tuple(SecretStr(k) if isinstance(k, str) else k for k in self.api_keys)
+        keys = tuple(k if isinstance(k, GatewayKey) else GatewayKey(k) for k in self.api_keys)
         object.__setattr__(self, "api_keys", keys)
-        if any(not isinstance(k, SecretStr) or not k.get_secret_value().strip() for k in keys):
-            raise ConfigurationError("An API key is empty.", fix="Pass non-empty --api-key values.")
         if not keys and not _is_loopback(self.host):
             raise ConfigurationError(
                 f"Serving on {self.host!r} would answer other machines without an API key.",
@@ -147,8 +167,12 @@ class GatewayConfig:
                     f"The model mapping {name!r} = {target!r} names no provider.",
                     fix='Map to PROVIDER:MODEL, e.g. "gpt-4o-mini-2024-07-18" = "together:llama-3.1-8b-instruct".',
                 )
-        if self.max_cost_usd is not None and not self.max_cost_usd >= 0:
-            raise ConfigurationError(f"max_cost_usd must be 0 or more, not {self.max_cost_usd!r}.")
+        _check_cap(self.max_cost_usd)
+
+    @property
+    def keys(self) -> tuple[GatewayKey, ...]:
+        """The tenants' keys, each as a `GatewayKey`."""
+        return tuple(k if isinstance(k, GatewayKey) else GatewayKey(k) for k in self.api_keys)
 
 
 # -- the state -----------------------------------------------------------------------------------------
@@ -168,10 +192,13 @@ class GatewayState:
         self.store = GatewayStore(home / "gateway")
         self.provider = config.provider or self.unitune_config.provider
         # (key bytes, owner): the owner is a hash of the key, so the database never holds a key.
-        self._keys = [
-            (k.get_secret_value().encode(), hashlib.sha256(b"unitune-gateway\0" + k.get_secret_value().encode()).hexdigest()[:32])
-            for k in config.api_keys
-        ]  # fmt: skip
+        self._keys: list[tuple[bytes, str]] = []
+        self._caps: dict[str, float | None] = {}
+        for tenant in config.keys:
+            secret = tenant.key.get_secret_value().encode()
+            owner = hashlib.sha256(b"unitune-gateway\0" + secret).hexdigest()[:32]
+            self._keys.append((secret, owner))
+            self._caps[owner] = tenant.max_cost_usd
         self._clients: dict[str, FineTuneClient] = {}
         self._guard = threading.Lock()
         self._locks: dict[tuple[str, ...], threading.Lock] = {}
@@ -204,6 +231,11 @@ class GatewayState:
         """One lock per name (a job's result file, an owner's idempotency key)."""
         with self._guard:
             return self._locks.setdefault(parts, threading.Lock())
+
+    def budget(self, owner: str) -> float | None:
+        """The budget cap per job of `owner`: the lower of its key's and the gateway's (None: none)."""
+        caps = [c for c in (self._caps.get(owner), self.config.max_cost_usd) if c is not None]
+        return min(caps) if caps else None
 
     def authorize(self, request: Request) -> str:
         """The owner the request acts for; 401 without a known key (when there are keys); without
@@ -485,7 +517,7 @@ class GatewayState:
                 model=model, training_data=training_path, validation_data=validation_path,
                 hyperparameters=hp, method=method, suffix=request["suffix"], metadata=request["metadata"],
                 idempotency_key=f"gw-{provider_key}" if provider_key else None,
-                max_cost_usd=self.config.max_cost_usd,
+                max_cost_usd=self.budget(owner),
             )  # fmt: skip
         except ValidationFailed as e:
             raise refused_data(e, request, training_path) from None

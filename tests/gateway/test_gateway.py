@@ -240,6 +240,30 @@ def test_a_job_that_succeeds_has_its_model_and_a_result_file(
         )
 
 
+def test_a_dpo_job_runs_as_dpo(gateway: GatewayServer, fake: FakeProvider, openapi: Check) -> None:
+    client = _client(gateway)
+    pairs = [
+        {"input": {"messages": [{"role": "user", "content": f"Question {i}?"}]},
+         "preferred_output": [{"role": "assistant", "content": f"A clear answer {i}."}],
+         "non_preferred_output": [{"role": "assistant", "content": f"A vague answer {i}."}]}
+        for i in range(12)
+    ]  # fmt: skip
+    file_id = _upload(client, openapi, ("\n".join(json.dumps(p) for p in pairs) + "\n").encode())
+    dpo = {"type": "dpo", "dpo": {"hyperparameters": {"n_epochs": 1}}}
+    raw = client.fine_tuning.jobs.with_raw_response.create(model=MAPPED, training_file=file_id, method=dpo)
+    openapi("FineTuningJob", raw.http_response.json())
+    assert raw.parse().method.type == "dpo"
+    assert fake.calls_to("create_job")
+    with pytest.raises(openai.BadRequestError, match="beta"):  # the fake, like most vendors, takes no beta
+        client.fine_tuning.jobs.create(
+            model=MAPPED,
+            training_file=file_id,
+            method={"type": "dpo", "dpo": {"hyperparameters": {"beta": 0.2}}},
+        )
+    with pytest.raises(openai.BadRequestError, match="line 1"):  # chat examples are not preference pairs
+        client.fine_tuning.jobs.create(model=MAPPED, training_file=_upload(client, openapi), method=dpo)
+
+
 def test_pause_and_resume(gateway: GatewayServer, fake: FakeProvider, openapi: Check) -> None:
     client = _client(gateway)
     job = client.fine_tuning.jobs.create(model="gpt-4o-mini", training_file=_upload(client, openapi))

@@ -562,3 +562,39 @@ def test_the_budget_cap_refuses_a_dear_job_before_anything_is_made(
         assert other.fine_tuning.jobs.create(model=MAPPED, training_file=_upload(other, openapi)).id
     with pytest.raises(ConfigurationError, match="max_cost_usd"):
         GatewayKey(SecretStr(KEY_A), max_cost_usd=-1)
+
+
+def test_the_command_serves_and_its_state_survives_kill_9(tmp_path: Path, openapi: Check) -> None:
+    import os
+    import re
+
+    env = {**os.environ, "UNITUNE_HOME": str(tmp_path / "home"), "PYTHONUNBUFFERED": "1"}
+    code = "import unitune.cli._gateway_cmds; from unitune.cli._app import app; app()"
+    argv = [sys.executable, "-c", code, "gateway", "--provider", "fake", "--port", "0", "--api-key", KEY_A]
+
+    def start() -> tuple[subprocess.Popen[str], str]:
+        process = subprocess.Popen(
+            argv, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        )
+        assert process.stdout is not None
+        line = process.stdout.readline()
+        found = re.search(r"on (http://\S+/v1) over fake", line)
+        assert found, line
+        return process, found.group(1)
+
+    process, url = start()
+    try:
+        client = openai.OpenAI(base_url=url, api_key=KEY_A, max_retries=0, timeout=30)
+        job = client.fine_tuning.jobs.create(model="gpt-4o-mini", training_file=_upload(client, openapi))
+    finally:
+        process.kill()  # SIGKILL: no shutdown code runs
+        process.wait(10)
+    process, url = start()
+    try:
+        client = openai.OpenAI(base_url=url, api_key=KEY_A, max_retries=0, timeout=30)
+        # The fake's jobs died with its process; the gateway still lists the job as last seen.
+        assert [j.id for j in client.fine_tuning.jobs.list()] == [job.id]
+        assert client.files.list().data[0].filename == "train.jsonl"
+    finally:
+        process.kill()  # SIGKILL: no shutdown code runs
+        process.wait(10)

@@ -362,9 +362,9 @@ def test_wrong_purpose_malformed_multipart_and_unknown_models_are_openai_errors(
     assert caught.value.code == "model_not_available"
     assert MAPPED in caught.value.message
     with pytest.raises(openai.BadRequestError, match="Missing required parameter: 'training_file'"):
-        client.fine_tuning.jobs.create(model=MAPPED, training_file=None)  # type: ignore[arg-type]
+        client.fine_tuning.jobs.create(model=MAPPED, training_file=None)
     with pytest.raises(openai.BadRequestError, match="Unknown hyperparameter 'warmup'"):
-        client.fine_tuning.jobs.create(model=MAPPED, training_file=file_id, hyperparameters={"warmup": 1})  # type: ignore[typeddict-unknown-key]
+        client.fine_tuning.jobs.create(model=MAPPED, training_file=file_id, hyperparameters={"warmup": 1})
     with pytest.raises(openai.BadRequestError, match="Reinforcement"):
         client.fine_tuning.jobs.create(model=MAPPED, training_file=file_id, method={"type": "reinforcement"})
     unknown = httpx.get(f"{gateway.url}/nothing-here", headers=headers)
@@ -391,14 +391,15 @@ def test_another_key_sees_none_of_a_tenants_objects(gateway: GatewayServer, open
     with pytest.raises(openai.NotFoundError) as caught:
         b.files.retrieve(file_id)
     openapi("ErrorResponse", caught.value.response.json())
-    for attempt in (
+    attempts: tuple[Callable[[], Any], ...] = (
         lambda: b.files.content(file_id),
         lambda: b.files.delete(file_id),
         lambda: b.fine_tuning.jobs.retrieve(job.id),
         lambda: b.fine_tuning.jobs.cancel(job.id),
         lambda: b.fine_tuning.jobs.list_events(job.id),
         lambda: b.fine_tuning.jobs.checkpoints.list(job.id),
-    ):
+    )
+    for attempt in attempts:
         with pytest.raises(openai.NotFoundError):
             attempt()
     with pytest.raises(openai.BadRequestError, match="does not exist"):

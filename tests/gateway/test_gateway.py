@@ -197,7 +197,12 @@ def test_a_job_that_succeeds_has_its_model_and_a_result_file(
     client = _client(gateway)
     file_id = _upload(client, openapi)
     job = client.fine_tuning.jobs.create(model="gpt-4o-mini", training_file=file_id, validation_file=file_id)
+    _step(fake, 3)
+    running = {e.id for e in client.fine_tuning.jobs.list_events(job.id, limit=100).data}
     done = _to_end(client, fake, job.id, openapi)
+    events = client.fine_tuning.jobs.list_events(job.id, limit=100).data
+    assert running < {e.id for e in events}  # an event keeps its id as the log grows
+    assert [e.type for e in events].count("metrics") == 3
     assert done.status == "succeeded"
     assert done.fine_tuned_model.startswith("ft:gpt-4o-mini:fake:")
     assert done.finished_at is not None

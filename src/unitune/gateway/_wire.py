@@ -274,11 +274,17 @@ def job_view(row: JobRow, job: Job) -> dict[str, Any]:
 
 
 def event_views(row: JobRow, events: list[JobEvent]) -> list[dict[str, Any]]:
-    """OpenAI's events, newest first. An event without the provider's id gets one made from the job
-    and its place in the log, so the same event keeps its id from one read to the next (`after`)."""
+    """OpenAI's events, newest first. An event without the provider's id gets one made from the job,
+    its type and message (and how many alike came before), not its place or time: a provider may
+    slot step logs in before the last status, or stamp them again, and an id must not change from
+    one read to the next (clients page with `after`)."""
     out = []
-    for i, event in enumerate(events):
-        ident = event.id or f"ftevent-{hashlib.sha256(f'{row.id}:{i}'.encode()).hexdigest()[:24]}"
+    seen: dict[str, int] = {}
+    for event in events:
+        content = f"{row.id}\0{event.type}\0{event.message}"
+        seen[content] = seen.get(content, 0) + 1
+        made = hashlib.sha256(f"{content}\0{seen[content]}".encode()).hexdigest()[:24]
+        ident = event.id or f"ftevent-{made}"
         out.append({
             "object": "fine_tuning.job.event",
             "id": ident,

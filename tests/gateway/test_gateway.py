@@ -604,3 +604,16 @@ def test_the_command_serves_and_its_state_survives_kill_9(tmp_path: Path, openap
     finally:
         process.kill()  # SIGKILL: no shutdown code runs
         process.wait(10)
+
+
+def test_a_keys_file_gives_each_tenant_a_cap_and_errors_name_the_line_not_the_key(tmp_path: Path) -> None:
+    from unitune.cli._gateway_cmds import read_keys_file
+
+    keys = tmp_path / "keys"
+    keys.write_text(f"# team a, capped\n{KEY_A} 50\n\n{KEY_B}  # uncapped\n")
+    read = read_keys_file(keys)
+    assert [(k.key.get_secret_value(), k.max_cost_usd) for k in read] == [(KEY_A, 50.0), (KEY_B, None)]
+    keys.write_text(f"{KEY_A} fifty\n")
+    with pytest.raises(ConfigurationError, match=r"keys:1: expected KEY or KEY MAX_COST_USD") as caught:
+        read_keys_file(keys)
+    assert KEY_A not in str(caught.value)

@@ -7,14 +7,57 @@ on the same Typer app and shares its error reporting; FastAPI and uvicorn load o
 
 from __future__ import annotations
 
-from typing import Annotated
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
 
 from unitune.cli._app import _err, _handles_errors, _out, app
 
-__all__ = ["gateway"]
+if TYPE_CHECKING:
+    from unitune.gateway import GatewayKey
+
+__all__ = ["gateway", "read_keys_file"]
+
+
+def read_keys_file(path: Path) -> list[GatewayKey]:
+    """The tenants in a keys file: one `KEY [MAX_COST_USD]` per line; `#` starts a comment.
+
+    A file keeps the keys out of the process list and the shell history, and gives each tenant its
+    own budget cap. Errors name the line, never the key.
+    """
+    from pydantic import SecretStr
+
+    from unitune.errors import ConfigurationError
+    from unitune.gateway import GatewayKey
+
+    try:
+        text = path.read_text("utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigurationError(f"Cannot read the keys file {str(path)!r}: {e}.") from None
+    keys = []
+    for number, line in enumerate(text.splitlines(), 1):
+        words = line.split("#", 1)[0].split()
+        if not words:
+            continue
+        cap: float | None = None
+        if len(words) > 2 or (len(words) == 2 and not _is_number(words[1])):
+            raise ConfigurationError(
+                f"{path}:{number}: expected KEY or KEY MAX_COST_USD.",
+                fix="e.g. `sk-team-a 50` caps team a at $50 a job.",
+            )
+        if len(words) == 2:
+            cap = float(words[1])
+        keys.append(GatewayKey(SecretStr(words[0]), max_cost_usd=cap))
+    return keys
+
+
+def _is_number(word: str) -> bool:
+    try:
+        return float(word) >= 0
+    except ValueError:
+        return False
 
 
 def _mapping(pairs: list[str]) -> dict[str, str]:
@@ -53,6 +96,15 @@ def gateway(
             show_default=False,
         ),
     ] = None,
+    keys_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--keys-file",
+            help="A file of tenants, one 'KEY [MAX_COST_USD]' per line (keeps keys off the command line).",
+            dir_okay=False,
+            show_default=False,
+        ),
+    ] = None,
     mapping: Annotated[
         list[str] | None,
         typer.Option(
@@ -76,7 +128,10 @@ def gateway(
         provider=provider,
         host=host,
         port=port,
-        api_keys=tuple(SecretStr(k) for k in api_key or ()),
+        api_keys=(
+            *(SecretStr(k) for k in api_key or ()),
+            *(read_keys_file(keys_file) if keys_file is not None else ()),
+        ),
         models=_mapping(mapping or []),
         max_cost_usd=max_cost_usd,
     )  # checked before anything starts: a refused host costs nothing

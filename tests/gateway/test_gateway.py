@@ -329,6 +329,10 @@ def test_a_refused_dataset_names_its_line_and_creates_nothing(
     assert "missing_assistant" in body["error"]["message"]
     assert str(tmp_path) not in body["error"]["message"]  # no path of the gateway's machine
     assert (body["error"]["param"], body["error"]["code"]) == ("training_file", "invalid_training_file")
+    for junk, code in [(b"not json\n", "invalid_json"), (b"\x00\xff\xfe", "invalid_utf8")]:
+        with pytest.raises(openai.BadRequestError, match=f"line 1: \\[{code}\\]") as caught:
+            client.fine_tuning.jobs.create(model="gpt-4o-mini", training_file=_upload(client, openapi, junk))
+        assert str(tmp_path) not in caught.value.message
     assert not fake.calls_to("upload")
     assert not fake.calls_to("create_job")
     assert client.fine_tuning.jobs.list().data == []

@@ -36,6 +36,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
+import os
 import re
 import threading
 import time
@@ -522,7 +523,10 @@ class GatewayState:
         except ValidationFailed as e:
             raise refused_data(e, request, training_path) from None
         except Exception as e:
-            raise provider_error(e) from None
+            error = provider_error(e)
+            # A message that names a stored file names it by its id, not by this machine's path.
+            error.message = error.message.replace(str(self.store.files_dir) + os.sep, "")
+            raise error from None
         # Recorded only once the provider made the job: a refused create leaves no row.
         row = self.store.add_job(
             owner=owner, provider=provider, provider_job_id=job.id, idempotency_key=key, request=request,

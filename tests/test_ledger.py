@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from unitune import Job, JobStatus, Ledger
+from unitune.ledger import DataFiles
 
 
 def _job(job_id: str, status: JobStatus = JobStatus.QUEUED, provider: str = "fake") -> Job:
@@ -92,3 +93,56 @@ def test_processes_racing_to_create_the_ledger(tmp_path: Path) -> None:
     procs = [subprocess.Popen([sys.executable, "-c", script, str(path), str(n)]) for n in range(4)]
     assert [p.wait(timeout=60) for p in procs] == [0, 0, 0, 0]
     assert len(Ledger(path).list(limit=100)) == 40
+
+
+V1_SCHEMA = """
+CREATE TABLE jobs (
+    provider TEXT NOT NULL, job_id TEXT NOT NULL, idempotency_key TEXT, spec_hash TEXT, model TEXT NOT NULL,
+    status TEXT NOT NULL, raw_status TEXT NOT NULL, fine_tuned_model TEXT, created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL, PRIMARY KEY (provider, job_id)
+);
+INSERT INTO jobs VALUES ('fake', 'old', 'k', 'h', 'm', 'succeeded', 'succeeded', 'ft:old',
+                         '2026-11-01T00:00:00+00:00', '2026-11-01T00:00:00+00:00');
+PRAGMA user_version=1;
+"""
+
+
+def test_a_version_1_ledger_gains_the_data_columns_and_keeps_its_jobs(tmp_path: Path) -> None:
+    path = tmp_path / "l.sqlite3"
+    conn = sqlite3.connect(path)
+    conn.executescript(V1_SCHEMA)
+    conn.close()
+
+    ledger = Ledger(path)
+    old = ledger.get("fake", "old")
+    assert old is not None
+    assert (old.fine_tuned_model, old.training_path) == ("ft:old", None)
+    ledger.record(_job("new"), spec_hash=None, idempotency_key=None,
+                  data=DataFiles(training_path="/d/train.jsonl", training_sha256="ab" * 32))  # fmt: skip
+    new = ledger.get("fake", "new")
+    assert new is not None
+    assert (new.training_path, new.training_sha256) == ("/d/train.jsonl", "ab" * 32)
+    assert sqlite3.connect(path).execute("PRAGMA user_version").fetchone()[0] == 2
+
+
+def test_create_job_records_the_local_data_file_and_its_sha256(tmp_path: Path) -> None:
+    import hashlib
+    import json
+
+    from unitune import FineTuneClient
+    from unitune.testing import FakeClock, FakeProvider
+
+    train = tmp_path / "train.jsonl"
+    rows = [
+        {"messages": [{"role": "user", "content": f"q{i}"}, {"role": "assistant", "content": "a"}]}
+        for i in range(12)
+    ]
+    train.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    ledger = Ledger(tmp_path / "l.sqlite3")
+    with FineTuneClient(FakeProvider(clock=FakeClock()), ledger=ledger) as client:
+        job = client.create_job(model="gpt-4o-mini", training_data=train)
+    entry = ledger.get(job.provider, job.id)
+    assert entry is not None
+    assert entry.training_path == str(train.resolve())
+    assert entry.training_sha256 == hashlib.sha256(train.read_bytes()).hexdigest()
+    assert entry.validation_path is None

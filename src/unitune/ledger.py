@@ -2,7 +2,8 @@
 
 It makes `create_job(..., idempotency_key=...)` safe to call twice (even from a fresh process) and
 lets `unitune jobs` list work across providers. It stores no secrets and no dataset content: only
-ids, the idempotency key, a hash of the spec, and the last status seen.
+ids, the idempotency key, a hash of the spec, the last status seen, and the path and sha256 of the
+local files a job was created from (so `unitune migrate` can retrain it elsewhere from checked data).
 
 Each operation opens its own short-lived connection, so one ledger file can be shared by threads
 and processes; WAL mode lets readers run while a writer commits.
@@ -22,9 +23,11 @@ from pydantic import BaseModel, ConfigDict
 from unitune.errors import ConfigurationError
 from unitune.types import Job, JobStatus, utcnow
 
-__all__ = ["Ledger", "LedgerEntry"]
+__all__ = ["DataFiles", "Ledger", "LedgerEntry", "sha256_file"]
 
-_SCHEMA_VERSION = 1
+# 2: the local data files a job was created from (path and sha256), so a job can be retrained
+# elsewhere from the same data (`unitune migrate`) after the vendor stops returning its files.
+_SCHEMA_VERSION = 2
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
     provider          TEXT NOT NULL,
@@ -37,6 +40,10 @@ CREATE TABLE IF NOT EXISTS jobs (
     fine_tuned_model  TEXT,
     created_at        TEXT NOT NULL,
     updated_at        TEXT NOT NULL,
+    training_path     TEXT,
+    training_sha256   TEXT,
+    validation_path   TEXT,
+    validation_sha256 TEXT,
     PRIMARY KEY (provider, job_id)
 );
 CREATE UNIQUE INDEX IF NOT EXISTS jobs_idempotency
@@ -45,7 +52,20 @@ CREATE INDEX IF NOT EXISTS jobs_created ON jobs (created_at);
 """
 
 
+_DATA_COLUMNS = ("training_path", "training_sha256", "validation_path", "validation_sha256")
+
 _INIT_LOCK = threading.Lock()
+
+
+class DataFiles(BaseModel):
+    """The local files a job was created from, with the sha256 of each as it was then."""
+
+    model_config = ConfigDict(frozen=True)
+
+    training_path: str | None = None
+    training_sha256: str | None = None
+    validation_path: str | None = None
+    validation_sha256: str | None = None
 
 
 class LedgerEntry(BaseModel):
@@ -63,6 +83,10 @@ class LedgerEntry(BaseModel):
     fine_tuned_model: str | None
     created_at: dt.datetime
     updated_at: dt.datetime
+    training_path: str | None = None
+    training_sha256: str | None = None
+    validation_path: str | None = None
+    validation_sha256: str | None = None
 
 
 class Ledger:
@@ -127,6 +151,9 @@ class Ledger:
                 for statement in _SCHEMA.split(";"):
                     if statement.strip():
                         conn.execute(statement)
+                if version == 1:  # a version-1 file: its table lacks the data columns
+                    for column in _DATA_COLUMNS:
+                        conn.execute(f"ALTER TABLE jobs ADD COLUMN {column} TEXT")
                 conn.execute(f"PRAGMA user_version={_SCHEMA_VERSION}")
                 conn.execute("COMMIT")
             except BaseException:
@@ -134,15 +161,20 @@ class Ledger:
                 raise
             self._ready = True
 
-    def record(self, job: Job, *, spec_hash: str | None, idempotency_key: str | None) -> LedgerEntry:
-        """Remember a job this machine created. Recording the same job again updates it."""
+    def record(
+        self, job: Job, *, spec_hash: str | None, idempotency_key: str | None, data: DataFiles | None = None
+    ) -> LedgerEntry:
+        """Remember a job this machine created (and, with `data`, the local files it came from).
+        Recording the same job again updates its status; the data first recorded stays."""
         now = utcnow().isoformat()
         created = (job.created_at or utcnow()).isoformat()
+        files = data or DataFiles()
         with self._connect() as conn:
             conn.execute(
                 """INSERT INTO jobs (provider, job_id, idempotency_key, spec_hash, model, status,
-                                     raw_status, fine_tuned_model, created_at, updated_at)
-                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                                     raw_status, fine_tuned_model, created_at, updated_at,
+                                     training_path, training_sha256, validation_path, validation_sha256)
+                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                    ON CONFLICT (provider, job_id) DO UPDATE SET
                        status = excluded.status, raw_status = excluded.raw_status,
                        fine_tuned_model = excluded.fine_tuned_model, updated_at = excluded.updated_at""",
@@ -157,6 +189,10 @@ class Ledger:
                     job.fine_tuned_model,
                     created,
                     now,
+                    files.training_path,
+                    files.training_sha256,
+                    files.validation_path,
+                    files.validation_sha256,
                 ),
             )
         entry = self.get(job.provider, job.id)
@@ -213,6 +249,17 @@ class Ledger:
         with self._connect() as conn:
             rows = conn.execute(query, (*args, limit)).fetchall()
         return [_entry(r) for r in rows]
+
+
+def sha256_file(path: str | Path) -> str:
+    """The file's sha256, read in 1 MiB blocks (a training file may be gigabytes)."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def _entry(row: sqlite3.Row) -> LedgerEntry:

@@ -320,3 +320,31 @@ def test_client_migrate_is_the_same_plan(world: World) -> None:
     assert [r.verdict for r in through_client.jobs] == ["planned"]
     with pytest.raises(ConfigurationError, match="provider name or a FineTuneClient"):
         world.source.migrate(42, dry_run=True)  # type: ignore[arg-type]
+
+
+def test_without_data_the_ledgers_file_is_used_after_its_sha256_is_checked(tmp_path: Path) -> None:
+    from tests.migrate.conftest import TODAY
+    from unitune.ledger import Ledger
+    from unitune.testing import FakeClock
+
+    clock = FakeClock(start=TODAY)
+    ledger = Ledger(tmp_path / "ledger.sqlite3")
+    source_fake = FakeProvider(clock=clock, reply=answer(lambda m: True)).as_provider("openai")
+    target_fake = FakeProvider(clock=clock, reply=answer(lambda m: True)).as_provider("together")
+    train = write_jsonl(tmp_path / "train.jsonl", rows(100))
+    with (
+        FineTuneClient(source_fake, ledger=ledger) as source,
+        FineTuneClient(target_fake, ledger=False) as target,
+    ):
+        job = source.wait(source.create_job(model="gpt-4o-mini", training_data=train, suffix="support"))
+
+        plan = plan_migration(source, target, jobs=[job.id])
+        (one,) = plan.jobs
+        assert (one.data.kind, one.data.path) == ("ledger", str(train.resolve()))
+        assert one.problems == []
+
+        with train.open("a") as f:
+            f.write(json.dumps(rows(1)[0]) + "\n")  # the file changed after training
+        (changed,) = plan_migration(source, target, jobs=[job.id]).jobs
+        assert changed.data.kind == "none"
+        assert any("has changed since the job was created" in p for p in changed.problems)

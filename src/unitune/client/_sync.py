@@ -59,7 +59,7 @@ from unitune.errors import (
     ValidationFailed,
     WaitTimeout,
 )
-from unitune.ledger import Ledger
+from unitune.ledger import DataFiles, Ledger, sha256_file
 from unitune.providers.base import Provider, ProviderContext
 from unitune.providers.registry import build_provider, load_provider_class
 from unitune.types import (
@@ -85,6 +85,30 @@ if TYPE_CHECKING:
     from unitune.migrate import MigrationReport
 
 log = logging.getLogger("unitune")
+
+
+def _data_files(training: Dataset | FileRef, validation: Dataset | FileRef | None) -> DataFiles | None:
+    """The local files a job is created from, with their sha256, for the ledger (None: none local).
+
+    Vendors do not return the files they trained on, so this is how the job can be retrained
+    elsewhere later (`unitune migrate`) from the same, checked, data.
+    """
+
+    def one(data: Dataset | FileRef | None) -> tuple[str | None, str | None]:
+        path = getattr(data, "path", None) if isinstance(data, Dataset) else None
+        if path is None:
+            return None, None
+        try:
+            return str(Path(path).resolve()), sha256_file(path)
+        except OSError:
+            return None, None  # the data was read a moment ago; a vanished file is not worth failing for
+
+    training_path, training_sha = one(training)
+    validation_path, validation_sha = one(validation)
+    if training_path is None and validation_path is None:
+        return None
+    return DataFiles(training_path=training_path, training_sha256=training_sha,
+                     validation_path=validation_path, validation_sha256=validation_sha)  # fmt: skip
 
 
 class FineTuneClient:
@@ -625,14 +649,15 @@ class FineTuneClient:
             suffix=draft.suffix,
             metadata=draft.metadata,
         )
+        files = _data_files(training_data, validation_data)
         if idempotency_key is None:
-            return self._create(draft, training, validation, fingerprint, None)
+            return self._create(draft, training, validation, fingerprint, None, files)
         # One creator per key in this process: concurrent callers wait, then find the job made.
         with self._key_lock(idempotency_key):
             existing = self._recorded(idempotency_key, fingerprint, draft.model)
             if existing is not None:
                 return existing
-            return self._create(draft, training, validation, fingerprint, idempotency_key)
+            return self._create(draft, training, validation, fingerprint, idempotency_key, files)
 
     def _create(
         self,
@@ -641,6 +666,7 @@ class FineTuneClient:
         validation: PreparedFile | FileRef | None,
         fingerprint: str,
         idempotency_key: str | None,
+        files: DataFiles | None = None,
     ) -> Job:
         validation_ref: FileRef | None
         if isinstance(training, PreparedFile) and isinstance(validation, PreparedFile):
@@ -657,16 +683,16 @@ class FineTuneClient:
         else:
             attempts = itertools.count(1)
             job = self.retry.call("create_job", self._create_once, spec, key, attempts)
-        self._remember(job, fingerprint, key)
+        self._remember(job, fingerprint, key, files)
         return job
 
-    def _remember(self, job: Job, fingerprint: str | None, key: str) -> None:
+    def _remember(self, job: Job, fingerprint: str | None, key: str, files: DataFiles | None = None) -> None:
         """Record a created job. The job exists whatever happens here, so a ledger failure is a
         warning, never an error that would make the caller think the create failed and retry."""
         if self.ledger is None:
             return
         try:
-            self.ledger.record(job, spec_hash=fingerprint, idempotency_key=key)
+            self.ledger.record(job, spec_hash=fingerprint, idempotency_key=key, data=files)
         except (sqlite3.Error, OSError, ConfigurationError) as e:
             log.warning(
                 "unitune: job %s was created but could not be recorded in %s: %s", job.id, self.ledger.path, e

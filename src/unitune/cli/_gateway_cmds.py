@@ -1,8 +1,10 @@
 """`unitune gateway`: OpenAI's fine-tuning API over a unitune provider.
 
-A command of its own rather than `unitune serve --fine-tuning`: `serve` answers chat with loaded
-models, the gateway runs jobs on a provider, and they share neither options nor state. It registers
-on the same Typer app and shares its error reporting; FastAPI and uvicorn load only when it runs.
+`unitune serve --fine-tuning` is the same server (it calls `run_gateway`): `serve` is where users
+look for "a server", the gateway is where the options of its own live (`--map`, `--keys-file`).
+Both read `[gateway]` in unitune.toml, and an option given on the command line wins over it. It
+registers on the same Typer app and shares its error reporting; FastAPI and uvicorn load only
+when it runs.
 """
 
 from __future__ import annotations
@@ -16,9 +18,16 @@ from rich.markup import escape
 from unitune.cli._app import _err, _handles_errors, _out, app
 
 if TYPE_CHECKING:
-    from unitune.gateway import GatewayKey
+    from collections.abc import Mapping
 
-__all__ = ["gateway", "read_keys_file"]
+    from unitune.config import UnituneConfig
+    from unitune.gateway import GatewayConfig, GatewayKey
+
+__all__ = ["gateway", "gateway_settings", "read_keys_file", "run_gateway"]
+
+#: The host and port when neither the command line nor `[gateway]` names one.
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8000
 
 
 def read_keys_file(path: Path) -> list[GatewayKey]:
@@ -75,23 +84,110 @@ def _mapping(pairs: list[str]) -> dict[str, str]:
     return out
 
 
+def gateway_settings(
+    config: UnituneConfig,
+    *,
+    provider: str | None = None,
+    host: str | None = None,
+    port: int | None = None,
+    api_keys: list[str] | None = None,
+    keys_file: Path | None = None,
+    mapping: Mapping[str, str] | None = None,
+    max_cost_usd: float | None = None,
+    env: Mapping[str, str] | None = None,
+) -> GatewayConfig:
+    """The gateway's settings: each argument given (not None) wins over `[gateway]` in `config`.
+
+    Keys: `api_keys` and `keys_file`, when either is given, replace `[[gateway.keys]]` (a key
+    named on the command line is meant to be the one that works, not one more). `mapping` is merged
+    over `[gateway.models]` name by name. The provider: `provider`, then `$UNITUNE_PROVIDER` (which
+    overrides any file's provider), then `[gateway] provider`, then the config's provider.
+    Raises `ConfigurationError` (never showing a key) when a key's variable is unset or a value is bad.
+    """
+    import os
+
+    from pydantic import SecretStr
+
+    from unitune.config import PROVIDER_ENV
+    from unitune.gateway import GatewayConfig, GatewayKey
+
+    env = os.environ if env is None else env
+    section = config.gateway
+    keys: tuple[SecretStr | GatewayKey, ...]
+    if api_keys or keys_file is not None:
+        keys = (
+            *(SecretStr(k) for k in api_keys or ()),
+            *(read_keys_file(keys_file) if keys_file is not None else ()),
+        )
+    else:
+        keys = tuple(GatewayKey(k.secret(env), max_cost_usd=k.max_cost_usd) for k in section.keys)
+    return GatewayConfig(
+        provider=provider or env.get(PROVIDER_ENV) or section.provider,
+        host=host if host is not None else section.host or DEFAULT_HOST,
+        port=port if port is not None else section.port if section.port is not None else DEFAULT_PORT,
+        api_keys=keys,
+        models={**section.models, **(mapping or {})},
+        max_cost_usd=max_cost_usd if max_cost_usd is not None else section.max_cost_usd,
+        unitune_config=config,
+    )  # checked before anything starts: a refused host costs nothing
+
+
+def run_gateway(settings: GatewayConfig) -> None:
+    """Serve `settings` until Ctrl-C, saying where (never a key) on standard output."""
+    from unitune.gateway import start_gateway
+
+    with start_gateway(settings) as server:
+        out = _out()
+        out.print(
+            f"OpenAI fine-tuning API on {escape(server.url)} over {escape(server.state.provider)}. "
+            "Ctrl-C to stop.",
+            highlight=False,
+        )
+        for name, target in settings.models.items():
+            out.print(f"  {escape(name)} -> {escape(target)}", highlight=False)
+        out.print(f"state: {escape(str(server.state.store.root))}", highlight=False)
+        if settings.api_keys:
+            out.print(f"{len(settings.api_keys)} API key(s); each sees only its own files and jobs")
+        try:
+            server.wait()
+        except KeyboardInterrupt:
+            _err().print("stopping")
+
+
+def _given(ctx: typer.Context, name: str) -> bool:
+    """Whether option `name` came from the command line or its env var, not its default: only
+    then does it win over `[gateway]` (the defaults still show in --help)."""
+    # By name: typer vendors its own click in some versions, so click's enum may not be typer's.
+    source = ctx.get_parameter_source(name)
+    return source is not None and source.name not in ("DEFAULT", "DEFAULT_MAP")
+
+
 @app.command()
 @_handles_errors
 def gateway(
+    ctx: typer.Context,
     provider: Annotated[
         str | None,
-        typer.Option(help="The provider jobs run on (default: the config's).", show_default=False),
+        typer.Option(
+            help="The provider jobs run on (default: \\[gateway] provider, else the config's).",
+            show_default=False,
+        ),
     ] = None,
     host: Annotated[
-        str, typer.Option(help="Address to listen on; not loopback needs --api-key.")
-    ] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port (0: any free port).", min=0, max=65535)] = 8000,
+        str,
+        typer.Option(
+            help="Address to listen on; not loopback needs --api-key. \\[gateway] host if not given."
+        ),
+    ] = DEFAULT_HOST,
+    port: Annotated[
+        int, typer.Option(help="Port (0: any free port). \\[gateway] port if not given.", min=0, max=65535)
+    ] = DEFAULT_PORT,
     api_key: Annotated[
         list[str] | None,
         typer.Option(
             "--api-key",
             help="A key clients send as 'Authorization: Bearer KEY'; repeat for more tenants, each "
-            "with its own files and jobs.",
+            "with its own files and jobs. Given (or --keys-file), replaces \\[\\[gateway.keys]].",
             envvar="UNITUNE_GATEWAY_API_KEY",
             show_default=False,
         ),
@@ -110,44 +206,35 @@ def gateway(
         typer.Option(
             "--map",
             help="OPENAI_MODEL=PROVIDER:MODEL, e.g. gpt-4o-mini-2024-07-18=together:llama-3.1-8b-instruct "
-            "(repeatable). A model may also be named PROVIDER:MODEL directly.",
+            "(repeatable; over \\[gateway.models]). A model may also be named PROVIDER:MODEL directly.",
             show_default=False,
         ),
     ] = None,
     max_cost_usd: Annotated[
         float | None,
-        typer.Option(help="Refuse any job quoted above this many dollars.", min=0, show_default=False),
+        typer.Option(
+            help="Refuse any job quoted above this many dollars (default: \\[gateway] max_cost_usd).",
+            min=0,
+            show_default=False,
+        ),
     ] = None,
 ) -> None:
-    """Serve OpenAI's fine-tuning API (/v1/files, /v1/uploads, /v1/fine_tuning/jobs) over a provider."""
-    from pydantic import SecretStr
+    # "\\[": rich renders the help, and would take a TOML table name such as [gateway] for markup.
+    """Serve OpenAI's fine-tuning API (/v1/files, /v1/uploads, /v1/fine_tuning/jobs) over a provider.
 
-    from unitune.gateway import GatewayConfig, start_gateway
+    The same server as `unitune serve --fine-tuning`. Settings not given here come from \\[gateway]
+    in unitune.toml (provider, host, port, max_cost_usd, \\[gateway.models], \\[\\[gateway.keys]]).
+    """
+    from unitune.config import load_config
 
-    settings = GatewayConfig(
+    settings = gateway_settings(
+        load_config(),
         provider=provider,
-        host=host,
-        port=port,
-        api_keys=(
-            *(SecretStr(k) for k in api_key or ()),
-            *(read_keys_file(keys_file) if keys_file is not None else ()),
-        ),
-        models=_mapping(mapping or []),
+        host=host if _given(ctx, "host") else None,
+        port=port if _given(ctx, "port") else None,
+        api_keys=api_key,
+        keys_file=keys_file,
+        mapping=_mapping(mapping or []),
         max_cost_usd=max_cost_usd,
-    )  # checked before anything starts: a refused host costs nothing
-    with start_gateway(settings) as server:
-        out = _out()
-        out.print(
-            f"OpenAI fine-tuning API on {escape(server.url)} over {escape(server.state.provider)}. "
-            "Ctrl-C to stop.",
-            highlight=False,
-        )
-        for name, target in settings.models.items():
-            out.print(f"  {escape(name)} -> {escape(target)}", highlight=False)
-        out.print(f"state: {escape(str(server.state.store.root))}", highlight=False)
-        if settings.api_keys:
-            out.print(f"{len(settings.api_keys)} API key(s); each sees only its own files and jobs")
-        try:
-            server.wait()
-        except KeyboardInterrupt:
-            _err().print("stopping")
+    )
+    run_gateway(settings)

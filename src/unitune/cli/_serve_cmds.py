@@ -2,6 +2,9 @@
 
 A module of its own, like `_evaluate_cmds.py`: the command registers on the same Typer app and
 shares its error reporting. FastAPI, uvicorn and torch load only when the command runs.
+
+`unitune serve --fine-tuning` runs the fine-tuning gateway instead, the same server as
+`unitune gateway` (`_gateway_cmds.run_gateway`): one place to look for "start a server".
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ __all__ = ["serve"]
 @app.command()
 @_handles_errors
 def serve(
+    ctx: typer.Context,
     models: Annotated[
         list[str] | None,
         typer.Argument(
@@ -38,7 +42,8 @@ def serve(
     api_key: Annotated[
         str | None,
         typer.Option(
-            help="Require this key as 'Authorization: Bearer KEY'.",
+            help="Require this key as 'Authorization: Bearer KEY' (with --fine-tuning: instead of "
+            "the keys in \\[\\[gateway.keys]]).",
             envvar="UNITUNE_SERVE_API_KEY",
             show_default=False,
         ),
@@ -74,11 +79,40 @@ def serve(
     max_batch_size: Annotated[
         int, typer.Option(help="Concurrent requests generated together (transformers).", min=1)
     ] = 8,
+    fine_tuning: Annotated[
+        bool,
+        typer.Option(
+            "--fine-tuning",
+            help="Serve OpenAI's fine-tuning API instead: the same server as `unitune gateway` "
+            "(settings from \\[gateway] in unitune.toml; takes no MODEL).",
+        ),
+    ] = False,
+    provider: Annotated[
+        str | None,
+        typer.Option(
+            help="With --fine-tuning: the provider jobs run on (default: \\[gateway] provider, else the config's).",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
-    """Serve models behind an OpenAI-compatible API (/v1/chat/completions, /v1/models, /health)."""
+    """Serve models behind an OpenAI-compatible API (/v1/chat/completions, /v1/models, /health).
+
+    With --fine-tuning, serve OpenAI's fine-tuning API (/v1/files, /v1/uploads,
+    /v1/fine_tuning/jobs) over a provider instead: the same server as `unitune gateway`, which
+    has the options of its own (--map, --keys-file, --max-cost-usd).
+    """
     from pydantic import SecretStr
 
     from unitune.config import home_dir, load_config
+
+    if fine_tuning:
+        _serve_fine_tuning(ctx, models, host=host, port=port, api_key=api_key, provider=provider)
+        return
+    if provider is not None:
+        raise typer.BadParameter(
+            "--provider is for --fine-tuning; a served model names its provider as PROVIDER:MODEL",
+            param_hint="--provider",
+        )
     from unitune.serve._ab import ABSplit
     from unitune.serve._app import ServeConfig, start_server
     from unitune.serve._backends import ServedModels
@@ -118,6 +152,44 @@ def serve(
                 err.print("stopping")
     finally:
         served.close()
+
+
+#: serve's options that load and log models: meaningless for the gateway, so refused with it.
+_MODEL_OPTIONS = ("backend", "log", "no_log", "log_text", "redact_pii", "ab", "max_tokens", "max_batch_size")
+
+
+def _serve_fine_tuning(
+    ctx: typer.Context,
+    models: list[str] | None,
+    *,
+    host: str,
+    port: int,
+    api_key: str | None,
+    provider: str | None,
+) -> None:
+    """`serve --fine-tuning`: the gateway, with serve's host, port and key over `[gateway]`."""
+    from unitune.cli._gateway_cmds import _given, gateway_settings, run_gateway
+    from unitune.config import load_config
+
+    if models:
+        # The gateway's chat answers the tenants' own tuned models; a MODEL here would be ignored.
+        raise typer.BadParameter(
+            "--fine-tuning serves no MODEL (its chat answers the models its jobs tuned); "
+            "run `unitune serve MODEL` separately to serve models",
+            param_hint="MODEL",
+        )
+    for name in _MODEL_OPTIONS:
+        if _given(ctx, name):
+            flag = "--" + name.replace("_", "-")
+            raise typer.BadParameter(f"{flag} is for serving models, not with --fine-tuning", param_hint=flag)
+    settings = gateway_settings(
+        load_config(),
+        provider=provider,
+        host=host if _given(ctx, "host") else None,
+        port=port if _given(ctx, "port") else None,
+        api_keys=[api_key] if api_key is not None else None,
+    )
+    run_gateway(settings)
 
 
 def _announce(url: str, served: ServedModels, log_path: Path | None, keyed: bool) -> None:

@@ -196,3 +196,53 @@ def _respond(http: ModuleType, answer: Answer) -> Any:
     if answer.json is None:
         return http.Response(answer.status, headers=answer.headers)
     return http.Response(answer.status, json=answer.json, headers=answer.headers)
+
+
+class serve:
+    """Serve `api` on 127.0.0.1, a real socket, for code that builds its own HTTP client from settings
+    (google-genai) or that must be tested over the wire (the OpenAI side of `unitune migrate`):
+    `with serve(api) as url: ...`. Each request goes to `api.handle` as a request of its SDK's flavour."""
+
+    def __init__(self, api: FakeHTTPAPI) -> None:
+        import http.server
+        import threading
+
+        fake = api
+        http_module = api.http
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def _answer(self) -> None:
+                length = int(self.headers.get("content-length") or 0)
+                body = self.rfile.read(length) if length else b""
+                request = http_module.Request(self.command, f"http://127.0.0.1{self.path}", headers=dict(self.headers),
+                                        content=body)  # fmt: skip
+                try:
+                    response = fake.handle(request)
+                except http_module.ConnectError:  # a scripted drop: close without an answer
+                    self.close_connection = True
+                    return
+                content = response.read()
+                self.send_response(response.status_code)
+                for key, value in response.headers.items():
+                    if key.lower() not in ("content-length", "transfer-encoding", "connection"):
+                        self.send_header(key, value)
+                self.send_header("content-length", str(len(content)))
+                self.end_headers()
+                self.wfile.write(content)
+
+            do_GET = do_POST = do_DELETE = do_PATCH = _answer
+
+            def log_message(self, *args: Any) -> None:  # quiet
+                pass
+
+        self._server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}/"
+
+    def __enter__(self) -> str:
+        self._thread.start()
+        return self.url
+
+    def __exit__(self, *exc: object) -> None:
+        self._server.shutdown()
+        self._server.server_close()

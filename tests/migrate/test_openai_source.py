@@ -73,3 +73,33 @@ def test_migrating_a_job_from_openais_api(api: RightOpenAI, tmp_path: Path) -> N
         again = migrate(source, target, data=train)
         assert again.jobs[0].continued
         assert len(target_fake.calls_to("create_job")) == 1
+
+
+def test_migrating_from_openais_api_over_a_loopback_socket(tmp_path: Path) -> None:
+    """The same, with OpenAI's side a real server on 127.0.0.1 and the source client built from settings
+    (base_url and key) as a user's would be: no transport handed in."""
+    from tests._fakehttp import serve
+
+    api = RightOpenAI()
+    clock = FakeClock(TODAY)
+    ledger = tmp_path / "ledger.sqlite3"
+    train = write_jsonl(tmp_path / "train.jsonl", rows(100))
+    target_fake = FakeProvider(clock=clock, reply=answer(lambda m: True)).as_provider("together")
+    with serve(api) as url:
+        settings = {"api_key": "sk-test-secret-value-123", "base_url": f"{url}v1"}
+        with (
+            FineTuneClient("openai", config=UnituneConfig(), ledger=ledger, clock=clock, max_retries=0,
+                           **settings) as source,
+            FineTuneClient(target_fake, config=UnituneConfig(), ledger=ledger, clock=clock) as target,
+        ):  # fmt: skip
+            job = source.create_job(model="gpt-4o-mini", training_data=train, suffix="tickets")
+            api.set_status(
+                job.id, "succeeded", fine_tuned_model=f"ft:gpt-4o-mini-2024-07-18:org-fake:tickets:{job.id}"
+            )
+            plan = migrate(source, target, dry_run=True).jobs[0].plan  # the data: the ledger's checked file
+            assert plan.data.kind == "ledger"
+            report = migrate(source, target)
+    result = report.jobs[0]
+    assert result.verdict == "parity", result.reason
+    assert api.calls("POST", r"/v1/chat/completions")  # the source model answered over the socket
+    assert len(target_fake.calls_to("create_job")) == 1

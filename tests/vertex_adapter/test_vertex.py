@@ -11,7 +11,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.vertex_adapter.fake_api import FakeVertex, serve
+from tests._fakehttp import serve
+from tests.vertex_adapter.fake_api import FakeVertex
 from unitune import FineTuneClient, JobStatus
 from unitune.errors import (
     ConfigurationError,

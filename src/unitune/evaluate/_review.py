@@ -29,25 +29,23 @@ import importlib
 import ipaddress
 import json
 import os
-import socket
 import threading
-import time
 import webbrowser
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from types import ModuleType, TracebackType
+from types import ModuleType
 from typing import TYPE_CHECKING, Any, Literal, TypeGuard
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from unitune._asgi import ThreadedServer
 from unitune.errors import ConfigurationError
 from unitune.evaluate._report import EvaluationReport, HumanResult
 from unitune.evaluate._stats import wilson
 
 if TYPE_CHECKING:
-    import uvicorn
     from fastapi import FastAPI
     from rich.console import Console
     from starlette.requests import Request
@@ -676,70 +674,18 @@ def create_app(session: ReviewSession, *, allow_remote: bool = False) -> FastAPI
 # -- serving -------------------------------------------------------------------------------------------
 
 
-class ReviewServer:
+class ReviewServer(ThreadedServer):
     """A review page being served from a background thread; a context manager that stops it.
 
     `url` is the page's address, `port` the port really bound (also when 0 was asked for),
     `session` the `ReviewSession` behind it.
     """
 
-    def __init__(
-        self, server: uvicorn.Server, thread: threading.Thread, sock: socket.socket, session: ReviewSession
-    ) -> None:
-        self._server = server
-        self._thread = thread
-        self._socket = sock
+    def __init__(self, uvicorn: Any, app: Any, session: ReviewSession, *, host: str, port: int) -> None:
         self.session = session
-        address = sock.getsockname()
-        self.host: str = address[0]
-        self.port: int = address[1]
-        shown = f"[{self.host}]" if ":" in self.host else self.host
-        self.url = f"http://{shown}:{self.port}/"
-
-    @property
-    def running(self) -> bool:
-        """True until the server has stopped."""
-        return self._thread.is_alive()
-
-    def wait(self) -> None:
-        """Block until the server stops; Ctrl-C raises KeyboardInterrupt here."""
-        # join() in short steps: a join without a timeout would hold off Ctrl-C on some platforms.
-        while self._thread.is_alive():
-            self._thread.join(0.5)
-
-    def stop(self, timeout: float = 5.0) -> None:
-        """Stop serving and wait (up to `timeout` seconds) for the thread to end. Idempotent."""
-        self._server.should_exit = True
-        self._thread.join(timeout)
-        self._socket.close()
-
-    def __enter__(self) -> ReviewServer:
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
-
-
-def _bind(host: str, port: int) -> socket.socket:
-    try:
-        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
-        sock = socket.socket(family, kind, proto)
-    except OSError as e:
-        raise ConfigurationError(f"Cannot listen on {host!r}: {e}.", fix="Pass --host 127.0.0.1.") from None
-    try:
-        if os.name != "nt":  # on Windows SO_REUSEADDR would let another process take the port
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(address)
-        sock.listen(64)
-    except OSError as e:
-        sock.close()
-        raise ConfigurationError(
-            f"Cannot listen on {host}:{port}: {e.strerror or e}.",
-            fix="Pass another --port, or 0 for any free port.",
-        ) from None
-    return sock
+        # A bounded graceful shutdown, because a browser tab keeps its connection open.
+        super().__init__(uvicorn, app, host=host, port=port, name="unitune-review", what="The review server",
+                         graceful_s=2)  # fmt: skip
 
 
 def serve_review(
@@ -765,34 +711,7 @@ def serve_review(
     uvicorn = _require("uvicorn")
     session = ReviewSession(report_dir, a=a, b=b, seed=seed)
     app = create_app(session, allow_remote=allow_remote)
-    sock = _bind(host, port)
-    # lifespan off: the app has no start-up work; log_config None: leave the host program's logging
-    # as it is; a bounded graceful shutdown, because a browser tab keeps its connection open.
-    config = uvicorn.Config(
-        app,
-        log_config=None,
-        log_level="warning",
-        access_log=False,
-        lifespan="off",
-        timeout_graceful_shutdown=2,
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(
-        target=server.run, kwargs={"sockets": [sock]}, name="unitune-review", daemon=True
-    )
-    thread.start()
-    bound = sock.getsockname()[1]
-    deadline = time.monotonic() + 15
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            server.should_exit = True
-            sock.close()
-            raise ConfigurationError(
-                f"The review server on {host}:{bound} did not start.",
-                fix="Run again with another --port; uvicorn's log above says why.",
-            )
-        time.sleep(0.01)
-    return ReviewServer(server, thread, sock, session)
+    return ReviewServer(uvicorn, app, session, host=host, port=port)
 
 
 def review_main(

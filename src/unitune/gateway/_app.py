@@ -43,11 +43,11 @@ import time
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from pydantic import SecretStr
 
+from unitune._asgi import ThreadedServer
 from unitune.errors import (
     ConfigurationError,
     ProviderError,
@@ -87,9 +87,6 @@ from unitune.serve._backends import ServeError
 from unitune.types import Hyperparameters, Job, JobStatus, TrainingMethod
 
 if TYPE_CHECKING:
-    import socket
-
-    import uvicorn
     from fastapi import FastAPI
     from starlette.requests import Request
     from starlette.responses import Response
@@ -828,77 +825,22 @@ def create_gateway_app(config: GatewayConfig) -> FastAPI:
 # -- serving -------------------------------------------------------------------------------------------
 
 
-class GatewayServer:
+class GatewayServer(ThreadedServer):
     """The gateway served by uvicorn from a background thread; a context manager that stops it.
 
     `url` is the base URL for an OpenAI client (`.../v1`), `port` the port really bound.
     """
 
-    def __init__(
-        self, server: uvicorn.Server, thread: threading.Thread, sock: socket.socket, app: FastAPI
-    ) -> None:
-        self._server = server
-        self._thread = thread
-        self._socket = sock
+    def __init__(self, uvicorn: Any, app: FastAPI, *, host: str, port: int) -> None:
         self.app = app
         self.state: GatewayState = app.state.unitune
-        address = sock.getsockname()
-        self.host: str = address[0]
-        self.port: int = address[1]
-        shown = f"[{self.host}]" if ":" in self.host else self.host
-        self.url = f"http://{shown}:{self.port}/v1"
-
-    def wait(self) -> None:
-        """Block until the server stops; Ctrl-C raises KeyboardInterrupt here."""
-        while self._thread.is_alive():
-            self._thread.join(0.5)
-
-    def stop(self, timeout: float = 10.0) -> None:
-        """Stop serving, wait for the thread and close the provider clients."""
-        self._server.should_exit = True
-        self._thread.join(timeout)
-        self._socket.close()
-        self.state.close()
-
-    def __enter__(self) -> GatewayServer:
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
+        super().__init__(uvicorn, app, host=host, port=port, name="unitune-gateway", what="The gateway",
+                         path="/v1", on_close=self.state.close)  # fmt: skip
 
 
 def start_gateway(config: GatewayConfig) -> GatewayServer:
     """Serve `create_gateway_app(config)` on `config.host:config.port` from a background thread and
     return once it answers. Port 0 takes any free port (`.port` says which)."""
     uvicorn = _require("uvicorn")
-    from unitune.evaluate._review import _bind
-
     app = create_gateway_app(config)
-    try:
-        sock = _bind(config.host, config.port)
-    except BaseException:
-        app.state.unitune.close()
-        raise
-    # log_config None: leave the host program's logging as it is.
-    server = uvicorn.Server(
-        uvicorn.Config(app, log_config=None, log_level="warning", access_log=False, lifespan="off",
-                       timeout_graceful_shutdown=5)
-    )  # fmt: skip
-    thread = threading.Thread(
-        target=server.run, kwargs={"sockets": [sock]}, name="unitune-gateway", daemon=True
-    )
-    thread.start()
-    deadline = time.monotonic() + 15
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            server.should_exit = True
-            sock.close()
-            app.state.unitune.close()
-            raise ConfigurationError(
-                f"The gateway on {config.host}:{sock.getsockname()[1]} did not start.",
-                fix="Run again with another --port; uvicorn's log above says why.",
-            )
-        time.sleep(0.01)
-    return GatewayServer(server, thread, sock, app)
+    return GatewayServer(uvicorn, app, host=config.host, port=config.port)

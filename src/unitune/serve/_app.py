@@ -39,18 +39,17 @@ import importlib
 import json
 import logging
 import secrets
-import socket
-import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import ModuleType, TracebackType
+from types import ModuleType
 from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
+from unitune._asgi import ThreadedServer
 from unitune.errors import ConfigurationError
 from unitune.serve._ab import ABSplit
 from unitune.serve._backends import (
@@ -67,7 +66,6 @@ from unitune.serve._log import RequestLog, RequestRecord, hash_value, output_fie
 if TYPE_CHECKING:
     import datetime as dt
 
-    import uvicorn
     from fastapi import FastAPI
     from starlette.requests import Request
     from starlette.responses import Response
@@ -755,89 +753,23 @@ def create_app(config: ServeConfig, *, models: ServedModels | None = None) -> Fa
 # -- serving -------------------------------------------------------------------------------------------
 
 
-class ServeServer:
+class ServeServer(ThreadedServer):
     """The app served by uvicorn from a background thread; a context manager that stops it.
 
     `url` is the base URL for an OpenAI client (`.../v1`), `port` the port really bound (also when
     0 was asked for), `app` the FastAPI app, `state` its `ServeState`.
     """
 
-    def __init__(
-        self, server: uvicorn.Server, thread: threading.Thread, sock: socket.socket, app: FastAPI
-    ) -> None:
-        self._server = server
-        self._thread = thread
-        self._socket = sock
+    def __init__(self, uvicorn: Any, app: FastAPI, *, host: str, port: int) -> None:
         self.app = app
         self.state: ServeState = app.state.unitune
-        address = sock.getsockname()
-        self.host: str = address[0]
-        self.port: int = address[1]
-        shown = f"[{self.host}]" if ":" in self.host else self.host
-        self.url = f"http://{shown}:{self.port}/v1"
-
-    @property
-    def running(self) -> bool:
-        """True until the server has stopped."""
-        return self._thread.is_alive()
-
-    def wait(self) -> None:
-        """Block until the server stops; Ctrl-C raises KeyboardInterrupt here."""
-        while self._thread.is_alive():
-            self._thread.join(0.5)
-
-    def stop(self, timeout: float = 10.0) -> None:
-        """Stop serving, wait for the thread, flush the log and close the models the app loaded."""
-        self._server.should_exit = True
-        self._thread.join(timeout)
-        self._socket.close()
-        self.state.close()
-
-    def __enter__(self) -> ServeServer:
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
+        super().__init__(uvicorn, app, host=host, port=port, name="unitune-serve", what="The server",
+                         path="/v1", on_close=self.state.close)  # fmt: skip
 
 
 def start_server(config: ServeConfig, *, models: ServedModels | None = None) -> ServeServer:
     """Serve `create_app(config, models=models)` on `config.host:config.port` from a background
     thread, and return once it answers. Port 0 takes any free port (`.port` says which)."""
     uvicorn = _require("uvicorn")
-    from unitune.evaluate._review import _bind
-
     app = create_app(config, models=models)
-    try:
-        sock = _bind(config.host, config.port)
-    except BaseException:
-        app.state.unitune.close()
-        raise
-    # log_config None: leave the host program's logging as it is. lifespan off: loading happened above.
-    server = uvicorn.Server(
-        uvicorn.Config(
-            app,
-            log_config=None,
-            log_level="warning",
-            access_log=False,
-            lifespan="off",
-            timeout_graceful_shutdown=5,
-        )
-    )
-    thread = threading.Thread(
-        target=server.run, kwargs={"sockets": [sock]}, name="unitune-serve", daemon=True
-    )
-    thread.start()
-    deadline = time.monotonic() + 15
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            server.should_exit = True
-            sock.close()
-            app.state.unitune.close()
-            raise ConfigurationError(
-                f"The server on {config.host}:{sock.getsockname()[1]} did not start.",
-                fix="Run again with another --port; uvicorn's log above says why.",
-            )
-        time.sleep(0.01)
-    return ServeServer(server, thread, sock, app)
+    return ServeServer(uvicorn, app, host=config.host, port=config.port)

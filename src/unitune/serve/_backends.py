@@ -260,73 +260,21 @@ class _Job:
         return self.future.set_running_or_notify_cancel()
 
 
-def _cancel_criteria(flag: threading.Event) -> Any:
-    """Stopping criteria that end generation once `flag` is set (the client disconnected)."""
-    import torch
-    from transformers import StoppingCriteria, StoppingCriteriaList
-
-    class _Cancelled(StoppingCriteria):
-        def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
-            return torch.full((input_ids.shape[0],), flag.is_set(), dtype=torch.bool, device=input_ids.device)
-
-    return StoppingCriteriaList([_Cancelled()])
-
-
-def _streamer(tokenizer: Any, handle: StreamHandle) -> Any:
-    """transformers' text streamer (it decodes whole words only, so no piece splits a character),
-    writing into `handle` instead of TextIteratorStreamer's queue, so that the server's event loop
-    is woken rather than a thread blocked per stream."""
-    from transformers import TextStreamer
-
-    class _ToHandle(TextStreamer):
-        def on_finalized_text(self, text: str, stream_end: bool = False) -> None:
-            handle.push(text)
-
-    return _ToHandle(tokenizer, skip_prompt=True, skip_special_tokens=True)
-
-
-def _check_adapter(folder: Path) -> None:
-    """Read an adapter folder's config and weights before they touch the loaded model: a corrupt
-    folder is refused here, so it cannot leave half an adapter injected into a shared base."""
-    try:
-        config = json.loads((folder / "adapter_config.json").read_text("utf-8"))
-    except (OSError, ValueError) as e:
-        raise ConfigurationError(f"{str(folder)!r} has no readable adapter_config.json ({e}).") from None
-    if not isinstance(config, dict) or "peft_type" not in config:
-        raise ConfigurationError(f"{str(folder)!r}: adapter_config.json is not a PEFT adapter config.")
-    weights = folder / "adapter_model.safetensors"
-    if weights.is_file():
-        from safetensors import SafetensorError
-        from safetensors.torch import load_file
-
-        try:
-            load_file(weights)
-        except (SafetensorError, OSError, ValueError) as e:
-            raise ConfigurationError(f"{str(weights)!r} cannot be read: {e}.") from None
-    elif not (folder / "adapter_model.bin").is_file():
-        raise ConfigurationError(f"{str(folder)!r} has no adapter weights (adapter_model.safetensors).")
-
-
 class _Engine:
     """One base model folder, the adapters loaded over it, and the worker thread that owns it."""
 
     def __init__(
         self, base: Path, *, device: str, max_batch: int, batch_wait_s: float, max_queue: int
     ) -> None:
-        import torch
-        from transformers import AutoModelForCausalLM, AutoTokenizer
-
-        from unitune.providers.local._infer import _device
+        from unitune.providers.local._infer import load_tokenizer, load_unmerged
 
         self.base = base
-        self.tokenizer: Any = AutoTokenizer.from_pretrained(base)
+        self.model: Any
+        self.model, self.tokenizer = load_unmerged(base, device)
         # A second tokenizer for counting prompts from the server's threads: a fast tokenizer is
         # not safe to use from two threads while one of them changes its padding.
-        self._counter: Any = AutoTokenizer.from_pretrained(base)
+        self._counter: Any = load_tokenizer(base)
         self._count_lock = threading.Lock()
-        model: Any = AutoModelForCausalLM.from_pretrained(base, dtype=torch.float32)
-        self.model: Any = model.to(_device(device))
-        self.model.eval()
         self.context: int | None = getattr(self.model.config, "max_position_embeddings", None)
         self._peft = False
         self._names = itertools.count()
@@ -342,13 +290,12 @@ class _Engine:
 
     def add_adapter(self, folder: Path) -> str:
         """Load a PEFT adapter over the base; its name. Call before requests arrive."""
-        _check_adapter(folder)
+        from unitune.providers.local._infer import check_adapter, wrap_with_adapter
+
+        check_adapter(folder)
         name = f"adapter{next(self._names)}"
         if not self._peft:
-            from peft import PeftModel
-
-            self.model = PeftModel.from_pretrained(self.model, folder, adapter_name=name)
-            self.model.eval()
+            self.model = wrap_with_adapter(self.model, folder, name)
             self._peft = True
             return name
         try:
@@ -490,11 +437,13 @@ class _Engine:
             job.future.set_result(completion)
 
     def _run_stream(self, job: _Job, handle: StreamHandle) -> None:
+        from unitune.providers.local._infer import cancel_criteria, text_streamer
+
         try:
             (completion,) = self._generate(
                 [job],
-                streamer=_streamer(self.tokenizer, handle),
-                stopping_criteria=_cancel_criteria(handle.cancelled),
+                streamer=text_streamer(self.tokenizer, handle.push),
+                stopping_criteria=cancel_criteria(handle.cancelled),
             )
         except Exception as e:
             handle.fail(e)

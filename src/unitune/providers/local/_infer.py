@@ -5,13 +5,30 @@ Loaded models are kept (two at most) so evaluating base vs tuned does not reload
 
 from __future__ import annotations
 
+import json
 import threading
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["Generation", "generate", "generate_batch", "merge_adapter", "render_prompt", "stop_token_ids"]
+from unitune.errors import ConfigurationError
+
+__all__ = [
+    "Generation",
+    "cancel_criteria",
+    "check_adapter",
+    "generate",
+    "generate_batch",
+    "load_tokenizer",
+    "load_unmerged",
+    "merge_adapter",
+    "render_prompt",
+    "stop_token_ids",
+    "text_streamer",
+    "wrap_with_adapter",
+]
 
 _CACHE: OrderedDict[tuple[str, str | None, str], tuple[Any, Any]] = OrderedDict()
 _LOCK = threading.Lock()
@@ -168,3 +185,82 @@ def merge_adapter(base: Path, adapter: Path, out: Path) -> Path:
     model.save_pretrained(out)
     tokenizer.save_pretrained(out)
     return out
+
+
+# -- pieces the server (`unitune.serve._backends`) builds on: the ML libraries stay in this package ----
+
+
+def load_tokenizer(base: Path) -> Any:
+    """The base model's tokenizer."""
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(base)
+
+
+def load_unmerged(base: Path, device: str = "auto") -> tuple[Any, Any]:
+    """(model, tokenizer) of a base model, in eval mode on `device`, not cached: the server keeps it
+    and puts several adapters over it, which a merged, shared copy (`_load`) cannot take."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    model: Any = AutoModelForCausalLM.from_pretrained(base, dtype=torch.float32)
+    model = model.to(_device(device))
+    model.eval()
+    return model, load_tokenizer(base)
+
+
+def wrap_with_adapter(model: Any, folder: Path, name: str) -> Any:
+    """`model` as a PEFT model with the adapter in `folder` loaded under `name` (more can be loaded
+    with `load_adapter`)."""
+    from peft import PeftModel
+
+    wrapped = PeftModel.from_pretrained(model, folder, adapter_name=name)
+    wrapped.eval()
+    return wrapped
+
+
+def cancel_criteria(flag: threading.Event) -> Any:
+    """Stopping criteria that end generation once `flag` is set (the client disconnected)."""
+    import torch
+    from transformers import StoppingCriteria, StoppingCriteriaList
+
+    class _Cancelled(StoppingCriteria):
+        def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
+            return torch.full((input_ids.shape[0],), flag.is_set(), dtype=torch.bool, device=input_ids.device)
+
+    return StoppingCriteriaList([_Cancelled()])
+
+
+def text_streamer(tokenizer: Any, on_text: Callable[[str], None]) -> Any:
+    """transformers' text streamer (it decodes whole words only, so no piece splits a character),
+    handing each piece to `on_text` instead of TextIteratorStreamer's queue, so that the server's
+    event loop is woken rather than a thread blocked per stream."""
+    from transformers import TextStreamer
+
+    class _ToCallback(TextStreamer):
+        def on_finalized_text(self, text: str, stream_end: bool = False) -> None:
+            on_text(text)
+
+    return _ToCallback(tokenizer, skip_prompt=True, skip_special_tokens=True)
+
+
+def check_adapter(folder: Path) -> None:
+    """Read an adapter folder's config and weights before they touch the loaded model: a corrupt
+    folder is refused here, so it cannot leave half an adapter injected into a shared base."""
+    try:
+        config = json.loads((folder / "adapter_config.json").read_text("utf-8"))
+    except (OSError, ValueError) as e:
+        raise ConfigurationError(f"{str(folder)!r} has no readable adapter_config.json ({e}).") from None
+    if not isinstance(config, dict) or "peft_type" not in config:
+        raise ConfigurationError(f"{str(folder)!r}: adapter_config.json is not a PEFT adapter config.")
+    weights = folder / "adapter_model.safetensors"
+    if weights.is_file():
+        from safetensors import SafetensorError
+        from safetensors.torch import load_file
+
+        try:
+            load_file(weights)
+        except (SafetensorError, OSError, ValueError) as e:
+            raise ConfigurationError(f"{str(weights)!r} cannot be read: {e}.") from None
+    elif not (folder / "adapter_model.bin").is_file():
+        raise ConfigurationError(f"{str(folder)!r} has no adapter weights (adapter_model.safetensors).")

@@ -15,6 +15,8 @@ from typing import Any
 
 import pytest
 
+from tests._openapi import Check, openai_schema_check
+
 pytest.importorskip("fastapi")
 pytest.importorskip("uvicorn")
 openai = pytest.importorskip("openai")
@@ -27,50 +29,15 @@ from unitune.errors import ConfigurationError, ProviderError  # noqa: E402
 from unitune.gateway import GatewayConfig, GatewayKey, GatewayServer, start_gateway  # noqa: E402
 from unitune.testing import FakeClock, FakeProvider, FakeSettings, override_provider  # noqa: E402
 
-SPEC = Path(__file__).resolve().parents[1] / "contract" / "specs" / "openai-openapi.yaml"
 KEY_A = "sk-gateway-tenant-a-0123456789"
 KEY_B = "sk-gateway-tenant-b-9876543210"
 MAPPED = "gpt-4o-mini-2024-07-18"
-Check = Callable[[str, Any], None]
-
-
-def _nullable(node: Any) -> Any:
-    """OpenAPI 3.0's `nullable: true` (still in OpenAI's 3.1 spec) as JSON Schema: or null."""
-    if isinstance(node, list):
-        return [_nullable(n) for n in node]
-    if not isinstance(node, dict):
-        return node
-    out = {k: _nullable(v) for k, v in node.items() if k != "nullable"}
-    if node.get("nullable") is True:
-        return {"anyOf": [out, {"type": "null"}]}
-    return out
 
 
 @pytest.fixture(scope="module")
 def openapi() -> Check:
     """`openapi("FineTuningJob", body)`: raises unless `body` fits that schema of OpenAI's spec."""
-    jsonschema = pytest.importorskip("jsonschema")
-    referencing = pytest.importorskip("referencing")
-    import yaml
-
-    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-    spec = _nullable(yaml.load(SPEC.read_text("utf-8"), Loader=loader))
-    uri = "urn:openai-openapi"
-    resource = referencing.Resource.from_contents(
-        spec, default_specification=referencing.jsonschema.DRAFT202012
-    )
-    registry = referencing.Registry().with_resource(uri, resource)
-    validators: dict[str, Any] = {}
-
-    def check(name: str, body: Any) -> None:
-        if name not in validators:
-            assert name in spec["components"]["schemas"], name
-            validators[name] = jsonschema.Draft202012Validator(
-                {"$ref": f"{uri}#/components/schemas/{name}"}, registry=registry
-            )
-        validators[name].validate(body)
-
-    return check
+    return openai_schema_check()
 
 
 def _example(i: int) -> dict[str, Any]:

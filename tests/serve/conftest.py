@@ -12,11 +12,12 @@ from __future__ import annotations
 import json
 import os
 import shutil
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
+
+from tests._openapi import Check, openai_schema_check
 
 pytest.importorskip("fastapi")
 pytest.importorskip("uvicorn")
@@ -27,7 +28,6 @@ from unitune.serve._backends import ServedModels, TransformersBackend
 DEMO = "HuggingFaceTB/SmolLM2-135M-Instruct"
 ALIAS = "smollm2-135m-instruct"
 JOB = "ftjob-serve-b"
-SPEC = Path(__file__).resolve().parents[1] / "contract" / "specs" / "openai-openapi.yaml"
 
 
 def _demo_model() -> Path:
@@ -121,41 +121,7 @@ def local(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Local]:
         served.close()
 
 
-def _nullable(node: Any) -> Any:
-    """OpenAPI 3.0's `nullable: true` (still in OpenAI's 3.1 spec) as JSON Schema: or null."""
-    if isinstance(node, list):
-        return [_nullable(n) for n in node]
-    if not isinstance(node, dict):
-        return node
-    out = {k: _nullable(v) for k, v in node.items() if k != "nullable"}
-    if node.get("nullable") is True:
-        return {"anyOf": [out, {"type": "null"}]}
-    return out
-
-
 @pytest.fixture(scope="session")
-def openapi() -> Callable[[str, Any], None]:
-    """`openapi("CreateChatCompletionResponse", body)`: raises unless `body` fits that schema of
-    OpenAI's spec (components resolved by `$ref` through a referencing registry)."""
-    jsonschema = pytest.importorskip("jsonschema")
-    referencing = pytest.importorskip("referencing")
-    import yaml
-
-    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-    spec = _nullable(yaml.load(SPEC.read_text("utf-8"), Loader=loader))
-    uri = "urn:openai-openapi"
-    resource = referencing.Resource.from_contents(
-        spec, default_specification=referencing.jsonschema.DRAFT202012
-    )
-    registry = referencing.Registry().with_resource(uri, resource)
-    validators: dict[str, Any] = {}
-
-    def check(name: str, body: Any) -> None:
-        if name not in validators:
-            assert name in spec["components"]["schemas"], name
-            validators[name] = jsonschema.Draft202012Validator(
-                {"$ref": f"{uri}#/components/schemas/{name}"}, registry=registry
-            )
-        validators[name].validate(body)
-
-    return check
+def openapi() -> Check:
+    """`openapi("CreateChatCompletionResponse", body)`: raises unless `body` fits that schema of OpenAI's spec."""
+    return openai_schema_check()

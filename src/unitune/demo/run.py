@@ -19,10 +19,11 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from unitune._plot import loss_png
 from unitune.client import FineTuneClient
 from unitune.data import Dataset, split
 from unitune.demo.tickets import write_jsonl
-from unitune.types import Hyperparameters, StepMetric
+from unitune.types import Hyperparameters
 
 __all__ = ["DEMO_MODEL", "run_demo"]
 
@@ -42,31 +43,6 @@ def _client(provider: str) -> FineTuneClient:
     return FineTuneClient(
         FakeProvider(FakeSettings(advance="clock", seconds_per_step=0.6), clock=SystemClock())
     )
-
-
-def _loss_png(metrics: list[StepMetric], path: Path) -> Path | None:
-    """The loss curve as a PNG, or None when matplotlib (`unitune[plot]`) is not installed."""
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        return None
-    train = [(m.step, m.train_loss) for m in metrics if m.train_loss is not None]
-    valid = [(m.step, m.valid_loss) for m in metrics if m.valid_loss is not None]
-    fig, ax = plt.subplots(figsize=(7, 4))
-    ax.plot([s for s, _ in train], [v for _, v in train], label="train loss", linewidth=1)
-    if valid:
-        ax.plot([s for s, _ in valid], [v for _, v in valid], "o-", label="validation loss")
-    ax.set_xlabel("step")
-    ax.set_ylabel("loss")
-    ax.set_title("unitune demo: ticket triage, LoRA")
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
 
 
 def _cell(mean: float | None, low: float | None, high: float | None) -> str:
@@ -121,7 +97,7 @@ def run_demo(
         raise
     assert job.fine_tuned_model is not None  # wait() returns only succeeded jobs
     metrics = client.metrics(job)
-    png = _loss_png(metrics, work / "loss.png")
+    png = loss_png(metrics, work / "loss.png", title="unitune demo: ticket triage, LoRA")
     first = next((m.train_loss for m in metrics if m.train_loss is not None), None)
     last = next((m.train_loss for m in reversed(metrics) if m.train_loss is not None), None)
     valid = [m.valid_loss for m in metrics if m.valid_loss is not None]

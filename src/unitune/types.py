@@ -341,6 +341,9 @@ class Capabilities(_Model):
     events: bool = True
     metrics: bool = True
     checkpoints: bool = False
+    files: bool = Field(
+        default=False, description="Uploaded files can be listed and deleted (`list_files`, `delete_file`)."
+    )
     chat: bool = True
     dpo: bool = False
     lora: bool = False

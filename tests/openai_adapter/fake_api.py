@@ -65,6 +65,7 @@ class FakeOpenAI(FakeHTTPAPI):
             ("POST", r"/v1/files", self._create_file),
             ("GET", r"/v1/files", self._list_files),
             ("GET", r"/v1/files/([^/]+)/content", self._file_content),
+            ("DELETE", r"/v1/files/([^/]+)", self._delete_file),
             ("POST", r"/v1/uploads", self._create_upload),
             ("POST", r"/v1/uploads/([^/]+)/parts", self._add_part),
             ("POST", r"/v1/uploads/([^/]+)/complete", self._complete_upload),
@@ -95,6 +96,12 @@ class FakeOpenAI(FakeHTTPAPI):
         files = sorted(self.files.values(), key=lambda f: f["created_at"], reverse=True)
         purpose = request.url.params.get("purpose")
         return _page([f for f in files if purpose is None or f["purpose"] == purpose], request)
+
+    def _delete_file(self, request: httpx2.Request, file_id: str) -> Answer:
+        if self.files.pop(file_id, None) is None:
+            return self.error(404, f"No such File object: {file_id}")
+        self.file_bytes.pop(file_id, None)
+        return 200, {"id": file_id, "object": "file", "deleted": True}
 
     def _file_content(self, request: httpx2.Request, file_id: str) -> Answer:
         if file_id not in self.file_bytes:

@@ -85,6 +85,8 @@ class FakeTogether(FakeHTTPAPI):
             ("PUT", r"/upload/([^/]+)", self._put),
             ("POST", r"/v1/files/([^/]+)/preprocess", lambda r, i: (200, self._public(i))),
             ("GET", r"/v1/files/([^/]+)", self._get_file),
+            ("GET", r"/v1/files", lambda r: (200, {"data": [self._public(i) for i in self.files]})),
+            ("DELETE", r"/v1/files/([^/]+)", self._delete_file),
             ("GET", r"/v1/fine-tunes/models/limits", self._limits),
             ("POST", r"/v1/fine-tunes/estimate-price", lambda r: (200, self.estimate)),
             ("POST", r"/v1/fine-tunes", self._create),
@@ -156,6 +158,12 @@ class FakeTogether(FakeHTTPAPI):
 
     def _public(self, file_id: str) -> dict[str, Any]:
         return {k: v for k, v in self.files[file_id].items() if k != "polls"}
+
+    def _delete_file(self, request: httpx.Request, file_id: str) -> Answer:
+        if self.files.pop(file_id, None) is None:
+            return self.error(404, f"file {file_id} not found")
+        self.file_bytes.pop(file_id, None)
+        return 200, {"id": file_id, "deleted": True}
 
     def _get_file(self, request: httpx.Request, file_id: str) -> Answer:
         if file_id not in self.files:

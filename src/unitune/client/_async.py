@@ -253,6 +253,14 @@ class AsyncFineTuneClient:
         """See `FineTuneClient.checkpoints`."""
         return await self._run(self.sync.checkpoints, job)
 
+    async def files(self, *, limit: int = 100) -> list[FileRef]:
+        """See `FineTuneClient.files`."""
+        return await self._run(self.sync.files, limit=limit)
+
+    async def delete_file(self, file_id: str) -> None:
+        """See `FineTuneClient.delete_file`."""
+        await self._run(self.sync.delete_file, file_id)
+
     async def models(self) -> list[TunedModel]:
         """See `FineTuneClient.models`."""
         return await self._run(self.sync.models)

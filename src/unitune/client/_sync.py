@@ -892,6 +892,33 @@ class FineTuneClient:
         """The models the provider saved during the job, in step order (each callable with `chat`)."""
         return self.retry.call("checkpoints", self.provider.list_checkpoints, _job_id(job))
 
+    def files(self, *, limit: int = 100) -> list[FileRef]:
+        """The fine-tuning files uploaded to the provider, newest first (where it can list them:
+        `capabilities.files`; elsewhere `UnsupportedFeatureError` names where to see them)."""
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+            raise ConfigurationError(f"limit must be a whole number of files (1 or more), not {limit!r}.")
+        return self.retry.call("list_files", self.provider.list_files, limit=limit)
+
+    def delete_file(self, file_id: str) -> None:
+        """Delete an uploaded file for good. Never called implicitly by unitune."""
+        from unitune.errors import NotFoundError
+
+        fix = "Pass the uploaded file's id (FileRef.id; `unitune files` lists them)."
+        file_id = _name(file_id, "file_id", fix)
+        attempts = 0
+
+        def once() -> None:
+            nonlocal attempts
+            attempts += 1
+            try:
+                self.provider.delete_file(file_id)
+            except NotFoundError:
+                # A retry after a lost answer finds the file gone: the earlier attempt deleted it.
+                if attempts == 1:
+                    raise
+
+        self.retry.call("delete_file", once)
+
     def evaluate(
         self,
         model_or_data: str | Job | DataInput,

@@ -399,6 +399,17 @@ class Provider(ABC):
         """One chat completion with a base or fine-tuned model."""
         self._unsupported("chat")
 
+    # -- uploaded files (`capabilities.files`) -------------------------------------------------------
+
+    def list_files(self, *, limit: int = 100) -> list[FileRef]:
+        """The fine-tuning files this account holds on the provider, newest first, at most `limit`."""
+        # The note names where the vendor shows its files instead (its console, a bucket).
+        self._unsupported("listing uploaded files", self.capabilities.notes.get("files"))
+
+    def delete_file(self, file_id: str) -> None:
+        """Delete an uploaded file, for good: a job created later from its id fails."""
+        self._unsupported("deleting uploaded files", self.capabilities.notes.get("files"))
+
     # -- tuned-model management (a small extension: Mistral has it; others may add it) -------------
 
     def list_models(self) -> list[TunedModel]:

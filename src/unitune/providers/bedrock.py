@@ -221,6 +221,7 @@ class BedrockProvider(SDKProvider):
             "metrics": "from the step-wise CSV files the job writes to its S3 output (once written)",
             "chat": "a tuned model needs deploy() first (on-demand for Nova; provisioned throughput otherwise)",
             "cancel": "stop_model_customization_job; no pause",
+            "files": "Uploads are S3 objects under <prefix>data/ in your bucket: see and delete them in the S3 console (https://console.aws.amazon.com/s3/) or with `aws s3 ls`/`aws s3 rm`.",
         },
     )
     settings: BedrockSettings

@@ -152,6 +152,7 @@ class CohereProvider(SDKProvider):
         notes={
             "create": "deprecated 2025-09-15 (catalog); only through a catalog override for accounts that still train",
             "cancel": "none: delete_model() removes the model (irreversible, never implicit)",
+            "files": "Uploads are Cohere datasets: see and delete them in the dashboard (https://dashboard.cohere.com/) or with `co.datasets.delete`.",
         },
     )
     settings: CohereSettings

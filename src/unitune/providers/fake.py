@@ -78,7 +78,7 @@ Reply = str | Callable[[str, list[Message]], str]
 OPS = frozenset({
     "upload", "create_job", "get_job", "list_jobs", "cancel_job", "pause_job", "resume_job", "list_events",
     "list_metrics", "list_checkpoints", "chat", "list_models", "update_model", "archive_model",
-    "unarchive_model", "delete_model",
+    "unarchive_model", "delete_model", "list_files", "delete_file",
 })  # fmt: skip
 
 
@@ -193,6 +193,7 @@ class FakeProvider(Provider):
         events=True,
         metrics=True,
         checkpoints=True,
+        files=True,
         chat=True,
         dpo=True,
         lora=True,
@@ -671,6 +672,26 @@ class FakeProvider(Provider):
                 finish_reason="stop",
                 usage=Usage(prompt_tokens=prompt_tokens, completion_tokens=len(text.split())),
             )
+
+    # -- uploaded files (where the impersonated provider lists them) -----------------------------------
+
+    def list_files(self, *, limit: int = 100) -> list[FileRef]:
+        """The files uploaded to this fake (and its views), newest first."""
+        self._require("files", "listing uploaded files")
+        with self._enter("list_files", limit=limit) as commit:
+            # Ids carry the upload counter, so sorting them is upload order.
+            refs = sorted(self._files.values(), key=lambda r: r.id, reverse=True)[:limit]
+            commit()
+            return refs
+
+    def delete_file(self, file_id: str) -> None:
+        """Forget an uploaded file: a job created from it afterwards gets NotFoundError, as on a vendor."""
+        self._require("files", "deleting uploaded files")
+        with self._enter("delete_file", file_id=file_id) as commit:
+            if file_id not in self._files:
+                raise NotFoundError(f"No file {file_id!r}", provider=self.name, status_code=404)
+            del self._files[file_id]
+            commit()
 
     # -- tuned models (as the impersonated provider manages them, if it does) ---------------------------
 

@@ -175,6 +175,7 @@ class MistralProvider(SDKProvider):
             "create": "training retired (catalog); legacy jobs only when a catalog override says the account still has them",
             "events": "embedded in the legacy job; none once the jobs API answers 410",
             "metrics": "from the legacy job's checkpoints",
+            "files": "See and delete uploaded files in Mistral's console: https://console.mistral.ai/.",
         },
     )
     settings: MistralSettings

@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import datetime as dt
+import functools
 import hashlib
 import io
 from collections.abc import Callable
@@ -143,7 +144,7 @@ def _sdk() -> Any:
     return import_sdk("openai", "openai")
 
 
-@guard_answers()
+@guard_answers("list_files", "delete_file")
 class OpenAIProvider(StainlessProvider):
     """OpenAI fine-tuning. `client=` takes a ready `openai.OpenAI` (tests point it at a mock)."""
 
@@ -155,6 +156,7 @@ class OpenAIProvider(StainlessProvider):
     capabilities = Capabilities(
         pause=True,
         checkpoints=True,
+        files=True,
         dpo=True,
         lora=False,
         notes={
@@ -324,6 +326,27 @@ class OpenAIProvider(StainlessProvider):
             ):
                 return raw
         return None
+
+    def list_files(self, *, limit: int = 100) -> list[FileRef]:
+        """The account's fine-tuning files (purpose `fine-tune`), newest first. OpenAI does not say
+        whether one was uploaded as training or validation data, so each is called `training`."""
+        fetch = functools.partial(self.sdk.files.list, purpose="fine-tune", order="desc")
+        return [self._listed_file(as_dict(item)) for item in self._pages("list files", fetch, limit)]
+
+    def _listed_file(self, raw: dict[str, Any]) -> FileRef:
+        return FileRef(
+            id=str(raw["id"]), provider=self.name, filename=raw.get("filename"), size_bytes=raw.get("bytes"),
+            created_at=as_datetime(raw.get("created_at")), raw=raw,
+        )  # fmt: skip
+
+    def delete_file(self, file_id: str) -> None:
+        """Delete an uploaded file (OpenAI also removes it from every vector store)."""
+        answer = as_dict(self._call(f"delete file {file_id}", self.sdk.files.delete, file_id))
+        if answer.get("deleted") is not True:
+            raise ProviderError(
+                f"delete file {file_id}: OpenAI answered without deleting it ({answer.get('deleted')!r})",
+                provider=self.name, body=answer,
+            )  # fmt: skip
 
     # -- jobs --------------------------------------------------------------------------------------
 

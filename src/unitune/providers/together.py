@@ -159,6 +159,9 @@ def _sdk() -> Any:
     return import_sdk("together", "together")
 
 
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
+
+
 def _files_lib() -> Any:
     """The SDK's upload helpers (its own protocol, which the API spec does not describe)."""
     from unitune.providers.registry import import_sdk
@@ -171,7 +174,7 @@ def _json(obj: Any) -> dict[str, Any]:
     return as_dict(obj, by_alias=True)
 
 
-@guard_answers("model_limits", "estimate_price")
+@guard_answers("model_limits", "estimate_price", "list_files", "delete_file")
 class TogetherProvider(StainlessProvider):
     """Together AI fine-tuning. `client=` takes a ready `together.Together` (tests point it at a mock)."""
 
@@ -182,6 +185,7 @@ class TogetherProvider(StainlessProvider):
     preference_wire_format = "together-preference"
     capabilities = Capabilities(
         checkpoints=True,
+        files=True,
         dpo=True,
         lora=True,
         full_finetune=True,
@@ -378,6 +382,32 @@ class TogetherProvider(StainlessProvider):
             self._sleep(self.settings.file_poll_interval)
             action = f"file {raw.get('id')}"
             raw = _json(self._step_call(action, self.sdk.files.retrieve, raw["id"]))
+
+    def list_files(self, *, limit: int = 100) -> list[FileRef]:
+        """The account's fine-tuning files (purpose `fine-tune`), newest first. Together sends the
+        whole list in one answer and does not say training from validation: each is `training`."""
+        page = self._call("list files", self.sdk.files.list)
+        files = [_json(item) for item in page.data]
+        files = [raw for raw in files if raw.get("purpose") in (None, "fine-tune")]
+        # A file without a readable time sorts last.
+        files.sort(key=lambda raw: as_datetime(raw.get("created_at")) or _EPOCH, reverse=True)
+        return [self._listed_file(raw) for raw in files[:limit]]
+
+    def _listed_file(self, raw: dict[str, Any]) -> FileRef:
+        return FileRef(
+            id=str(raw["id"]), provider=self.name, filename=raw.get("filename"), size_bytes=raw.get("bytes"),
+            created_at=as_datetime(raw.get("created_at")), raw=raw,
+        )  # fmt: skip
+
+    def delete_file(self, file_id: str) -> None:
+        """Delete an uploaded file."""
+        answer = _json(self._call(f"delete file {file_id}", self.sdk.files.delete, file_id))
+        if answer.get("deleted") is False:  # the spec marks `deleted` optional: only a "no" is a refusal
+            raise ProviderError(
+                f"delete file {file_id}: Together answered without deleting it",
+                provider=self.name,
+                body=answer,
+            )
 
     # -- jobs --------------------------------------------------------------------------------------
 

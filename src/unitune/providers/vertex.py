@@ -243,6 +243,7 @@ class VertexProvider(SDKProvider):
             "lora": "lora_rank is the adapter size (1, 2, 4, 8, 16)",
             "full_finetune": "open models, with provider option tuning_mode='FULL'",
             "dpo": "preference tuning of Gemini models (method=PREFERENCE_TUNING; provider option beta)",
+            "files": "Uploads are Cloud Storage objects under <prefix>data/ in your bucket: see and delete them in the console (https://console.cloud.google.com/storage/browser) or with `gcloud storage ls`/`rm`.",
         },
     )
     settings: VertexSettings

@@ -20,6 +20,7 @@ import contextlib
 import datetime as dt
 import json
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -68,6 +69,8 @@ STATUS_MAP: dict[str, JobStatus] = {
     "cancelled": S.CANCELLED,
 }
 _ACTIVE = frozenset({"queued", "running", "cancelling"})
+#: The ids `upload` makes (`file-local-` and 16 hex digits of the content's hash).
+_FILE_ID = re.compile(r"file-local-[0-9a-f]{16}")
 #: `Hyperparameters.provider_options` the local trainer knows; anything else is refused by name.
 KNOWN_OPTIONS = frozenset({"packing", "group_by_length", "max_training_hours"})
 #: A job with no worker pid this long after creation was never started (the creating process died).
@@ -150,6 +153,7 @@ class LocalProvider(Provider):
         events=True,
         metrics=True,
         checkpoints=False,
+        files=True,
         chat=True,
         dpo=False,
         lora=True,
@@ -201,6 +205,46 @@ class LocalProvider(Provider):
                 f"No uploaded file {ref.id!r} in {self.store.files}", provider=self.name, status_code=404
             )
         return path
+
+    def list_files(self, *, limit: int = 100) -> list[FileRef]:
+        """The uploaded files in the store, newest first. The store keeps only the content (named by
+        its hash), so the name, size and time are the stored file's."""
+        if not self.store.files.is_dir():
+            return []
+        stored = [(p, p.stat()) for p in self.store.files.glob("file-local-*.jsonl") if p.is_file()]
+        stored.sort(key=lambda item: item[1].st_mtime, reverse=True)
+        refs = []
+        for path, st in stored[:limit]:
+            when = dt.datetime.fromtimestamp(st.st_mtime, dt.timezone.utc)
+            refs.append(
+                FileRef(
+                    id=path.stem,
+                    provider=self.name,
+                    filename=path.name,
+                    size_bytes=st.st_size,
+                    created_at=when,
+                )
+            )
+        return refs
+
+    def delete_file(self, file_id: str) -> None:
+        """Delete an uploaded file, unless a queued or running job still has to read it."""
+        path = self._file(FileRef(id=file_id, provider=self.name)) if _FILE_ID.fullmatch(file_id) else None
+        if path is None:  # not an id this store makes: never a path outside it
+            raise NotFoundError(f"No uploaded file {file_id!r} in {self.store.files}", provider=self.name,
+                                status_code=404)  # fmt: skip
+        # The worker reads the file from the store when it starts training, so a job that has not
+        # finished still needs it.
+        for job in self.store.all_jobs():
+            spec = job.spec()
+            if file_id in (spec.get("training_file"), spec.get("validation_file")):
+                current = self._job(job)
+                if not current.status.is_terminal:
+                    raise ConfigurationError(
+                        f"File {file_id!r} is used by the {current.status.value} job {job.id!r}.",
+                        fix=f"Wait for it (`unitune wait {job.id}`) or cancel it first.",
+                    )
+        path.unlink(missing_ok=True)
 
     def check_job(self, spec: JobSpec) -> None:
         """What the create would refuse, before anything is written or started: `provider_options`

@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING
 from unitune.errors import UnituneError
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from rich.console import Console
 
     from unitune.client import FineTuneClient
@@ -23,8 +25,10 @@ def wait_with_progress(
     console: Console,
     timeout: float | None = None,
     poll_interval: float | None = None,
+    on_update: Callable[[Job], None] | None = None,
 ) -> Job:
-    """`client.wait(job_id)` drawing a bar on `console`, with the job's events printed as they come."""
+    """`client.wait(job_id)` drawing a bar on `console`, with the job's events printed as they come
+    (and `on_update(job)` called after each poll, as `wait` would)."""
     from rich.markup import escape
     from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
@@ -43,6 +47,8 @@ def wait_with_progress(
 
         def update(job: Job) -> None:
             nonlocal shown, follow
+            if on_update is not None:
+                on_update(job)
             progress.update(
                 task,
                 completed=job.progress if job.progress is not None else 0.0,

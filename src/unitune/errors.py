@@ -149,7 +149,15 @@ class ValidationFailed(UnituneError):
 class BudgetExceeded(UnituneError):
     """The quote is above `max_cost_usd`. Nothing was uploaded and no job was created."""
 
-    def __init__(self, *, cost_usd: float, max_cost_usd: float, quote: Any = None) -> None:
+    def __init__(
+        self,
+        *,
+        cost_usd: float,
+        max_cost_usd: float,
+        quote: Any = None,
+        subject: str = "This job",
+        limit: str = "max_cost_usd",
+    ) -> None:
         self.cost_usd = cost_usd
         self.max_cost_usd = max_cost_usd
         self.quote = quote
@@ -159,8 +167,8 @@ class BudgetExceeded(UnituneError):
             f" The quote rests on unverified prices (from {', '.join(unverified)})." if unverified else ""
         )
         super().__init__(
-            f"This job is quoted at ${cost_usd:,.2f}, above max_cost_usd=${max_cost_usd:,.2f}; "
-            f"nothing was uploaded. Raise max_cost_usd, train fewer epochs, or trim the dataset.{caveat}"
+            f"{subject} is quoted at ${cost_usd:,.2f}, above {limit}=${max_cost_usd:,.2f}; "
+            f"nothing was uploaded. Raise {limit}, train fewer epochs, or trim the dataset.{caveat}"
         )
 
 

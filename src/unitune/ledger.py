@@ -11,6 +11,7 @@ and processes; WAL mode lets readers run while a writer commits.
 
 from __future__ import annotations
 
+import builtins
 import contextlib
 import datetime as dt
 import sqlite3
@@ -18,16 +19,19 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
 
 from unitune.errors import ConfigurationError
 from unitune.types import Job, JobStatus, utcnow
 
-__all__ = ["DataFiles", "Ledger", "LedgerEntry", "sha256_file"]
+__all__ = ["DataFiles", "Ledger", "LedgerEntry", "RunRecord", "sha256_file"]
 
 # 2: the local data files a job was created from (path and sha256), so a job can be retrained
 # elsewhere from the same data (`unitune migrate`) after the vendor stops returning its files.
-_SCHEMA_VERSION = 2
+# 3: runs (`unitune train`): a job with its spec, data fingerprint, evaluation and parent run.
+_SCHEMA_VERSION = 3
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
     provider          TEXT NOT NULL,
@@ -49,6 +53,39 @@ CREATE TABLE IF NOT EXISTS jobs (
 CREATE UNIQUE INDEX IF NOT EXISTS jobs_idempotency
     ON jobs (provider, idempotency_key) WHERE idempotency_key IS NOT NULL;
 CREATE INDEX IF NOT EXISTS jobs_created ON jobs (created_at);
+CREATE TABLE IF NOT EXISTS runs (
+    run_id            TEXT PRIMARY KEY,
+    key               TEXT NOT NULL UNIQUE,
+    name              TEXT NOT NULL,
+    parent_id         TEXT,
+    sweep_id          TEXT,
+    provider          TEXT NOT NULL,
+    model             TEXT NOT NULL,
+    status            TEXT NOT NULL,
+    job_id            TEXT,
+    fine_tuned_model  TEXT,
+    spec_json         TEXT NOT NULL,
+    spec_hash         TEXT NOT NULL,
+    data_sha256       TEXT NOT NULL,
+    training_path     TEXT,
+    training_sha256   TEXT,
+    validation_path   TEXT,
+    validation_sha256 TEXT,
+    quote_usd         REAL,
+    primary_metric    TEXT,
+    score             REAL,
+    score_low         REAL,
+    score_high        REAL,
+    cost_per_1k_usd   REAL,
+    decision          TEXT,
+    verdict           TEXT,
+    run_dir           TEXT,
+    tracking          TEXT,
+    error             TEXT,
+    created_at        TEXT NOT NULL,
+    updated_at        TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS runs_created ON runs (created_at);
 """
 
 
@@ -87,6 +124,47 @@ class LedgerEntry(BaseModel):
     training_sha256: str | None = None
     validation_path: str | None = None
     validation_sha256: str | None = None
+
+
+RunStatus = Literal["started", "training", "evaluating", "succeeded", "failed", "interrupted", "cancelled"]
+
+
+class RunRecord(BaseModel):
+    """One run (`unitune train`): what was asked (the job file's spec, as JSON), from what data,
+    the job it made, how it scored, and the run it was retrained from. No secrets, no data."""
+
+    model_config = ConfigDict(frozen=True)
+
+    run_id: str
+    key: str = Field(description="The job's idempotency key: the spec's hash and the data's fingerprint.")
+    name: str
+    parent_id: str | None = None
+    sweep_id: str | None = None
+    provider: str
+    model: str
+    status: RunStatus
+    job_id: str | None = None
+    fine_tuned_model: str | None = None
+    spec_json: str
+    spec_hash: str
+    data_sha256: str
+    training_path: str | None = None
+    training_sha256: str | None = None
+    validation_path: str | None = None
+    validation_sha256: str | None = None
+    quote_usd: float | None = None
+    primary_metric: str | None = None
+    score: float | None = None
+    score_low: float | None = None
+    score_high: float | None = None
+    cost_per_1k_usd: float | None = None
+    decision: str | None = None
+    verdict: str | None = None
+    run_dir: str | None = None
+    tracking: str | None = None
+    error: str | None = None
+    created_at: dt.datetime
+    updated_at: dt.datetime
 
 
 class Ledger:
@@ -249,6 +327,59 @@ class Ledger:
         with self._connect() as conn:
             rows = conn.execute(query, (*args, limit)).fetchall()
         return [_entry(r) for r in rows]
+
+    # -- runs ---------------------------------------------------------------------------------------
+
+    def save_run(self, run: RunRecord) -> RunRecord:
+        """Write a run whole (insert, or replace the row with the same id), stamped with the time."""
+        row = run.model_copy(update={"updated_at": utcnow()}).model_dump(mode="json")
+        columns = ", ".join(row)
+        with self._connect() as conn:
+            conn.execute(
+                f"INSERT OR REPLACE INTO runs ({columns}) VALUES ({', '.join('?' for _ in row)})",
+                tuple(row.values()),
+            )
+        return RunRecord.model_validate(row)
+
+    def get_run(self, run_id: str) -> RunRecord | None:
+        """A run by its id, or by a prefix of it that names exactly one run."""
+        with self._connect() as conn:
+            rows = conn.execute(
+                "SELECT * FROM runs WHERE substr(run_id, 1, length(?)) = ? ORDER BY run_id = ? DESC LIMIT 3",
+                (run_id, run_id, run_id),
+            ).fetchall()
+        exact = [r for r in rows if r["run_id"] == run_id]
+        if exact:
+            return RunRecord.model_validate(dict(exact[0]))
+        return RunRecord.model_validate(dict(rows[0])) if len(rows) == 1 else None
+
+    def find_run_by_key(self, key: str) -> RunRecord | None:
+        """The run started with this idempotency key (a rerun of the same spec on the same data)."""
+        with self._connect() as conn:
+            row = conn.execute("SELECT * FROM runs WHERE key = ?", (key,)).fetchone()
+        return RunRecord.model_validate(dict(row)) if row else None
+
+    def list_runs(
+        self,
+        *,
+        name: str | None = None,
+        provider: str | None = None,
+        status: str | None = None,
+        sweep_id: str | None = None,
+        limit: int = 50,
+    ) -> builtins.list[RunRecord]:
+        """Runs, newest first, filtered by name, provider, status or sweep."""
+        where: builtins.list[str] = []
+        args: builtins.list[object] = []
+        for column, value in (("name", name), ("provider", provider), ("status", status), ("sweep_id", sweep_id)):
+            if value is not None:
+                where.append(f"{column} = ?")
+                args.append(value)
+        query = "SELECT * FROM runs" + (f" WHERE {' AND '.join(where)}" if where else "")
+        query += " ORDER BY created_at DESC, rowid DESC LIMIT ?"
+        with self._connect() as conn:
+            rows = conn.execute(query, (*args, limit)).fetchall()
+        return [RunRecord.model_validate(dict(r)) for r in rows]
 
 
 def sha256_file(path: str | Path) -> str:

@@ -1,0 +1,72 @@
+"""What changed between a run's data and its child's: examples added, removed, repeated, leaked.
+
+An example is identified by its canonical JSON (keys sorted, no whitespace), so a file rewritten
+with other formatting or key order is the same data; files are read a line at a time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections import Counter
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = ["DataChange", "diff_data", "example_digests"]
+
+
+def example_digests(path: Path) -> Counter[bytes]:
+    """Each example's digest, counted (blank lines are not examples)."""
+    counts: Counter[bytes] = Counter()
+    with path.open("rb") as f:
+        for raw in f:
+            line = raw.strip()
+            if not line:
+                continue
+            try:
+                canonical = json.dumps(json.loads(line), sort_keys=True, separators=(",", ":")).encode()
+            except ValueError:
+                canonical = line  # not JSON: validation reports it; here it is just a line
+            counts[hashlib.blake2b(canonical, digest_size=16).digest()] += 1
+    return counts
+
+
+class DataChange(BaseModel):
+    """How a child run's training data differs from its parent's."""
+
+    model_config = ConfigDict(frozen=True)
+
+    before: int = Field(description="Examples in the parent's training data.")
+    after: int = Field(description="Examples in the child's training data.")
+    added: int = Field(description="Examples in the child's data that the parent's did not have.")
+    removed: int = Field(description="Examples of the parent's data the child's no longer has.")
+    duplicates: int = Field(description="Repeated copies within the child's data.")
+    in_validation: int = Field(description="Child training examples also in the validation data (leaked).")
+
+    def summary(self) -> str:
+        """One line: `+40 added, −3 removed, 2 duplicates (200 → 237 examples)`."""
+        if not self.added and not self.removed:
+            text = f"same examples ({self.after})"
+        else:
+            text = f"+{self.added} added, −{self.removed} removed ({self.before} → {self.after} examples)"
+        if self.duplicates:
+            text += f", {self.duplicates} duplicate(s)"
+        if self.in_validation:
+            text += f", {self.in_validation} also in the validation data"
+        return text
+
+
+def diff_data(parent: Path, child: Path, validation: Path | None = None) -> DataChange:
+    """Compare the parent's training file with the child's (and the child's with the validation file)."""
+    old = example_digests(parent)
+    new = example_digests(child)
+    held_out = set(example_digests(validation)) if validation is not None else set()
+    return DataChange(
+        before=sum(old.values()),
+        after=sum(new.values()),
+        added=sum(n for d, n in new.items() if d not in old),
+        removed=sum(n for d, n in old.items() if d not in new),
+        duplicates=sum(n - 1 for n in new.values() if n > 1),
+        in_validation=sum(n for d, n in new.items() if d in held_out),
+    )

@@ -8,6 +8,7 @@ from unitune.cli import (  # noqa: F401
     _migrate_cmds,
     _monitor_cmds,
     _serve_cmds,
+    _train_cmds,
 )
 from unitune.cli._app import app, main
 

@@ -59,7 +59,7 @@ from unitune.errors import (
     ValidationFailed,
     WaitTimeout,
 )
-from unitune.ledger import DataFiles, Ledger, sha256_file
+from unitune.ledger import DataFiles, Ledger, RunRecord, sha256_file
 from unitune.providers.base import Provider, ProviderContext
 from unitune.providers.registry import build_provider, load_provider_class
 from unitune.types import (
@@ -83,6 +83,9 @@ if TYPE_CHECKING:
     from unitune.evaluate import Candidate, EvaluationReport, Judge
     from unitune.export import ExportDtype, ExportFormat, ExportResult
     from unitune.migrate import MigrationReport
+    from rich.console import Console
+
+    from unitune.runs import JobFile, RunResult, SweepResult
 
 log = logging.getLogger("unitune")
 
@@ -1067,6 +1070,87 @@ class FineTuneClient:
             )
         return migrate(self, to, jobs=jobs, data=data, validation=validation, model_map=model_map,
                        dry_run=dry_run, output_dir=output_dir)  # fmt: skip
+
+    # -- runs ---------------------------------------------------------------------------------------
+
+    def train(
+        self,
+        job: str | os.PathLike[str] | Mapping[str, Any] | JobFile,
+        *,
+        overrides: Mapping[str, Any] | None = None,
+        console: Console | None = None,
+        poll_interval: float | None = None,
+    ) -> RunResult:
+        """Run a job file end to end: validate, quote (refusing past `budget_usd`), upload, create,
+        wait (with a progress bar on `console`), plot the loss, evaluate against the file's
+        baselines, and record the run in the ledger (`unitune runs`).
+
+        `job` is a TOML job file's path, a dict of the same keys, or a `JobFile`; `overrides` sets
+        keys on top (`{"provider": "fake", "hyperparameters.epochs": 3}`). A job file that names
+        another provider than this client's runs there, with this client's config. Running the same
+        spec on the same data again follows the job already made (after Ctrl-C or a crash) instead
+        of starting a second one. Ctrl-C while waiting raises `RunInterrupted` (a KeyboardInterrupt)
+        carrying the job, which keeps running. See docs/runs.md.
+        """
+        from unitune.runs import load_job_file, run_job
+
+        return run_job(self, load_job_file(job, overrides), console=console, poll_interval=poll_interval)
+
+    def retrain(
+        self,
+        run: str,
+        *,
+        data: str | os.PathLike[str] | None = None,
+        model: str | None = None,
+        provider: str | None = None,
+        console: Console | None = None,
+        poll_interval: float | None = None,
+    ) -> RunResult:
+        """A child of recorded run `run` (an id or unique prefix): its spec with new training `data`,
+        a new base `model` or another `provider`, evaluated against the parent's tuned model on the
+        parent's validation file. `result.data_change` says how the data changed. Raises
+        `ConfigurationError` when a file the parent used has moved or changed."""
+        from unitune.runs import retrain
+
+        return retrain(self, run, data=None if data is None else Path(data), model=model, provider=provider,
+                       console=console, poll_interval=poll_interval)  # fmt: skip
+
+    def sweep(
+        self,
+        job: str | os.PathLike[str] | Mapping[str, Any] | JobFile,
+        *,
+        grid: Mapping[str, Sequence[Any]] | None = None,
+        providers: Sequence[str] | None = None,
+        concurrency: int = 4,
+        overrides: Mapping[str, Any] | None = None,
+        console: Console | None = None,
+        poll_interval: float | None = None,
+    ) -> SweepResult:
+        """Train the job file on every combination of `grid` (`{"epochs": [1, 3]}`) on every one of
+        `providers`, then evaluate and rank them. Every combination is checked and quoted first and
+        the total held against `budget_usd` before any job starts; at most `concurrency` are
+        created at once, each with the key a single `train` would use (a rerun resumes); all are
+        waited on together. Returns the runs and a leaderboard, best first."""
+        from unitune.runs import load_job_file, run_sweep
+
+        return run_sweep(self, load_job_file(job, overrides), grid=grid, providers=providers,
+                         concurrency=concurrency, console=console, poll_interval=poll_interval)  # fmt: skip
+
+    def runs(
+        self, *, name: str | None = None, provider: str | None = None, status: str | None = None, limit: int = 50
+    ) -> list[RunRecord]:
+        """Recorded runs, newest first, optionally filtered."""
+        from unitune.runs._train import _runs_ledger
+
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+            raise ConfigurationError(f"limit must be a whole number ≥ 1, not {limit!r}.")
+        return _runs_ledger(self).list_runs(name=name, provider=provider, status=status, limit=limit)
+
+    def get_run(self, run: str) -> RunRecord:
+        """One recorded run by id or unique prefix."""
+        from unitune.runs import find_run
+
+        return find_run(self, run)
 
     # -- tuned models -------------------------------------------------------------------------------
 

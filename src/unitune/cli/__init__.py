@@ -5,6 +5,7 @@ from unitune.cli import (  # noqa: F401
     _evaluate_cmds,
     _export_cmds,
     _gateway_cmds,
+    _job_cmds,
     _migrate_cmds,
     _monitor_cmds,
     _serve_cmds,

@@ -67,6 +67,33 @@ app = typer.Typer(
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+def _print_version(value: bool) -> None:
+    """`--version`: the installed distribution's version (what pip installed, which is what a bug
+    report needs), printed before any config is read, so it works anywhere."""
+    if not value:
+        return
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        number = version("unitune")
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        from unitune import __version__ as number
+    sys.stdout.write(f"unitune {number}\n")
+    raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", help="Print unitune's version and exit.", callback=_print_version, is_eager=True
+        ),
+    ] = False,
+) -> None:
+    """Fine-tune, track, price and call models on any provider."""
+
+
 def _not_empty(value: str | None) -> str | None:
     """An option or argument that must not be an empty string (None: not given)."""
     if value is not None and not value.strip():

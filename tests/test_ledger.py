@@ -122,7 +122,8 @@ def test_a_version_1_ledger_gains_the_data_columns_and_keeps_its_jobs(tmp_path: 
     new = ledger.get("fake", "new")
     assert new is not None
     assert (new.training_path, new.training_sha256) == ("/d/train.jsonl", "ab" * 32)
-    assert sqlite3.connect(path).execute("PRAGMA user_version").fetchone()[0] == 2
+    assert sqlite3.connect(path).execute("PRAGMA user_version").fetchone()[0] == 3
+    assert ledger.list_runs() == []  # and the runs table of schema 3
 
 
 def test_create_job_records_the_local_data_file_and_its_sha256(tmp_path: Path) -> None:

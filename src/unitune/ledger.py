@@ -18,7 +18,6 @@ import sqlite3
 import threading
 from collections.abc import Iterator
 from pathlib import Path
-
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -371,7 +370,12 @@ class Ledger:
         """Runs, newest first, filtered by name, provider, status or sweep."""
         where: builtins.list[str] = []
         args: builtins.list[object] = []
-        for column, value in (("name", name), ("provider", provider), ("status", status), ("sweep_id", sweep_id)):
+        for column, value in (
+            ("name", name),
+            ("provider", provider),
+            ("status", status),
+            ("sweep_id", sweep_id),
+        ):
             if value is not None:
                 where.append(f"{column} = ?")
                 args.append(value)

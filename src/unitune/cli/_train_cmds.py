@@ -47,23 +47,33 @@ def _tracking_choice(value: str | None) -> str | None:
 def train(
     source: Annotated[
         Path,
-        typer.Argument(help="A job file (.toml), or a training file (JSONL) with the job given as flags.",
-                       exists=True, dir_okay=False, readable=True),
+        typer.Argument(
+            help="A job file (.toml), or a training file (JSONL) with the job given as flags.",
+            exists=True,
+            dir_okay=False,
+            readable=True,
+        ),
     ],
     provider: ProviderOpt = None,
-    model: Annotated[str | None, typer.Option(help="Base model id or portable alias.", callback=_not_empty)] = None,
+    model: Annotated[
+        str | None, typer.Option(help="Base model id or portable alias.", callback=_not_empty)
+    ] = None,
     method: Annotated[str | None, typer.Option(help="sft or dpo.")] = None,
     epochs: Annotated[int | None, typer.Option(help="Training epochs.", min=1, max=1000)] = None,
     learning_rate: Annotated[float | None, typer.Option(help="Absolute learning rate.", min=0)] = None,
-    learning_rate_multiplier: Annotated[float | None, typer.Option(help="OpenAI-style multiplier.", min=0)] = None,
+    learning_rate_multiplier: Annotated[
+        float | None, typer.Option(help="OpenAI-style multiplier.", min=0)
+    ] = None,
     batch_size: Annotated[int | None, typer.Option(help="Batch size.", min=1)] = None,
     lora_rank: Annotated[int | None, typer.Option(help="LoRA rank.", min=1)] = None,
     suffix: Annotated[str | None, typer.Option(help="Suffix for the tuned model's name.")] = None,
     budget: Annotated[
-        float | None, typer.Option("--budget", help="Refuse to start above this many dollars (a sweep: in all).", min=0)
+        float | None,
+        typer.Option("--budget", help="Refuse to start above this many dollars (a sweep: in all).", min=0),
     ] = None,
     validation: Annotated[
-        Path | None, typer.Option(help="Held-out examples (JSONL).", exists=True, dir_okay=False, readable=True)
+        Path | None,
+        typer.Option(help="Held-out examples (JSONL).", exists=True, dir_okay=False, readable=True),
     ] = None,
     validation_split: Annotated[
         float | None, typer.Option(help="Hold out this fraction of the training file instead.", min=0, max=1)
@@ -73,12 +83,18 @@ def train(
         list[str] | None, typer.Option("--candidate", "-c", help="A baseline to evaluate against (repeat).")
     ] = None,
     metric: Annotated[list[str] | None, typer.Option("--metric", "-m", help="A metric (repeat).")] = None,
-    max_examples: Annotated[int | None, typer.Option(help="Evaluate on at most this many examples.", min=1)] = None,
-    no_evaluate: Annotated[bool, typer.Option("--no-evaluate", help="Train only; skip the evaluation.")] = False,
+    max_examples: Annotated[
+        int | None, typer.Option(help="Evaluate on at most this many examples.", min=1)
+    ] = None,
+    no_evaluate: Annotated[
+        bool, typer.Option("--no-evaluate", help="Train only; skip the evaluation.")
+    ] = False,
     tracking: Annotated[
         str | None, typer.Option(help="none, mlflow or wandb (over the job file).", callback=_tracking_choice)
     ] = None,
-    tracking_uri: Annotated[str | None, typer.Option(help="MLflow tracking URI.", callback=_not_empty)] = None,
+    tracking_uri: Annotated[
+        str | None, typer.Option(help="MLflow tracking URI.", callback=_not_empty)
+    ] = None,
     grid: Annotated[
         list[str] | None, typer.Option("--grid", help="Sweep a hyperparameter: KEY=V1,V2 (repeat).")
     ] = None,
@@ -86,7 +102,9 @@ def train(
         str | None, typer.Option(help="Sweep providers: a comma-separated list.", callback=_not_empty)
     ] = None,
     concurrency: Annotated[int, typer.Option(help="Jobs a sweep creates at once.", min=1, max=64)] = 4,
-    poll_interval: Annotated[float | None, typer.Option(help="Seconds between polls at first.", min=0.01)] = None,
+    poll_interval: Annotated[
+        float | None, typer.Option(help="Seconds between polls at first.", min=0.01)
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Validate, quote, train, wait, plot the loss, evaluate and record a run; with --grid or
@@ -108,12 +126,16 @@ def train(
     if source.suffix.lower() in _TOML:
         job = load_job_file(source, overrides)
     else:
-        job = load_job_file({"name": name or source.stem, "data": {"training": str(source.resolve())}}, overrides)
+        job = load_job_file(
+            {"name": name or source.stem, "data": {"training": str(source.resolve())}}, overrides
+        )
     console = None if as_json else _out()
     client = _client(job.provider)
     sweep_providers = [p.strip() for p in providers.split(",") if p.strip()] if providers else None
     if grid or sweep_providers:
-        sweep_result = _sweep(client, job, parse_grid(grid or []), sweep_providers, concurrency, console, poll_interval)
+        sweep_result = _sweep(
+            client, job, parse_grid(grid or []), sweep_providers, concurrency, console, poll_interval
+        )
         if as_json:
             _print_json(sweep_result)
         else:
@@ -225,13 +247,18 @@ def _show_leaderboard(result: SweepResult) -> None:
 @app.command()
 @_handles_errors
 def retrain(
-    run: Annotated[str, typer.Argument(help="The parent run's id (or a unique prefix).", callback=_not_empty)],
+    run: Annotated[
+        str, typer.Argument(help="The parent run's id (or a unique prefix).", callback=_not_empty)
+    ],
     data: Annotated[
-        Path | None, typer.Option(help="New training data (JSONL).", exists=True, dir_okay=False, readable=True)
+        Path | None,
+        typer.Option(help="New training data (JSONL).", exists=True, dir_okay=False, readable=True),
     ] = None,
     model: Annotated[str | None, typer.Option(help="A new base model.", callback=_not_empty)] = None,
     provider: ProviderOpt = None,
-    poll_interval: Annotated[float | None, typer.Option(help="Seconds between polls at first.", min=0.01)] = None,
+    poll_interval: Annotated[
+        float | None, typer.Option(help="Seconds between polls at first.", min=0.01)
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Retrain a run with new data, a new base or on another provider, and compare it with its parent
@@ -266,7 +293,9 @@ def runs(
     name: Annotated[str | None, typer.Option(help="Only runs of this name.", callback=_not_empty)] = None,
     provider: ProviderOpt = None,
     status: Annotated[str | None, typer.Option(help="Only runs in this state (succeeded, failed…).")] = None,
-    sweep: Annotated[str | None, typer.Option(help="Only the runs of this sweep.", callback=_not_empty)] = None,
+    sweep: Annotated[
+        str | None, typer.Option(help="Only the runs of this sweep.", callback=_not_empty)
+    ] = None,
     limit: Annotated[int, typer.Option(help="At most this many, newest first.", min=1)] = 20,
     as_json: JsonOpt = False,
 ) -> None:
@@ -276,7 +305,9 @@ def runs(
     from unitune.runs._train import _runs_ledger
 
     client = _client(None) if provider is None else _client(provider)
-    found = _runs_ledger(client).list_runs(name=name, provider=provider, status=status, sweep_id=sweep, limit=limit)
+    found = _runs_ledger(client).list_runs(
+        name=name, provider=provider, status=status, sweep_id=sweep, limit=limit
+    )
     if as_json:
         _print_json(found)
         return
@@ -335,4 +366,3 @@ def _show_run(r: RunRecord) -> None:
         out.print(f"  {label:<18} {escape(str(value))}")
     out.print("  spec:")
     out.print(escape(json.dumps(json.loads(r.spec_json), indent=2)), highlight=False)
-

@@ -11,7 +11,14 @@ the job, the evaluation's score and verdict, and the parent run. See docs/runs.m
 from unitune.runs._jobfile import DataSection, EvaluateSection, JobFile, load_job_file
 from unitune.runs._lineage import DataChange, diff_data
 from unitune.runs._retrain import find_run, retrain
-from unitune.runs._sweep import GRID_KEYS, LeaderboardRow, SweepInterrupted, SweepResult, parse_grid, run_sweep
+from unitune.runs._sweep import (
+    GRID_KEYS,
+    LeaderboardRow,
+    SweepInterrupted,
+    SweepResult,
+    parse_grid,
+    run_sweep,
+)
 from unitune.runs._train import RunInterrupted, RunResult, run_job
 from unitune.runs._wait import wait_all
 

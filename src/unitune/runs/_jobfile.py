@@ -57,7 +57,9 @@ class DataSection(_Strict):
     """`[data]`: the training file and where validation examples come from."""
 
     training: Path = Field(description="The training examples (JSONL), relative to the job file.")
-    validation: Path | None = Field(default=None, description="Held-out examples for the job and the evaluation.")
+    validation: Path | None = Field(
+        default=None, description="Held-out examples for the job and the evaluation."
+    )
     validation_split: float | None = Field(
         default=None, gt=0, lt=1, description="Hold out this fraction of `training` instead (seeded)."
     )
@@ -90,7 +92,9 @@ class JobFile(_Strict):
     `provider` and `model` left out come from unitune.toml, as for `create_job`.
     """
 
-    name: str | None = Field(default=None, min_length=1, description="The run's name (default: the file's stem).")
+    name: str | None = Field(
+        default=None, min_length=1, description="The run's name (default: the file's stem)."
+    )
     provider: str | None = Field(default=None, min_length=1)
     model: str | None = Field(default=None, min_length=1)
     method: Literal["sft", "dpo"] = "sft"

@@ -23,10 +23,14 @@ __all__ = ["find_run", "retrain"]
 def find_run(client: FineTuneClient, run_id: str) -> RunRecord:
     """A recorded run by id (or a unique prefix), else `ConfigurationError` naming `unitune runs`."""
     if not isinstance(run_id, str) or not run_id.strip():
-        raise ConfigurationError(f"A run id must be a non-empty string, not {run_id!r}.", fix="See `unitune runs`.")
+        raise ConfigurationError(
+            f"A run id must be a non-empty string, not {run_id!r}.", fix="See `unitune runs`."
+        )
     run = _runs_ledger(client).get_run(run_id.strip())
     if run is None:
-        raise ConfigurationError(f"No run {run_id!r} in the ledger.", fix="List the runs with `unitune runs`.")
+        raise ConfigurationError(
+            f"No run {run_id!r} in the ledger.", fix="List the runs with `unitune runs`."
+        )
     return run
 
 
@@ -39,7 +43,11 @@ def _checked(path: str | None, sha: str | None, what: str, run: RunRecord) -> Pa
         raise ConfigurationError(
             f"Run {run.run_id}'s {what} data moved: {path} no longer exists.",
             fix=f"Restore the file, or pass the {what} data again with --data"
-            + (" (the validation file must be the parent's to compare like with like)" if what == "validation" else "")
+            + (
+                " (the validation file must be the parent's to compare like with like)"
+                if what == "validation"
+                else ""
+            )
             + ".",
         )
     if sha is not None and sha256_file(file) != sha:
@@ -70,7 +78,9 @@ def retrain(
     else:
         training = Path(data)
         if not training.is_file():
-            raise ConfigurationError(f"--data {str(data)!r} does not exist.", fix="Pass the new training file.")
+            raise ConfigurationError(
+                f"--data {str(data)!r} does not exist.", fix="Pass the new training file."
+            )
     overrides: dict[str, Any] = {
         # The parent's split files, not its split rule: the child is scored on the very same examples.
         "data": {"training": str(training.resolve()), "validation": str(validation)},
@@ -98,7 +108,9 @@ def retrain(
         parent_candidate = Candidate(model=parent.fine_tuned_model, provider=parent.provider, name="parent",
                                      role="baseline", base_model=parent.model)  # fmt: skip
     else:
-        say(f"the parent run has no tuned model (status {parent.status}): the child is compared with the baselines only")
+        say(
+            f"the parent run has no tuned model (status {parent.status}): the child is compared with the baselines only"
+        )
     return run_job(client, child, console=console, parent=parent, parent_candidate=parent_candidate,
                    data_change=change, poll_interval=poll_interval)  # fmt: skip
 

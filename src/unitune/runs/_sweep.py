@@ -24,10 +24,10 @@ from unitune.errors import ConfigurationError, JobFailedError, UnituneError, Val
 from unitune.ledger import RunRecord
 from unitune.runs._jobfile import JobFile
 from unitune.runs._train import (
-    Say,
-    _quiet,
     Clients,
     PreparedData,
+    Say,
+    _quiet,
     _runs_ledger,
     check_budget,
     open_run_tracker,
@@ -47,7 +47,7 @@ if TYPE_CHECKING:
 __all__ = ["GRID_KEYS", "LeaderboardRow", "SweepInterrupted", "SweepResult", "parse_grid", "run_sweep"]
 
 #: What a grid may vary: the common hyperparameters, and the base model.
-GRID_KEYS = tuple(k for k in Hyperparameters.model_fields if k != "provider_options") + ("model",)
+GRID_KEYS = (*tuple(k for k in Hyperparameters.model_fields if k != "provider_options"), "model")
 
 _SHORT = {"learning_rate_multiplier": "lrm", "learning_rate": "lr", "batch_size": "bs", "epochs": "epochs"}
 
@@ -70,7 +70,9 @@ class LeaderboardRow(BaseModel):
     high: float | None = None
     training_usd: float | None = None
     cost_per_1k_usd: float | None = None
-    minutes: float | None = Field(default=None, description="Queue and training time, from the job's timestamps.")
+    minutes: float | None = Field(
+        default=None, description="Queue and training time, from the job's timestamps."
+    )
     note: str = ""
 
 
@@ -163,9 +165,9 @@ def run_sweep(
     try:
         data = prepare_data(job, home_dir(client.config))
         plans = [_plan(clients.get(provider), spec, params, data) for provider, spec, params in combos]
-        sweep_id = hashlib.sha256(
-            json.dumps([p.key for p in plans], sort_keys=True).encode()
-        ).hexdigest()[:12]
+        sweep_id = hashlib.sha256(json.dumps([p.key for p in plans], sort_keys=True).encode()).hexdigest()[
+            :12
+        ]
         total = _show_quotes(plans, say)
         unpriced = [p.label for p in plans if p.quote.total_usd is None]
         check_budget(total, job.budget_usd, plans[0].quote if len(plans) == 1 else None,
@@ -173,18 +175,28 @@ def run_sweep(
         if total is not None and job.budget_usd is not None:
             say(f"total ${total:,.2f} is within budget_usd = ${job.budget_usd:,.2f}")
         ledger = _runs_ledger(client)
-        say(f"[bold]sweep {sweep_id}[/]: starting {len(plans)} job(s), {min(concurrency, len(plans))} at a time")
+        say(
+            f"[bold]sweep {sweep_id}[/]: starting {len(plans)} job(s), {min(concurrency, len(plans))} at a time"
+        )
         with ThreadPoolExecutor(max_workers=min(concurrency, len(plans))) as pool:
             list(pool.map(lambda p: _start(p, data, sweep_id, ledger), plans))
         running = [p for p in plans if p.job is not None]
         _wait(running, console, poll_interval, sweep_id, ledger)
-        reports = _evaluate(job, [p for p in running if isinstance(p.outcome, Job)], data, home_dir(client.config) / "runs" / "sweeps" / sweep_id, say)
+        reports = _evaluate(
+            job,
+            [p for p in running if isinstance(p.outcome, Job)],
+            data,
+            home_dir(client.config) / "runs" / "sweeps" / sweep_id,
+            say,
+        )
         for plan in plans:
             _finish(plan, reports, ledger, job, say)
         rows = _leaderboard(plans, reports)
         runs = [p.run for p in plans if p.run is not None]
         metric = next(iter(reports.values())).primary_metric if reports else None
-        return SweepResult(sweep_id=sweep_id, total_quote_usd=total, runs=runs, leaderboard=rows, primary_metric=metric)
+        return SweepResult(
+            sweep_id=sweep_id, total_quote_usd=total, runs=runs, leaderboard=rows, primary_metric=metric
+        )
     finally:
         clients.close()
 
@@ -195,7 +207,8 @@ def _combinations(
     for key, values in grid.items():
         if key not in GRID_KEYS:
             raise ConfigurationError(
-                f"The grid varies {key!r}, which is not a hyperparameter.", fix=f"Vary one of: {', '.join(GRID_KEYS)}."
+                f"The grid varies {key!r}, which is not a hyperparameter.",
+                fix=f"Vary one of: {', '.join(GRID_KEYS)}.",
             )
         if isinstance(values, (str, bytes)) or not isinstance(values, Sequence) or not values:
             raise ConfigurationError(f"The grid's {key} needs a list of values, not {values!r}.")
@@ -207,8 +220,11 @@ def _combinations(
     combos: list[tuple[str, JobFile, dict[str, Any]]] = []
     for provider in providers:
         for values in itertools.product(*(grid[k] for k in keys)):
-            params = dict(zip(keys, values))
-            hp = {**job.hyperparameters.model_dump(exclude_none=True), **{k: v for k, v in params.items() if k != "model"}}
+            params = dict(zip(keys, values, strict=False))
+            hp = {
+                **job.hyperparameters.model_dump(exclude_none=True),
+                **{k: v for k, v in params.items() if k != "model"},
+            }
             try:
                 hyperparameters = Hyperparameters.model_validate(hp)
             except ValidationError as e:
@@ -223,7 +239,9 @@ def _combinations(
                 update["model"] = str(params["model"])
             combos.append((provider, job.model_copy(update=update), params))
     if len(combos) > 200:
-        raise ConfigurationError(f"The sweep has {len(combos)} combinations.", fix="Narrow the grid to 200 or fewer.")
+        raise ConfigurationError(
+            f"The sweep has {len(combos)} combinations.", fix="Narrow the grid to 200 or fewer."
+        )
     return combos
 
 
@@ -262,7 +280,9 @@ def _show_quotes(plans: list[_Plan], say: Any) -> float | None:
         cost = plan.quote.total_usd
         say(f"  quote {plan.label}: " + (f"${cost:,.2f}" if cost is not None else "no price in the catalog"))
         total = None if total is None or cost is None else total + cost
-    say(f"sweep: {len(plans)} combination(s), total " + (f"${total:,.2f}" if total is not None else "unknown"))
+    say(
+        f"sweep: {len(plans)} combination(s), total " + (f"${total:,.2f}" if total is not None else "unknown")
+    )
     return total
 
 
@@ -292,7 +312,9 @@ def _start(plan: _Plan, data: PreparedData, sweep_id: str, ledger: Any) -> None:
     plan.run = ledger.save_run(plan.run.model_copy(update={"status": "training", "job_id": plan.job.id}))
 
 
-def _wait(plans: list[_Plan], console: Console | None, poll_interval: float | None, sweep_id: str, ledger: Any) -> None:
+def _wait(
+    plans: list[_Plan], console: Console | None, poll_interval: float | None, sweep_id: str, ledger: Any
+) -> None:
     if not plans:
         return
     entries = [(p.client, p.job) for p in plans if p.job is not None]
@@ -321,7 +343,7 @@ def _wait(plans: list[_Plan], console: Console | None, poll_interval: float | No
     finally:
         if progress is not None:
             progress.stop()
-    for plan, outcome in zip(plans, outcomes):
+    for plan, outcome in zip(plans, outcomes, strict=False):
         plan.outcome = outcome
 
 
@@ -342,12 +364,16 @@ def _evaluate(
         for plan in plans:
             assert isinstance(plan.outcome, Job)
             try:
-                plan.metrics = plan.client.metrics(plan.outcome) if plan.client.provider.capabilities.metrics else []
+                plan.metrics = (
+                    plan.client.metrics(plan.outcome) if plan.client.provider.capabilities.metrics else []
+                )
             except UnituneError:
                 plan.metrics = []
         tuned = [Candidate.from_job(p.outcome, name=p.label, training_usd=p.quote.total_usd)  # type: ignore[arg-type]
                  for p in plans]  # fmt: skip
-        say(f"evaluating {len(plans)} tuned model(s) of {model} on {provider} against {', '.join(section.candidates)}…")
+        say(
+            f"evaluating {len(plans)} tuned model(s) of {model} on {provider} against {', '.join(section.candidates)}…"
+        )
         slug = hashlib.sha256(f"{provider}:{model}".encode()).hexdigest()[:8]
         reports[(provider, model)] = plans[0].client.evaluate(
             data.validation, candidates=[*section.candidates, *tuned], train_data=data.training,
@@ -357,12 +383,18 @@ def _evaluate(
     return reports
 
 
-def _finish(plan: _Plan, reports: Mapping[tuple[str, str], EvaluationReport], ledger: Any, job: JobFile, say: Any) -> None:
+def _finish(
+    plan: _Plan, reports: Mapping[tuple[str, str], EvaluationReport], ledger: Any, job: JobFile, say: Any
+) -> None:
     if plan.run is None:
         return
     outcome = plan.outcome
     if isinstance(outcome, UnituneError):
-        status = "cancelled" if isinstance(outcome, JobFailedError) and outcome.job.status.value == "cancelled" else "failed"
+        status = (
+            "cancelled"
+            if isinstance(outcome, JobFailedError) and outcome.job.status.value == "cancelled"
+            else "failed"
+        )
         plan.run = ledger.save_run(plan.run.model_copy(update={"status": status, "error": str(outcome)}))
         return
     if not isinstance(outcome, Job):
@@ -408,7 +440,9 @@ def _track(plan: _Plan, job: JobFile, report: EvaluationReport | None, say: Any)
     tracker.finish("finished")
 
 
-def _leaderboard(plans: list[_Plan], reports: Mapping[tuple[str, str], EvaluationReport]) -> list[LeaderboardRow]:
+def _leaderboard(
+    plans: list[_Plan], reports: Mapping[tuple[str, str], EvaluationReport]
+) -> list[LeaderboardRow]:
     rows: list[LeaderboardRow] = []
     for plan in plans:
         run = plan.run

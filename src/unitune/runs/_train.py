@@ -275,9 +275,13 @@ class _Run:
             hyperparameters=spec.hyperparameters, method=spec.method, suffix=spec.suffix,
             idempotency_key=run.key, max_cost_usd=spec.budget_usd,
         )  # fmt: skip
-        run = self._save(run, status="training", job_id=job.id, run_dir=str(run_dir), tracking=tracker.location)
-        say(f"3. job {job.id} ({job.status.value})"
-            + (" — the same spec on the same data: following the job already made" if reattached else ""))
+        run = self._save(
+            run, status="training", job_id=job.id, run_dir=str(run_dir), tracking=tracker.location
+        )
+        say(
+            f"3. job {job.id} ({job.status.value})"
+            + (" — the same spec on the same data: following the job already made" if reattached else "")
+        )
         follower = MetricFollower(client, tracker)
         try:
             job = self._wait(job, follower)
@@ -293,10 +297,15 @@ class _Run:
         metrics = follower.metrics
         from unitune._plot import loss_png
 
-        png = loss_png(metrics, run_dir / "loss.png", title=f"{run.name}: {self.model} on {client.provider.name}")
+        png = loss_png(
+            metrics, run_dir / "loss.png", title=f"{run.name}: {self.model} on {client.provider.name}"
+        )
         if png is not None:
             tracker.log_artifact(png)
-        say(f"4. trained: {job.fine_tuned_model}; {_loss_line(metrics)}" + (f"; loss curve {png}" if png else ""))
+        say(
+            f"4. trained: {job.fine_tuned_model}; {_loss_line(metrics)}"
+            + (f"; loss curve {png}" if png else "")
+        )
         run = self._save(run, status="evaluating", fine_tuned_model=job.fine_tuned_model)
         evaluation = self._evaluate(job, data, quote, run_dir, parent_candidate)
         if evaluation is not None:
@@ -324,13 +333,21 @@ class _Run:
         if not section.enabled:
             return None
         if data.validation is None:
-            self.say("5. evaluation skipped: the job file gives no validation data (data.validation or data.validation_split)")
+            self.say(
+                "5. evaluation skipped: the job file gives no validation data (data.validation or data.validation_split)"
+            )
             return None
         from unitune.evaluate import Candidate
 
         tuned = Candidate.from_job(job, name="tuned", training_usd=quote.total_usd)
-        candidates: list[Any] = [*section.candidates, *([parent_candidate] if parent_candidate is not None else []), tuned]
-        self.say(f"5. evaluating {', '.join(c if isinstance(c, str) else c.label for c in candidates)} on {data.validation.name}…")
+        candidates: list[Any] = [
+            *section.candidates,
+            *([parent_candidate] if parent_candidate is not None else []),
+            tuned,
+        ]
+        self.say(
+            f"5. evaluating {', '.join(c if isinstance(c, str) else c.label for c in candidates)} on {data.validation.name}…"
+        )
         report = self.client.evaluate(
             data.validation, candidates=candidates, train_data=data.training, metrics=section.metrics,
             primary_metric=section.primary_metric, judge=section.judge, max_examples=section.max_examples,
@@ -352,7 +369,9 @@ def check_budget(
             fix="Add the price in a catalog file (config key `catalog`), or remove budget_usd.",
         )
     if total > budget:
-        raise BudgetExceeded(cost_usd=total, max_cost_usd=budget, quote=quote, subject=subject, limit="budget_usd")
+        raise BudgetExceeded(
+            cost_usd=total, max_cost_usd=budget, quote=quote, subject=subject, limit="budget_usd"
+        )
 
 
 def scores(report: EvaluationReport) -> dict[str, Any]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import re
 import sys
 from collections.abc import Iterator
@@ -316,3 +317,65 @@ def test_clean_keeps_what_is_younger_than_older_than(home: Path) -> None:
     assert "Nothing to clean older than 60 days." in invoke("clean", "--older-than", "60").stdout
     assert job.exists()
     error_line(invoke("clean", "--older-than", "-1"), code=2)
+
+
+# -- files on the local trainer, and the client's files API -------------------------------------------
+
+
+def _stored(home: Path, digest: str, text: str = "{}\n") -> str:
+    files = home / "local" / "files"
+    files.mkdir(parents=True, exist_ok=True)
+    file_id = f"file-local-{digest:0>16}"
+    (files / f"{file_id}.jsonl").write_text(text)
+    return file_id
+
+
+def test_files_of_the_local_trainer(home: Path) -> None:
+    from unitune.providers.registry import provider_info
+
+    if not provider_info("local").installed:  # the CLI builds it by name, which needs its extra
+        pytest.skip("the local extra (torch, transformers, peft) is not installed")
+    file_id = _stored(home, "ab", "x" * 100)
+    listed = parse_json(invoke("files", "--provider", "local", "--json"))
+    assert [(f["id"], f["size_bytes"], f["provider"]) for f in listed] == [(file_id, 100, "local")]
+    assert invoke("files", "--provider", "local", "--delete", file_id).exit_code == 0
+    assert parse_json(invoke("files", "--provider", "local", "--json")) == []
+
+
+def test_local_delete_file_refuses_other_ids_and_files_an_unfinished_job_reads(home: Path) -> None:
+    from unitune.errors import ConfigurationError, NotFoundError
+    from unitune.providers.local import LocalProvider, LocalSettings, _proc_start
+    from unitune.providers.local._store import JobState, Store
+
+    store = Store(home / "local")
+    local = LocalProvider(LocalSettings(home=store.root))
+    home.mkdir(parents=True, exist_ok=True)
+    (home / "secret.txt").write_text("keep")
+    for bad in ("../secret", "file-local-zz", "file-local-00000000000000ab"):
+        with pytest.raises(NotFoundError):
+            local.delete_file(bad)
+    used = _stored(home, "cd")
+    job = store.job("ftjob-local-running")
+    job.path.mkdir(parents=True)
+    job.spec_path.write_text(json.dumps({"model": "m", "training_file": used, "hyperparameters": {}}))
+    job.write_state(JobState(status="running"))
+    (job.path / "pid").write_text(f"{os.getpid()} {_proc_start(os.getpid()) or ''}")  # a live worker
+    with pytest.raises(ConfigurationError, match="used by the running job 'ftjob-local-running'"):
+        local.delete_file(used)
+    assert (store.files / f"{used}.jsonl").exists()
+    assert (home / "secret.txt").exists()
+
+
+def test_async_client_files(fake: FakeProvider, train_file: Path) -> None:
+    import asyncio
+
+    from unitune import AsyncFineTuneClient
+
+    async def run() -> list[str]:
+        async with AsyncFineTuneClient(fake, ledger=False) as client:
+            ref = await client.upload(train_file, model=MODEL)
+            before = [f.id for f in await client.files()]
+            await client.delete_file(ref.id)
+            return [*before, *(f.id for f in await client.files(limit=5))]
+
+    assert asyncio.run(run()) == ["file-fake-000001"]

@@ -152,6 +152,17 @@ def test_create_from_an_uploaded_file_id(fake: FakeProvider, train_file: Path) -
     assert again["id"] == job["id"]
 
 
+def test_create_with_uploaded_training_and_validation_ids(fake: FakeProvider, train_file: Path) -> None:
+    train = parse_json(invoke("upload", str(train_file), "--provider", "fake", "--json"))["id"]
+    valid = parse_json(
+        invoke("upload", str(train_file), "--provider", "fake", "--purpose", "validation", "--json")
+    )
+    job = parse_json(invoke("create", "--training-file", train, "--validation-file", valid["id"], "--model", MODEL,
+                            "--provider", "fake", "--json"))  # fmt: skip
+    assert job["training_file"] == train
+    assert job["validation_file"] == valid["id"]
+
+
 def test_create_with_an_unknown_file_id_fails_in_one_line(fake: FakeProvider) -> None:
     line = error_line(
         invoke("create", "--training-file", "file-nope", "--model", MODEL, "--provider", "fake")

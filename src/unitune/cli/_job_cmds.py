@@ -110,7 +110,9 @@ def upload(
 # -- create -----------------------------------------------------------------------------------------
 
 
-def _data_or_file_id(value: str | None, option: str, provider: str) -> Path | FileRef | None:
+def _data_or_file_id(
+    value: str | None, option: str, provider: str, purpose: Literal["training", "validation"]
+) -> Path | FileRef | None:
     """An existing local path is data to validate and upload; anything else is the id of a file
     already uploaded to `provider`. A value that can only be a path (a folder, or a dataset's ending)
     and is not a file is a usage error, not an id the vendor would answer 404 for."""
@@ -131,7 +133,7 @@ def _data_or_file_id(value: str | None, option: str, provider: str) -> Path | Fi
             f"no file {value!r}; give an existing dataset or an uploaded file id (`unitune files` lists them)",
             param_hint=option,
         )
-    return FileRef(id=value, provider=provider)
+    return FileRef(id=value, provider=provider, purpose=purpose)
 
 
 @app.command()
@@ -194,9 +196,9 @@ def create(
     }
     with _client(provider) as client:
         name = client.provider.name
-        training = _data_or_file_id(training_file, "'--training-file'", name)
+        training = _data_or_file_id(training_file, "'--training-file'", name, "training")
         assert training is not None
-        validation = _data_or_file_id(validation_file, "'--validation-file'", name)
+        validation = _data_or_file_id(validation_file, "'--validation-file'", name, "validation")
         job = client.create_job(
             model=model,
             training_data=training,

@@ -60,8 +60,8 @@ def places(tmp_path: Path) -> dict[str, Path]:
     return {"home": tmp_path / "home", "local_home": tmp_path / "home" / "local", "cache": tmp_path / "cache"}
 
 
-def _find(places: dict[str, Path], days: float = 30) -> list[CleanItem]:
-    return find_cleanable(older_than_days=days, now=NOW, **places)
+def _find(places: dict[str, Path], days: float = 30, include_models: bool = True) -> list[CleanItem]:
+    return find_cleanable(older_than_days=days, now=NOW, include_models=include_models, **places)
 
 
 def test_human_size() -> None:
@@ -88,6 +88,8 @@ def test_old_finished_jobs_go_running_and_recent_ones_stay(places: dict[str, Pat
     assert "succeeded 40 days ago" in items[done].why
     assert "local:ftjob-local-old-ok" in items[done].why  # the adapter goes too, and it says so
     assert "failed 40 days ago" in items[failed].why
+    # By default a succeeded job (a trained model: nothing rebuilds it) stays.
+    assert {i.path for i in _find(places, include_models=False)} == {failed}
     # Older than 0 days: every finished job, never the running one.
     assert {i.path.name for i in _find(places, days=0)} == {
         "ftjob-local-old-ok", "ftjob-local-old-failed", "ftjob-local-new",

@@ -4,8 +4,8 @@ Looked at, each only once it is older than the cut-off:
 
 - the local trainer's job folders (`<local home>/jobs/<id>`) of jobs that finished (succeeded, failed,
   cancelled) — its status is read through the local provider, which also notices a worker that died,
-  so a queued or running job is never touched; a succeeded job's folder holds its trained adapter,
-  which goes with it (the `why` says so);
+  so a queued or running job is never touched; a succeeded job's folder is its trained adapter, so it
+  goes only with `include_models=True` (`--include-models`), and the `why` says so;
 - the local trainer's uploaded files (`<local home>/files`) no unfinished job still reads;
 - converted copies the client left in `<unitune home>/prepared` when an upload was interrupted;
 - the cache (`cache_dir()`): converted models and parsed catalogs, fetched or rebuilt when needed.
@@ -84,6 +84,7 @@ def find_cleanable(
     local_home: Path | None = None,
     cache: Path | None = None,
     now: dt.datetime | None = None,
+    include_models: bool = False,
 ) -> list[CleanItem]:
     """What can be removed: finished local jobs, unused uploads, leftover converted copies and cached
     models older than `older_than_days` (see the module docstring). Removes nothing.
@@ -114,7 +115,7 @@ def find_cleanable(
     cutoff = now - dt.timedelta(days=older_than_days)
 
     local = LocalProvider(LocalSettings(home=local_home))
-    items, needed, unfinished = _local_jobs(local, now, cutoff)
+    items, needed, unfinished = _local_jobs(local, now, cutoff, include_models)
     items += _local_files(local.store.files, needed, now, cutoff)
     items += _old_entries(
         home / "prepared", now, cutoff, "converted data left by an interrupted upload, from {age}"
@@ -131,10 +132,11 @@ def find_cleanable(
 
 
 def _local_jobs(
-    local: LocalProvider, now: dt.datetime, cutoff: dt.datetime
+    local: LocalProvider, now: dt.datetime, cutoff: dt.datetime, include_models: bool
 ) -> tuple[list[CleanItem], set[str], int]:
-    """Finished local jobs older than `cutoff`; the files unfinished jobs still read; how many
-    jobs are unfinished. Each status is read through the provider, which notices a dead worker."""
+    """Finished local jobs older than `cutoff` (a succeeded one only with `include_models`: its
+    folder is the trained model, which nothing rebuilds); the files unfinished jobs still read; how
+    many jobs are unfinished. Each status is read through the provider, which notices a dead worker."""
     items: list[CleanItem] = []
     needed: set[str] = set()
     unfinished = 0
@@ -148,7 +150,7 @@ def _local_jobs(
             needed.update(f for f in (job.training_file, job.validation_file) if f)
             continue
         ended = job.finished_at or _mtime(job_dir.state_path if job_dir.state_path.exists() else job_dir.path)
-        if ended > cutoff:
+        if ended > cutoff or (job.fine_tuned_model and not include_models):
             continue
         why = f"local job, {job.status.value} {_days(now - ended)}"
         if job.fine_tuned_model:

@@ -71,6 +71,7 @@ CAPABILITY_METHODS = {
     "metrics": ("list_metrics",),
     "checkpoints": ("list_checkpoints",),
     "chat": ("chat",),
+    "files": ("list_files", "delete_file"),
 }
 
 #: Overrides that legitimately exist while the flag is False, and why.

@@ -347,12 +347,17 @@ def clean(
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Only list what would go, and its size.")
     ] = False,
+    include_models: Annotated[
+        bool,
+        typer.Option("--include-models", help="Also remove succeeded local jobs: their trained adapters."),
+    ] = False,
 ) -> None:
-    """Free disk: finished local-trainer jobs (their adapters too), unused local uploads, leftover
-    converted data and cached models older than --older-than days. Running jobs are never touched."""
+    """Free disk: failed and cancelled local-trainer jobs (succeeded ones, i.e. trained adapters, only
+    with --include-models), unused local uploads, leftover converted data and cached models older than
+    --older-than days. Running jobs are never touched."""
     from unitune._clean import find_cleanable, human_size, remove
 
-    items = find_cleanable(older_than_days=older_than)
+    items = find_cleanable(older_than_days=older_than, include_models=include_models)
     total = sum(i.bytes for i in items)
     freed, failed = (0, []) if dry_run else remove(items)
     if as_json:

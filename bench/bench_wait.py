@@ -1,8 +1,8 @@
 """What waiting on a sweep costs (issue 22): "waiting on 100 jobs costs < 5% of one core".
 
 100 jobs on the fake provider, moving in real time (`advance="clock"` with the system clock: each
-job validates, queues, trains for `--steps` steps of `--seconds-per-step`, and succeeds), are waited
-on two ways, one after the other in the same process:
+job moves one state of validating → queued → running … → succeeded every `--seconds-per-step`), are
+waited on two ways, one after the other in the same process:
 
 1. `unitune.runs.wait_all`: one thread, one poll per job per interval, each job backing off on its
    own (what `unitune train --grid` uses);
@@ -13,7 +13,7 @@ as a share of one core, and the number of polls. The fake answers a poll in micr
 figure is the waiting machinery's own cost; a real provider adds its HTTP client's.
 
     python bench/bench_wait.py
-    python bench/bench_wait.py --jobs 100 --poll-interval 1 --seconds-per-step 1 --steps 20
+    python bench/bench_wait.py --jobs 100 --poll-interval 1 --seconds-per-step 10
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ from unitune.types import Job
 
 def _start(args: argparse.Namespace, data: Path) -> tuple[FineTuneClient, list[Job]]:
     fake = FakeProvider(
-        FakeSettings(advance="clock", seconds_per_step=args.seconds_per_step, steps_per_epoch=args.steps),
+        FakeSettings(advance="clock", seconds_per_step=args.seconds_per_step),
         clock=SystemClock(),
     )
     client = FineTuneClient(fake, ledger=False)
@@ -70,13 +70,12 @@ def main() -> None:
     )
     parser.add_argument("--jobs", type=int, default=100)
     parser.add_argument("--poll-interval", type=float, default=1.0, help="the first interval (it backs off)")
-    parser.add_argument("--seconds-per-step", type=float, default=1.0)
-    parser.add_argument("--steps", type=int, default=20, help="training steps per job")
+    parser.add_argument("--seconds-per-step", type=float, default=10.0, help="how fast each job moves")
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args()
     os.environ.setdefault("UNITUNE_HOME", tempfile.mkdtemp(prefix="unitune-bench-wait-"))
     data = write_jsonl(Path(tempfile.mkdtemp()) / "tickets.jsonl", 20)
-    print(f"{args.jobs} fake jobs of ~{(args.steps + 3) * args.seconds_per_step:.0f} s each, "
+    print(f"{args.jobs} fake jobs, one state every {args.seconds_per_step} s, "
           f"first poll interval {args.poll_interval} s; {os.cpu_count()} cores", flush=True)  # fmt: skip
     rows = []
 

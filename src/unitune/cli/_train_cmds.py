@@ -26,6 +26,8 @@ from unitune.cli._app import (
     _table,
     app,
 )
+from unitune.errors import ConfigurationError
+from unitune.ledger import Ledger
 
 if TYPE_CHECKING:
     from unitune.ledger import RunRecord
@@ -278,6 +280,13 @@ def retrain(
         _say_verdict(result)
 
 
+def _ledger() -> Ledger:
+    """The runs' ledger, from the config alone: listing runs builds no provider."""
+    from unitune.config import ledger_path, load_config
+
+    return Ledger(ledger_path(load_config()))
+
+
 runs_app = typer.Typer(
     help="Runs recorded by `unitune train`: list them, or `unitune runs show RUN`.",
     cls=_OneLineUsageErrors,
@@ -302,12 +311,7 @@ def runs(
     """List runs, newest first (filter by name, provider, status or sweep)."""
     if ctx.invoked_subcommand is not None:
         return
-    from unitune.runs._train import _runs_ledger
-
-    client = _client(None) if provider is None else _client(provider)
-    found = _runs_ledger(client).list_runs(
-        name=name, provider=provider, status=status, sweep_id=sweep, limit=limit
-    )
+    found = _ledger().list_runs(name=name, provider=provider, status=status, sweep_id=sweep, limit=limit)
     if as_json:
         _print_json(found)
         return
@@ -332,8 +336,9 @@ def show(
     as_json: JsonOpt = False,
 ) -> None:
     """One run: its spec, data, job, costs, scores and verdict."""
-    client = _client(None)
-    record = client.get_run(run)
+    record = _ledger().get_run(run)
+    if record is None:
+        raise ConfigurationError(f"No run {run!r} in the ledger.", fix="List the runs with `unitune runs`.")
     if as_json:
         _print_json(record)
         return

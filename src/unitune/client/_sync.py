@@ -80,11 +80,11 @@ from unitune.types import (
 )
 
 if TYPE_CHECKING:
+    from rich.console import Console
+
     from unitune.evaluate import Candidate, EvaluationReport, Judge
     from unitune.export import ExportDtype, ExportFormat, ExportResult
     from unitune.migrate import MigrationReport
-    from rich.console import Console
-
     from unitune.runs import JobFile, RunResult, SweepResult
 
 log = logging.getLogger("unitune")
@@ -1137,7 +1137,12 @@ class FineTuneClient:
                          concurrency=concurrency, console=console, poll_interval=poll_interval)  # fmt: skip
 
     def runs(
-        self, *, name: str | None = None, provider: str | None = None, status: str | None = None, limit: int = 50
+        self,
+        *,
+        name: str | None = None,
+        provider: str | None = None,
+        status: str | None = None,
+        limit: int = 50,
     ) -> list[RunRecord]:
         """Recorded runs, newest first, optionally filtered."""
         from unitune.runs._train import _runs_ledger

@@ -162,6 +162,7 @@ def run_sweep(
     say: Say = console.print if console is not None else _quiet
     combos = _combinations(job, dict(grid or {}), list(providers or [job.provider or client.provider.name]))
     clients = Clients(client)
+    interrupted = False
     try:
         data = prepare_data(job, home_dir(client.config))
         plans = [_plan(clients.get(provider), spec, params, data) for provider, spec, params in combos]
@@ -197,8 +198,12 @@ def run_sweep(
         return SweepResult(
             sweep_id=sweep_id, total_quote_usd=total, runs=runs, leaderboard=rows, primary_metric=metric
         )
+    except SweepInterrupted:
+        interrupted = True  # the caller may cancel the jobs through their clients: leave them open
+        raise
     finally:
-        clients.close()
+        if not interrupted:
+            clients.close()
 
 
 def _combinations(

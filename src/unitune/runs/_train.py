@@ -165,12 +165,17 @@ def run_job(
     """Run `job` on its provider (its own client when it names another than `client`'s)."""
     say: Say = console.print if console is not None else _quiet
     clients = Clients(client)
+    interrupted = False
     try:
         return _Run(clients.get(job.provider), job, say, console, parent, poll_interval).go(
             parent_candidate, data_change
         )
+    except RunInterrupted:
+        interrupted = True  # the caller may cancel the job through e.client: leave it open
+        raise
     finally:
-        clients.close()
+        if not interrupted:
+            clients.close()
 
 
 class _Run:

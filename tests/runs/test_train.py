@@ -205,3 +205,22 @@ def test_a_failed_job_in_a_sweep_is_reported_and_the_rest_go_on(workdir: Path, f
     failed = next(row for row in result.leaderboard if row.status == "failed")
     assert "out of memory" in failed.note
     assert failed.score is None
+
+
+def test_vendor_tracking_is_passed_to_a_vendor_with_a_wandb_integration_and_refused_elsewhere(
+    workdir: Path, fake: FakeProvider, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    client = FineTuneClient.from_config()
+    vendor = '[tracking]\nbackend = "wandb"\nvendor = true\nexperiment = "triage"\n'
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    with pytest.raises(JobSpecRefused, match="WANDB_API_KEY"):  # Together logs with a key sent with the job
+        client.train(job_toml(workdir, vendor))
+    monkeypatch.setenv("WANDB_API_KEY", "wandb-test-key")
+    result = client.train(job_toml(workdir, vendor))
+    assert result.run.status == "succeeded"
+    assert result.run.tracking is None  # the vendor logs; unitune logged nothing itself
+    assert [c.args["wandb"] for c in fake.calls_to("create_job")] == ["triage"]
+    with pytest.raises(JobSpecRefused, match="bedrock"):
+        client.train(job_toml(workdir, vendor), overrides={"provider": "bedrock"})
+    assert len(fake.calls_to("upload")) == 2  # training and validation, of the one run that started
+    assert "wandb-test-key" not in result.run.spec_json

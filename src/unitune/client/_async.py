@@ -31,6 +31,7 @@ from unitune.types import (
     StepMetric,
     TrainingMethod,
     TunedModel,
+    WandbIntegration,
 )
 
 if TYPE_CHECKING:
@@ -127,6 +128,7 @@ class AsyncFineTuneClient:
         idempotency_key: str | None = None,
         max_cost_usd: float | None = None,
         validation_split: float | None = None,
+        wandb: WandbIntegration | None = None,
     ) -> Job:
         """See `FineTuneClient.create_job`."""
         return await self._run(
@@ -141,6 +143,7 @@ class AsyncFineTuneClient:
             idempotency_key=idempotency_key,
             max_cost_usd=max_cost_usd,
             validation_split=validation_split,
+            wandb=wandb,
         )
 
     async def estimate(

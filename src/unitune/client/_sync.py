@@ -75,6 +75,7 @@ from unitune.types import (
     StepMetric,
     TrainingMethod,
     TunedModel,
+    WandbIntegration,
     file_key,
     spec_fingerprint,
 )
@@ -491,6 +492,7 @@ class FineTuneClient:
         idempotency_key: str | None = None,
         max_cost_usd: float | None = None,
         validation_split: float | None = None,
+        wandb: WandbIntegration | None = None,
     ) -> Job:
         """Upload the data (if local) and start a fine-tuning job.
 
@@ -509,6 +511,10 @@ class FineTuneClient:
         `ConfigurationError`. Raises `ProviderRetiredError` when the provider accepts no new jobs (or
         is past the catalog's sunset date, with the live alternatives) and
         `UnsupportedFeatureError` when it cannot honour `method` or a hyperparameter.
+
+        `wandb` asks the vendor to log the job to Weights & Biases itself (OpenAI, Together: see
+        `Capabilities.wandb_integration`); a provider without that integration refuses it
+        (`JobSpecRefused`) before anything is uploaded.
         """
         defaults = self.config.job_defaults(self.provider.name)
         model = self._model_arg(model, defaults.model)
@@ -539,8 +545,13 @@ class FineTuneClient:
         # The catalog first: its refusal carries the date, the source and the live alternatives.
         self.catalog.check_can_train(self.provider.name, model, today=self.clock.now().date())
         self._check_supported(method, hp)
+        if wandb is not None and not isinstance(wandb, WandbIntegration):
+            raise ConfigurationError(
+                f"wandb must be a WandbIntegration, not a {type(wandb).__name__}.",
+                fix="Pass wandb=WandbIntegration(project='...').",
+            )
         draft = self._draft_spec(
-            model, hp, method, suffix, meta, validation is not None or validation_split is not None
+            model, hp, method, suffix, meta, validation is not None or validation_split is not None, wandb
         )
         workdir = self._workdir()
         try:
@@ -592,6 +603,7 @@ class FineTuneClient:
         suffix: str | None,
         meta: dict[str, str],
         validation: bool = False,
+        wandb: WandbIntegration | None = None,
     ) -> JobSpec:
         """The job's spec with a stand-in file, built before anything is uploaded so whatever the
         spec refuses is refused now, not after the upload; the uploaded files replace the stand-ins."""
@@ -605,6 +617,7 @@ class FineTuneClient:
                 method=method,
                 suffix=suffix,
                 metadata=meta,
+                wandb=wandb,
             )
         except ValidationError as e:
             raise ConfigurationError(f"Invalid job settings ({_one_line(e)}).") from None

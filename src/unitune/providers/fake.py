@@ -479,7 +479,10 @@ class FakeProvider(Provider):
         refuse_unknown_options(self.name, spec.hyperparameters.provider_options, KNOWN_OPTIONS)
 
     def create_job(self, spec: JobSpec, *, idempotency_key: str) -> Job:
-        with self._enter("create_job", model=spec.model, idempotency_key=idempotency_key) as commit:
+        with self._enter(
+            "create_job", model=spec.model, idempotency_key=idempotency_key,
+            wandb=spec.wandb.project if spec.wandb is not None else None,
+        ) as commit:  # fmt: skip
             if self._script.retire_at is not None:
                 if self.clock.now() >= self._script.retire_at:
                     raise ProviderRetiredError(

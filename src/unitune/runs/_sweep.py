@@ -33,6 +33,7 @@ from unitune.runs._train import (
     open_run_tracker,
     prepare_data,
     scores,
+    vendor_wandb,
 )
 from unitune.runs._wait import wait_all
 from unitune.types import Hyperparameters, Job, StepMetric, utcnow
@@ -264,7 +265,10 @@ def _plan(client: FineTuneClient, spec: JobFile, params: dict[str, Any], data: P
     client.catalog.check_can_train(name, model, today=client.clock.now().date())
     # The client's own pre-upload checks: method and options the provider cannot honour.
     client._check_supported(spec.method, spec.hyperparameters)
-    client._draft_spec(model, spec.hyperparameters, spec.method, spec.suffix, {}, data.validation is not None)
+    wandb = vendor_wandb(spec, client, spec.name or "unitune")
+    client._draft_spec(
+        model, spec.hyperparameters, spec.method, spec.suffix, {}, data.validation is not None, wandb
+    )
     report = client.validate(data.training, model=model, validation_data=data.validation, method=spec.method)
     if not report.ok:
         raise ValidationFailed(
@@ -308,7 +312,7 @@ def _start(plan: _Plan, data: PreparedData, sweep_id: str, ledger: Any) -> None:
         plan.job = plan.client.create_job(
             model=plan.model, training_data=data.training, validation_data=data.validation,
             hyperparameters=plan.spec.hyperparameters, method=plan.spec.method, suffix=plan.spec.suffix,
-            idempotency_key=plan.key,
+            idempotency_key=plan.key, wandb=vendor_wandb(plan.spec, plan.client, plan.label),
         )  # fmt: skip
     except UnituneError as e:
         plan.outcome = e

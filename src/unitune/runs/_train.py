@@ -20,7 +20,7 @@ from unitune.errors import BudgetExceeded, ConfigurationError, JobFailedError, U
 from unitune.ledger import Ledger, RunRecord, RunStatus, sha256_file
 from unitune.runs._jobfile import JobFile
 from unitune.runs._lineage import DataChange
-from unitune.types import Job, JobStatus, StepMetric, utcnow
+from unitune.types import Job, JobStatus, StepMetric, WandbIntegration, utcnow
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from unitune.catalog import Quote
     from unitune.client import FineTuneClient
     from unitune.evaluate import EvaluationReport
-    from unitune.tracking import Tracker
+    from unitune.tracking import Tracker, TrackingSettings
 
 __all__ = ["RunInterrupted", "RunResult", "Clients", "PreparedData", "run_job"]
 
@@ -146,10 +146,22 @@ def _runs_ledger(client: FineTuneClient) -> Ledger:
 
 
 def open_run_tracker(job: JobFile, client: FineTuneClient, say: Say) -> Tracker:
+    """The run's tracker (`[tracking]` of the job file, else of unitune.toml). With `vendor = true`
+    the vendor logs the job to W&B itself (`vendor_wandb`), so unitune logs nothing of its own."""
     from unitune.tracking import open_tracker
 
-    settings = job.tracking if job.tracking is not None else client.config.tracking
+    settings: TrackingSettings | None = job.tracking if job.tracking is not None else client.config.tracking
+    if settings is not None and settings.vendor:
+        settings = None
     return open_tracker(settings, warn=lambda message: say(f"[yellow]warning:[/] {message}"))
+
+
+def vendor_wandb(job: JobFile, client: FineTuneClient, name: str) -> WandbIntegration | None:
+    """W&B logging through the vendor's own integration, when the tracking settings ask for it."""
+    settings = job.tracking if job.tracking is not None else client.config.tracking
+    if settings is None or not settings.vendor:
+        return None
+    return WandbIntegration(project=settings.experiment, entity=settings.entity, name=name)
 
 
 def run_job(
@@ -208,8 +220,13 @@ class _Run:
 
     def go(self, parent_candidate: Any, data_change: DataChange | None) -> RunResult:
         client, spec, say = self.client, self.spec, self.say
-        # The vendor's own refusals first: a retired provider or model, an option it cannot take.
+        # The vendor's own refusals first: a retired provider or model, an option it cannot take
+        # (the checks `create_job` makes before any upload, made before the run is even recorded).
         client.catalog.check_can_train(client.provider.name, self.model, today=client.clock.now().date())
+        self.wandb = vendor_wandb(spec, client, spec.name or "unitune")
+        client._check_supported(spec.method, spec.hyperparameters)
+        client._draft_spec(self.model, spec.hyperparameters, spec.method, spec.suffix, {},
+                           spec.data.validation is not None or spec.data.validation_split is not None, self.wandb)  # fmt: skip
         data = prepare_data(spec, self.home)
         key = spec.training_key(data.data_sha256, client.provider.name, self.model)
         if self.parent is not None:
@@ -278,7 +295,7 @@ class _Run:
         job = client.create_job(
             model=self.model, training_data=data.training, validation_data=data.validation,
             hyperparameters=spec.hyperparameters, method=spec.method, suffix=spec.suffix,
-            idempotency_key=run.key, max_cost_usd=spec.budget_usd,
+            idempotency_key=run.key, max_cost_usd=spec.budget_usd, wandb=self.wandb,
         )  # fmt: skip
         run = self._save(
             run, status="training", job_id=job.id, run_dir=str(run_dir), tracking=tracker.location

@@ -224,3 +224,17 @@ def test_vendor_tracking_is_passed_to_a_vendor_with_a_wandb_integration_and_refu
         client.train(job_toml(workdir, vendor), overrides={"provider": "bedrock"})
     assert len(fake.calls_to("upload")) == 2  # training and validation, of the one run that started
     assert "wandb-test-key" not in result.run.spec_json
+
+
+def test_the_async_client_trains_and_lists_runs(workdir: Path, fake: FakeProvider) -> None:
+    import asyncio
+
+    from unitune import AsyncFineTuneClient
+
+    async def main() -> tuple[str, list[str]]:
+        client = AsyncFineTuneClient("together")
+        result = await client.train(job_toml(workdir))
+        return result.run.run_id, [r.run_id for r in await client.runs()]
+
+    run_id, listed = asyncio.run(main())
+    assert listed == [run_id]

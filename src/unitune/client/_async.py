@@ -37,7 +37,9 @@ from unitune.types import (
 if TYPE_CHECKING:
     from unitune.evaluate import EvaluationReport
     from unitune.export import ExportResult
+    from unitune.ledger import RunRecord
     from unitune.migrate import MigrationReport
+    from unitune.runs import RunResult, SweepResult
 
 T = TypeVar("T")
 
@@ -201,6 +203,26 @@ class AsyncFineTuneClient:
     async def migrate(self, to: Any, **options: Any) -> MigrationReport:
         """See `FineTuneClient.migrate` (same arguments; runs in a worker thread)."""
         return await self._run(self.sync.migrate, to, **options)
+
+    async def train(self, job: Any, **options: Any) -> RunResult:
+        """See `FineTuneClient.train` (same arguments; runs in a worker thread)."""
+        return await self._run(self.sync.train, job, **options)
+
+    async def retrain(self, run: str, **options: Any) -> RunResult:
+        """See `FineTuneClient.retrain` (same arguments; runs in a worker thread)."""
+        return await self._run(self.sync.retrain, run, **options)
+
+    async def sweep(self, job: Any, **options: Any) -> SweepResult:
+        """See `FineTuneClient.sweep` (same arguments; runs in a worker thread)."""
+        return await self._run(self.sync.sweep, job, **options)
+
+    async def runs(self, **filters: Any) -> list[RunRecord]:
+        """See `FineTuneClient.runs`."""
+        return await self._run(self.sync.runs, **filters)
+
+    async def get_run(self, run: str) -> RunRecord:
+        """See `FineTuneClient.get_run`."""
+        return await self._run(self.sync.get_run, run)
 
     async def get_job(self, job: JobRef) -> Job:
         """See `FineTuneClient.get_job`."""

@@ -30,6 +30,7 @@ from unitune.runs._train import (
     _quiet,
     _runs_ledger,
     check_budget,
+    live_key,
     open_run_tracker,
     prepare_data,
     scores,
@@ -296,7 +297,7 @@ def _show_quotes(plans: list[_Plan], say: Any) -> float | None:
 
 
 def _start(plan: _Plan, data: PreparedData, sweep_id: str, ledger: Any) -> None:
-    existing = ledger.find_run_by_key(plan.key)
+    plan.key, existing = live_key(ledger, plan.key)
     now = utcnow()
     run = existing or RunRecord(
         run_id=uuid.uuid4().hex[:12], key=plan.key, name=plan.spec.name or "sweep", sweep_id=sweep_id,

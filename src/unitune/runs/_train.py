@@ -137,6 +137,19 @@ def prepare_data(job: JobFile, home: Path) -> PreparedData:
     )  # fmt: skip
 
 
+def live_key(ledger: Ledger, key: str) -> tuple[str, RunRecord | None]:
+    """The key to create with, and the run it already belongs to. A run whose job failed or was
+    cancelled is not followed again: its spec on its data gets a fresh attempt (`KEY-r2`, `-r3`…),
+    or a vendor's transient failure could never be retried without changing the spec."""
+    attempt, candidate = 1, key
+    while True:
+        existing = ledger.find_run_by_key(candidate)
+        if existing is None or existing.status not in ("failed", "cancelled"):
+            return candidate, existing
+        attempt += 1
+        candidate = f"{key}-r{attempt}"
+
+
 def _runs_ledger(client: FineTuneClient) -> Ledger:
     """Runs are recorded even for an ephemeral provider's jobs (the fake): the run is the user's
     record of what was tried, in the same file as the jobs."""
@@ -217,13 +230,13 @@ class _Run:
                 fix="Set model in the job file, pass --model, or set model under [providers.NAME] in unitune.toml.",
             )
         self.model = client.resolve_model(model)
+        self.wandb = vendor_wandb(job, client, job.name or "unitune")
 
     def go(self, parent_candidate: Any, data_change: DataChange | None) -> RunResult:
         client, spec, say = self.client, self.spec, self.say
         # The vendor's own refusals first: a retired provider or model, an option it cannot take
         # (the checks `create_job` makes before any upload, made before the run is even recorded).
         client.catalog.check_can_train(client.provider.name, self.model, today=client.clock.now().date())
-        self.wandb = vendor_wandb(spec, client, spec.name or "unitune")
         client._check_supported(spec.method, spec.hyperparameters)
         client._draft_spec(self.model, spec.hyperparameters, spec.method, spec.suffix, {},
                            spec.data.validation is not None or spec.data.validation_split is not None, self.wandb)  # fmt: skip
@@ -231,7 +244,7 @@ class _Run:
         key = spec.training_key(data.data_sha256, client.provider.name, self.model)
         if self.parent is not None:
             key = f"{key}-child-of-{self.parent.run_id}"  # a retrain is a new job even on the same data
-        existing = self.ledger.find_run_by_key(key)
+        key, existing = live_key(self.ledger, key)
         run = self._record(existing, key, data)
         say(f"[bold]run {run.run_id}[/] {spec.name or ''} on [cyan]{client.provider.name}[/] · {self.model}")
         report = client.validate(data.training, model=self.model, validation_data=data.validation,
@@ -292,11 +305,15 @@ class _Run:
         run_dir = self.home / "runs" / run.run_id
         run_dir.mkdir(parents=True, exist_ok=True)
         reattached = run.job_id is not None
-        job = client.create_job(
-            model=self.model, training_data=data.training, validation_data=data.validation,
-            hyperparameters=spec.hyperparameters, method=spec.method, suffix=spec.suffix,
-            idempotency_key=run.key, max_cost_usd=spec.budget_usd, wandb=self.wandb,
-        )  # fmt: skip
+        try:
+            job = client.create_job(
+                model=self.model, training_data=data.training, validation_data=data.validation,
+                hyperparameters=spec.hyperparameters, method=spec.method, suffix=spec.suffix,
+                idempotency_key=run.key, max_cost_usd=spec.budget_usd, wandb=self.wandb,
+            )  # fmt: skip
+        except UnituneError as e:
+            self._save(run, status="failed", error=str(e))
+            raise
         run = self._save(
             run, status="training", job_id=job.id, run_dir=str(run_dir), tracking=tracker.location
         )
@@ -329,7 +346,13 @@ class _Run:
             + (f"; loss curve {png}" if png else "")
         )
         run = self._save(run, status="evaluating", fine_tuned_model=job.fine_tuned_model)
-        evaluation = self._evaluate(job, data, quote, run_dir, parent_candidate)
+        try:
+            evaluation = self._evaluate(job, data, quote, run_dir, parent_candidate)
+        except UnituneError as e:
+            # The job succeeded, so the run is not `failed`: running the same file again follows
+            # the job and evaluates again (answers already saved are not asked twice).
+            self._save(run, error=f"evaluation failed: {e}")
+            raise
         if evaluation is not None:
             run = self._save(run, **scores(evaluation))
             tracker.log_values(_tracked_values(evaluation))

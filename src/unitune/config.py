@@ -15,6 +15,10 @@ Example `unitune.toml`::
     [wait]
     poll_interval = 15
 
+    [tracking]                             # log runs to MLflow or W&B (docs/tracking.md)
+    backend = "mlflow"
+    uri = "http://127.0.0.1:5000"
+
     [gateway]                              # `unitune gateway` / `unitune serve --fine-tuning`
     max_cost_usd = 100                     # each job's cap, for every key
 
@@ -46,6 +50,7 @@ from pydantic import (
 )
 
 from unitune.errors import ConfigurationError
+from unitune.tracking._settings import TrackingSettings
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -225,6 +230,7 @@ class UnituneConfig(BaseModel):
     wait: WaitSettings = Field(default_factory=WaitSettings)
     job: JobDefaults = Field(default_factory=JobDefaults)
     gateway: GatewaySettings = Field(default_factory=GatewaySettings)
+    tracking: TrackingSettings = Field(default_factory=TrackingSettings)
     source: Path | None = Field(default=None, exclude=True)
 
     @field_validator("providers", mode="before")

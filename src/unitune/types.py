@@ -13,7 +13,7 @@ from enum import Enum
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 __all__ = [
     "Capabilities",
@@ -32,6 +32,7 @@ __all__ = [
     "TrainingMethod",
     "TunedModel",
     "Usage",
+    "WandbIntegration",
     "utcnow",
 ]
 
@@ -163,6 +164,25 @@ class PreparedFile(_Model):
     )
 
 
+class WandbIntegration(_Model):
+    """Ask the vendor to log the job to Weights & Biases itself (OpenAI's `integrations`, Together's
+    `wandb_*` fields). Providers without such an integration refuse a spec that carries one.
+
+    `api_key` is sent only to Together, which logs with the key it is given (None: `WANDB_API_KEY`,
+    read when the job is created); OpenAI uses the key saved in the organisation's settings. The key
+    is never shown in a repr, a dump, the ledger or an error, and does not enter `spec_hash`.
+    """
+
+    project: str = Field(min_length=1)
+    entity: str | None = None
+    name: str | None = Field(
+        default=None, description="The run's display name (default: the vendor's, e.g. the job id)."
+    )
+    tags: tuple[str, ...] = ()
+    base_url: str | None = Field(default=None, description="A dedicated W&B instance (Together only).")
+    api_key: SecretStr | None = Field(default=None, repr=False, exclude=True)
+
+
 class JobSpec(_Model):
     """Everything a provider needs to create a job, after the client resolved data and model."""
 
@@ -173,6 +193,10 @@ class JobSpec(_Model):
     method: TrainingMethod = "sft"
     suffix: str | None = None
     metadata: dict[str, str] = Field(default_factory=dict)
+    wandb: WandbIntegration | None = Field(
+        default=None,
+        description="Log the job to W&B through the vendor's own integration (where `Capabilities.wandb_integration`).",
+    )
 
     def spec_hash(self) -> str:
         """A stable fingerprint of what would be trained (see `spec_fingerprint`)."""
@@ -352,6 +376,10 @@ class Capabilities(_Model):
         default=False, description="The vendor dedupes creates by a client token (e.g. Bedrock)."
     )
     accepts_new_jobs: bool = True
+    wandb_integration: bool = Field(
+        default=False,
+        description="The vendor logs a job to Weights & Biases itself when asked (`JobSpec.wandb`).",
+    )
     notes: dict[str, str] = Field(default_factory=dict)
 
     @field_validator("notes")

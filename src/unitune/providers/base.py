@@ -18,6 +18,7 @@ and `@guard_answers` turns what a malformed body makes the parsing code raise (`
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import urllib.parse
@@ -277,6 +278,32 @@ class Provider(ABC):
         self.settings = settings if settings is not None else self.settings_class()
         self._client = client
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        # Checks every provider shares run before an adapter's own `check_job`, so no adapter (nor a
+        # third-party one) has to remember to call them: wrap each class's own override once.
+        own = cls.__dict__.get("check_job")
+        if own is not None and not getattr(own, "_unitune_shared_checks", False):
+
+            @functools.wraps(own)
+            def check_job(self: Provider, spec: JobSpec) -> None:
+                self._check_shared(spec)
+                own(self, spec)
+
+            setattr(check_job, "_unitune_shared_checks", True)  # noqa: B010 - a flag on a function
+            cls.check_job = check_job  # type: ignore[method-assign]
+
+    def _check_shared(self, spec: JobSpec) -> None:
+        """Refusals driven by `capabilities`, the same for every provider (read from the instance:
+        the fake reports the capabilities of the provider it impersonates)."""
+        if spec.wandb is not None and not self.capabilities.wandb_integration:
+            raise JobSpecRefused(
+                f"{self.name} has no Weights & Biases integration of its own (JobSpec.wandb).",
+                provider=self.name, feature="wandb integration",
+                fix='Log the run from unitune instead: [tracking] backend = "wandb" (or "mlflow") with '
+                "vendor = false in unitune.toml.",
+            )  # fmt: skip
+
     @classmethod
     def from_config(cls, section: Mapping[str, Any] | None = None, **kwargs: Any) -> Provider:
         """Build from a config section (`[providers.<name>]`); keys are checked by `settings_class`."""
@@ -349,12 +376,15 @@ class Provider(ABC):
         keeps both in one object (Cohere's datasets) overrides this."""
         return self.upload(training), self.upload(validation)
 
-    def check_job(self, spec: JobSpec) -> None:  # noqa: B027 - optional hook: most checks need no code
+    def check_job(self, spec: JobSpec) -> None:
         """Raise what `create_job(spec)` would refuse without asking the vendor: a hyperparameter or
         `provider_options` key it cannot take, a setting the create needs (a bucket, a role), limits
         on suffix and metadata. No network. The client calls it before anything is uploaded, with a
         stand-in `training_file` (id "unitune-check"), and `create_job` calls it again; the fake calls
-        the impersonated provider's. The default checks nothing."""
+        the impersonated provider's. The default checks only what every provider shares (a
+        `JobSpec.wandb` where `capabilities.wandb_integration` is False), which also runs before an
+        adapter's own override."""
+        self._check_shared(spec)
 
     @abstractmethod
     def create_job(self, spec: JobSpec, *, idempotency_key: str) -> Job:

@@ -99,6 +99,7 @@ _META_PAIRS = 16
 _META_KEY_MAX = 64
 _META_VALUE_MAX = 512
 _SUFFIX_MAX = 64
+_INTEGRATIONS_MAX = 5  # the job object's `integrations` maxItems
 #: unitune's hyperparameters → the method's `hyperparameters` (seed goes in the request's body).
 _HYPERPARAMETERS = HyperparameterTable(
     names={
@@ -159,7 +160,9 @@ class OpenAIProvider(StainlessProvider):
         files=True,
         dpo=True,
         lora=False,
+        wandb_integration=True,
         notes={
+            "wandb_integration": "`integrations` type wandb; OpenAI logs with the W&B key saved in the organisation's settings",
             "metrics": "from `metrics` events while the job runs; the full per-step CSV once it succeeded",
             "create": "only for organisations still active in fine-tuning, and until the catalog's sunset (2027-01-06)",
             "full_finetune": "OpenAI does not say how it trains; no LoRA settings are exposed",
@@ -355,8 +358,9 @@ class OpenAIProvider(StainlessProvider):
         uploaded): a `provider_options` key it does not know, an absolute learning_rate, beta outside
         DPO, a `method` option without a type, more metadata than a job holds or a key or value
         over its length, a suffix over 64 characters."""
-        self._method(spec)
+        _, options = self._method(spec)
         self._metadata(spec, "")
+        self._integrations(spec, options)
         if spec.suffix is not None and len(spec.suffix) > _SUFFIX_MAX:
             raise JobSpecRefused(
                 f"suffix {spec.suffix!r} is too long for OpenAI: at most {_SUFFIX_MAX} characters.",
@@ -388,6 +392,39 @@ class OpenAIProvider(StainlessProvider):
                 "Pass a whole OpenAI method object, e.g. {'type': 'reinforcement', 'reinforcement': {...}}.",
             )  # fmt: skip
         return method, options
+
+    def _integrations(self, spec: JobSpec, options: dict[str, Any]) -> list[Any] | None:
+        """The request's `integrations`: those passed in `provider_options`, then `spec.wandb` as
+        OpenAI's W&B integration (`{"type": "wandb", "wandb": {project, entity, name, tags}}`)."""
+        given = options.get("integrations")
+        if spec.wandb is None:
+            return list(given) if given is not None else None
+        integrations = list(given or [])
+        if any(isinstance(i, dict) and i.get("type") == "wandb" for i in integrations):
+            raise JobSpecRefused.unsupported(
+                self.name, "two W&B integrations (JobSpec.wandb and provider_options['integrations'])",
+                "Pass one of them.",
+            )  # fmt: skip
+        wandb = spec.wandb
+        if wandb.api_key is not None or wandb.base_url is not None:
+            raise JobSpecRefused.unsupported(
+                self.name, "a W&B api_key or base_url in JobSpec.wandb",
+                "OpenAI logs with the W&B key saved in the organisation's settings "
+                "(https://platform.openai.com/settings/organization/general): save it there.",
+            )  # fmt: skip
+        settings: dict[str, Any] = {"project": wandb.project}
+        if wandb.entity is not None:
+            settings["entity"] = wandb.entity
+        if wandb.name is not None:
+            settings["name"] = wandb.name
+        if wandb.tags:
+            settings["tags"] = list(wandb.tags)
+        integrations.append({"type": "wandb", "wandb": settings})
+        if len(integrations) > _INTEGRATIONS_MAX:
+            raise JobSpecRefused.unsupported(
+                self.name, f"more than {_INTEGRATIONS_MAX} integrations", "Pass fewer integrations."
+            )
+        return integrations
 
     def _metadata(self, spec: JobSpec, idempotency_key: str) -> dict[str, str]:
         """The job's metadata with unitune's tag; refuses what OpenAI's metadata cannot hold."""
@@ -423,8 +460,9 @@ class OpenAIProvider(StainlessProvider):
             kwargs["suffix"] = spec.suffix
         if hp.seed is not None:
             kwargs["seed"] = hp.seed
-        if "integrations" in options:
-            kwargs["integrations"] = options.pop("integrations")
+        integrations = self._integrations(spec, options)
+        if integrations is not None:
+            kwargs["integrations"] = integrations
         return self._job(self._call("create job", self.sdk.fine_tuning.jobs.create, **kwargs))
 
     def get_job(self, job_id: str) -> Job:

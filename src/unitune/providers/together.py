@@ -23,6 +23,7 @@ import contextlib
 import datetime as dt
 import logging
 import math
+import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, ClassVar
@@ -37,6 +38,7 @@ from unitune.errors import (
     ProviderUnavailableError,
     RateLimitError,
     ValidationFailed,
+    remember_secret,
 )
 from unitune.providers._sdk import HyperparameterTable, StainlessProvider, no_query, tagged_suffix
 from unitune.providers.base import (
@@ -189,7 +191,9 @@ class TogetherProvider(StainlessProvider):
         dpo=True,
         lora=True,
         full_finetune=True,
+        wandb_integration=True,
         notes={
+            "wandb_integration": "the `wandb_*` fields of the create; Together logs with the W&B key sent with it (WANDB_API_KEY)",
             "create": "model limits and Together's own price estimate are checked first; a refusal raises",
             "lora": "LoRA by default (setting `lora`); full fine-tuning where the model's limits allow it",
             "checkpoints": "ids are `<job-id>:<step>`, the form `from_checkpoint` takes; call a tuned model by its output name",
@@ -444,12 +448,47 @@ class TogetherProvider(StainlessProvider):
             # Together runs no evaluation unless asked: one per epoch, like the other providers.
             options.setdefault("n_evals", kwargs.get("n_epochs", 1))
         kwargs.update(options)
+        if spec.wandb is not None:
+            kwargs.update(self._wandb(spec, options))
         if spec.method == "sft":
             # The SDK sends "auto" when unset, which Together's own spec refuses (it wants a boolean).
             # unitune always uploads chat or prompt/completion data, for which "auto" means False:
             # the loss on the answers only. Saying so keeps the request inside the spec.
             kwargs.setdefault("train_on_inputs", False)
         return kwargs
+
+    def _wandb(self, spec: JobSpec, options: dict[str, Any]) -> dict[str, Any]:
+        """`spec.wandb` as the create's `wandb_*` fields, with the key (given, else WANDB_API_KEY)."""
+        wandb = spec.wandb
+        assert wandb is not None
+        doubled = sorted(k for k in options if k.startswith("wandb_"))
+        if doubled:
+            raise JobSpecRefused.unsupported(
+                self.name, f"JobSpec.wandb together with provider_options {', '.join(doubled)}",
+                "Pass the W&B settings in one place (JobSpec.wandb).",
+            )  # fmt: skip
+        if wandb.tags:
+            raise JobSpecRefused.unsupported(
+                self.name, "W&B tags (Together's integration takes a project, entity, run name and base URL)",
+                "Leave WandbIntegration.tags empty.",
+            )  # fmt: skip
+        key = (
+            wandb.api_key.get_secret_value() if wandb.api_key is not None else os.environ.get("WANDB_API_KEY")
+        )
+        if not key:
+            raise JobSpecRefused(
+                "Together logs to W&B with a key sent with the job, and none was given.",
+                provider=self.name, feature="wandb integration",
+                fix="Set WANDB_API_KEY (or WandbIntegration(api_key=...)).",
+            )  # fmt: skip
+        # The vendor may repeat the key back in an error: mask it in unitune's messages.
+        remember_secret(key)
+        fields: dict[str, Any] = {"wandb_api_key": key, "wandb_project_name": wandb.project}
+        for name, value in (("wandb_name", wandb.name), ("wandb_entity", wandb.entity),
+                            ("wandb_base_url", wandb.base_url)):  # fmt: skip
+            if value is not None:
+                fields[name] = value
+        return fields
 
     def _check_limits(self, kwargs: dict[str, Any], limits: dict[str, Any]) -> None:
         """Refuse, with the limit named, what `model_limits` says the model cannot do."""

@@ -171,10 +171,9 @@ def open_run_tracker(job: JobFile, client: FineTuneClient, say: Say) -> Tracker:
 
 def vendor_wandb(job: JobFile, client: FineTuneClient, name: str) -> WandbIntegration | None:
     """W&B logging through the vendor's own integration, when the tracking settings ask for it."""
-    settings = job.tracking if job.tracking is not None else client.config.tracking
-    if settings is None or not settings.vendor:
-        return None
-    return WandbIntegration(project=settings.experiment, entity=settings.entity, name=name)
+    from unitune.tracking import vendor_wandb as from_settings
+
+    return from_settings(job.tracking if job.tracking is not None else client.config.tracking, name=name)
 
 
 def run_job(

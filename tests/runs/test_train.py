@@ -240,7 +240,9 @@ def test_the_async_client_trains_and_lists_runs(workdir: Path, fake: FakeProvide
     assert listed == [run_id]
 
 
-def test_a_failed_job_is_not_followed_again_a_rerun_is_a_fresh_attempt(workdir: Path, fake: FakeProvider) -> None:
+def test_a_failed_job_is_not_followed_again_a_rerun_is_a_fresh_attempt(
+    workdir: Path, fake: FakeProvider
+) -> None:
     from unitune.errors import JobFailedError
 
     client = FineTuneClient.from_config()
@@ -248,8 +250,10 @@ def test_a_failed_job_is_not_followed_again_a_rerun_is_a_fresh_attempt(workdir: 
     with pytest.raises(JobFailedError, match="capacity"):
         client.train(job_toml(workdir))
     (failed,) = client.runs()
-    assert failed.status == "failed" and "capacity" in (failed.error or "")
+    assert failed.status == "failed"
+    assert "capacity" in (failed.error or "")
     retried = client.train(job_toml(workdir))
-    assert retried.run.status == "succeeded" and retried.run.run_id != failed.run_id
+    assert retried.run.status == "succeeded"
+    assert retried.run.run_id != failed.run_id
     assert retried.run.key == f"{failed.key}-r2"
     assert len(fake.calls_to("create_job")) == 2

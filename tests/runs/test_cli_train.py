@@ -98,3 +98,17 @@ def test_bad_job_files_are_one_line_errors_and_start_nothing(tmp_path: Path, fak
     assert missing.exit_code == 1
     assert "unitune runs" in missing.stderr
     assert fake.calls_to("upload") == []
+
+
+def test_ctrl_c_without_a_terminal_leaves_the_job_running_and_says_how_to_reattach(
+    tmp_path: Path, fake: FakeProvider, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def interrupt(seconds: float) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(fake.clock, "sleep", interrupt)
+    result = runner.invoke(app, ["train", str(job_toml(tmp_path)), "--provider", "together"])
+    assert result.exit_code == 130
+    assert "1 job(s) still running" in result.stderr
+    assert "Reattach by running the same command again" in result.stderr
+    assert fake.calls_to("cancel_job") == []

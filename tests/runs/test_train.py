@@ -257,3 +257,45 @@ def test_a_failed_job_is_not_followed_again_a_rerun_is_a_fresh_attempt(
     assert retried.run.run_id != failed.run_id
     assert retried.run.key == f"{failed.key}-r2"
     assert len(fake.calls_to("create_job")) == 2
+
+
+BAD: list[object] = [
+    None,
+    "",
+    123,
+    -1,
+    2.5,
+    float("nan"),
+    [],
+    {},
+    object(),
+    True,
+    b"x",
+    Path("/nonexistent/x"),
+]
+
+
+@pytest.mark.parametrize("method", ["train", "sweep", "retrain"])
+def test_no_bad_argument_escapes_the_error_tree(workdir: Path, fake: FakeProvider, method: str) -> None:
+    import inspect
+
+    from unitune.errors import UnituneError
+
+    client = FineTuneClient.from_config()
+    parent = client.train(job_toml(workdir)).run.run_id
+    good = {"job": job_toml(workdir), "run": parent}
+    fn = getattr(client, method)
+    params = [p for p in inspect.signature(fn).parameters.values() if p.kind is not p.VAR_KEYWORD]
+    escapes = []
+    for p in params:
+        for bad in BAD:
+            kwargs = {q.name: good[q.name] for q in params if q.name in good}
+            kwargs[p.name] = bad
+            try:
+                fn(**kwargs)
+            except UnituneError as e:
+                if "\n" in str(e):
+                    escapes.append(f"{method}({p.name}={bad!r}): several lines")
+            except Exception as e:
+                escapes.append(f"{method}({p.name}={bad!r}): {type(e).__name__}: {e}")
+    assert escapes == []

@@ -1125,7 +1125,7 @@ class FineTuneClient:
         `ConfigurationError` when a file the parent used has moved or changed."""
         from unitune.runs import retrain
 
-        return retrain(self, run, data=None if data is None else Path(data), model=model, provider=provider,
+        return retrain(self, run, data=data, model=model, provider=provider,
                        console=console, poll_interval=poll_interval)  # fmt: skip
 
     def sweep(
@@ -1162,6 +1162,9 @@ class FineTuneClient:
 
         if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
             raise ConfigurationError(f"limit must be a whole number ≥ 1, not {limit!r}.")
+        for key, value in (("name", name), ("provider", provider), ("status", status)):
+            if value is not None and not isinstance(value, str):
+                raise ConfigurationError(f"{key} must be a string or None, not a {type(value).__name__}.")
         return _runs_ledger(self).list_runs(name=name, provider=provider, status=status, limit=limit)
 
     def get_run(self, run: str) -> RunRecord:

@@ -145,6 +145,13 @@ def load_job_file(
     Raises `ConfigurationError` naming the key, and for a file its line, for an unknown key, a wrong
     type or a data file that does not exist.
     """
+    if overrides is not None and (
+        not isinstance(overrides, Mapping) or not all(isinstance(k, str) and k for k in overrides)
+    ):
+        raise ConfigurationError(
+            f"overrides must be a dict of dotted keys, not {overrides!r}.",
+            fix='Pass e.g. overrides={"provider": "fake", "hyperparameters.epochs": 3}.',
+        )
     text: str | None = None
     path: Path | None = None
     if isinstance(source, JobFile):

@@ -3,6 +3,7 @@ provider, evaluated against its parent on the parent's validation data (did the 
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -10,7 +11,7 @@ from unitune.errors import ConfigurationError
 from unitune.ledger import RunRecord, sha256_file
 from unitune.runs._jobfile import JobFile, load_job_file
 from unitune.runs._lineage import DataChange, diff_data
-from unitune.runs._train import RunResult, Say, _quiet, _runs_ledger, run_job
+from unitune.runs._train import RunResult, Say, _quiet, _runs_ledger, check_run_args, run_job
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -62,7 +63,7 @@ def retrain(
     client: FineTuneClient,
     run_id: str,
     *,
-    data: str | Path | None = None,
+    data: str | os.PathLike[str] | None = None,
     model: str | None = None,
     provider: str | None = None,
     console: Console | None = None,
@@ -70,6 +71,12 @@ def retrain(
 ) -> RunResult:
     """A child of run `run_id`: the same spec, with `data` (new training examples), `model` (a new
     base) or `provider` changed, evaluated against the parent on the parent's validation file."""
+    check_run_args(console, poll_interval)
+    if data is not None and not isinstance(data, (str, os.PathLike)):
+        raise ConfigurationError(f"data must be the path of a JSONL file, not a {type(data).__name__}.")
+    for name, value in (("model", model), ("provider", provider)):
+        if value is not None and (not isinstance(value, str) or not value.strip()):
+            raise ConfigurationError(f"{name} must be a non-empty string or None, not {value!r}.")
     parent = find_run(client, run_id)
     spec = JobFile.model_validate_json(parent.spec_json)
     validation = _checked(parent.validation_path, parent.validation_sha256, "validation", parent)

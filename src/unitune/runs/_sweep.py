@@ -30,6 +30,7 @@ from unitune.runs._train import (
     _quiet,
     _runs_ledger,
     check_budget,
+    check_run_args,
     live_key,
     open_run_tracker,
     prepare_data,
@@ -159,9 +160,22 @@ def run_sweep(
     """Train every combination of `grid` on every one of `providers`, then evaluate and rank them."""
     from unitune.config import home_dir
 
+    check_run_args(console, poll_interval)
     if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
         raise ConfigurationError(f"concurrency must be a whole number ≥ 1, not {concurrency!r}.")
     say: Say = console.print if console is not None else _quiet
+    if grid is not None and (not isinstance(grid, Mapping) or not all(isinstance(k, str) for k in grid)):
+        raise ConfigurationError(
+            f"grid must map hyperparameter names to lists of values, not {grid!r}.",
+            fix='Pass e.g. grid={"epochs": [1, 3]}.',
+        )
+    if providers is not None and (
+        isinstance(providers, (str, bytes)) or not isinstance(providers, Sequence) or not providers
+    ):
+        raise ConfigurationError(
+            f"providers must be a non-empty list of provider names, not {providers!r}.",
+            fix='Pass e.g. providers=["together", "bedrock"].',
+        )
     combos = _combinations(job, dict(grid or {}), list(providers or [job.provider or client.provider.name]))
     clients = Clients(client)
     interrupted = False

@@ -137,6 +137,23 @@ def prepare_data(job: JobFile, home: Path) -> PreparedData:
     )  # fmt: skip
 
 
+def check_run_args(console: object, poll_interval: object) -> None:
+    """The arguments every run entry point shares, checked before anything is read or started."""
+    if console is not None and not callable(getattr(console, "print", None)):
+        raise ConfigurationError(
+            f"console must be a rich Console or None, not a {type(console).__name__}.",
+            fix="Pass console=rich.console.Console(), or leave it out for no output.",
+        )
+    if poll_interval is not None and (
+        isinstance(poll_interval, bool)
+        or not isinstance(poll_interval, (int, float))
+        or not 0 < poll_interval < float("inf")
+    ):
+        raise ConfigurationError(
+            f"poll_interval must be a positive number of seconds, not {poll_interval!r}."
+        )
+
+
 def live_key(ledger: Ledger, key: str) -> tuple[str, RunRecord | None]:
     """The key to create with, and the run it already belongs to. A run whose job failed or was
     cancelled is not followed again: its spec on its data gets a fresh attempt (`KEY-r2`, `-r3`…),
@@ -187,6 +204,7 @@ def run_job(
     poll_interval: float | None = None,
 ) -> RunResult:
     """Run `job` on its provider (its own client when it names another than `client`'s)."""
+    check_run_args(console, poll_interval)
     say: Say = console.print if console is not None else _quiet
     clients = Clients(client)
     interrupted = False

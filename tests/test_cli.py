@@ -32,9 +32,10 @@ TRAINING_ROWS = [
 
 @pytest.fixture(autouse=True)
 def home(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
-    """A private unitune home and working directory; no config from the environment."""
+    """A private unitune home, cache and working directory; no config from the environment."""
     home = tmp_path / "unitune-home"
     monkeypatch.setenv("UNITUNE_HOME", str(home))
+    monkeypatch.setenv("UNITUNE_CACHE", str(tmp_path / "cache"))
     for var in ("UNITUNE_PROVIDER", "UNITUNE_CONFIG", "FORCE_COLOR", "TTY_COMPATIBLE", "TTY_INTERACTIVE"):
         monkeypatch.delenv(var, raising=False)
     # Wide enough that Rich tables show ids whole; the 80-column case has its own test.

@@ -8,7 +8,6 @@ import json
 import os
 import re
 import sys
-from collections.abc import Iterator
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
@@ -16,44 +15,18 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner, Result
 
+import tests.test_cli as cli_tests
 from unitune import FineTuneClient
 from unitune.cli import app
-from unitune.testing import FakeClock, FakeProvider, override_provider
+from unitune.testing import FakeProvider
 
-ROWS = [
-    {"messages": [{"role": "user", "content": prompt}, {"role": "assistant", "content": answer}]}
-    for prompt, answer in [("hi", "hello"), ("my order is late", "sorry"), ("refund please", "done")]
-]
 MODEL = "gpt-4o-mini"
-
-
-@pytest.fixture(autouse=True)
-def home(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
-    """A private unitune home, cache and working directory; no config from the environment."""
-    home = tmp_path / "unitune-home"
-    monkeypatch.setenv("UNITUNE_HOME", str(home))
-    monkeypatch.setenv("UNITUNE_CACHE", str(tmp_path / "cache"))
-    for var in ("UNITUNE_PROVIDER", "UNITUNE_CONFIG", "FORCE_COLOR", "TTY_COMPATIBLE", "TTY_INTERACTIVE"):
-        monkeypatch.delenv(var, raising=False)
-    monkeypatch.setenv("COLUMNS", "200")  # ids and paths whole in tables
-    cwd = tmp_path / "cwd"
-    cwd.mkdir()
-    monkeypatch.chdir(cwd)
-    return home
-
-
-@pytest.fixture
-def fake() -> Iterator[FakeProvider]:
-    provider = FakeProvider(clock=FakeClock())
-    with override_provider(provider):
-        yield provider
-
-
-@pytest.fixture
-def train_file(tmp_path: Path) -> Path:
-    path = tmp_path / "train.jsonl"
-    path.write_text("".join(json.dumps(row) + "\n" for row in ROWS), encoding="utf-8")
-    return path
+ROWS = cli_tests.TRAINING_ROWS
+# The CLI tests' fixtures: a private home, cache and working directory (autouse), the fake every
+# client uses, a small training file.
+home = cli_tests.home
+fake = cli_tests.fake
+train_file = cli_tests.train_file
 
 
 def invoke(*args: str) -> Result:

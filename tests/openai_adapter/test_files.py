@@ -11,35 +11,11 @@ import pytest
 
 pytest.importorskip("openai")
 
-import httpx2
-import openai
 
 from tests.openai_adapter.fake_api import FakeOpenAI
 from unitune import FineTuneClient, NotFoundError, ProviderError
-from unitune.config import UnituneConfig
-from unitune.providers.openai import OpenAIProvider, OpenAISettings
-from unitune.testing import FakeClock
+from unitune.providers.openai import OpenAIProvider
 from unitune.types import PreparedFile
-
-
-@pytest.fixture
-def api() -> FakeOpenAI:
-    return FakeOpenAI()
-
-
-@pytest.fixture
-def provider(api: FakeOpenAI) -> OpenAIProvider:
-    sdk = openai.OpenAI(
-        api_key="sk-test-files", base_url="http://openai.test/v1", max_retries=0,
-        http_client=httpx2.Client(transport=api.transport()),
-    )  # fmt: skip
-    return OpenAIProvider(OpenAISettings(), client=sdk)
-
-
-@pytest.fixture
-def client(provider: OpenAIProvider, tmp_path: Path) -> FineTuneClient:
-    clock = FakeClock(dt.datetime(2026, 11, 22, tzinfo=dt.timezone.utc))
-    return FineTuneClient(provider, config=UnituneConfig(), ledger=tmp_path / "ledger.sqlite3", clock=clock)
 
 
 def _upload(provider: OpenAIProvider, tmp_path: Path, name: str) -> str:

@@ -18,6 +18,7 @@ pytest.importorskip("openai")
 import httpx2
 import openai
 
+from tests.openai_adapter.conftest import KEY, make_provider
 from tests.openai_adapter.fake_api import FakeOpenAI
 from unitune import (
     AuthenticationError,
@@ -39,33 +40,6 @@ from unitune.providers.base import map_status
 from unitune.providers.openai import IDEMPOTENCY_TAG, STATUS_MAP, OpenAIProvider, OpenAISettings
 from unitune.testing import FakeClock
 from unitune.types import FileRef, JobSpec, Message, PreparedFile
-
-KEY = "sk-test-secret-value-123"
-
-
-@pytest.fixture
-def api() -> FakeOpenAI:
-    return FakeOpenAI()
-
-
-def _provider(api: FakeOpenAI, **settings: typing.Any) -> OpenAIProvider:
-    sdk = openai.OpenAI(
-        api_key=KEY, base_url="http://openai.test/v1", max_retries=0,
-        http_client=httpx2.Client(transport=api.transport()),
-    )  # fmt: skip
-    return OpenAIProvider(OpenAISettings(**settings), client=sdk)
-
-
-@pytest.fixture
-def provider(api: FakeOpenAI) -> OpenAIProvider:
-    return _provider(api)
-
-
-@pytest.fixture
-def client(provider: OpenAIProvider, tmp_path: Path) -> FineTuneClient:
-    # 2026-11-22: OpenAI still takes new jobs (until 2027-01-06, per the catalog).
-    clock = FakeClock(dt.datetime(2026, 11, 22, tzinfo=dt.timezone.utc))
-    return FineTuneClient(provider, config=UnituneConfig(), ledger=tmp_path / "ledger.sqlite3", clock=clock)
 
 
 @pytest.fixture
@@ -286,7 +260,7 @@ def test_upload_small_file_through_the_files_api(api: FakeOpenAI, client: FineTu
 
 
 def test_large_file_goes_through_the_uploads_api_in_parallel_parts(api: FakeOpenAI, tmp_path: Path) -> None:
-    provider = _provider(api, multipart_threshold_bytes=1000, part_size_bytes=4096, upload_concurrency=3)
+    provider = make_provider(api, multipart_threshold_bytes=1000, part_size_bytes=4096, upload_concurrency=3)
     path = tmp_path / "big.jsonl"
     line = json.dumps(
         {"messages": [{"role": "user", "content": "x" * 300}, {"role": "assistant", "content": "y"}]}
@@ -313,7 +287,7 @@ def _fake_time(provider: OpenAIProvider) -> FakeClock:
 
 
 def test_a_failed_part_is_sent_again_alone(api: FakeOpenAI, tmp_path: Path) -> None:
-    provider = _provider(api, multipart_threshold_bytes=10, part_size_bytes=64, upload_concurrency=1)
+    provider = make_provider(api, multipart_threshold_bytes=10, part_size_bytes=64, upload_concurrency=1)
     clock = _fake_time(provider)
     path = tmp_path / "big.jsonl"
     path.write_bytes(bytes(range(256)) * 4)
@@ -332,7 +306,7 @@ def test_a_failed_part_is_sent_again_alone(api: FakeOpenAI, tmp_path: Path) -> N
 def test_a_part_that_keeps_failing_cancels_the_upload_and_is_not_retried_again(
     api: FakeOpenAI, tmp_path: Path
 ) -> None:
-    provider = _provider(api, multipart_threshold_bytes=10, part_size_bytes=64, upload_concurrency=1)
+    provider = make_provider(api, multipart_threshold_bytes=10, part_size_bytes=64, upload_concurrency=1)
     _fake_time(provider)
     path = tmp_path / "big.jsonl"
     path.write_bytes(b"x" * 1000)
@@ -352,7 +326,7 @@ def test_a_part_that_keeps_failing_cancels_the_upload_and_is_not_retried_again(
 
 
 def test_a_lost_complete_answer_finds_the_file_it_made(api: FakeOpenAI, tmp_path: Path) -> None:
-    provider = _provider(api, multipart_threshold_bytes=10, part_size_bytes=256)
+    provider = make_provider(api, multipart_threshold_bytes=10, part_size_bytes=256)
     _fake_time(provider)
     path = tmp_path / "big.jsonl"
     path.write_bytes(b"y" * 1000)

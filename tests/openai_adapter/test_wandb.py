@@ -11,29 +11,13 @@ import pytest
 
 pytest.importorskip("openai")
 
-import httpx2
-import openai
 
 from tests._openapi import openai_schema_check
 from tests.openai_adapter.fake_api import FakeOpenAI
 from unitune.errors import JobSpecRefused
-from unitune.providers.openai import OpenAIProvider, OpenAISettings
+from unitune.providers.openai import OpenAIProvider
 from unitune.testing import FakeProvider
 from unitune.types import FileRef, Hyperparameters, JobSpec, PreparedFile, WandbIntegration
-
-
-@pytest.fixture
-def api() -> FakeOpenAI:
-    return FakeOpenAI()
-
-
-@pytest.fixture
-def provider(api: FakeOpenAI) -> OpenAIProvider:
-    sdk = openai.OpenAI(
-        api_key="sk-test-secret-value-123", base_url="http://openai.test/v1", max_retries=0,
-        http_client=httpx2.Client(transport=api.transport()),
-    )  # fmt: skip
-    return OpenAIProvider(OpenAISettings(), client=sdk)
 
 
 def _spec(provider: OpenAIProvider, tmp_path: Path, **kw: typing.Any) -> JobSpec:

@@ -18,6 +18,16 @@ def tickets(tmp_path: Path) -> Path:
     return write_jsonl(tmp_path / "tickets.jsonl", 100)
 
 
+@pytest.fixture
+def fake(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, tickets: Path, unitune_fake: FakeProvider
+) -> FakeProvider:
+    """The test's fake (`unitune_fake`), working in `tmp_path`, its tuned models knowing the answers."""
+    monkeypatch.chdir(tmp_path)
+    knowing_tuned_models(unitune_fake, tickets)
+    return unitune_fake
+
+
 def job_toml(folder: Path, body: str = "", *, name: str = "job.toml") -> Path:
     """A job file on `tickets.jsonl` in `folder`, with `body` appended (more keys or tables)."""
     path = folder / name

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from tests.runs.conftest import job_toml, knowing_tuned_models
+from tests.runs.conftest import job_toml
 from unitune.cli import app
 from unitune.providers.fake import FakeProvider
 
@@ -35,15 +35,6 @@ def test_the_example_job_file_runs_on_the_real_fake_provider_in_seconds(
     assert shown.exit_code == 0
     assert run["job_id"] in shown.output
     assert '"epochs": 2' in shown.output
-
-
-@pytest.fixture
-def fake(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, tickets: Path, unitune_fake: FakeProvider
-) -> FakeProvider:
-    monkeypatch.chdir(tmp_path)
-    knowing_tuned_models(unitune_fake, tickets)
-    return unitune_fake
 
 
 def test_train_a_data_file_with_flags_then_retrain_it(

@@ -6,20 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.runs.conftest import job_toml, knowing_tuned_models
+from tests.runs.conftest import job_toml
 from unitune import FineTuneClient
 from unitune.providers.fake import FakeProvider
 
 mlflow = pytest.importorskip("mlflow", reason="the tracking tests need unitune[mlflow] (in the dev extra)")
-
-
-@pytest.fixture
-def fake(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, tickets: Path, unitune_fake: FakeProvider
-) -> FakeProvider:
-    monkeypatch.chdir(tmp_path)
-    knowing_tuned_models(unitune_fake, tickets)
-    return unitune_fake
 
 
 def test_a_run_logs_params_step_metrics_scores_and_files_to_mlflow(

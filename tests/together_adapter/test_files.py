@@ -4,38 +4,15 @@
 from __future__ import annotations
 
 import datetime as dt
-from pathlib import Path
 
 import pytest
 
 pytest.importorskip("together")
 
-import httpx
-import together
 
 from tests.together_adapter.fake_api import FakeTogether
 from unitune import FineTuneClient, NotFoundError, ProviderError
-from unitune.config import UnituneConfig
-from unitune.providers.together import TogetherProvider, TogetherSettings
-from unitune.testing import FakeClock
-
-
-@pytest.fixture
-def api() -> FakeTogether:
-    return FakeTogether()
-
-
-@pytest.fixture
-def provider(api: FakeTogether) -> TogetherProvider:
-    sdk = together.Together(api_key="tg-test-files", base_url="http://together.test", max_retries=0,
-                            http_client=httpx.Client(transport=api.transport()))  # fmt: skip
-    return TogetherProvider(TogetherSettings(), client=sdk)
-
-
-@pytest.fixture
-def client(provider: TogetherProvider, tmp_path: Path) -> FineTuneClient:
-    clock = FakeClock(dt.datetime(2026, 11, 22, tzinfo=dt.timezone.utc))
-    return FineTuneClient(provider, config=UnituneConfig(), ledger=tmp_path / "ledger.sqlite3", clock=clock)
+from unitune.providers.together import TogetherProvider
 
 
 def _add(api: FakeTogether, name: str, *, created_at: int, purpose: str = "fine-tune") -> str:

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import subprocess
 import sys
@@ -17,6 +16,7 @@ pytest.importorskip("together")
 import httpx
 import together
 
+from tests.together_adapter.conftest import KEY, make_provider
 from tests.together_adapter.fake_api import FakeTogether
 from unitune import (
     AuthenticationError,
@@ -34,37 +34,12 @@ from unitune import (
     UnsupportedFeatureError,
     ValidationFailed,
 )
-from unitune.config import RetrySettings, UnituneConfig
+from unitune.config import RetrySettings
 from unitune.providers.together import STATUS_MAP, TogetherProvider, TogetherSettings, idempotency_tag
 from unitune.testing import FakeClock
 from unitune.types import FileRef, JobSpec, PreparedFile
 
-KEY = "tg-test-secret-value-456"
 MODEL = "meta-llama/Meta-Llama-3.1-8B-Instruct-Reference"
-
-
-@pytest.fixture
-def api() -> FakeTogether:
-    return FakeTogether()
-
-
-def _provider(api: FakeTogether, **settings: typing.Any) -> TogetherProvider:
-    sdk = together.Together(api_key=KEY, base_url="http://together.test", max_retries=0,
-                            http_client=httpx.Client(transport=api.transport()))  # fmt: skip
-    p = TogetherProvider(TogetherSettings(**settings), client=sdk)
-    p._sleep = lambda s: None
-    return p
-
-
-@pytest.fixture
-def provider(api: FakeTogether) -> TogetherProvider:
-    return _provider(api)
-
-
-@pytest.fixture
-def client(provider: TogetherProvider, tmp_path: Path) -> FineTuneClient:
-    clock = FakeClock(dt.datetime(2026, 11, 22, tzinfo=dt.timezone.utc))
-    return FineTuneClient(provider, config=UnituneConfig(), ledger=tmp_path / "ledger.sqlite3", clock=clock)
 
 
 @pytest.fixture
@@ -229,7 +204,7 @@ def test_together_refusing_the_file_is_a_validation_error_with_its_report(api: F
 
 def test_processing_that_never_ends_times_out(api: FakeTogether, tmp_path: Path) -> None:
     api.processing_polls = 10**9
-    provider = _provider(api, file_processing_timeout=0.05, file_poll_interval=0.01)
+    provider = make_provider(api, file_processing_timeout=0.05, file_poll_interval=0.01)
     with pytest.raises(ProviderError, match="file_processing_timeout") as info:
         _file(provider, tmp_path)
     assert not isinstance(info.value, ProviderUnavailableError)  # not retried: a retry would upload again
@@ -425,7 +400,7 @@ def test_same_app_code_runs_on_fake_and_together_by_config_alone(api: FakeTogeth
     def build(name: str, section: typing.Any = None, **kwargs: typing.Any) -> typing.Any:
         built = real_build(name, section, **kwargs)
         if isinstance(built, TogetherProvider):
-            return _provider(api, **dict(section or {}))
+            return make_provider(api, **dict(section or {}))
         return built
 
     monkeypatch.setattr("unitune.client._sync.build_provider", build)
@@ -439,7 +414,7 @@ def test_same_app_code_runs_on_fake_and_together_by_config_alone(api: FakeTogeth
 def test_a_dropped_put_during_upload_is_unavailable_and_hides_the_presigned_url(api: FakeTogether,
                                                                                tmp_path: Path) -> None:  # fmt: skip
     api.fail(r"PUT /upload/.*", None, times=10)  # the connection drops while the bytes travel, every time
-    provider = _provider(api)
+    provider = make_provider(api)
     _fake_time(provider)
     with pytest.raises(ProviderUnavailableError, match=r"together\.test:80") as info:
         _file(provider, tmp_path)
@@ -516,7 +491,7 @@ def _big(tmp_path: Path, size: int = 1000) -> PreparedFile:
 
 
 def test_a_large_file_goes_up_in_parts_each_retried_alone(api: FakeTogether, tmp_path: Path) -> None:
-    provider = _provider(api, multipart_threshold_bytes=100, part_size_bytes=128, upload_concurrency=1)
+    provider = make_provider(api, multipart_threshold_bytes=100, part_size_bytes=128, upload_concurrency=1)
     clock = _fake_time(provider)
     prepared = _big(tmp_path)
     api.fail(r"PUT /upload-part/.*/3", 503, times=2)
@@ -530,7 +505,7 @@ def test_a_large_file_goes_up_in_parts_each_retried_alone(api: FakeTogether, tmp
 
 
 def test_a_lost_multipart_complete_answer_reads_the_file_it_made(api: FakeTogether, tmp_path: Path) -> None:
-    provider = _provider(api, multipart_threshold_bytes=100, part_size_bytes=512)
+    provider = make_provider(api, multipart_threshold_bytes=100, part_size_bytes=512)
     _fake_time(provider)
     api.fail(r"POST /v1/files/multipart/complete", 502, after_effect=True)
     ref = provider.upload(_big(tmp_path))
@@ -539,7 +514,7 @@ def test_a_lost_multipart_complete_answer_reads_the_file_it_made(api: FakeTogeth
 
 
 def test_a_part_that_keeps_failing_aborts_the_upload(api: FakeTogether, tmp_path: Path) -> None:
-    provider = _provider(api, multipart_threshold_bytes=100, part_size_bytes=128, upload_concurrency=1)
+    provider = make_provider(api, multipart_threshold_bytes=100, part_size_bytes=128, upload_concurrency=1)
     _fake_time(provider)
     api.fail(r"PUT /upload-part/.*/1", 500, times=100)
     with pytest.raises(ProviderUnavailableError, match="gave up on this step") as info:
@@ -564,7 +539,7 @@ def test_the_reads_before_a_create_are_retried_alone(api: FakeTogether, provider
 
 
 def test_upload_steps_retry_without_starting_over(api: FakeTogether, tmp_path: Path) -> None:
-    provider = _provider(api)
+    provider = make_provider(api)
     _fake_time(provider)
     api.fail(r"PUT /upload/.*", 500)
     api.fail(r"POST /v1/files/.*/preprocess", None)

@@ -10,33 +10,17 @@ import pytest
 
 pytest.importorskip("together")
 
-import httpx
-import together
 import yaml
 
 from tests.together_adapter.fake_api import FakeTogether
 from unitune.errors import JobSpecRefused
-from unitune.providers.together import TogetherProvider, TogetherSettings
+from unitune.providers.together import TogetherProvider
 from unitune.testing import FakeProvider
 from unitune.types import FileRef, Hyperparameters, JobSpec, PreparedFile, WandbIntegration
 
 MODEL = "meta-llama/Meta-Llama-3.1-8B-Instruct-Reference"
 WANDB_KEY = "wandb-secret-key-0123456789"
 SPEC = Path(__file__).resolve().parents[1] / "contract" / "specs" / "together-openapi.prism.yaml"
-
-
-@pytest.fixture
-def api() -> FakeTogether:
-    return FakeTogether()
-
-
-@pytest.fixture
-def provider(api: FakeTogether) -> TogetherProvider:
-    sdk = together.Together(api_key="tg-test-secret-value-456", base_url="http://together.test", max_retries=0,
-                            http_client=httpx.Client(transport=api.transport()))  # fmt: skip
-    p = TogetherProvider(TogetherSettings(), client=sdk)
-    p._sleep = lambda s: None
-    return p
 
 
 def _spec(provider: TogetherProvider, tmp_path: Path, **kw: typing.Any) -> JobSpec:

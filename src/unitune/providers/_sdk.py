@@ -171,6 +171,13 @@ class StainlessProvider(SDKProvider):
     def _sdk_module(self) -> Any:
         """The SDK's top module, imported lazily (its exception classes live there)."""
 
+    def _listed_file(self, raw: dict[str, Any]) -> FileRef:
+        """A `FileRef` from one entry of the vendor's file list (both vendors' `FileObject` shape)."""
+        return FileRef(
+            id=str(raw["id"]), provider=self.name, filename=raw.get("filename"), size_bytes=raw.get("bytes"),
+            created_at=as_datetime(raw.get("created_at")), raw=raw,
+        )  # fmt: skip
+
     @contextlib.contextmanager
     def _map_errors(self, action: str) -> Iterator[None]:
         sdk = self._sdk_module()

@@ -336,12 +336,6 @@ class OpenAIProvider(StainlessProvider):
         fetch = functools.partial(self.sdk.files.list, purpose="fine-tune", order="desc")
         return [self._listed_file(as_dict(item)) for item in self._pages("list files", fetch, limit)]
 
-    def _listed_file(self, raw: dict[str, Any]) -> FileRef:
-        return FileRef(
-            id=str(raw["id"]), provider=self.name, filename=raw.get("filename"), size_bytes=raw.get("bytes"),
-            created_at=as_datetime(raw.get("created_at")), raw=raw,
-        )  # fmt: skip
-
     def delete_file(self, file_id: str) -> None:
         """Delete an uploaded file (OpenAI also removes it from every vector store)."""
         answer = as_dict(self._call(f"delete file {file_id}", self.sdk.files.delete, file_id))

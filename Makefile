@@ -27,8 +27,8 @@ $(PRISM): package.json package-lock.json
 install: $(STAMP) $(PRISM)
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests bench examples
-	$(BIN)/ruff format --check src tests bench examples
+	$(BIN)/ruff check src tests bench examples docs/_scripts
+	$(BIN)/ruff format --check src tests bench examples docs/_scripts
 
 typecheck: $(STAMP)
 	$(BIN)/mypy --strict src

@@ -1,4 +1,4 @@
-"""Pages generated at every `mkdocs build` (mkdocs-gen-files), so they cannot drift from the code:
+"""Pages generated at every `mkdocs build` (mkdocs-gen-files), so they cannot drift from the code.
 
 - `reference/*.md`: the API reference, one page per public module, one section per name in its
   `__all__` (each object documented once, on the page of the module that owns it);
@@ -75,7 +75,11 @@ def _param_row(param: Any) -> str:
     kind = "argument" if param.param_type_name == "argument" else "option"
     help_text = (getattr(param, "help", None) or "").replace("|", "\\|").replace("\n", " ")
     default = param.default
-    shown = "" if default is None or default is False or kind == "argument" or callable(default) else f"`{default}`"
+    shown = (
+        ""
+        if default is None or default is False or kind == "argument" or callable(default)
+        else f"`{default}`"
+    )
     required = " (required)" if param.required else ""
     return f"| {names} | {kind}{required} | {help_text} | {shown} |"
 
@@ -139,12 +143,20 @@ def _providers() -> None:
         entry = catalog.providers.get(name)
         if entry is not None:
             life = catalog.lifecycle(name, None, today=today)
-            status = {"live": "✓", "closing": f"until {life.date}", "retired": "retired" + (f" {life.date}" if life.date else "")}.get(life.state, life.state)
+            status = {
+                "live": "✓",
+                "closing": f"until {life.date}",
+                "retired": "retired" + (f" {life.date}" if life.date else ""),
+            }.get(life.state, life.state)
         else:
             status = "✓" if caps.accepts_new_jobs else "retired"
         flags = ["✓" if getattr(caps, attr, False) else "·" for attr, _ in _FLAGS]
         models = len(list(catalog.models(name))) if entry is not None else 0
-        page = f"[{name}](../{name}.md)" if name in ("openai", "together", "bedrock", "vertex", "mistral", "cohere") else name
+        page = (
+            f"[{name}](../{name}.md)"
+            if name in ("openai", "together", "bedrock", "vertex", "mistral", "cohere")
+            else name
+        )
         extra = f"`unitune[{info.extra}]`" if info.extra else "—"
         out.append("| " + " | ".join([page, extra, status, *flags, str(models)]) + " |")
     out += ["", "Each vendor's page says how to set it up, what maps to what, its statuses, errors, limits and "

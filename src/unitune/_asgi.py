@@ -1,4 +1,6 @@
-"""An ASGI app served by uvicorn from a background thread: the review page, the model server and the
+"""A uvicorn-served ASGI app running in a background thread.
+
+An ASGI app served by uvicorn from a background thread: the review page, the model server and the
 fine-tuning gateway all run this way.
 
 The socket is bound here, before uvicorn starts, so that port 0 reports the port really taken and a
@@ -116,7 +118,9 @@ class ThreadedServer:
 
     def stop(self, timeout: float = 10.0) -> None:
         """Stop serving and wait (up to `timeout` seconds) for the thread, then run `on_close`.
-        Idempotent."""
+
+        Idempotent.
+        """
         self._server.should_exit = True
         self._thread.join(timeout)
         self._socket.close()

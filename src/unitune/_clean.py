@@ -86,7 +86,9 @@ def find_cleanable(
     now: dt.datetime | None = None,
     include_models: bool = False,
 ) -> list[CleanItem]:
-    """What can be removed: finished local jobs, unused uploads, leftover converted copies and cached
+    """List what `unitune clean` could remove, removing nothing.
+
+    What can be removed: finished local jobs, unused uploads, leftover converted copies and cached
     models older than `older_than_days` (see the module docstring). Removes nothing.
 
     The places default to the config's (`home`, `[providers.local] home`, the cache directory); pass
@@ -134,9 +136,12 @@ def find_cleanable(
 def _local_jobs(
     local: LocalProvider, now: dt.datetime, cutoff: dt.datetime, include_models: bool
 ) -> tuple[list[CleanItem], set[str], int]:
-    """Finished local jobs older than `cutoff` (a succeeded one only with `include_models`: its
+    """Find the local jobs to clean, the files unfinished jobs still read, and how many are unfinished.
+
+    Finished local jobs older than `cutoff` (a succeeded one only with `include_models`: its
     folder is the trained model, which nothing rebuilds); the files unfinished jobs still read; how
-    many jobs are unfinished. Each status is read through the provider, which notices a dead worker."""
+    many jobs are unfinished. Each status is read through the provider, which notices a dead worker.
+    """
     items: list[CleanItem] = []
     needed: set[str] = set()
     unfinished = 0
@@ -186,8 +191,11 @@ def _old_entries(
 
 
 def remove(items: Iterable[CleanItem]) -> tuple[int, list[tuple[Path, str]]]:
-    """Delete each item; returns the bytes freed and, for each that could not be removed, its path and
-    the reason (the others are still removed)."""
+    """Delete each cleanable item and report the bytes freed and the failures.
+
+    Delete each item; returns the bytes freed and, for each that could not be removed, its path and
+    the reason (the others are still removed).
+    """
     freed = 0
     failed: list[tuple[Path, str]] = []
     for item in items:

@@ -1,5 +1,8 @@
-"""Waiting on a job with a progress bar and the job's own log above it: shared by `unitune wait` and
-`unitune demo`, so neither imports the other (the demo used to reach into the CLI's private helpers)."""
+"""Waiting on a job with a progress bar and its log, for `unitune wait` and `unitune demo`.
+
+Waiting on a job with a progress bar and the job's own log above it: shared by `unitune wait` and
+`unitune demo`, so neither imports the other (the demo used to reach into the CLI's private helpers).
+"""
 
 from __future__ import annotations
 
@@ -27,8 +30,11 @@ def wait_with_progress(
     poll_interval: float | None = None,
     on_update: Callable[[Job], None] | None = None,
 ) -> Job:
-    """`client.wait(job_id)` drawing a bar on `console`, with the job's events printed as they come
-    (and `on_update(job)` called after each poll, as `wait` would)."""
+    """Wait for a job, drawing a progress bar and printing its events.
+
+    `client.wait(job_id)` drawing a bar on `console`, with the job's events printed as they come
+    (and `on_update(job)` called after each poll, as `wait` would).
+    """
     from rich.markup import escape
     from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 

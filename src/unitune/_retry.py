@@ -29,8 +29,11 @@ TRANSIENT = (RateLimitError, ProviderUnavailableError)
 
 
 def retryable(exc: BaseException | None) -> bool:
-    """Transient, and caused by nothing marked `retryable = False` (the test network guard's
-    refusal, wrapped by an SDK in its connection error: a blocked host fails at once)."""
+    """Whether `exc` is worth retrying.
+
+    Transient, and caused by nothing marked `retryable = False` (the test network guard's
+    refusal, wrapped by an SDK in its connection error: a blocked host fails at once).
+    """
     if not isinstance(exc, TRANSIENT):
         return False
     seen: set[int] = set()
@@ -107,8 +110,11 @@ class RetryPolicy:
     def call(
         self, op: str, fn: Callable[..., T], *args: Any, deadline: float | None = None, **kwargs: Any
     ) -> T:
-        """Run `fn(*args, **kwargs)`, retrying transient errors; never sleeping past `deadline`
-        (a `clock.monotonic()` value), when given."""
+        """Run `fn` with the retry policy, retrying transient errors.
+
+        Run `fn(*args, **kwargs)`, retrying transient errors; never sleeping past `deadline`
+        (a `clock.monotonic()` value), when given.
+        """
         # Imported here: tenacity pulls in asyncio, which `import unitune` should not pay for.
         import tenacity
 

@@ -118,9 +118,12 @@ JOB_KEYS = frozenset({"model", "method", "hyperparameters", "suffix", "validatio
 
 
 class JobDefaults(BaseModel):
-    """Defaults for `create_job` (and `estimate`/`validate`'s model) from config: `[job]`, overridden
+    """Defaults for `create_job` from the config's `[job]` and provider tables.
+
+    Defaults for `create_job` (and `estimate`/`validate`'s model) from config: `[job]`, overridden
     per provider by the same keys under `[providers.<name>]`. Arguments to the call win over both,
-    so switching vendor is a config change, not a code change."""
+    so switching vendor is a config change, not a code change.
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -170,8 +173,11 @@ class GatewayKeySettings(BaseModel):
         return self
 
     def secret(self, env: Mapping[str, str] | None = None) -> SecretStr:
-        """The key: `key`, or the value of the variable `key_env` names (from `env`, default the
-        process environment). Raises `ConfigurationError` naming the variable, never a key."""
+        """Return the API key, read from the settings or the environment.
+
+        The key: `key`, or the value of the variable `key_env` names (from `env`, default the
+        process environment). Raises `ConfigurationError` naming the variable, never a key.
+        """
         if self.key is not None:
             return self.key
         env = os.environ if env is None else env
@@ -187,8 +193,11 @@ class GatewayKeySettings(BaseModel):
 
 
 class GatewaySettings(BaseModel):
-    """`[gateway]`: what `unitune gateway` (and `unitune serve --fine-tuning`, the same server)
-    serves when its command-line options do not say. None: the command's own default."""
+    """The `[gateway]` settings of `unitune gateway`.
+
+    `[gateway]`: what `unitune gateway` (and `unitune serve --fine-tuning`, the same server)
+    serves when its command-line options do not say. None: the command's own default.
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -264,14 +273,18 @@ class UnituneConfig(BaseModel):
         return self
 
     def section(self, provider: str) -> dict[str, Any]:
-        """The `[providers.<name>]` settings for the provider itself (empty if absent): the table
-        without its job defaults (`model`, `method`, …), which `job_defaults` reads."""
+        """The `[providers.<name>]` settings for the provider itself.
+
+        The `[providers.<name>]` settings for the provider itself (empty if absent): the table
+        without its job defaults (`model`, `method`, …), which `job_defaults` reads.
+        """
         return {k: v for k, v in self.providers.get(provider, {}).items() if k not in JOB_KEYS}
 
     def job_defaults(self, provider: str) -> JobDefaults:
         """`[job]` with `[providers.<provider>]`'s job keys over it.
 
-        Raises `ConfigurationError` naming the key when a per-provider value is invalid."""
+        Raises `ConfigurationError` naming the key when a per-provider value is invalid.
+        """
         own = {k: v for k, v in self.providers.get(provider, {}).items() if k in JOB_KEYS}
         if not own:
             return self.job
@@ -383,8 +396,10 @@ def load_config(
 
 
 def cache_dir() -> Path:
-    """unitune's cache (converted models, the parsed catalog): `$UNITUNE_CACHE` or the user cache dir.
-    Everything here can be deleted and is rebuilt on demand."""
+    """The cache of unitune (converted models, the parsed catalog): `$UNITUNE_CACHE` or the user cache dir.
+
+    Everything here can be deleted and is rebuilt on demand.
+    """
     if os.environ.get(CACHE_ENV):
         return Path(os.environ[CACHE_ENV]).expanduser()
     import platformdirs
@@ -393,7 +408,10 @@ def cache_dir() -> Path:
 
 
 def home_dir(config: UnituneConfig | None = None) -> Path:
-    """unitune's data directory: `$UNITUNE_HOME`, else `home` in config, else the platform's user data dir."""
+    """The data directory of unitune.
+
+    `$UNITUNE_HOME`, else `home` in config, else the platform's user data dir.
+    """
     if os.environ.get(HOME_ENV):
         return Path(os.environ[HOME_ENV]).expanduser()
     if config is not None and config.home is not None:

@@ -47,8 +47,11 @@ _SECRET_ENV = (
 
 
 def remember_secret(value: str | None) -> None:
-    """Mask `value` in every provider error from now on (keys shorter than 8 characters are not
-    masked: they would blank out ordinary words)."""
+    """Mask `value` in every provider error from now on.
+
+    Mask `value` in every provider error from now on (keys shorter than 8 characters are not
+    masked: they would blank out ordinary words).
+    """
     if value and len(value) >= 8:
         _SECRETS.add(value)
 
@@ -87,9 +90,10 @@ class UnituneError(Exception):
 
 
 class ConfigurationError(UnituneError, ValueError):
-    """A setting or an argument is missing or wrong: a key, a provider name, a config file, a value
-    passed to a call. Also a `ValueError`, so code that guards a call with `except ValueError` keeps
-    working.
+    """A setting or an argument is missing or wrong.
+
+    A key, a provider name, a config file, a value passed to a call. Also a `ValueError`, so code that
+    guards a call with `except ValueError` keeps working.
 
     `fix` holds the one thing to do (set an env var, edit a key in a named file).
     """
@@ -184,9 +188,10 @@ class UnsupportedFeatureError(UnituneError):
 
 
 class JobSpecRefused(UnsupportedFeatureError, ConfigurationError):
-    """This provider cannot take this job as specified: a hyperparameter, a `provider_options` key,
-    a suffix or metadata it refuses, or a method or model it does not train. Raised by the adapter's
-    `check_job`, before anything is uploaded.
+    """This provider cannot take this job as specified.
+
+    A hyperparameter, a `provider_options` key, a suffix or metadata it refuses, or a method or model it
+    does not train. Raised by the adapter's `check_job`, before anything is uploaded.
 
     One class for every adapter, whatever the reason; it is also an `UnsupportedFeatureError` and a
     `ConfigurationError` (so a `ValueError`), which code written against either keeps catching.
@@ -287,7 +292,9 @@ class UnknownStatusError(ProviderError):
 
 
 class ProviderUnavailableError(ProviderError):
-    """A 5xx answer, a timeout, a dropped connection or a 2xx answer whose body cannot be read: worth
+    """The provider is unavailable for now: worth retrying later.
+
+    A 5xx answer, a timeout, a dropped connection or a 2xx answer whose body cannot be read: worth
     retrying later.
 
     `sent` is False when the request certainly never reached the vendor (the connection was refused,

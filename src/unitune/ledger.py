@@ -129,8 +129,11 @@ RunStatus = Literal["started", "training", "evaluating", "succeeded", "failed", 
 
 
 class RunRecord(BaseModel):
-    """One run (`unitune train`): what was asked (the job file's spec, as JSON), from what data,
-    the job it made, how it scored, and the run it was retrained from. No secrets, no data."""
+    """One recorded run (`unitune train`).
+
+    One run (`unitune train`): what was asked (the job file's spec, as JSON), from what data,
+    the job it made, how it scored, and the run it was retrained from. No secrets, no data.
+    """
 
     model_config = ConfigDict(frozen=True)
 
@@ -242,7 +245,9 @@ class Ledger:
         self, job: Job, *, spec_hash: str | None, idempotency_key: str | None, data: DataFiles | None = None
     ) -> LedgerEntry:
         """Remember a job this machine created (and, with `data`, the local files it came from).
-        Recording the same job again updates its status; the data first recorded stays."""
+
+        Recording the same job again updates its status; the data first recorded stays.
+        """
         now = utcnow().isoformat()
         created = (job.created_at or utcnow()).isoformat()
         files = data or DataFiles()

@@ -1,4 +1,6 @@
-"""The catalog: fine-tunable models per provider, portable aliases, dated prices with sources,
+"""The catalog: models, aliases, prices, provider lifecycles and cost quotes.
+
+The catalog: fine-tunable models per provider, portable aliases, dated prices with sources,
 provider lifecycle, and the cost quotes computed from them.
 
     from unitune.catalog import load_catalog

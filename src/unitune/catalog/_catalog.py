@@ -40,8 +40,10 @@ _WHAT = {"training": "training", "fine_tuning_api": "fine-tuning API", "inferenc
 
 
 class ModelLifecycle(BaseModel):
-    """Whether a model on a provider takes new fine-tuning jobs on a given day: one state, decided
-    by `Catalog.lifecycle` from the provider entry and every sunset that applies to the model.
+    """Whether a model on a provider takes new fine-tuning jobs on a given day.
+
+    One state, decided by `Catalog.lifecycle` from the provider entry and every sunset that applies to
+    the model.
 
     - `live`: jobs accepted, no end announced.
     - `closing`: jobs still accepted; `date` is the first announced day they stop (`what` says which
@@ -83,8 +85,11 @@ class ModelLifecycle(BaseModel):
         return "live"
 
     def error(self) -> ProviderRetiredError:
-        """The `ProviderRetiredError` every entry point raises for a retired model (date, source,
-        live alternatives)."""
+        """The error every entry point raises for this retired model.
+
+        The `ProviderRetiredError` every entry point raises for a retired model (date, source,
+        live alternatives).
+        """
         message = f"{self.provider} accepts no new fine-tuning jobs"
         if self.per_model and self.model:
             message += f" for {self.model}"
@@ -206,9 +211,11 @@ class Catalog:
     def _decide(
         self, provider: str, model: str | None, today: dt.date
     ) -> tuple[LifecycleState, Sunset | None, str | None]:
-        """The state, the sunset that decides it, and the model's own id. A sunset applies when it
-        names no model (provider-wide) or names this model by id or alias; every kind ends new
-        jobs, since a model that is shut down cannot be trained either."""
+        """The state, the sunset that decides it, and the model's own id.
+
+        A sunset applies when it names no model (provider-wide) or names this model by id or alias; every
+        kind ends new jobs, since a model that is shut down cannot be trained either.
+        """
         entry = self.provider(provider)
         found = self.find(provider, model) if model else None
         names = {model, found.id, *found.aliases} if found else {model}
@@ -231,7 +238,9 @@ class Catalog:
         return "live", None, model_id
 
     def lifecycle(self, provider: str, model: str | None = None, *, today: dt.date) -> ModelLifecycle:
-        """The one lifecycle of `model` (an id or alias; None: the provider as a whole) on
+        """The lifecycle state of a model (or a whole provider) on a given day.
+
+        The one lifecycle of `model` (an id or alias; None: the provider as a whole) on
         `provider` on `today`: `live`, `closing` (an end date is announced) or `retired`.
 
         Every entry point asks here: `create_job` (through `check_can_train`), `estimate`,
@@ -254,9 +263,12 @@ class Catalog:
         )
 
     def accepts_new_jobs(self, name: str, *, today: dt.date | None = None) -> bool:
-        """Whether provider `name` takes new fine-tuning jobs: its entry's flag and, on `today` (when
+        """Whether a provider takes new fine-tuning jobs.
+
+        Whether provider `name` takes new fine-tuning jobs: its entry's flag and, on `today` (when
         given), no provider-wide sunset passed: the provider-wide answer of `lifecycle`. `unitune
-        providers` and the alternatives in every retirement error ask here."""
+        providers` and the alternatives in every retirement error ask here.
+        """
         if today is None:
             return self.provider(name).accepts_new_jobs
         return self._decide(name, None, today)[0] != "retired"
@@ -285,8 +297,10 @@ class Catalog:
         return out
 
     def check_can_train(self, provider: str, model: str | None = None, *, today: dt.date) -> None:
-        """Raise `ProviderRetiredError` if `model` on `provider` is retired on `today` (see
-        `lifecycle`). A provider the catalog does not know passes: its adapter decides."""
+        """Raise `ProviderRetiredError` if `model` on `provider` is retired on `today` (see `lifecycle`).
+
+        A provider the catalog does not know passes: its adapter decides.
+        """
         if provider not in self.providers:
             return
         lifecycle = self.lifecycle(provider, model, today=today)
@@ -321,9 +335,12 @@ class Catalog:
 
 @functools.cache
 def _builtin() -> Catalog:
-    """The shipped catalog. Parsing TOML in pure Python costs ~25 ms for these files, so the parsed
-    result is cached as JSON (C-speed to read) under the user cache dir, keyed by the files' content:
-    an edited or upgraded file is simply a cache miss."""
+    """The shipped catalog.
+
+    Parsing TOML in pure Python costs ~25 ms for these files, so the parsed result is cached as JSON
+    (C-speed to read) under the user cache dir, keyed by the files' content: an edited or upgraded file
+    is simply a cache miss.
+    """
     import hashlib
     import json
     import logging

@@ -213,9 +213,12 @@ class Quote(BaseModel):
     )
 
     def break_even(self, *, requests_per_month: float, prompt_tokens_saved: float) -> BreakEven:
-        """Months until the fine-tune pays for itself against the base model prompted with
+        """Months until the fine-tune pays for itself against a longer-prompted base model.
+
+        Months until the fine-tune pays for itself against the base model prompted with
         `prompt_tokens_saved` more tokens of instructions per request (the classic shorter-prompts
-        case), counting the tuned model's own inference price and monthly hosting."""
+        case), counting the tuned model's own inference price and monthly hosting.
+        """
         if self.tuned_per_1k_requests_usd is None or self.base_per_1k_requests_usd is None:
             raise ConfigurationError(
                 f"No inference prices for {self.model} on {self.provider}: cannot compare."

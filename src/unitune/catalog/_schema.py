@@ -86,8 +86,11 @@ class Sunset(Sourced):
 
 
 class WeightsAccess(Sourced):
-    """Whether a model tuned on this provider can be downloaded as weights (to export, serve elsewhere
-    or keep), and how: `unitune export` says this instead of failing on a vendor that keeps them."""
+    """Whether, and how, a model tuned on this provider can be downloaded as weights.
+
+    Whether a model tuned on this provider can be downloaded as weights (to export, serve elsewhere
+    or keep), and how: `unitune export` says this instead of failing on a vendor that keeps them.
+    """
 
     downloadable: bool = Field(description="The tuned weights (adapter or merged model) can be downloaded.")
     how: str = Field(

@@ -39,8 +39,11 @@ _ClickException: type[Exception] = next(
 
 
 class _OneLineUsageErrors(typer.core.TyperGroup):
-    """Usage errors (a bad option value, a missing argument, an unknown command) as one line on
-    stderr, or a JSON object with `--json`, and exit 2, instead of click's usage block."""
+    """Click group that reports usage errors as one line and exits 2.
+
+    Usage errors (a bad option value, a missing argument, an unknown command) as one line on
+    stderr, or a JSON object with `--json`, and exit 2, instead of click's usage block.
+    """
 
     def invoke(self, ctx: Any) -> Any:
         args = [*getattr(ctx, "_protected_args", ()), *ctx.args]  # before click consumes them
@@ -68,8 +71,11 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 def _print_version(value: bool) -> None:
-    """`--version`: the installed distribution's version (what pip installed, which is what a bug
-    report needs), printed before any config is read, so it works anywhere."""
+    """Print the installed version for `--version`.
+
+    `--version`: the installed distribution's version (what pip installed, which is what a bug
+    report needs), printed before any config is read, so it works anywhere.
+    """
     if not value:
         return
     from importlib.metadata import PackageNotFoundError, version
@@ -102,8 +108,11 @@ def _not_empty(value: str | None) -> str | None:
 
 
 def _provider_name(value: str | None) -> str | None:
-    """A provider the registry or the catalog knows (a catalog-only one, such as a retired vendor,
-    is listed by `models` and `prices`); any other name is a usage error with the closest names."""
+    """Check a provider name given on the command line.
+
+    A provider the registry or the catalog knows (a catalog-only one, such as a retired vendor,
+    is listed by `models` and `prices`); any other name is a usage error with the closest names.
+    """
     _not_empty(value)
     if value is None:
         return None
@@ -197,8 +206,11 @@ def _print_json(obj: Any) -> None:
 
 
 def _report(kind: str, message: str, *, as_json: bool, shown: str | None = None) -> None:
-    """Every error the CLI prints: `{"error": {type, message}}` on stdout with --json, else one line on
-    stderr (`shown`, when the line says more than the message)."""
+    """Print an error the CLI way: JSON on stdout with --json, else one line on stderr.
+
+    Every error the CLI prints: `{"error": {type, message}}` on stdout with --json, else one line on
+    stderr (`shown`, when the line says more than the message).
+    """
     if as_json:
         _print_json({"error": {"type": kind, "message": message}})
     else:
@@ -576,8 +588,11 @@ def chat(
 
 
 def _check_can_train(provider: str, model: str) -> None:
-    """`ProviderRetiredError` if `model` takes no new jobs on `provider` (or on the provider a
-    dataset profile such as `bedrock-nova` belongs to), from the catalog's one lifecycle."""
+    """Refuse a model that takes no new jobs on the provider.
+
+    `ProviderRetiredError` if `model` takes no new jobs on `provider` (or on the provider a
+    dataset profile such as `bedrock-nova` belongs to), from the catalog's one lifecycle.
+    """
     catalog = _catalog()
     name = provider if provider in catalog.providers else provider.split("-", 1)[0]
     if name in catalog.providers:
@@ -737,8 +752,10 @@ def convert(
     ] = None,
     show: Annotated[int, typer.Option(help="How many losses to list.", min=0)] = 20,
 ) -> None:
-    """Convert a dataset to a provider's wire format, reporting anything it cannot carry. Exits 1 if
-    any example had to be left out."""
+    """Convert a dataset to a provider's wire format, reporting anything it cannot carry.
+
+    Exits 1 if any example had to be left out.
+    """
     from unitune.data import Dataset
     from unitune.data.convert import write_jsonl
     from unitune.providers.registry import get_provider_class
@@ -870,8 +887,11 @@ def estimate(
         ),
     ] = None,
 ) -> None:
-    """What a fine-tune will cost, line by line, with each price's source and date. A model that
-    takes no new jobs is refused, as create_job refuses it (with --compare: shown as unavailable)."""
+    """What a fine-tune will cost, line by line, with each price's source and date.
+
+    A model that takes no new jobs is refused, as create_job refuses it (with --compare: shown as
+    unavailable).
+    """
     from unitune.catalog import COMPARE_EPOCHS
     from unitune.catalog import compare as compare_costs
     from unitune.catalog import estimate as estimate_cost

@@ -1,4 +1,6 @@
-"""`unitune export`: write a tuned model as a PEFT adapter, a merged model, a GGUF file or an Ollama
+"""`unitune export`: write a tuned model in another runtime's format.
+
+`unitune export`: write a tuned model as a PEFT adapter, a merged model, a GGUF file or an Ollama
 model folder (see `unitune.export`).
 
 A module of its own because `_app.py` is already long; the command registers on the same Typer app

@@ -155,8 +155,11 @@ def run_gateway(settings: GatewayConfig) -> None:
 
 
 def _given(ctx: typer.Context, name: str) -> bool:
-    """Whether option `name` came from the command line or its env var, not its default: only
-    then does it win over `[gateway]` (the defaults still show in --help)."""
+    """Whether option `name` was given on the command line or by its env var.
+
+    Whether option `name` came from the command line or its env var, not its default: only
+    then does it win over `[gateway]` (the defaults still show in --help).
+    """
     # By name: typer vendors its own click in some versions, so click's enum may not be typer's.
     source = ctx.get_parameter_source(name)
     return source is not None and source.name not in ("DEFAULT", "DEFAULT_MAP")
@@ -220,10 +223,10 @@ def gateway(
     ] = None,
 ) -> None:
     # "\\[": rich renders the help, and would take a TOML table name such as [gateway] for markup.
-    """Serve OpenAI's fine-tuning API (/v1/files, /v1/uploads, /v1/fine_tuning/jobs) over a provider.
+    r"""Serve OpenAI's fine-tuning API (/v1/files, /v1/uploads, /v1/fine_tuning/jobs) over a provider.
 
-    The same server as `unitune serve --fine-tuning`. Settings not given here come from \\[gateway]
-    in unitune.toml (provider, host, port, max_cost_usd, \\[gateway.models], \\[\\[gateway.keys]]).
+    The same server as `unitune serve --fine-tuning`. Settings not given here come from \[gateway]
+    in unitune.toml (provider, host, port, max_cost_usd, \[gateway.models], \[\[gateway.keys]]).
     """
     from unitune.config import load_config
 

@@ -84,7 +84,9 @@ def upload(
     ] = None,
 ) -> None:
     """Validate a dataset, convert it to the provider's format and upload it; prints the file id.
-    Nothing is uploaded if the data fails the provider's checks."""
+
+    Nothing is uploaded if the data fails the provider's checks.
+    """
     with _client(provider) as client:
         defaults = client.config.job_defaults(client.provider.name)
         chosen = cast("Literal['sft', 'dpo']", method or defaults.method or "sft")
@@ -113,9 +115,12 @@ def upload(
 def _data_or_file_id(
     value: str | None, option: str, provider: str, purpose: Literal["training", "validation"]
 ) -> Path | FileRef | None:
-    """An existing local path is data to validate and upload; anything else is the id of a file
+    """Tell a local dataset path from the id of an already uploaded file.
+
+    An existing local path is data to validate and upload; anything else is the id of a file
     already uploaded to `provider`. A value that can only be a path (a folder, or a dataset's ending)
-    and is not a file is a usage error, not an id the vendor would answer 404 for."""
+    and is not a file is a usage error, not an id the vendor would answer 404 for.
+    """
     if value is None:
         return None
     path = Path(value).expanduser()
@@ -182,8 +187,7 @@ def create(
         typer.Option(help="Refuse (before uploading) if the quote is above this many dollars.", min=0),
     ] = None,
 ) -> None:
-    """Start a fine-tuning job from a local dataset or an uploaded file; prints the job and how to
-    follow it."""
+    """Start a fine-tuning job from a local dataset or an uploaded file; prints the job and how to follow it."""
     hyperparameters = {
         name: value
         for name, value in {
@@ -244,8 +248,10 @@ def metrics(
         ),
     ] = None,
 ) -> None:
-    """A job's training and validation loss per step, on any provider that reports them, and with
-    --plot the loss curve as a PNG."""
+    """Show a job's training and validation loss per step.
+
+    Works on any provider that reports them; with --plot, also the loss curve as a PNG.
+    """
     from unitune._plot import loss_png
 
     if plot is not None:
@@ -352,9 +358,12 @@ def clean(
         typer.Option("--include-models", help="Also remove succeeded local jobs: their trained adapters."),
     ] = False,
 ) -> None:
-    """Free disk: failed and cancelled local-trainer jobs (succeeded ones, i.e. trained adapters, only
-    with --include-models), unused local uploads, leftover converted data and cached models older than
-    --older-than days. Running jobs are never touched."""
+    """Free disk taken by old local jobs, uploads, converted data and cached models.
+
+    Removes failed and cancelled local-trainer jobs (succeeded ones, i.e. trained adapters, only with
+    --include-models), unused local uploads, leftover converted data and cached models older than
+    --older-than days. Running jobs are never touched.
+    """
     from unitune._clean import find_cleanable, human_size, remove
 
     items = find_cleanable(older_than_days=older_than, include_models=include_models)

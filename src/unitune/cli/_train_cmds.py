@@ -109,9 +109,12 @@ def train(
     ] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Validate, quote, train, wait, plot the loss, evaluate and record a run; with --grid or
+    """Train a job file end to end and record the run, or sweep a grid.
+
+    Validate, quote, train, wait, plot the loss, evaluate and record a run; with --grid or
     --providers, a sweep ranked in one table. Rerunning the same job on the same data follows the
-    job already made instead of starting another."""
+    job already made instead of starting another.
+    """
     overrides: dict[str, Any] = {
         "provider": provider, "model": model, "method": method, "suffix": suffix, "budget_usd": budget,
         "name": name, "hyperparameters.epochs": epochs, "hyperparameters.learning_rate": learning_rate,
@@ -263,8 +266,10 @@ def retrain(
     ] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Retrain a run with new data, a new base or on another provider, and compare it with its parent
-    on the parent's validation data."""
+    """Retrain a run with new data, a new base or on another provider.
+
+    The new model is compared with its parent on the parent's validation data.
+    """
     from unitune.runs import RunInterrupted
 
     client = _client(None)

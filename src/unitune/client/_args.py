@@ -1,5 +1,8 @@
-"""The client's argument checks: every bad value a caller can pass becomes a one-line
-`ConfigurationError` naming the fix, before anything is uploaded."""
+"""The client's argument checks.
+
+Every bad value a caller can pass becomes a one-line `ConfigurationError` naming the fix, before anything
+is uploaded.
+"""
 
 from __future__ import annotations
 

@@ -45,8 +45,10 @@ T = TypeVar("T")
 
 
 class AsyncFineTuneClient:
-    """The same API as `FineTuneClient`, awaitable. Calls run in worker threads; `wait` sleeps on the
-    event loop, so many jobs can be awaited concurrently (`asyncio.gather`).
+    """The same API as `FineTuneClient`, awaitable.
+
+    Calls run in worker threads; `wait` sleeps on the event loop, so many jobs can be awaited
+    concurrently (`asyncio.gather`).
 
     Takes the same arguments as `FineTuneClient`, or wraps one: `AsyncFineTuneClient(client=sync)`.
     """

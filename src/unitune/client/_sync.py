@@ -238,8 +238,11 @@ class FineTuneClient:
         self.close()
 
     def close(self) -> None:
-        """Release the provider's connections, if this client built the provider (one passed in
-        belongs to the caller, who may share it)."""
+        """Release the provider's connections if this client built the provider.
+
+        Release the provider's connections, if this client built the provider (one passed in
+        belongs to the caller, who may share it).
+        """
         if self._owns_provider:
             self.provider.close()
 
@@ -332,9 +335,12 @@ class FineTuneClient:
         workdir: Path,
         method: TrainingMethod = "sft",
     ) -> list[PreparedFile | FileRef]:
-        """Validate local data (training against validation for leakage, each example of `method`'s
+        """Validate local data and convert it to the provider's format for `method`.
+
+        Validate local data (training against validation for leakage, each example of `method`'s
         kind), then convert it to the provider's format for `method`. Raises `ValidationFailed`
-        before anything is uploaded."""
+        before anything is uploaded.
+        """
         loaded = [(self._dataset(d), purpose) for d, purpose in items]
         local = {purpose: ds for ds, purpose in loaded if isinstance(ds, Dataset)}
         if "training" in local or "validation" in local:
@@ -385,8 +391,9 @@ class FineTuneClient:
         model: str | None = None,
         method: TrainingMethod = "sft",
     ) -> FileRef:
-        """Validate `data`, convert it to the provider's format for `method` and upload it. A
-        `FileRef` is returned as is.
+        """Validate `data`, convert it to the provider's format for `method` and upload it.
+
+        A `FileRef` is returned as is.
 
         Raises `ValidationFailed` (nothing uploaded) when the data fails the provider's checks.
         """
@@ -442,9 +449,12 @@ class FineTuneClient:
         validation_data: DataInput | None = None,
         method: TrainingMethod | None = None,
     ) -> Quote:
-        """What fine-tuning `model` on `data` would cost on this provider, from exact token counts
+        """Quote what fine-tuning `model` on `data` would cost on this provider.
+
+        What fine-tuning `model` on `data` would cost on this provider, from exact token counts
         and the catalog's dated prices (each line carries its source). `model`, `method` and
-        `hyperparameters` default from the config's job settings, as in `create_job`."""
+        `hyperparameters` default from the config's job settings, as in `create_job`.
+        """
         defaults = self.config.job_defaults(self.provider.name)
         return self._quote(
             data, validation_data, self._model_arg(model, defaults.model),
@@ -605,8 +615,11 @@ class FineTuneClient:
         validation: bool = False,
         wandb: WandbIntegration | None = None,
     ) -> JobSpec:
-        """The job's spec with a stand-in file, built before anything is uploaded so whatever the
-        spec refuses is refused now, not after the upload; the uploaded files replace the stand-ins."""
+        """The job's spec with stand-in files, checked before anything is uploaded.
+
+        The job's spec with a stand-in file, built before anything is uploaded so whatever the
+        spec refuses is refused now, not after the upload; the uploaded files replace the stand-ins.
+        """
         stand_in = FileRef(id="unitune-check", provider=self.provider.name)
         try:
             spec = JobSpec(
@@ -703,8 +716,11 @@ class FineTuneClient:
         return job
 
     def _remember(self, job: Job, fingerprint: str | None, key: str, files: DataFiles | None = None) -> None:
-        """Record a created job. The job exists whatever happens here, so a ledger failure is a
-        warning, never an error that would make the caller think the create failed and retry."""
+        """Record a created job.
+
+        The job exists whatever happens here, so a ledger failure is a warning, never an error that would
+        make the caller think the create failed and retry.
+        """
         if self.ledger is None:
             return
         try:
@@ -735,8 +751,11 @@ class FineTuneClient:
             )  # fmt: skip
 
     def _recorded(self, key: str, fingerprint: str, model: str) -> Job | None:
-        """The job already created with this key: from the ledger, else from the provider's tags
-        (the key may have been used on another machine, or with the ledger off)."""
+        """The job already created with idempotency key `key`, if any.
+
+        The job already created with this key: from the ledger, else from the provider's tags
+        (the key may have been used on another machine, or with the ledger off).
+        """
         reuse = ConfigurationError(
             f"Idempotency key {key!r} was already used for another job with a different model, data "
             "or settings.",
@@ -778,10 +797,13 @@ class FineTuneClient:
             raise
 
     def _find_created(self, key: str) -> Job | None:
-        """The job tagged `key`, looked up with backoff for `retry.find_window` seconds on
+        """Look up the job tagged `key`, with backoff where the provider's job list lags.
+
+        The job tagged `key`, looked up with backoff for `retry.find_window` seconds on
         providers whose job list can lag (once on those that cannot). A lookup that itself fails
         counts as "not seen yet"; if none succeeded, that error is raised, so the caller's retry
-        looks again rather than creating blind."""
+        looks again rather than creating blind.
+        """
         window = self.config.retry.find_window if getattr(self.provider, "list_lags", True) else 0.0
         deadline = self.clock.monotonic() + window
         delay = max(self.config.retry.initial_backoff, 0.5)
@@ -909,8 +931,11 @@ class FineTuneClient:
         return self.retry.call("checkpoints", self.provider.list_checkpoints, _job_id(job))
 
     def files(self, *, limit: int = 100) -> list[FileRef]:
-        """The fine-tuning files uploaded to the provider, newest first (where it can list them:
-        `capabilities.files`; elsewhere `UnsupportedFeatureError` names where to see them)."""
+        """List the fine-tuning files uploaded to the provider, newest first.
+
+        The fine-tuning files uploaded to the provider, newest first (where it can list them:
+        `capabilities.files`; elsewhere `UnsupportedFeatureError` names where to see them).
+        """
         if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
             raise ConfigurationError(f"limit must be a whole number of files (1 or more), not {limit!r}.")
         return self.retry.call("list_files", self.provider.list_files, limit=limit)
@@ -1029,9 +1054,12 @@ class FineTuneClient:
         dtype: ExportDtype | None = None,
         system: str | None = None,
     ) -> ExportResult:
-        """Write a tuned model for another runtime: `peft` (the adapter), `merged` (a transformers
-        folder), `gguf` (llama.cpp) or `ollama` (GGUF + Modelfile). Local models only; for a hosted
-        vendor the error says whether and how it lets you download weights. See docs/serve.md."""
+        """Write a tuned model for another runtime.
+
+        `peft` (the adapter), `merged` (a transformers folder), `gguf` (llama.cpp) or `ollama` (GGUF +
+        Modelfile). Local models only; for a hosted vendor the error says whether and how it lets you
+        download weights. See docs/serve.md.
+        """
         from unitune.export import export_model
 
         if isinstance(job_or_model, Job):
@@ -1063,10 +1091,13 @@ class FineTuneClient:
         dry_run: bool = False,
         output_dir: str | os.PathLike[str] | None = None,
     ) -> MigrationReport:
-        """Move this provider's fine-tunes to `to` (a provider name or a client): plan each job's
+        """Move this provider's fine-tunes to another provider.
+
+        Move this provider's fine-tunes to `to` (a provider name or a client): plan each job's
         target model, settings and quote; unless `dry_run`, create the jobs (once per source job,
         so a rerun continues), wait, and evaluate each new model against the source one. See
-        docs/migrate.md."""
+        docs/migrate.md.
+        """
         from unitune.migrate import migrate
 
         if isinstance(to, str):
@@ -1094,7 +1125,9 @@ class FineTuneClient:
         console: Console | None = None,
         poll_interval: float | None = None,
     ) -> RunResult:
-        """Run a job file end to end: validate, quote (refusing past `budget_usd`), upload, create,
+        """Run a job file end to end and record the run.
+
+        Run a job file end to end: validate, quote (refusing past `budget_usd`), upload, create,
         wait (with a progress bar on `console`), plot the loss, evaluate against the file's
         baselines, and record the run in the ledger (`unitune runs`).
 
@@ -1119,10 +1152,13 @@ class FineTuneClient:
         console: Console | None = None,
         poll_interval: float | None = None,
     ) -> RunResult:
-        """A child of recorded run `run` (an id or unique prefix): its spec with new training `data`,
+        """Retrain a recorded run with new data, a new base model or another provider.
+
+        A child of recorded run `run` (an id or unique prefix): its spec with new training `data`,
         a new base `model` or another `provider`, evaluated against the parent's tuned model on the
         parent's validation file. `result.data_change` says how the data changed. Raises
-        `ConfigurationError` when a file the parent used has moved or changed."""
+        `ConfigurationError` when a file the parent used has moved or changed.
+        """
         from unitune.runs import retrain
 
         return retrain(self, run, data=data, model=model, provider=provider,
@@ -1139,11 +1175,14 @@ class FineTuneClient:
         console: Console | None = None,
         poll_interval: float | None = None,
     ) -> SweepResult:
-        """Train the job file on every combination of `grid` (`{"epochs": [1, 3]}`) on every one of
+        """Train a job file over a grid of settings and providers, and rank the runs.
+
+        Train the job file on every combination of `grid` (`{"epochs": [1, 3]}`) on every one of
         `providers`, then evaluate and rank them. Every combination is checked and quoted first and
         the total held against `budget_usd` before any job starts; at most `concurrency` are
         created at once, each with the key a single `train` would use (a rerun resumes); all are
-        waited on together. Returns the runs and a leaderboard, best first."""
+        waited on together. Returns the runs and a leaderboard, best first.
+        """
         from unitune.runs import load_job_file, run_sweep
 
         return run_sweep(self, load_job_file(job, overrides), grid=grid, providers=providers,

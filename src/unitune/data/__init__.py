@@ -1,4 +1,6 @@
-"""The dataset toolkit: load any common format, validate it for a provider with line numbers, count
+"""The dataset toolkit: load, validate, count tokens, convert, split and dedupe.
+
+The dataset toolkit: load any common format, validate it for a provider with line numbers, count
 tokens exactly, convert to each vendor's wire format, split and dedupe — streaming, never holding a
 whole file.
 

@@ -1,6 +1,8 @@
-"""Checks of the arguments the public data functions take: a wrong one is a one-line
-`ConfigurationError` naming the fix, before anything is read or written (never a raw TypeError,
-AttributeError or OSError from deep inside)."""
+"""Checks of the arguments the public data functions take.
+
+A wrong one is a one-line `ConfigurationError` naming the fix, before anything is read or written (never
+a raw TypeError, AttributeError or OSError from deep inside).
+"""
 
 from __future__ import annotations
 

@@ -31,8 +31,11 @@ Example = ChatExample | PreferenceExample | TextExample
 
 
 def _message(m: Any) -> Any:
-    """A raw message as the canonical model takes it: unknown keys left out (validate warns of them),
-    a weight of true/1.0/"1" as the integer it means, a weight off an assistant message dropped."""
+    """A raw message as the canonical model takes it.
+
+    Unknown keys left out (validate warns of them), a weight of true/1.0/"1" as the integer it means, a
+    weight off an assistant message dropped.
+    """
     if not isinstance(m, dict):
         return m
     out = {k: v for k, v in m.items() if k in MESSAGE_KEYS}
@@ -62,8 +65,11 @@ def _messages(value: Any) -> Any:
 
 
 def _tooling(data: dict[str, Any]) -> dict[str, Any]:
-    """`tools` that is not a list of objects, and `parallel_tool_calls` that is not a boolean, left
-    out (validate reports them as invalid_tools and invalid_parallel_tool_calls)."""
+    """An example's `tools` and `parallel_tool_calls`, with ill-typed ones left out.
+
+    `tools` that is not a list of objects, and `parallel_tool_calls` that is not a boolean, left
+    out (validate reports them as invalid_tools and invalid_parallel_tool_calls).
+    """
     out = dict(data)
     tools = out.get("tools")
     if tools is not None and not (isinstance(tools, list) and all(isinstance(t, dict) for t in tools)):
@@ -128,8 +134,11 @@ def to_example(record: Record, path: str | None = None) -> Example:
 
 
 def _readable(path: str | os.PathLike[str]) -> Path:
-    """`path` if it is a file this process can read; else a `DatasetError` saying which it is not
-    (or a `ConfigurationError` if it is not a path at all)."""
+    """Check that `path` is a readable file.
+
+    `path` if it is a file this process can read; else a `DatasetError` saying which it is not
+    (or a `ConfigurationError` if it is not a path at all).
+    """
     p = path_arg(path, "path")
     if p.is_dir():
         raise DatasetError("is a directory, not a data file; pass the .jsonl file inside it", path=str(p))

@@ -120,7 +120,9 @@ def fix(
     model: str | None = None,
     redact_pii: bool = False,
 ) -> FixResult:
-    """Write the examples of `data` (a `Dataset` or a JSONL file's path) that pass (after repair)
+    """Write the examples of `data` that pass `provider`'s checks to `out`.
+
+    Write the examples of `data` (a `Dataset` or a JSONL file's path) that pass (after repair)
     `provider`'s checks to `out`, as JSONL.
 
     `out` is a new file: the source is never changed. Repairs: other formats rewritten as chat,

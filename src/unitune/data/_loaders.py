@@ -191,14 +191,19 @@ def _from_prompt_completion(obj: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _own(obj: Mapping[str, Any], *theirs: str) -> dict[str, Any]:
-    """The source's own keys beside a format's (an id, a language): carried into the chat form, where
-    `validate` reports them once and they stay out of every wire file."""
+    """The source's own keys beside a format's.
+
+    The source's own keys beside a format's (an id, a language): carried into the chat form, where
+    `validate` reports them once and they stay out of every wire file.
+    """
     return {k: v for k, v in obj.items() if k not in theirs and k != "messages"}
 
 
 def _blocks_text(blocks: Any) -> Any:
-    """Bedrock Converse content blocks as canonical content: one text block is its string; several,
-    or images (S3 locations), a list of OpenAI-style parts."""
+    """Bedrock Converse content blocks as canonical content.
+
+    One text block is its string; several, or images (S3 locations), a list of OpenAI-style parts.
+    """
     if not isinstance(blocks, list):
         return blocks  # the chat checks report the bad shape
     parts: list[Any] = []
@@ -255,9 +260,11 @@ _GEMINI_TO_ROLE = {"user": "user", "model": "assistant"}
 
 
 def _gemini_part(part: Any) -> Any:
-    """One Gemini part as an OpenAI-style content part: text, or an image from `fileData` (its URI)
-    or `inlineData` (a base64 data URL); anything else (a function call, audio) as it is, for the
-    chat checks to report."""
+    """One Gemini part as an OpenAI-style content part.
+
+    Text, or an image from `fileData` (its URI) or `inlineData` (a base64 data URL); anything else (a
+    function call, audio) as it is, for the chat checks to report.
+    """
     if not isinstance(part, dict):
         return part
     if isinstance(part.get("text"), str) and len(part) == 1:
@@ -304,8 +311,11 @@ def _texts(parts: Any) -> list[str] | None:
 
 
 def _gemini_messages(obj: Mapping[str, Any]) -> Any:
-    """The system instruction and `contents` as canonical messages (or `contents` as it is when it is
-    not a list, for the chat checks to report)."""
+    """Gemini's system instruction and `contents` as canonical messages.
+
+    The system instruction and `contents` as canonical messages (or `contents` as it is when it is
+    not a list, for the chat checks to report).
+    """
     turns = obj.get("contents")
     if not isinstance(turns, list):
         return turns
@@ -344,8 +354,10 @@ def _from_gemini(obj: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _from_gemini_preference(obj: Mapping[str, Any]) -> dict[str, Any]:
-    """A Gemini preference pair: the completion scored 1 is preferred, the one scored 0 not. Anything
-    but exactly one of each is kept as the list it is, which the preference checks report."""
+    """A Gemini preference pair: the completion scored 1 is preferred, the one scored 0 not.
+
+    Anything but exactly one of each is kept as the list it is, which the preference checks report.
+    """
     completions = obj.get("completions")
     chosen: dict[Any, list[Any]] = {}
     for c in completions if isinstance(completions, list) else []:
@@ -430,8 +442,11 @@ _LOW_SURROGATE = re.compile(r"\\u[dD][c-fC-F][0-9a-fA-F]{2}")
 
 
 def valid_unicode(value: Any) -> bool:
-    """Whether every string in `value` (a JSON value: dict keys too, and tuples) can be written as
-    UTF-8, i.e. holds no lone UTF-16 surrogate. Iterative, so deep nesting cannot overflow the stack."""
+    """Whether every string in `value` can be written as UTF-8.
+
+    Whether every string in `value` (a JSON value: dict keys too, and tuples) can be written as
+    UTF-8, i.e. holds no lone UTF-16 surrogate. Iterative, so deep nesting cannot overflow the stack.
+    """
     stack = [value]
     while stack:
         item = stack.pop()
@@ -474,7 +489,8 @@ def surrogate_problem(text: str | None = None) -> Problem:
 def _parse_line(raw: bytes, line: int, fmt: str | None, *, bom: bool = False) -> tuple[Record, str | None]:
     """One JSONL line → a record; returns the format seen (to pin it for the lines after).
 
-    `bom`: the line is the first of the file, where a UTF-8 byte-order mark is skipped."""
+    `bom`: the line is the first of the file, where a UTF-8 byte-order mark is skipped.
+    """
     size = len(raw)
     if bom and raw.startswith(_BOM):
         raw = raw[3:]
@@ -528,8 +544,11 @@ _decode_lines = msgspec.json.Decoder().decode_lines
 
 
 def read_blocks(fh: IO[bytes], limit: int | None = None) -> Iterator[bytes]:
-    """`fh` in blocks of whole lines, about `BLOCK_BYTES` each (only the last may lack its newline);
-    at most `limit` bytes in all, which must end at a line end or at the end of the file."""
+    """Read `fh` in blocks of whole lines.
+
+    `fh` in blocks of whole lines, about `BLOCK_BYTES` each (only the last may lack its newline);
+    at most `limit` bytes in all, which must end at a line end or at the end of the file.
+    """
     if isinstance(fh, gzip.GzipFile):
         yield from _gzip_blocks(fh)
         return
@@ -589,8 +608,11 @@ def _chat_block(block: bytes, n_lines: int) -> list[Any] | None:
 
 
 def _plain_chat(o: Any) -> bool:
-    """`detect_format(o) == "chat"`, for the block reader (what other formats with "messages" have
-    that plain chat has not: a `system`, a `schemaVersion`, Cohere's roles, Converse content blocks)."""
+    """Whether `o` is plain chat, for the block reader.
+
+    `detect_format(o) == "chat"`, for the block reader (what other formats with "messages" have
+    that plain chat has not: a `system`, a `schemaVersion`, Cohere's roles, Converse content blocks).
+    """
     if type(o) is not dict or "messages" not in o or "system" in o or "schemaVersion" in o:
         return False
     messages = o["messages"]
@@ -695,8 +717,11 @@ class JsonlFile(Iterator[Record]):
 
 
 def read_jsonl(path: Path, *, fmt: Format = "auto") -> JsonlFile:
-    """Stream a JSONL file (optionally gzipped). Corrupt gzip data ends the stream with an
-    `invalid_gzip` record rather than an exception, so validation still reports everything before it."""
+    """Stream a JSONL file (optionally gzipped).
+
+    Corrupt gzip data ends the stream with an `invalid_gzip` record rather than an exception, so
+    validation still reports everything before it.
+    """
     return JsonlFile(path, fmt)
 
 
@@ -835,10 +860,13 @@ def _has_legacy_calls(obj: Mapping[str, Any]) -> bool:
 
 
 def from_legacy_functions(obj: Mapping[str, Any]) -> dict[str, Any] | None:
-    """OpenAI's legacy function calling (`functions`, `function_call`, role `function`) as tools, or
+    """OpenAI's legacy function calling as tools.
+
+    OpenAI's legacy function calling (`functions`, `function_call`, role `function`) as tools, or
     None when `obj` has none of it. As mistral-finetune's reformat_data does: each call gets an id
     (`fc` and its message's index, 9 letters and digits), and each function message answers the
-    earliest unanswered call of its name."""
+    earliest unanswered call of its name.
+    """
     if not _has_legacy_calls(obj):
         return None
     out = dict(obj)

@@ -161,9 +161,12 @@ def _ssn_ok(area: str, group: str, serial: str) -> bool:
 
 
 def _numbers(text: str) -> Iterator[re.Match[str]]:
-    """`_NUMBER.finditer(text)`, faster: each match's digits begin a `_RUN` match, so `_NUMBER` is
+    """A faster `_NUMBER.finditer(text)`.
+
+    `_NUMBER.finditer(text)`, faster: each match's digits begin a `_RUN` match, so `_NUMBER` is
     tried only where `_RUN` (which the engine finds quickly) begins, from up to `_PREFIX` characters
-    before it (tests/test_data_fidelity.py compares the two)."""
+    before it (tests/test_data_fidelity.py compares the two).
+    """
     pos = 0
     while True:
         run = _RUN.search(text, pos)
@@ -181,8 +184,11 @@ def _numbers(text: str) -> Iterator[re.Match[str]]:
 
 
 def _national_id(candidate: str) -> tuple[int, int] | None:
-    """Where in a run of digits a national id is: an SSN in its format, or nine digits alone with an
-    Israeli ID's check digit."""
+    """Where a national id is in a run of digits.
+
+    Where in a run of digits a national id is: an SSN in its format, or nine digits alone with an
+    Israeli ID's check digit.
+    """
     m = _SSN.search(candidate)
     if m is not None and _ssn_ok(*(_digits(g) for g in m.groups())):
         return m.span()
@@ -224,9 +230,12 @@ def phone_rules() -> Callable[[str], bool] | None:
 
 
 def _looks_like_phone(candidate: str) -> bool:
-    """A number written the way phone numbers are: 9 to 15 digits with a "+", a leading 0, brackets or
+    """Whether a number is written the way phone numbers are.
+
+    A number written the way phone numbers are: 9 to 15 digits with a "+", a leading 0, brackets or
     separators (a bare run of digits is an order or account number). All the check there is without
-    `phonenumbers`; with it, the number must also be valid by its rules."""
+    `phonenumbers`; with it, the number must also be valid by its rules.
+    """
     text = _BIDI.sub("", candidate).strip()
     n = sum(c.isdecimal() for c in text)
     if not 9 <= n <= 15:
@@ -287,9 +296,12 @@ def _find_cards(text: str, found: list[Finding], first_only: bool) -> None:
 
 
 def _find_numbers(text: str, found: list[Finding], first_only: bool) -> None:
-    """National ids and phone numbers: one pass over the runs of 9+ digits (the costly part), then
+    """Find national ids and phone numbers in `text`.
+
+    National ids and phone numbers: one pass over the runs of 9+ digits (the costly part), then
     each run's kind: a national id (an SSN's format, or nine digits with an Israeli ID's check digit)
-    inside it, else a phone."""
+    inside it, else a phone.
+    """
     rules = phone_rules()
     ids = phones = 0
     for m in _numbers(text):
@@ -317,8 +329,7 @@ def _find_numbers(text: str, found: list[Finding], first_only: bool) -> None:
 
 
 def _number_span(text: str, start: int, end: int) -> tuple[int, int]:
-    """A `_NUMBER` match's span without a separator the pattern took at either end (not part of the
-    number)."""
+    """A `_NUMBER` match's span without a separator the pattern took at either end (not part of the number)."""
     while start < end and not (text[start].isdecimal() or text[start] in "+("):
         start += 1
     while end > start and not text[end - 1].isdecimal():
@@ -327,8 +338,11 @@ def _number_span(text: str, start: int, end: int) -> tuple[int, int]:
 
 
 def redact(text: str, counts: dict[str, int] | None = None) -> str:
-    """`text` with every finding replaced by its placeholder (`<EMAIL>`, `<PHONE>`, ...); `counts`,
-    if given, is increased by the number of each kind replaced."""
+    """Replace every personal-data finding in `text` by its placeholder.
+
+    `text` with every finding replaced by its placeholder (`<EMAIL>`, `<PHONE>`, ...); `counts`,
+    if given, is increased by the number of each kind replaced.
+    """
     findings = find(text)
     if not findings:
         return text

@@ -75,8 +75,11 @@ class Distribution(BaseModel):
 
     @classmethod
     def from_counts(cls, counts: Mapping[int, int]) -> Distribution:
-        """The same as `of`, from how many examples have each value: memory grows with the distinct
-        values (a few thousand token counts, say), not with the examples."""
+        """A summary of values given as counts of each value.
+
+        The same as `of`, from how many examples have each value: memory grows with the distinct
+        values (a few thousand token counts, say), not with the examples.
+        """
         values = sorted(v for v, c in counts.items() if c > 0)
         if not values:
             return cls()

@@ -85,7 +85,9 @@ def split(
     stratify: StratifyKey = None,
     dedupe: bool = True,
 ) -> SplitResult:
-    """Split `data` (a `Dataset` or a JSONL file's path) into `out_dir/train.jsonl` and
+    """Split `data` into a training and a validation file.
+
+    Split `data` (a `Dataset` or a JSONL file's path) into `out_dir/train.jsonl` and
     `out_dir/validation.jsonl` (OpenAI chat/DPO JSONL); `out_dir` is created if missing.
 
     `stratify` is a top-level key of the records or a function of the record dict; each stratum is

@@ -277,7 +277,9 @@ def write_jsonl(
     *,
     max_losses: int = 1000,
 ) -> ConversionResult:
-    """Convert `examples` (a `Dataset`, any iterable of examples, or a JSONL file's path) to `fmt`
+    """Convert examples to a wire format and write them as JSONL.
+
+    Convert `examples` (a `Dataset`, any iterable of examples, or a JSONL file's path) to `fmt`
     and write them to `path` as JSONL, one example per line; `path`'s folder is created if missing.
 
     Streams: one example is held at a time. The file is written beside `path` under a temporary name

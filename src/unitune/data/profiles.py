@@ -96,9 +96,12 @@ class Profile(BaseModel):
     verified: bool
 
     def severity(self, code: str) -> Severity:
-        """The severity of a finding `code` for this provider: an error where a vendor rule refuses
+        """The severity of finding `code` for this provider.
+
+        The severity of a finding `code` for this provider: an error where a vendor rule refuses
         the data and the wire file does not repair it, or where unitune cannot read the example;
-        otherwise the code's own warning or info."""
+        otherwise the code's own warning or info.
+        """
         if code in unreadable():
             return "error"
         check = self.checks.get(code)
@@ -129,8 +132,11 @@ def source_text(key: str) -> str:
 
 @functools.cache
 def unreadable() -> dict[str, Check]:
-    """The codes of data unitune cannot read or write in any vendor's format (`[unreadable]`): errors
-    for every provider, each with the rule it stands for."""
+    """The codes of data unitune cannot read or write in any vendor's format.
+
+    The codes of data unitune cannot read or write in any vendor's format (`[unreadable]`): errors
+    for every provider, each with the rule it stands for.
+    """
     table = _raw().get("unreadable", {})
     return {code: Check(vendor="refuses", **entry) for code, entry in table.items()}
 

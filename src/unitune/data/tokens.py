@@ -110,8 +110,11 @@ _FORMAT_WORDS = {
 
 
 def _build_family(family: _Family, why: str | None, *, fallback: bool) -> TokenCounter:
-    """A counter for `family`; `fallback` marks it approximate (the model itself is not known),
-    and `why` says why (or why a better tokenizer could not be used)."""
+    """Build a counter for a tokenizer family.
+
+    A counter for `family`; `fallback` marks it approximate (the model itself is not known),
+    and `why` says why (or why a better tokenizer could not be used).
+    """
     approximate = family.approximate or fallback
     why = why or family.note
     if family.kind == "quicktok":
@@ -182,8 +185,11 @@ def _load_mistral(file: str) -> Any:
 
 
 def _hf_or_none(source: Path, *, name: str) -> TokenCounter | str:
-    """The cached HF counter for `source`, or why it cannot load (remembered too: a failed load
-    can cost seconds of transformers import, and a validation asks once per file)."""
+    """The cached HF counter for `source`, or why it cannot load.
+
+    The cached HF counter for `source`, or why it cannot load (remembered too: a failed load
+    can cost seconds of transformers import, and a validation asks once per file).
+    """
     key = ("hf", str(source))
     with _LOCK:
         if key in _COUNTERS:
@@ -322,8 +328,11 @@ class _UpperBound(TokenCounter):
 
 
 def upper_bound_counter(why: str) -> TokenCounter:
-    """A counter whose counts are never below the true count (see `_UpperBound`), for `validate`'s
-    limit check where the model's tokenizer is not available; `why` says why it is used."""
+    """A counter whose counts are never below the true count.
+
+    A counter whose counts are never below the true count (see `_UpperBound`), for `validate`'s
+    limit check where the model's tokenizer is not available; `why` says why it is used.
+    """
     base = _family_counter(_table().family("o200k_base"))
     return _cached(("upper", why), lambda: _UpperBound(base, why))
 

@@ -208,7 +208,7 @@ def _fingerprint(prompt: Sequence[Message]) -> tuple[tuple[str, str], ...]:
 
 
 def draw_shots(pool: Sequence[Item], k: int, exclude: Sequence[Item], seed: int) -> list[Item]:
-    """k examples drawn from `pool` (the training split) with a seeded generator.
+    """`k` examples drawn from `pool` (the training split) with a seeded generator.
 
     Examples whose prompt also appears in the evaluation set (`exclude`) are never drawn: a shot
     that contains the test question would hand the baseline its answer.

@@ -279,8 +279,10 @@ class Metric:
     def value(
         self, predictions: Sequence[str], references: Sequence[str], scores: Sequence[float]
     ) -> float | None:
-        """The metric's value over the applicable examples: `aggregate(predictions, references)`,
-        or the mean of `scores` when there is no aggregate. None when there are no examples.
+        """The metric's value over the applicable examples.
+
+        `aggregate(predictions, references)`, or the mean of `scores` when there is no aggregate. None
+        when there are no examples.
         """
         if self.aggregate is not None:
             return self.aggregate(predictions, references) if references else None
@@ -449,9 +451,10 @@ _PRIMARY: dict[_DataKind, tuple[str, ...]] = {
 
 
 def default_primary(references: Sequence[str], metrics: Sequence[str]) -> str:
-    """The metric a verdict rests on: for JSON data json_fields, for labels macro_f1 (else
-    exact_match), for text chrf (else exact_match), whichever is in `metrics` first; else
-    `metrics[0]`. ConfigurationError when `metrics` is empty.
+    """The metric a verdict rests on.
+
+    For JSON data json_fields, for labels macro_f1 (else exact_match), for text chrf (else exact_match),
+    whichever is in `metrics` first; else `metrics[0]`. ConfigurationError when `metrics` is empty.
     """
     if not metrics:
         raise ConfigurationError("metrics is empty.", fix="Name at least one metric to evaluate with.")

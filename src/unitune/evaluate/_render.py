@@ -376,8 +376,11 @@ _MD_ENTITY = re.compile(r"&(?=#|[A-Za-z][A-Za-z0-9]*;)")
 
 
 def _md_escape(text: str) -> str:
-    """Neutralise raw HTML, so that a renderer allowing it shows an answer's markup instead of running
-    it; what cannot start markup is left as it is, for whoever reads the .md file itself."""
+    """Neutralise raw HTML in Markdown text.
+
+    Neutralise raw HTML, so that a renderer allowing it shows an answer's markup instead of running
+    it; what cannot start markup is left as it is, for whoever reads the .md file itself.
+    """
     return _MD_TAG.sub("&lt;", _MD_ENTITY.sub("&amp;", text))
 
 
@@ -572,9 +575,12 @@ def _html_section(section: _Section) -> str:
 
 
 def render_html(report: EvaluationReport) -> str:
-    """The report as one self-contained HTML page (report.html): the Markdown's sections, a bar chart
+    """Render the report as one self-contained HTML page.
+
+    The report as one self-contained HTML page (report.html): the Markdown's sections, a bar chart
     per metric with its intervals and a cost-vs-quality scatter, all inline: no script, no external
-    asset. Every string from the report is HTML-escaped, in the SVG too."""
+    asset. Every string from the report is HTML-escaped, in the SVG too.
+    """
     decision, reason = _verdict_lines(report)
     colour = _COLOURS.get(decision, "#57606a")
     charts = "".join(_bar_chart(report, m) for m in report.metrics) + _scatter(report)
@@ -599,8 +605,11 @@ def render_html(report: EvaluationReport) -> str:
 
 
 def _write_atomic(path: Path, text: str) -> None:
-    """Write through a temporary file in the same directory and rename it over `path`, so a reader
-    (or a crash) never sees half a report."""
+    """Write `text` to `path` atomically.
+
+    Write through a temporary file in the same directory and rename it over `path`, so a reader
+    (or a crash) never sees half a report.
+    """
     # Not mkstemp: its 0600 mode would survive the rename; a report is as readable as any file the
     # user writes (0666 less the umask). O_EXCL on a random name still refuses to follow a planted file.
     temp = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
@@ -617,8 +626,11 @@ def _write_atomic(path: Path, text: str) -> None:
 
 
 def write_report(report: EvaluationReport, directory: str | os.PathLike[str]) -> dict[str, Path]:
-    """Write report.json, report.md and report.html into `directory` (created if missing), each
-    atomically; returns their paths by kind: "json", "markdown", "html"."""
+    """Write report.json, report.md and report.html into `directory`.
+
+    Write report.json, report.md and report.html into `directory` (created if missing), each
+    atomically; returns their paths by kind: "json", "markdown", "html".
+    """
     root = Path(directory)
     root.mkdir(parents=True, exist_ok=True)
     documents = {

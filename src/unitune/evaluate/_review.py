@@ -163,7 +163,7 @@ def _load_examples(directory: Path) -> dict[int, _Example]:
 
 
 def _load_answers(directory: Path, slug: str) -> dict[int, str]:
-    """index -> answer; a resumed run repeats an index, and its last answer with content wins."""
+    """The answers by index; a resumed run repeats an index, and its last answer with content wins."""
     path = directory / "answers" / f"{slug}.jsonl"
     answers: dict[int, str] = {}
     if not path.is_file():
@@ -260,8 +260,10 @@ def _pair(report: EvaluationReport, a: str | None, b: str | None) -> tuple[str, 
 
 @dataclass(frozen=True)
 class ReviewItem:
-    """One example to rate. `left` and `right` name candidates: the server keeps them, the page
-    only ever receives the answers."""
+    """One example to rate.
+
+    `left` and `right` name candidates: the server keeps them, the page only ever receives the answers.
+    """
 
     position: int
     index: int
@@ -373,8 +375,11 @@ class ReviewSession:
         return None if choice is None else self._side(item, choice)
 
     def next_unrated(self, after: int | None = None) -> int | None:
-        """The first unrated position after `after` (from the start when None), wrapping round;
-        None when every example is rated."""
+        """The first unrated position after `after`, wrapping round.
+
+        The first unrated position after `after` (from the start when None), wrapping round;
+        None when every example is rated.
+        """
         n = len(self._items)
         start = 0 if after is None else after + 1
         with self._lock:
@@ -385,7 +390,7 @@ class ReviewSession:
         return None
 
     def summary(self, *, confidence: float = 0.95) -> HumanResult:
-        """a against b over the ratings of this session's examples."""
+        """`a` against `b` over the ratings of this session's examples."""
         with self._lock:
             choices = list(self._ratings.values())
         return _result(choices, self.a, self.b, confidence)
@@ -449,8 +454,11 @@ class ReviewSession:
         }
 
     def done_view(self) -> dict[str, int]:
-        """The end screen's counts; wins are left out (sides are random, so only a's and b's wins
-        would mean anything, and those would say which answer came from whom)."""
+        """The end screen's counts.
+
+        Wins are left out (sides are random, so only a's and b's wins would mean anything, and those
+        would say which answer came from whom).
+        """
         result = self.summary()
         return {"rated": result.rated, "total": self.total, "ties": result.ties, "both_bad": result.both_bad}
 
@@ -479,7 +487,7 @@ def _result(choices: Iterable[Choice], a: str, b: str, confidence: float) -> Hum
 def summarize_ratings(
     report_dir: str | os.PathLike[str], a: str, b: str, *, confidence: float = 0.95
 ) -> HumanResult:
-    """a against b from `ratings.jsonl`: the last rating of each example counts.
+    """`a` against `b` from `ratings.jsonl`: the last rating of each example counts.
 
     win_rate = (a_wins + ties/2) / (a_wins + b_wins + ties), with its Wilson interval at
     `confidence`; "both bad" ratings are counted apart. win_rate, low and high are None without a

@@ -38,8 +38,11 @@ def _find(differences: Sequence[Difference], candidate: str, baseline: str, metr
 
 
 def _more_for_mcnemar(better: int, worse: int, n: int, alpha: float) -> int | None:
-    """About how many more examples make the exact McNemar test significant, if the share of
-    examples that differ, and which way they go, stays as measured. None when nothing differs."""
+    """About how many more examples would make the McNemar test significant.
+
+    About how many more examples make the exact McNemar test significant, if the share of
+    examples that differ, and which way they go, stays as measured. None when nothing differs.
+    """
     if better + worse == 0 or better == worse:
         return None
     for scale in range(2, 1001):

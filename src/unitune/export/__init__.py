@@ -310,9 +310,11 @@ def _write_ollama(source: _Source, out: Path, dtype: str | None, system: str | N
 
 
 def _system_prompt(source: _Source, default: str | None) -> tuple[str | None, str]:
-    """The Modelfile's SYSTEM when none is given: what the model saw in training. Examples that all
-    start with one system prompt trained with it; examples with none trained with the chat
-    template's default system prompt (SmolLM2's template inserts one); mixed ones get none."""
+    """The Modelfile's SYSTEM when none is given: what the model saw in training.
+
+    Examples that all start with one system prompt trained with it; examples with none trained with the
+    chat template's default system prompt (SmolLM2's template inserts one); mixed ones get none.
+    """
     from unitune.export._ollama import shared_system_prompt
 
     shared, uniform = shared_system_prompt(source.training_file) if source.training_file else (None, True)

@@ -1,5 +1,8 @@
-"""The file side of an export, with no ML library: checking the target path and the adapter folder,
-and writing into a private folder next to the target that replaces it only once the export is whole."""
+"""The file side of an export, with no ML library.
+
+Checking the target path and the adapter folder, and writing into a private folder next to the target
+that replaces it only once the export is whole.
+"""
 
 from __future__ import annotations
 
@@ -36,8 +39,11 @@ def check_target(target: Path, *, overwrite: bool) -> None:
 
 
 def check_not_overlapping(target: Path, sources: list[Path]) -> None:
-    """Refuse a target that is, holds or lies inside a folder the export reads: replacing it would
-    delete the model being exported."""
+    """Refuse a target that overlaps a folder the export reads.
+
+    Refuse a target that is, holds or lies inside a folder the export reads: replacing it would
+    delete the model being exported.
+    """
     where = target.resolve()
     for source in sources:
         src = source.resolve()
@@ -57,8 +63,11 @@ def _broken_adapter(folder: Path, what: str) -> ConfigurationError:
 
 
 def check_adapter(folder: Path) -> None:
-    """`ConfigurationError` naming `folder` when it is not a complete PEFT adapter: no or an
-    unreadable adapter_config.json, no weights file, a safetensors file cut short or not one."""
+    """Check that `folder` is a complete PEFT adapter.
+
+    `ConfigurationError` naming `folder` when it is not a complete PEFT adapter: no or an
+    unreadable adapter_config.json, no weights file, a safetensors file cut short or not one.
+    """
     config = folder / _ADAPTER_CONFIG
     try:
         data = json.loads(config.read_text("utf-8"))
@@ -78,8 +87,11 @@ def check_adapter(folder: Path) -> None:
 
 
 def _safetensors_problem(path: Path) -> str | None:
-    """Why `path` is not a whole safetensors file (None when it is). Reads only its header: an
-    8-byte length, that much JSON naming each tensor's byte range, then exactly those bytes."""
+    """Why `path` is not a whole safetensors file (None when it is).
+
+    Reads only its header: an 8-byte length, that much JSON naming each tensor's byte range, then exactly
+    those bytes.
+    """
     try:
         size = path.stat().st_size
         with path.open("rb") as fh:
@@ -113,9 +125,11 @@ def _umask() -> int:
 
 @contextlib.contextmanager
 def staged(target: Path) -> Iterator[Path]:
-    """A new folder next to `target` to write the export into. When the block ends normally it
-    replaces `target` (two renames on one file system); when it raises, it is deleted and `target`
-    is as it was: a failed export never leaves half a folder."""
+    """A new folder next to `target` to write the export into.
+
+    When the block ends normally it replaces `target` (two renames on one file system); when it raises,
+    it is deleted and `target` is as it was: a failed export never leaves half a folder.
+    """
     target.parent.mkdir(parents=True, exist_ok=True)
     stage = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent))
     stage.chmod(0o777 & ~_umask())  # mkdtemp's 0700 would make the export private

@@ -1,4 +1,6 @@
-"""A loaded Hugging Face Llama-family model (SmolLM2, Llama 3.x) → one GGUF file, as llama.cpp's
+"""Write a Hugging Face Llama-family model as one GGUF file.
+
+A loaded Hugging Face Llama-family model (SmolLM2, Llama 3.x) → one GGUF file, as llama.cpp's
 `convert_hf_to_gguf.py` writes it for `LlamaForCausalLM`, through the `gguf` package's own writer,
 names and constants.
 
@@ -51,9 +53,12 @@ def _refuse(feature: str) -> UnsupportedFeatureError:
 
 
 def permute(weights: Any, n_head: int, n_head_kv: int | None) -> Any:
-    """The row order llama.cpp's rope wants for a q (or k) projection: within each head, HF keeps the
+    """Reorder a q or k projection's rows as llama.cpp's rope wants them.
+
+    The row order llama.cpp's rope wants for a q (or k) projection: within each head, HF keeps the
     two rotated halves apart ([x0..x31, y0..y31]); llama.cpp interleaves them ([x0, y0, x1, y1, ...]).
-    The same function as `LlamaModel.permute` in llama.cpp's convert_hf_to_gguf.py."""
+    The same function as `LlamaModel.permute` in llama.cpp's convert_hf_to_gguf.py.
+    """
     if n_head_kv is not None and n_head != n_head_kv:
         n_head = n_head_kv
     return (
@@ -74,10 +79,13 @@ class _Tensor:
 def write_gguf(
     model: Any, tokenizer: Any, tokenizer_dir: Path, out: Path, *, dtype: str, name: str
 ) -> list[str]:
-    """Write `model` (a loaded `LlamaForCausalLM`, adapter merged) and `tokenizer` (saved in
+    """Write `model` and `tokenizer` to the GGUF file `out`.
+
+    Write `model` (a loaded `LlamaForCausalLM`, adapter merged) and `tokenizer` (saved in
     `tokenizer_dir` too, where `gguf.SpecialVocab` reads it) to the GGUF file `out`, its 2-D weights
     in `dtype` ("f16" or "f32"). Tensors are converted one at a time while the file is written, so
-    the export needs little memory beyond the loaded model. Returns notes for the export's result."""
+    the export needs little memory beyond the loaded model. Returns notes for the export's result.
+    """
     import gguf
 
     config = model.config
@@ -120,8 +128,11 @@ def check_architecture(config: dict[str, Any]) -> None:
 
 
 def _rope(config: Any) -> tuple[list[_Tensor], list[str]]:
-    """Extra tensors and notes for the model's rope: nothing for plain rope, `rope_freqs` for
-    Llama 3.1's "llama3" scaling (the converter's `generate_extra_tensors`); other kinds refused."""
+    """Extra tensors and notes for the model's rope.
+
+    Nothing for plain rope, `rope_freqs` for Llama 3.1's "llama3" scaling (the converter's
+    `generate_extra_tensors`); other kinds refused.
+    """
     params = _rope_parameters(config)
     kind = str(params.get("rope_type") or params.get("type") or "default")
     if kind == "default":
@@ -154,8 +165,10 @@ def _rope(config: Any) -> tuple[list[_Tensor], list[str]]:
 
 
 def _rope_parameters(config: Any) -> dict[str, Any]:
-    """Rope settings from either transformers layout: `rope_parameters` (5.x) or `rope_theta` and
-    `rope_scaling` (4.x)."""
+    """Rope settings from either transformers layout.
+
+    `rope_parameters` (5.x) or `rope_theta` and `rope_scaling` (4.x).
+    """
     params = dict(getattr(config, "rope_parameters", None) or {})
     if "rope_theta" not in params:
         params["rope_theta"] = getattr(config, "rope_theta", 10000.0)
@@ -299,9 +312,12 @@ def _tokens(tokenizer: Any, vocab_size: int) -> tuple[list[str], list[int]]:
 
 
 def _pre_tokenizer(definition: dict[str, Any] | None) -> str:
-    """llama.cpp's name for the tokenizer's pre-tokenizer. llama.cpp's converter tells them apart by
-    hashing the tokens of a test text; the definition itself says the same and also covers a copy
-    whose vocabulary differs from the reference model's (the offline SmolLM2, rebuilt from a GGUF)."""
+    """llama.cpp's name for the tokenizer's pre-tokenizer.
+
+    llama.cpp's converter tells them apart by hashing the tokens of a test text; the definition itself
+    says the same and also covers a copy whose vocabulary differs from the reference model's (the offline
+    SmolLM2, rebuilt from a GGUF).
+    """
     pieces = tuple(_pieces(definition))
     name = _PRE_TOKENIZERS.get(pieces)
     if name is None:

@@ -1,4 +1,6 @@
-"""The `Modelfile` that `ollama create NAME -f Modelfile` takes for an exported GGUF: `FROM` the file,
+"""The Ollama `Modelfile` for an exported GGUF.
+
+The `Modelfile` that `ollama create NAME -f Modelfile` takes for an exported GGUF: `FROM` the file,
 a `TEMPLATE` in Ollama's Go-template syntax that renders the same prompt as the model's own chat
 template, `SYSTEM` when there is one to keep, and `PARAMETER stop` for the end-of-turn markers.
 
@@ -38,8 +40,11 @@ _LLAMA3 = (
 
 @dataclass(frozen=True)
 class ChatFormat:
-    """A chat format Ollama can be given: its name, TEMPLATE, end-of-turn stops, and the system
-    prompt the model's own template inserts when a conversation has none (SmolLM2 has one)."""
+    """A chat format Ollama can be given.
+
+    Its name, TEMPLATE, end-of-turn stops, and the system prompt the model's own template inserts when a
+    conversation has none (SmolLM2 has one).
+    """
 
     name: str
     template: str
@@ -90,8 +95,11 @@ def chat_format(tokenizer: Any) -> ChatFormat:
 
 
 def shared_system_prompt(training_file: Path) -> tuple[str | None, bool]:
-    """The system prompt every training example starts with: (the prompt, True), or (None, True)
-    when no example has one, or (None, False) when they differ (or the file cannot be read)."""
+    """The system prompt every training example starts with, if there is one.
+
+    The system prompt every training example starts with: (the prompt, True), or (None, True)
+    when no example has one, or (None, False) when they differ (or the file cannot be read).
+    """
     prompts: set[str | None] = set()
     try:
         with training_file.open(encoding="utf-8") as fh:

@@ -103,8 +103,11 @@ _MiB = 1024 * 1024
 
 @dataclass(frozen=True)
 class GatewayKey:
-    """One tenant's API key and its own budget cap per job (`max_cost_usd`, over the gateway's:
-    the lower of the two holds)."""
+    """One tenant's API key and its own budget cap per job.
+
+    One tenant's API key and its own budget cap per job (`max_cost_usd`, over the gateway's:
+    the lower of the two holds).
+    """
 
     key: SecretStr = field(repr=False)
     max_cost_usd: float | None = None
@@ -236,8 +239,11 @@ class GatewayState:
         return min(caps) if caps else None
 
     def authorize(self, request: Request) -> str:
-        """The owner the request acts for; 401 without a known key (when there are keys); without
-        keys, only a loopback Host is answered (a DNS-rebinding page cannot reach the gateway)."""
+        """The owner the request acts for, or a 401.
+
+        The owner the request acts for; 401 without a known key (when there are keys); without
+        keys, only a loopback Host is answered (a DNS-rebinding page cannot reach the gateway).
+        """
         if not self._keys:
             from unitune.evaluate._review import _host_name
 
@@ -428,8 +434,11 @@ class GatewayState:
     # -- jobs -----------------------------------------------------------------------------------
 
     def route_model(self, model: str) -> tuple[str, str]:
-        """(provider, model) for an OpenAI model name: the mapping, a `provider:` prefix, or the
-        default provider when its catalog knows the model (or it has no catalog entry)."""
+        """The (provider, model) an OpenAI model name routes to.
+
+        (provider, model) for an OpenAI model name: the mapping, a `provider:` prefix, or the
+        default provider when its catalog knows the model (or it has no catalog entry).
+        """
         from unitune.providers.registry import list_providers
 
         target = self.config.models.get(model)
@@ -540,8 +549,11 @@ class GatewayState:
         return row
 
     def _view(self, row: JobRow, job: Job | None = None) -> dict[str, Any]:
-        """The job as OpenAI reports it, read from the provider now (or `job`, just returned by it);
-        a job that has just succeeded gets its result file first."""
+        """The job as OpenAI reports it, read from the provider now.
+
+        The job as OpenAI reports it, read from the provider now (or `job`, just returned by it);
+        a job that has just succeeded gets its result file first.
+        """
         client = self.client(row.provider)
         if job is None:
             try:
@@ -673,8 +685,11 @@ class GatewayState:
         return out
 
     def _owned_model(self, owner: str, model: str) -> JobRow:
-        """The job of `owner`'s tuned model `model` (or of one of its checkpoints); 404 otherwise,
-        whoever else may own it."""
+        """The job of `owner`'s tuned model `model`, or a 404.
+
+        The job of `owner`'s tuned model `model` (or of one of its checkpoints); 404 otherwise,
+        whoever else may own it.
+        """
         tuned = self._tuned(owner)
         row = tuned.get(model) or tuned.get(model.partition(":ckpt-step-")[0])
         if row is None:
@@ -839,8 +854,11 @@ class GatewayServer(ThreadedServer):
 
 
 def start_gateway(config: GatewayConfig) -> GatewayServer:
-    """Serve `create_gateway_app(config)` on `config.host:config.port` from a background thread and
-    return once it answers. Port 0 takes any free port (`.port` says which)."""
+    """Serve the gateway from a background thread.
+
+    Serve `create_gateway_app(config)` on `config.host:config.port` from a background thread and
+    return once it answers. Port 0 takes any free port (`.port` says which).
+    """
     uvicorn = _require("uvicorn")
     app = create_gateway_app(config)
     return GatewayServer(uvicorn, app, host=config.host, port=config.port)

@@ -249,8 +249,11 @@ class GatewayStore:
         created_at: int,
         last_seen: dict[str, Any],
     ) -> JobRow:
-        """Record a job the provider created. With an idempotency key already recorded for `owner`
-        (a concurrent create won), the job recorded first is returned."""
+        """Record a job the provider created.
+
+        With an idempotency key already recorded for `owner` (a concurrent create won), the job recorded
+        first is returned.
+        """
         job_id = new_id("ftjob-")
         try:
             with self._connect() as conn:
@@ -292,8 +295,11 @@ class GatewayStore:
         return self._job(found) if found is not None else None
 
     def list_jobs(self, owner: str, *, after: str | None, limit: int | None = None) -> Iterator[JobRow]:
-        """`owner`'s jobs, newest first, starting after the job `after`, at most `limit` of them
-        (None: all, decoded one by one as the caller filters them)."""
+        """List `owner`'s jobs, newest first, a page at a time.
+
+        `owner`'s jobs, newest first, starting after the job `after`, at most `limit` of them
+        (None: all, decoded one by one as the caller filters them).
+        """
         sql, args = "SELECT * FROM jobs WHERE owner = ?", [owner]
         if after is not None:
             sql += " AND n < (SELECT n FROM jobs WHERE id = ? AND owner = ?)"

@@ -240,8 +240,11 @@ def upload_view(row: UploadRow, file: FileRow | None = None) -> dict[str, Any]:
 
 
 def job_view(row: JobRow, job: Job) -> dict[str, Any]:
-    """OpenAI's `fine_tuning.job`: the request as sent, the state as the provider reports it, and
-    under `unitune` the provider, its job id and unitune's own status word."""
+    """A job as OpenAI's `fine_tuning.job` object.
+
+    OpenAI's `fine_tuning.job`: the request as sent, the state as the provider reports it, and
+    under `unitune` the provider, its job id and unitune's own status word.
+    """
     request = row.request
     succeeded = job.status is JobStatus.SUCCEEDED
     error = None
@@ -274,10 +277,12 @@ def job_view(row: JobRow, job: Job) -> dict[str, Any]:
 
 
 def event_views(row: JobRow, events: list[JobEvent]) -> list[dict[str, Any]]:
-    """OpenAI's events, newest first. An event without the provider's id gets one made from the job,
-    its type and message (and how many alike came before), not its place or time: a provider may
-    slot step logs in before the last status, or stamp them again, and an id must not change from
-    one read to the next (clients page with `after`)."""
+    """OpenAI's events, newest first.
+
+    An event without the provider's id gets one made from the job, its type and message (and how many
+    alike came before), not its place or time: a provider may slot step logs in before the last status,
+    or stamp them again, and an id must not change from one read to the next (clients page with `after`).
+    """
     out = []
     seen: dict[str, int] = {}
     for event in events:
@@ -350,8 +355,11 @@ def page_after(
 def parse_method(
     body: Mapping[str, Any],
 ) -> tuple[TrainingMethod, Hyperparameters, dict[str, Any], dict[str, Any]]:
-    """The request's method and hyperparameters: (method, unitune's hyperparameters, the method
-    object and the `hyperparameters` as the job reports them). "auto" means the provider's default."""
+    """The request's method and hyperparameters.
+
+    (method, unitune's hyperparameters, the method object and the `hyperparameters` as the job reports
+    them). "auto" means the provider's default.
+    """
     method = body.get("method")
     given = body.get("hyperparameters")
     kind = "supervised"
@@ -471,8 +479,10 @@ def model_card(model: str, row: JobRow) -> dict[str, Any]:
 
 
 def chat_messages(body: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """The request's messages for `FineTuneClient.chat`: `developer` is sent as `system`, text
-    parts are joined; unitune's checks of each message then apply."""
+    """The request's messages for `FineTuneClient.chat`.
+
+    `developer` is sent as `system`, text parts are joined; unitune's checks of each message then apply.
+    """
     messages = body.get("messages")
     if not isinstance(messages, list) or not messages:
         raise bad_request(

@@ -128,7 +128,7 @@ def idempotency_key(source_provider: str, source_job_id: str) -> str:
 
 
 def _method(job: Job) -> TrainingMethod | None:
-    """sft or dpo from the job's raw record (OpenAI: `method.type`; the fake: `method`)."""
+    """`sft` or `dpo` from the job's raw record (OpenAI: `method.type`; the fake: `method`)."""
     raw = job.raw.get("method")
     kind = raw.get("type") if isinstance(raw, dict) else raw
     if kind in (None, "supervised", "sft"):
@@ -139,8 +139,11 @@ def _method(job: Job) -> TrainingMethod | None:
 
 
 def _suffix(job: Job) -> str | None:
-    """The suffix, read from the tuned model's name (`ft:BASE:ORG:SUFFIX:ID`): OpenAI's job object
-    has no field for it."""
+    """The tuned model's suffix, read from its name.
+
+    The suffix, read from the tuned model's name (`ft:BASE:ORG:SUFFIX:ID`): OpenAI's job object
+    has no field for it.
+    """
     if isinstance(job.raw.get("suffix"), str) and job.raw["suffix"]:
         return str(job.raw["suffix"])
     parts = (job.fine_tuned_model or "").split(":")
@@ -287,9 +290,12 @@ def _distance(a: float | None, b: float | None) -> float:
 def propose_model(
     target: FineTuneClient, source: FineTuneClient, source_model: str, method: TrainingMethod
 ) -> tuple[str | None, str]:
-    """The target model most like `source_model`: live on the target, trained with `method`, the
-    same model where the target offers it, else the closest size (from the names), else the closest
-    tuned inference price. Returns the model and the reason, or None and why there is none."""
+    """The target model most like `source_model`.
+
+    Live on the target, trained with `method`, the same model where the target offers it, else the
+    closest size (from the names), else the closest tuned inference price. Returns the model and the
+    reason, or None and why there is none.
+    """
     catalog, name, today = target.catalog, target.provider_name, target.clock.now().date()
     if name not in catalog.providers:
         return None, f"the catalog does not know {name!r}: map the model with --map SRC=DST"
@@ -328,8 +334,11 @@ def propose_model(
 
 
 def _mapped_model(source: FineTuneClient, source_model: str, model_map: Mapping[str, str]) -> str | None:
-    """The user's mapping for `source_model`, by its id or by an alias the source's catalog gives it
-    (`gpt-4o-mini=...` maps `gpt-4o-mini-2024-07-18`)."""
+    """The user's mapping for `source_model`, if any.
+
+    The user's mapping for `source_model`, by its id or by an alias the source's catalog gives it
+    (`gpt-4o-mini=...` maps `gpt-4o-mini-2024-07-18`).
+    """
     if source_model in model_map:
         return model_map[source_model]
     catalog, name = source.catalog, source.provider_name

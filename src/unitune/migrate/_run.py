@@ -154,8 +154,11 @@ def _per_1k(client: FineTuneClient, model: str, prompt: float, completion: float
 
 
 def _data(plan: JobPlan, workdir: Path) -> tuple[Path, Path, str]:
-    """The training and evaluation files: the given validation file, or a fifth held out (seeded,
-    so a rerun holds out the same examples and its job's fingerprint matches the first run's)."""
+    """The training and evaluation files of a migration.
+
+    The training and evaluation files: the given validation file, or a fifth held out (seeded,
+    so a rerun holds out the same examples and its job's fingerprint matches the first run's).
+    """
     assert plan.data.path is not None
     if plan.validation is not None:
         return Path(plan.data.path), Path(plan.validation), f"evaluated on {plan.validation}"

@@ -1,4 +1,6 @@
-"""What the adapters share to read a vendor's answers and to map its failures: status tables,
+"""Reading vendors' answers and mapping their failures, shared by the adapters.
+
+What the adapters share to read a vendor's answers and to map its failures: status tables,
 HTTP error statuses, transport failures (naming the host and port), bodies cut short or not JSON,
 the `@guard_answers` decorator that turns what a malformed body makes parsing code raise into a
 one-line `ProviderError`, parts sent in parallel, tolerant conversions of answer fields, and the
@@ -124,8 +126,7 @@ def error_from_status(
 
 
 def _url_of(exc: BaseException) -> str | None:
-    """The URL a transport error was about: httpx's `request`, the vendor SDK's, botocore's
-    `endpoint_url`."""
+    """The URL a transport error was about: httpx's `request`, the vendor SDK's, botocore's `endpoint_url`."""
     kwargs = getattr(exc, "kwargs", None)
     if isinstance(kwargs, dict) and kwargs.get("endpoint_url"):
         return str(kwargs["endpoint_url"])
@@ -138,8 +139,10 @@ def _url_of(exc: BaseException) -> str | None:
 
 
 def _endpoint(exc: BaseException) -> str | None:
-    """`host:port` of the failed request, looking through the exception's causes. Never the path or
-    the query: a presigned upload URL carries a credential there."""
+    """`host:port` of the failed request, looking through the exception's causes.
+
+    Never the path or the query: a presigned upload URL carries a credential there.
+    """
     seen: set[int] = set()
     current: BaseException | None = exc
     while current is not None and id(current) not in seen:
@@ -203,9 +206,11 @@ def _reason(exc: BaseException) -> str:
 def transport_error(
     provider: str, action: str, exc: BaseException, *, timeout: bool | None = None
 ) -> ProviderUnavailableError:
-    """The unitune error for a request that got no answer: a refused or reset connection, a
-    timeout. The message names the host and port it tried (never the path or query), e.g.
-    `[openai] get job x: cannot connect to 127.0.0.1:9 (connection refused)`. Retried by the client."""
+    """The unitune error for a request that got no answer: a refused or reset connection, a timeout.
+
+    The message names the host and port it tried (never the path or query), e.g. `[openai] get job x:
+    cannot connect to 127.0.0.1:9 (connection refused)`. Retried by the client.
+    """
     where = _endpoint(exc) or "the server"
     reason = _reason(exc)
     if timeout is None:
@@ -228,8 +233,11 @@ def _one_line(value: object, limit: int = 200) -> str:
 
 
 def plain_text(value: object, limit: int = 300) -> str:
-    """A vendor's error detail as one line for a message: an HTML page (a proxy's 502) becomes its
-    title or its text, whitespace is collapsed, and it is cut at `limit` characters."""
+    """A vendor's error detail as one line for a message.
+
+    An HTML page (a proxy's 502) becomes its title or its text, whitespace is collapsed, and it is cut at
+    `limit` characters.
+    """
     import re
 
     text = str(value)
@@ -248,9 +256,12 @@ def unreadable_answer(
     status_code: int | None = None,
     body: Any = None,
 ) -> ProviderUnavailableError:
-    """The unitune error for an answer whose body is cut short or is not JSON (a proxy's HTML
+    """The unitune error for an answer whose body is cut short or is not JSON.
+
+    The unitune error for an answer whose body is cut short or is not JSON (a proxy's HTML
     page, an empty body). Transient, so the client retries it; on a create the outcome is unknown,
-    so the client looks the job up by its idempotency key before creating again."""
+    so the client looks the job up by its idempotency key before creating again.
+    """
     detail = f" ({_one_line(exc, 120)})" if exc is not None and str(exc) else ""
     return ProviderUnavailableError(
         f"{action}: the answer was cut short or is not JSON{detail}",
@@ -294,11 +305,14 @@ ProviderT = TypeVar("ProviderT", bound="type[Provider]")
 
 
 def guard_answers(*extra: str) -> Callable[[ProviderT], ProviderT]:
-    """Class decorator for a vendor adapter: no exception outside unitune's tree leaves the contract's
+    """Class decorator that keeps an adapter's exceptions inside unitune's tree.
+
+    Class decorator for a vendor adapter: no exception outside unitune's tree leaves the contract's
     methods (and the `extra` ones named). A body cut short becomes `ProviderUnavailableError`; one of
     the wrong shape (what `raw["id"]` on a list, or a field of the wrong type, raises) a one-line
     `ProviderError`, or `ProviderUnavailableError` on `create_job`, whose outcome is then unknown.
-    The original exception stays as `__cause__`."""
+    The original exception stays as `__cause__`.
+    """
 
     def decorate(cls: ProviderT) -> ProviderT:
         for name in (*GUARDED_METHODS, *extra):
@@ -321,10 +335,13 @@ def send_parts(
     concurrency: int,
     meanwhile: Callable[[], None] | None = None,
 ) -> list[T]:
-    """`send(item)` for every part of a multipart upload, `concurrency` at a time, results in order;
+    """Send the parts of a multipart upload in parallel.
+
+    `send(item)` for every part of a multipart upload, `concurrency` at a time, results in order;
     `meanwhile()` runs in the calling thread while they travel (a checksum). `send` retries its one
     request (`Provider.step`); once a part has failed for good the parts not yet started are not
-    sent, and the first failure, in order, is raised."""
+    sent, and the first failure, in order, is raised.
+    """
     from concurrent.futures import ThreadPoolExecutor
 
     failed = threading.Event()
@@ -402,8 +419,11 @@ def as_dict(obj: Any, *, by_alias: bool = False) -> dict[str, Any]:
 
 
 def as_datetime(value: Any) -> dt.datetime | None:
-    """A vendor timestamp (datetime, Unix seconds or ISO 8601) as an aware UTC datetime; None if absent
-    or unreadable."""
+    """A vendor timestamp as an aware UTC datetime.
+
+    A vendor timestamp (datetime, Unix seconds or ISO 8601) as an aware UTC datetime; None if absent
+    or unreadable.
+    """
     if value is None or value == "":
         return None
     if isinstance(value, dt.datetime):
@@ -432,8 +452,11 @@ def as_float(value: Any) -> float | None:
 
 
 def key_tag(key: str, *, prefix: str = "ut", nbytes: int = 4) -> str:
-    """A short, stable tag for an idempotency key, for vendors without job metadata: carried in a
-    suffix or a name, so a create whose answer was lost can be found again."""
+    """A short, stable tag for an idempotency key.
+
+    A short, stable tag for an idempotency key, for vendors without job metadata: carried in a
+    suffix or a name, so a create whose answer was lost can be found again.
+    """
     return prefix + hashlib.blake2b(key.encode(), digest_size=nbytes).hexdigest()
 
 
@@ -445,8 +468,11 @@ def refuse_unknown_options(
     scope: str = "",
     hint: str | None = None,
 ) -> None:
-    """`JobSpecRefused` naming every `provider_options` key the adapter does not know (`scope` ends
-    the feature's name, "for nova"; `hint` replaces the list of known options)."""
+    """Refuse every `provider_options` key the adapter does not know.
+
+    `JobSpecRefused` naming every `provider_options` key the adapter does not know (`scope` ends
+    the feature's name, "for nova"; `hint` replaces the list of known options).
+    """
     names = sorted(known)
     unknown = sorted(set(options) - set(names))
     if unknown:
@@ -459,9 +485,12 @@ def refuse_unknown_options(
 def catalog_retirement(
     provider: str, catalog: Catalog | None = None, *, today: dt.date | None = None
 ) -> tuple[dt.date | None, list[str], str | None]:
-    """From the catalog (the provider's context's, else the built-in one): the date new jobs end on
+    """What the catalog says of a provider's retirement.
+
+    From the catalog (the provider's context's, else the built-in one): the date new jobs end on
     `provider` (a provider-wide training sunset), the live alternatives and the source. Adapters put
-    these in the errors a vendor's refusal becomes."""
+    these in the errors a vendor's refusal becomes.
+    """
     if catalog is None:
         from unitune.catalog import load_catalog
 

@@ -69,8 +69,11 @@ class SDKProvider(Provider):
 
     @abc.abstractmethod
     def _build_client(self) -> Any:
-        """A new SDK client from `self.settings`, with the SDK's own retries off (retries belong
-        to the client's policy) and the API key from `settings.require_api_key`."""
+        """Build a new SDK client from `self.settings`.
+
+        A new SDK client from `self.settings`, with the SDK's own retries off (retries belong
+        to the client's policy) and the API key from `settings.require_api_key`.
+        """
 
     @property
     def sdk(self) -> Any:
@@ -85,15 +88,20 @@ class SDKProvider(Provider):
         _ = self.sdk
 
     def _release(self, client: Any) -> None:
-        """Release what a client this provider built holds (its connections); its `close()` by
-        default, where it has one (not every SDK's client does)."""
+        """Release what an SDK client this provider built holds.
+
+        Release what a client this provider built holds (its connections); its `close()` by
+        default, where it has one (not every SDK's client does).
+        """
         close = getattr(client, "close", None)
         if callable(close):
             close()
 
     def close(self) -> None:
-        """Release the SDK client this provider built (not one passed in). Safe to call twice; a
-        later call builds a new client."""
+        """Release the SDK client this provider built (not one passed in).
+
+        Safe to call twice; a later call builds a new client.
+        """
         with self._lock:
             client = self._client if self._owned else None
             if self._owned:
@@ -103,8 +111,11 @@ class SDKProvider(Provider):
 
     @abc.abstractmethod
     def _map_errors(self, action: str) -> contextlib.AbstractContextManager[None]:
-        """A context in which the SDK's exceptions become unitune's errors (the SDK's stays as
-        `__cause__`); `action` starts every message ("create job: ...")."""
+        """A context that maps the SDK's exceptions to unitune's errors.
+
+        A context in which the SDK's exceptions become unitune's errors (the SDK's stays as
+        `__cause__`); `action` starts every message ("create job: ...").
+        """
 
     def _call(self, action: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """One request through the SDK, its errors mapped."""
@@ -125,8 +136,11 @@ class SDKProvider(Provider):
         filename: str | None = None,
         size_bytes: int | None = None,
     ) -> FileRef:
-        """The `FileRef` of an uploaded `prepared` file from the vendor's answer `raw` (its `id`,
-        `filename`, `bytes` and `created_at`, where the answer has them; ours where not)."""
+        """The `FileRef` of an uploaded file from the vendor's answer.
+
+        The `FileRef` of an uploaded `prepared` file from the vendor's answer `raw` (its `id`,
+        `filename`, `bytes` and `created_at`, where the answer has them; ours where not).
+        """
         return FileRef(
             id=str(file_id if file_id is not None else raw["id"]),
             provider=self.name,
@@ -145,8 +159,11 @@ def no_query(text: str) -> str:
 
 
 def stainless_detail(body: Any) -> str | None:
-    """The vendor's own words in a Stainless SDK's error body: `message` or `detail`, of the body or
-    of its `error` object, with a schema check's problems (problem+json `validation`) after them."""
+    """The vendor's own words in a Stainless SDK's error body.
+
+    `message` or `detail`, of the body or of its `error` object, with a schema check's problems
+    (problem+json `validation`) after them.
+    """
     if not isinstance(body, dict):
         return str(body) if body else None
     inner = body.get("error", body)
@@ -162,10 +179,12 @@ def stainless_detail(body: Any) -> str | None:
 
 
 class StainlessProvider(SDKProvider):
-    """An adapter whose SDK Stainless generated (OpenAI's, Together's): one exception tree —
-    `APIStatusError` (with the response), `APIConnectionError` (and `APITimeoutError`),
-    `APIResponseValidationError` — mapped here once. `_sdk_module()` names the SDK's module;
-    `_status_error` may be extended for what a vendor means by a status (OpenAI's 410 and 403)."""
+    """An adapter whose SDK Stainless generated (OpenAI's, Together's).
+
+    One exception tree — `APIStatusError` (with the response), `APIConnectionError` (and
+    `APITimeoutError`), `APIResponseValidationError` — mapped here once. `_sdk_module()` names the SDK's
+    module; `_status_error` may be extended for what a vendor means by a status (OpenAI's 410 and 403).
+    """
 
     @abc.abstractmethod
     def _sdk_module(self) -> Any:
@@ -198,8 +217,11 @@ class StainlessProvider(SDKProvider):
             raise unreadable_answer(self.name, action, e) from e
 
     def _status_error(self, e: Any, action: str) -> ProviderError:
-        """The unitune error for an HTTP error status: its class from the status, the vendor's own
-        words, the request id and Retry-After (or Stainless's `retry-after-ms`)."""
+        """The unitune error for an HTTP error status.
+
+        Its class from the status, the vendor's own words, the request id and Retry-After (or Stainless's
+        `retry-after-ms`).
+        """
         headers = e.response.headers
         retry_after = parse_retry_after(headers.get("retry-after"))
         if retry_after is None and headers.get("retry-after-ms"):
@@ -213,9 +235,12 @@ class StainlessProvider(SDKProvider):
 
 @dataclass(frozen=True)
 class HyperparameterTable:
-    """unitune's common hyperparameters → one vendor's names. A field set on a job but missing
-    from `names` is refused by name (`JobSpecRefused`), with `instead[field]` as the fix where the
-    vendor has something else (an absolute rate for a multiplier), else the list of what it takes."""
+    """unitune's common hyperparameters → one vendor's names.
+
+    A field set on a job but missing from `names` is refused by name (`JobSpecRefused`), with
+    `instead[field]` as the fix where the vendor has something else (an absolute rate for a multiplier),
+    else the list of what it takes.
+    """
 
     names: Mapping[str, str]
     instead: Mapping[str, str] = field(default_factory=dict)
@@ -225,8 +250,10 @@ class HyperparameterTable:
     convert: Callable[[str, Any], Any] = field(default=lambda name, value: value)
 
     def map(self, provider: str, hp: Hyperparameters, *, scope: str = "") -> dict[str, Any]:
-        """The set fields of `hp` under the vendor's names; `scope` ends the refused feature's name
-        ("lora_rank for nova models")."""
+        """The set fields of `hp` under the vendor's names.
+
+        `scope` ends the refused feature's name ("lora_rank for nova models").
+        """
         out: dict[str, Any] = {}
         for name, value in hp.set_fields().items():
             vendor = self.names.get(name)
@@ -238,9 +265,12 @@ class HyperparameterTable:
 
 
 def tagged_suffix(provider: str, vendor: str, suffix: str | None, tag: str, *, limit: int) -> str:
-    """The suffix a job is created with on a vendor without job metadata: the caller's, then the
-    idempotency key's `tag` (`key_tag(key)`), so a create whose answer was lost can be found again
-    by its output model's name. Refused when the vendor's `limit` leaves no room for the tag."""
+    """The suffix a job is created with on a vendor without job metadata.
+
+    The caller's, then the idempotency key's `tag` (`key_tag(key)`), so a create whose answer was lost
+    can be found again by its output model's name. Refused when the vendor's `limit` leaves no room for
+    the tag.
+    """
     tagged = f"{suffix}-{tag}" if suffix else tag
     if len(tagged) > limit:
         raise JobSpecRefused(
@@ -262,9 +292,12 @@ def refuse_reserved_metadata(provider: str, metadata: Mapping[str, str], tag: st
 
 
 def sdk_model(provider: str, vendor: str, cls: Any, what: str | None = None, **fields: Any) -> Any:
-    """A vendor SDK's pydantic request model built from `fields`; a value the model refuses (an
+    """Build a vendor SDK's pydantic request model from `fields`.
+
+    A vendor SDK's pydantic request model built from `fields`; a value the model refuses (an
     option of the wrong type) is a `JobSpecRefused` naming the field, so `check_job` can build the
-    request before anything is uploaded. `what` names the part of the request ("the job's")."""
+    request before anything is uploaded. `what` names the part of the request ("the job's").
+    """
     from pydantic import ValidationError
 
     try:

@@ -180,6 +180,7 @@ class ProviderSettings(BaseModel):
         return value.strip()
 
     def model_post_init(self, context: Any, /) -> None:
+        """Mask the API key in every provider error from now on (pydantic calls this after validation)."""
         if self.api_key is not None:
             remember_secret(self.api_key.get_secret_value())
 
@@ -199,10 +200,13 @@ class ProviderSettings(BaseModel):
 
 
 class ProviderContext:
-    """What a provider takes from the client that runs it, instead of reaching for globals: the
+    """What a provider takes from the client that runs it.
+
+    What a provider takes from the client that runs it, instead of reaching for globals: the
     unitune home (where a provider that keeps files keeps them), the clock (every wait and poll
     sleeps on it), the retry policy for the requests inside one call, and the catalog (the
-    client's, with the config's catalog files), loaded on first use."""
+    client's, with the config's catalog files), loaded on first use.
+    """
 
     __slots__ = ("_catalog", "_load_catalog", "clock", "home", "retry")
 
@@ -294,8 +298,11 @@ class Provider(ABC):
             cls.check_job = check_job  # type: ignore[method-assign]
 
     def _check_shared(self, spec: JobSpec) -> None:
-        """Refusals driven by `capabilities`, the same for every provider (read from the instance:
-        the fake reports the capabilities of the provider it impersonates)."""
+        """The refusals driven by `capabilities`, the same for every provider.
+
+        Refusals driven by `capabilities`, the same for every provider (read from the instance:
+        the fake reports the capabilities of the provider it impersonates).
+        """
         if spec.wandb is not None and not self.capabilities.wandb_integration:
             raise JobSpecRefused(
                 f"{self.name} has no Weights & Biases integration of its own (JobSpec.wandb).",
@@ -329,13 +336,18 @@ class Provider(ABC):
     # -- data -----------------------------------------------------------------------------------
 
     def profile_for(self, model: str | None) -> str:
-        """The dataset rules (a `profiles.toml` section) for training `model`; the default is the
-        provider's one profile. Providers whose rules differ by model family (Bedrock) override it."""
+        """The dataset rules for training `model`.
+
+        The dataset rules (a `profiles.toml` section) for training `model`; the default is the
+        provider's one profile. Providers whose rules differ by model family (Bedrock) override it.
+        """
         return self.dataset_profile
 
     def wire_format_for(self, method: TrainingMethod, model: str | None = None) -> str:
-        """The wire format a job of `method` on `model` uploads: `wire_format` for supervised data,
-        `preference_wire_format` for DPO pairs."""
+        """The wire format a job of `method` on `model` uploads.
+
+        `wire_format` for supervised data, `preference_wire_format` for DPO pairs.
+        """
         if method == "dpo":
             if self.preference_wire_format is None:
                 self._refuse("DPO (preference) training")
@@ -372,24 +384,33 @@ class Provider(ABC):
         """Upload a prepared file; return the provider's reference to it."""
 
     def upload_pair(self, training: PreparedFile, validation: PreparedFile) -> tuple[FileRef, FileRef]:
-        """Upload a job's training and validation files. The default uploads each; a vendor that
-        keeps both in one object (Cohere's datasets) overrides this."""
+        """Upload a job's training and validation files.
+
+        The default uploads each; a vendor that keeps both in one object (Cohere's datasets) overrides
+        this.
+        """
         return self.upload(training), self.upload(validation)
 
     def check_job(self, spec: JobSpec) -> None:
-        """Raise what `create_job(spec)` would refuse without asking the vendor: a hyperparameter or
+        """Raise what `create_job(spec)` would refuse, without asking the vendor.
+
+        Raise what `create_job(spec)` would refuse without asking the vendor: a hyperparameter or
         `provider_options` key it cannot take, a setting the create needs (a bucket, a role), limits
         on suffix and metadata. No network. The client calls it before anything is uploaded, with a
         stand-in `training_file` (id "unitune-check"), and `create_job` calls it again; the fake calls
         the impersonated provider's. The default checks only what every provider shares (a
         `JobSpec.wandb` where `capabilities.wandb_integration` is False), which also runs before an
-        adapter's own override."""
+        adapter's own override.
+        """
         self._check_shared(spec)
 
     @abstractmethod
     def create_job(self, spec: JobSpec, *, idempotency_key: str) -> Job:
-        """Create a fine-tuning job. Tag it with `idempotency_key` (or pass the vendor's own token).
-        Starts with `self.check_job(spec)`."""
+        """Create a fine-tuning job.
+
+        Tag it with `idempotency_key` (or pass the vendor's own token). Starts with
+        `self.check_job(spec)`.
+        """
 
     @abstractmethod
     def get_job(self, job_id: str) -> Job:
@@ -465,10 +486,13 @@ class Provider(ABC):
         self._unsupported("deleting tuned models")
 
     def check_ready(self) -> None:  # noqa: B027  (optional on purpose: most providers need no check)
-        """Raise `ConfigurationError` when this provider cannot make calls as configured (no API
+        """Raise `ConfigurationError` when this provider cannot make calls as configured.
+
+        Raise `ConfigurationError` when this provider cannot make calls as configured (no API
         key, a missing setting), without sending a request. Evaluation calls it for every
         candidate before asking any, so a half-configured comparison fails before it spends money.
-        The default checks nothing."""
+        The default checks nothing.
+        """
 
     def chat_batch(self, model: str, conversations: list[list[Message]], **params: Any) -> list[ChatResponse]:
         """One chat completion per conversation with the same model, answers in the same order.
@@ -499,25 +523,34 @@ class Provider(ABC):
     _context: ProviderContext | None = None
 
     def bind(self, context: ProviderContext) -> None:
-        """Run inside `context`: `FineTuneClient` passes its own when it is built (its unitune home,
-        clock, retry policy and catalog), so a provider never reaches for the process's globals and
-        a client's `home` or catalog files hold for its provider too."""
+        """Run inside `context`.
+
+        `FineTuneClient` passes its own when it is built (its unitune home, clock, retry policy and
+        catalog), so a provider never reaches for the process's globals and a client's `home` or catalog
+        files hold for its provider too.
+        """
         self._context = context
 
     @property
     def context(self) -> ProviderContext:
-        """The context `bind` gave; a provider used on its own gets the defaults: `UNITUNE_HOME` (else
+        """The context `bind` gave, else the defaults.
+
+        The context `bind` gave; a provider used on its own gets the defaults: `UNITUNE_HOME` (else
         the platform's data directory), the provider's own clock (the fake's) or the system's, the
-        default retry settings, the built-in catalog."""
+        default retry settings, the built-in catalog.
+        """
         if self._context is None:
             self._context = ProviderContext.default(clock=getattr(self, "clock", None))
         return self._context
 
     def bind_retry(self, policy: RetryPolicy) -> None:
-        """Retry the requests inside one call with `policy` (and sleep on its clock): each request
+        """Retry the requests inside one call with `policy`.
+
+        Retry the requests inside one call with `policy` (and sleep on its clock): each request
         of an upload (the create, every part, the complete), a file's processing poll or the limits
         read before a create is retried on its own rather than the whole call being repeated.
-        `bind` sets this with the rest of the context; this changes the policy alone."""
+        `bind` sets this with the rest of the context; this changes the policy alone.
+        """
         self.bind(self.context.replace(retry=policy, clock=policy.clock))
 
     @property
@@ -526,7 +559,9 @@ class Provider(ABC):
         return self.context.retry
 
     def step(self, action: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        """Run one request of a call made of several, retrying it alone when it fails transiently
+        """Run one request of a call made of several, retrying it alone.
+
+        Run one request of a call made of several, retrying it alone when it fails transiently
         (`fn` raises unitune's errors: pass the adapter's mapped call).
 
         When its retries are spent the error stays what it was (`ProviderUnavailableError`,

@@ -1,7 +1,9 @@
-"""AWS Bedrock model customization through boto3 (extra `unitune[bedrock]`): S3 for data, model
-customization jobs, a deployment (on-demand or provisioned throughput) before inference, Converse.
-Over ~700 lines on purpose: Bedrock is three AWS services (S3, bedrock, bedrock-runtime) behind one
-adapter, and the deployment step other vendors do not need; each part is a short section below.
+"""AWS Bedrock model customization through boto3 (extra `unitune[bedrock]`).
+
+S3 for data, model customization jobs, a deployment (on-demand or provisioned throughput) before
+inference, Converse. Over ~700 lines on purpose: Bedrock is three AWS services (S3, bedrock,
+bedrock-runtime) behind one adapter, and the deployment step other vendors do not need; each part is a
+short section below.
 
 Bedrock's shape differs most from the other vendors, and the common API bends to it honestly:
 
@@ -204,8 +206,11 @@ def _safe_name(text: str, limit: int) -> str:
 
 @guard_answers("deploy", "undeploy")
 class BedrockProvider(SDKProvider):
-    """AWS Bedrock. `client=` takes a `boto3.Session`, or a mapping of ready clients by service name
-    (`"s3"`, `"bedrock"`, `"bedrock-runtime"`), e.g. clients with a botocore `Stubber`."""
+    """AWS Bedrock.
+
+    `client=` takes a `boto3.Session`, or a mapping of ready clients by service name (`"s3"`,
+    `"bedrock"`, `"bedrock-runtime"`), e.g. clients with a botocore `Stubber`.
+    """
 
     name = "bedrock"
     settings_class = BedrockSettings
@@ -243,8 +248,11 @@ class BedrockProvider(SDKProvider):
         return _boto3().Session(profile_name=self.settings.profile, region_name=self.settings.region)
 
     def _aws(self, service: str) -> Any:
-        """The client of one AWS service (bedrock, bedrock-runtime, s3), built on first use with
-        botocore's own retries off."""
+        """The client of one AWS service, built on first use.
+
+        The client of one AWS service (bedrock, bedrock-runtime, s3), built on first use with
+        botocore's own retries off.
+        """
         with self._lock:
             if service not in self._clients:
                 from botocore.config import Config
@@ -338,8 +346,11 @@ class BedrockProvider(SDKProvider):
             raise ProviderError(f"{action}: {type(e).__name__}: {e}", provider=self.name) from e
 
     def _op(self, service: str, op: str, action: str, *, expect: tuple[str, ...] = (), **kwargs: Any) -> Any:
-        """One request. `expect` names fields every good answer has: botocore reads a JSON body cut
-        short as an empty answer, which must not pass for one."""
+        """One request.
+
+        `expect` names fields every good answer has: botocore reads a JSON body cut short as an empty
+        answer, which must not pass for one.
+        """
         with self._map_errors(action):
             raw = getattr(self._aws(service), op)(**kwargs)
         if expect and not any(field in raw for field in expect):
@@ -400,9 +411,12 @@ class BedrockProvider(SDKProvider):
         )
 
     def _upload_in_parts(self, prepared: PreparedFile, bucket: str, key: str, extra: dict[str, Any]) -> None:
-        """S3 multipart: create, each part (in parallel), complete; each request retried on its own
+        """Upload to S3 in parts (multipart upload).
+
+        S3 multipart: create, each part (in parallel), complete; each request retried on its own
         (`step`), the upload aborted if one fails for good. A complete whose answer was lost is
-        recognised by the object now being there, whole."""
+        recognised by the object now being there, whole.
+        """
         size = prepared.size_bytes
         part_size = max(self.settings.part_size_bytes, math.ceil(size / 10_000))  # S3: 10,000 parts at most
         where = f"s3://{bucket}/{key}"
@@ -456,10 +470,13 @@ class BedrockProvider(SDKProvider):
         return f"unitune-{_key_digest(idempotency_key)[:24]}"
 
     def check_job(self, spec: JobSpec) -> None:
-        """What the create would refuse, found without a request (so before anything is put in S3):
+        """Raise what the create would refuse, without a request.
+
+        What the create would refuse, found without a request (so before anything is put in S3):
         a model of no known family, DPO, a hyperparameter or `provider_options` key the model's
         family does not take, the bucket and role_arn settings missing, metadata that cannot be a
-        job tag."""
+        job tag.
+        """
         if spec.method == "dpo":
             self._refuse("DPO (preference) training")
         self._hyperparameters(spec)
@@ -480,8 +497,11 @@ class BedrockProvider(SDKProvider):
                 )  # fmt: skip
 
     def _hyperparameters(self, spec: JobSpec) -> tuple[str, dict[str, str]]:
-        """The customization type and the hyperparameters (strings, by the family's names) of a job;
-        refuses what the model's family does not take."""
+        """The customization type and hyperparameters of a job.
+
+        The customization type and the hyperparameters (strings, by the family's names) of a job;
+        refuses what the model's family does not take.
+        """
         family_name = self.family_of(spec.model)
         family = FAMILIES[family_name]
         offered = ", ".join(sorted(family.common))
@@ -614,8 +634,11 @@ class BedrockProvider(SDKProvider):
         )
 
     def _status(self, status: str, details: Mapping[str, Any]) -> JobStatus:
-        """`InProgress` says nothing of the phase; `statusDetails` does (validation, data processing,
-        training)."""
+        """The unitune status of a job, with its phase.
+
+        `InProgress` says nothing of the phase; `statusDetails` does (validation, data processing,
+        training).
+        """
         mapped = map_status(self.name, status, STATUS_MAP)
         if status != "InProgress":
             return mapped
@@ -632,8 +655,10 @@ class BedrockProvider(SDKProvider):
     # -- metrics from S3 -------------------------------------------------------------------------------------
 
     def list_metrics(self, job_id: str) -> list[StepMetric]:
-        """Training loss per step (and validation loss where written) from the job's S3 output. Empty
-        until Bedrock has written the files."""
+        """Training loss per step (and validation loss where written) from the job's S3 output.
+
+        Empty until Bedrock has written the files.
+        """
         # Several requests: each is retried on its own (a step), not the whole call.
         job = self.step(f"get job {job_id}", self.get_job, job_id)
         output = str((job.raw.get("outputDataConfig") or {}).get("s3Uri") or "")
@@ -718,9 +743,12 @@ class BedrockProvider(SDKProvider):
         commitment: Literal["OneMonth", "SixMonths"] | None = None,
         confirm_hourly_usd: float | None = None,
     ) -> Deployment:
-        """Make a tuned model callable. `on_demand` (Nova) bills per token; `provisioned` bills by the
-        hour from the moment it exists, so it is created only when `confirm_hourly_usd` is at least
-        the catalog's hourly price (or when the catalog has none and it is given at all)."""
+        """Make a tuned model callable.
+
+        `on_demand` (Nova) bills per token; `provisioned` bills by the hour from the moment it exists, so
+        it is created only when `confirm_hourly_usd` is at least the catalog's hourly price (or when the
+        catalog has none and it is given at all).
+        """
         job = self.get_job(job) if isinstance(job, str) else job
         if not job.fine_tuned_model:
             raise ConfigurationError(

@@ -164,8 +164,11 @@ class CohereProvider(SDKProvider):
         self._sleep: Callable[[float], None] = lambda seconds: self.context.clock.sleep(seconds)
 
     def _build_client(self) -> Any:
-        """The `cohere.ClientV2` (SDK retries off: FineTuneClient retries), on an httpx client of
-        our own, so close() can release its connections (ClientV2 has no close)."""
+        """Build the `cohere.ClientV2`, on an httpx client of our own.
+
+        The `cohere.ClientV2` (SDK retries off: FineTuneClient retries), on an httpx client of
+        our own, so close() can release its connections (ClientV2 has no close).
+        """
         import httpx
 
         kwargs: dict[str, Any] = {
@@ -277,10 +280,13 @@ class CohereProvider(SDKProvider):
     # -- fine-tuned models (Cohere's jobs) -------------------------------------------------------------
 
     def check_job(self, spec: JobSpec) -> None:
-        """What the create would refuse before its request (so before anything is uploaded): the
+        """Raise what the create would refuse, before its request.
+
+        What the create would refuse before its request (so before anything is uploaded): the
         hyperparameters Cohere does not take, unknown `provider_options`, a validation file outside
         the training dataset, and (where the SDK is installed: the create needs it anyway) values the
-        SDK's request model refuses, such as a `provider_options` value of the wrong type."""
+        SDK's request model refuses, such as a `provider_options` value of the wrong type.
+        """
         from unitune.errors import MissingDependencyError
 
         try:
@@ -307,7 +313,6 @@ class CohereProvider(SDKProvider):
 
     def _request(self, spec: JobSpec, idempotency_key: str) -> Any:
         """The SDK's `FinetunedModel` for the create; what its model refuses is a `ConfigurationError`."""
-
         from unitune.providers.registry import import_sdk
 
         params = self._hyperparameters(spec)

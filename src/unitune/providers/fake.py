@@ -174,8 +174,11 @@ def _as_instant(value: dt.date | dt.datetime | str) -> dt.datetime:
 
 
 def _raw_words(table: Mapping[str, JobStatus]) -> dict[JobStatus, str]:
-    """For each unitune status, the word a vendor uses for it: the one naming it where there is one
-    ("STATUS_QUEUED" over "STATUS_UNSPECIFIED"), else the table's first."""
+    """The word a vendor uses for each unitune status.
+
+    For each unitune status, the word a vendor uses for it: the one naming it where there is one
+    ("STATUS_QUEUED" over "STATUS_UNSPECIFIED"), else the table's first.
+    """
     words: dict[JobStatus, str] = {}
     for raw, status in table.items():
         if status not in words or (status.value in raw.lower() and status.value not in words[status].lower()):
@@ -255,7 +258,9 @@ class FakeProvider(Provider):
         return self
 
     def adopt_provider(self, name: str, section: Mapping[str, Any]) -> FakeProvider:
-        """Called when code builds a provider by name while this fake stands in for every provider
+        """The stand-in to use when code builds a provider by name.
+
+        Called when code builds a provider by name while this fake stands in for every provider
         (`override_provider`); returns the stand-in to use.
 
         The first name asked for (the fixture asks for the configured provider) becomes this fake's
@@ -417,7 +422,9 @@ class FakeProvider(Provider):
         alternatives: Sequence[str] = (),
         message: str = "Fine-tuning is no longer available on this provider",
     ) -> None:
-        """Close fine-tuning at `on` (a date: from its start, UTC; a datetime: from that instant; an
+        """Close fine-tuning at `on`, as a vendor does.
+
+        Close fine-tuning at `on` (a date: from its start, UTC; a datetime: from that instant; an
         ISO string of either; None: now), as a vendor does.
 
         From then (on the fake's clock) creating a job answers 410 Gone, which the client raises as
@@ -469,8 +476,11 @@ class FakeProvider(Provider):
             return ref
 
     def check_job(self, spec: JobSpec) -> None:
-        """The impersonated provider's own checks (its options, settings and limits); the plain fake
-        takes `steps_per_epoch` only."""
+        """Run the impersonated provider's own checks.
+
+        The impersonated provider's own checks (its options, settings and limits); the plain fake
+        takes `steps_per_epoch` only.
+        """
         if spec.method == "dpo" and not self.capabilities.dpo:
             self._refuse("DPO (preference) training", self.capabilities.notes.get("dpo"))
         if self._persona is not None:

@@ -1,4 +1,6 @@
-"""Mistral: tuned models and inference on the current `mistralai` SDK (3.x), the retired jobs API
+"""Mistral: tuned models, inference and the retired jobs API.
+
+Mistral: tuned models and inference on the current `mistralai` SDK (3.x), the retired jobs API
 over httpx (extra `unitune[mistral]`).
 
 Mistral retired fine-tuning: the SDK dropped its jobs API in 2.5.2 and the catalog marks training
@@ -100,8 +102,11 @@ _JOBS = "/v1/fine_tuning/jobs"
 
 
 def idempotency_tag(key: str) -> str:
-    """The suffix tag that marks a job created with this idempotency key (`u` + 6 hex: Mistral's
-    suffix holds 18 characters)."""
+    """The suffix tag that marks a job created with this idempotency key.
+
+    The suffix tag that marks a job created with this idempotency key (`u` + 6 hex: Mistral's
+    suffix holds 18 characters).
+    """
     return key_tag(key, prefix="u", nbytes=3)
 
 
@@ -159,8 +164,11 @@ def _first_line(text: str) -> str:
 
 @guard_answers("dry_run")
 class MistralProvider(SDKProvider):
-    """Mistral. `client=` takes a ready `mistralai.client.Mistral`; `http=` a ready `httpx.Client`
-    for the legacy jobs endpoints (tests point both at mocks)."""
+    """Mistral.
+
+    `client=` takes a ready `mistralai.client.Mistral`; `http=` a ready `httpx.Client` for the legacy
+    jobs endpoints (tests point both at mocks).
+    """
 
     name = "mistral"
     settings_class = MistralSettings
@@ -343,9 +351,12 @@ class MistralProvider(SDKProvider):
         return body
 
     def check_job(self, spec: JobSpec) -> None:
-        """What the create would refuse before its request (so before anything is uploaded): the
+        """Raise what the create would refuse, before its request.
+
+        What the create would refuse before its request (so before anything is uploaded): the
         hyperparameters Mistral's jobs do not take, unknown `provider_options`, a suffix too long for
-        the tag unitune appends."""
+        the tag unitune appends.
+        """
         # The tag has the same length whatever the key, so any key tells whether the suffix fits.
         self._body(spec, "unitune-check")
 
@@ -359,8 +370,11 @@ class MistralProvider(SDKProvider):
         return self._job(raw).model_copy(update={"idempotency_key": idempotency_key})
 
     def dry_run(self, spec: JobSpec) -> dict[str, Any]:
-        """Mistral's cost and duration estimate for a job, without creating it (`dry_run=true`):
-        `cost`, `cost_currency`, `train_tokens`, `expected_duration_seconds`, `epochs`, …"""
+        """Mistral's cost and duration estimate for a job, without creating it.
+
+        Mistral's cost and duration estimate for a job, without creating it (`dry_run=true`):
+        `cost`, `cost_currency`, `train_tokens`, `expected_duration_seconds`, `epochs`, …
+        """
         result: dict[str, Any] = self._legacy(
             "POST", _JOBS, "dry run of a fine-tuning job", collection=True,
             params={"dry_run": "true"}, json=self._body(spec, "dry-run"),

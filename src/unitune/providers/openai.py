@@ -188,8 +188,11 @@ class OpenAIProvider(StainlessProvider):
         )
 
     def _status_error(self, e: Any, action: str) -> ProviderError:
-        """What OpenAI means by 410 (the API is gone: retired, with the catalog's date and
-        alternatives) and by 403 on a create (this organisation may no longer start jobs)."""
+        """The unitune error for an HTTP error status, with OpenAI's 410 and 403.
+
+        What OpenAI means by 410 (the API is gone: retired, with the catalog's date and
+        alternatives) and by 403 on a create (this organisation may no longer start jobs).
+        """
         error = super()._status_error(e, action)
         common: dict[str, Any] = {"provider": self.name, "status_code": e.status_code,
                                   "request_id": error.request_id, "body": error.body}  # fmt: skip
@@ -255,9 +258,11 @@ class OpenAIProvider(StainlessProvider):
         return self._file_ref(prepared, raw)
 
     def _upload_in_parts(self, prepared: PreparedFile) -> dict[str, Any]:
-        """The Uploads API: create, add parts (read one at a time, sent in parallel), complete with
-        the MD5. Each of these requests is retried on its own (`step`); the upload is cancelled if
-        one of them fails for good, so nothing half-made is left behind."""
+        """The Uploads API: create, add parts (read one at a time, sent in parallel), complete with the MD5.
+
+        Each of these requests is retried on its own (`step`); the upload is cancelled if one of them
+        fails for good, so nothing half-made is left behind.
+        """
         s = self.settings
         upload = self._step_call(
             "upload (Uploads API)", self.sdk.uploads.create, bytes=prepared.size_bytes, filename=prepared.filename, mime_type="text/jsonl", purpose="fine-tune",
@@ -294,8 +299,11 @@ class OpenAIProvider(StainlessProvider):
     def _complete_upload(
         self, upload: Any, prepared: PreparedFile, part_ids: list[str], md5: str, *, again: bool
     ) -> dict[str, Any]:
-        """One try at completing an upload. A refusal on a try `again` (an earlier one's answer may
-        have been lost, so the upload is completed already) is resolved by finding the file it made."""
+        """One try at completing an upload.
+
+        A refusal on a try `again` (an earlier one's answer may have been lost, so the upload is
+        completed already) is resolved by finding the file it made.
+        """
         action = "upload (complete)"
         try:
             done = self._call(action, self.sdk.uploads.complete, upload.id, part_ids=part_ids, md5=md5)
@@ -316,8 +324,11 @@ class OpenAIProvider(StainlessProvider):
         return as_dict(file)
 
     def _file_of_upload(self, upload: Any, prepared: PreparedFile) -> dict[str, Any] | None:
-        """The file a completed upload made (its complete's answer was lost): the newest fine-tune
-        file of the upload's name and size, made no earlier than the upload."""
+        """The file a completed upload made, when its answer was lost.
+
+        The file a completed upload made (its complete's answer was lost): the newest fine-tune
+        file of the upload's name and size, made no earlier than the upload.
+        """
         page = self._call("upload (find the completed file)", self.sdk.files.list, purpose="fine-tune",
                           order="desc", limit=100)  # fmt: skip
         for item in page.data:
@@ -331,8 +342,11 @@ class OpenAIProvider(StainlessProvider):
         return None
 
     def list_files(self, *, limit: int = 100) -> list[FileRef]:
-        """The account's fine-tuning files (purpose `fine-tune`), newest first. OpenAI does not say
-        whether one was uploaded as training or validation data, so each is called `training`."""
+        """The account's fine-tuning files (purpose `fine-tune`), newest first.
+
+        OpenAI does not say whether one was uploaded as training or validation data, so each is called
+        `training`.
+        """
         fetch = functools.partial(self.sdk.files.list, purpose="fine-tune", order="desc")
         return [self._listed_file(as_dict(item)) for item in self._pages("list files", fetch, limit)]
 
@@ -348,10 +362,13 @@ class OpenAIProvider(StainlessProvider):
     # -- jobs --------------------------------------------------------------------------------------
 
     def check_job(self, spec: JobSpec) -> None:
-        """What OpenAI's create would refuse, found without a request (so before anything is
+        """Raise what OpenAI's create would refuse, without a request.
+
+        What OpenAI's create would refuse, found without a request (so before anything is
         uploaded): a `provider_options` key it does not know, an absolute learning_rate, beta outside
         DPO, a `method` option without a type, more metadata than a job holds or a key or value
-        over its length, a suffix over 64 characters."""
+        over its length, a suffix over 64 characters.
+        """
         _, options = self._method(spec)
         self._metadata(spec, "")
         self._integrations(spec, options)
@@ -362,8 +379,11 @@ class OpenAIProvider(StainlessProvider):
             )  # fmt: skip
 
     def _method(self, spec: JobSpec) -> tuple[dict[str, Any], dict[str, Any]]:
-        """The request's `method` object, and the `provider_options` left for the request's body;
-        refuses what OpenAI cannot take."""
+        """The request's `method` object and the remaining `provider_options`.
+
+        The request's `method` object, and the `provider_options` left for the request's body;
+        refuses what OpenAI cannot take.
+        """
         hp = spec.hyperparameters
         options = dict(hp.provider_options)
         refuse_unknown_options(
@@ -388,8 +408,11 @@ class OpenAIProvider(StainlessProvider):
         return method, options
 
     def _integrations(self, spec: JobSpec, options: dict[str, Any]) -> list[Any] | None:
-        """The request's `integrations`: those passed in `provider_options`, then `spec.wandb` as
-        OpenAI's W&B integration (`{"type": "wandb", "wandb": {project, entity, name, tags}}`)."""
+        """The request's `integrations`.
+
+        Those passed in `provider_options`, then `spec.wandb` as OpenAI's W&B integration (`{"type":
+        "wandb", "wandb": {project, entity, name, tags}}`).
+        """
         given = options.get("integrations")
         if spec.wandb is None:
             return list(given) if given is not None else None
@@ -571,8 +594,11 @@ class OpenAIProvider(StainlessProvider):
         return sorted(out, key=lambda c: c.step)
 
     def list_metrics(self, job_id: str) -> list[StepMetric]:
-        """Per-step metrics: the result CSV when the job has one (every step), else the `metrics`
-        events the job has sent so far."""
+        """The job's per-step metrics.
+
+        Per-step metrics: the result CSV when the job has one (every step), else the `metrics`
+        events the job has sent so far.
+        """
         # Several requests: each is retried on its own (a step), not the whole call.
         job = self.step(f"get job {job_id}", self.get_job, job_id)
         result_files = job.raw.get("result_files") or []

@@ -63,6 +63,7 @@ class ProviderInfo:
 
     @property
     def installed(self) -> bool:
+        """Whether the provider is available and every module it requires is installed."""
         return self.available and self.missing_module() is None
 
 
@@ -258,8 +259,11 @@ def build_provider(
 
 
 def load_provider_class(name: str) -> type[Provider]:
-    """The adapter class for `name` without requiring its vendor SDK (adapters import it lazily):
-    for reading what the provider is (its capabilities, data rules, statuses), not for calling it."""
+    """The adapter class for `name`, without requiring its vendor SDK.
+
+    The adapter class for `name` without requiring its vendor SDK (adapters import it lazily):
+    for reading what the provider is (its capabilities, data rules, statuses), not for calling it.
+    """
     info = provider_info(name)
     module_name, _, attr = info.import_path.partition(":")
     cls = getattr(importlib.import_module(module_name), attr, None)

@@ -227,8 +227,11 @@ class TogetherProvider(StainlessProvider):
 
     @contextlib.contextmanager
     def _map_errors(self, action: str) -> Iterator[None]:
-        """The Stainless mapping, and what the upload's own protocol raises besides: its PUTs go
-        through the SDK's raw httpx client, and the SDK checks files itself."""
+        """A context that maps the SDK's and the upload's errors to unitune's.
+
+        The Stainless mapping, and what the upload's own protocol raises besides: its PUTs go
+        through the SDK's raw httpx client, and the SDK checks files itself.
+        """
         import httpx
 
         together = _sdk()
@@ -307,9 +310,12 @@ class TogetherProvider(StainlessProvider):
         return _json(done)
 
     def _upload_in_parts(self, prepared: PreparedFile, checksum: str) -> dict[str, Any]:
-        """Together's multipart protocol: initiate (the server gives one URL per part), PUT each part
+        """Upload a file with Together's multipart protocol.
+
+        Together's multipart protocol: initiate (the server gives one URL per part), PUT each part
         (in parallel, each retried on its own), complete with the parts' ETags; aborted if a step
-        fails for good."""
+        fails for good.
+        """
         lib = _files_lib()
         path = Path(prepared.path)
         manager = lib.MultipartUploadManager(self.sdk)
@@ -347,8 +353,11 @@ class TogetherProvider(StainlessProvider):
     def _complete_parts(
         self, manager: Any, upload_id: str, file_id: str, parts: list[dict[str, Any]], *, again: bool
     ) -> dict[str, Any]:
-        """One try at completing a multipart upload. A refusal on a try `again` (an earlier one's
-        answer may have been lost) is resolved by reading the file: complete already made it."""
+        """One try at completing a multipart upload.
+
+        A refusal on a try `again` (an earlier one's answer may have been lost) is resolved by reading
+        the file: complete already made it.
+        """
         action = f"upload (complete {file_id})"
         try:
             return _json(self._call(action, manager._complete_upload, "/v1/files", upload_id, file_id, parts))
@@ -388,8 +397,11 @@ class TogetherProvider(StainlessProvider):
             raw = _json(self._step_call(action, self.sdk.files.retrieve, raw["id"]))
 
     def list_files(self, *, limit: int = 100) -> list[FileRef]:
-        """The account's fine-tuning files (purpose `fine-tune`), newest first. Together sends the
-        whole list in one answer and does not say training from validation: each is `training`."""
+        """The account's fine-tuning files (purpose `fine-tune`), newest first.
+
+        Together sends the whole list in one answer and does not say training from validation: each is
+        `training`.
+        """
         page = self._call("list files", self.sdk.files.list)
         files = [_json(item) for item in page.data]
         files = [raw for raw in files if raw.get("purpose") in (None, "fine-tune")]
@@ -529,8 +541,11 @@ class TogetherProvider(StainlessProvider):
         return _json(self._call(f"limits of {model}", self.sdk.fine_tuning.model_limits, model_name=model))
 
     def estimate_price(self, spec: JobSpec) -> dict[str, Any]:
-        """Together's own price estimate for this job (needs the uploaded file ids), shown beside
-        unitune's quote: `estimated_total_price`, token counts, `allowed_to_proceed`, `user_limit`."""
+        """Together's own price estimate for this job.
+
+        Together's own price estimate for this job (needs the uploaded file ids), shown beside
+        unitune's quote: `estimated_total_price`, token counts, `allowed_to_proceed`, `user_limit`.
+        """
         kwargs = self._create_kwargs(spec, "estimate")
         return self._estimate(kwargs)
 
@@ -559,10 +574,13 @@ class TogetherProvider(StainlessProvider):
         return {"method": "sft", "train_on_inputs": kwargs["train_on_inputs"]}
 
     def check_job(self, spec: JobSpec) -> None:
-        """What the create would refuse before its first request (so before anything is uploaded):
+        """Raise what the create would refuse, before its first request.
+
+        What the create would refuse before its first request (so before anything is uploaded):
         `provider_options` Together does not take, learning_rate_multiplier, DPO options outside DPO,
         LoRA settings on a full fine-tune, a suffix too long for the tag unitune appends. The model's
-        limits are Together's to say (a request): `create_job` checks them."""
+        limits are Together's to say (a request): `create_job` checks them.
+        """
         # The tag has the same length whatever the key, so any key tells whether the suffix fits.
         self._create_kwargs(spec, "unitune-check")
 

@@ -1,4 +1,6 @@
-"""Vertex AI tuning (Google's "Gemini Enterprise Agent Platform") through `google-genai` and Cloud
+"""Vertex AI tuning through `google-genai` and Cloud Storage.
+
+Vertex AI tuning (Google's "Gemini Enterprise Agent Platform") through `google-genai` and Cloud
 Storage (extra `unitune[vertex]`).
 
 - Data lives in Cloud Storage: `upload` puts the converted file (the `gemini` wire format) at a key named
@@ -146,8 +148,11 @@ _HYPERPARAMETERS = HyperparameterTable(
 
 
 class VertexSettings(ProviderSettings):
-    """`[providers.vertex]` in unitune.toml. Credentials are Application Default Credentials unless
-    `access_token` is set; `project` and `location` default to GOOGLE_CLOUD_PROJECT and GOOGLE_CLOUD_LOCATION."""
+    """`[providers.vertex]` in unitune.toml.
+
+    Credentials are Application Default Credentials unless `access_token` is set; `project` and
+    `location` default to GOOGLE_CLOUD_PROJECT and GOOGLE_CLOUD_LOCATION.
+    """
 
     project: str | None = Field(
         default=None, description="Google Cloud project id (default: GOOGLE_CLOUD_PROJECT)."
@@ -202,8 +207,11 @@ class VertexSettings(ProviderSettings):
 
 
 def import_module(name: str) -> Any:
-    """A module of the extra (google-genai, Cloud Storage, and what they run on), or the error
-    naming `unitune[vertex]`."""
+    """Import a module of the `unitune[vertex]` extra.
+
+    A module of the extra (google-genai, Cloud Storage, and what they run on), or the error
+    naming `unitune[vertex]`.
+    """
     from unitune.providers.registry import import_sdk
 
     return import_sdk("vertex", name)
@@ -219,8 +227,11 @@ def _json(obj: Any) -> dict[str, Any]:
 
 @guard_answers()
 class VertexProvider(SDKProvider):
-    """Vertex AI tuning. `client=` takes a ready `google.genai.Client`; `storage=` a ready
-    `google.cloud.storage.Client` (tests point them at a loopback fake and an emulator)."""
+    """Vertex AI tuning.
+
+    `client=` takes a ready `google.genai.Client`; `storage=` a ready `google.cloud.storage.Client`
+    (tests point them at a loopback fake and an emulator).
+    """
 
     name = "vertex"
     settings_class = VertexSettings
@@ -390,8 +401,11 @@ class VertexProvider(SDKProvider):
         return "vertex" if self._gemini(model) else "vertex-open"
 
     def wire_format_for(self, method: TrainingMethod, model: str | None = None) -> str:
-        """Gemini models train on `contents`/`systemInstruction` lines (preference pairs: `contents` and
-        two scored `completions`); open models on chat messages, and have no preference tuning."""
+        """The wire format a job of `method` on `model` uploads.
+
+        Gemini models train on `contents`/`systemInstruction` lines (preference pairs: `contents` and
+        two scored `completions`); open models on chat messages, and have no preference tuning.
+        """
         gemini = self._gemini(model)
         if method == "dpo":
             if not gemini:
@@ -502,18 +516,23 @@ class VertexProvider(SDKProvider):
         return config
 
     def _request(self, spec: JobSpec, idempotency_key: str) -> Any:
-        """The SDK's `CreateTuningJobConfig` for the create; a value its model refuses (an option of
-        the wrong type) is a `JobSpecRefused` naming the field."""
+        """The SDK's `CreateTuningJobConfig` for the create.
+
+        A value its model refuses (an option of the wrong type) is a `JobSpecRefused` naming the field.
+        """
         config = self._config(spec, idempotency_key)
         types = import_module("google.genai.types")
         return sdk_model(self.name, "Vertex AI", types.CreateTuningJobConfig, **config)
 
     def check_job(self, spec: JobSpec) -> None:
-        """What the create would refuse, found without a request (so before anything is uploaded): an
+        """Raise what the create would refuse, without a request.
+
+        What the create would refuse, found without a request (so before anything is uploaded): an
         option or hyperparameter Vertex AI does not take (or not for this kind of model), an adapter
         size it does not offer, metadata that cannot be a label, a suffix too long, the settings the
         create needs (project, location, bucket), and (where the SDK is installed: the create needs it
-        anyway) a value the SDK's request model refuses."""
+        anyway) a value the SDK's request model refuses.
+        """
         from unitune.errors import MissingDependencyError
 
         try:
@@ -646,9 +665,12 @@ class VertexProvider(SDKProvider):
     # -- inference --------------------------------------------------------------------------------------
 
     def chat(self, model: str, messages: list[Message], **params: Any) -> ChatResponse:
-        """`generate_content` on a tuned model's endpoint (or a base model): the system messages become
+        """Chat with a tuned model's endpoint (or a base model).
+
+        `generate_content` on a tuned model's endpoint (or a base model): the system messages become
         the system instruction, `assistant` turns `model` turns. `temperature`, `max_tokens` (as
-        `max_output_tokens`), `top_p` and `stop` are passed on."""
+        `max_output_tokens`), `top_p` and `stop` are passed on.
+        """
         types = import_module("google.genai.types")
         system = "\n\n".join(m.text for m in messages if m.role == "system") or None
         contents = [

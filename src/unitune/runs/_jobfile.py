@@ -115,9 +115,12 @@ class JobFile(_Strict):
         return value
 
     def training_key(self, data_sha256: str, provider: str, model: str) -> str:
-        """The job's idempotency key: what is trained (provider, model, method, hyperparameters,
-        suffix) and on what (the data's fingerprint). The same spec on the same data is the same
-        job, so running a job file again reattaches to it instead of paying twice."""
+        """The job's idempotency key.
+
+        What is trained (provider, model, method, hyperparameters, suffix) and on what (the data's
+        fingerprint). The same spec on the same data is the same job, so running a job file again
+        reattaches to it instead of paying twice.
+        """
         trained = {
             "provider": provider,
             "model": model,
@@ -138,7 +141,9 @@ def load_job_file(
     source: str | os.PathLike[str] | Mapping[str, Any] | JobFile,
     overrides: Mapping[str, Any] | None = None,
 ) -> JobFile:
-    """A checked `JobFile` from a TOML path, a dict or a `JobFile`, with `overrides` (dotted keys:
+    """Load and check a job file.
+
+    A checked `JobFile` from a TOML path, a dict or a `JobFile`, with `overrides` (dotted keys:
     `{"provider": "fake", "hyperparameters.epochs": 3}`) applied on top. Relative data paths are
     resolved against the job file's folder (a dict's: the current directory).
 
@@ -275,7 +280,9 @@ _KEY = re.compile(r"^\s*([A-Za-z0-9_\-\"']+(?:\s*\.\s*[A-Za-z0-9_\-\"']+)*)\s*="
 
 def _line_of(text: str | None, loc: tuple[str, ...]) -> int | None:
     """The line where `loc` (table…, key) is written, else the line of its nearest written parent.
-    tomllib keeps no positions, so the text is scanned: `[table]` headers and `key =` lines."""
+
+    tomllib keeps no positions, so the text is scanned: `[table]` headers and `key =` lines.
+    """
     if text is None or not loc:
         return None
     table: tuple[str, ...] = ()

@@ -1,5 +1,8 @@
-"""`client.retrain(run)`: a child run with the parent's spec, on new data, a new base or another
-provider, evaluated against its parent on the parent's validation data (did the change help?)."""
+"""`client.retrain(run)`: a child run evaluated against its parent.
+
+`client.retrain(run)`: a child run with the parent's spec, on new data, a new base or another
+provider, evaluated against its parent on the parent's validation data (did the change help?).
+"""
 
 from __future__ import annotations
 
@@ -69,8 +72,11 @@ def retrain(
     console: Console | None = None,
     poll_interval: float | None = None,
 ) -> RunResult:
-    """A child of run `run_id`: the same spec, with `data` (new training examples), `model` (a new
-    base) or `provider` changed, evaluated against the parent on the parent's validation file."""
+    """Retrain run `run_id` with new data, a new base or another provider.
+
+    A child of run `run_id`: the same spec, with `data` (new training examples), `model` (a new
+    base) or `provider` changed, evaluated against the parent on the parent's validation file.
+    """
     check_run_args(console, poll_interval)
     if data is not None and not isinstance(data, (str, os.PathLike)):
         raise ConfigurationError(f"data must be the path of a JSONL file, not a {type(data).__name__}.")

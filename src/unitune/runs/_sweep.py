@@ -101,8 +101,11 @@ class SweepInterrupted(KeyboardInterrupt):
 
 
 def parse_grid(items: Sequence[str]) -> dict[str, list[Any]]:
-    """`["epochs=1,3", "learning_rate_multiplier=0.5,1"]` → `{"epochs": [1, 3], ...}` (numbers
-    read as numbers)."""
+    """Parse `--grid` values into a grid.
+
+    `["epochs=1,3", "learning_rate_multiplier=0.5,1"]` → `{"epochs": [1, 3], ...}` (numbers
+    read as numbers).
+    """
     grid: dict[str, list[Any]] = {}
     for item in items:
         key, sep, values = item.partition("=")

@@ -62,8 +62,11 @@ class RunResult(BaseModel):
 
 
 class RunInterrupted(KeyboardInterrupt):
-    """Ctrl-C while a run waited: the job is still running on the provider (the caller decides
-    whether to cancel it: `client.cancel_job(e.job)`), and the same job file reattaches to it."""
+    """Ctrl-C while a run waited; the job is still running on the provider.
+
+    Ctrl-C while a run waited: the job is still running on the provider (the caller decides
+    whether to cancel it: `client.cancel_job(e.job)`), and the same job file reattaches to it.
+    """
 
     def __init__(self, run: RunRecord, job: Job, client: FineTuneClient) -> None:
         super().__init__(f"run {run.run_id} interrupted while job {job.id} was {job.status.value}")
@@ -109,8 +112,11 @@ class PreparedData(BaseModel):
 
 
 def prepare_data(job: JobFile, home: Path) -> PreparedData:
-    """The job's files; with `validation_split`, the split is written once per (data, fraction, seed)
-    under the unitune home, so a rerun trains on byte-identical files and reattaches."""
+    """The job's training and validation files.
+
+    The job's files; with `validation_split`, the split is written once per (data, fraction, seed)
+    under the unitune home, so a rerun trains on byte-identical files and reattaches.
+    """
     import hashlib
 
     training, validation = job.data.training, job.data.validation
@@ -155,9 +161,12 @@ def check_run_args(console: object, poll_interval: object) -> None:
 
 
 def live_key(ledger: Ledger, key: str) -> tuple[str, RunRecord | None]:
-    """The key to create with, and the run it already belongs to. A run whose job failed or was
-    cancelled is not followed again: its spec on its data gets a fresh attempt (`KEY-r2`, `-r3`…),
-    or a vendor's transient failure could never be retried without changing the spec."""
+    """The key to create with, and the run it already belongs to.
+
+    A run whose job failed or was cancelled is not followed again: its spec on its data gets a fresh
+    attempt (`KEY-r2`, `-r3`…), or a vendor's transient failure could never be retried without changing
+    the spec.
+    """
     attempt, candidate = 1, key
     while True:
         existing = ledger.find_run_by_key(candidate)
@@ -168,16 +177,22 @@ def live_key(ledger: Ledger, key: str) -> tuple[str, RunRecord | None]:
 
 
 def _runs_ledger(client: FineTuneClient) -> Ledger:
-    """Runs are recorded even for an ephemeral provider's jobs (the fake): the run is the user's
-    record of what was tried, in the same file as the jobs."""
+    """The ledger to record runs in.
+
+    Runs are recorded even for an ephemeral provider's jobs (the fake): the run is the user's
+    record of what was tried, in the same file as the jobs.
+    """
     from unitune.config import ledger_path
 
     return client.ledger or Ledger(ledger_path(client.config))
 
 
 def open_run_tracker(job: JobFile, client: FineTuneClient, say: Say) -> Tracker:
-    """The run's tracker (`[tracking]` of the job file, else of unitune.toml). With `vendor = true`
-    the vendor logs the job to W&B itself (`vendor_wandb`), so unitune logs nothing of its own."""
+    """The run's tracker (`[tracking]` of the job file, else of unitune.toml).
+
+    With `vendor = true` the vendor logs the job to W&B itself (`vendor_wandb`), so unitune logs nothing
+    of its own.
+    """
     from unitune.tracking import open_tracker
 
     settings: TrackingSettings | None = job.tracking if job.tracking is not None else client.config.tracking

@@ -33,9 +33,11 @@ def wait_all(
     timeout: float | None = None,
     on_update: Callable[[int, Job], None] | None = None,
 ) -> list[Outcome]:
-    """Wait until every job has ended; `on_update(index, job)` after each poll. Never raises for one
-    job: its outcome is its `JobFailedError`, `WaitTimeout` or the provider's error. The first
-    client's clock is the one slept on (a sweep's clients share it)."""
+    """Wait until every job has ended; `on_update(index, job)` after each poll.
+
+    Never raises for one job: its outcome is its `JobFailedError`, `WaitTimeout` or the provider's error.
+    The first client's clock is the one slept on (a sweep's clients share it).
+    """
     if not jobs:
         return []
     clock = jobs[0][0].clock

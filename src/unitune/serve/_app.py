@@ -172,8 +172,11 @@ class _StreamOptions(BaseModel):
 
 
 class _ChatIn(BaseModel):
-    """The fields of OpenAI's CreateChatCompletionRequest this server reads (others are ignored,
-    except those it refuses by name: `_UNSUPPORTED`)."""
+    """The fields of OpenAI's chat completion request this server reads.
+
+    The fields of OpenAI's CreateChatCompletionRequest this server reads (others are ignored,
+    except those it refuses by name: `_UNSUPPORTED`).
+    """
 
     model_config = ConfigDict(extra="allow", strict=True)
 
@@ -315,8 +318,11 @@ class _Trace:
 
 
 class _LogWriter:
-    """Builds and writes the log's rows in one background thread: sketching, redaction and
-    SQLite stay off the request's path, and the rows keep the requests' order."""
+    """Writes the request log's rows from one background thread.
+
+    Builds and writes the log's rows in one background thread: sketching, redaction and
+    SQLite stay off the request's path, and the rows keep the requests' order.
+    """
 
     def __init__(self, log: RequestLog, *, log_text: bool, redact_pii: bool) -> None:
         self.log = log
@@ -439,8 +445,11 @@ class ServeState:
     # -- checks ----------------------------------------------------------------------------------
 
     def authorize(self, request: Request) -> None:
-        """401 unless the bearer token is the key (when there is one); without a key, only a
-        loopback Host is answered (see the module docstring)."""
+        """Check the request's bearer token (or, without a key, its Host).
+
+        401 unless the bearer token is the key (when there is one); without a key, only a
+        loopback Host is answered (see the module docstring).
+        """
         if self._key is None:
             from unitune.evaluate._review import _host_name
 
@@ -620,8 +629,11 @@ class ServeState:
     async def _events(
         self, trace: _Trace, handle: StreamHandle, wake: asyncio.Event, include_usage: bool
     ) -> AsyncIterator[bytes]:
-        """The SSE body. A client that goes away cancels this generator at its `await`: `finally`
-        then stops the generation, and the request is logged with status 499."""
+        """The SSE body.
+
+        A client that goes away cancels this generator at its `await`: `finally` then stops the
+        generation, and the request is logged with status 499.
+        """
         created = int(trace.ts.timestamp())
         usage_null: dict[str, Any] = {"usage": None} if include_usage else {}
         # What is logged unless the stream gets further: the client went away (nginx's 499).
@@ -768,8 +780,11 @@ class ServeServer(ThreadedServer):
 
 
 def start_server(config: ServeConfig, *, models: ServedModels | None = None) -> ServeServer:
-    """Serve `create_app(config, models=models)` on `config.host:config.port` from a background
-    thread, and return once it answers. Port 0 takes any free port (`.port` says which)."""
+    """Serve the app from a background thread.
+
+    Serve `create_app(config, models=models)` on `config.host:config.port` from a background
+    thread, and return once it answers. Port 0 takes any free port (`.port` says which).
+    """
     uvicorn = _require("uvicorn")
     app = create_app(config, models=models)
     return ServeServer(uvicorn, app, host=config.host, port=config.port)

@@ -217,9 +217,12 @@ class Backend(Protocol):
     """What the app needs of a backend; `prepare` and `stream`'s producer may block."""
 
     def prepare(self, model: str, request: ChatRequest) -> tuple[ChatRequest, int | None]:
-        """Check `request` against `model` (its context window) before anything is sent: the
+        """Check `request` against `model` before anything is sent.
+
+        Check `request` against `model` (its context window) before anything is sent: the
         request to run (max_tokens shortened to fit when the client gave none) and the prompt's
-        tokens (None when unknown). Raises `ServeError`."""
+        tokens (None when unknown). Raises `ServeError`.
+        """
         ...
 
     def complete(self, model: str, request: ChatRequest) -> Future[Completion]:
@@ -354,11 +357,14 @@ class _Engine:
     # -- the worker thread ----------------------------------------------------------------------
 
     def _next_batch(self) -> list[_Job] | None:
-        """The next streaming job alone, or the next non-streaming job with the queued jobs that can
+        """The next batch of jobs to run.
+
+        The next streaming job alone, or the next non-streaming job with the queued jobs that can
         share its `generate` call. The window stays open while more keep coming: it closes once no
         new one has arrived for `batch_wait`, or `_WINDOW_CAP` × `batch_wait` after it opened (a
         burst of clients whose requests arrive a few ms apart still lands in one batch, while a lone
-        request waits only `batch_wait`)."""
+        request waits only `batch_wait`).
+        """
         with self._cond:
             while not self._pending:
                 if self._closed:
@@ -486,7 +492,9 @@ class TransformersBackend:
 
     def add(self, model: str, base: Path, adapter: Path | None = None) -> None:
         """Serve `model` as `base` (a model folder) with `adapter` (a PEFT folder) over it, if any.
-        A base already loaded for another model is shared. Raises if the folders cannot be loaded."""
+
+        A base already loaded for another model is shared. Raises if the folders cannot be loaded.
+        """
         key = str(base.resolve())
         engine = self._engines.get(key)
         if engine is None:
@@ -520,8 +528,11 @@ class TransformersBackend:
             ) from None
 
     def prepare(self, model: str, request: ChatRequest) -> tuple[ChatRequest, int | None]:
-        """See `Backend.prepare`: a prompt that leaves no room for the answer is refused
-        (`context_length_exceeded`), as is prompt + max_tokens over the window when max_tokens was given."""
+        """Check `request` against `model`'s context window.
+
+        See `Backend.prepare`: a prompt that leaves no room for the answer is refused
+        (`context_length_exceeded`), as is prompt + max_tokens over the window when max_tokens was given.
+        """
         engine, _ = self._route(model)
         prompt = engine.count(request.messages)
         context = engine.context
@@ -587,7 +598,9 @@ def _forward_error(e: UnituneError, model: str) -> ServeError:
 
 
 class ForwardBackend:
-    """Hosted models (`provider:model`), answered by unitune's client for that provider, so an
+    """Hosted models, answered by unitune's client for their provider.
+
+    Hosted models (`provider:model`), answered by unitune's client for that provider, so an
     application has one endpoint for every model it uses.
 
     Streaming is emulated: the provider is asked for the whole answer, which is then sent as one
@@ -606,8 +619,11 @@ class ForwardBackend:
         self._pool = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="unitune-serve-forward")
 
     def add(self, model: str) -> None:
-        """Serve `model` ("provider:model"): builds the provider's client (its settings and key are
-        checked now, so a missing key is reported at start-up)."""
+        """Serve a hosted model.
+
+        Serve `model` ("provider:model"): builds the provider's client (its settings and key are
+        checked now, so a missing key is reported at start-up).
+        """
         from unitune.client import FineTuneClient
 
         provider, sep, name = model.partition(":")

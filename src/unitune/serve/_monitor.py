@@ -279,7 +279,7 @@ def psi(reference: Mapping[K, float], current: Mapping[K, float], *, epsilon: fl
 def psi_level(
     value: float, threshold: float = DEFAULT_PSI_THRESHOLD
 ) -> Literal["stable", "moderate", "significant"]:
-    """stable below 0.1 (`PSI_MODERATE`), significant at or above `threshold`, moderate between."""
+    """`stable` below 0.1 (`PSI_MODERATE`), `significant` at or above `threshold`, `moderate` between."""
     if value >= threshold:
         return "significant"
     return "moderate" if value >= PSI_MODERATE else "stable"
@@ -330,8 +330,11 @@ def _proportion(successes: int, n: int) -> Estimate | None:
 
 
 def _rate_difference(k1: int, n1: int, k2: int, n2: int) -> Estimate | None:
-    """p1 − p2 with Newcombe's hybrid score interval (his method 10): each side's Wilson interval
-    combined in quadrature. Independent samples, no resampling, and it stays sensible at 0 or 100%."""
+    """The difference of two rates with Newcombe's hybrid score interval.
+
+    p1 − p2 with Newcombe's hybrid score interval (his method 10): each side's Wilson interval
+    combined in quadrature. Independent samples, no resampling, and it stays sensible at 0 or 100%.
+    """
     a, b = wilson(k1, n1), wilson(k2, n2)
     if a is None or b is None:
         return None
@@ -549,8 +552,11 @@ class _Training:
 
 
 def _training_profile(data: str | Path | Dataset) -> _Training:
-    """The training prompts' sketches: word counts and hashed words of each example's non-assistant
-    messages, the same `sketch()` the server applies to a request's prompt."""
+    """The training prompts' sketches.
+
+    Word counts and hashed words of each example's non-assistant messages, the same `sketch()` the server
+    applies to a request's prompt.
+    """
     from unitune.data import ChatExample, Dataset, PreferenceExample
 
     dataset = data if isinstance(data, Dataset) else Dataset.from_jsonl(data)

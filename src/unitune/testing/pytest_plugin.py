@@ -42,6 +42,7 @@ class RealNetworkCallError(RuntimeError):
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
+    """Add `--unitune-block-network` and the `unitune_block_network` ini option."""
     group = parser.getgroup("unitune")
     group.addoption(
         "--unitune-block-network",
@@ -58,6 +59,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    """Register the marker; make unknown vendor statuses raise (`UNITUNE_STRICT_STATUS=1`) unless set."""
     config.addinivalue_line(
         "markers", f"{MARKER}: fail the test if it opens a connection to a non-loopback host"
     )
@@ -67,12 +69,14 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
+    """Unset `UNITUNE_STRICT_STATUS` if `pytest_configure` set it."""
     if config.stash.get(_SET_STRICT, False):
         os.environ.pop(_STRICT_ENV, None)
 
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    """Note a guard error that escaped the test body, so teardown does not report it twice."""
     if call.excinfo is not None and call.excinfo.errisinstance(RealNetworkCallError):
         item.stash[_ESCAPED] = True
     yield

@@ -1,4 +1,6 @@
-"""Experiment tracking: a unitune run's parameters, per-step metrics, summary numbers and report
+"""Experiment tracking with MLflow or Weights & Biases.
+
+Experiment tracking: a unitune run's parameters, per-step metrics, summary numbers and report
 files sent to MLflow or Weights & Biases ([tracking.md](../../../docs/tracking.md)).
 
 Importing this package is cheap: it imports neither `mlflow` nor `wandb` (the config imports
@@ -62,9 +64,12 @@ def open_tracker(settings: TrackingSettings | None, *, warn: Callable[[str], Non
 def vendor_wandb(
     settings: TrackingSettings | None, *, name: str | None = None, tags: Sequence[str] = ()
 ) -> WandbIntegration | None:
-    """The `JobSpec.wandb` that asks the vendor to log the job to W&B, when `settings` say so
+    """The `JobSpec.wandb` that asks the vendor to log the job to W&B, if configured.
+
+    The `JobSpec.wandb` that asks the vendor to log the job to W&B, when `settings` say so
     (`backend = "wandb"`, `vendor = true`); None otherwise. The project is `experiment`; the key
-    (Together only) is read from `WANDB_API_KEY` by the adapter, when the job is created."""
+    (Together only) is read from `WANDB_API_KEY` by the adapter, when the job is created.
+    """
     if settings is None or not settings.vendor:
         return None
     from unitune.types import WandbIntegration

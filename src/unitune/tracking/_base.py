@@ -24,18 +24,21 @@ FinishStatus = Literal["finished", "failed", "killed"]
 class Tracker(ABC):
     """What a run logs to. `start` first, `finish` last; between them any number of the others.
 
-    Trackers returned by `open_tracker` never raise (see there)."""
+    Trackers returned by `open_tracker` never raise (see there).
+    """
 
     @abstractmethod
     def start(self, name: str, *, params: Mapping[str, object], tags: Mapping[str, str]) -> None:
-        """Open the run `name` with its parameters (plain values, logged as given: pass no secrets)
-        and tags."""
+        """Open the run `name` with its parameters (plain values, logged as given: pass no secrets) and tags."""
 
     @abstractmethod
     def log_metrics(self, metrics: Sequence[StepMetric]) -> None:
-        """Per-step training metrics, each at its own step (`train_loss`, `valid_loss`,
+        """Log per-step training metrics.
+
+        Per-step training metrics, each at its own step (`train_loss`, `valid_loss`,
         `train_accuracy`, `valid_accuracy`, `learning_rate`, `epoch`, and `extra`'s names). Meant to
-        be called with only the new steps; a step already logged is skipped."""
+        be called with only the new steps; a step already logged is skipped.
+        """
 
     @abstractmethod
     def log_values(self, values: Mapping[str, float], *, step: int | None = None) -> None:
@@ -106,7 +109,8 @@ class GuardedTracker(Tracker):
     """A backend whose first failure is reported once through `warn` and turns it off.
 
     Tracking is a side channel of a run that may cost money and hours: a tracking server that is
-    down must never stop or slow the training it watches, and must not print a warning per step."""
+    down must never stop or slow the training it watches, and must not print a warning per step.
+    """
 
     def __init__(self, inner: Backend, *, warn: Callable[[str], None], where: str) -> None:
         self._inner = inner
@@ -179,8 +183,11 @@ _USERINFO = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*://)[^/@\s]+@")
 
 
 def metric_values(metric: StepMetric) -> dict[str, float]:
-    """One step's numbers by name: the fields the provider reported, then `extra` (names made safe
-    for MLflow, which refuses most punctuation: a vendor's odd metric name must not stop tracking)."""
+    """One step's metric values by name.
+
+    One step's numbers by name: the fields the provider reported, then `extra` (names made safe
+    for MLflow, which refuses most punctuation: a vendor's odd metric name must not stop tracking).
+    """
     values = {k: float(v) for k in _STEP_FIELDS if (v := getattr(metric, k)) is not None}
     for key, value in metric.extra.items():
         values.setdefault(_UNSAFE.sub("_", key)[:250], float(value))

@@ -1,5 +1,8 @@
-"""Logging a run to MLflow through `MlflowClient` (not the fluent API: no process-wide active run,
-so several unitune runs in one process each keep their own)."""
+"""Logging a run to MLflow through `MlflowClient`.
+
+Logging a run to MLflow through `MlflowClient` (not the fluent API: no process-wide active run,
+so several unitune runs in one process each keep their own).
+"""
 
 from __future__ import annotations
 
@@ -41,8 +44,11 @@ _BATCH_METRICS = 1000  # MAX_METRICS_PER_BATCH
 
 @contextmanager
 def _quick_http() -> Iterator[None]:
-    """MLflow's HTTP settings for unitune's calls only, restored afterwards: importing unitune or
-    logging a run does not change how the user's own MLflow code retries."""
+    """MLflow's HTTP settings for unitune's calls only.
+
+    MLflow's HTTP settings for unitune's calls only, restored afterwards: importing unitune or
+    logging a run does not change how the user's own MLflow code retries.
+    """
     with _ENV_LOCK:
         added = [k for k in _HTTP_ENV if k not in os.environ]
         for key in added:

@@ -94,8 +94,11 @@ class TokenCounter(ABC):
         return total, (sum(self.count_texts(texts)) if texts else 0)
 
     def count_conversations(self, items: Sequence[_Conversation]) -> list[tuple[int, int]]:
-        """`count_conversation` for many (messages, tools) pairs: a batch lets a counter keep its
-        tokenizer busy in one tight loop."""
+        """Count many conversations in one batch.
+
+        `count_conversation` for many (messages, tools) pairs: a batch lets a counter keep its
+        tokenizer busy in one tight loop.
+        """
         return [self.count_conversation(messages, tools=tools) for messages, tools in items]
 
     def __repr__(self) -> str:
@@ -238,9 +241,12 @@ def _plain(value: Any) -> Any:
 
 
 def _guarded(method: _F) -> _F:
-    """A counting method whose bad input is a one-line error: text that is not valid Unicode (a lone
+    """Wrap a counting method so that bad input is a one-line error.
+
+    A counting method whose bad input is a one-line error: text that is not valid Unicode (a lone
     surrogate, which no tokenizer takes) a `DatasetError`, anything else it cannot count a
-    `ConfigurationError`. Costs nothing unless the tokenizer raises."""
+    `ConfigurationError`. Costs nothing unless the tokenizer raises.
+    """
     name = method.__name__
 
     @functools.wraps(method)

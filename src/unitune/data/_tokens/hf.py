@@ -121,7 +121,9 @@ def _hf_hub_dir() -> Path:
 
 
 def _hf_cached_repo(model: str) -> tuple[str, Path] | None:
-    """The cached repo id and snapshot folder for `model` ("org/name", or a bare name matched
+    """The cached HF repo id and snapshot folder for `model`, if cached.
+
+    The cached repo id and snapshot folder for `model` ("org/name", or a bare name matched
     against cached repos, case-insensitively), if its tokenizer files are in the local HF cache.
 
     The snapshot is loaded as a local folder: asking transformers for the repo id, even with

@@ -89,10 +89,12 @@ _BASE62 = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
 
 
 def _mistral_messages(msgs: list[_Msg]) -> list[dict[str, Any]]:
-    """OpenAI-shaped dicts mistral-common accepts. Its tool-call ids must be 9 alphanumerics (as
-    Mistral's API makes them), so other ids (OpenAI's "call_...") are replaced by a stable random-
-    looking 9-character stand-in: the count is then what the id would cost in Mistral's format,
-    give or take a token or two per id (an estimate)."""
+    """OpenAI-shaped dicts mistral-common accepts.
+
+    Its tool-call ids must be 9 alphanumerics (as Mistral's API makes them), so other ids (OpenAI's
+    "call_...") are replaced by a stable random-looking 9-character stand-in: the count is then what the
+    id would cost in Mistral's format, give or take a token or two per id (an estimate).
+    """
     ids: dict[str, str] = {}
 
     def fix(call_id: str | None, salt: str) -> str:

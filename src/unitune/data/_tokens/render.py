@@ -32,12 +32,12 @@ else:  # pragma: no cover - exercised on 3.10 only
 
 
 class _Builder:
-    """Collects a rendered conversation as special tokens and runs of plain text.
+    r"""Collects a rendered conversation as special tokens and runs of plain text.
 
     Special tokens split the text before BPE runs (in tiktoken and in HF tokenizers alike), so the
     exact count of a rendered template is the number of specials plus the count of each run of
     text between them. Runs are kept whole: BPE merges across the seam between template text and
-    content (e.g. "\\n" + "\\nHi"), so counting pieces separately would be wrong.
+    content (e.g. "\n" + "\nHi"), so counting pieces separately would be wrong.
     """
 
     def __init__(self, specials: re.Pattern[str], *, trace: bool = False) -> None:
@@ -133,8 +133,11 @@ def _render_llama3(
 def _render_llama31(
     b: _Builder, msgs: list[_Msg], tools: list[Mapping[str, Any]], _default: str | None
 ) -> None:
-    """Llama 3.1/3.2/3.3's template: a system header that always carries the date lines, tools
-    in the first user message (the template's default), one JSON tool call per assistant turn."""
+    """Render a conversation with the Llama 3.1/3.2/3.3 chat template.
+
+    Llama 3.1/3.2/3.3's template: a system header that always carries the date lines, tools
+    in the first user message (the template's default), one JSON tool call per assistant turn.
+    """
     b.special("<|begin_of_text|>")
     system = ""
     if msgs and msgs[0].role == "system":
@@ -181,8 +184,11 @@ def _render_chatml(
     qwen3: bool = False,
     tools_tail: str = _QWEN_TOOLS_TAIL,
 ) -> None:
-    """ChatML as Qwen 2/2.5/3 (and SmolLM2) lay it out: `<|im_start|>role\\n...<|im_end|>\\n`,
-    tools in the system turn, tool calls in <tool_call> tags, tool results in a user turn."""
+    r"""Render a conversation in ChatML as Qwen and SmolLM2 lay it out.
+
+    ChatML as Qwen 2/2.5/3 (and SmolLM2) lay it out: `<|im_start|>role\n...<|im_end|>\n`,
+    tools in the system turn, tool calls in <tool_call> tags, tool results in a user turn.
+    """
     has_system = bool(msgs) and msgs[0].role == "system"
     system = msgs[0].text if has_system else None
     if tools:
@@ -308,7 +314,9 @@ _RENDERERS: dict[str, tuple[_Renderer, re.Pattern[str]]] = {
 
 
 def _count_openai(enc: _Encoder, msgs: list[_Msg], tools: Sequence[Mapping[str, Any]]) -> int:
-    """OpenAI's cookbook rule: every message costs 3 tokens plus its encoded values (role, content,
+    """Count a conversation's tokens by OpenAI's cookbook rule.
+
+    OpenAI's cookbook rule: every message costs 3 tokens plus its encoded values (role, content,
     name), a `name` one more, and the reply is primed with 3 (<|start|>assistant<|message|>).
 
     OpenAI does not publish how tool calls and tool schemas are rendered, so they are counted as
@@ -328,8 +336,11 @@ def _count_openai(enc: _Encoder, msgs: list[_Msg], tools: Sequence[Mapping[str, 
 
 
 def _counted_once(count: Callable[[str], int], repeated: dict[str, int]) -> Callable[[str], int]:
-    """`count`, remembering in `repeated` the counts of up to 1,024 texts (system prompts and tool
-    schemas, which repeat across conversations: each is counted once)."""
+    """Count texts, counting each repeated text once.
+
+    `count`, remembering in `repeated` the counts of up to 1,024 texts (system prompts and tool
+    schemas, which repeat across conversations: each is counted once).
+    """
 
     def once(text: str) -> int:
         n = repeated.get(text)
@@ -345,9 +356,12 @@ def _counted_once(count: Callable[[str], int], repeated: dict[str, int]) -> Call
 def _planned_sums(
     plans: Sequence[tuple[int, int, int, list[int]] | tuple[int, int]], counts: Sequence[int]
 ) -> list[tuple[int, int]]:
-    """(total, assistant tokens) of each conversation `_TemplateCounter.count_conversations` planned:
+    """The (total, assistant) token sums of each planned conversation.
+
+    (total, assistant tokens) of each conversation `_TemplateCounter.count_conversations` planned:
     a plan (fixed tokens, its texts' first and end index in `counts`, its assistant texts' indices), or
-    the pair itself where it was counted on the general path."""
+    the pair itself where it was counted on the general path.
+    """
     out: list[tuple[int, int]] = []
     for plan in plans:
         if len(plan) == 2:

@@ -146,8 +146,11 @@ def _arguments(
     today: dt.date | str | None,
     catalog: Catalog | None,
 ) -> tuple[str, str | None, dt.date | None]:
-    """`validate`'s arguments checked (`ConfigurationError` for one it cannot work with): the provider
-    and the model as given, and `today` as a date."""
+    """Check `validate`'s arguments.
+
+    `validate`'s arguments checked (`ConfigurationError` for one it cannot work with): the provider
+    and the model as given, and `today` as a date.
+    """
     if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
         raise ConfigurationError(f"workers must be at least 1 (or None for automatic), got {workers!r}")
     if method not in (None, "sft", "dpo"):
@@ -249,8 +252,11 @@ def _catalog_model(
 
 
 def _is_counter(counter: Any) -> bool:
-    """Whether `counter` counts as validation needs: a `TokenCounter`, or anything with its
-    `count_conversations`, or `count_messages` and `count_texts`."""
+    """Whether `counter` counts tokens the way validation needs.
+
+    Whether `counter` counts as validation needs: a `TokenCounter`, or anything with its
+    `count_conversations`, or `count_messages` and `count_texts`.
+    """
     return callable(getattr(counter, "count_conversations", None)) or (
         callable(getattr(counter, "count_messages", None)) and callable(getattr(counter, "count_texts", None))
     )
@@ -263,10 +269,13 @@ _MISSING = object()
 
 
 class _Facade(types.ModuleType):
-    """This module's type: setting one of its names also sets it in every module of the package that
+    """The package's module type, keeping patched names in step across its modules.
+
+    This module's type: setting one of its names also sets it in every module of the package that
     holds the same object under that name, so that `monkeypatch.setattr(_validate, "scan", scan_py)`
     (tests: the plain paths; the benchmark: a timed personal-data search) changes what the code reads,
-    as it did when all of it was one module. Nothing in the package sets these names itself."""
+    as it did when all of it was one module. Nothing in the package sets these names itself.
+    """
 
     def __setattr__(self, name: str, value: Any) -> None:
         old = self.__dict__.get(name, _MISSING)

@@ -44,7 +44,9 @@ def _json_ok(text: str) -> bool:
 
 
 def _shape(data: Mapping[str, Any], tool_id: re.Pattern[str] | None) -> tuple[tuple[Any, ...] | None, str]:
-    """(shape, turns): everything the structural checks of a chat example read (`_Checker.chat`)
+    """The structural shape of a chat example and its turns' text.
+
+    (shape, turns): everything the structural checks of a chat example read (`_Checker.chat`)
     without its text, and its `_turns_text` (built in the same walk, as that is half the work).
 
     Two examples of one shape get the same structural findings; so once an example of a shape was
@@ -123,8 +125,11 @@ def _tools_shape(tools: Any) -> list[tuple[Any, ...]] | None:
 def _message_shape(
     m: dict[str, Any], role: str, content: str | None, ids: dict[str, int], tool_id: re.Pattern[str] | None
 ) -> tuple[tuple[Any, ...], str] | None:
-    """(shape, turn text) of a message other than a plain {role, content} one (`ids`: each tool call
-    id met so far in the example, numbered), or None if the shape cannot say."""
+    """The shape and turn text of a message that is not a plain one.
+
+    (shape, turn text) of a message other than a plain {role, content} one (`ids`: each tool call
+    id met so far in the example, numbered), or None if the shape cannot say.
+    """
     if "function_call" in m:
         return None
     weight = m.get("weight", _ABSENT)
@@ -209,7 +214,9 @@ class _Checker(_ContentChecks):
         text: str | None,
         flags: int | None,
     ) -> list[dict[str, Any]] | None:
-        """`chat` for an example whose `_shape` is `shape` (None: none), whose turns are `text` and
+        """Check a chat example from its precomputed shape, text and scan flags.
+
+        `chat` for an example whose `_shape` is `shape` (None: none), whose turns are `text` and
         whose text scan gave `flags` (None: unknown), with the same findings and tallies.
 
         If an example of the same shape was checked clean, the structural checks would find nothing:
@@ -386,8 +393,11 @@ class _Checker(_ContentChecks):
     def _conversation(
         self, messages: list[dict[str, Any]], roles: list[str], line: int, *, require_assistant: bool
     ) -> None:
-        """The checks of a conversation whose messages are each well-formed: how it opens, its order,
-        whether anything in it is trained on; and the file's tallies of missing roles."""
+        """Check a conversation whose messages are each well-formed.
+
+        The checks of a conversation whose messages are each well-formed: how it opens, its order,
+        whether anything in it is trained on; and the file's tallies of missing roles.
+        """
         p = self.p
         if self.listed("opening_tool_call"):
             opening = next((m for m in messages if m.get("role") != "system"), None)
@@ -722,6 +732,6 @@ class _Checker(_ContentChecks):
 
 
 def _wire_says(profile: Profile, code: str) -> str:
-    """ "; unitune's wire file: <what it does>", where the conversion repairs the problem."""
+    """The suffix "; unitune's wire file: <what it does>", where the conversion repairs the problem."""
     check = profile.checks.get(code)
     return f"; unitune's wire file: {check.wire}" if check is not None and check.wire else ""

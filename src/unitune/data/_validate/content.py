@@ -40,7 +40,9 @@ class _IssueSink(Protocol):
 
 
 class _ContentChecks:
-    """What `_Checker` builds on: findings reported with the profile's severity (into an
+    """The finding reporting and content checks that `_Checker` builds on.
+
+    What `_Checker` builds on: findings reported with the profile's severity (into an
     `IssueCollector` or a `_Collector`), and the checks no shape stands for.
 
     A finding's severity comes from the profile (`Profile.severity`): an error only where a vendor
@@ -76,7 +78,9 @@ class _ContentChecks:
         return code in self.p.checks
 
     def prescan(self, flags: int | None) -> None:
-        """Look at the whole example once (`flags`: what `scan` found in all its turns, see
+        """Look at the whole example once.
+
+        Look at the whole example once (`flags`: what `scan` found in all its turns, see
         `_turns_text`; None: unknown).
 
         Each message's text is part of the whole, so where that can hold no special token or
@@ -91,10 +95,13 @@ class _ContentChecks:
         self.scan_pii = bool(flags & _PII_FLAGS)
 
     def text_findings(self, text: str, flags: int) -> bool:
-        """Whether the checks of the text (special tokens, reserved keywords, personal data) could
+        """Whether the text checks could report anything in an example.
+
+        Whether the checks of the text (special tokens, reserved keywords, personal data) could
         report anything in an example whose turns are `text` (`flags`: what `scan` found in it).
         False is certain: a finding in one message is a finding in the whole; True may be a finding
-        only the whole has (a special token in a tool call's arguments, which are not content)."""
+        only the whole has (a special token in a tool call's arguments, which are not content).
+        """
         if flags & F_SPECIAL and self._special_in(text) is not None:
             return True
         if self.reserved and any(k in text for k in self.reserved):
@@ -102,8 +109,11 @@ class _ContentChecks:
         return bool(flags & _PII_FLAGS) and bool(pii_findings(text, flags))
 
     def texts(self, messages: list[dict[str, Any]], line: int) -> None:
-        """The text checks alone (`_text`) of a chat example whose structure is known to be clean:
-        what `chat` would report for it (`prescan` first)."""
+        """Run only the text checks of a structurally clean chat example.
+
+        The text checks alone (`_text`) of a chat example whose structure is known to be clean:
+        what `chat` would report for it (`prescan` first).
+        """
         for i, m in enumerate(messages, 1):
             content = m.get("content")
             # Blank content has nothing to find (and is the structure's business).
@@ -111,8 +121,7 @@ class _ContentChecks:
                 self._text(content, m["role"], f"message {i}", line)
 
     def _parts(self, content: list[Any], role: str, at: str, line: int) -> tuple[str, int] | None:
-        """(text, images the wire file keeps) of content given as parts; None (reported) if a part is
-        not one."""
+        """(text, images the wire file keeps) of content given as parts; None (reported) if a part is not one."""
         for part in content:
             if not isinstance(part, dict) or part.get("type") not in ("text", "image_url"):
                 self.add(
@@ -166,8 +175,11 @@ class _ContentChecks:
         return kept
 
     def _special_in(self, text: str) -> re.Match[str] | None:
-        """The first forbidden token in `text` (the regex runs only where a token's first two
-        characters occur)."""
+        """The first forbidden token in `text`.
+
+        The first forbidden token in `text` (the regex runs only where a token's first two
+        characters occur).
+        """
         if self.special is None or not any(map(text.__contains__, self.special_prefixes)):
             return None
         return self.special.search(text)

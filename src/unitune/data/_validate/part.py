@@ -134,10 +134,13 @@ def _limit_words(profile: Profile, tokens: Any, limit: int) -> str:
 
 
 class _TokenCounts:
-    """The token counts of one part, counted a batch of examples at a time (the tokenizer then runs in
+    """The token counts of one part, counted a batch at a time.
+
+    The token counts of one part, counted a batch of examples at a time (the tokenizer then runs in
     one tight loop): histograms of the totals and assistant tokens, `too_many_tokens` findings (in
     their own stream: they are known a batch after the example's other findings) and the counted
-    examples' lines."""
+    examples' lines.
+    """
 
     def __init__(
         self, profile: Profile, tokens: Any, limit: int | None, severity: Severity, max_issues: int
@@ -306,8 +309,11 @@ def _scan(
 
 
 def _merge_streams(streams: Sequence[_Collector], limit: int) -> _Collector:
-    """Issue streams, each in line order, as one sequential pass would have collected them: by line,
-    and on the same line in the order of `streams`. Every issue has a line."""
+    """Merge issue streams into line order.
+
+    Issue streams, each in line order, as one sequential pass would have collected them: by line,
+    and on the same line in the order of `streams`. Every issue has a line.
+    """
     out = _Collector(limit)
     out.issues = list(
         itertools.islice(heapq.merge(*(s.issues for s in streams), key=lambda row: row[3] or 0), limit)

@@ -19,8 +19,9 @@ _TEXT_FLAGS = _PII_FLAGS | F_SPECIAL
 
 
 def pii_findings(text: str, flags: int | None = None) -> list[tuple[str, str]]:
-    """Likely personal data in `text`: (code, what) pairs, one per kind. Heuristic: a warning, never an
-    error (see `unitune.data._pii`).
+    """Likely personal data in `text`: (code, what) pairs, one per kind.
+
+    Heuristic: a warning, never an error (see `unitune.data._pii`).
 
     `flags`: what `scan` found in `text` or in any text that contains it, if known (the patterns
     it rules out are not searched for).

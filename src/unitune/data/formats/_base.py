@@ -1,5 +1,7 @@
-"""What every wire-format converter shares: the loss codes, `ConversionLoss`, the per-example context
-and the message helpers."""
+"""What every wire-format converter shares.
+
+The loss codes, `ConversionLoss`, the per-example context and the message helpers.
+"""
 
 from __future__ import annotations
 

@@ -71,7 +71,8 @@ def _content(role: str, text: str) -> Record:
 def _turns(items: list[_Item], ctx: _Ctx, why: str, *, trained: bool) -> list[_Turn]:
     """The conversation as turns of alternating roles (consecutive ones merged, reported), as text.
 
-    `trained`: the model turns are trained on (supervised data), not context (a preference input)."""
+    `trained`: the model turns are trained on (supervised data), not context (a preference input).
+    """
     turns: list[_Turn] = []
     for loc, m in items:
         _drop_name(loc, m, ctx)

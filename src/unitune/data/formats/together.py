@@ -64,8 +64,10 @@ def _together_parts(loc: str, m: Message, ctx: _Ctx) -> tuple[list[dict[str, Any
 
 
 def _together_messages(items: list[_Item], ctx: _Ctx, *, weights: bool) -> list[dict[str, Any]]:
-    """Together messages: the leading system messages joined into one, names dropped, contents made
-    uniform. A later system message stays where it is: Together's file check takes any order."""
+    """Together messages: the leading system messages joined into one, names dropped, contents made uniform.
+
+    A later system message stays where it is: Together's file check takes any order.
+    """
     lead = 0
     while lead < len(items) and items[lead][1].role == "system":
         lead += 1

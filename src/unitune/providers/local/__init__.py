@@ -1,4 +1,6 @@
-"""The `local` provider: LoRA fine-tuning of Hugging Face causal LMs on this machine, with the job
+"""The `local` provider: LoRA fine-tuning on this machine.
+
+The `local` provider: LoRA fine-tuning of Hugging Face causal LMs on this machine, with the job
 semantics of a hosted vendor.
 
 `create_job` starts a detached worker process and returns at once; the worker writes the job's state,
@@ -177,8 +179,11 @@ class LocalProvider(Provider):
 
     @property
     def store(self) -> Store:
-        """Where jobs, files and adapters live: the `home` setting, else `<unitune home>/local` of
-        the client this provider runs in (its context), so the config's `home` holds here too."""
+        """The store where jobs, files and adapters live.
+
+        Where jobs, files and adapters live: the `home` setting, else `<unitune home>/local` of
+        the client this provider runs in (its context), so the config's `home` holds here too.
+        """
         if self._store is None:
             self._store = Store(self.settings.home or self.context.home / "local")
         return self._store
@@ -207,8 +212,11 @@ class LocalProvider(Provider):
         return path
 
     def list_files(self, *, limit: int = 100) -> list[FileRef]:
-        """The uploaded files in the store, newest first. The store keeps only the content (named by
-        its hash), so the name, size and time are the stored file's."""
+        """The uploaded files in the store, newest first.
+
+        The store keeps only the content (named by its hash), so the name, size and time are the stored
+        file's.
+        """
         if not self.store.files.is_dir():
             return []
         stored = [(p, p.stat()) for p in self.store.files.glob("file-local-*.jsonl") if p.is_file()]
@@ -247,13 +255,16 @@ class LocalProvider(Provider):
         path.unlink(missing_ok=True)
 
     def check_job(self, spec: JobSpec) -> None:
-        """What the create would refuse, before anything is written or started: `provider_options`
+        """Raise what the create would refuse, before anything is written or started.
+
+        What the create would refuse, before anything is written or started: `provider_options`
         the trainer does not know, learning_rate_multiplier, a `max_training_hours` option that is
         not a number of hours, device = 'cuda' where PyTorch sees none; and, once the job's files are
         in this provider's store, a job estimated to train longer than the limit
         (`TrainingTooLongError`). That estimate reads the data, so the client's check before the
         upload (its stand-in file is not in the store) leaves it to `create_job`: the local upload is
-        only a copy into the store, and nothing starts before the estimate has passed."""
+        only a copy into the store, and nothing starts before the estimate has passed.
+        """
         hp = spec.hyperparameters
         refuse_unknown_options(self.name, hp.provider_options, KNOWN_OPTIONS)
         if hp.learning_rate_multiplier is not None:
@@ -277,8 +288,11 @@ class LocalProvider(Provider):
                 raise TrainingTooLongError(estimate, limit)
 
     def _stored(self, spec: JobSpec) -> tuple[Path, Path | None] | None:
-        """The paths of the job's files in the store; None when one is not there (the client's
-        stand-in before the upload, another provider's file)."""
+        """The paths of the job's files in the store, if they are there.
+
+        The paths of the job's files in the store; None when one is not there (the client's
+        stand-in before the upload, another provider's file).
+        """
         try:
             training = self._file(spec.training_file)
             validation = self._file(spec.validation_file) if spec.validation_file else None
@@ -287,8 +301,11 @@ class LocalProvider(Provider):
         return training, validation
 
     def _spec_estimate(self, spec: JobSpec, training: Path, validation: Path | None) -> TrainingEstimate:
-        """`_estimate` for a job's stored files, made once for `check_job` and `create_job` (the
-        files are named by their content, so the same names are the same data)."""
+        """The training estimate for a job's stored files, made once.
+
+        `_estimate` for a job's stored files, made once for `check_job` and `create_job` (the
+        files are named by their content, so the same names are the same data).
+        """
         key = (spec.model, str(training), str(validation), spec.hyperparameters.model_dump_json())
         last = self._last_estimate
         if last is not None and last[0] == key:
@@ -353,9 +370,12 @@ class LocalProvider(Provider):
         validation_data: str | Path | None = None,
         hyperparameters: Hyperparameters | None = None,
     ) -> TrainingEstimate:
-        """How long training would take here (see `unitune.providers.local._estimate`): for a
+        """Estimate how long training would take on this machine.
+
+        How long training would take here (see `unitune.providers.local._estimate`): for a
         `JobSpec` whose files were uploaded to this provider, or for a model name and JSONL files
-        on disk (`training_data`, `validation_data`, in the OpenAI chat format) before any upload."""
+        on disk (`training_data`, `validation_data`, in the OpenAI chat format) before any upload.
+        """
         if isinstance(spec, JobSpec):
             return self._estimate(
                 spec.model, self._file(spec.training_file),
@@ -379,8 +399,11 @@ class LocalProvider(Provider):
         validation_data: str | Path | None = None,
         hyperparameters: Hyperparameters | None = None,
     ) -> float | None:
-        """`estimate_training(...).seconds`: the estimated wall time, start-up included (None when
-        the model's size is unknown)."""
+        """The estimated wall time of training, in seconds.
+
+        `estimate_training(...).seconds`: the estimated wall time, start-up included (None when
+        the model's size is unknown).
+        """
         return self.estimate_training(
             spec, training_data, validation_data=validation_data, hyperparameters=hyperparameters
         ).seconds

@@ -1,4 +1,6 @@
-"""How long a local training job will take, worked out before it starts, so that a $0 quote cannot
+"""How long a local training job will take, worked out before it starts.
+
+How long a local training job will take, worked out before it starts, so that a $0 quote cannot
 hide that an 8B model on a laptop CPU would train for days.
 
     seconds = start-up + epochs × (4·N·training tokens + 2·N·validation tokens) / device FLOP/s
@@ -112,9 +114,12 @@ _PLAIN_MLP = frozenset(
 
 
 class TrainingTooLongError(ConfigurationError):
-    """The local job's estimated training time is above the limit (`[providers.local]
+    """The local job's estimated training time is above the limit.
+
+    The local job's estimated training time is above the limit (`[providers.local]
     max_training_hours`, or `provider_options["max_training_hours"]` for one job). Nothing was
-    started. `estimate` is the `TrainingEstimate`, `limit_hours` the limit it exceeded."""
+    started. `estimate` is the `TrainingEstimate`, `limit_hours` the limit it exceeded.
+    """
 
     def __init__(self, estimate: TrainingEstimate, limit_hours: float) -> None:
         self.estimate = estimate
@@ -166,8 +171,11 @@ class TrainingEstimate:
         return "one GPU" if self.units == 1 else f"{self.units} GPUs"
 
     def sentence(self) -> str:
-        """One line: "Training Llama-3.1-8B-Instruct (8.0B parameters) on 1.2M tokens × 3 epochs on
-        this CPU (2 cores) would take about 11 days"."""
+        """The estimate as one sentence.
+
+        One line: "Training Llama-3.1-8B-Instruct (8.0B parameters) on 1.2M tokens × 3 epochs on
+        this CPU (2 cores) would take about 11 days".
+        """
         size = f" ({_si(self.params)} parameters)" if self.params is not None else ""
         head = (
             f"Training {_short(self.model)}{size} on {_si(self.train_tokens)} tokens × {self.epochs} "
@@ -219,10 +227,13 @@ def _int(cfg: Mapping[str, Any], *keys: str) -> int | None:
 
 
 def count_params(config: Mapping[str, Any]) -> tuple[int, int] | None:
-    """(all parameters, parameters a token passes through) of a decoder-only model, from its Hugging
+    """Count a decoder-only model's parameters from its `config.json`.
+
+    (all parameters, parameters a token passes through) of a decoder-only model, from its Hugging
     Face `config.json`: attention (grouped-query aware) and MLP matrices of every layer, the output
     head and, when untied, the input embedding. A token skips the input embedding (a lookup) and, in a
-    mixture of experts, the experts it is not routed to. None when the config lacks the sizes."""
+    mixture of experts, the experts it is not routed to. None when the config lacks the sizes.
+    """
     if isinstance(config.get("text_config"), Mapping):  # multimodal configs nest the language model
         config = {**config, **config["text_config"]}
     hidden = _int(config, "hidden_size", "n_embd", "d_model")
@@ -284,8 +295,11 @@ _SIZE_IN_NAME = re.compile(r"(?<![\d.x])(\d+(?:\.\d+)?)([bm])(?![a-z])")
 
 
 def model_params(model: str) -> tuple[tuple[int, int] | None, str]:
-    """(all parameters, parameters a token passes through) of `model`, and where they came from:
-    "config.json", "known config", "model name" or "unknown" (see the module docstring)."""
+    """The parameter counts of `model` and where they came from.
+
+    (all parameters, parameters a token passes through) of `model`, and where they came from:
+    "config.json", "known config", "model name" or "unknown" (see the module docstring).
+    """
     path = _local_config(model)
     if path is not None:
         try:
@@ -327,8 +341,11 @@ def _example_tokens(record: Any, max_len: int) -> int:
 
 
 def count_tokens(path: Path, max_len: int, *, parse_bytes: int = _PARSE_BYTES) -> tuple[int, int]:
-    """(examples, approximate tokens) of a JSONL chat file. Lines past `parse_bytes` are counted,
-    not parsed: their tokens are extrapolated from the parsed part's tokens per byte."""
+    """(examples, approximate tokens) of a JSONL chat file.
+
+    Lines past `parse_bytes` are counted, not parsed: their tokens are extrapolated from the parsed
+    part's tokens per byte.
+    """
     examples = tokens = parsed_bytes = 0
     rest_bytes = 0
     with path.open("rb") as fh:
@@ -362,8 +379,10 @@ def _gpu_driver_present() -> bool:
 
 
 def training_device(setting: str) -> Device:
-    """The device the worker will train on, as `_train.train` decides it ("auto": CUDA if torch sees
-    one). torch is imported only when a GPU driver is present, so the CPU-only path stays cheap."""
+    """The device the worker will train on, as `_train.train` decides it ("auto": CUDA if torch sees one).
+
+    torch is imported only when a GPU driver is present, so the CPU-only path stays cheap.
+    """
     if setting == "cpu":
         return "cpu"
     if setting == "cuda":
@@ -390,8 +409,11 @@ def estimate_training(
     *,
     device: Device | None = None,
 ) -> TrainingEstimate:
-    """Estimate a local job: `hyperparameters` and `settings` as the job's spec.json holds them
-    (a `Hyperparameters` and `LocalSettings` dumped to JSON). `device` skips asking torch."""
+    """Estimate a local job's training time.
+
+    Estimate a local job: `hyperparameters` and `settings` as the job's spec.json holds them
+    (a `Hyperparameters` and `LocalSettings` dumped to JSON). `device` skips asking torch.
+    """
     from unitune.providers.local._train import pick_defaults
 
     max_len = int(settings.get("max_seq_length") or 1024)
@@ -422,8 +444,11 @@ def estimate_training(
 
 
 def limit_hours(option: Any, setting: float | None) -> float | None:
-    """The limit that applies: the job's `provider_options["max_training_hours"]` if given, else the
-    setting; None (or 0) means no limit."""
+    """The training-time limit that applies, in hours.
+
+    The limit that applies: the job's `provider_options["max_training_hours"]` if given, else the
+    setting; None (or 0) means no limit.
+    """
     if option is None:
         return setting or None
     if isinstance(option, bool) or not isinstance(option, int | float) or option < 0:

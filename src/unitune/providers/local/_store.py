@@ -107,9 +107,12 @@ class JobDir:
         _atomic_write(self.state_path, state.model_dump_json())
 
     def update(self, *, only_if: frozenset[str] | None = None, **changes: Any) -> JobState:
-        """Change some fields, under a lock shared by the worker and every client, so neither
+        """Change some fields of a job's state under a lock.
+
+        Change some fields, under a lock shared by the worker and every client, so neither
         overwrites the other's change. With `only_if`, change nothing unless the status is one of
-        those (a compare-and-set: a finished job is never moved back to running or cancelling)."""
+        those (a compare-and-set: a finished job is never moved back to running or cancelling).
+        """
         with self._locked():
             state = self.state()
             if only_if is not None and state.status not in only_if:

@@ -1,5 +1,7 @@
-"""The LoRA trainer the local worker runs: assistant-only loss through the tokenizer's chat template,
-optional packing, bf16 autocast where the hardware has it, validation loss every epoch.
+"""The LoRA trainer the local worker runs.
+
+Assistant-only loss through the tokenizer's chat template, optional packing, bf16 autocast where the
+hardware has it, validation loss every epoch.
 
 A plain PyTorch loop rather than a framework trainer: on this kind of machine a plain PEFT loop took
 149 s where TRL's SFTTrainer took 238 s for the same run and loss (bench/README.md),
@@ -29,8 +31,11 @@ class Cancelled(Exception):
 
 
 class MaskError(ValueError):
-    """The chat template does not render conversations prefix-consistently, so assistant tokens
-    cannot be located for the loss mask."""
+    """The chat template cannot locate assistant tokens for the loss mask.
+
+    The chat template does not render conversations prefix-consistently, so assistant tokens
+    cannot be located for the loss mask.
+    """
 
 
 @dataclass
@@ -79,8 +84,9 @@ def _render(tokenizer: Any, messages: list[dict[str, Any]], *, generation_prompt
 def encode_chat(
     tokenizer: Any, messages: Sequence[dict[str, Any]], max_len: int
 ) -> tuple[list[int], list[int]]:
-    """Token ids and labels for one conversation: labels are the ids on assistant turns (weight ≠ 0)
-    and -100 (ignored by the loss) everywhere else.
+    """Token ids and labels for one conversation.
+
+    Labels are the ids on assistant turns (weight ≠ 0) and -100 (ignored by the loss) everywhere else.
 
     Each assistant turn's characters are found by rendering the conversation up to that turn with
     and without it, so any chat template works as long as it renders prefixes consistently (checked:
@@ -117,8 +123,11 @@ def _read_rows(path: Path) -> list[list[dict[str, Any]]]:
 
 
 def _pack(items: list[tuple[list[int], list[int]]], max_len: int) -> list[tuple[list[int], list[int]]]:
-    """Greedy packing of whole examples into rows of at most `max_len` tokens (examples attend to
-    their row neighbours; cheap and usually harmless for short SFT data, hence off by default)."""
+    """Pack whole examples greedily into rows of at most `max_len` tokens.
+
+    Greedy packing of whole examples into rows of at most `max_len` tokens (examples attend to
+    their row neighbours; cheap and usually harmless for short SFT data, hence off by default).
+    """
     rows: list[tuple[list[int], list[int]]] = []
     ids: list[int] = []
     labels: list[int] = []
@@ -147,10 +156,12 @@ def _bf16_ok(device: str) -> bool:
 
 
 def _length_grouped(lengths: Sequence[int], batch_size: int, rng: random.Random) -> list[list[int]]:
-    """Batches of similar length, in random order: the order is shuffled, cut into groups of 50
-    batches, each group sorted by length and cut into batches, and the batches shuffled. Less
-    padding per batch for the same examples per epoch (the sampler `transformers` calls
-    `group_by_length`)."""
+    """Batches of similar length, in random order.
+
+    The order is shuffled, cut into groups of 50 batches, each group sorted by length and cut into
+    batches, and the batches shuffled. Less padding per batch for the same examples per epoch (the
+    sampler `transformers` calls `group_by_length`).
+    """
     order = list(range(len(lengths)))
     rng.shuffle(order)
     group = 50 * batch_size
@@ -208,8 +219,11 @@ class _Silent:
 
 
 def _shard(groups: list[list[int]], rank: int, world: int) -> list[list[int]]:
-    """This rank's batches: every rank gets the same number (the list is padded by wrapping
-    around), because data-parallel steps must match across ranks."""
+    """This rank's batches.
+
+    Every rank gets the same number (the list is padded by wrapping around), because data-parallel steps
+    must match across ranks.
+    """
     if world == 1:
         return groups
     per_rank = math.ceil(len(groups) / world)
@@ -234,8 +248,11 @@ class _Placement:
 
 
 def _place(cfg: TrainConfig, rank: int, world: int) -> _Placement:
-    """The device to train on (an unavailable CUDA asked for by name is an error, "auto" falls back
-    to the CPU), joining the process group that `accelerate launch` set up when there are several."""
+    """The device to train on, joining the process group when there are several.
+
+    The device to train on (an unavailable CUDA asked for by name is an error, "auto" falls back
+    to the CPU), joining the process group that `accelerate launch` set up when there are several.
+    """
     import torch
 
     if cfg.device == "cuda" and not torch.cuda.is_available():

@@ -18,8 +18,11 @@ from unitune.types import utcnow
 
 
 def _follow(job: JobDir) -> int:
-    """A non-zero rank of a multi-process job: wait for rank 0 to resolve the base model, then train
-    alongside it. It writes nothing: rank 0 owns the job's files and decides when to stop."""
+    """Run a non-zero rank of a multi-process job.
+
+    A non-zero rank of a multi-process job: wait for rank 0 to resolve the base model, then train
+    alongside it. It writes nothing: rank 0 owns the job's files and decides when to stop.
+    """
     import time
 
     from unitune.providers.local._train import Cancelled, train
@@ -46,8 +49,11 @@ def _follow(job: JobDir) -> int:
 
 
 def _against_estimate(job: JobDir) -> None:
-    """Log how long the job took against create_job's estimate: the figure a user (and the next
-    calibration of the estimate) can check it by."""
+    """Log how long the job took against its estimate.
+
+    Log how long the job took against create_job's estimate: the figure a user (and the next
+    calibration of the estimate) can check it by.
+    """
     import datetime as dt
 
     from unitune.providers.local._estimate import format_duration

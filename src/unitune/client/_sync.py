@@ -290,10 +290,20 @@ class FineTuneClient:
     ) -> ValidationReport:
         """Check a dataset against this provider's rules (and `validation_data` for leakage).
 
-        `model` is checked as `estimate` and `create_job` check it (an alias this provider does not
-        offer raises `ConfigurationError`) and sets the token limit; `method` ("sft" or "dpo")
-        requires every example to be of that job's kind. Never raises for bad data: the report lists
-        every problem with its line.
+        Never raises for bad data: the report lists every problem with its line.
+
+        Args:
+            data: the training data: a JSONL path or a `Dataset`.
+            model: the model to train, checked as `estimate` and `create_job` check it; it sets the
+                token limit.
+            validation_data: held-out data, checked too and compared with `data` for leakage.
+            method: "sft" or "dpo": every example must then be of that job's kind.
+
+        Returns:
+            The report: every problem found, with its line, and the dataset's statistics.
+
+        Raises:
+            ConfigurationError: a bad argument, or a model alias this provider does not offer.
         """
         train = self._dataset(data)
         valid = self._dataset(validation_data) if validation_data is not None else None
@@ -393,9 +403,17 @@ class FineTuneClient:
     ) -> FileRef:
         """Validate `data`, convert it to the provider's format for `method` and upload it.
 
-        A `FileRef` is returned as is.
+        Args:
+            data: a JSONL path or a `Dataset`; a `FileRef` (already uploaded) is returned as is.
+            purpose: "training" or "validation".
+            model: the model the file is for: it decides the dataset rules and the token limit.
+            method: "sft" or "dpo", which decides the wire format.
 
-        Raises `ValidationFailed` (nothing uploaded) when the data fails the provider's checks.
+        Returns:
+            The uploaded file.
+
+        Raises:
+            ValidationFailed: the data fails the provider's checks; nothing is uploaded.
         """
         if purpose not in ("training", "validation"):
             raise ConfigurationError(f"purpose must be 'training' or 'validation', not {purpose!r}.")
@@ -451,9 +469,18 @@ class FineTuneClient:
     ) -> Quote:
         """Quote what fine-tuning `model` on `data` would cost on this provider.
 
-        What fine-tuning `model` on `data` would cost on this provider, from exact token counts
-        and the catalog's dated prices (each line carries its source). `model`, `method` and
-        `hyperparameters` default from the config's job settings, as in `create_job`.
+        The quote comes from exact token counts and the catalog's dated prices (each line carries its
+        source).
+
+        Args:
+            data: the training data: a JSONL path or a `Dataset`.
+            model: the model id or catalog alias; default from the config's job settings.
+            hyperparameters: epochs and the like; default from the config, merged field by field.
+            validation_data: held-out data, whose tokens some vendors bill too.
+            method: "sft" or "dpo"; default from the config.
+
+        Returns:
+            The quote, line by line, with each price's source and date.
         """
         defaults = self.config.job_defaults(self.provider.name)
         return self._quote(
@@ -472,7 +499,22 @@ class FineTuneClient:
         hyperparameters: Hyperparameters | None = None,
         method: TrainingMethod = "sft",
     ) -> list[Quote]:
-        """Quotes for the same job on several providers, cheapest first (see `unitune.catalog.compare`)."""
+        """Quote the same job on several providers, cheapest first (see `unitune.catalog.compare`).
+
+        Args:
+            data: the training data: a JSONL path or a `Dataset`.
+            model: the model id or a portable catalog alias.
+            providers: the provider names to quote, e.g. `["together", "bedrock"]`.
+            validation_data: held-out data, whose tokens some vendors bill too.
+            hyperparameters: the job's hyperparameters (each provider's defaults where not given).
+            method: "sft" or "dpo".
+
+        Returns:
+            One quote per provider, cheapest first.
+
+        Raises:
+            ConfigurationError: `providers` is empty or not a list of names, or another argument is bad.
+        """
         if isinstance(providers, str) or not isinstance(providers, Sequence) or not providers:
             raise ConfigurationError(
                 f"providers must be a non-empty list of provider names, not {providers!r}.",
@@ -506,25 +548,38 @@ class FineTuneClient:
     ) -> Job:
         """Upload the data (if local) and start a fine-tuning job.
 
-        `model` may be a portable alias from the catalog (`llama-3.1-8b-instruct`). Left out, it and
-        `method`, `hyperparameters` (merged field by field), `suffix` and `validation_split` come from
-        the config: `[job]`, overridden by the same keys under `[providers.<name>]`, so switching
-        vendor is a config change. `validation_split` holds out that fraction of a local training file
-        as validation data when `validation_data` is not given. With `max_cost_usd`, the job is quoted first and `BudgetExceeded`
-        (carrying the quote) is raised before anything is uploaded if it would cost more.
+        Arguments left out come from the config: `[job]`, overridden by the same keys under
+        `[providers.<name>]`, so switching vendor is a config change. Every argument is checked before
+        anything is uploaded.
 
-        With `idempotency_key`, calling again with the same key returns the job already created
-        (from the ledger, even in a new process) instead of making a second one, and transient
-        errors are retried safely. Without it, create is attempted exactly once.
+        Args:
+            model: the model id, or a portable alias from the catalog (`llama-3.1-8b-instruct`).
+            training_data: a JSONL path, a `Dataset`, or a `FileRef` already uploaded.
+            validation_data: held-out data, in the same forms.
+            hyperparameters: epochs, learning rate and the like; merged field by field over the config's.
+            method: "sft" or "dpo".
+            suffix: a name part for the tuned model, where the vendor takes one.
+            metadata: string tags for the job, where the vendor takes them.
+            idempotency_key: calling again with the same key returns the job already created (from the
+                ledger, even in a new process) instead of making a second one, and transient errors are
+                retried safely. Without it, create is attempted exactly once.
+            max_cost_usd: the job is quoted first and refused above this many dollars.
+            validation_split: the fraction of a local training file held out as validation data when
+                `validation_data` is not given.
+            wandb: ask the vendor to log the job to Weights & Biases itself (OpenAI, Together: see
+                `Capabilities.wandb_integration`).
 
-        Every argument is checked before anything is uploaded: a bad one raises
-        `ConfigurationError`. Raises `ProviderRetiredError` when the provider accepts no new jobs (or
-        is past the catalog's sunset date, with the live alternatives) and
-        `UnsupportedFeatureError` when it cannot honour `method` or a hyperparameter.
+        Returns:
+            The job as the provider reports it once created.
 
-        `wandb` asks the vendor to log the job to Weights & Biases itself (OpenAI, Together: see
-        `Capabilities.wandb_integration`); a provider without that integration refuses it
-        (`JobSpecRefused`) before anything is uploaded.
+        Raises:
+            ConfigurationError: a bad argument.
+            BudgetExceeded: the quote is above `max_cost_usd` (it carries the quote); nothing is uploaded.
+            ProviderRetiredError: the provider accepts no new jobs (or is past the catalog's sunset date,
+                with the live alternatives).
+            UnsupportedFeatureError: the provider cannot honour `method` or a hyperparameter; a provider
+                without a W&B integration refuses `wandb` (`JobSpecRefused`) before anything is uploaded.
+            ValidationFailed: local data fails the provider's checks; nothing is uploaded.
         """
         defaults = self.config.job_defaults(self.provider.name)
         model = self._model_arg(model, defaults.model)
@@ -880,11 +935,18 @@ class FineTuneClient:
     ) -> Job:
         """Poll until the job ends; return it when it succeeded.
 
-        Polls start every `poll_interval` seconds (config `[wait]`) and back off while nothing
-        changes. `on_update(job)` is called after every poll.
+        Args:
+            job: the job or its id.
+            timeout: give up after this many seconds; None waits as long as the job runs.
+            poll_interval: seconds between polls (config `[wait]`); polls back off while nothing changes.
+            on_update: called with the job after every poll.
 
-        Raises `JobFailedError` (failed or cancelled; the job is attached) or `WaitTimeout`
-        (the job keeps running).
+        Returns:
+            The succeeded job.
+
+        Raises:
+            JobFailedError: the job failed or was cancelled (the job is attached).
+            WaitTimeout: `timeout` passed; the job keeps running.
         """
         poll = _Poll(self.config.wait, self.clock, timeout, poll_interval)
         _callback(on_update, "on_update")
@@ -1056,9 +1118,27 @@ class FineTuneClient:
     ) -> ExportResult:
         """Write a tuned model for another runtime.
 
-        `peft` (the adapter), `merged` (a transformers folder), `gguf` (llama.cpp) or `ollama` (GGUF +
-        Modelfile). Local models only; for a hosted vendor the error says whether and how it lets you
-        download weights. See docs/serve.md.
+        Local models only; for a hosted vendor the error says whether and how it lets you download
+        weights. See docs/serve.md and `unitune.export.export_model`.
+
+        Args:
+            job_or_model: a local job (or its id, or `local:<job-id>`), or a base model (not for `peft`).
+            format: `peft` (the adapter), `merged` (a transformers folder), `gguf` (llama.cpp) or `ollama`
+                (GGUF + Modelfile).
+            path: the folder to write.
+            overwrite: replace a `path` that exists.
+            dtype: the precision of the weights written: for `gguf`/`ollama` f16 unless "f32"; for
+                `merged` the base model's own unless given.
+            system: the Modelfile's SYSTEM prompt for `ollama` (default: the one every training example
+                shares, else the one the model's chat template inserts).
+
+        Returns:
+            What was written, and where.
+
+        Raises:
+            UnsupportedFeatureError: a hosted provider, or a model GGUF cannot hold.
+            ConfigurationError: a bad argument, a `path` that exists, or a corrupt adapter folder.
+            NotFoundError: an unknown job.
         """
         from unitune.export import export_model
 
@@ -1127,16 +1207,24 @@ class FineTuneClient:
     ) -> RunResult:
         """Run a job file end to end and record the run.
 
-        Run a job file end to end: validate, quote (refusing past `budget_usd`), upload, create,
-        wait (with a progress bar on `console`), plot the loss, evaluate against the file's
-        baselines, and record the run in the ledger (`unitune runs`).
+        Validate, quote (refusing past `budget_usd`), upload, create, wait (with a progress bar on
+        `console`), plot the loss, evaluate against the file's baselines, and record the run in the
+        ledger (`unitune runs`). A job file that names another provider than this client's runs there,
+        with this client's config. Running the same spec on the same data again follows the job already
+        made (after Ctrl-C or a crash) instead of starting a second one. See docs/runs.md.
 
-        `job` is a TOML job file's path, a dict of the same keys, or a `JobFile`; `overrides` sets
-        keys on top (`{"provider": "fake", "hyperparameters.epochs": 3}`). A job file that names
-        another provider than this client's runs there, with this client's config. Running the same
-        spec on the same data again follows the job already made (after Ctrl-C or a crash) instead
-        of starting a second one. Ctrl-C while waiting raises `RunInterrupted` (a KeyboardInterrupt)
-        carrying the job, which keeps running. See docs/runs.md.
+        Args:
+            job: a TOML job file's path, a dict of the same keys, or a `JobFile`.
+            overrides: keys set on top of the file (`{"provider": "fake", "hyperparameters.epochs": 3}`).
+            console: where the progress bar is drawn.
+            poll_interval: seconds between polls while waiting.
+
+        Returns:
+            The run: its ledger record, the job, the quote, the loss curve and the evaluation.
+
+        Raises:
+            RunInterrupted: Ctrl-C while waiting (a KeyboardInterrupt); it carries the job, which keeps
+                running.
         """
         from unitune.runs import load_job_file, run_job
 
@@ -1154,10 +1242,23 @@ class FineTuneClient:
     ) -> RunResult:
         """Retrain a recorded run with new data, a new base model or another provider.
 
-        A child of recorded run `run` (an id or unique prefix): its spec with new training `data`,
-        a new base `model` or another `provider`, evaluated against the parent's tuned model on the
-        parent's validation file. `result.data_change` says how the data changed. Raises
-        `ConfigurationError` when a file the parent used has moved or changed.
+        The child run keeps its parent's spec but for what is changed, and is evaluated against the
+        parent's tuned model on the parent's validation file. `result.data_change` says how the data
+        changed.
+
+        Args:
+            run: the parent run's id or a unique prefix of it.
+            data: new training data (a JSONL path).
+            model: a new base model.
+            provider: another provider to train on.
+            console: where the progress bar is drawn.
+            poll_interval: seconds between polls while waiting.
+
+        Returns:
+            The child run.
+
+        Raises:
+            ConfigurationError: a file the parent used has moved or changed.
         """
         from unitune.runs import retrain
 
@@ -1177,11 +1278,22 @@ class FineTuneClient:
     ) -> SweepResult:
         """Train a job file over a grid of settings and providers, and rank the runs.
 
-        Train the job file on every combination of `grid` (`{"epochs": [1, 3]}`) on every one of
-        `providers`, then evaluate and rank them. Every combination is checked and quoted first and
-        the total held against `budget_usd` before any job starts; at most `concurrency` are
-        created at once, each with the key a single `train` would use (a rerun resumes); all are
-        waited on together. Returns the runs and a leaderboard, best first.
+        Every combination is checked and quoted first and the total held against the file's
+        `budget_usd` before any job starts. Each job is created with the key a single `train` would use,
+        so a rerun resumes; all are waited on together.
+
+        Args:
+            job: a TOML job file's path, a dict of the same keys, or a `JobFile`.
+            grid: values to try per setting, e.g. `{"epochs": [1, 3]}`; every combination is trained.
+            providers: the providers to train each combination on (default: the job file's, else this
+                client's).
+            concurrency: how many jobs are created at once, at most.
+            overrides: keys set on top of the file, as in `train`.
+            console: where progress is drawn.
+            poll_interval: seconds between polls while waiting.
+
+        Returns:
+            The runs and a leaderboard, best first.
         """
         from unitune.runs import load_job_file, run_sweep
 
@@ -1196,7 +1308,17 @@ class FineTuneClient:
         status: str | None = None,
         limit: int = 50,
     ) -> list[RunRecord]:
-        """Recorded runs, newest first, optionally filtered."""
+        """Recorded runs, newest first, optionally filtered.
+
+        Args:
+            name: only runs of this name.
+            provider: only runs on this provider.
+            status: only runs with this status.
+            limit: at most this many.
+
+        Returns:
+            The runs' ledger records.
+        """
         from unitune.runs._train import _runs_ledger
 
         if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
@@ -1221,7 +1343,16 @@ class FineTuneClient:
     def update_model(
         self, model_id: str, *, name: str | None = None, description: str | None = None
     ) -> TunedModel:
-        """Rename or describe a tuned model."""
+        """Rename or describe a tuned model.
+
+        Args:
+            model_id: the tuned model's id.
+            name: its new name.
+            description: its new description.
+
+        Returns:
+            The model as the provider reports it after the change.
+        """
         model_id = _name(model_id, "model_id", "Pass the tuned model's id.")
         return self.retry.call(
             "update_model", self.provider.update_model, model_id, name=name, description=description
@@ -1245,8 +1376,13 @@ class FineTuneClient:
     def chat(self, model: str, messages: MessagesInput, **params: Any) -> ChatResponse:
         """One chat completion with a base or fine-tuned model.
 
-        `messages` is a prompt string or a list of messages; `params` (temperature, max_tokens, …)
-        go to the provider.
+        Args:
+            model: the model id.
+            messages: a prompt string, or a list of messages (`Message` objects or OpenAI-style dicts).
+            **params: sent to the provider: temperature, max_tokens, ...
+
+        Returns:
+            The completion.
         """
         model = _name(model, "model", "Pass a base model id or the fine_tuned_model of a job.")
         return self.retry.call("chat", self.provider.chat, model, _messages(messages), **params)

@@ -1045,13 +1045,38 @@ class FineTuneClient:
     ) -> EvaluationReport:
         """Compare candidates on held-out chat examples and decide: ship, abandon or inconclusive.
 
-        Two forms: `evaluate(data, candidates=[...])`, where a candidate is a spec string
-        (`"base"`, `"base:few-shot=5"`, `"together:ft-..."`, a job id the ledger knows), a
-        `Candidate` or a finished `Job`; and the shorthand `evaluate(model, data, baseline=...)`.
-        Each example's last assistant message is the reference. Few-shot examples are drawn
-        (seeded) from `train_data`, never from the evaluation set. With `output_dir`, answers are
-        saved as they arrive (a rerun resumes and pays only for what is missing) and report.json,
-        report.md and report.html are written at the end. See `unitune.evaluate` for the metrics.
+        Two forms: `evaluate(data, candidates=[...])`, and the shorthand `evaluate(model, data,
+        baseline=...)`. Each example's last assistant message is the reference. See `unitune.evaluate`
+        for the metrics and the decision.
+
+        Args:
+            model_or_data: the evaluation data (a JSONL path or a `Dataset`) with `candidates`; in the
+                shorthand, the tuned model (an id or a finished `Job`).
+            data: the evaluation data, in the shorthand only.
+            candidates: what to compare: spec strings (`"base"`, `"base:few-shot=5"`,
+                `"together:ft-..."`, a job id the ledger knows), `Candidate`s or finished `Job`s.
+            baseline: the model the tuned one is compared with, in the shorthand.
+            train_data: where few-shot examples are drawn from (seeded), never the evaluation set.
+            metrics: metric names, `Metric`s or scoring functions; default from the data's kind.
+            primary_metric: the metric the verdict rests on; default from the data's kind.
+            judge: an LLM judge of pairs of answers: `"provider:model"` or a `Judge`.
+            max_examples: evaluate on at most this many examples.
+            batch_size: how many examples are sent per batch.
+            concurrency: how many requests run at once.
+            chat_params: sent with every request (temperature, max_tokens, ...).
+            on_progress: called with (done, total) as answers arrive.
+            output_dir: where answers are saved as they arrive (a rerun resumes and pays only for what is
+                missing) and report.json, report.md and report.html are written at the end.
+            seed: seeds the few-shot draw and the bootstrap intervals.
+            confidence: the confidence level of the intervals.
+            epsilon: a measured difference at most this large on the primary metric means the fine-tune
+                adds nothing (abandon).
+
+        Returns:
+            The report: each candidate's metrics with intervals, the differences, and the verdict.
+
+        Raises:
+            ConfigurationError: a bad argument, both forms mixed, or no usable example.
         """
         from contextlib import ExitStack
 
@@ -1173,10 +1198,24 @@ class FineTuneClient:
     ) -> MigrationReport:
         """Move this provider's fine-tunes to another provider.
 
-        Move this provider's fine-tunes to `to` (a provider name or a client): plan each job's
-        target model, settings and quote; unless `dry_run`, create the jobs (once per source job,
-        so a rerun continues), wait, and evaluate each new model against the source one. See
-        docs/migrate.md.
+        Plans each job's target model, settings and quote; unless `dry_run`, creates the jobs (once per
+        source job, so a rerun continues), waits, and evaluates each new model against the source one.
+        See docs/migrate.md and `unitune.migrate.plan_migration`.
+
+        Args:
+            to: the target: a provider name or a client.
+            jobs: the source job ids to move; None: every succeeded job on the source's job list and in
+                this machine's ledger.
+            data: the training file: one path for every job, or a mapping of source job id to path.
+            validation: a held-out file (same forms as `data`) to evaluate on; without one, the run holds
+                out a fifth of the training file.
+            model_map: source model → target model, over the catalog's proposal.
+            dry_run: plan and quote only; create nothing.
+            output_dir: where each job's data split and evaluation are kept (under
+                `<output_dir>/<source job id>/`), and the report is written (migration.json and .md).
+
+        Returns:
+            The report: each job's plan and, unless `dry_run`, its new job and evaluation.
         """
         from unitune.migrate import migrate
 

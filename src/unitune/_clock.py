@@ -16,28 +16,36 @@ __all__ = ["Clock", "FakeClock", "SystemClock"]
 class Clock(Protocol):
     """What the client needs of time."""
 
-    def monotonic(self) -> float: ...
+    def monotonic(self) -> float:
+        """Seconds on a clock that never goes back, for deadlines and intervals."""
 
-    def now(self) -> dt.datetime: ...
+    def now(self) -> dt.datetime:
+        """The current time, timezone-aware (UTC)."""
 
-    def sleep(self, seconds: float) -> None: ...
+    def sleep(self, seconds: float) -> None:
+        """Block for `seconds`."""
 
-    async def asleep(self, seconds: float) -> None: ...
+    async def asleep(self, seconds: float) -> None:
+        """Sleep for `seconds` without blocking the event loop."""
 
 
 class SystemClock:
     """The real clock."""
 
     def monotonic(self) -> float:
+        """`time.monotonic()`."""
         return time.monotonic()
 
     def now(self) -> dt.datetime:
+        """The current time in UTC."""
         return dt.datetime.now(dt.timezone.utc)
 
     def sleep(self, seconds: float) -> None:
+        """`time.sleep(seconds)`."""
         time.sleep(seconds)
 
     async def asleep(self, seconds: float) -> None:
+        """`asyncio.sleep(seconds)`."""
         import asyncio  # lazily: only async callers need it
 
         await asyncio.sleep(seconds)
@@ -53,10 +61,12 @@ class FakeClock:
         self.sleeps: list[float] = []
 
     def monotonic(self) -> float:
+        """Seconds elapsed since the clock was made."""
         with self._lock:
             return self._elapsed
 
     def now(self) -> dt.datetime:
+        """`start` plus the seconds elapsed."""
         with self._lock:
             return self._start + dt.timedelta(seconds=self._elapsed)
 
@@ -66,11 +76,13 @@ class FakeClock:
             self._elapsed += max(0.0, seconds)
 
     def sleep(self, seconds: float) -> None:
+        """Record the sleep in `sleeps` and move time forward by `seconds`, at once."""
         with self._lock:
             self.sleeps.append(seconds)
         self.advance(seconds)
 
     async def asleep(self, seconds: float) -> None:
+        """`sleep`, then yield to the event loop once."""
         self.sleep(seconds)
         import asyncio
 

@@ -234,6 +234,7 @@ class Quote(BaseModel):
         )
 
     def summary(self) -> str:
+        """One line: provider/model, the total, epochs × tokens, and any caveat (unavailable, approximate)."""
         total = "unknown (no price in the catalog)" if self.total_usd is None else f"${self.total_usd:,.2f}"
         flags = [
             f

@@ -43,6 +43,7 @@ class FixResult(BaseModel):
     )
 
     def summary(self) -> str:
+        """One line: how many examples were written where, and what was repaired, dropped and redacted."""
         rep = ", ".join(f"{k} ×{v}" for k, v in sorted(self.repaired.items())) or "none"
         drop = ", ".join(f"{k} ×{v}" for k, v in sorted(self.dropped.items())) or "none"
         text = f"wrote {self.kept} examples to {self.path}; repaired: {rep}; dropped: {drop}"

@@ -368,7 +368,18 @@ def load_config(
 ) -> UnituneConfig:
     """Read the configuration (see the module docstring for where from).
 
-    A malformed file raises `ConfigurationError` naming the file and the offending key.
+    Args:
+        path: the unitune.toml to read, instead of `$UNITUNE_CONFIG` or the working directory's.
+        cwd: the working directory whose `unitune.toml` and `pyproject.toml` are read; default the
+            current directory.
+        env: the environment variables to read (`$UNITUNE_CONFIG`, `$UNITUNE_PROVIDER`, ...); default
+            the process environment.
+
+    Returns:
+        The configuration, with defaults for whatever the files do not set.
+
+    Raises:
+        ConfigurationError: a malformed file (naming the file and the offending key).
     """
     env = os.environ if env is None else env
     if not isinstance(env, Mapping):

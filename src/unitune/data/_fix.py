@@ -121,19 +121,26 @@ def fix(
     model: str | None = None,
     redact_pii: bool = False,
 ) -> FixResult:
-    """Write the examples of `data` that pass `provider`'s checks to `out`.
-
-    Write the examples of `data` (a `Dataset` or a JSONL file's path) that pass (after repair)
-    `provider`'s checks to `out`, as JSONL.
+    """Write the examples of `data` that pass `provider`'s checks (after repair) to `out`, as JSONL.
 
     `out` is a new file: the source is never changed. Repairs: other formats rewritten as chat,
     OpenAI's legacy function calls as tool calls, weights of true/1.0/"1" as integers, blank lines
     and a byte-order mark left out, surrounding whitespace trimmed, trailing non-assistant turns
     removed where the provider needs the assistant last. Keys beside the format's own (an id, a
     language) are kept. Dropped: exact duplicates and any example still failing a check (counted by
-    its first error's code). `redact_pii` replaces each email, phone number, national id, card
-    number and IBAN with `<EMAIL>`, `<PHONE>`, `<NATIONAL_ID>`, `<CARD>` or `<IBAN>`, counted in
-    `FixResult.redacted`.
+    its first error's code).
+
+    Args:
+        data: a `Dataset` or a JSONL file's path.
+        out: the file to write.
+        provider: the provider (or dataset profile) whose checks the examples must pass.
+        model: the model to train, which sets the token limit.
+        redact_pii: replace each email, phone number, national id, card number and IBAN with
+            `<EMAIL>`, `<PHONE>`, `<NATIONAL_ID>`, `<CARD>` or `<IBAN>`, counted in
+            `FixResult.redacted`.
+
+    Returns:
+        What was written, repaired, dropped and redacted.
     """
     profile = get_profile(
         provider_arg(provider),

@@ -87,12 +87,20 @@ def split(
 ) -> SplitResult:
     """Split `data` into a training and a validation file.
 
-    Split `data` (a `Dataset` or a JSONL file's path) into `out_dir/train.jsonl` and
-    `out_dir/validation.jsonl` (OpenAI chat/DPO JSONL); `out_dir` is created if missing.
+    The parts are written as `out_dir/train.jsonl` and `out_dir/validation.jsonl` (OpenAI chat/DPO
+    JSONL). Unreadable lines are skipped (run `validate()` to see them).
 
-    `stratify` is a top-level key of the records or a function of the record dict; each stratum is
-    split in the same proportion. `seed` is an integer from 0 to 2**64 - 1. Unreadable lines are
-    skipped (run `validate()` to see them).
+    Args:
+        data: a `Dataset` or a JSONL file's path.
+        out_dir: the folder to write; created if missing.
+        validation_fraction: the share of examples held out for validation.
+        seed: an integer from 0 to 2**64 - 1; the same seed gives the same split.
+        stratify: a top-level key of the records or a function of the record dict; each stratum is
+            split in the same proportion.
+        dedupe: leave out exact duplicates.
+
+    Returns:
+        Where the two parts were written and how many examples each holds.
     """
     data = data_arg(data, "data")
     int_arg(

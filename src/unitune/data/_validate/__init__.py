@@ -78,20 +78,32 @@ def validate(
 ) -> ValidationReport:
     """Check `data` against `provider`'s rules in one streaming pass; never raises for bad data.
 
-    `provider` is a provider ("openai", "bedrock") or one of its dataset profiles ("bedrock-claude").
-    `model` picks the token limit and tokenizer; it is checked as `estimate` and `create_job` check it
-    (an alias the provider does not offer raises `ConfigurationError`). `method` ("sft" or "dpo") is
-    the job's training method: each example must be of its kind (chats for SFT, preference pairs for
-    DPO); None accepts either. `validation` (optional) is checked too, and against `data` for
-    leakage. `token_limit` overrides the model's per-example limit; `counter` the token counter.
-    With `today` (a date, a datetime or an ISO date string), a model the catalog says cannot be
-    trained on that date raises the
-    `ProviderRetiredError` `create_job` would (`catalog`: the catalog to ask, default the built-in one).
+    Args:
+        data: a JSONL path (optionally gzipped) or a `Dataset`.
+        provider: a provider ("openai", "bedrock") or one of its dataset profiles ("bedrock-claude").
+        model: picks the token limit and tokenizer; it is checked as `estimate` and `create_job`
+            check it.
+        method: the job's training method, "sft" or "dpo": each example must be of its kind (chats for
+            SFT, preference pairs for DPO); None accepts either.
+        validation: held-out data, checked too, and against `data` for leakage.
+        token_limit: overrides the model's per-example token limit.
+        counter: overrides the token counter.
+        max_issues: how many issues the report keeps in full (every one is counted).
+        workers: how many processes check a plain (not gzipped) JSONL file, each a range of its
+            lines: None picks one per CPU (up to 4) for files of 32 MB or more and this process alone
+            for smaller ones; 1 never starts a process. The report is the same whatever the number.
+            Scripts that validate large files with several workers need the usual
+            `if __name__ == "__main__":` guard.
+        today: a date, a datetime or an ISO date string: a model the catalog says cannot be trained
+            on that date is refused as `create_job` would refuse it.
+        catalog: the catalog to ask about `today`; default the built-in one.
 
-    `workers` is how many processes check a plain (not gzipped) JSONL file, each a range of its
-    lines: None picks one per CPU (up to 4) for files of 32 MB or more and this process alone for
-    smaller ones; 1 never starts a process. The report is the same whatever the number. Scripts that
-    validate large files with several workers need the usual `if __name__ == "__main__":` guard.
+    Returns:
+        Every issue's count, the first issues in full with their lines, and statistics.
+
+    Raises:
+        ConfigurationError: a bad argument, or a model alias the provider does not offer.
+        ProviderRetiredError: with `today`, the model cannot be trained on that date.
     """
     provider, model, day = _arguments(
         provider, model, method, token_limit, counter, max_issues, workers, today, catalog

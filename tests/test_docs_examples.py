@@ -84,8 +84,14 @@ def _write_inputs(work: Path) -> None:
     from unitune.demo.tickets import write_jsonl
 
     for name, n in {"tickets.jsonl": 200, "train.jsonl": 80, "valid.jsonl": 24, "data.jsonl": 60,
-                    "new.jsonl": 60, "more.jsonl": 40}.items():  # fmt: skip
+                    "new.jsonl": 60}.items():  # fmt: skip
         write_jsonl(work / name, n=n, seed=len(name))
+    # docs/runs.md retrains on more.jsonl: the job file's 200 tickets and 40 new ones.
+    job_tickets = (ROOT / "examples" / "jobs" / "tickets.jsonl").read_text(encoding="utf-8")
+    write_jsonl(work / "more.jsonl", n=40, seed=99)
+    (work / "more.jsonl").write_text(
+        job_tickets + (work / "more.jsonl").read_text(encoding="utf-8"), encoding="utf-8"
+    )
     # Your own keys stay in your data: README's `unitune split --stratify lang` splits on one.
     rows = [json.loads(line) for line in (work / "tickets.jsonl").read_text(encoding="utf-8").splitlines()]
     text = "".join(
@@ -205,6 +211,7 @@ def _run_python(
         for earlier in _earlier_on_page(example):
             namespace.update(eval_example.run(earlier, module_globals=namespace))
         if "#>" in example.source:
+            eval_example.set_config(line_length=120)  # the docs' width: one `#>` line per printed line
             namespace = eval_example.run_print_check(example, module_globals=namespace)
         else:
             namespace = eval_example.run(example, module_globals=namespace)
@@ -280,6 +287,9 @@ def test_shell_example(example: ShellLine, work: Path) -> None:
         pytest.skip(f"{example.command!r}: {reason}")
     argv = shlex.split(example.command, comments=True)
     env = {k: v for k, v in os.environ.items() if not k.endswith("_API_KEY")}
+    # No network in the child either: HTTP clients go through a proxy nobody listens on, Hugging Face offline.
+    env.update(HTTP_PROXY="http://127.0.0.1:9", HTTPS_PROXY="http://127.0.0.1:9", NO_PROXY="127.0.0.1,localhost",
+               HF_HUB_OFFLINE="1")  # fmt: skip
     while argv and re.fullmatch(r"\w+=.*", argv[0]):
         name, _, value = argv.pop(0).partition("=")
         env[name] = value

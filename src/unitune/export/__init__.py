@@ -103,15 +103,26 @@ def export_model(
 ) -> ExportResult:
     """Write `model` in `format` to the folder `path` and say what was written.
 
-    `model`: ``local:<job-id>`` (a bare job id works too), or a base model (not for ``peft``).
-    `dtype`: the precision of the weights written: for ``gguf``/``ollama`` f16 unless "f32"; for
-    ``merged`` the base model's own unless given. `system`: the Modelfile's SYSTEM prompt for
-    ``ollama`` (default: the one every training example shares, else the one the model's chat
-    template inserts). `overwrite`: replace a `path` that exists.
+    Args:
+        provider: the provider the model was trained on; only the local one can export.
+        model: ``local:<job-id>`` (a bare job id works too), or a base model (not for ``peft``).
+        format: ``peft`` (the adapter), ``merged`` (a transformers folder), ``gguf`` (llama.cpp) or
+            ``ollama`` (GGUF + Modelfile).
+        path: the folder to write.
+        overwrite: replace a `path` that exists.
+        dtype: the precision of the weights written: for ``gguf``/``ollama`` f16 unless "f32"; for
+            ``merged`` the base model's own unless given.
+        system: the Modelfile's SYSTEM prompt for ``ollama`` (default: the one every training example
+            shares, else the one the model's chat template inserts).
 
-    Raises `UnsupportedFeatureError` for a provider other than the local one (saying what that
-    vendor allows) and for a model GGUF cannot hold; `ConfigurationError` for a bad argument, a
-    `path` that exists, or a corrupt adapter folder; `NotFoundError` for an unknown job.
+    Returns:
+        What was written, and where.
+
+    Raises:
+        UnsupportedFeatureError: a provider other than the local one (saying what that vendor
+            allows), or a model GGUF cannot hold.
+        ConfigurationError: a bad argument, a `path` that exists, or a corrupt adapter folder.
+        NotFoundError: an unknown job.
     """
     if format not in FORMATS:
         raise ConfigurationError(

@@ -92,8 +92,24 @@ def migrate(
 ) -> MigrationReport:
     """Plan and (unless `dry_run`) run a migration: what `unitune migrate` and `client.migrate` do.
 
-    The arguments are those of `plan_migration` and `run_migration`. A dry run creates nothing and
-    returns the plan as a report whose jobs are `planned` (or `not run`, with the reason).
+    A dry run creates nothing and returns the plan as a report whose jobs are `planned` (or `not
+    run`, with the reason).
+
+    Args:
+        source_client: the client of the provider the fine-tunes are on.
+        target_client: the client of the provider they move to.
+        jobs: as in `plan_migration`.
+        data: as in `plan_migration`.
+        validation: as in `plan_migration`.
+        model_map: as in `plan_migration`.
+        dry_run: plan and quote only; create nothing.
+        wait: as in `run_migration`.
+        evaluate: as in `run_migration`.
+        output_dir: as in `run_migration`.
+        parity_margin: as in `run_migration`.
+
+    Returns:
+        The migration's report.
     """
     plan = plan_migration(
         source_client, target_client, jobs=jobs, data=data, validation=validation, model_map=model_map

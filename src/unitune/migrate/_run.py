@@ -339,9 +339,25 @@ def run_migration(
     evaluated with `client.evaluate` on the job's validation file (or a fifth held out of its
     training file) against the source tuned model and the target's base model with `few_shot`
     examples; the verdict (parity, better, worse, inconclusive) comes from the interval of the
-    difference new − source on the primary metric (see `decide`). With `output_dir`, each job's
-    data split and evaluation are kept under `<output_dir>/<source job id>/` and the report is
-    written as migration.json and migration.md.
+    difference new − source on the primary metric (see `decide`).
+
+    Args:
+        plan: what `plan_migration` made.
+        wait: wait for each new job to end; without it, a job still running is reported as not run.
+        evaluate: evaluate each new model against the source one.
+        output_dir: where each job's data split and evaluation are kept (under
+            `<output_dir>/<source job id>/`) and the report is written as migration.json and
+            migration.md.
+        parity_margin: how far below the source the difference interval may reach and still read as
+            parity.
+        few_shot: how many examples the target's base model is prompted with.
+        max_examples: evaluate on at most this many examples per job.
+
+    Returns:
+        Each job's result: the new job, its cost, the evaluation and the verdict.
+
+    Raises:
+        ConfigurationError: `plan` is not a `MigrationPlan`, or another argument is bad.
     """
     if not isinstance(plan, MigrationPlan):
         raise ConfigurationError(

@@ -187,9 +187,29 @@ def evaluate(
     """Score `model` (and `baseline`, if given) on `data` with one provider, and decide.
 
     The one-provider shorthand of `FineTuneClient.evaluate` (which compares any number of
-    candidates on any providers, few-shot baselines included). `run(fn)` runs each request (the
-    client passes its retry policy); None calls it once. Examples with no assistant message, no
-    message before it, or no text in it are skipped and counted in `report.skipped`.
+    candidates on any providers, few-shot baselines included). Examples with no assistant message,
+    no message before it, or no text in it are skipped and counted in `report.skipped`.
+
+    Args:
+        provider: the provider both models are asked through.
+        model: the tuned model.
+        data: the held-out chat examples; each one's last assistant message is the reference.
+        baseline: the model `model` is compared with.
+        metrics: metric names, `Metric`s or scoring functions; default from the data's kind.
+        primary_metric: the metric the verdict rests on; default from the data's kind.
+        max_examples: evaluate on at most this many examples.
+        batch_size: how many examples are sent per batch.
+        concurrency: how many requests run at once.
+        chat_params: sent with every request (temperature, max_tokens, ...).
+        on_progress: called with (done, total) as answers arrive.
+        epsilon: a measured difference at most this large on the primary metric means the fine-tune
+            adds nothing (abandon).
+        confidence: the confidence level of the intervals.
+        seed: seeds the bootstrap intervals.
+        run: runs each request, `run(fn)` (the client passes its retry policy); None calls it once.
+
+    Returns:
+        The report: each model's metrics with intervals, the difference, and the verdict.
 
     Raises:
         ConfigurationError: bad settings, an unknown metric, no usable example, or a metric

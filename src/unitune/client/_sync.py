@@ -1262,6 +1262,7 @@ class FineTuneClient:
             The run: its ledger record, the job, the quote, the loss curve and the evaluation.
 
         Raises:
+            BudgetExceeded: the quote is over the file's `budget_usd`; nothing is uploaded.
             RunInterrupted: Ctrl-C while waiting (a KeyboardInterrupt); it carries the job, which keeps
                 running.
         """

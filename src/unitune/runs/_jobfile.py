@@ -143,12 +143,18 @@ def load_job_file(
 ) -> JobFile:
     """Load and check a job file.
 
-    A checked `JobFile` from a TOML path, a dict or a `JobFile`, with `overrides` (dotted keys:
-    `{"provider": "fake", "hyperparameters.epochs": 3}`) applied on top. Relative data paths are
-    resolved against the job file's folder (a dict's: the current directory).
+    Relative data paths are resolved against the job file's folder (a dict's: the current directory).
 
-    Raises `ConfigurationError` naming the key, and for a file its line, for an unknown key, a wrong
-    type or a data file that does not exist.
+    Args:
+        source: a TOML file's path, a dict of the same keys, or a `JobFile`.
+        overrides: dotted keys applied on top: `{"provider": "fake", "hyperparameters.epochs": 3}`.
+
+    Returns:
+        The checked `JobFile`.
+
+    Raises:
+        ConfigurationError: an unknown key, a wrong type or a data file that does not exist (naming
+            the key, and for a file its line).
     """
     if overrides is not None and (
         not isinstance(overrides, Mapping) or not all(isinstance(k, str) and k for k in overrides)

@@ -74,8 +74,23 @@ def retrain(
 ) -> RunResult:
     """Retrain run `run_id` with new data, a new base or another provider.
 
-    A child of run `run_id`: the same spec, with `data` (new training examples), `model` (a new
-    base) or `provider` changed, evaluated against the parent on the parent's validation file.
+    A child of run `run_id`: the same spec, with what is given changed, evaluated against the parent
+    on the parent's validation file.
+
+    Args:
+        client: the client whose ledger holds the run.
+        run_id: the parent run's id or a unique prefix of it.
+        data: new training examples (a JSONL path).
+        model: a new base model.
+        provider: another provider to train on.
+        console: where progress is drawn.
+        poll_interval: seconds between polls while waiting.
+
+    Returns:
+        The child run; `result.data_change` says how the data changed.
+
+    Raises:
+        ConfigurationError: an unknown run, or a file the parent used has moved or changed.
     """
     check_run_args(console, poll_interval)
     if data is not None and not isinstance(data, (str, os.PathLike)):

@@ -160,7 +160,27 @@ def run_sweep(
     console: Console | None = None,
     poll_interval: float | None = None,
 ) -> SweepResult:
-    """Train every combination of `grid` on every one of `providers`, then evaluate and rank them."""
+    """Train every combination of `grid` on every one of `providers`, then evaluate and rank them.
+
+    What `FineTuneClient.sweep` does, for a checked `JobFile`.
+
+    Args:
+        client: the client whose config the runs use.
+        job: the checked job file.
+        grid: values to try per setting, e.g. `{"epochs": [1, 3]}` (keys: `GRID_KEYS`).
+        providers: the providers to train each combination on (default: the job file's, else the
+            client's).
+        concurrency: how many jobs are created at once, at most.
+        console: where progress is drawn.
+        poll_interval: seconds between polls while waiting.
+
+    Returns:
+        The runs and a leaderboard, best first.
+
+    Raises:
+        ConfigurationError: a bad argument, or a `budget_usd` the catalog cannot price.
+        BudgetExceeded: the total quote is over the file's `budget_usd`; no job is started.
+    """
     from unitune.config import home_dir
 
     check_run_args(console, poll_interval)

@@ -218,7 +218,26 @@ def run_job(
     data_change: DataChange | None = None,
     poll_interval: float | None = None,
 ) -> RunResult:
-    """Run `job` on its provider (its own client when it names another than `client`'s)."""
+    """Run `job` on its provider (its own client when it names another than `client`'s).
+
+    What `FineTuneClient.train` does, for a checked `JobFile`.
+
+    Args:
+        client: the client whose config (and, for its own provider, whose provider) the run uses.
+        job: the checked job file.
+        console: where progress is drawn.
+        parent: the run this one was retrained from.
+        parent_candidate: the parent's tuned model as an evaluation `Candidate`, compared with too.
+        data_change: how the data changed from the parent's, recorded with the run.
+        poll_interval: seconds between polls while waiting.
+
+    Returns:
+        The run: its ledger record, the job, the quote, the loss curve and the evaluation.
+
+    Raises:
+        BudgetExceeded: the quote is over the file's `budget_usd`; nothing is uploaded.
+        RunInterrupted: Ctrl-C while waiting; it carries the job, which keeps running.
+    """
     check_run_args(console, poll_interval)
     say: Say = console.print if console is not None else _quiet
     clients = Clients(client)

@@ -33,10 +33,19 @@ def wait_all(
     timeout: float | None = None,
     on_update: Callable[[int, Job], None] | None = None,
 ) -> list[Outcome]:
-    """Wait until every job has ended; `on_update(index, job)` after each poll.
+    """Wait until every job has ended.
 
-    Never raises for one job: its outcome is its `JobFailedError`, `WaitTimeout` or the provider's error.
-    The first client's clock is the one slept on (a sweep's clients share it).
+    Never raises for one job: its outcome is its `JobFailedError`, `WaitTimeout` or the provider's
+    error. The first client's clock is the one slept on (a sweep's clients share it).
+
+    Args:
+        jobs: (client, job) pairs; each job is polled through its own client.
+        poll_interval: seconds between polls.
+        timeout: stop waiting after this many seconds; jobs still running end as `WaitTimeout`.
+        on_update: called as `on_update(index, job)` after each poll, `index` into `jobs`.
+
+    Returns:
+        One outcome per job, in order: the succeeded job, or the error it ended with.
     """
     if not jobs:
         return []

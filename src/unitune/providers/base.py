@@ -366,8 +366,20 @@ class Provider(ABC):
         """Convert a (validated) dataset to the bytes this provider uploads, in `workdir`. No network.
 
         The default writes `wire_format_for(method, model)` with the dataset toolkit's converter,
-        streaming. Examples the format cannot express at all raise `ValidationFailed` (nothing is
-        uploaded); partial losses are counted in `PreparedFile.conversion_losses` and logged.
+        streaming; partial losses are counted in `PreparedFile.conversion_losses` and logged.
+
+        Args:
+            data: the validated dataset.
+            purpose: "training" or "validation".
+            model: the model the job trains, which may decide the wire format.
+            workdir: the folder the prepared file is written in.
+            method: "sft" or "dpo", which decides the wire format.
+
+        Returns:
+            The prepared file, ready for `upload`.
+
+        Raises:
+            ValidationFailed: examples the format cannot express at all; nothing is uploaded.
         """
         return convert_for_upload(
             data,
@@ -388,6 +400,13 @@ class Provider(ABC):
 
         The default uploads each; a vendor that keeps both in one object (Cohere's datasets) overrides
         this.
+
+        Args:
+            training: the prepared training file.
+            validation: the prepared validation file.
+
+        Returns:
+            The references to both, training first.
         """
         return self.upload(training), self.upload(validation)
 
@@ -408,8 +427,15 @@ class Provider(ABC):
     def create_job(self, spec: JobSpec, *, idempotency_key: str) -> Job:
         """Create a fine-tuning job.
 
-        Tag it with `idempotency_key` (or pass the vendor's own token). Starts with
-        `self.check_job(spec)`.
+        Starts with `self.check_job(spec)`.
+
+        Args:
+            spec: the job: model, files, method, hyperparameters and options.
+            idempotency_key: tag the job with it (or pass it as the vendor's own token), so that a create
+                whose answer was lost can be found again.
+
+        Returns:
+            The job as the vendor reports it once created.
         """
 
     @abstractmethod
@@ -447,7 +473,16 @@ class Provider(ABC):
         self._unsupported("checkpoints")
 
     def chat(self, model: str, messages: list[Message], **params: Any) -> ChatResponse:
-        """One chat completion with a base or fine-tuned model."""
+        """One chat completion with a base or fine-tuned model.
+
+        Args:
+            model: the model id.
+            messages: the conversation so far.
+            **params: the vendor's sampling options (temperature, max_tokens, ...).
+
+        Returns:
+            The completion.
+        """
         self._unsupported("chat")
 
     # -- uploaded files (`capabilities.files`) -------------------------------------------------------
@@ -470,7 +505,16 @@ class Provider(ABC):
     def update_model(
         self, model_id: str, *, name: str | None = None, description: str | None = None
     ) -> TunedModel:
-        """Rename or describe a tuned model."""
+        """Rename or describe a tuned model.
+
+        Args:
+            model_id: the tuned model's id.
+            name: its new name.
+            description: its new description.
+
+        Returns:
+            The model as the vendor reports it after the change.
+        """
         self._unsupported("updating tuned models")
 
     def archive_model(self, model_id: str) -> TunedModel:
@@ -500,6 +544,14 @@ class Provider(ABC):
         Evaluation sends its prompts through here. The default calls `chat` once per conversation;
         providers that generate several sequences in one pass (the local trainer) override it. An
         override must return exactly one response per conversation, in order.
+
+        Args:
+            model: the model id.
+            conversations: the conversations to complete.
+            **params: the vendor's sampling options, as for `chat`.
+
+        Returns:
+            One response per conversation, in order.
         """
         return [self.chat(model, messages, **params) for messages in conversations]
 
@@ -559,15 +611,21 @@ class Provider(ABC):
         return self.context.retry
 
     def step(self, action: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        """Run one request of a call made of several, retrying it alone.
-
-        Run one request of a call made of several, retrying it alone when it fails transiently
-        (`fn` raises unitune's errors: pass the adapter's mapped call).
+        """Run one request of a call made of several, retrying it alone when it fails transiently.
 
         When its retries are spent the error stays what it was (`ProviderUnavailableError`,
         `RateLimitError`) but is marked `retryable = False`, which the client's policy honours: the
         call is not started again from scratch (repeating every step that had succeeded), so
         attempts never multiply beyond one policy's bound.
+
+        Args:
+            action: what the request does, named in retry messages ("find job").
+            fn: the request; it must raise unitune's errors (pass the adapter's mapped call).
+            *args: passed to `fn`.
+            **kwargs: passed to `fn`.
+
+        Returns:
+            What `fn` returned.
         """
         try:
             return self.retry_policy.call(f"{self.name}: {action}", fn, *args, **kwargs)

@@ -275,8 +275,8 @@ class UnituneConfig(BaseModel):
     def section(self, provider: str) -> dict[str, Any]:
         """The `[providers.<name>]` settings for the provider itself.
 
-        The `[providers.<name>]` settings for the provider itself (empty if absent): the table
-        without its job defaults (`model`, `method`, …), which `job_defaults` reads.
+        Empty if absent: the table without its job defaults (`model`, `method`, …), which
+        `job_defaults` reads.
         """
         return {k: v for k, v in self.providers.get(provider, {}).items() if k not in JOB_KEYS}
 

@@ -49,8 +49,7 @@ _SECRET_ENV = (
 def remember_secret(value: str | None) -> None:
     """Mask `value` in every provider error from now on.
 
-    Mask `value` in every provider error from now on (keys shorter than 8 characters are not
-    masked: they would blank out ordinary words).
+    Keys shorter than 8 characters are not masked: they would blank out ordinary words.
     """
     if value and len(value) >= 8:
         _SECRETS.add(value)

@@ -167,8 +167,8 @@ class PreparedFile(_Model):
 class WandbIntegration(_Model):
     """Ask the vendor to log the job to Weights & Biases itself.
 
-    Ask the vendor to log the job to Weights & Biases itself (OpenAI's `integrations`, Together's
-    `wandb_*` fields). Providers without such an integration refuse a spec that carries one.
+    OpenAI takes it as `integrations`, Together as its `wandb_*` fields. Providers without such an
+    integration refuse a spec that carries one.
 
     `api_key` is sent only to Together, which logs with the key it is given (None: `WANDB_API_KEY`,
     read when the job is created); OpenAI uses the key saved in the organisation's settings. The key

@@ -215,9 +215,15 @@ class Quote(BaseModel):
     def break_even(self, *, requests_per_month: float, prompt_tokens_saved: float) -> BreakEven:
         """Months until the fine-tune pays for itself against a longer-prompted base model.
 
-        Months until the fine-tune pays for itself against the base model prompted with
-        `prompt_tokens_saved` more tokens of instructions per request (the classic shorter-prompts
-        case), counting the tuned model's own inference price and monthly hosting.
+        The classic shorter-prompts case: the base model needs more tokens of instructions per request.
+        The tuned model's own inference price and monthly hosting are counted.
+
+        Args:
+            requests_per_month: the expected traffic.
+            prompt_tokens_saved: how many more prompt tokens per request the base model needs.
+
+        Returns:
+            The months until break-even (None: never at this volume) and the savings.
         """
         if self.tuned_per_1k_requests_usd is None or self.base_per_1k_requests_usd is None:
             raise ConfigurationError(

@@ -628,8 +628,14 @@ def _write_atomic(path: Path, text: str) -> None:
 def write_report(report: EvaluationReport, directory: str | os.PathLike[str]) -> dict[str, Path]:
     """Write report.json, report.md and report.html into `directory`.
 
-    Write report.json, report.md and report.html into `directory` (created if missing), each
-    atomically; returns their paths by kind: "json", "markdown", "html".
+    The directory is created if missing; each file is written atomically.
+
+    Args:
+        report: the evaluation's report.
+        directory: the folder to write into.
+
+    Returns:
+        The paths written, by kind: "json", "markdown", "html".
     """
     root = Path(directory)
     root.mkdir(parents=True, exist_ok=True)

@@ -258,9 +258,8 @@ def unreadable_answer(
 ) -> ProviderUnavailableError:
     """The unitune error for an answer whose body is cut short or is not JSON.
 
-    The unitune error for an answer whose body is cut short or is not JSON (a proxy's HTML
-    page, an empty body). Transient, so the client retries it; on a create the outcome is unknown,
-    so the client looks the job up by its idempotency key before creating again.
+    A proxy's HTML page or an empty body, say. Transient, so the client retries it; on a create the
+    outcome is unknown, so the client looks the job up by its idempotency key before creating again.
     """
     detail = f" ({_one_line(exc, 120)})" if exc is not None and str(exc) else ""
     return ProviderUnavailableError(
@@ -454,8 +453,8 @@ def as_float(value: Any) -> float | None:
 def key_tag(key: str, *, prefix: str = "ut", nbytes: int = 4) -> str:
     """A short, stable tag for an idempotency key.
 
-    A short, stable tag for an idempotency key, for vendors without job metadata: carried in a
-    suffix or a name, so a create whose answer was lost can be found again.
+    For vendors without job metadata: carried in a suffix or a name, so a create whose answer was
+    lost can be found again.
     """
     return prefix + hashlib.blake2b(key.encode(), digest_size=nbytes).hexdigest()
 

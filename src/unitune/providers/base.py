@@ -200,12 +200,11 @@ class ProviderSettings(BaseModel):
 
 
 class ProviderContext:
-    """What a provider takes from the client that runs it.
+    """What a provider takes from the client that runs it, instead of reaching for globals.
 
-    What a provider takes from the client that runs it, instead of reaching for globals: the
-    unitune home (where a provider that keeps files keeps them), the clock (every wait and poll
-    sleeps on it), the retry policy for the requests inside one call, and the catalog (the
-    client's, with the config's catalog files), loaded on first use.
+    The unitune home (where a provider that keeps files keeps them), the clock (every wait and poll
+    sleeps on it), the retry policy for the requests inside one call, and the catalog (the client's,
+    with the config's catalog files), loaded on first use.
     """
 
     __slots__ = ("_catalog", "_load_catalog", "clock", "home", "retry")
@@ -413,13 +412,19 @@ class Provider(ABC):
     def check_job(self, spec: JobSpec) -> None:
         """Raise what `create_job(spec)` would refuse, without asking the vendor.
 
-        Raise what `create_job(spec)` would refuse without asking the vendor: a hyperparameter or
-        `provider_options` key it cannot take, a setting the create needs (a bucket, a role), limits
-        on suffix and metadata. No network. The client calls it before anything is uploaded, with a
-        stand-in `training_file` (id "unitune-check"), and `create_job` calls it again; the fake calls
-        the impersonated provider's. The default checks only what every provider shares (a
-        `JobSpec.wandb` where `capabilities.wandb_integration` is False), which also runs before an
+        A hyperparameter or `provider_options` key it cannot take, a setting the create needs (a bucket,
+        a role), limits on suffix and metadata. No network. The client calls it before anything is
+        uploaded, with a stand-in `training_file` (id "unitune-check"), and `create_job` calls it again;
+        the fake calls the impersonated provider's. The default checks only what every provider shares
+        (a `JobSpec.wandb` where `capabilities.wandb_integration` is False), which also runs before an
         adapter's own override.
+
+        Args:
+            spec: the job to check.
+
+        Raises:
+            JobSpecRefused: what the provider would refuse.
+            ConfigurationError: a setting the create needs is missing.
         """
         self._check_shared(spec)
 
@@ -532,10 +537,9 @@ class Provider(ABC):
     def check_ready(self) -> None:  # noqa: B027  (optional on purpose: most providers need no check)
         """Raise `ConfigurationError` when this provider cannot make calls as configured.
 
-        Raise `ConfigurationError` when this provider cannot make calls as configured (no API
-        key, a missing setting), without sending a request. Evaluation calls it for every
-        candidate before asking any, so a half-configured comparison fails before it spends money.
-        The default checks nothing.
+        No API key or a missing setting is found without sending a request. Evaluation calls it for every
+        candidate before asking any, so a half-configured comparison fails before it spends money. The
+        default checks nothing.
         """
 
     def chat_batch(self, model: str, conversations: list[list[Message]], **params: Any) -> list[ChatResponse]:
@@ -596,11 +600,10 @@ class Provider(ABC):
         return self._context
 
     def bind_retry(self, policy: RetryPolicy) -> None:
-        """Retry the requests inside one call with `policy`.
+        """Retry the requests inside one call with `policy` (and sleep on its clock).
 
-        Retry the requests inside one call with `policy` (and sleep on its clock): each request
-        of an upload (the create, every part, the complete), a file's processing poll or the limits
-        read before a create is retried on its own rather than the whole call being repeated.
+        Each request of an upload (the create, every part, the complete), a file's processing poll or the
+        limits read before a create is retried on its own rather than the whole call being repeated.
         `bind` sets this with the rest of the context; this changes the policy alone.
         """
         self.bind(self.context.replace(retry=policy, clock=policy.clock))

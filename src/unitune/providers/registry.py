@@ -259,10 +259,9 @@ def build_provider(
 
 
 def load_provider_class(name: str) -> type[Provider]:
-    """The adapter class for `name`, without requiring its vendor SDK.
+    """The adapter class for `name`, without requiring its vendor SDK (adapters import it lazily).
 
-    The adapter class for `name` without requiring its vendor SDK (adapters import it lazily):
-    for reading what the provider is (its capabilities, data rules, statuses), not for calling it.
+    For reading what the provider is (its capabilities, data rules, statuses), not for calling it.
     """
     info = provider_info(name)
     module_name, _, attr = info.import_path.partition(":")

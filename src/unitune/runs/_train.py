@@ -64,8 +64,8 @@ class RunResult(BaseModel):
 class RunInterrupted(KeyboardInterrupt):
     """Ctrl-C while a run waited; the job is still running on the provider.
 
-    Ctrl-C while a run waited: the job is still running on the provider (the caller decides
-    whether to cancel it: `client.cancel_job(e.job)`), and the same job file reattaches to it.
+    The caller decides whether to cancel it (`client.cancel_job(e.job)`); the same job file
+    reattaches to it.
     """
 
     def __init__(self, run: RunRecord, job: Job, client: FineTuneClient) -> None:

@@ -66,9 +66,17 @@ def vendor_wandb(
 ) -> WandbIntegration | None:
     """The `JobSpec.wandb` that asks the vendor to log the job to W&B, if configured.
 
-    The `JobSpec.wandb` that asks the vendor to log the job to W&B, when `settings` say so
-    (`backend = "wandb"`, `vendor = true`); None otherwise. The project is `experiment`; the key
-    (Together only) is read from `WANDB_API_KEY` by the adapter, when the job is created.
+    The project is `experiment`; the key (Together only) is read from `WANDB_API_KEY` by the
+    adapter, when the job is created.
+
+    Args:
+        settings: the `[tracking]` settings; the vendor logs only with `backend = "wandb"` and
+            `vendor = true`.
+        name: the W&B run's name.
+        tags: the W&B run's tags.
+
+    Returns:
+        The integration to put in the job's spec, or None when `settings` do not ask for it.
     """
     if settings is None or not settings.vendor:
         return None

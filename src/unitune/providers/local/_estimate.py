@@ -114,11 +114,10 @@ _PLAIN_MLP = frozenset(
 
 
 class TrainingTooLongError(ConfigurationError):
-    """The local job's estimated training time is above the limit.
+    """The local job's estimated training time is above the limit. Nothing was started.
 
-    The local job's estimated training time is above the limit (`[providers.local]
-    max_training_hours`, or `provider_options["max_training_hours"]` for one job). Nothing was
-    started. `estimate` is the `TrainingEstimate`, `limit_hours` the limit it exceeded.
+    The limit is `[providers.local] max_training_hours`, or `provider_options["max_training_hours"]`
+    for one job. `estimate` is the `TrainingEstimate`, `limit_hours` the limit it exceeded.
     """
 
     def __init__(self, estimate: TrainingEstimate, limit_hours: float) -> None:

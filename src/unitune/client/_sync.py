@@ -132,8 +132,10 @@ class FineTuneClient:
             as the fake, whose jobs end with the process).
         clock: the time source (tests pass a `FakeClock`); defaults to the provider's own clock
             when it simulates time (the fake does), else the system clock.
-        api_key, base_url, timeout: the provider's connection settings, over its config section,
-            as a vendor SDK takes them (`FineTuneClient("together", api_key=...)`).
+        api_key: the provider's API key, over its config section, as a vendor SDK takes it
+            (`FineTuneClient("together", api_key=...)`).
+        base_url: the provider's API address, over its config section.
+        timeout: the provider's request timeout in seconds, over its config section.
         max_retries: retries of a transient error (429, 5xx, timeouts) per call, over
             `[retry] max_attempts` (attempts = retries + 1); 0 turns retrying off.
         **settings: any other setting of the chosen provider (`region=` for Bedrock, …), checked

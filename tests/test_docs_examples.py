@@ -11,9 +11,16 @@ in the Markdown, say what else an example needs:
 - `test="continue"`: it continues the page's previous Python example (same namespace, run first);
 - `provider="openai"`: the `unitune.toml` beside it names that provider, so the fake impersonates it;
 - `raises="ConfigurationError ValidationFailed"`: the `test_*` functions it defines, each called with
-  the fake and a temporary directory, must fail in turn with these errors (a page showing a failure).
+  the fake and a temporary directory, must fail in turn with these errors (a page showing a failure);
+- `plain="pass"`: those tests pass on the permissive fake (`unitune_fake.as_provider(None)`).
 
 A block that defines `test_*(unitune_fake, ...)` functions is a pytest test: each one is called.
+
+TOML blocks are loaded by what reads them: a job file (`name`, `[data]`) by `load_job_file`, a catalog
+override (a `[provider]` table) by `load_catalog`, any other as `unitune.toml` by `load_config`, with each
+`[providers.NAME]` section checked by that provider's settings class; a `pyproject.toml` fragment is
+parsed. JSON blocks are parsed. test_every_block_has_a_runner fails on a block in a language nothing here
+runs, so a new kind of block gets a runner (or a reason) before it can rot.
 
 Shell blocks (bash, sh, console) run line by line through the installed `unitune`, in the same kind of
 working directory, and must exit 0. A line that needs a key, the network, a GPU, minutes of training or a
@@ -53,6 +60,51 @@ def _pages() -> list[Path]:
 
 def _where(path: Path, line: int) -> str:
     return f"{path.relative_to(ROOT).as_posix()}:{line}"
+
+
+@dataclass(frozen=True)
+class Fence:
+    """A fenced block of a page: its language, where its first line is, its text (dedented)."""
+
+    page: Path
+    line: int
+    lang: str
+    source: str
+
+    def __str__(self) -> str:
+        return _where(self.page, self.line)
+
+
+_FENCE = re.compile(r"^([ \t]*)```([\w-]*)[^\n]*\n(.*?)^[ \t]*```[ \t]*$", re.M | re.S)
+
+
+def _fences(*langs: str) -> list[Fence]:
+    """Every fenced block in the pages (indented ones in lists too), or those in `langs`."""
+    found = []
+    for page in _pages():
+        text = page.read_text(encoding="utf-8")
+        for block in _FENCE.finditer(text):
+            if langs and block.group(2) not in langs:
+                continue
+            indent = len(block.group(1))
+            source = "\n".join(line[indent:] for line in block.group(3).splitlines())
+            found.append(Fence(page, text.count("\n", 0, block.start(3)) + 1, block.group(2), source + "\n"))
+    return found
+
+
+#: What runs each kind of block; a bare fence is a listing (a synopsis, sample output), not run.
+RUNNERS = {"python": "test_python_example", "py": "test_python_example", "bash": "test_shell_example",
+           "sh": "test_shell_example", "console": "test_shell_example", "shell": "test_shell_example",
+           "toml": "test_toml_example", "json": "test_json_example", "": "not run: a listing"}  # fmt: skip
+
+
+def test_every_block_has_a_runner() -> None:
+    """A block in a language nothing here runs (```pycon, ```yaml) fails until a runner or a reason is added."""
+    unknown = [f"{fence} ```{fence.lang}" for fence in _fences() if fence.lang not in RUNNERS]
+    assert not unknown, f"no runner for: {unknown}; add one to tests/test_docs_examples.py"
+    python = _fences("python", "py")
+    assert len(python) == len(PYTHON), "pytest-examples missed a ```python block"
+    assert any(ex.path.name == "README.md" for ex in PYTHON), "README.md's examples were not collected"
 
 
 # -- Python examples ---------------------------------------------------------------------------------
@@ -147,9 +199,10 @@ def _fake_everywhere() -> Iterator[Any]:
         yield fake
 
 
-def _call_tests(namespace: dict[str, Any], fake: Any, tmp_path: Path, raises: list[str]) -> None:
+def _call_tests(namespace: dict[str, Any], fake: Any, tmp_path: Path, settings: dict[str, str]) -> None:
     """Call the pytest tests an example defines, with the fixtures they name."""
     tests = [fn for name, fn in namespace.items() if name.startswith("test_") and inspect.isfunction(fn)]
+    raises = settings.get("raises", "").split()
     if raises:
         assert len(raises) == len(tests), f"raises= names {len(raises)} errors for {len(tests)} tests"
     for i, test in enumerate(tests):
@@ -164,6 +217,12 @@ def _call_tests(namespace: dict[str, Any], fake: Any, tmp_path: Path, raises: li
         assert isinstance(failed.value, getattr(unitune, raises[i])), (
             f"{test.__name__} raised {failed.value!r}"
         )
+    if settings.get("plain") == "pass":  # and the same tests pass on the permissive fake
+        fake.as_provider(None)
+        for test in tests:
+            (tmp_path / "plain" / test.__name__).mkdir(parents=True)
+            fixtures = {"unitune_fake": fake, "tmp_path": tmp_path / "plain" / test.__name__}
+            test(**{name: fixtures[name] for name in inspect.signature(test).parameters})
 
 
 class _MyApp:
@@ -215,7 +274,7 @@ def _run_python(
             namespace = eval_example.run_print_check(example, module_globals=namespace)
         else:
             namespace = eval_example.run(example, module_globals=namespace)
-        _call_tests(namespace, fake, tmp_path, settings.get("raises", "").split())
+        _call_tests(namespace, fake, tmp_path, settings)
 
 
 # -- Shell examples ----------------------------------------------------------------------------------
@@ -227,6 +286,7 @@ SHELL_SKIPS: list[tuple[str, str]] = [
         "installs the dev environment / trains SmolLM2 for minutes (make demo, make test)",
     ),
     (r"^pip install\b", "installs from PyPI: needs the network"),
+    (r"^gcloud\b", "Google Cloud's CLI: needs a Google account and the network"),
     (r"^export \w+_API_KEY=", "sets a real vendor API key"),
     (r"\w+_API_KEY=sk-\.\.\.", "needs a real vendor API key"),
     (r"\b(JOB_ID|RUN|DIR|FILE|MODEL)\b|ftjob-…|ft-xyz|\bP\b", "a placeholder for your own job, run or value"),
@@ -259,14 +319,11 @@ class ShellLine:
 
 def _shell_lines() -> list[ShellLine]:
     found = []
-    for page in _pages():
-        text = page.read_text(encoding="utf-8")
-        for block in re.finditer(r"^```(?:bash|sh|console|shell)\b[^\n]*\n(.*?)^```", text, re.M | re.S):
-            first = text.count("\n", 0, block.start(1)) + 1
-            for offset, raw in enumerate(block.group(1).splitlines()):
-                command = raw.removeprefix("$ ").strip()
-                if command and not command.startswith("#"):
-                    found.append(ShellLine(page, first + offset, command))
+    for fence in _fences("bash", "sh", "console", "shell"):
+        for offset, raw in enumerate(fence.source.splitlines()):
+            command = raw.removeprefix("$ ").strip()
+            if command and not command.startswith("#"):
+                found.append(ShellLine(fence.page, fence.line + offset, command))
     return found
 
 
@@ -300,3 +357,39 @@ def test_shell_example(example: ShellLine, work: Path) -> None:
     out = subprocess.run([tool, *argv[1:]], cwd=work, env=env, capture_output=True, text=True,
                          timeout=120, check=False)  # fmt: skip
     assert out.returncode == 0, f"{example}: {example.command}\n{out.stdout[-2000:]}\n{out.stderr[-3000:]}"
+
+
+# -- TOML examples -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("example", _fences("toml"), ids=str)
+def test_toml_example(example: Fence, work: Path) -> None:
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover - Python 3.10
+        import tomli as tomllib  # type: ignore[import-not-found,unused-ignore]
+
+    from unitune.catalog import load_catalog
+    from unitune.config import load_config
+    from unitune.runs import load_job_file
+    from unitune.testing import FakeProvider
+
+    table = tomllib.loads(example.source)
+    if "project" in table or "tool" in table:  # a pyproject.toml fragment: that it parses is the check
+        return
+    if isinstance(table.get("provider"), dict):  # a catalog override file
+        (work / "override.toml").write_text(example.source, encoding="utf-8")
+        load_catalog([work / "override.toml"])
+    elif "name" in table or "data" in table:  # a job file
+        (work / "job.toml").write_text(example.source, encoding="utf-8")
+        load_job_file(work / "job.toml")
+    else:
+        (work / "unitune.toml").write_text(example.source, encoding="utf-8")
+        config = load_config()
+        for name in table.get("providers", {}):
+            FakeProvider().adopt_provider(name, config.section(name))
+
+
+@pytest.mark.parametrize("example", _fences("json"), ids=str)
+def test_json_example(example: Fence) -> None:
+    json.loads(example.source)  # the IAM documents in docs/bedrock.md: valid JSON to paste

@@ -362,8 +362,12 @@ class FakeProvider(Provider):
     ) -> None:
         """Make the next `times` calls of `op` (e.g. "create_job", "get_job") raise `error`.
 
-        With `commit=True` the operation happens first and only its answer is lost, like a timeout
-        after the vendor created the job: the case idempotency keys exist for.
+        Args:
+            op: the name of the provider method to fail.
+            error: the error to raise, or a function that makes a fresh one for each call.
+            times: how many calls fail.
+            commit: the operation happens first and only its answer is lost, like a timeout after the
+                vendor created the job: the case idempotency keys exist for.
         """
         _op(op)
         _times(times)
@@ -378,7 +382,13 @@ class FakeProvider(Provider):
             self._injected.setdefault(op, []).append(_Injected(make, times, commit))
 
     def rate_limit(self, op: str, *, retry_after: float | None = 1.0, times: int = 1) -> None:
-        """The next `times` calls of `op` answer 429 with this Retry-After."""
+        """Make the next `times` calls of `op` answer 429.
+
+        Args:
+            op: the name of the provider method to limit.
+            retry_after: the Retry-After the answer carries, in seconds (None: none).
+            times: how many calls are limited.
+        """
         if retry_after is not None and (
             isinstance(retry_after, bool)
             or not isinstance(retry_after, (int, float))
@@ -396,7 +406,17 @@ class FakeProvider(Provider):
         )
 
     def unavailable(self, op: str, *, status_code: int = 503, times: int = 1, commit: bool = False) -> None:
-        """The next `times` calls of `op` answer a 5xx (or, with `commit`, lose the answer)."""
+        """Make the next `times` calls of `op` answer a 5xx (or, with `commit`, lose the answer).
+
+        Args:
+            op: the name of the provider method to fail.
+            status_code: a 5xx, or 408.
+            times: how many calls fail.
+            commit: the operation happens first and only its answer is lost.
+
+        Raises:
+            ConfigurationError: `status_code` is not a 5xx or 408.
+        """
         if (
             isinstance(status_code, bool)
             or not isinstance(status_code, int)
@@ -424,12 +444,15 @@ class FakeProvider(Provider):
     ) -> None:
         """Close fine-tuning at `on`, as a vendor does.
 
-        Close fine-tuning at `on` (a date: from its start, UTC; a datetime: from that instant; an
-        ISO string of either; None: now), as a vendor does.
-
         From then (on the fake's clock) creating a job answers 410 Gone, which the client raises as
         `ProviderRetiredError` with the date and `alternatives`. Before it, the closure is only
         announced: jobs are accepted and each create logs a warning naming the date.
+
+        Args:
+            on: a date (from its start, UTC), a datetime (from that instant), an ISO string of either, or
+                None (now).
+            alternatives: the providers the error names as live alternatives.
+            message: the vendor's words in the 410 answer.
         """
         if isinstance(alternatives, str) or not all(isinstance(a, str) for a in alternatives):
             raise ConfigurationError(

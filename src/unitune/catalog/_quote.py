@@ -437,8 +437,23 @@ def estimate(
 ) -> Quote:
     """Quote training `model` (an alias or the provider's id) on `provider` with a `Dataset`.
 
-    Raises `ProviderRetiredError`, as `create_job` does, when the model takes no new jobs on
-    `today` (default: the system date); a model whose end is announced is quoted with a note.
+    A model whose end is announced is quoted with a note.
+
+    Args:
+        catalog: the catalog whose prices are used.
+        provider: the provider to train on.
+        model: the model: a portable alias or the provider's id.
+        data: the training data, a `Dataset`.
+        validation: held-out data, whose tokens some vendors bill too.
+        hyperparameters: the job's hyperparameters (epochs: the provider's default where not given).
+        method: "sft" or "dpo".
+        today: the date the lifecycle is checked on; default the system date.
+
+    Returns:
+        The quote, line by line, with each price's source and date.
+
+    Raises:
+        ProviderRetiredError: the model takes no new jobs on `today`, as `create_job` would raise.
     """
     lifecycle = _lifecycle(catalog, provider, model, today or dt.date.today())
     if lifecycle is not None and lifecycle.state == "retired":
@@ -458,13 +473,26 @@ def compare(
     method: TrainingMethod = "sft",
     today: dt.date | None = None,
 ) -> list[Quote]:
-    """Quotes for the same job on several providers, cheapest first.
+    """Quote the same job on several providers, cheapest first.
 
     Every row is quoted at the same epochs: `hyperparameters.epochs`, else `COMPARE_EPOCHS`
     (`epochs_source` says which), not each provider's own default. Where a vendor documents a
     range that excludes that number, the row is quoted at the nearest allowed value with a note.
     Providers that do not offer `model` are left out; a model that takes no new jobs is kept,
     marked `available=False` with the retirement in its notes, and ranked last.
+
+    Args:
+        catalog: the catalog whose prices are used.
+        data: the training data, a `Dataset`.
+        model: a portable alias (or an id some providers share).
+        providers: the providers to quote.
+        validation: held-out data, whose tokens some vendors bill too.
+        hyperparameters: the job's hyperparameters.
+        method: "sft" or "dpo".
+        today: the date the lifecycle is checked on; default the system date.
+
+    Returns:
+        One quote per provider that offers `model`, cheapest first.
     """
     hp = hyperparameters or Hyperparameters()
     epochs = hp.epochs or COMPARE_EPOCHS

@@ -75,7 +75,7 @@ class Distribution(BaseModel):
 
     @classmethod
     def from_counts(cls, counts: Mapping[int, int]) -> Distribution:
-        """A summary of values given as counts of each value.
+        """The distribution of values given as how many examples have each value.
 
         The same as `of`, from how many examples have each value: memory grows with the distinct
         values (a few thousand token counts, say), not with the examples.

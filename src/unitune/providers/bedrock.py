@@ -634,7 +634,7 @@ class BedrockProvider(SDKProvider):
         )
 
     def _status(self, status: str, details: Mapping[str, Any]) -> JobStatus:
-        """The unitune status of a job, with its phase.
+        """The unitune status of a Bedrock job, its phase read from `statusDetails`.
 
         `InProgress` says nothing of the phase; `statusDetails` does (validation, data processing,
         training).

@@ -311,9 +311,11 @@ class FakeProvider(Provider):
             self._words = _raw_words(table) if isinstance(table, Mapping) else {}
 
     def profile_for(self, model: str | None) -> str:
+        """The impersonated provider's dataset rules for `model`, else the fake's own."""
         return self._persona.profile_for(model) if self._persona is not None else super().profile_for(model)
 
     def wire_format_for(self, method: TrainingMethod, model: str | None = None) -> str:
+        """The impersonated provider's wire format for `method` on `model`, else the fake's own."""
         if self._persona is not None:
             return self._persona.wire_format_for(method, model)
         return super().wire_format_for(method, model)
@@ -327,6 +329,7 @@ class FakeProvider(Provider):
         workdir: Path,
         method: TrainingMethod = "sft",
     ) -> PreparedFile:
+        """Convert `data` as the impersonated provider would (else as the fake's own format), in `workdir`."""
         if self._persona is not None:
             return self._persona.prepare(data, purpose, model=model, workdir=workdir, method=method)
         return super().prepare(data, purpose, model=model, workdir=workdir, method=method)
@@ -483,6 +486,7 @@ class FakeProvider(Provider):
     # -- the contract -----------------------------------------------------------------------------
 
     def upload(self, prepared: PreparedFile) -> FileRef:
+        """Record the prepared file and return a fake file id; nothing is sent anywhere."""
         with self._enter("upload", filename=prepared.filename, size_bytes=prepared.size_bytes) as commit:
             ref = FileRef(
                 id=f"file-fake-{next(self._counter):06d}",
@@ -512,6 +516,7 @@ class FakeProvider(Provider):
         refuse_unknown_options(self.name, spec.hyperparameters.provider_options, KNOWN_OPTIONS)
 
     def create_job(self, spec: JobSpec, *, idempotency_key: str) -> Job:
+        """Create a fake job that moves through the statuses as it is polled (or as the clock advances)."""
         with self._enter(
             "create_job", model=spec.model, idempotency_key=idempotency_key,
             wandb=spec.wandb.project if spec.wandb is not None else None,
@@ -552,6 +557,7 @@ class FakeProvider(Provider):
             return self._snapshot(job_id, job)
 
     def get_job(self, job_id: str) -> Job:
+        """The job as it stands now (with `advance="poll"`, each call moves it one step on)."""
         with self._enter("get_job", job_id=job_id) as commit:
             job = self._job(job_id)
             if self.settings.advance == "poll" and job.paused_at is None:
@@ -560,12 +566,14 @@ class FakeProvider(Provider):
             return self._snapshot(job_id, job)
 
     def list_jobs(self, *, limit: int = 20) -> list[Job]:
+        """The fake's jobs, newest first, at most `limit`."""
         with self._enter("list_jobs", limit=limit) as commit:
             ids = sorted(self._jobs, key=lambda i: self._jobs[i].number, reverse=True)[:limit]
             commit()
             return [self._snapshot(i, self._jobs[i]) for i in ids]
 
     def cancel_job(self, job_id: str) -> Job:
+        """Ask to cancel the job: it goes through cancelling to cancelled, unless it has already ended."""
         self._require("cancel", "cancelling jobs")
         with self._enter("cancel_job", job_id=job_id) as commit:
             job = self._job(job_id)
@@ -575,6 +583,7 @@ class FakeProvider(Provider):
             return self._snapshot(job_id, job)
 
     def pause_job(self, job_id: str) -> Job:
+        """Pause a running job: it makes no progress until `resume_job`."""
         self._require("pause", "pausing jobs")
         with self._enter("pause_job", job_id=job_id) as commit:
             job = self._job(job_id)
@@ -590,6 +599,7 @@ class FakeProvider(Provider):
             return self._snapshot(job_id, job)
 
     def resume_job(self, job_id: str) -> Job:
+        """Resume a paused job."""
         if self._persona is None or type(self._persona).resume_job is Provider.resume_job:
             # Mistral cannot pause, yet resumes a job it holds for a manual start: follow the adapter.
             self._require("pause", "resuming jobs")
@@ -607,6 +617,7 @@ class FakeProvider(Provider):
             return self._snapshot(job_id, job)
 
     def list_checkpoints(self, job_id: str) -> list[Checkpoint]:
+        """The job's checkpoints so far, one per epoch."""
         self._require("checkpoints", "checkpoints")
         with self._enter("list_checkpoints", job_id=job_id) as commit:
             job = self._job(job_id)
@@ -628,6 +639,7 @@ class FakeProvider(Provider):
             return out
 
     def list_events(self, job_id: str) -> list[JobEvent]:
+        """The job's events so far, one per status it has been through."""
         self._require("events", "job events")
         with self._enter("list_events", job_id=job_id) as commit:
             job = self._job(job_id)
@@ -668,6 +680,7 @@ class FakeProvider(Provider):
             return events
 
     def list_metrics(self, job_id: str) -> list[StepMetric]:
+        """The job's per-step training metrics so far."""
         self._require("metrics", "training metrics")
         with self._enter("list_metrics", job_id=job_id) as commit:
             job = self._job(job_id)
@@ -676,6 +689,7 @@ class FakeProvider(Provider):
             return self._metrics(job)
 
     def chat(self, model: str, messages: list[Message], **params: Any) -> ChatResponse:
+        """The answer `set_reply` scripted; a tuned model must be one of the fake's succeeded jobs."""
         self._require("chat", "chat")
         with self._enter("chat", model=model, messages=len(messages)) as commit:
             if model.startswith("ft:") and not any(
@@ -755,6 +769,7 @@ class FakeProvider(Provider):
         )  # fmt: skip
 
     def list_models(self) -> list[TunedModel]:
+        """The tuned models of the fake's succeeded jobs, deleted ones left out."""
         self._manages_models("listing tuned models")
         with self._enter("list_models") as commit:
             models = [self._model(m) for m in self._tuned() if m not in self._deleted]
@@ -764,6 +779,7 @@ class FakeProvider(Provider):
     def update_model(
         self, model_id: str, *, name: str | None = None, description: str | None = None
     ) -> TunedModel:
+        """Rename or describe a tuned model of the fake's."""
         self._manages_models("updating tuned models")
         with self._enter("update_model", model_id=model_id) as commit:
             self._model(model_id)
@@ -776,6 +792,7 @@ class FakeProvider(Provider):
             return self._model(model_id)
 
     def archive_model(self, model_id: str) -> TunedModel:
+        """Mark a tuned model of the fake's archived."""
         self._manages_models("archiving tuned models")
         with self._enter("archive_model", model_id=model_id) as commit:
             self._model(model_id)
@@ -784,6 +801,7 @@ class FakeProvider(Provider):
             return self._model(model_id)
 
     def unarchive_model(self, model_id: str) -> TunedModel:
+        """Mark a tuned model of the fake's not archived."""
         self._manages_models("unarchiving tuned models")
         with self._enter("unarchive_model", model_id=model_id) as commit:
             self._model(model_id)
@@ -792,6 +810,7 @@ class FakeProvider(Provider):
             return self._model(model_id)
 
     def delete_model(self, model_id: str) -> None:
+        """Delete a tuned model of the fake's: it is no longer listed."""
         self._manages_models("deleting tuned models")
         with self._enter("delete_model", model_id=model_id) as commit:
             self._model(model_id)

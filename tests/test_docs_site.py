@@ -61,7 +61,9 @@ def test_search_finds_every_cli_command(search_index: list[dict[str, Any]]) -> N
 def test_search_finds_every_public_class(search_index: list[dict[str, Any]]) -> None:
     import importlib
 
-    anchors = {doc["location"].split("#")[-1].rsplit(".", 1)[-1] for doc in search_index if "#" in doc["location"]}
+    anchors = {
+        doc["location"].split("#")[-1].rsplit(".", 1)[-1] for doc in search_index if "#" in doc["location"]
+    }
     missing = []
     for module_name in PUBLIC:
         module = importlib.import_module(module_name)

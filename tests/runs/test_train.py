@@ -299,3 +299,17 @@ def test_no_bad_argument_escapes_the_error_tree(workdir: Path, fake: FakeProvide
             except Exception as e:
                 escapes.append(f"{method}({p.name}={bad!r}): {type(e).__name__}: {e}")
     assert escapes == []
+
+
+def test_retrain_on_the_whole_dataset_again_leaves_the_parents_validation_examples_out(
+    workdir: Path, fake: FakeProvider, tickets: Path
+) -> None:
+    client = FineTuneClient.from_config()
+    parent = client.train(job_toml(workdir)).run  # 75 train / 25 held out of tickets.jsonl
+    child = client.retrain(parent.run_id, data=tickets)  # the whole file again, held-out tickets included
+    change = child.data_change
+    assert change is not None
+    assert (change.held_out, change.in_validation, change.after) == (25, 0, 75)
+    assert "25 validation example(s) in the new data left out" in change.summary()
+    trained_on = Path(child.run.training_path or "").read_text().splitlines()
+    assert not set(trained_on) & set(Path(parent.validation_path or "").read_text().splitlines())

@@ -13,7 +13,15 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 
-__all__ = ["DataChange", "diff_data", "example_digests"]
+__all__ = ["DataChange", "diff_data", "example_digests", "without_examples"]
+
+
+def _digest(line: bytes) -> bytes:
+    try:
+        canonical = json.dumps(json.loads(line), sort_keys=True, separators=(",", ":")).encode()
+    except ValueError:
+        canonical = line  # not JSON: validation reports it; here it is just a line
+    return hashlib.blake2b(canonical, digest_size=16).digest()
 
 
 def example_digests(path: Path) -> Counter[bytes]:
@@ -22,14 +30,24 @@ def example_digests(path: Path) -> Counter[bytes]:
     with path.open("rb") as f:
         for raw in f:
             line = raw.strip()
-            if not line:
-                continue
-            try:
-                canonical = json.dumps(json.loads(line), sort_keys=True, separators=(",", ":")).encode()
-            except ValueError:
-                canonical = line  # not JSON: validation reports it; here it is just a line
-            counts[hashlib.blake2b(canonical, digest_size=16).digest()] += 1
+            if line:
+                counts[_digest(line)] += 1
     return counts
+
+
+def without_examples(path: Path, held_out: Path, out: Path) -> int:
+    """Write `path` less the examples that are in `held_out` to `out`; return how many were left out."""
+    excluded = set(example_digests(held_out))
+    dropped = 0
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("rb") as src, out.open("wb") as dst:
+        for raw in src:
+            line = raw.strip()
+            if line and _digest(line) in excluded:
+                dropped += 1
+                continue
+            dst.write(raw if raw.endswith(b"\n") else raw + b"\n")
+    return dropped
 
 
 class DataChange(BaseModel):
@@ -43,6 +61,9 @@ class DataChange(BaseModel):
     removed: int = Field(description="Examples of the parent's data the child's no longer has.")
     duplicates: int = Field(description="Repeated copies within the child's data.")
     in_validation: int = Field(description="Child training examples also in the validation data (leaked).")
+    held_out: int = Field(
+        default=0, description="Examples of the new data left out because they are validation examples."
+    )
 
     def summary(self) -> str:
         """One line: `+40 added, −3 removed, 2 duplicates (200 → 237 examples)`."""
@@ -54,6 +75,8 @@ class DataChange(BaseModel):
             text += f", {self.duplicates} duplicate(s)"
         if self.in_validation:
             text += f", {self.in_validation} also in the validation data"
+        if self.held_out:
+            text += f"; {self.held_out} validation example(s) in the new data left out"
         return text
 
 

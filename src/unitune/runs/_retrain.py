@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from unitune.errors import ConfigurationError
 from unitune.ledger import RunRecord, sha256_file
 from unitune.runs._jobfile import JobFile, load_job_file
-from unitune.runs._lineage import DataChange, diff_data
+from unitune.runs._lineage import DataChange, diff_data, without_examples
 from unitune.runs._train import RunResult, Say, _quiet, _runs_ledger, check_run_args, run_job
 
 if TYPE_CHECKING:
@@ -87,7 +87,9 @@ def retrain(
         poll_interval: seconds between polls while waiting.
 
     Returns:
-        The child run; `result.data_change` says how the data changed.
+        The child run; `result.data_change` says how the data changed. Examples of `data` that are in
+        the parent's validation file are left out of the child's training (the comparison would
+        otherwise flatter the child); `data_change.held_out` counts them.
 
     Raises:
         ConfigurationError: an unknown run, or a file the parent used has moved or changed.
@@ -101,6 +103,7 @@ def retrain(
     parent = find_run(client, run_id)
     spec = JobFile.model_validate_json(parent.spec_json)
     validation = _checked(parent.validation_path, parent.validation_sha256, "validation", parent)
+    held_out = 0
     if data is None:
         training = _checked(parent.training_path, parent.training_sha256, "training", parent)
     else:
@@ -109,6 +112,21 @@ def retrain(
             raise ConfigurationError(
                 f"--data {str(data)!r} does not exist.", fix="Pass the new training file."
             )
+        # New data is often the whole dataset again, the parent's held-out examples included: they
+        # are left out of the child's training, or the comparison on them would flatter the child.
+        from unitune.config import home_dir
+
+        filtered = (
+            home_dir(client.config)
+            / "runs"
+            / "data"
+            / (
+                f"{sha256_file(training)[:16]}-without-{(parent.validation_sha256 or sha256_file(validation))[:16]}.jsonl"
+            )
+        )
+        held_out = without_examples(training, validation, filtered)
+        if held_out:
+            training = filtered
     overrides: dict[str, Any] = {
         # The parent's split files, not its split rule: the child is scored on the very same examples.
         "data": {"training": str(training.resolve()), "validation": str(validation)},
@@ -121,7 +139,7 @@ def retrain(
     parent_training = Path(parent.training_path) if parent.training_path else None
     change: DataChange | None = None
     if parent_training is not None and parent_training.is_file():
-        change = diff_data(parent_training, training, validation)
+        change = diff_data(parent_training, training, validation).model_copy(update={"held_out": held_out})
     say: Say = console.print if console is not None else _quiet
     say(f"[bold]retrain of run {parent.run_id}[/] ({parent.name}: {parent.model} on {parent.provider})")
     if change is not None:

@@ -38,6 +38,7 @@ from unitune.runs._train import (
     vendor_wandb,
 )
 from unitune.runs._wait import wait_all
+from unitune.tracking._base import NullTracker
 from unitune.types import Hyperparameters, Job, StepMetric, utcnow
 
 if TYPE_CHECKING:
@@ -204,7 +205,10 @@ def run_sweep(
     interrupted = False
     try:
         data = prepare_data(job, home_dir(client.config))
-        plans = [_plan(clients.get(provider), spec, params, data) for provider, spec, params in combos]
+        checked: dict[tuple[str, str, str], Any] = {}  # one validation per provider, model and method
+        plans = [
+            _plan(clients.get(provider), spec, params, data, checked) for provider, spec, params in combos
+        ]
         sweep_id = hashlib.sha256(json.dumps([p.key for p in plans], sort_keys=True).encode()).hexdigest()[
             :12
         ]
@@ -289,7 +293,13 @@ def _combinations(
     return combos
 
 
-def _plan(client: FineTuneClient, spec: JobFile, params: dict[str, Any], data: PreparedData) -> _Plan:
+def _plan(
+    client: FineTuneClient,
+    spec: JobFile,
+    params: dict[str, Any],
+    data: PreparedData,
+    checked: dict[tuple[str, str, str], Any],
+) -> _Plan:
     """Check and quote one combination: everything `create_job` would refuse without a request."""
     name = client.provider.name
     defaults = client.config.job_defaults(name)
@@ -307,7 +317,12 @@ def _plan(client: FineTuneClient, spec: JobFile, params: dict[str, Any], data: P
     client._draft_spec(
         model, spec.hyperparameters, spec.method, spec.suffix, {}, data.validation is not None, wandb
     )
-    report = client.validate(data.training, model=model, validation_data=data.validation, method=spec.method)
+    report = checked.get((name, model, spec.method))
+    if report is None:
+        report = client.validate(
+            data.training, model=model, validation_data=data.validation, method=spec.method
+        )
+        checked[(name, model, spec.method)] = report
     if not report.ok:
         raise ValidationFailed(
             f"The dataset fails {name}'s checks for {model}; nothing was started. {report.summary()}. "
@@ -477,7 +492,7 @@ def _track(plan: _Plan, job: JobFile, report: EvaluationReport | None, say: Any)
     """A sweep's runs are tracked when they end: parameters, the loss curve, the scores."""
     assert plan.run is not None
     tracker = open_run_tracker(job, plan.client, say)
-    if type(tracker).__name__ == "NullTracker":
+    if isinstance(tracker, NullTracker):
         return
     tracker.start(plan.label, params={"provider": plan.provider, "model": plan.model, **plan.params},
                   tags={"unitune.run_id": plan.run.run_id, "unitune.sweep_id": plan.run.sweep_id or ""})  # fmt: skip

@@ -66,6 +66,17 @@ def map_status(provider: str, raw: str, table: Mapping[str, JobStatus]) -> JobSt
 
     An unknown status is never guessed into a terminal or queued state: in strict mode (tests) it
     raises, otherwise it is reported as RUNNING with a warning so a poller keeps polling.
+
+    Args:
+        provider: the provider's name, for the warning and the error.
+        raw: the status as the vendor spells it.
+        table: the adapter's map from vendor statuses to unitune's.
+
+    Returns:
+        The unitune status; RUNNING for an unknown one outside strict mode.
+
+    Raises:
+        UnknownStatusError: `raw` is not in `table` and `UNITUNE_STRICT_STATUS` is "1".
     """
     try:
         return table[raw]
@@ -79,7 +90,12 @@ def map_status(provider: str, raw: str, table: Mapping[str, JobStatus]) -> JobSt
 
 
 def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
-    """Seconds to wait from a Retry-After header (delta-seconds or an HTTP date); None if absent/bad."""
+    """Seconds to wait from a Retry-After header (delta-seconds or an HTTP date); None if absent/bad.
+
+    Args:
+        value: the header's value, or None when the answer has none.
+        now: the current Unix time an HTTP date is measured from; defaults to the system clock.
+    """
     if value is None:
         return None
     value = value.strip()
@@ -104,7 +120,21 @@ def error_from_status(
     retry_after: float | None = None,
     body: Any = None,
 ) -> ProviderError:
-    """The unitune error for an HTTP status. Adapters call this from their `_map_errors()`."""
+    """The unitune error for an HTTP status. Adapters call this from their `_map_errors()`.
+
+    Args:
+        status_code: the HTTP status, or None when there was no answer.
+        message: the error's message, usually the vendor's own words.
+        provider: the provider's name.
+        request_id: the vendor's request id, for its support.
+        retry_after: seconds the vendor asked to wait (a 429's Retry-After).
+        body: the vendor's error body, kept on the error.
+
+    Returns:
+        `AuthenticationError` (401), `PermissionDeniedError` (403), `NotFoundError` (404),
+        `ProviderRetiredError` (410), `RateLimitError` (429), `ProviderUnavailableError` (no status,
+        408 or 5xx), else a plain `ProviderError`. It is returned, not raised.
+    """
     kwargs: dict[str, Any] = {"provider": provider, "request_id": request_id, "body": body}
     code = status_code
     if code == 401:
@@ -210,6 +240,16 @@ def transport_error(
 
     The message names the host and port it tried (never the path or query), e.g. `[openai] get job x:
     cannot connect to 127.0.0.1:9 (connection refused)`. Retried by the client.
+
+    Args:
+        provider: the provider's name.
+        action: what was being done, for the message ("get job x").
+        exc: the transport's exception (httpx's, the vendor SDK's, botocore's).
+        timeout: whether it was a timeout; None to tell from `exc`.
+
+    Returns:
+        The error to raise; marked as not sent when nothing reached the vendor (connection refused,
+        host not found).
     """
     where = _endpoint(exc) or "the server"
     reason = _reason(exc)
@@ -237,6 +277,10 @@ def plain_text(value: object, limit: int = 300) -> str:
 
     An HTML page (a proxy's 502) becomes its title or its text, whitespace is collapsed, and it is cut at
     `limit` characters.
+
+    Args:
+        value: the detail: a string, or anything whose `str()` is one.
+        limit: the most characters kept.
     """
     import re
 
@@ -260,6 +304,16 @@ def unreadable_answer(
 
     A proxy's HTML page or an empty body, say. Transient, so the client retries it; on a create the
     outcome is unknown, so the client looks the job up by its idempotency key before creating again.
+
+    Args:
+        provider: the provider's name.
+        action: what was being done, for the message ("create job").
+        exc: the parser's exception, whose text ends the message; None for none.
+        status_code: the answer's HTTP status.
+        body: the answer's body, kept on the error.
+
+    Returns:
+        The error to raise.
     """
     detail = f" ({_one_line(exc, 120)})" if exc is not None and str(exc) else ""
     return ProviderUnavailableError(
@@ -340,6 +394,15 @@ def send_parts(
     `meanwhile()` runs in the calling thread while they travel (a checksum). `send` retries its one
     request (`Provider.step`); once a part has failed for good the parts not yet started are not
     sent, and the first failure, in order, is raised.
+
+    Args:
+        send: sends one part and returns its result (an ETag, say).
+        items: the parts, in order.
+        concurrency: how many parts travel at once.
+        meanwhile: work for the calling thread while the parts travel; None for none.
+
+    Returns:
+        The results of `send`, in the order of `items`.
     """
     from concurrent.futures import ThreadPoolExecutor
 
@@ -374,6 +437,19 @@ def convert_for_upload(
 
     Examples the format cannot express at all raise `ValidationFailed` (nothing is uploaded);
     partial losses are counted in `PreparedFile.conversion_losses` and logged.
+
+    Args:
+        data: the dataset to convert.
+        purpose: "training" or "validation"; it names the file.
+        provider: the provider's name, for the messages.
+        wire_format: the vendor's format (`Provider.wire_format_for`).
+        workdir: the folder the converted file is written in.
+
+    Returns:
+        The converted file, its size, checksum, example count and conversion losses.
+
+    Raises:
+        ValidationFailed: some examples cannot be expressed in `wire_format`.
     """
     from unitune.data.convert import write_jsonl
     from unitune.errors import ValidationFailed
@@ -408,7 +484,12 @@ def convert_for_upload(
 
 
 def as_dict(obj: Any, *, by_alias: bool = False) -> dict[str, Any]:
-    """A vendor SDK object (a pydantic model) as plain JSON-ready data; a dict as is."""
+    """A vendor SDK object (a pydantic model) as plain JSON-ready data; a dict as is.
+
+    Args:
+        obj: a pydantic model or a dict; anything else is wrapped as `{"value": obj}`.
+        by_alias: whether a model's fields are named by their aliases (the vendor's wire names).
+    """
     dump = getattr(obj, "model_dump", None)
     if dump is not None:
         # warnings off: SDK models often hold values their own annotations do not allow ("max").
@@ -455,6 +536,11 @@ def key_tag(key: str, *, prefix: str = "ut", nbytes: int = 4) -> str:
 
     For vendors without job metadata: carried in a suffix or a name, so a create whose answer was
     lost can be found again.
+
+    Args:
+        key: the idempotency key.
+        prefix: the tag's first letters.
+        nbytes: the hash's length in bytes (the tag has twice as many hex digits).
     """
     return prefix + hashlib.blake2b(key.encode(), digest_size=nbytes).hexdigest()
 
@@ -471,6 +557,16 @@ def refuse_unknown_options(
 
     `JobSpecRefused` naming every `provider_options` key the adapter does not know (`scope` ends
     the feature's name, "for nova"; `hint` replaces the list of known options).
+
+    Args:
+        provider: the provider's name.
+        options: the job's `provider_options`.
+        known: the option names the adapter accepts.
+        scope: words that end the feature's name in the message (" for nova"); empty for none.
+        hint: what to do instead; None for the list of known options.
+
+    Raises:
+        JobSpecRefused: some key of `options` is not in `known`.
     """
     names = sorted(known)
     unknown = sorted(set(options) - set(names))
@@ -489,6 +585,15 @@ def catalog_retirement(
     From the catalog (the provider's context's, else the built-in one): the date new jobs end on
     `provider` (a provider-wide training sunset), the live alternatives and the source. Adapters put
     these in the errors a vendor's refusal becomes.
+
+    Args:
+        provider: the provider's name.
+        catalog: the catalog to read; None for the built-in one.
+        today: the date alternatives are judged on; defaults to today.
+
+    Returns:
+        The date new jobs end (None when no provider-wide sunset is known), the alternatives, and
+        the source of that date (else of the provider's lifecycle; None for an unknown provider).
     """
     if catalog is None:
         from unitune.catalog import load_catalog
@@ -510,7 +615,13 @@ def chat_messages(messages: list[Message]) -> list[dict[str, Any]]:
 
 
 def chat_response(raw: Mapping[str, Any], *, model: str, provider: str) -> ChatResponse:
-    """A `ChatResponse` from an OpenAI-shaped completion (OpenAI, Together, Mistral)."""
+    """A `ChatResponse` from an OpenAI-shaped completion (OpenAI, Together, Mistral).
+
+    Args:
+        raw: the completion as JSON data.
+        model: the model asked, used when the completion names none.
+        provider: the provider's name.
+    """
     choices = raw.get("choices")
     if not isinstance(choices, list):  # not a completion at all (a guarded adapter: ProviderError)
         raise ValueError(f"the answer has no choices ({plain_text(list(raw)[:5], 80)})")

@@ -253,6 +253,17 @@ class HyperparameterTable:
         """The set fields of `hp` under the vendor's names.
 
         `scope` ends the refused feature's name ("lora_rank for nova models").
+
+        Args:
+            provider: the provider's name, for the error.
+            hp: the job's hyperparameters.
+            scope: words that end the refused feature's name (" for nova models"); empty for none.
+
+        Returns:
+            The vendor's names for the fields set, each with its value as `convert` sends it.
+
+        Raises:
+            JobSpecRefused: a field is set that the vendor does not take (not in `names`).
         """
         out: dict[str, Any] = {}
         for name, value in hp.set_fields().items():
@@ -270,6 +281,19 @@ def tagged_suffix(provider: str, vendor: str, suffix: str | None, tag: str, *, l
     The caller's, then the idempotency key's `tag` (`key_tag(key)`), so a create whose answer was lost
     can be found again by its output model's name. Refused when the vendor's `limit` leaves no room for
     the tag.
+
+    Args:
+        provider: the provider's name, for the error.
+        vendor: the vendor's name as the message shows it.
+        suffix: the caller's suffix, or None for none.
+        tag: the idempotency key's tag (`key_tag(key)`).
+        limit: the most characters the vendor takes in a suffix.
+
+    Returns:
+        `suffix-tag`, or the tag alone when there is no suffix.
+
+    Raises:
+        JobSpecRefused: the suffix and the tag together are longer than `limit`.
     """
     tagged = f"{suffix}-{tag}" if suffix else tag
     if len(tagged) > limit:
@@ -282,7 +306,16 @@ def tagged_suffix(provider: str, vendor: str, suffix: str | None, tag: str, *, l
 
 
 def refuse_reserved_metadata(provider: str, metadata: Mapping[str, str], tag: str) -> None:
-    """Refuse metadata that uses unitune's own key, which carries the job's idempotency key."""
+    """Refuse metadata that uses unitune's own key, which carries the job's idempotency key.
+
+    Args:
+        provider: the provider's name, for the error.
+        metadata: the job's metadata.
+        tag: unitune's own metadata key.
+
+    Raises:
+        JobSpecRefused: `metadata` has the key `tag`.
+    """
     if tag in metadata:
         raise JobSpecRefused(
             f"metadata key {tag!r} is unitune's own (the job's idempotency key).",

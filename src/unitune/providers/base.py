@@ -312,7 +312,18 @@ class Provider(ABC):
 
     @classmethod
     def from_config(cls, section: Mapping[str, Any] | None = None, **kwargs: Any) -> Provider:
-        """Build from a config section (`[providers.<name>]`); keys are checked by `settings_class`."""
+        """Build from a config section (`[providers.<name>]`); keys are checked by `settings_class`.
+
+        Args:
+            section: the section's settings; None for none (the defaults and the environment).
+            **kwargs: passed to the constructor.
+
+        Returns:
+            The provider.
+
+        Raises:
+            ConfigurationError: a setting is unknown or has a bad value.
+        """
         values = dict(section or {})
         if not all(isinstance(k, str) for k in values):
             raise ConfigurationError(f"[providers.{cls.name}] has a setting whose name is not text.")
@@ -346,6 +357,13 @@ class Provider(ABC):
         """The wire format a job of `method` on `model` uploads.
 
         `wire_format` for supervised data, `preference_wire_format` for DPO pairs.
+
+        Args:
+            method: "sft" or "dpo".
+            model: the model the job trains, for providers whose format differs by model.
+
+        Raises:
+            JobSpecRefused: `method` is "dpo" and the provider has no preference training.
         """
         if method == "dpo":
             if self.preference_wire_format is None:

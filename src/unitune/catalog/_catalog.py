@@ -171,7 +171,15 @@ class Catalog:
         return [(p, m.id) for p, m in self.models() if alias in m.aliases]
 
     def find(self, provider: str, model: str) -> ModelEntry | None:
-        """The entry for a model id or portable alias on `provider`, if the catalog has it."""
+        """The entry for a model id or portable alias on `provider`, if the catalog has it.
+
+        Args:
+            provider: the provider's name.
+            model: a model id or a portable alias.
+
+        Returns:
+            The model's entry, or None when the catalog does not list it for `provider`.
+        """
         for _, entry in self.models(provider):
             if entry.id == model or model in entry.aliases:
                 return entry
@@ -183,6 +191,16 @@ class Catalog:
         A portable alias becomes the provider's id; an alias the provider lacks raises
         `ConfigurationError` naming the providers that offer it. A name the catalog does not know
         at all passes through unchanged: vendors add models faster than any catalog.
+
+        Args:
+            provider: the provider's name.
+            model: a model id or a portable alias.
+
+        Returns:
+            The provider's model id, or `model` itself when the catalog does not know it.
+
+        Raises:
+            ConfigurationError: `model` is an alias other providers offer and `provider` does not.
         """
         entry = self.find(provider, model)
         if entry is not None:
@@ -197,7 +215,15 @@ class Catalog:
         return model
 
     def suggest(self, provider: str, model: str) -> list[str]:
-        """Close names the catalog knows for `provider` (for error messages)."""
+        """Close names the catalog knows for `provider` (for error messages).
+
+        Args:
+            provider: the provider's name.
+            model: the name that was not found.
+
+        Returns:
+            Up to three model ids or aliases, the closest first.
+        """
         names = [n for _, m in self.models(provider) for n in (m.id, *m.aliases)]
         return difflib.get_close_matches(model, names, n=3, cutoff=0.5)
 
@@ -246,6 +272,17 @@ class Catalog:
         Every entry point asks here: `create_job` (through `check_can_train`), `estimate`,
         `validate --model`, `unitune models` and `unitune providers`. `ConfigurationError` when the
         catalog has no entry for `provider`.
+
+        Args:
+            provider: the provider's name.
+            model: a model id or alias; None for the provider as a whole.
+            today: the day the state is judged on.
+
+        Returns:
+            The state, the date and source that decide it, and the alternatives when it is not live.
+
+        Raises:
+            ConfigurationError: the catalog has no entry for `provider`.
         """
         state, sunset, model_id = self._decide(provider, model, today)
         entry = self.provider(provider)
@@ -268,6 +305,13 @@ class Catalog:
         Whether provider `name` takes new fine-tuning jobs: its entry's flag and, on `today` (when
         given), no provider-wide sunset passed: the provider-wide answer of `lifecycle`. `unitune
         providers` and the alternatives in every retirement error ask here.
+
+        Args:
+            name: the provider's name.
+            today: the day to judge sunsets on; None for the entry's flag alone.
+
+        Raises:
+            ConfigurationError: the catalog has no entry for `name`.
         """
         if today is None:
             return self.provider(name).accepts_new_jobs
@@ -276,7 +320,20 @@ class Catalog:
     def alternatives(
         self, provider: str, model: str | None = None, *, today: dt.date | None = None
     ) -> list[str]:
-        """Providers that still take new jobs: those offering the same alias first, then the sunset's list."""
+        """Providers that still take new jobs: those offering the same alias first, then the sunset's list.
+
+        Args:
+            provider: the provider being left.
+            model: the model being left (an id or alias), whose aliases rank the providers that offer
+                it first; None for the provider as a whole.
+            today: the day to judge the other providers' sunsets on; None for their entries' flags.
+
+        Returns:
+            Provider names, best first, without `provider` and the fake.
+
+        Raises:
+            ConfigurationError: the catalog has no entry for `provider`.
+        """
         live = {
             name for name in self.providers if name != provider and self.accepts_new_jobs(name, today=today)
         }
@@ -300,6 +357,14 @@ class Catalog:
         """Raise `ProviderRetiredError` if `model` on `provider` is retired on `today` (see `lifecycle`).
 
         A provider the catalog does not know passes: its adapter decides.
+
+        Args:
+            provider: the provider's name.
+            model: a model id or alias; None for the provider as a whole.
+            today: the day the state is judged on.
+
+        Raises:
+            ProviderRetiredError: the model (or the provider) takes no new jobs on `today`.
         """
         if provider not in self.providers:
             return
@@ -308,7 +373,16 @@ class Catalog:
             raise lifecycle.error()
 
     def stale(self, *, older_than_days: int = 90, today: dt.date) -> list[StaleEntry]:
-        """Figures whose `as_of` is more than `older_than_days` before `today`."""
+        """Figures whose `as_of` is more than `older_than_days` before `today`.
+
+        Args:
+            older_than_days: the age, in days, past which a figure is stale.
+            today: the day ages are counted from.
+
+        Returns:
+            One entry per stale figure: the provider, the model ("-" for the provider's own) and what
+            the figure is.
+        """
         cutoff = today - dt.timedelta(days=older_than_days)
         out: list[StaleEntry] = []
         for name, f in sorted(self.providers.items()):

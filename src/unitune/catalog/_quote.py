@@ -35,7 +35,12 @@ _TARGET_EPOCHS, _MIN_TARGET, _MAX_TARGET, _MIN_EPOCHS, _MAX_EPOCHS = 3, 100, 25_
 
 
 def default_epochs(rule: EpochRule, n_examples: int) -> int:
-    """The epochs a provider picks when the caller does not say."""
+    """The epochs a provider picks when the caller does not say.
+
+    Args:
+        rule: the provider's (or the model's) default-epochs rule from the catalog.
+        n_examples: the number of training examples.
+    """
     if rule.kind == "fixed" or n_examples <= 0:
         return rule.default
     if rule.kind == "by_size":  # the local trainer's rule
@@ -82,7 +87,15 @@ COMPARE_EPOCHS = 3
 
 
 def epoch_range(provider: str, entry: ModelEntry) -> EpochRange | None:
-    """The epochs `provider` takes for this model, where a vendor source gives a range."""
+    """The epochs `provider` takes for this model, where a vendor source gives a range.
+
+    Args:
+        provider: the provider's name.
+        entry: the model's catalog entry, whose family decides the range.
+
+    Returns:
+        The range and its source, or None where no vendor source gives one.
+    """
     return _EPOCH_RANGES.get((provider, entry.family)) or _EPOCH_RANGES.get((provider, None))
 
 
@@ -102,7 +115,13 @@ class DatasetTokens(BaseModel):
 
 
 def count_dataset_tokens(data: Any, counter: Any, limit: int | None) -> DatasetTokens:
-    """One streaming pass over a `Dataset`'s readable records with `counter`."""
+    """One streaming pass over a `Dataset`'s readable records with `counter`.
+
+    Args:
+        data: the `Dataset`; records that cannot be read or have no messages count as nothing.
+        counter: the model's token counter (`count_messages`, `count_texts`).
+        limit: the tokens an example is truncated at, or None for no limit.
+    """
     examples = tokens = untruncated = truncated = prompt = completion = 0
     for record in data.records():
         if record.data is None:
@@ -282,7 +301,23 @@ def make_quote(
     hyperparameters: Hyperparameters | None = None,
     method: TrainingMethod = "sft",
 ) -> Quote:
-    """Price a job from the catalog and exact token counts."""
+    """Price a job from the catalog and exact token counts.
+
+    Args:
+        catalog: the catalog whose prices and epoch rules are used.
+        provider: the provider's name.
+        model: the model id or alias on `provider`.
+        train: the training data's token counts (`count_dataset_tokens`).
+        validation: the validation data's token counts, or None for none.
+        hyperparameters: the job's hyperparameters; the epochs default to the provider's rule.
+        method: "sft" or "dpo".
+
+    Returns:
+        The quote, line by line, with each price's source and date.
+
+    Raises:
+        ConfigurationError: the catalog has no entry for `model` on `provider`.
+    """
     hp = hyperparameters or Hyperparameters()
     entry = catalog.find(provider, model)
     if entry is None:

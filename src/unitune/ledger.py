@@ -247,6 +247,19 @@ class Ledger:
         """Remember a job this machine created (and, with `data`, the local files it came from).
 
         Recording the same job again updates its status; the data first recorded stays.
+
+        Args:
+            job: the job as the provider reported it.
+            spec_hash: the hash of the job's spec, or None when unknown.
+            idempotency_key: the key the job was created with, or None for none.
+            data: the local training and validation files and their checksums; None for none.
+
+        Returns:
+            The job's entry as now stored.
+
+        Raises:
+            ConfigurationError: the ledger file or its directory cannot be created, or the file is
+                not a usable ledger.
         """
         now = utcnow().isoformat()
         created = (job.created_at or utcnow()).isoformat()
@@ -298,7 +311,12 @@ class Ledger:
             )
 
     def find_by_key(self, provider: str, idempotency_key: str) -> LedgerEntry | None:
-        """The job created on `provider` with this idempotency key, if any."""
+        """The job created on `provider` with this idempotency key, if any.
+
+        Args:
+            provider: the provider's name.
+            idempotency_key: the key the job was created with.
+        """
         with self._connect() as conn:
             row = conn.execute(
                 "SELECT * FROM jobs WHERE provider = ? AND idempotency_key = ?",
@@ -307,7 +325,15 @@ class Ledger:
         return _entry(row) if row else None
 
     def get(self, provider: str, job_id: str) -> LedgerEntry | None:
-        """One job by provider and id."""
+        """One job by provider and id.
+
+        Args:
+            provider: the provider's name.
+            job_id: the provider's job id.
+
+        Returns:
+            The job's entry, or None when the ledger has no such job.
+        """
         with self._connect() as conn:
             row = conn.execute(
                 "SELECT * FROM jobs WHERE provider = ? AND job_id = ?", (provider, job_id)
@@ -321,7 +347,12 @@ class Ledger:
         return [_entry(r) for r in rows]
 
     def list(self, *, provider: str | None = None, limit: int = 50) -> list[LedgerEntry]:
-        """Recorded jobs, newest first, optionally for one provider."""
+        """Recorded jobs, newest first, optionally for one provider.
+
+        Args:
+            provider: only this provider's jobs; None for every provider's.
+            limit: the most jobs returned.
+        """
         query = "SELECT * FROM jobs"
         args: tuple[object, ...] = ()
         if provider is not None:
@@ -372,7 +403,15 @@ class Ledger:
         sweep_id: str | None = None,
         limit: int = 50,
     ) -> builtins.list[RunRecord]:
-        """Runs, newest first, filtered by name, provider, status or sweep."""
+        """Runs, newest first, filtered by name, provider, status or sweep.
+
+        Args:
+            name: only runs of this name; None for any.
+            provider: only runs on this provider; None for any.
+            status: only runs in this status ("succeeded", "failed", ...); None for any.
+            sweep_id: only the runs of this sweep; None for any.
+            limit: the most runs returned.
+        """
         where: builtins.list[str] = []
         args: builtins.list[object] = []
         for column, value in (

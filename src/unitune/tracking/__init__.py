@@ -38,6 +38,13 @@ def open_tracker(settings: TrackingSettings | None, *, warn: Callable[[str], Non
     first failure of any call (a server that is down, a refused write) is reported once through
     `warn` (one line: what failed, where, and the fix), and every later call does nothing, so the
     run itself goes on.
+
+    Args:
+        settings: the `[tracking]` settings; None for no tracking.
+        warn: called with one line when the tracker's first failure happens.
+
+    Raises:
+        MissingDependencyError: the backend's library is not installed.
     """
     if settings is None or settings.backend == "none" or settings.vendor:
         # vendor = true: the vendor logs the job (`vendor_wandb` builds the spec's request).

@@ -29,7 +29,13 @@ class Tracker(ABC):
 
     @abstractmethod
     def start(self, name: str, *, params: Mapping[str, object], tags: Mapping[str, str]) -> None:
-        """Open the run `name` with its parameters (plain values, logged as given: pass no secrets) and tags."""
+        """Open the run `name` with its parameters (plain values, logged as given: pass no secrets) and tags.
+
+        Args:
+            name: the run's name in the backend.
+            params: the run's parameters (the job's model, hyperparameters, data files...).
+            tags: labels for the run, names to values.
+        """
 
     @abstractmethod
     def log_metrics(self, metrics: Sequence[StepMetric]) -> None:
@@ -42,7 +48,12 @@ class Tracker(ABC):
 
     @abstractmethod
     def log_values(self, values: Mapping[str, float], *, step: int | None = None) -> None:
-        """Summary numbers (evaluation metrics, cost), at `step` when given."""
+        """Summary numbers (evaluation metrics, cost), at `step` when given.
+
+        Args:
+            values: the numbers by name.
+            step: the training step they belong to; None for the run as a whole.
+        """
 
     @abstractmethod
     def log_artifact(self, path: Path) -> None:

@@ -109,7 +109,12 @@ def render_html(report: EvaluationReport) -> str:
 
 
 def write_report(report: EvaluationReport, directory: str | Any) -> dict[str, Any]:
-    """Write report.json, report.md and report.html into `directory`; returns their paths by kind."""
+    """Write report.json, report.md and report.html into `directory`; returns their paths by kind.
+
+    Args:
+        report: the evaluation report.
+        directory: the folder to write into (a path or a string); it is created if missing.
+    """
     from pathlib import Path
 
     from unitune.evaluate._render import write_report as write
@@ -136,7 +141,21 @@ def check_settings(
     confidence: object = 0.95,
     seed: object = 0,
 ) -> None:
-    """Refuse bad plain arguments before any example is read or any model is asked."""
+    """Refuse bad plain arguments before any example is read or any model is asked.
+
+    Args:
+        batch_size: how many examples are sent per batch: a whole number, at least 1.
+        max_examples: at most this many examples: a whole number, at least 1, or None for all.
+        chat_params: the chat settings sent with every request: a mapping, or None.
+        on_progress: a function called with (done, total), or None.
+        epsilon: the difference that counts as nothing: a number, not negative.
+        concurrency: how many requests run at once: a whole number, at least 1.
+        confidence: the intervals' confidence level: a float in [0.5, 1).
+        seed: the bootstrap's seed: a whole number, at least 0.
+
+    Raises:
+        ConfigurationError: an argument is of the wrong type or out of range.
+    """
     _whole(batch_size, "batch_size")
     _whole(max_examples, "max_examples", allow_none=True)
     _whole(concurrency, "concurrency")

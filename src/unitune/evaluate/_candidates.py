@@ -117,6 +117,13 @@ class Candidate:
         `providers` are the registered provider names: `name:rest` is read as provider and model
         only when `name` is one of them, so a model id with colons (`ft:gpt-4o-mini:org::id`)
         stays whole.
+
+        Args:
+            spec: the spec, e.g. "base:few-shot=5", "together:MODEL" or "mine=together:MODEL".
+            providers: the registered provider names.
+
+        Raises:
+            ConfigurationError: the spec is empty, names no model, or has a bad or repeated option.
         """
         if not isinstance(spec, str) or not spec.strip():
             raise ConfigurationError(
@@ -142,7 +149,16 @@ class Candidate:
 
     @classmethod
     def from_job(cls, job: Job, *, name: str | None = None, training_usd: float | None = None) -> Candidate:
-        """The tuned model of a finished job, with its base model (for prices) and its provider."""
+        """The tuned model of a finished job, with its base model (for prices) and its provider.
+
+        Args:
+            job: the finished job.
+            name: the candidate's label in the report; default "tuned".
+            training_usd: what the training cost, for the report's cost figures; None when unknown.
+
+        Raises:
+            ConfigurationError: the job has no tuned model yet.
+        """
         if not job.fine_tuned_model:
             raise ConfigurationError(
                 f"Job {job.id} has no tuned model yet (status {job.status.value}).",

@@ -63,7 +63,16 @@ class Judge:
 
     @classmethod
     def parse(cls, spec: str, providers: tuple[str, ...] | list[str] | set[str] = ()) -> Judge:
-        """A judge from `provider:model` or `model` (the client's provider)."""
+        """A judge from `provider:model` or `model` (the client's provider).
+
+        Args:
+            spec: "provider:model", or a model id on the client's provider.
+            providers: the registered provider names: a prefix is read as a provider only when it is
+                one of them, so a model id with colons stays whole.
+
+        Raises:
+            ConfigurationError: the spec is empty or not text.
+        """
         if not isinstance(spec, str) or not spec.strip():
             raise ConfigurationError(f"A judge spec must be 'provider:model' or 'model', not {spec!r}.")
         provider, sep, model = spec.strip().partition(":")

@@ -84,7 +84,12 @@ def _json_equal(a: Any, b: Any) -> bool:
 
 
 def exact_match(prediction: str, reference: str) -> float:
-    """1.0 when the prediction equals the reference after stripping surrounding whitespace, else 0.0."""
+    """1.0 when the prediction equals the reference after stripping surrounding whitespace, else 0.0.
+
+    Args:
+        prediction: the model's answer.
+        reference: the expected answer.
+    """
     return 1.0 if prediction.strip() == reference.strip() else 0.0
 
 
@@ -94,6 +99,10 @@ def json_valid(prediction: str, reference: str) -> float:
     When the reference is a JSON object or array, the prediction must be one too (either kind): a
     bare string or number would parse, but it is not the structured answer that was asked for.
     Code fences around the JSON make it invalid, on purpose: a caller parsing the answer would fail.
+
+    Args:
+        prediction: the model's answer.
+        reference: the expected answer, which decides whether an object or array is required.
     """
     ok, value = _parse_json(prediction)
     if not ok:
@@ -111,6 +120,10 @@ def json_fields(prediction: str, reference: str) -> float | None:
     object; 0.0 when the prediction is not a JSON object. Values compare as JSON (`true` is not
     `1`); extra fields in the prediction cost nothing. An empty reference object scores 1.0 for
     any object.
+
+    Args:
+        prediction: the model's answer.
+        reference: the expected answer, a JSON object.
     """
     ref_ok, ref_value = _parse_json(reference)
     if not ref_ok or not isinstance(ref_value, dict):
@@ -283,6 +296,11 @@ class Metric:
 
         `aggregate(predictions, references)`, or the mean of `scores` when there is no aggregate. None
         when there are no examples.
+
+        Args:
+            predictions: the model's answers to the applicable examples.
+            references: the expected answers, in the same order.
+            scores: `fn`'s score for each applicable example.
         """
         if self.aggregate is not None:
             return self.aggregate(predictions, references) if references else None

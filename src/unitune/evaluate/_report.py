@@ -250,7 +250,16 @@ class EvaluationReport(_Frozen):
     def difference(
         self, metric: str, candidate: str | None = None, baseline: str | None = None
     ) -> Difference:
-        """The difference on `metric` of `candidate` (default: the verdict's) against `baseline`."""
+        """The difference on `metric` of `candidate` (default: the verdict's) against `baseline`.
+
+        Args:
+            metric: the metric's name.
+            candidate: the candidate's name; None for the tuned model the verdict is on.
+            baseline: the baseline's name; None for the report's baseline.
+
+        Raises:
+            KeyError: the report has no such difference.
+        """
         candidate = candidate or self.tuned.name
         base = baseline or (self.baseline.name if self.baseline is not None else None)
         for d in self.differences:

@@ -19,7 +19,7 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Annotated, Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar
 
 import typer
 from pydantic import BaseModel
@@ -27,10 +27,12 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from unitune.client import FineTuneClient
-from unitune.config import load_config
 from unitune.errors import ConfigurationError, UnituneError
-from unitune.types import Job, JobStatus
+
+if TYPE_CHECKING:
+    from unitune.client import FineTuneClient
+    from unitune.config import UnituneConfig
+    from unitune.types import Job, JobStatus
 
 # Click's exception classes, as the installed Typer raises them (recent Typers vendor their own click).
 _ClickException: type[Exception] = next(
@@ -259,7 +261,19 @@ def _unexpected(e: Exception, kwargs: dict[str, Any]) -> NoReturn:
     raise typer.Exit(1) from None
 
 
+def load_config() -> UnituneConfig:
+    """The config (`unitune.config.load_config`), imported when a command needs it.
+
+    `unitune --help` builds no client and reads no config, so the CLI starts without importing them.
+    """
+    from unitune.config import load_config as load
+
+    return load()
+
+
 def _client(provider: str | None, **kwargs: Any) -> FineTuneClient:
+    from unitune.client import FineTuneClient
+
     return FineTuneClient(provider, **kwargs) if provider else FineTuneClient.from_config(**kwargs)
 
 
@@ -283,16 +297,16 @@ def _client_for_job(job_id: str, provider: str | None) -> FineTuneClient:
 
 
 _STATUS_STYLE = {
-    JobStatus.SUCCEEDED: "green",
-    JobStatus.FAILED: "red",
-    JobStatus.CANCELLED: "yellow",
-    JobStatus.CANCELLING: "yellow",
-    JobStatus.PAUSED: "yellow",
+    "succeeded": "green",
+    "failed": "red",
+    "cancelled": "yellow",
+    "cancelling": "yellow",
+    "paused": "yellow",
 }
 
 
 def _status_text(status: JobStatus) -> str:
-    style = _STATUS_STYLE.get(status, "cyan")
+    style = _STATUS_STYLE.get(status.value, "cyan")
     return f"[{style}]{status.value}[/]"
 
 

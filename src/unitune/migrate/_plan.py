@@ -120,7 +120,12 @@ class MigrationPlan(_Frozen):
 
 
 def idempotency_key(source_provider: str, source_job_id: str) -> str:
-    """The key the replacement of one source job is created with: the same on every rerun."""
+    """The key the replacement of one source job is created with: the same on every rerun.
+
+    Args:
+        source_provider: the source job's provider.
+        source_job_id: the source job's id.
+    """
     return f"{KEY_PREFIX}{source_provider}-{source_job_id}"
 
 
@@ -295,6 +300,12 @@ def propose_model(
     Live on the target, trained with `method`, the same model where the target offers it, else the
     closest size (from the names), else the closest tuned inference price. Returns the model and the
     reason, or None and why there is none.
+
+    Args:
+        target: the client of the provider migrated to; its catalog and clock decide what is live.
+        source: the client of the provider migrated from.
+        source_model: the source job's base model.
+        method: "sft" or "dpo": the target model must train with it.
     """
     catalog, name, today = target.catalog, target.provider_name, target.clock.now().date()
     if name not in catalog.providers:
@@ -379,6 +390,15 @@ def map_hyperparameters(
       takes an absolute rate gets multiplier × its own default (`DEFAULT_LEARNING_RATES`); one
       whose default unitune does not know keeps its default, and the plan says so.
     - the seed carries over where the target takes one; anything else has no equivalent.
+
+    Args:
+        target: the client of the provider migrated to; each setting is tried on its `check_job`.
+        model: the target model.
+        method: "sft" or "dpo".
+        source: the source job's hyperparameters, as the source vendor names them.
+
+    Returns:
+        The hyperparameters kept, and a note for each setting changed or left out.
     """
     notes: list[str] = []
     fields: dict[str, Any] = {}

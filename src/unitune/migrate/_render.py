@@ -82,7 +82,12 @@ def _result_lines(result: JobResult, md: bool) -> list[str]:
 
 
 def render(report: MigrationReport, *, markdown: bool = False) -> str:
-    """The report as text for a terminal, or as Markdown (`markdown=True`, as in migration.md)."""
+    """The report as text for a terminal, or as Markdown (`markdown=True`, as in migration.md).
+
+    Args:
+        report: the migration's report (or a dry run's).
+        markdown: whether to write Markdown instead of plain text.
+    """
     md = markdown
     kind = "Migration plan (dry run)" if report.dry_run else "Migration report"
     title = f"{kind}: {report.source_provider} → {report.target_provider}"
@@ -111,5 +116,10 @@ def render(report: MigrationReport, *, markdown: bool = False) -> str:
 
 
 def render_plan(plan: MigrationPlan, *, markdown: bool = False) -> str:
-    """A plan as text or Markdown: what `--dry-run` prints."""
+    """A plan as text or Markdown: what `--dry-run` prints.
+
+    Args:
+        plan: the migration plan.
+        markdown: whether to write Markdown instead of plain text.
+    """
     return render(dry_run_report(plan), markdown=markdown)

@@ -120,6 +120,18 @@ def decide(
     inconclusive: a loss larger than the margin is not ruled out, so evaluate on more examples.
     Under `MIN_EXAMPLES_TO_SHIP` paired examples it is inconclusive whatever the interval says, as
     the evaluation's own verdict is: a bootstrap on a handful of examples looks surer than it is.
+
+    Args:
+        estimate: the measured difference, new − source.
+        low: the interval's lower end.
+        high: the interval's upper end.
+        p_value: the exact paired test's p-value, where there is one (binary metrics); else None.
+        margin: the parity margin: the largest loss that still counts as parity.
+        n: the number of paired examples.
+        alpha: the p-value under which the exact test agrees with the interval.
+
+    Returns:
+        The verdict ("better", "worse", "parity" or "inconclusive") and the reason, in words.
     """
     shown = f"{estimate:+.3f} [{low:+.3f}, {high:+.3f}]"
     if n < MIN_EXAMPLES_TO_SHIP:
@@ -392,7 +404,12 @@ def run_migration(
 
 
 def dry_run_report(plan: MigrationPlan, *, parity_margin: float = DEFAULT_PARITY_MARGIN) -> MigrationReport:
-    """The plan as a report, every job `planned` (what `--dry-run` prints)."""
+    """The plan as a report, every job `planned` (what `--dry-run` prints).
+
+    Args:
+        plan: the migration plan; its jobs that are not ready are `not run`, with their problems.
+        parity_margin: the parity margin the report states.
+    """
     jobs = [
         JobResult(plan=p, verdict="planned" if p.ready else "not run",
                   reason="dry run: nothing created" if p.ready else "; ".join(p.problems),
@@ -404,7 +421,15 @@ def dry_run_report(plan: MigrationPlan, *, parity_margin: float = DEFAULT_PARITY
 
 
 def write_report(report: MigrationReport, directory: Path) -> None:
-    """migration.json and migration.md in `directory` (created if missing)."""
+    """migration.json and migration.md in `directory` (created if missing).
+
+    Args:
+        report: the migration's report.
+        directory: the folder to write into.
+
+    Raises:
+        ConfigurationError: the folder or a file cannot be written.
+    """
     from unitune.migrate._render import render
 
     try:

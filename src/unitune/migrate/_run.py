@@ -125,7 +125,7 @@ def decide(
         estimate: the measured difference, new − source.
         low: the interval's lower end.
         high: the interval's upper end.
-        p_value: the exact paired test's p-value, where there is one (binary metrics); else None.
+        p_value: the exact paired test's p-value, where there is one (pass/fail metrics); else None.
         margin: the parity margin: the largest loss that still counts as parity.
         n: the number of paired examples.
         alpha: the p-value under which the exact test agrees with the interval.

@@ -199,6 +199,14 @@ class Dataset:
         """A JSONL file (gzip accepted) in OpenAI chat, DPO, prompt/completion, ShareGPT or Alpaca format.
 
         The format is detected from the first readable line unless given.
+
+        Args:
+            path: the file's path.
+            format: the records' format ("chat", "preference", "sharegpt", ...); "auto" to detect it.
+
+        Raises:
+            DatasetError: the path is a directory, is missing, or cannot be read.
+            ConfigurationError: `path` is not a path, or `format` is not a known format.
         """
         fmt = format_arg(format)
         p = _readable(path)
@@ -214,7 +222,19 @@ class Dataset:
         system: str | None = None,
         encoding: str = "utf-8",
     ) -> Dataset:
-        """A CSV file with a header; `prompt`/`completion`/`system` name the columns to use."""
+        """A CSV file with a header; `prompt`/`completion`/`system` name the columns to use.
+
+        Args:
+            path: the file's path.
+            prompt: the column of the user's messages.
+            completion: the column of the assistant's answers.
+            system: the column of the system prompts; None for none.
+            encoding: the file's text encoding.
+
+        Raises:
+            DatasetError: the path is a directory, is missing, or cannot be read.
+            ConfigurationError: a column name or the encoding is not valid.
+        """
         fix = 'Name the CSV\'s columns, e.g. prompt="question", completion="answer".'
         if not isinstance(prompt, str) or not isinstance(completion, str):
             raise ConfigurationError(
@@ -235,6 +255,15 @@ class Dataset:
         """Python objects: dicts in any supported format, or `ChatExample`/`PreferenceExample`.
 
         A one-shot iterator (a generator) is read into a list so the dataset can be passed over twice.
+
+        Args:
+            items: the records.
+            format: the dicts' format ("chat", "preference", "sharegpt", ...); "auto" to detect it.
+            name: the dataset's name in messages and reports.
+
+        Raises:
+            ConfigurationError: `items` is not an iterable of records, or `format` is not a known
+                format.
         """
         fmt = format_arg(format)
         _records_arg(items, "items", "Dataset.from_records")
@@ -243,7 +272,15 @@ class Dataset:
 
     @classmethod
     def from_hf(cls, dataset: Any, *, format: Format = "auto") -> Dataset:
-        """A Hugging Face `datasets.Dataset` (rows read on demand)."""
+        """A Hugging Face `datasets.Dataset` (rows read on demand).
+
+        Args:
+            dataset: the Hugging Face dataset (one split).
+            format: the rows' format ("chat", "preference", "sharegpt", ...); "auto" to detect it.
+
+        Raises:
+            ConfigurationError: `dataset` is not iterable, or `format` is not a known format.
+        """
         fmt = format_arg(format)
         _records_arg(dataset, "dataset", "Dataset.from_hf")
         return cls(
@@ -253,7 +290,15 @@ class Dataset:
 
     @classmethod
     def from_pandas(cls, frame: Any, *, format: Format = "auto") -> Dataset:
-        """A pandas DataFrame whose columns are the format's keys (e.g. `messages`)."""
+        """A pandas DataFrame whose columns are the format's keys (e.g. `messages`).
+
+        Args:
+            frame: the DataFrame.
+            format: the rows' format ("chat", "preference", "sharegpt", ...); "auto" to detect it.
+
+        Raises:
+            ConfigurationError: `frame` is not a DataFrame, or `format` is not a known format.
+        """
         fmt = format_arg(format)
         if not callable(getattr(frame, "to_dict", None)) or not hasattr(frame, "columns"):
             raise ConfigurationError(

@@ -175,6 +175,13 @@ def get_profile(provider: str, model: str | None = None) -> Profile:
 
     Bedrock's format depends on the base model: Claude, Nova and Llama each have their own profile;
     Vertex AI's open models have theirs (`vertex-open`), Gemini models `vertex`.
+
+    Args:
+        provider: the provider's name (or a profile's name).
+        model: the base model, which picks the profile on Bedrock and Vertex AI.
+
+    Raises:
+        ConfigurationError: there are no dataset rules for `provider`, or an argument is not text.
     """
     profiles = _profiles()
     if not isinstance(provider, str) or not provider:

@@ -208,7 +208,16 @@ class JobSpecRefused(UnsupportedFeatureError, ConfigurationError):
 
     @classmethod
     def unsupported(cls, provider: str, feature: str, hint: str | None = None) -> JobSpecRefused:
-        """The refusal of a feature, worded as `UnsupportedFeatureError` words it."""
+        """The refusal of a feature, worded as `UnsupportedFeatureError` words it.
+
+        Args:
+            provider: the provider's name.
+            feature: what is refused, as it ends the sentence "does not support ...".
+            hint: what to do instead; None for nothing.
+
+        Returns:
+            The error, to raise.
+        """
         return cls(f"The {provider!r} provider does not support {feature}.", provider=provider, fix=hint,
                    feature=feature)  # fmt: skip
 

@@ -155,6 +155,13 @@ def override_provider(provider: Provider, *, process_wide: bool = False) -> Iter
     By default only in this context (and tasks started from it), so concurrent async tests can
     each have their own; `process_wide=True` also covers threads started by the code under test,
     which do not inherit context variables (the `unitune_fake` fixture uses it).
+
+    Args:
+        provider: the provider every lookup returns (a `FakeProvider`, say).
+        process_wide: whether threads that do not inherit this context are covered too.
+
+    Yields:
+        `provider`, until the block ends and the lookups are restored.
     """
     token = _override.set(provider)
     if process_wide:

@@ -120,6 +120,11 @@ class JobFile(_Strict):
         What is trained (provider, model, method, hyperparameters, suffix) and on what (the data's
         fingerprint). The same spec on the same data is the same job, so running a job file again
         reattaches to it instead of paying twice.
+
+        Args:
+            data_sha256: the training data's fingerprint.
+            provider: the provider the job runs on.
+            model: the model id the job trains.
         """
         trained = {
             "provider": provider,

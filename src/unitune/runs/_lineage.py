@@ -81,7 +81,14 @@ class DataChange(BaseModel):
 
 
 def diff_data(parent: Path, child: Path, validation: Path | None = None) -> DataChange:
-    """Compare the parent's training file with the child's (and the child's with the validation file)."""
+    """Compare the parent's training file with the child's (and the child's with the validation file).
+
+    Args:
+        parent: the parent run's training file.
+        child: the child run's training file.
+        validation: the child's validation file, whose examples found in `child` are counted; None
+            for none.
+    """
     old = example_digests(parent)
     new = example_digests(child)
     held_out = set(example_digests(validation)) if validation is not None else set()

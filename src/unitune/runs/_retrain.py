@@ -25,7 +25,15 @@ __all__ = ["find_run", "retrain"]
 
 
 def find_run(client: FineTuneClient, run_id: str) -> RunRecord:
-    """A recorded run by id (or a unique prefix), else `ConfigurationError` naming `unitune runs`."""
+    """A recorded run by id (or a unique prefix), else `ConfigurationError` naming `unitune runs`.
+
+    Args:
+        client: the client whose ledger holds the runs.
+        run_id: the run's id, or a prefix of it that names one run.
+
+    Raises:
+        ConfigurationError: `run_id` is empty, or no run (or more than one) matches it.
+    """
     if not isinstance(run_id, str) or not run_id.strip():
         raise ConfigurationError(
             f"A run id must be a non-empty string, not {run_id!r}.", fix="See `unitune runs`."

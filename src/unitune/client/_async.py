@@ -69,7 +69,15 @@ class AsyncFineTuneClient:
 
     @classmethod
     def from_config(cls, path: str | os.PathLike[str] | None = None, **kwargs: Any) -> AsyncFineTuneClient:
-        """An async client for the provider named in the config file."""
+        """An async client for the provider named in the config file.
+
+        Args:
+            path: the unitune.toml to read; None for `$UNITUNE_CONFIG` or the working directory's.
+            **kwargs: the other arguments of `FineTuneClient` (not `provider` or `config`).
+
+        Raises:
+            ConfigurationError: `provider` or `config` is passed, or the config file is malformed.
+        """
         return cls(client=FineTuneClient.from_config(path, **kwargs))
 
     def __repr__(self) -> str:

@@ -221,7 +221,15 @@ class FineTuneClient:
 
     @classmethod
     def from_config(cls, path: str | os.PathLike[str] | None = None, **kwargs: Any) -> FineTuneClient:
-        """A client for the provider named in the config file (see `unitune.config`)."""
+        """A client for the provider named in the config file (see `unitune.config`).
+
+        Args:
+            path: the unitune.toml to read; None for `$UNITUNE_CONFIG` or the working directory's.
+            **kwargs: the other arguments of `FineTuneClient` (not `provider` or `config`).
+
+        Raises:
+            ConfigurationError: `provider` or `config` is passed, or the config file is malformed.
+        """
         for taken in ("provider", "config"):
             if taken in kwargs:
                 raise ConfigurationError(

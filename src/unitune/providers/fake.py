@@ -248,6 +248,13 @@ class FakeProvider(Provider):
         `UnsupportedFeatureError` as the adapter would); its jobs report the vendor's status words
         in `raw_status` and skip states the vendor does not have. `settings` are checked by that
         provider's settings class, as its config section would be. Returns the fake.
+
+        Args:
+            name: the provider to impersonate ("together", ...), or None for the plain fake.
+            **settings: that provider's settings, as its config section would hold them.
+
+        Raises:
+            ConfigurationError: `name` is not a provider's name, or a setting is not valid.
         """
         if name is not None and (not isinstance(name, str) or not name):
             raise ConfigurationError(
@@ -268,6 +275,10 @@ class FakeProvider(Provider):
         two providers in one test each keep theirs. A view shares everything scripted and recorded
         (calls, jobs, files, injected errors, the clock, replies, retirement). After `as_provider`,
         every name gets this fake as chosen.
+
+        Args:
+            name: the provider asked for.
+            section: that provider's config section (`[providers.<name>]`).
         """
         with self._lock:
             if self._persona_fixed:
@@ -315,7 +326,12 @@ class FakeProvider(Provider):
         return self._persona.profile_for(model) if self._persona is not None else super().profile_for(model)
 
     def wire_format_for(self, method: TrainingMethod, model: str | None = None) -> str:
-        """The impersonated provider's wire format for `method` on `model`, else the fake's own."""
+        """The impersonated provider's wire format for `method` on `model`, else the fake's own.
+
+        Args:
+            method: "sft" or "dpo".
+            model: the model the job trains, for providers whose format differs by model.
+        """
         if self._persona is not None:
             return self._persona.wire_format_for(method, model)
         return super().wire_format_for(method, model)
@@ -329,7 +345,15 @@ class FakeProvider(Provider):
         workdir: Path,
         method: TrainingMethod = "sft",
     ) -> PreparedFile:
-        """Convert `data` as the impersonated provider would (else as the fake's own format), in `workdir`."""
+        """Convert `data` as the impersonated provider would (else as the fake's own format), in `workdir`.
+
+        Args:
+            data: the dataset to convert.
+            purpose: "training" or "validation".
+            model: the model the file is for.
+            workdir: the folder the converted file is written in.
+            method: "sft" or "dpo", which decides the wire format.
+        """
         if self._persona is not None:
             return self._persona.prepare(data, purpose, model=model, workdir=workdir, method=method)
         return super().prepare(data, purpose, model=model, workdir=workdir, method=method)
@@ -516,7 +540,16 @@ class FakeProvider(Provider):
         refuse_unknown_options(self.name, spec.hyperparameters.provider_options, KNOWN_OPTIONS)
 
     def create_job(self, spec: JobSpec, *, idempotency_key: str) -> Job:
-        """Create a fake job that moves through the statuses as it is polled (or as the clock advances)."""
+        """Create a fake job that moves through the statuses as it is polled (or as the clock advances).
+
+        Args:
+            spec: the job: model, files, method, hyperparameters and options.
+            idempotency_key: kept on the job (`Job.idempotency_key`), so a create whose answer was lost
+                can be found again.
+
+        Raises:
+            ProviderRetiredError: the retirement scripted with `retire` has come.
+        """
         with self._enter(
             "create_job", model=spec.model, idempotency_key=idempotency_key,
             wandb=spec.wandb.project if spec.wandb is not None else None,
@@ -689,7 +722,16 @@ class FakeProvider(Provider):
             return self._metrics(job)
 
     def chat(self, model: str, messages: list[Message], **params: Any) -> ChatResponse:
-        """The answer `set_reply` scripted; a tuned model must be one of the fake's succeeded jobs."""
+        """The answer `set_reply` scripted; a tuned model must be one of the fake's succeeded jobs.
+
+        Args:
+            model: the model to ask: a base model, or the tuned model of a succeeded fake job.
+            messages: the conversation so far.
+            **params: sampling options, accepted and ignored.
+
+        Raises:
+            NotFoundError: `model` is a tuned model (`ft:...`) of no succeeded fake job.
+        """
         self._require("chat", "chat")
         with self._enter("chat", model=model, messages=len(messages)) as commit:
             if model.startswith("ft:") and not any(
@@ -779,7 +821,13 @@ class FakeProvider(Provider):
     def update_model(
         self, model_id: str, *, name: str | None = None, description: str | None = None
     ) -> TunedModel:
-        """Rename or describe a tuned model of the fake's."""
+        """Rename or describe a tuned model of the fake's.
+
+        Args:
+            model_id: the tuned model's id.
+            name: its new name; None to keep it.
+            description: its new description; None to keep it.
+        """
         self._manages_models("updating tuned models")
         with self._enter("update_model", model_id=model_id) as commit:
             self._model(model_id)

@@ -259,18 +259,12 @@ def _load(source: _Source) -> tuple[Any, Any]:
 
 
 def _write_merged(source: _Source, out: Path, dtype: str | None, system: str | None) -> list[str]:
-    import torch
+    from unitune.providers.local._infer import save_model
 
     model, tokenizer = _load(source)
     wanted = {**_TORCH_DTYPES, "bf16": "bfloat16"}[dtype or "f32"]
-    target = getattr(torch, wanted)
-    if target == torch.float32:
-        model.save_pretrained(out)
-    else:
-        # Cast a copy of the weights, not the shared model; tied tensors stay one tensor.
-        cast: dict[int, Any] = {}
-        state = {k: cast.setdefault(v.data_ptr(), v.to(target)) for k, v in model.state_dict().items()}
-        model.save_pretrained(out, state_dict=state)
+    save_model(model, out, wanted)  # torch stays under providers/: export imports no ML library itself
+    if wanted != "float32":
         _set_config_dtype(out / "config.json", wanted)
     tokenizer.save_pretrained(out)
     notes = [] if source.adapter is None else ["the adapter is merged into the weights (no PEFT needed)"]

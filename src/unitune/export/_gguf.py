@@ -238,12 +238,14 @@ def _tied(model: Any, config: Any, state: dict[str, Any]) -> bool:
 
 def _loader(tensor: Any, heads: tuple[int, int] | None) -> Callable[[], Any]:
     def load() -> Any:
-        import torch
+        import numpy
 
-        data = tensor.detach().to(device="cpu", dtype=torch.float32)
+        from unitune.providers.local._infer import as_float32_array
+
+        data = as_float32_array(tensor)
         if heads is not None:
-            data = permute(data, *heads)
-        return data.contiguous().numpy()
+            data = permute(data, *heads)  # reshape/swapaxes: the same on a NumPy array as on a tensor
+        return numpy.ascontiguousarray(data)
 
     return load
 

@@ -281,3 +281,27 @@ def check_adapter(folder: Path) -> None:
             raise ConfigurationError(f"{str(weights)!r} cannot be read: {e}.") from None
     elif not (folder / "adapter_model.bin").is_file():
         raise ConfigurationError(f"{str(folder)!r} has no adapter weights (adapter_model.safetensors).")
+
+
+def save_model(model: Any, out: Path, dtype: str) -> None:
+    """Write `model` as a transformers folder with its weights in `dtype` (a torch dtype name).
+
+    The model itself is not changed (it may be shared with chat's cache): a copy of the weights is
+    cast, and tied tensors stay one tensor.
+    """
+    import torch
+
+    target = getattr(torch, dtype)
+    if target == torch.float32:
+        model.save_pretrained(out)
+        return
+    cast: dict[int, Any] = {}
+    state = {k: cast.setdefault(v.data_ptr(), v.to(target)) for k, v in model.state_dict().items()}
+    model.save_pretrained(out, state_dict=state)
+
+
+def as_float32_array(tensor: Any) -> Any:
+    """A weight tensor as a float32 NumPy array on the CPU (what a GGUF writer takes)."""
+    import torch
+
+    return tensor.detach().to(device="cpu", dtype=torch.float32).numpy()

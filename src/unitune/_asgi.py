@@ -10,19 +10,39 @@ the server answers. uvicorn is imported by the caller (each names its own extra 
 
 from __future__ import annotations
 
+import importlib
 import os
 import socket
 import threading
 import time
 from collections.abc import Callable
-from types import TracebackType
+from types import ModuleType, TracebackType
 from typing import Any, TypeVar
 
 from unitune.errors import ConfigurationError
 
-__all__ = ["ThreadedServer", "bind"]
+__all__ = ["ThreadedServer", "bind", "require"]
 
 _S = TypeVar("_S", bound="ThreadedServer")
+
+
+def require(module: str, command: str, fix: str) -> ModuleType:
+    """Import an extra's package (FastAPI, uvicorn), or say which command needs it.
+
+    Args:
+        module: the package to import.
+        command: the command that needs it (`unitune serve`), named in the error.
+        fix: how to install it.
+
+    Raises:
+        ConfigurationError: the package is not installed.
+    """
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        raise ConfigurationError(
+            f"`{command}` needs the Python package {module!r}, which is not installed.", fix=fix
+        ) from None
 
 
 def bind(host: str, port: int) -> socket.socket:

@@ -25,7 +25,6 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import hashlib
-import importlib
 import ipaddress
 import json
 import os
@@ -564,13 +563,10 @@ class _RatingIn(BaseModel):
 
 
 def _require(module: str) -> ModuleType:
-    """Import one of the `eval` extra's packages, or say how to install it."""
-    try:
-        return importlib.import_module(module)
-    except ImportError:
-        raise ConfigurationError(
-            f"`unitune review` needs the Python package {module!r}, which is not installed.", fix=_INSTALL_FIX
-        ) from None
+    """Import one of the extra's packages, or say how to install it."""
+    from unitune._asgi import require
+
+    return require(module, "unitune review", _INSTALL_FIX)
 
 
 def _host_name(header: str) -> str:

@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import asyncio
 import hmac
-import importlib
 import json
 import logging
 import secrets
@@ -79,13 +78,10 @@ USER_HEADER = "x-unitune-user"
 
 
 def _require(module: str) -> ModuleType:
-    """Import one of the `serve` extra's packages, or say how to install it."""
-    try:
-        return importlib.import_module(module)
-    except ImportError:
-        raise ConfigurationError(
-            f"`unitune serve` needs the Python package {module!r}, which is not installed.", fix=_INSTALL_FIX
-        ) from None
+    """Import one of the extra's packages, or say how to install it."""
+    from unitune._asgi import require
+
+    return require(module, "unitune serve", _INSTALL_FIX)
 
 
 def _is_loopback(host: str) -> bool:

@@ -4,6 +4,9 @@ conversion on a generated chat JSONL file, against the OpenAI cookbook's checks 
     python bench/bench_dataset.py --size-mb 1024            # generates bench/data/chat-1024-seed7.jsonl first
     python bench/bench_dataset.py --size-mb 100 --only validate,validate-1
     python bench/bench_dataset.py --file my.jsonl --json results.json
+    python bench/bench_dataset.py --e2e                     # the CLI as a whole process, 0.1 MiB to 1 GiB
+    python bench/bench_dataset.py --e2e --sizes 0.1,1,10 --repeat 3 --startup --json e2e.json
+    python bench/bench_dataset.py --e2e --file my.jsonl --cookbook-max-mb 0
 
 Every measurement runs in a fresh Python process (so nothing is cached or shared between them). The
 time is that of the operation itself, measured inside that process after its imports: the file is
@@ -28,6 +31,19 @@ Measurements (`--only` picks some, comma-separated):
   validate-1-nopii   validate-1 with the personal-data search switched off (an upper bound of its cost)
   validate-1-pii-share  validate-1, timing the personal-data search inside the run: its share of it
   convert            unitune.data.convert.write_jsonl(Dataset.from_jsonl(file), "together", out)
+
+End to end (`--e2e`): what a user waits for. `unitune validate FILE --provider openai --model
+gpt-4o-mini` (the installed console script) and `python bench/cookbook_baseline.py FILE` timed as
+whole processes (interpreter start, imports, reading the file, output to /dev/null), at each of
+`--sizes` MiB (generated files, default 0.1,1,10,100,1024) or on `--file`. The children get this
+environment less PYTHONDONTWRITEBYTECODE, so bytecode caches are used as in a user's install; each
+command runs once untimed per file first (page cache, __pycache__), then `--repeat` rounds (default
+5 here) with the two in turn. Reported: median and min wall time of each, the ratio of the medians
+(cookbook / unitune), every round's pair, and the peak summed RSS of unitune's process tree (sampled
+every 20 ms from a thread, so the wall time is exact). The cookbook is skipped above
+`--cookbook-max-mb` (default 1024; it takes ~3 min at 1 GiB). `--startup` adds `unitune --help`,
+`python -c "import unitune"` and `python -c pass`, timed the same way. validate exits 1 when the
+file has errors: accepted only where the untimed run's `--json` report confirms it.
 """
 
 from __future__ import annotations
@@ -36,12 +52,15 @@ import argparse
 import json
 import os
 import platform
+import shlex
+import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 HERE = Path(__file__).resolve().parent
 ALL = [
@@ -313,6 +332,250 @@ def ensure_data(size_mb: float, data_dir: Path, seed: int) -> Path:
     return path
 
 
+# --- end to end: whole processes, as a user runs them -----------------------------------------------
+
+COOKBOOK = HERE / "cookbook_baseline.py"
+
+
+class Run(NamedTuple):
+    """One timed run of a command."""
+
+    seconds: float
+    exit_code: int
+    peak_tree_kb: int
+
+
+def unitune_command() -> list[str]:
+    """How a user runs `unitune`: the console script next to this interpreter, else its module."""
+    script = Path(sys.executable).parent / "unitune"
+    if script.exists():
+        return [str(script)]
+    import importlib.util
+
+    if importlib.util.find_spec("unitune.cli.__main__") is not None:
+        return [sys.executable, "-m", "unitune.cli"]
+    return [sys.executable, "-c", "import sys; from unitune.cli import main; sys.exit(main())"]
+
+
+def child_env() -> dict[str, str]:
+    """This environment, less PYTHONDONTWRITEBYTECODE: children use (and fill) __pycache__."""
+    env = dict(os.environ)
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    return env
+
+
+def timed_run(cmd: list[str], env: dict[str, str]) -> Run:
+    """Wall time, exit code and peak summed RSS of the process tree of one run of `cmd`.
+
+    The parent waits on the process, so the time ends when it does; a thread samples the tree's
+    memory every 20 ms meanwhile.
+    """
+    peak = 0
+    done = threading.Event()
+
+    def sample(pid: int) -> None:
+        nonlocal peak
+        while True:
+            peak = max(peak, _tree_rss_kb(pid))
+            if done.wait(0.02):
+                return
+
+    start = time.perf_counter()
+    proc = subprocess.Popen(
+        cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env
+    )
+    sampler = threading.Thread(target=sample, args=(proc.pid,), daemon=True)
+    sampler.start()
+    code = proc.wait()
+    seconds = time.perf_counter() - start
+    done.set()
+    sampler.join()
+    return Run(seconds, code, peak)
+
+
+def _failed(cmd: list[str], code: int, stderr: str = "") -> SystemExit:
+    tail = stderr.strip().splitlines()[-5:]
+    return SystemExit(f"exit {code} from: {shlex.join(cmd)}" + "".join(f"\n  {line}" for line in tail))
+
+
+def warm_up(cmd: list[str], env: dict[str, str], *, validate: bool = False) -> int:
+    """Run `cmd` once, untimed (page cache, __pycache__); the exit code its timed runs must give.
+
+    That is 0, or for `unitune validate` 1 where the file has errors: exit 1 also means "could not
+    validate" (a bad model, an unreadable file), so a `--json` run must show a report whose `ok` is
+    false, and no `error`.
+    """
+    proc = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, text=True, env=env)
+    if proc.returncode == 0:
+        return 0
+    if not (validate and proc.returncode == 1):
+        raise _failed(cmd, proc.returncode, proc.stderr)
+    check = subprocess.run(
+        [*cmd, "--json"], stdin=subprocess.DEVNULL, capture_output=True, text=True, env=env
+    )
+    try:
+        payload = json.loads(check.stdout)
+    except ValueError:
+        payload = None
+    if not (isinstance(payload, dict) and payload.get("ok") is False and "error" not in payload):
+        raise _failed(cmd, proc.returncode, proc.stderr or check.stdout)
+    return 1
+
+
+def alternate(
+    commands: dict[str, list[str]], expected: dict[str, int], rounds: int, env: dict[str, str], label: str
+) -> dict[str, list[Run]]:
+    """`rounds` rounds of every command in turn (A B A B ...), so each sees the machine as the others do."""
+    runs: dict[str, list[Run]] = {name: [] for name in commands}
+    for i in range(rounds):
+        for name, cmd in commands.items():
+            run = timed_run(cmd, env)
+            if run.exit_code != expected[name]:
+                raise _failed(cmd, run.exit_code)
+            runs[name].append(run)
+        done = ", ".join(
+            f"{name} {runs[name][-1].seconds:.3f} s ({runs[name][-1].peak_tree_kb / 1024:.0f} MB)"
+            for name in commands
+        )
+        print(f"{label} round {i + 1}/{rounds}: {done}", file=sys.stderr)
+    return runs
+
+
+def summarize(runs: list[Run]) -> dict[str, Any]:
+    seconds = [r.seconds for r in runs]
+    return {
+        "median": statistics.median(seconds),
+        "min": min(seconds),
+        "peak_tree_kb": max(r.peak_tree_kb for r in runs),
+        "rounds": [r._asdict() for r in runs],
+    }
+
+
+def count_lines(path: Path) -> int:
+    """Lines of the file (one example each), a last line without its newline included."""
+    n = 0
+    last = b"\n"
+    with path.open("rb") as fh:
+        while chunk := fh.read(1 << 24):
+            n += chunk.count(b"\n")
+            last = chunk[-1:]
+    return n + (last != b"\n")
+
+
+def e2e_file(
+    path: Path, nominal_mb: float, rounds: int, cookbook_max_mb: float, env: dict[str, str]
+) -> dict[str, Any]:
+    """`unitune validate` and the cookbook on one file, in turn; the cookbook only up to its size cap."""
+    commands = {
+        "unitune": [
+            *unitune_command(),
+            "validate",
+            str(path),
+            "--provider",
+            "openai",
+            "--model",
+            "gpt-4o-mini",
+        ]
+    }
+    if nominal_mb <= cookbook_max_mb:
+        commands["cookbook"] = [sys.executable, str(COOKBOOK), str(path)]
+    mib = path.stat().st_size / 2**20
+    print(f"{path.name} ({mib:,.1f} MiB): warming up {', '.join(commands)}", file=sys.stderr)
+    expected = {name: warm_up(cmd, env, validate=name == "unitune") for name, cmd in commands.items()}
+    runs = alternate(commands, expected, rounds, env, path.name)
+    results = {name: {**summarize(runs[name]), "command": cmd} for name, cmd in commands.items()}
+    cookbook = results.get("cookbook")
+    return {
+        "file": str(path),
+        "mib": mib,
+        "examples": count_lines(path),
+        "unitune_exit_code": expected["unitune"],
+        "unitune": results["unitune"],
+        "cookbook": cookbook,
+        "ratio": cookbook["median"] / results["unitune"]["median"] if cookbook else None,
+    }
+
+
+def e2e_startup(rounds: int, env: dict[str, str]) -> dict[str, Any]:
+    """Start-up alone: the CLI's help, importing the package, and a bare interpreter, in turn."""
+    commands = {
+        "unitune --help": [*unitune_command(), "--help"],
+        'python -c "import unitune"': [sys.executable, "-c", "import unitune"],
+        "python -c pass": [sys.executable, "-c", "pass"],
+    }
+    print(f"start-up: warming up {len(commands)} commands", file=sys.stderr)
+    expected = {name: warm_up(cmd, env) for name, cmd in commands.items()}
+    runs = alternate(commands, expected, rounds, env, "start-up")
+    return {name: {**summarize(runs[name]), "command": cmd} for name, cmd in commands.items()}
+
+
+def _secs(s: float) -> str:
+    return f"{s * 1000:.0f} ms" if s < 1 else f"{s:.2f} s" if s < 10 else f"{s:.1f} s"
+
+
+def e2e_table(files: list[dict[str, Any]]) -> str:
+    lines = [
+        "| file | examples | unitune validate (median, min) | cookbook (median, min) | ratio (medians) "
+        "| unitune peak RSS |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    rounds = ["", "Rounds, in turn (unitune / cookbook):", ""]
+    for f in files:
+        name = Path(f["file"]).name
+        u, c = f["unitune"], f["cookbook"]
+        cookbook = f"{_secs(c['median'])}, {_secs(c['min'])}" if c else "—"
+        ratio = f"{f['ratio']:.{2 if f['ratio'] < 1 else 1}f}x" if c else "—"
+        lines.append(
+            f"| {name} ({f['mib']:,.1f} MiB) | {f['examples']:,} | {_secs(u['median'])}, {_secs(u['min'])} "
+            f"| {cookbook} | {ratio} | {u['peak_tree_kb'] / 1024:,.0f} MB |"
+        )
+        theirs = [_secs(r["seconds"]) for r in c["rounds"]] if c else ["—"] * len(u["rounds"])
+        pairs = (f"{_secs(r['seconds'])} / {t}" for r, t in zip(u["rounds"], theirs, strict=True))
+        rounds.append(f"- {name}: {', '.join(pairs)}")
+    return "\n".join(lines + rounds)
+
+
+def startup_table(startup: dict[str, dict[str, Any]]) -> str:
+    lines = ["| start-up | median | min | peak RSS |", "|---|---:|---:|---:|"]
+    for name, r in startup.items():
+        lines.append(
+            f"| `{name}` | {_secs(r['median'])} | {_secs(r['min'])} | {r['peak_tree_kb'] / 1024:,.0f} MB |"
+        )
+    return "\n".join(lines)
+
+
+def main_e2e(args: argparse.Namespace) -> int:
+    env = child_env()
+    rounds = max(1, args.repeat if args.repeat is not None else 5)
+    if args.file:
+        targets = [(args.file, args.file.stat().st_size / 2**20)]
+    else:
+        targets = [(ensure_data(size, args.data_dir, args.seed), size) for size in args.sizes]
+    print(
+        f"end to end: {shlex.join(unitune_command())}; {rounds} rounds; {os.cpu_count()} CPUs; "
+        f"Python {platform.python_version()}; load average before: "
+        f"{', '.join(f'{x:.2f}' for x in os.getloadavg())}",
+        file=sys.stderr,
+    )
+    startup = e2e_startup(rounds, env) if args.startup else None
+    files = [e2e_file(path, mb, rounds, args.cookbook_max_mb, env) for path, mb in targets]
+    print(e2e_table(files))
+    if startup:
+        print()
+        print(startup_table(startup))
+    if args.json:
+        raw = {
+            "mode": "e2e",
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "rounds": rounds,
+            "files": files,
+            "startup": startup,
+        }
+        args.json.write_text(json.dumps(raw, indent=2))
+    return 0
+
+
 def table(rows: list[tuple[str, dict[str, Any]]], mib: float) -> str:
     lines = [
         "| measurement | time (s) | MB/s | peak RSS, all processes (MB) | largest process (MB) |",
@@ -326,6 +589,16 @@ def table(rows: list[tuple[str, dict[str, Any]]], mib: float) -> str:
         for variant, seconds in r.get("variants", {}).items():
             lines.append(f"| &nbsp;&nbsp;tokenizer: {variant} | {seconds:.1f} | {mib / seconds:.1f} | | |")
     return "\n".join(lines)
+
+
+def _sizes(text: str) -> list[float]:
+    try:
+        sizes = [float(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not comma-separated numbers: {text!r}") from None
+    if not sizes or min(sizes) <= 0:
+        raise argparse.ArgumentTypeError(f"sizes must be positive MiB: {text!r}")
+    return sizes
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -345,10 +618,32 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--repeat",
         type=int,
-        default=1,
         help="run the measurements this many rounds, in turn (A B C A B C ...), and keep each one's "
         "fastest: on a shared machine whose speed drifts, ratios between measurements then compare "
-        "like with like",
+        "like with like (default 1; with --e2e: rounds, default 5, of which the median and min)",
+    )
+    e2e = ap.add_argument_group("end to end (--e2e)")
+    e2e.add_argument(
+        "--e2e",
+        action="store_true",
+        help="time `unitune validate` and the cookbook script as whole processes, in turn",
+    )
+    e2e.add_argument(
+        "--sizes",
+        type=_sizes,
+        default=_sizes("0.1,1,10,100,1024"),
+        help="comma-separated sizes of generated files in MiB (default 0.1,1,10,100,1024)",
+    )
+    e2e.add_argument(
+        "--cookbook-max-mb",
+        type=float,
+        default=1024.0,
+        help="skip the cookbook on files above this size in MiB (default 1024)",
+    )
+    e2e.add_argument(
+        "--startup",
+        action="store_true",
+        help='also time `unitune --help`, `python -c "import unitune"` and `python -c pass`',
     )
     ap.add_argument("--child", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
@@ -356,6 +651,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.child:
         print(json.dumps(run_child(args.child, args.file)))
         return 0
+    if args.e2e:
+        if args.only:
+            ap.error("--only picks in-process measurements; --e2e times whole processes")
+        return main_e2e(args)
+    if args.startup:
+        ap.error("--startup goes with --e2e")
+    args.repeat = 1 if args.repeat is None else args.repeat
 
     path = args.file or ensure_data(args.size_mb, args.data_dir, args.seed)
     names = args.only.split(",") if args.only else DEFAULT

@@ -2,6 +2,8 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import subprocess
+import sys
 from typing import Any, ClassVar
 
 import pytest
@@ -165,4 +167,10 @@ def test_api_key_in_config_file_is_hidden(tmp_path: Any) -> None:
 
 
 def test_library_logs_have_a_null_handler() -> None:
+    code = (
+        "import logging, unitune.client; "  # the client's modules log
+        "print(any(isinstance(h, logging.NullHandler) for h in logging.getLogger('unitune').handlers))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "True"
     assert any(isinstance(h, logging.NullHandler) for h in logging.getLogger("unitune").handlers)

@@ -13,7 +13,6 @@ load only when their provider is used.
 from __future__ import annotations
 
 import importlib
-import logging
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -63,9 +62,6 @@ if TYPE_CHECKING:
 
 __version__ = "0.1.0"
 
-# A library logs, the application decides where it goes: without this, warnings from retries would
-# reach stderr through logging's last-resort handler in every program that uses unitune.
-logging.getLogger("unitune").addHandler(logging.NullHandler())
 
 #: The public names and the module each loads from: `__all__` and the `TYPE_CHECKING` imports above
 #: list the same names (spelled out for type checkers; tests/test_public_api.py holds them equal).

@@ -8,12 +8,12 @@ and spent through the client's `Clock`, so tests run instantly.
 
 from __future__ import annotations
 
-import logging
 import random
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from unitune._clock import Clock
+from unitune._log import get_logger
 from unitune.config import RetrySettings
 from unitune.errors import ProviderUnavailableError, RateLimitError
 
@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 
 __all__ = ["RetryPolicy"]
 
-log = logging.getLogger("unitune")
+log = get_logger("unitune")
 T = TypeVar("T")
 
 TRANSIENT = (RateLimitError, ProviderUnavailableError)

@@ -12,7 +12,7 @@ import pytest
 from typer.testing import CliRunner, Result
 
 import unitune.cli._export_cmds  # noqa: F401  (registers `export` on the app)
-from unitune.cli._app import app
+from unitune.cli import app
 from unitune.errors import ConfigurationError
 
 from .conftest import Job

@@ -476,7 +476,7 @@ def test_the_command_refuses_a_public_bind_without_keys() -> None:
     from typer.testing import CliRunner
 
     import unitune.cli._gateway_cmds  # noqa: F401  (registers the command)
-    from unitune.cli._app import app
+    from unitune.cli import app
 
     runner = CliRunner()
     assert "--map" in runner.invoke(app, ["gateway", "--help"]).output

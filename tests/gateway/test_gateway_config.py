@@ -19,7 +19,7 @@ from typer.testing import CliRunner, Result  # noqa: E402
 
 import unitune.cli._gateway_cmds  # noqa: E402  (registers `gateway`)
 import unitune.cli._serve_cmds  # noqa: E402, F401  (registers `serve`)
-from unitune.cli._app import app  # noqa: E402
+from unitune.cli import app  # noqa: E402
 from unitune.cli._gateway_cmds import gateway_settings  # noqa: E402
 from unitune.config import GatewayKeySettings, load_config  # noqa: E402
 from unitune.errors import ConfigurationError  # noqa: E402

@@ -382,7 +382,7 @@ def test_hosted_models_are_forwarded_through_unitunes_client(openapi: Check, tmp
 
 def _cli(args: list[str]) -> Any:
     import unitune.cli._serve_cmds  # noqa: F401  (registers `serve`)
-    from unitune.cli._app import app
+    from unitune.cli import app
 
     return CliRunner().invoke(app, ["serve", *args])
 

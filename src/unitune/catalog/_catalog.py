@@ -417,7 +417,6 @@ def _builtin() -> Catalog:
     """
     import hashlib
     import json
-    import logging
 
     folder = resources.files("unitune.catalog").joinpath("data")
     entries = sorted((e for e in folder.iterdir() if e.name.endswith(".toml")), key=lambda e: e.name)
@@ -438,7 +437,9 @@ def _builtin() -> Catalog:
         tmp.write_text(json.dumps([f.model_dump(mode="json") for f in files]), "utf-8")
         tmp.replace(cached)
     except OSError as e:  # a read-only home only costs speed
-        logging.getLogger("unitune").debug("unitune: cannot cache the catalog in %s: %s", cached, e)
+        from unitune._log import get_logger
+
+        get_logger("unitune").debug("unitune: cannot cache the catalog in %s: %s", cached, e)
     return Catalog(files)
 
 

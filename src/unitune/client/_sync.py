@@ -12,7 +12,6 @@ argument checks `_args`, the async client `_async`).
 from __future__ import annotations
 
 import itertools
-import logging
 import os
 import shutil
 import sqlite3
@@ -26,6 +25,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import SecretStr, ValidationError
 
 from unitune._clock import Clock, SystemClock
+from unitune._log import get_logger
 from unitune._retry import RetryPolicy, retryable
 from unitune.catalog import Catalog, Quote, load_catalog
 from unitune.catalog import compare as compare_costs
@@ -88,7 +88,7 @@ if TYPE_CHECKING:
     from unitune.migrate import MigrationReport
     from unitune.runs import JobFile, RunResult, SweepResult
 
-log = logging.getLogger("unitune")
+log = get_logger("unitune")
 
 
 def _data_files(training: Dataset | FileRef, validation: Dataset | FileRef | None) -> DataFiles | None:

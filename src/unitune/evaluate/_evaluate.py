@@ -9,7 +9,6 @@ and the report at the end, and a rerun resumes from what is there.
 from __future__ import annotations
 
 import json
-import logging
 import os
 import uuid
 from collections.abc import Callable, Iterable, Sequence
@@ -17,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from unitune._log import get_logger
 from unitune.data._model import ChatExample, PreferenceExample, TextExample
 from unitune.errors import ConfigurationError
 from unitune.evaluate import _stats
@@ -56,7 +56,7 @@ if TYPE_CHECKING:
 
 __all__ = ["Resolved", "read_items", "run_evaluation"]
 
-log = logging.getLogger("unitune.evaluate")
+log = get_logger("unitune.evaluate")
 
 #: Examples the report keeps verbatim with every candidate's answer.
 SAMPLE_ROWS = 8

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import logging
 import os
 import threading
 import time
@@ -31,6 +30,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import msgspec
 
+from unitune._log import get_logger
 from unitune._retry import retryable
 from unitune.errors import ProviderError, RateLimitError
 from unitune.types import ChatResponse, Message
@@ -41,7 +41,7 @@ if TYPE_CHECKING:
 
 __all__ = ["Answer", "AnswerStore", "Asker", "Runner", "request_key"]
 
-log = logging.getLogger("unitune.evaluate")
+log = get_logger("unitune.evaluate")
 
 T = TypeVar("T")
 #: Runs one request under a retry policy: `run(fn)` returns what `fn()` returns.

@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import logging
 import os
 import re
 import threading
@@ -48,6 +47,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import SecretStr
 
 from unitune._asgi import ThreadedServer
+from unitune._log import get_logger
 from unitune.errors import (
     ConfigurationError,
     ProviderError,
@@ -96,7 +96,7 @@ if TYPE_CHECKING:
 
 __all__ = ["GatewayConfig", "GatewayKey", "GatewayServer", "create_gateway_app", "start_gateway"]
 
-logger = logging.getLogger("unitune.gateway")
+logger = get_logger("unitune.gateway")
 
 _MiB = 1024 * 1024
 

@@ -17,7 +17,6 @@ import email.utils
 import functools
 import hashlib
 import json
-import logging
 import os
 import threading
 import time
@@ -26,6 +25,7 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from unitune._log import get_logger
 from unitune.errors import (
     AuthenticationError,
     JobSpecRefused,
@@ -55,7 +55,7 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 I = TypeVar("I")  # noqa: E741 - an item
 
-log = logging.getLogger("unitune")
+log = get_logger("unitune")
 
 #: When set to "1" (the pytest plugin does), an unknown vendor status raises instead of warning.
 STRICT_STATUS_ENV = "UNITUNE_STRICT_STATUS"

@@ -19,7 +19,6 @@ and `@guard_answers` turns what a malformed body makes the parsing code raise (`
 from __future__ import annotations
 
 import functools
-import logging
 import os
 import urllib.parse
 from abc import ABC, abstractmethod
@@ -29,6 +28,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, NoReturn, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
+from unitune._log import get_logger
 from unitune.errors import (
     ConfigurationError,
     JobSpecRefused,
@@ -120,7 +120,7 @@ __all__ = [
     "unreadable_answer",
 ]
 
-log = logging.getLogger("unitune")
+log = get_logger("unitune")
 
 
 class ProviderSettings(BaseModel):

@@ -20,7 +20,6 @@ import copy
 import datetime as dt
 import hashlib
 import itertools
-import logging
 import math
 import sys
 import threading
@@ -32,6 +31,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 from pydantic import Field
 
 from unitune._clock import Clock, FakeClock
+from unitune._log import get_logger
 from unitune.errors import (
     ConfigurationError,
     NotFoundError,
@@ -65,7 +65,7 @@ if TYPE_CHECKING:
 __all__ = ["FakeCall", "FakeProvider", "FakeSettings"]
 
 S = JobStatus
-log = logging.getLogger("unitune")
+log = get_logger("unitune")
 
 DEFAULT_PROGRESSION = (S.VALIDATING, S.QUEUED, S.RUNNING, S.RUNNING, S.RUNNING, S.SUCCEEDED)
 

@@ -18,10 +18,14 @@ from collections.abc import Iterator, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from unitune.errors import ConfigurationError, MissingDependencyError
-from unitune.providers.base import Provider
+
+if TYPE_CHECKING:
+    # Imported where a class is loaded or checked: looking a name up (`provider_info`, the CLI's
+    # check of --provider) then needs neither the contract nor the pydantic types it builds on.
+    from unitune.providers.base import Provider
 
 __all__ = [
     "BUILTIN_PROVIDERS",
@@ -232,6 +236,8 @@ def get_provider_class(name: str) -> type[Provider]:
         if info.extra is not None and e.name and not e.name.startswith("unitune"):
             raise MissingDependencyError(provider=name, extra=info.extra, module=e.name) from e
         raise
+    from unitune.providers.base import Provider
+
     cls = getattr(module, attr, None)
     if not (isinstance(cls, type) and issubclass(cls, Provider)):
         raise ConfigurationError(
@@ -254,6 +260,8 @@ def build_provider(
         # A stand-in may take on the provider the code asked for (the fake impersonates it).
         adopt = getattr(override, "adopt_provider", None)
         if callable(adopt):
+            from unitune.providers.base import Provider
+
             chosen = adopt(name, dict(section or {}))
             if isinstance(chosen, Provider):
                 return chosen
@@ -273,6 +281,8 @@ def load_provider_class(name: str) -> type[Provider]:
     info = provider_info(name)
     module_name, _, attr = info.import_path.partition(":")
     cls = getattr(importlib.import_module(module_name), attr, None)
+    from unitune.providers.base import Provider
+
     if not (isinstance(cls, type) and issubclass(cls, Provider)):
         raise ConfigurationError(
             f"Provider {name!r} points at {info.import_path!r}, which is not a unitune Provider class."

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import logging
 import math
 import os
 from collections.abc import Callable, Iterator
@@ -30,6 +29,7 @@ from typing import Any, ClassVar
 
 from pydantic import Field
 
+from unitune._log import get_logger
 from unitune.errors import (
     JobSpecRefused,
     NotFoundError,
@@ -73,7 +73,7 @@ from unitune.types import (
 
 __all__ = ["KNOWN_OPTIONS", "STATUS_MAP", "TogetherProvider", "TogetherSettings", "idempotency_tag"]
 
-log = logging.getLogger("unitune")
+log = get_logger("unitune")
 S = JobStatus
 
 #: Every status the SDK declares: the generated Literal, plus `user_error` from its lib enum.

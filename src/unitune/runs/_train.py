@@ -8,7 +8,6 @@ a crash, a closed laptop) instead of paying for a second one. Every step is writ
 
 from __future__ import annotations
 
-import logging
 import uuid
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -16,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from unitune._log import get_logger
 from unitune.errors import BudgetExceeded, ConfigurationError, JobFailedError, UnituneError, ValidationFailed
 from unitune.ledger import Ledger, RunRecord, RunStatus, sha256_file
 from unitune.runs._jobfile import JobFile
@@ -32,7 +32,7 @@ if TYPE_CHECKING:
 
 __all__ = ["RunInterrupted", "RunResult", "Clients", "PreparedData", "run_job"]
 
-log = logging.getLogger("unitune")
+log = get_logger("unitune")
 
 Say = Callable[[str], None]
 

@@ -36,7 +36,6 @@ from __future__ import annotations
 import asyncio
 import hmac
 import json
-import logging
 import secrets
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -49,6 +48,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
 from unitune._asgi import ThreadedServer
+from unitune._log import get_logger
 from unitune.errors import ConfigurationError
 from unitune.serve._ab import ABSplit
 from unitune.serve._backends import (
@@ -71,7 +71,7 @@ if TYPE_CHECKING:
 
 __all__ = ["ServeConfig", "ServeServer", "create_app", "start_server"]
 
-logger = logging.getLogger("unitune.serve")
+logger = get_logger("unitune.serve")
 
 _INSTALL_FIX = "Install it with: pip install 'unitune[serve]'"
 USER_HEADER = "x-unitune-user"

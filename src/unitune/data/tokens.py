@@ -121,7 +121,16 @@ def _build_family(family: _Family, why: str | None, *, fallback: bool) -> TokenC
         encoding = cast(str, family.encoding)
         try:
             module = import_module("quicktok")
-            enc = _vocab("quicktok", encoding, lambda: module.get_encoding(encoding))
+            encoder = _QuicktokEncoder(
+                module,
+                encoding,
+                load=lambda: _vocab("quicktok", encoding, lambda: module.get_encoding(encoding)),
+                loaded=lambda: _VOCABS.get(("quicktok", encoding)),
+            )
+            if encoder.quickstart() is None:
+                # Loaded now, as before the quick start: a vocabulary that cannot load gives an
+                # estimate here rather than an error at the first count.
+                encoder.tokenizer()
         except Exception as e:  # not installed, or a broken install: estimate, never fail
             return _estimate(
                 chat_format=family.chat_format,
@@ -129,14 +138,12 @@ def _build_family(family: _Family, why: str | None, *, fallback: bool) -> TokenC
                 why=f"{_load_failure('quicktok', e)}; {TOKENS_INSTALL_HINT} for exact {encoding} counts",
             )
         overhead = _FORMAT_WORDS[family.chat_format]
-        method = (
-            f"{'approximate' if approximate else 'exact'}: {encoding} via quicktok, overhead per {overhead}"
-        )
+        method = f"{'approximate' if approximate else 'exact'}: {encoding} (quicktok-v1's vocabulary), overhead per {overhead}"
         return _TemplateCounter(
             name=encoding,
             approximate=approximate,
             method=method + (f"; {why}" if why else ""),
-            encoder=_QuicktokEncoder(module, enc),
+            encoder=encoder,
             chat_format=family.chat_format,
             default_system=family.default_system,
         )

@@ -27,11 +27,13 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from unitune.data._args import as_date, data_arg, int_arg, optional_str, provider_arg
 from unitune.data._dataset import Dataset
+from unitune.data._loaders import is_gzip
 from unitune.data._loaders import line_boundaries as line_boundaries
 from unitune.data._report import IssueCollector, Stats, ValidationReport
 from unitune.data._textscan_py import keys as keys
 from unitune.data._textscan_py import lane as lane
 from unitune.data._textscan_py import scan as scan
+from unitune.data._tokens.quickstart import expected_input
 from unitune.data._validate import checker, content, part, passes, pool, text
 from unitune.data._validate.checker import _MAX_SHAPES as _MAX_SHAPES
 from unitune.data._validate.checker import _Checker as _Checker
@@ -122,12 +124,14 @@ def validate(
         max_issues=max_issues,
         method=method,
     )
-    train = _pass(dataset, job, issues, workers, leakage_from=None)
+    vissues = IssueCollector(vset.name, limit=max_issues) if vset is not None else None
+    with expected_input(_input_bytes(dataset, vset)):  # a small file counts without loading quicktok
+        train = _pass(dataset, job, issues, workers, leakage_from=None)
+        if vset is not None and vissues is not None:
+            _pass(vset, job, vissues, workers, leakage_from=train)
     stats = train.stats
 
-    if vset is not None:
-        vissues = IssueCollector(vset.name, limit=max_issues)
-        _pass(vset, job, vissues, workers, leakage_from=train)
+    if vset is not None and vissues is not None:
         for issue in vissues.issues:
             issues.issues.append(issue) if len(issues.issues) < max_issues else None
         issues.counts.update(vissues.counts)
@@ -145,6 +149,24 @@ def validate(
         stats=stats,
         truncated=issues.truncated,
     )
+
+
+def _input_bytes(*datasets: Dataset | None) -> int | None:
+    """About how many bytes of JSONL the pass reads (None: not known, e.g. records in memory)."""
+    total = 0
+    for dataset in datasets:
+        if dataset is None:
+            continue
+        try:
+            path = dataset.path
+            if path is None:
+                return None
+            size = os.stat(path).st_size
+            # A gzipped chat file is about a quarter of its text: count what is read, not stored.
+            total += size * 4 if is_gzip(path) else size
+        except (OSError, TypeError):
+            return None
+    return total
 
 
 def _arguments(

@@ -1,0 +1,261 @@
+"""What makes `unitune validate` start fast changes no answer (issue 24).
+
+* Small inputs count with tiktoken's BPE on quicktok's vocabulary (`_tokens.quickstart`) instead of
+  loading quicktok: the counts, and whole reports, are the same either way.
+* Its rank table is cached under the unitune cache directory and rebuilt when the vocabulary file
+  changes or the cache is damaged.
+* The CLI imports and builds only the command it runs: the table of commands matches what the
+  modules register, and a lone command behaves as in the whole app.
+* Duplicates are found with a dict below `_NUMPY_FROM` keys and with numpy's sort above: the same.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import subprocess
+import sys
+from array import array
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from unitune.data import tokens, validate
+from unitune.data._tokens import quickstart
+from unitune.data._validate import passes
+
+from .test_tokens import SAMPLES
+from .test_validate_parallel import dump, messy_lines, write
+
+quicktok = pytest.importorskip("quicktok")
+pytest.importorskip("tiktoken")
+
+ENCODINGS = ["o200k_base", "cl100k_base"]
+
+
+@pytest.fixture(autouse=True)
+def _fresh_counters() -> Any:
+    tokens._clear_cache()
+    yield
+    tokens._clear_cache()
+
+
+def _texts() -> list[str]:
+    rng = random.Random(5)
+    pieces = ["order", " refund", "café", "東京", "спасибо", "🙂", "  ", "\n\n", "don't", "I'LL", "123456",
+              "<|endoftext|>", "\t", "ß", "x̧", "👩‍👩‍👧", "{\"a\": 1}", "https://a.example/x?q=1"]  # fmt: skip
+    texts = [*SAMPLES, *("".join(rng.choice(pieces) for _ in range(rng.randint(0, 80))) for _ in range(400))]
+    for line in messy_lines(n=200):
+        try:
+            data = json.loads(line)
+        except ValueError:
+            continue
+        for m in data.get("messages", []) if isinstance(data, dict) else []:
+            if isinstance(m, dict) and isinstance(m.get("content"), str):
+                texts.append(m["content"])
+    return texts
+
+
+@pytest.mark.parametrize("encoding", ENCODINGS)
+def test_tiktoken_counts_what_quicktok_counts(encoding: str) -> None:
+    count = quickstart.load(encoding)
+    assert count is not None
+    reference = quicktok.get_encoding(encoding)
+    texts = _texts()
+    assert [count(t) for t in texts] == [reference.count(t) for t in texts]
+
+
+@pytest.mark.parametrize("encoding", ENCODINGS)
+def test_split_patterns_are_tiktokens(encoding: str) -> None:
+    openai_public = pytest.importorskip("tiktoken_ext.openai_public")
+    source = Path(openai_public.__file__).read_text("utf-8")
+    pattern = quickstart._ENCODINGS[encoding][1]
+    if encoding == "cl100k_base":
+        assert f'r"""{pattern}"""' in source
+    else:
+        # tiktoken joins its o200k pattern from parts written one a line: join them the same way.
+        start = source.index("def o200k_base")
+        block = source[start : source.index("return", start)]
+        parts = [line.strip()[4:-4] for line in block.splitlines() if line.strip().startswith('r"""')]
+        assert "|".join(parts) == pattern
+
+
+def test_small_files_use_tiktoken_and_big_ones_quicktok(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    path = write(tmp_path / "messy.jsonl", messy_lines(n=300))
+    engines: list[str] = []
+    load = quickstart.load
+
+    def tracked(encoding: str) -> Any:
+        engines.append("tiktoken")
+        return load(encoding)
+
+    monkeypatch.setattr(quickstart, "load", tracked)
+    small = dump(validate(path, provider="openai", model="gpt-4o-mini", token_limit=200, workers=1))
+    assert engines == ["tiktoken"]
+    assert ("quicktok", "o200k_base") not in tokens._VOCABS  # quicktok never loaded
+
+    tokens._clear_cache()
+    engines.clear()
+    monkeypatch.setattr(quickstart, "QUICKSTART_BELOW", 0)  # every file is "big" now
+    big = dump(validate(path, provider="openai", model="gpt-4o-mini", token_limit=200, workers=1))
+    assert engines == []
+    assert ("quicktok", "o200k_base") in tokens._VOCABS
+    assert small == big  # the same report, count for count
+
+
+def test_in_memory_data_of_unknown_size_uses_quicktok(monkeypatch: pytest.MonkeyPatch) -> None:
+    from unitune.data import Dataset
+
+    monkeypatch.setattr(quickstart, "load", lambda encoding: pytest.fail("no quick start without a size"))
+    records = [{"messages": [{"role": "user", "content": f"hi {i}"}, {"role": "assistant", "content": "ok"}]}
+               for i in range(20)]  # fmt: skip
+    report = validate(Dataset.from_records(records), provider="openai", model="gpt-4o-mini")
+    assert report.stats.tokenizer == "o200k_base"
+
+
+def test_once_quicktok_is_loaded_it_counts_small_inputs_too(monkeypatch: pytest.MonkeyPatch) -> None:
+    counter = tokens.counter_for("openai", "gpt-4o-mini")  # no size said: quicktok
+    monkeypatch.setattr(quickstart, "load", lambda encoding: pytest.fail("quicktok is loaded already"))
+    with quickstart.expected_input(100):
+        assert counter.count_text("hello world") == 2
+
+
+def test_a_missing_tiktoken_falls_back_to_quicktok(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setitem(sys.modules, "tiktoken", None)
+    with quickstart.expected_input(100):
+        assert quickstart.load("o200k_base") is None
+        counter = tokens.counter_for("openai", "gpt-4o-mini")
+        assert not counter.approximate
+        assert counter.count_text("hello world") == 2
+    assert ("quicktok", "o200k_base") in tokens._VOCABS
+
+
+def test_the_rank_cache_is_built_once_and_checked_against_the_vocabulary(tmp_path: Path) -> None:
+    source = quickstart._vocab_file("o200k")
+    assert source is not None
+    copy = tmp_path / "o200k.vocab"
+    copy.write_bytes(source.read_bytes())
+    cache = Path(os.environ["UNITUNE_CACHE"]) / "tokenizers" / "o200k_base.ranks"
+
+    ranks = quickstart._ranks(copy, "o200k_base")
+    assert len(ranks) == 199_998
+    assert ranks[b"!"] == 0
+    assert cache.is_file()
+    built = cache.stat().st_mtime_ns
+
+    assert quickstart._ranks(copy, "o200k_base") == ranks  # read back from the cache
+    assert cache.stat().st_mtime_ns == built
+
+    # The vocabulary changes (a new quicktok): the cache no longer matches and is rebuilt.
+    data = bytearray(copy.read_bytes())
+    first_rank = 4 + 2 + 1  # count, length, b"!" -> its rank
+    data[first_rank : first_rank + 4] = (199_999).to_bytes(4, "little")
+    copy.write_bytes(bytes(data))
+    os.utime(copy, ns=(built + 10**9, built + 10**9))
+    assert quickstart._ranks(copy, "o200k_base")[b"!"] == 199_999
+
+    cache.write_bytes(b"\x00damaged")  # a damaged cache is rebuilt, not trusted
+    assert quickstart._ranks(copy, "o200k_base")[b"!"] == 199_999
+    assert cache.stat().st_size > 1_000_000
+
+
+def test_a_vocabulary_it_cannot_read_is_refused(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.vocab"
+    bad.write_bytes((3).to_bytes(4, "little") + b"\x01\x00a" + (0).to_bytes(4, "little"))
+    with pytest.raises(ValueError, match="not a quicktok vocabulary"):
+        quickstart.read_vocab(bad)
+
+
+def test_a_read_only_cache_only_costs_time(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    blocked = tmp_path / "file"
+    blocked.write_text("not a folder")
+    monkeypatch.setenv("UNITUNE_CACHE", str(blocked))  # the cache cannot be made
+    count = quickstart.load("o200k_base")
+    assert count is not None
+    assert count("hello world") == 2
+
+
+@pytest.mark.parametrize("n", [0, 1, 2, 50, 3000])
+def test_repeats_with_a_dict_are_numpys(monkeypatch: pytest.MonkeyPatch, n: int) -> None:
+    rng = random.Random(n)
+    keys = array("Q", (rng.randrange(40) if rng.random() < 0.3 else rng.getrandbits(64) for _ in range(n)))
+    by_dict = passes._repeats(keys)
+    monkeypatch.setattr(passes, "_NUMPY_FROM", 0)
+    assert passes._repeats(keys) == by_dict
+    if n > 50:
+        assert by_dict  # the keys did repeat
+
+
+# --- the CLI builds only the command it runs ------------------------------------------------------
+
+
+def test_the_command_table_matches_the_registered_commands() -> None:
+    from typer.main import get_command_name
+
+    from unitune.cli import COMMANDS, app
+
+    registered = {
+        (c.name or get_command_name(c.callback.__name__)): c.callback.__module__.rsplit(".", 1)[1]
+        for c in app.registered_commands
+        if c.callback is not None
+    }
+    for group in app.registered_groups:
+        callback = group.typer_instance.registered_callback
+        assert group.name is not None
+        assert callback is not None
+        assert callback.callback is not None
+        registered[group.name] = callback.callback.__module__.rsplit(".", 1)[1]
+    assert registered == COMMANDS
+
+
+def test_a_command_imports_only_its_module() -> None:
+    code = (
+        "import sys\n"
+        "from unitune.cli import main\n"
+        "try:\n    main(['validate', '--help'])\nexcept SystemExit:\n    pass\n"
+        "print(sorted(m for m in sys.modules if m.startswith('unitune.cli.')))\n"
+        "print(sorted(m for m in ('unitune.export', 'unitune.ledger', 'unitune.client', 'numpy') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    modules, heavy = out.strip().splitlines()[-2:]
+    assert modules == "['unitune.cli._app']"
+    assert heavy == "[]"
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["validate", "--help"],
+        ["runs", "--help"],
+        ["runs", "show", "--help"],
+        ["prices", "--bogus"],
+        ["export"],
+    ],
+)
+def test_a_lone_command_answers_as_the_whole_app(args: list[str]) -> None:
+    from unitune.cli import COMMANDS, app
+    from unitune.cli._app import only
+
+    runner = CliRunner()
+    whole = runner.invoke(app, args, prog_name="unitune")
+    lone = runner.invoke(only(args[0]), args, prog_name="unitune")
+    assert args[0] in COMMANDS
+    assert (lone.exit_code, lone.output) == (whole.exit_code, whole.output)
+
+
+def test_main_runs_a_command_and_falls_back_to_the_whole_app(capsys: pytest.CaptureFixture[str]) -> None:
+    from unitune.cli import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--version"])
+    assert exit_info.value.code == 0
+    assert capsys.readouterr().out.startswith("unitune ")
+    with pytest.raises(SystemExit) as exit_info:
+        main(["valiate"])  # unknown: the whole app's "no such command", with its suggestion
+    assert exit_info.value.code == 2
+    assert "No such command 'valiate'" in capsys.readouterr().err

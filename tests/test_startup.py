@@ -259,3 +259,28 @@ def test_main_runs_a_command_and_falls_back_to_the_whole_app(capsys: pytest.Capt
         main(["valiate"])  # unknown: the whole app's "no such command", with its suggestion
     assert exit_info.value.code == 2
     assert "No such command 'valiate'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("args", [["--help"], []])
+def test_the_top_level_help_lists_what_the_whole_app_does(args: list[str]) -> None:
+    from unitune.cli import app
+    from unitune.cli._app import help_only
+
+    runner = CliRunner()
+    whole = runner.invoke(app, args, prog_name="unitune")
+    listed = runner.invoke(help_only(), args, prog_name="unitune")
+    assert (listed.exit_code, listed.output) == (whole.exit_code, whole.output)
+    assert "validate" in whole.output
+    assert "runs" in whole.output
+
+
+def test_the_help_imports_no_model_machinery() -> None:
+    code = (
+        "import sys\n"
+        "from unitune.cli import main\n"
+        "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
+        "print(sorted(m for m in ('pydantic', 'unitune.types', 'unitune.export', 'unitune.ledger', "
+        "'unitune.config', 'numpy') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip().splitlines()[-1] == "[]"

@@ -102,7 +102,7 @@ def epoch_range(provider: str, entry: ModelEntry) -> EpochRange | None:
 class DatasetTokens(BaseModel):
     """Token counts of a dataset as a provider bills them."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, defer_build=True)  # built on first use: validate never quotes
 
     examples: int
     tokens: int = Field(description="Sum over examples, each truncated at the example limit.")
@@ -166,7 +166,7 @@ def count_dataset_tokens(data: Any, counter: Any, limit: int | None) -> DatasetT
 class QuoteLine(BaseModel):
     """One priced item, with where its price came from."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, defer_build=True)  # built on first use: validate never quotes
 
     item: str
     usd: float
@@ -179,7 +179,7 @@ class QuoteLine(BaseModel):
 class BreakEven(BaseModel):
     """When a fine-tune pays for itself against prompting the base model with long instructions."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, defer_build=True)  # built on first use: validate never quotes
 
     months: float | None = Field(description="None: it never pays off at this volume.")
     monthly_saving_usd: float
@@ -196,7 +196,7 @@ class BreakEven(BaseModel):
 class Quote(BaseModel):
     """What a job will cost. `total_usd` is None when the catalog has no training price for the model."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, defer_build=True)  # built on first use: validate never quotes
 
     provider: str
     model: str

@@ -8,8 +8,10 @@ top-level `--help`, an unknown command, the tests and the docs' CLI reference us
 
 from __future__ import annotations
 
+import contextlib
+import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
@@ -57,13 +59,39 @@ def main(argv: Sequence[str] | None = None) -> None:
     """Entry point of the `unitune` script."""
     args = list(sys.argv[1:] if argv is None else argv)
     module = COMMANDS.get(args[0]) if args else None
-    if module is None:  # no command, an option (--help, --version) or an unknown command
+    if args in ([], ["--help"]):  # the list of commands: their names and help, not their options
+        _full_app()
+        from unitune.cli._app import help_only
+
+        help_only()(args=args, prog_name="unitune")
+        return
+    if module is None:  # an option (--version) or an unknown command
         _full_app()(args=args, prog_name="unitune")
         return
-    import_module(f"unitune.cli.{module}")
-    from unitune.cli._app import only
+    with _no_pydantic_plugins(args[0] in _LOCAL):
+        import_module(f"unitune.cli.{module}")
+        from unitune.cli._app import only
 
-    only(args[0])(args=args, prog_name="unitune")
+        only(args[0])(args=args, prog_name="unitune")
+
+
+#: Commands that only read local files and print: they run without pydantic's plugins, whose
+#: discovery scans every installed package's metadata (~20 ms in a venv of a few hundred packages)
+#: and which observe validations no one instruments in these commands. Typer does the same for its
+#: own adapters. A user who set PYDANTIC_DISABLE_PLUGINS keeps their value.
+_LOCAL = frozenset({"validate", "convert", "split", "estimate", "prices", "models"})
+
+
+@contextlib.contextmanager
+def _no_pydantic_plugins(applies: bool) -> Iterator[None]:
+    if not applies or "PYDANTIC_DISABLE_PLUGINS" in os.environ:
+        yield
+        return
+    os.environ["PYDANTIC_DISABLE_PLUGINS"] = "__all__"
+    try:
+        yield
+    finally:
+        os.environ.pop("PYDANTIC_DISABLE_PLUGINS", None)
 
 
 __all__ = ["COMMANDS", "app", "main"]

@@ -16,6 +16,7 @@ from typing import Annotated, cast, get_args
 import typer
 from rich.markup import escape
 
+from unitune._choices import ExportDtype, ExportFormat  # not unitune.export: --help would import it
 from unitune.cli._app import (
     JsonOpt,
     ProviderOpt,
@@ -26,7 +27,6 @@ from unitune.cli._app import (
     _print_json,
     app,
 )
-from unitune.export import ExportDtype, ExportFormat
 
 __all__ = ["export"]
 

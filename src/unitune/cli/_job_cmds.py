@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated, Any, Literal, cast
+from typing import TYPE_CHECKING, Annotated, Any, Literal, cast
 
 import typer
 from rich.markup import escape
@@ -33,7 +33,9 @@ from unitune.cli._app import (
     app,
 )
 from unitune.errors import ConfigurationError
-from unitune.types import FileRef, StepMetric
+
+if TYPE_CHECKING:
+    from unitune.types import FileRef, StepMetric
 
 __all__ = ["clean", "create", "files", "metrics", "upload"]
 
@@ -138,6 +140,8 @@ def _data_or_file_id(
             f"no file {value!r}; give an existing dataset or an uploaded file id (`unitune files` lists them)",
             param_hint=option,
         )
+    from unitune.types import FileRef
+
     return FileRef(id=value, provider=provider, purpose=purpose)
 
 

@@ -27,10 +27,9 @@ from unitune.cli._app import (
     app,
 )
 from unitune.errors import ConfigurationError
-from unitune.ledger import Ledger
 
 if TYPE_CHECKING:
-    from unitune.ledger import RunRecord
+    from unitune.ledger import Ledger, RunRecord
     from unitune.runs import RunResult, SweepResult
 
 __all__ = ["retrain", "runs", "train"]
@@ -288,6 +287,7 @@ def retrain(
 def _ledger() -> Ledger:
     """The runs' ledger, from the config alone: listing runs builds no provider."""
     from unitune.config import ledger_path, load_config
+    from unitune.ledger import Ledger
 
     return Ledger(ledger_path(load_config()))
 

@@ -17,7 +17,8 @@ __all__ = ["ChatExample", "PreferenceExample", "TextExample"]
 
 
 class _Example(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    # Built on first use (see unitune.types._Model): validating a file never builds an example.
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     tools: list[dict[str, Any]] | None = Field(
         default=None, description="Function tools available in this conversation (OpenAI schema)."
@@ -55,7 +56,7 @@ class PreferenceExample(_Example):
 class TextExample(BaseModel):
     """One plain-text example (`{"text": ...}`, Together's general format): trained on as a whole."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     text: str
     line: int | None = Field(default=None, description="Where it came from: 1-based line (or index).")

@@ -35,10 +35,11 @@ import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, get_args
+from typing import TYPE_CHECKING, Any, get_args
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from unitune._choices import ExportDtype, ExportFormat
 from unitune.errors import ConfigurationError, UnsupportedFeatureError
 from unitune.export._files import check_adapter, check_not_overlapping, check_target, staged
 
@@ -48,8 +49,6 @@ if TYPE_CHECKING:
 
 __all__ = ["ExportDtype", "ExportFormat", "ExportResult", "export_model"]
 
-ExportFormat = Literal["peft", "merged", "gguf", "ollama"]
-ExportDtype = Literal["f16", "f32"]
 FORMATS: tuple[str, ...] = get_args(ExportFormat)
 GGUF_FILE = "model.gguf"
 MODELFILE = "Modelfile"

@@ -1,4 +1,8 @@
-"""validate() over worker processes (byte ranges of the file) reports exactly what one process does."""
+"""validate() over worker processes (byte ranges of the file) reports exactly what one process does.
+
+Workers are forked (Linux, from a process with one thread: they inherit the loaded tokenizer) or
+spawned (elsewhere, or when threads are running); the tests that start workers run both ways.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +10,9 @@ import gzip
 import json
 import random
 import re
+import subprocess
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -80,10 +86,14 @@ def dump(report: ValidationReport) -> str:
     return json.dumps(report.model_dump(mode="json"))
 
 
-@pytest.fixture
-def small_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.fixture(params=["fork", "spawn"])
+def small_chunks(monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest) -> str:
+    """Small byte ranges, and workers started one way (fork / spawn): the test runs with each."""
     monkeypatch.setattr(V, "_CHUNK_BYTES", 1500)
     monkeypatch.setattr(V, "_MIN_CHUNK_BYTES", 1)
+    method: str = request.param
+    monkeypatch.setattr(V.pool, "_can_fork", lambda: method == "fork")
+    return method
 
 
 @pytest.fixture
@@ -140,8 +150,9 @@ def test_explicit_format_and_another_provider(tmp_path: Path) -> None:
     assert dump(two) == dump(one)
 
 
-@pytest.mark.usefixtures("small_chunks")
-def test_gzip_and_unpicklable_counters_stay_in_process(tmp_path: Path, in_process_scans: list[int]) -> None:
+def test_gzip_and_unpicklable_counters_stay_in_process(
+    tmp_path: Path, in_process_scans: list[int], small_chunks: str
+) -> None:
     lines = messy_lines(n=120)
     plain = write(tmp_path / "messy.jsonl", lines)
     packed = tmp_path / "messy.jsonl.gz"
@@ -153,8 +164,44 @@ def test_gzip_and_unpicklable_counters_stay_in_process(tmp_path: Path, in_proces
     assert dump(validate(packed, counter=WordCounter(), workers=2)).replace(".gz", "") == dump(
         validate(plain, counter=WordCounter(), workers=1)
     )
-    validate(plain, counter=Local(), workers=2)
-    assert in_process_scans == [3]
+    # A forked worker has the counter already; a spawned one would need it pickled.
+    assert dump(validate(plain, counter=Local(), workers=2)) == dump(
+        validate(plain, counter=Local(), workers=1)
+    )
+    assert in_process_scans == ([3] if small_chunks == "fork" else [4])
+
+
+def test_workers_are_forked_only_from_a_process_with_one_thread() -> None:
+    stop = threading.Event()
+    thread = threading.Thread(target=stop.wait)
+    thread.start()
+    try:
+        assert not V.pool._can_fork()  # a second thread could hold a lock the child would need
+    finally:
+        stop.set()
+        thread.join()
+
+
+def test_forked_workers_in_a_fresh_process_report_what_one_does(tmp_path: Path) -> None:
+    path = write(tmp_path / "messy.jsonl", messy_lines(n=600))
+    code = (
+        "import json, sys\n"
+        "from unitune.data import _validate as V, validate\n"
+        "V.pool._FORK_MIN_BYTES = 1\n"  # automatic workers for this small file
+        "V._CHUNK_BYTES = 4000; V._MIN_CHUNK_BYTES = 1\n"
+        "forked = []\n"
+        "run = V.passes._run_parallel\n"
+        "def tracked(plan, job):\n"
+        "    forked.append(plan.fork)\n"
+        "    yield from run(plan, job)\n"
+        "V.passes._run_parallel = tracked\n"
+        "r = validate(sys.argv[1], provider='openai', model='gpt-4o-mini', token_limit=300)\n"
+        "assert forked == [True], forked\n"
+        "print(json.dumps(r.model_dump(mode='json')))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, check=True)
+    one = validate(path, provider="openai", model="gpt-4o-mini", token_limit=300, workers=1)
+    assert out.stdout.strip() == dump(one)
 
 
 class Exploding(WordCounter):

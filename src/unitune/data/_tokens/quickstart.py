@@ -28,7 +28,7 @@ from pathlib import Path
 #: Inputs below this many bytes start with tiktoken. Measured (bench/README.md, issue 24): loading
 #: quicktok costs ~0.3 s more than tiktoken, and tiktoken counts validate's texts ~40 ms/MiB slower,
 #: so the two break even near 8 MiB; below 4 MiB tiktoken is clearly ahead.
-QUICKSTART_BELOW = 4 << 20
+QUICKSTART_BELOW = 8 << 20
 
 #: The bytes of input the current work will count, when the caller knows (None: not said).
 _EXPECTED: ContextVar[int | None] = ContextVar("unitune_expected_input", default=None)

@@ -92,10 +92,13 @@ def validate(
         counter: overrides the token counter.
         max_issues: how many issues the report keeps in full (every one is counted).
         workers: how many processes check a plain (not gzipped) JSONL file, each a range of its
-            lines: None picks one per CPU (up to 4) for files of 32 MB or more and this process alone
-            for smaller ones; 1 never starts a process. The report is the same whatever the number.
-            Scripts that validate large files with several workers need the usual
-            `if __name__ == "__main__":` guard.
+            lines: None picks one per CPU (up to 4) for files of 4 MiB or more where the workers
+            can be forked (Linux, from a caller running one thread: they start in milliseconds
+            with the tokenizer this process loaded), of 32 MiB or more where they must be spawned
+            (each a new interpreter loading its own), and this process alone for smaller files;
+            1 never starts a process. The report is the same whatever the number. Spawned workers
+            (macOS, Windows, a caller with threads) need the usual `if __name__ == "__main__":`
+            guard in the script.
         today: a date, a datetime or an ISO date string: a model the catalog says cannot be trained
             on that date is refused as `create_job` would refuse it.
         catalog: the catalog to ask about `today`; default the built-in one.

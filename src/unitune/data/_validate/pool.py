@@ -7,6 +7,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import pickle
+import sys
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -17,7 +18,12 @@ from unitune.data._loaders import JsonlFile, Record, is_gzip, line_boundaries, r
 from unitune.data._validate.part import _counter, _Job, _Part, _scan
 from unitune.data.profiles import Profile, get_profile
 
+#: Files from this size get worker processes when each must start an interpreter (spawn: ~0.3 s of
+#: imports and its own tokenizer, ~0.4 s more, per worker)...
 _PARALLEL_MIN_BYTES = 32 << 20
+#: ... and from this size when workers are forked from this process after it loaded the tokenizer
+#: (~10 ms each, the vocabulary shared copy-on-write). Measured in bench/README.md (issue 24).
+_FORK_MIN_BYTES = 4 << 20
 #: At most this many processes when `workers` is None: each holds its own tokenizer (o200k: ~65 MB).
 _MAX_AUTO_WORKERS = 4
 #: Byte ranges are at most this big (and about 8 per worker), so the last ones finish together: a
@@ -33,7 +39,25 @@ class _Plan:
     fmt: str
     ranges: list[tuple[int, int]]
     workers: int
-    counter: bytes | None  # a caller's counter, pickled
+    counter: bytes | None  # a caller's counter, pickled (spawned workers only)
+    fork: bool  # workers are forked from this process (else spawned)
+
+
+def _can_fork() -> bool:
+    """Whether workers may be forked: on Linux, from a process that runs one thread.
+
+    With a single thread no lock can be held by another one at the fork, so the child is a sound
+    copy (the reason `fork` is unsafe in general, and why Python warns when a process with threads
+    forks). The count is the kernel's, so threads started by C libraries count too.
+    """
+    if sys.platform != "linux" or "fork" not in multiprocessing.get_all_start_methods():
+        return False
+    try:
+        with open("/proc/self/stat", "rb") as fh:
+            stat = fh.read()
+        return int(stat[stat.rindex(b")") + 2 :].split()[17]) == 1  # field 20: num_threads
+    except (OSError, ValueError, IndexError):
+        return False
 
 
 def _usable_cpus() -> int:
@@ -54,8 +78,9 @@ def _plan(records: Iterable[Record], workers: int | None, job: _Job) -> _Plan | 
             return None  # a gzip stream cannot be entered in the middle
     except OSError:
         return None  # the sequential reader reports it
+    fork = _can_fork()
     if workers is None:
-        if size < _PARALLEL_MIN_BYTES or _usable_cpus() < 2:
+        if size < (_FORK_MIN_BYTES if fork else _PARALLEL_MIN_BYTES) or _usable_cpus() < 2:
             return None
         workers = min(_usable_cpus(), _MAX_AUTO_WORKERS)
     chunk = min(_CHUNK_BYTES, max(_MIN_CHUNK_BYTES, size // (8 * workers)))
@@ -64,12 +89,12 @@ def _plan(records: Iterable[Record], workers: int | None, job: _Job) -> _Plan | 
     if workers < 2:
         return None
     counter = None
-    if job.counter is not None:
+    if job.counter is not None and not fork:
         try:
             counter = pickle.dumps(job.counter)
         except Exception:  # a counter that cannot travel to another process: stay in this one
             return None
-    return _Plan(path, _pinned_format(records), ranges, workers, counter)
+    return _Plan(path, _pinned_format(records), ranges, workers, counter, fork)
 
 
 def _pinned_format(records: JsonlFile) -> str:
@@ -87,17 +112,30 @@ def _pinned_format(records: JsonlFile) -> str:
 
 
 def _run_parallel(plan: _Plan, job: _Job) -> Iterator[_Part]:
-    # spawn: each worker is a fresh interpreter (fork would copy whatever threads and state the
-    # caller has; forkserver costs one more process, ~13 MB, and starts workers no faster here).
-    context = multiprocessing.get_context("spawn")
-    spec = (job.provider, job.model, plan.counter, job.limit, job.max_issues, job.method)
+    global _WORKER
     tasks = [(plan.path, start, end, plan.fmt) for start, end in plan.ranges]
-    pool = ProcessPoolExecutor(plan.workers, mp_context=context, initializer=_init_worker, initargs=(spec,))
+    if plan.fork:
+        # fork (one thread, see `_can_fork`): the tokenizer is loaded here once and every worker
+        # starts with it, shared copy-on-write, in ~10 ms instead of loading its own.
+        _WORKER = (job.profile, job.tokens(), job.limit, job.max_issues, job.method)
+        pool = ProcessPoolExecutor(plan.workers, mp_context=multiprocessing.get_context("fork"))
+    else:
+        # spawn: each worker is a fresh interpreter (fork would copy whatever threads and state the
+        # caller has; forkserver costs one more process, ~13 MB, and starts workers no faster here).
+        spec = (job.provider, job.model, plan.counter, job.limit, job.max_issues, job.method)
+        pool = ProcessPoolExecutor(
+            plan.workers,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=_init_worker,
+            initargs=(spec,),
+        )
     try:
         yield from pool.map(_scan_range, tasks)
     finally:
         # On an error or an interrupt, do not wait for the ranges not started yet.
         pool.shutdown(wait=True, cancel_futures=True)
+        if plan.fork:
+            _WORKER = None
 
 
 _WORKER: tuple[Profile, Any, int | None, int, str | None] | None = None

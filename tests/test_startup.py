@@ -223,7 +223,7 @@ def test_a_command_imports_only_its_module() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     modules, heavy = out.strip().splitlines()[-2:]
-    assert modules == "['unitune.cli._app']"
+    assert modules == "['unitune.cli._app', 'unitune.cli._warm']"  # (and the warm child's)
     assert heavy == "[]"
 
 
@@ -284,3 +284,81 @@ def test_the_help_imports_no_model_machinery() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip().splitlines()[-1] == "[]"
+
+
+# --- the warm child of `unitune validate` ---------------------------------------------------------
+
+needs_fork = pytest.mark.skipif(sys.platform != "linux", reason="the warm child is forked: Linux only")
+
+
+def _cli(args: list[str], *, warm: bool, prelude: str = "") -> subprocess.CompletedProcess[str]:
+    code = f"import sys\nfrom unitune.cli import _warm, main\n{prelude}\nmain(sys.argv[1:])\n"
+    env = {**os.environ, "UNITUNE_WARM_CHILD": "1" if warm else "0"}
+    return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, env=env)
+
+
+@needs_fork
+@pytest.mark.parametrize(
+    "options",
+    [
+        ["--provider", "openai", "--model", "gpt-4o-mini"],
+        ["--provider", "together"],
+        ["--provider", "bedrock"],
+    ],
+)
+def test_the_warm_child_reports_what_the_cli_does_alone(tmp_path: Path, options: list[str]) -> None:
+    path = write(tmp_path / "messy.jsonl", messy_lines(n=150))
+    valid = write(tmp_path / "valid.jsonl", messy_lines(seed=9, n=40), bom=False)
+    args = ["validate", str(path), "--validation", str(valid), "--json", *options]
+    # The child must answer (not fall back unnoticed): the prelude says when it does.
+    answered = (
+        "ask = _warm.validate\n"
+        "def tracked(**kw):\n"
+        "    report = ask(**kw)\n"
+        "    print('answered' if report is not None else 'fell back', file=sys.stderr)\n"
+        "    return report\n"
+        "_warm.validate = tracked\n"
+    )
+    warm = _cli(args, warm=True, prelude=answered)
+    alone = _cli(args, warm=False)
+    assert "answered" in warm.stderr
+    assert (warm.returncode, warm.stdout) == (alone.returncode, alone.stdout)
+    assert json.loads(warm.stdout)["stats"]["examples"] > 0
+
+
+@needs_fork
+def test_a_child_that_died_leaves_the_cli_to_validate(tmp_path: Path) -> None:
+    path = write(tmp_path / "messy.jsonl", messy_lines(n=60))
+    kill = "import os, signal\n_warm.start([]); os.kill(_warm._CHILD.pid, signal.SIGKILL)\n"
+    args = ["validate", str(path), "--json", "--provider", "openai"]
+    assert _cli(args, warm=True, prelude=kill).stdout == _cli(args, warm=False).stdout
+
+
+@needs_fork
+def test_an_unused_child_ends_with_the_cli(tmp_path: Path) -> None:
+    # A usage error before validating: the CLI exits 2 and takes its child with it.
+    prelude = (
+        "start = _warm.start\n"
+        "def tracked(args):\n"
+        "    start(args)\n"
+        "    print('child', _warm._CHILD.pid if _warm._CHILD else None, flush=True)\n"
+        "_warm.start = tracked\n"
+    )
+    done = _cli(["validate", str(tmp_path / "missing.jsonl")], warm=True, prelude=prelude)
+    assert done.returncode == 2
+    pids = [int(w) for w in done.stdout.split() if w.isdigit()]
+    assert len(pids) == 1
+    with pytest.raises(ProcessLookupError):
+        os.kill(pids[0], 0)
+
+
+def test_the_child_reads_its_hints_loosely(tmp_path: Path) -> None:
+    from unitune.cli import _warm
+
+    data = tmp_path / "d.jsonl"
+    data.write_bytes(b"x" * 100)
+    valid = tmp_path / "v.jsonl"
+    valid.write_bytes(b"y" * 20)
+    args = [str(data), "--provider=together", "--model", "llama-3.1-8b-instruct", "--validation", str(valid)]
+    assert _warm._peek(args) == ("together", "llama-3.1-8b-instruct", 120)
+    assert _warm._peek(["--json"]) == (None, None, None)

@@ -49,6 +49,7 @@ from pydantic import (
     model_validator,
 )
 
+from unitune._paths import CACHE_ENV, cache_dir
 from unitune.errors import ConfigurationError
 from unitune.tracking._settings import TrackingSettings
 
@@ -79,7 +80,6 @@ __all__ = [
 CONFIG_ENV = "UNITUNE_CONFIG"
 PROVIDER_ENV = "UNITUNE_PROVIDER"
 HOME_ENV = "UNITUNE_HOME"
-CACHE_ENV = "UNITUNE_CACHE"
 #: The embedded default: trains on this machine, needs no key and no network.
 DEFAULT_PROVIDER = "local"
 
@@ -404,18 +404,6 @@ def load_config(
             fix=f"Edit {key!r} in {where}.",
         ) from None
     return config
-
-
-def cache_dir() -> Path:
-    """The cache of unitune (converted models, the parsed catalog): `$UNITUNE_CACHE` or the user cache dir.
-
-    Everything here can be deleted and is rebuilt on demand.
-    """
-    if os.environ.get(CACHE_ENV):
-        return Path(os.environ[CACHE_ENV]).expanduser()
-    import platformdirs
-
-    return Path(platformdirs.user_cache_dir("unitune", appauthor=False))
 
 
 def home_dir(config: UnituneConfig | None = None) -> Path:

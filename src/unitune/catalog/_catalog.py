@@ -422,7 +422,7 @@ def _builtin() -> Catalog:
     entries = sorted((e for e in folder.iterdir() if e.name.endswith(".toml")), key=lambda e: e.name)
     texts = [(e.name, e.read_text("utf-8")) for e in entries]
     digest = hashlib.sha256("\0".join(f"{n}\0{t}" for n, t in texts).encode()).hexdigest()[:24]
-    from unitune.config import cache_dir
+    from unitune._paths import cache_dir
 
     cached = cache_dir() / f"catalog-{digest}.json"
     try:

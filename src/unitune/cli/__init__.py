@@ -69,6 +69,10 @@ def main(argv: Sequence[str] | None = None) -> None:
         _full_app()(args=args, prog_name="unitune")
         return
     with _no_pydantic_plugins(args[0] in _LOCAL):
+        if args[0] == "validate":
+            from unitune.cli import _warm
+
+            _warm.start(args[1:])  # the check's imports and tokenizer load beside the CLI's (Linux)
         import_module(f"unitune.cli.{module}")
         from unitune.cli._app import only
 

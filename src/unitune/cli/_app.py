@@ -617,15 +617,9 @@ def _check_can_train(provider: str, model: str) -> None:
 
 def _dataset_profile(name: str) -> str:
     """The dataset rules to check against: the provider's own, or a profile named directly."""
-    from unitune.data import get_profile
-    from unitune.errors import ConfigurationError as _ConfigError
-    from unitune.providers.registry import get_provider_class
+    from unitune.cli._warm import dataset_profile
 
-    try:
-        get_profile(name)
-        return name
-    except _ConfigError:
-        return get_provider_class(name).dataset_profile
+    return dataset_profile(name)
 
 
 def _issue_lines(issues: Sequence[Any], limit: int) -> None:
@@ -681,6 +675,7 @@ def validate(
     show: Annotated[int, typer.Option(help="How many problems to list.", min=0)] = 20,
 ) -> None:
     """Check a dataset against a provider's rules; every problem with its line. Exits 1 on errors."""
+    from unitune.cli import _warm
     from unitune.data import Dataset
     from unitune.data import fix as fix_dataset
     from unitune.data import validate as validate_dataset
@@ -699,13 +694,21 @@ def validate(
     if model:
         _check_can_train(name, model)  # the answer create_job and estimate give for this model
     profile = _dataset_profile(name)
-    report = validate_dataset(
-        Dataset.from_jsonl(file),
-        provider=profile,
-        model=model,
-        method=method,  # type: ignore[arg-type]
-        validation=validation,
+    # The warm child (`_warm`, Linux) has the toolkit imported and the tokenizer loaded by now;
+    # without it, or if it cannot answer, the same call here.
+    report = (
+        _warm.validate(data=file, provider=profile, model=model, method=method, validation=validation)
+        if fix is None
+        else None
     )
+    if report is None:
+        report = validate_dataset(
+            Dataset.from_jsonl(file),
+            provider=profile,
+            model=model,
+            method=method,  # type: ignore[arg-type]
+            validation=validation,
+        )
     fixed = (
         fix_dataset(Dataset.from_jsonl(file), fix, provider=profile, model=model, redact_pii=redact_pii)
         if fix

@@ -11,13 +11,51 @@ whole file.
 
 from __future__ import annotations
 
-from unitune.data._dataset import Dataset, Example
-from unitune.data._fix import FixResult, fix
-from unitune.data._model import ChatExample, PreferenceExample
-from unitune.data._report import Distribution, Issue, Stats, ValidationReport
-from unitune.data._split import SplitResult, split
-from unitune.data._validate import validate
-from unitune.data.profiles import Profile, get_profile
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from unitune.data._dataset import Dataset, Example
+    from unitune.data._fix import FixResult, fix
+    from unitune.data._model import ChatExample, PreferenceExample
+    from unitune.data._report import Distribution, Issue, Stats, ValidationReport
+    from unitune.data._split import SplitResult, split
+    from unitune.data._validate import validate
+    from unitune.data.profiles import Profile, get_profile
+
+# Each name loads its module on first use (PEP 562): `unitune validate` looks up a profile in the
+# command line's process and validates in its warm child, so the first need not import the rest.
+_EXPORTS = {
+    "ChatExample": "_model",
+    "Dataset": "_dataset",
+    "Distribution": "_report",
+    "Example": "_dataset",
+    "FixResult": "_fix",
+    "Issue": "_report",
+    "PreferenceExample": "_model",
+    "Profile": "profiles",
+    "SplitResult": "_split",
+    "Stats": "_report",
+    "ValidationReport": "_report",
+    "fix": "_fix",
+    "get_profile": "profiles",
+    "split": "_split",
+    "validate": "_validate",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'unitune.data' has no attribute {name!r}")
+    value = getattr(import_module(f"unitune.data.{module}"), name)
+    globals()[name] = value  # once: later lookups are plain attribute reads
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
+
 
 __all__ = [
     "ChatExample",

@@ -100,7 +100,7 @@ def keys_py(text: str, starts: str) -> tuple[int, int, int]:
 
 
 try:
-    from unitune.data import _textscan  # type: ignore[attr-defined]
+    from unitune.data import _textscan  # type: ignore[attr-defined,unused-ignore]
 except ImportError:  # not built (no C compiler at install time): the reference does the work
     _textscan = None
 

@@ -121,7 +121,7 @@ def _vocab_file(stem: str) -> Path | None:
 
 def _ranks(source: Path, encoding: str) -> dict[bytes, int]:
     """The vocabulary's token -> rank table, from the cache when it was built from this file."""
-    from unitune.config import cache_dir
+    from unitune._paths import cache_dir
 
     stat = source.stat()
     key = (_CACHE_FORMAT, str(source), stat.st_size, stat.st_mtime_ns)

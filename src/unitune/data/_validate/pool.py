@@ -7,13 +7,13 @@ from __future__ import annotations
 import multiprocessing
 import os
 import pickle
-import sys
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from unitune._fork import can_fork
 from unitune.data._loaders import JsonlFile, Record, is_gzip, line_boundaries, read_jsonl, read_jsonl_range
 from unitune.data._validate.part import _counter, _Job, _Part, _scan
 from unitune.data.profiles import Profile, get_profile
@@ -44,20 +44,8 @@ class _Plan:
 
 
 def _can_fork() -> bool:
-    """Whether workers may be forked: on Linux, from a process that runs one thread.
-
-    With a single thread no lock can be held by another one at the fork, so the child is a sound
-    copy (the reason `fork` is unsafe in general, and why Python warns when a process with threads
-    forks). The count is the kernel's, so threads started by C libraries count too.
-    """
-    if sys.platform != "linux" or "fork" not in multiprocessing.get_all_start_methods():
-        return False
-    try:
-        with open("/proc/self/stat", "rb") as fh:
-            stat = fh.read()
-        return int(stat[stat.rindex(b")") + 2 :].split()[17]) == 1  # field 20: num_threads
-    except (OSError, ValueError, IndexError):
-        return False
+    """Whether workers may be forked (see `unitune._fork.can_fork`) by multiprocessing here."""
+    return "fork" in multiprocessing.get_all_start_methods() and can_fork()
 
 
 def _usable_cpus() -> int:

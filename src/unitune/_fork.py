@@ -1,0 +1,22 @@
+"""Whether this process may fork: a module that imports nothing, for the CLI's first moments."""
+
+from __future__ import annotations
+
+import sys
+
+
+def can_fork() -> bool:
+    """Whether this process may fork: on Linux, from a process that runs one thread.
+
+    With a single thread no lock can be held by another one at the fork, so the child is a sound
+    copy (the reason `fork` is unsafe in general, and why Python warns when a process with threads
+    forks). The count is the kernel's, so threads started by C libraries count too.
+    """
+    if sys.platform != "linux":
+        return False
+    try:
+        with open("/proc/self/stat", "rb") as fh:
+            stat = fh.read()
+        return int(stat[stat.rindex(b")") + 2 :].split()[17]) == 1  # field 20: num_threads
+    except (OSError, ValueError, IndexError):
+        return False

@@ -359,6 +359,6 @@ def test_the_child_reads_its_hints_loosely(tmp_path: Path) -> None:
     data.write_bytes(b"x" * 100)
     valid = tmp_path / "v.jsonl"
     valid.write_bytes(b"y" * 20)
-    args = [str(data), "--provider=together", "--model", "llama-3.1-8b-instruct", "--validation", str(valid)]
+    args = [str(data), "-p", "together", "--model=llama-3.1-8b-instruct", "--validation", str(valid)]
     assert _warm._peek(args) == ("together", "llama-3.1-8b-instruct", 120)
     assert _warm._peek(["--json"]) == (None, None, None)

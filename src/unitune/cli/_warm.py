@@ -41,14 +41,18 @@ class _Child:
         try:
             _send(self.to_child, pickle.dumps(request))
             reply = _receive(self.from_child)
-            if reply is None:
-                return None
-            status, value = pickle.loads(reply)
-            return value if status == "ok" else None
-        except Exception:  # a broken pipe, a reply that does not unpickle: validate here instead
+        except Exception:  # a broken pipe: validate here instead
+            self.close(kill=True)
             return None
-        finally:
-            self.close()
+        except BaseException:  # Ctrl-C while it works: it must not go on alone
+            self.close(kill=True)
+            raise
+        self.close()
+        try:
+            status, value = pickle.loads(reply) if reply is not None else ("died", None)
+        except Exception:  # a reply that does not unpickle: validate here instead
+            return None
+        return value if status == "ok" else None
 
     def close(self, *, kill: bool = False) -> None:
         for fd in (self.to_child, self.from_child):
@@ -163,6 +167,7 @@ def _peek(args: list[str]) -> tuple[str | None, str | None, int | None]:
     size = 0
     for i, arg in enumerate(args):
         name, eq, value = arg.partition("=")
+        name = {"-p": "--provider"}.get(name, name)
         if name in ("--provider", "--model"):
             if eq:
                 options[name] = value

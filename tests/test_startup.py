@@ -61,11 +61,66 @@ def _texts() -> list[str]:
 
 @pytest.mark.parametrize("encoding", ENCODINGS)
 def test_tiktoken_counts_what_quicktok_counts(encoding: str) -> None:
-    count = quickstart.load(encoding)
-    assert count is not None
     reference = quicktok.get_encoding(encoding)
+    count = quickstart.load(encoding, lambda: reference)
+    assert count is not None
     texts = _texts()
     assert [count(t) for t in texts] == [reference.count(t) for t in texts]
+
+
+# Characters Unicode 14.0 does not assign, on which the two engines' Unicode tables disagree
+# (found by probing every code point; the first three by a review with random strings).
+RECENT = ["\u0cdc(M", "\U0001e6c2&R", "\U000323c3<D", "a\u088fb", "\ua7ce x", " \U00010940\U00010941"]
+
+
+@pytest.mark.parametrize("encoding", ENCODINGS)
+def test_text_with_characters_after_unicode_14_is_counted_by_quicktok(encoding: str) -> None:
+    reference = quicktok.get_encoding(encoding)
+    loads: list[int] = []
+
+    def load_quicktok() -> Any:
+        loads.append(1)
+        return reference
+
+    count = quickstart.load(encoding, load_quicktok)
+    assert count is not None
+    assert [count(t) for t in RECENT] == [reference.count(t) for t in RECENT]
+    assert loads  # quicktok was asked for them
+    loads.clear()
+    assert count("café, 東京, спасибо 🙂") == reference.count("café, 東京, спасибо 🙂")
+    assert not loads  # and not for characters 14.0 assigns
+
+
+@pytest.mark.parametrize("encoding", ENCODINGS)
+def test_the_engines_agree_on_every_character_unicode_14_assigns(encoding: str) -> None:
+    # Each assigned code point from U+0080 in contexts where a different Unicode class (letter,
+    # upper/lower case, number, mark, space) would split the text differently.
+    import unicodedata
+
+    reference = quicktok.get_encoding(encoding).count
+    count = quickstart.load(encoding, lambda: pytest.fail("only 14.0 characters here"))
+    assert count is not None
+    recent = quickstart._recent_characters()
+    differ = []
+    for cp in range(0x80, 0x110000):
+        c = chr(cp)
+        if 0xD800 <= cp <= 0xDFFF or recent.match(c):
+            continue
+        for text in (f"a{c}(M", f"{c}{c}1 ", f"A{c}'s", f" {c}x\n"):
+            if count(text) != reference(text):
+                differ.append(f"U+{cp:04X} {unicodedata.name(c, '?')}")
+                break
+    assert differ == []
+
+
+def test_the_unassigned_table_is_unicode_14s() -> None:
+    import unicodedata
+
+    if unicodedata.unidata_version != "14.0.0":
+        pytest.skip(f"this Python carries Unicode {unicodedata.unidata_version}, not 14.0.0")
+    recent = quickstart._recent_characters()
+    for cp in range(0x80, 0x110000):
+        assert bool(recent.match(chr(cp))) == (unicodedata.category(chr(cp)) == "Cn"), hex(cp)
 
 
 @pytest.mark.parametrize("encoding", ENCODINGS)
@@ -90,9 +145,9 @@ def test_small_files_use_tiktoken_and_big_ones_quicktok(
     engines: list[str] = []
     load = quickstart.load
 
-    def tracked(encoding: str) -> Any:
+    def tracked(encoding: str, quicktok: Any) -> Any:
         engines.append("tiktoken")
-        return load(encoding)
+        return load(encoding, quicktok)
 
     monkeypatch.setattr(quickstart, "load", tracked)
     small = dump(validate(path, provider="openai", model="gpt-4o-mini", token_limit=200, workers=1))
@@ -111,7 +166,7 @@ def test_small_files_use_tiktoken_and_big_ones_quicktok(
 def test_in_memory_data_of_unknown_size_uses_quicktok(monkeypatch: pytest.MonkeyPatch) -> None:
     from unitune.data import Dataset
 
-    monkeypatch.setattr(quickstart, "load", lambda encoding: pytest.fail("no quick start without a size"))
+    monkeypatch.setattr(quickstart, "load", lambda *a: pytest.fail("no quick start without a size"))
     records = [{"messages": [{"role": "user", "content": f"hi {i}"}, {"role": "assistant", "content": "ok"}]}
                for i in range(20)]  # fmt: skip
     report = validate(Dataset.from_records(records), provider="openai", model="gpt-4o-mini")
@@ -120,7 +175,7 @@ def test_in_memory_data_of_unknown_size_uses_quicktok(monkeypatch: pytest.Monkey
 
 def test_once_quicktok_is_loaded_it_counts_small_inputs_too(monkeypatch: pytest.MonkeyPatch) -> None:
     counter = tokens.counter_for("openai", "gpt-4o-mini")  # no size said: quicktok
-    monkeypatch.setattr(quickstart, "load", lambda encoding: pytest.fail("quicktok is loaded already"))
+    monkeypatch.setattr(quickstart, "load", lambda *a: pytest.fail("quicktok is loaded already"))
     with quickstart.expected_input(100):
         assert counter.count_text("hello world") == 2
 
@@ -128,7 +183,7 @@ def test_once_quicktok_is_loaded_it_counts_small_inputs_too(monkeypatch: pytest.
 def test_a_missing_tiktoken_falls_back_to_quicktok(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setitem(sys.modules, "tiktoken", None)
     with quickstart.expected_input(100):
-        assert quickstart.load("o200k_base") is None
+        assert quickstart.load("o200k_base", lambda: None) is None
         counter = tokens.counter_for("openai", "gpt-4o-mini")
         assert not counter.approximate
         assert counter.count_text("hello world") == 2
@@ -140,9 +195,10 @@ def test_the_rank_cache_is_built_once_and_checked_against_the_vocabulary(tmp_pat
     assert source is not None
     copy = tmp_path / "o200k.vocab"
     copy.write_bytes(source.read_bytes())
-    cache = Path(os.environ["UNITUNE_CACHE"]) / "tokenizers" / "o200k_base.ranks"
+    folder = Path(os.environ["UNITUNE_CACHE"]) / "tokenizers"
 
     ranks = quickstart._ranks(copy, "o200k_base")
+    (cache,) = folder.glob("o200k_base-*.ranks")  # one file per vocabulary file
     assert len(ranks) == 199_998
     assert ranks[b"!"] == 0
     assert cache.is_file()
@@ -175,7 +231,7 @@ def test_a_read_only_cache_only_costs_time(monkeypatch: pytest.MonkeyPatch, tmp_
     blocked = tmp_path / "file"
     blocked.write_text("not a folder")
     monkeypatch.setenv("UNITUNE_CACHE", str(blocked))  # the cache cannot be made
-    count = quickstart.load("o200k_base")
+    count = quickstart.load("o200k_base", lambda: None)
     assert count is not None
     assert count("hello world") == 2
 
@@ -362,3 +418,58 @@ def test_the_child_reads_its_hints_loosely(tmp_path: Path) -> None:
     args = [str(data), "-p", "together", "--model=llama-3.1-8b-instruct", "--validation", str(valid)]
     assert _warm._peek(args) == ("together", "llama-3.1-8b-instruct", 120)
     assert _warm._peek(["--json"]) == (None, None, None)
+
+
+def test_the_data_package_still_offers_its_submodules() -> None:
+    code = (
+        "import unitune.data\n"
+        "print(unitune.data.profiles.get_profile('openai').name, unitune.data.tokens.counter_for.__name__)\n"
+        "try:\n    unitune.data.nothing_here\nexcept AttributeError as e:\n    print('AttributeError', e)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.splitlines() == [
+        "openai counter_for",
+        "AttributeError module 'unitune.data' has no attribute 'nothing_here'",
+    ]
+
+
+def test_workers_are_not_forked_once_loading_the_tokenizer_started_threads(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from unitune.data import _validate as V
+
+    answers = iter([True, False])  # one thread before the tokenizer loads, two after
+    monkeypatch.setattr(V.pool, "_can_fork", lambda: next(answers))
+    monkeypatch.setattr(V, "_CHUNK_BYTES", 1500)
+    monkeypatch.setattr(V, "_MIN_CHUNK_BYTES", 1)
+    plans: list[bool] = []
+    run = V.passes._run_parallel
+
+    def tracked(plan: Any, job: Any) -> Any:
+        plans.append(plan.fork)
+        yield from run(plan, job)
+
+    monkeypatch.setattr(V.passes, "_run_parallel", tracked)
+    path = write(tmp_path / "messy.jsonl", messy_lines(n=200))
+    two = validate(path, provider="openai", model="gpt-4o-mini", workers=2)
+    assert plans == [False]  # spawned instead
+    assert dump(two) == dump(validate(path, provider="openai", model="gpt-4o-mini", workers=1))
+
+
+@needs_fork
+def test_a_file_that_gets_workers_is_validated_by_the_cli_itself(tmp_path: Path) -> None:
+    # Workers are the CLI's own, so that its exit or a Ctrl-C ends them: the child is let go.
+    path = write(tmp_path / "messy.jsonl", messy_lines(n=150))
+    prelude = (
+        "from unitune import _fork\n"
+        "_warm.FORK_MIN_BYTES = 1\n"
+        "ask = _warm.validate\n"
+        "def tracked(**kw):\n"
+        "    report = ask(**kw)\n"
+        "    print('answered' if report is not None else 'in the CLI', file=sys.stderr)\n"
+        "    return report\n"
+        "_warm.validate = tracked\n"
+    )
+    done = _cli(["validate", str(path), "--json", "--provider", "openai"], warm=True, prelude=prelude)
+    assert "in the CLI" in done.stderr
+    assert done.stdout == _cli(["validate", str(path), "--json", "--provider", "openai"], warm=False).stdout

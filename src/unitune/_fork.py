@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import sys
 
+#: From this size `validate` forks worker processes (`data._validate.pool`); below it one process
+#: checks the file, the CLI's warm child where there is one (`cli._warm`).
+FORK_MIN_BYTES = 4 << 20
+
 
 def can_fork() -> bool:
     """Whether this process may fork: on Linux, from a process that runs one thread.

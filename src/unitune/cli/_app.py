@@ -686,6 +686,7 @@ def validate(
         )
     if fix is not None:
         _output_file(fix, "--fix")
+        _warm.stop()  # validating and fixing both count here: the child has nothing to do
     config = load_config()
     name = provider or config.provider
     defaults = config.job_defaults(name)  # [job] / [providers.NAME]: what create_job would use

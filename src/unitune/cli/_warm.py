@@ -1,6 +1,6 @@
 """A warm child for `unitune validate`: the data toolkit and the tokenizer load while the CLI starts.
 
-On a file of a few thousand examples `unitune validate` is mostly start-up, in two halves that need
+On a file of a few thousand examples (below `FORK_MIN_BYTES`) `unitune validate` is mostly start-up, in two halves that need
 not wait for each other: the command line (Typer, Rich, pydantic, the config and the catalog check,
 ~0.2 s) and the check itself (the data toolkit and the tokenizer, ~0.2 s). On Linux `main` forks
 this child first thing, while the process has one thread and has imported almost nothing. The child
@@ -26,6 +26,8 @@ import struct
 import sys
 from collections.abc import Sequence
 from typing import Any
+
+from unitune._fork import FORK_MIN_BYTES, can_fork
 
 _HEADER = struct.Struct("<Q")
 
@@ -74,8 +76,6 @@ def start(args: Sequence[str]) -> None:
     global _CHILD
     if _CHILD is not None or os.environ.get("UNITUNE_WARM_CHILD", "1") == "0":
         return
-    from unitune._fork import can_fork
-
     if not can_fork():
         return
     to_child_r, to_child_w = os.pipe()
@@ -94,10 +94,24 @@ def start(args: Sequence[str]) -> None:
 
 
 def validate(**request: Any) -> Any:
-    """The report of `unitune.data.validate(**request)` from the warm child, or None (validate here)."""
+    """The report of `unitune.data.validate(**request)` from the warm child, or None (validate here).
+
+    Only for input below `FORK_MIN_BYTES`, which one process checks: a larger file gets worker
+    processes, and those are the CLI's own (forked from it), so that a Ctrl-C, a kill or the CLI's
+    exit ends them with it; the child is let go.
+    """
     global _CHILD
     child, _CHILD = _CHILD, None
-    return child.ask(request) if child is not None else None
+    if child is None:
+        return None
+    size = 0
+    for path in (request.get("data"), request.get("validation")):
+        with contextlib.suppress(OSError, TypeError):
+            size += os.path.getsize(path) if path is not None else 0
+    if not size or size >= FORK_MIN_BYTES:
+        child.close(kill=True)
+        return None
+    return child.ask({**request, "workers": 1})
 
 
 def stop() -> None:

@@ -47,7 +47,12 @@ _EXPORTS = {
 def __getattr__(name: str) -> Any:
     module = _EXPORTS.get(name)
     if module is None:
-        raise AttributeError(f"module 'unitune.data' has no attribute {name!r}")
+        try:  # a submodule (`unitune.data.tokens`, `.profiles`), as when this file imported them all
+            return import_module(f"unitune.data.{name}")
+        except ModuleNotFoundError as e:
+            if e.name != f"unitune.data.{name}":
+                raise
+            raise AttributeError(f"module 'unitune.data' has no attribute {name!r}") from None
     value = getattr(import_module(f"unitune.data.{module}"), name)
     globals()[name] = value  # once: later lookups are plain attribute reads
     return value

@@ -281,7 +281,7 @@ class _CharEstimate(_Encoder):
 
 
 class _QuicktokEncoder(_Encoder):
-    """quicktok's exact BPE; for an input the caller said is small, the same counts by tiktoken.
+    """quicktok's exact BPE; for an input the caller said is small, the same counts mostly by tiktoken.
 
     quicktok is loaded on first need (`tokenizer`), once per process for every counter of the
     encoding. While quicktok is not loaded and the current work is small (`quickstart`), counts
@@ -316,7 +316,7 @@ class _QuicktokEncoder(_Encoder):
         if not self._quick_tried:
             with _QUICKSTART_LOCK:
                 if not self._quick_tried:
-                    self._quick = quickstart.load(self._name)
+                    self._quick = quickstart.load(self._name, self.tokenizer)
                     self._quick_tried = True
         return self._quick
 

@@ -2,28 +2,36 @@
 
 quicktok counts o200k_base about six times as fast as tiktoken, but its loader builds its tables for
 0.35-0.5 s, holding the GIL, before the first count; for a file of a few thousand examples that is
-most of `unitune validate`'s time. tiktoken's BPE loads the same vocabulary in ~0.15 s when its rank
+most of `unitune validate`'s time. tiktoken's BPE loads the same vocabulary in ~0.13 s when its rank
 table is at hand, so for small inputs it is the faster way to the same counts. Nothing here
 downloads: the ranks are read from quicktok-v1's bundled vocabulary (o200k_base's sha256 equals
 tiktoken's published one, `tests/test_tokens.py`) and cached with `marshal` under the unitune cache
 directory, keyed by the vocabulary file's path, size and modification time, so a changed quicktok
-rebuilds it. Both engines are exact: the tests compare their counts and whole reports.
+rebuilds it.
 
-Which engine counts is up to `_tokens._base._BpeEncoder`: this one only while the caller has said
-its input is small (`expected_input`) and quicktok is not loaded already.
+The counts are quicktok's. The two agree on every text whose characters Unicode 14.0 assigns
+(`tests/test_startup.py` probes each of them in several contexts); they disagree on some
+characters assigned later (their Unicode tables differ: U+0CDC, the CJK extensions...), so a text
+holding any character 14.0 does not assign is counted by quicktok itself, loaded for it.
+
+Which engine counts is up to `_tokens._base._QuicktokEncoder`: this one only while the caller has
+said its input is small (`expected_input`) and quicktok is not loaded already.
 """
 
 from __future__ import annotations
 
 import contextlib
 import gc
+import hashlib
 import importlib.util
 import marshal
 import os
+import re
 import struct
 from collections.abc import Callable, Iterator
 from contextvars import ContextVar
 from pathlib import Path
+from typing import Any
 
 #: Inputs below this many bytes start with tiktoken. Measured (bench/README.md, issue 24): loading
 #: quicktok costs ~0.3 s more than tiktoken, and tiktoken counts validate's texts ~40 ms/MiB slower,
@@ -57,7 +65,7 @@ _ENCODINGS: dict[str, tuple[str, str]] = {
 }
 
 #: Bump when the cache file's layout changes.
-_CACHE_FORMAT = 2
+_CACHE_FORMAT = 3
 
 
 @contextlib.contextmanager
@@ -81,11 +89,13 @@ def supports(encoding: str) -> bool:
     return encoding in _ENCODINGS
 
 
-def load(encoding: str) -> Callable[[str], int] | None:
+def load(encoding: str, quicktok: Callable[[], Any]) -> Callable[[str], int] | None:
     """A count function for `encoding` by tiktoken's BPE, or None if it cannot be had here.
 
-    None when tiktoken or quicktok's vocabulary is missing or unreadable: the caller then uses
-    quicktok itself, so a quick start never makes counting fail.
+    `quicktok` gives quicktok's tokenizer for the encoding (loading it on the first call): it
+    counts the texts with characters Unicode 14.0 does not assign. None when tiktoken or quicktok's
+    vocabulary is missing or unreadable: the caller then uses quicktok for everything, so a quick
+    start never makes counting fail.
     """
     if encoding not in _ENCODINGS:
         return None
@@ -99,16 +109,30 @@ def load(encoding: str) -> Callable[[str], int] | None:
         # No special tokens: every text is counted as ordinary text, as quicktok's `count` does
         # (a "<|endoftext|>" in a message is text, not the special token).
         core = _tiktoken.CoreBPE(_ranks(source, encoding), {}, pattern)
+        recent = _recent_characters()
     except Exception:  # tiktoken missing or changed, a vocabulary it refuses: use quicktok
         return None
     encode = core.encode_ordinary
 
     def count(text: str) -> int:
+        if not text.isascii() and recent.search(text) is not None:
+            return int(quicktok().count(text))
         # encode_ordinary raises on a lone surrogate, as quicktok's count does (the counter
         # reports it as text that is not valid Unicode).
         return len(encode(text))
 
     return count
+
+
+def _recent_characters() -> re.Pattern[str]:
+    """Any character from U+0080 that Unicode 14.0 does not assign (`unassigned-14.0.txt`)."""
+    ranges = []
+    text = (Path(__file__).with_name("unassigned-14.0.txt")).read_text("ascii")
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            first, _, last = line.partition("..")
+            ranges.append(f"\\U{int(first, 16):08x}" + (f"-\\U{int(last, 16):08x}" if last else ""))
+    return re.compile(f"[{''.join(ranges)}]")
 
 
 def _vocab_file(stem: str) -> Path | None:
@@ -125,7 +149,10 @@ def _ranks(source: Path, encoding: str) -> dict[bytes, int]:
 
     stat = source.stat()
     key = (_CACHE_FORMAT, str(source), stat.st_size, stat.st_mtime_ns)
-    cache = cache_dir() / "tokenizers" / f"{encoding}.ranks"
+    # One file per vocabulary file: two environments with their own quicktok do not take turns
+    # rebuilding one cache.
+    where = hashlib.sha256(str(source).encode()).hexdigest()[:12]
+    cache = cache_dir() / "tokenizers" / f"{encoding}-{where}.ranks"
     try:
         # One read and `loads` (marshal.load on a file reads it a few bytes at a time: 3x slower),
         # without the cyclic GC, which 200,000 new objects would otherwise set off a few times.
@@ -138,11 +165,14 @@ def _ranks(source: Path, encoding: str) -> dict[bytes, int]:
     except (OSError, EOFError, ValueError, TypeError):
         pass  # missing, from another quicktok, or damaged: rebuilt below
     ranks = read_vocab(source)
-    with contextlib.suppress(OSError):  # a read-only cache costs ~0.1 s a run, nothing more
+    tmp = cache.with_name(f"{cache.name}.{os.getpid()}.tmp")
+    try:
         cache.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cache.with_name(f"{cache.name}.{os.getpid()}.tmp")
         tmp.write_bytes(marshal.dumps((key, ranks)))
         os.replace(tmp, cache)  # whole or not at all, for a process reading it meanwhile
+    except OSError:  # a read-only or full cache costs ~0.1 s a run, nothing more
+        with contextlib.suppress(OSError):
+            tmp.unlink()
     return ranks
 
 

@@ -4,16 +4,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
 import pickle
+import signal
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from unitune._fork import can_fork
+from unitune._fork import FORK_MIN_BYTES, can_fork
 from unitune.data._loaders import JsonlFile, Record, is_gzip, line_boundaries, read_jsonl, read_jsonl_range
 from unitune.data._validate.part import _counter, _Job, _Part, _scan
 from unitune.data.profiles import Profile, get_profile
@@ -23,7 +25,7 @@ from unitune.data.profiles import Profile, get_profile
 _PARALLEL_MIN_BYTES = 32 << 20
 #: ... and from this size when workers are forked from this process after it loaded the tokenizer
 #: (~10 ms each, the vocabulary shared copy-on-write). Measured in bench/README.md (issue 24).
-_FORK_MIN_BYTES = 4 << 20
+_FORK_MIN_BYTES = FORK_MIN_BYTES
 #: At most this many processes when `workers` is None: each holds its own tokenizer (o200k: ~65 MB).
 _MAX_AUTO_WORKERS = 4
 #: Byte ranges are at most this big (and about 8 per worker), so the last ones finish together: a
@@ -67,6 +69,11 @@ def _plan(records: Iterable[Record], workers: int | None, job: _Job) -> _Plan | 
     except OSError:
         return None  # the sequential reader reports it
     fork = _can_fork()
+    if fork:
+        # Load the tokenizer first: the workers are forked with it. Loading some starts threads
+        # (mistral-common's numpy, a Hugging Face tokenizer), and then fork is no longer safe.
+        job.tokens()
+        fork = _can_fork()
     if workers is None:
         if size < (_FORK_MIN_BYTES if fork else _PARALLEL_MIN_BYTES) or _usable_cpus() < 2:
             return None
@@ -106,7 +113,9 @@ def _run_parallel(plan: _Plan, job: _Job) -> Iterator[_Part]:
         # fork (one thread, see `_can_fork`): the tokenizer is loaded here once and every worker
         # starts with it, shared copy-on-write, in ~10 ms instead of loading its own.
         _WORKER = (job.profile, job.tokens(), job.limit, job.max_issues, job.method)
-        pool = ProcessPoolExecutor(plan.workers, mp_context=multiprocessing.get_context("fork"))
+        pool = ProcessPoolExecutor(
+            plan.workers, mp_context=multiprocessing.get_context("fork"), initializer=_forked_worker
+        )
     else:
         # spawn: each worker is a fresh interpreter (fork would copy whatever threads and state the
         # caller has; forkserver costs one more process, ~13 MB, and starts workers no faster here).
@@ -127,6 +136,16 @@ def _run_parallel(plan: _Plan, job: _Job) -> Iterator[_Part]:
 
 
 _WORKER: tuple[Profile, Any, int | None, int, str | None] | None = None
+
+
+def _forked_worker() -> None:
+    # A forked worker inherits the caller's signal handlers and, in an asyncio program, its wakeup
+    # fd: a signal to the worker (the pool's terminate, a Ctrl-C to the group) must end the worker,
+    # not run the application's handler or wake its event loop.
+    with contextlib.suppress(ValueError):  # (only the main thread may; a worker's only thread is)
+        signal.set_wakeup_fd(-1)
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, signal.SIG_DFL)
 
 
 def _init_worker(spec: tuple[str, str | None, bytes | None, int | None, int, str | None]) -> None:

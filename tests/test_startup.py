@@ -473,3 +473,26 @@ def test_a_file_that_gets_workers_is_validated_by_the_cli_itself(tmp_path: Path)
     done = _cli(["validate", str(path), "--json", "--provider", "openai"], warm=True, prelude=prelude)
     assert "in the CLI" in done.stderr
     assert done.stdout == _cli(["validate", str(path), "--json", "--provider", "openai"], warm=False).stdout
+
+
+def test_without_its_table_every_non_ascii_text_goes_to_quicktok(monkeypatch: pytest.MonkeyPatch) -> None:
+    real = Path.read_text
+
+    def missing(self: Path, *args: Any, **kwargs: Any) -> str:
+        if self.name == "unassigned-14.0.txt":
+            raise FileNotFoundError(self)
+        return real(self, *args, **kwargs)
+
+    quickstart._recent_characters.cache_clear()
+    monkeypatch.setattr(Path, "read_text", missing)
+    try:
+        reference = quicktok.get_encoding("o200k_base")
+        asked: list[str] = []
+        count = quickstart.load("o200k_base", lambda: asked.append("quicktok") or reference)
+        assert count is not None
+        assert count("plain ascii") == reference.count("plain ascii")
+        assert not asked
+        assert count("café") == reference.count("café")
+        assert asked
+    finally:
+        quickstart._recent_characters.cache_clear()

@@ -12,8 +12,9 @@ load only when their provider is used.
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING, Any
+
+from unitune._lazy import loader
 
 if TYPE_CHECKING:
     from unitune.catalog import Quote
@@ -116,13 +117,11 @@ _EXPORTS: dict[str, str] = {
 }
 
 
+_load = loader(__name__, _EXPORTS, globals())
+
+
 def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'unitune' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value  # later lookups skip this function
-    return value
+    return _load(name)
 
 
 def __dir__() -> list[str]:

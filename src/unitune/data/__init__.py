@@ -11,8 +11,9 @@ whole file.
 
 from __future__ import annotations
 
-from importlib import import_module
 from typing import TYPE_CHECKING, Any
+
+from unitune._lazy import loader
 
 if TYPE_CHECKING:
     from unitune.data._dataset import Dataset, Example
@@ -44,18 +45,13 @@ _EXPORTS = {
 }
 
 
+_load = loader(
+    __name__, {name: f"{__name__}.{module}" for name, module in _EXPORTS.items()}, globals(), submodules=True
+)
+
+
 def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        try:  # a submodule (`unitune.data.tokens`, `.profiles`), as when this file imported them all
-            return import_module(f"unitune.data.{name}")
-        except ModuleNotFoundError as e:
-            if e.name != f"unitune.data.{name}":
-                raise
-            raise AttributeError(f"module 'unitune.data' has no attribute {name!r}") from None
-    value = getattr(import_module(f"unitune.data.{module}"), name)
-    globals()[name] = value  # once: later lookups are plain attribute reads
-    return value
+    return _load(name)
 
 
 def __dir__() -> list[str]:

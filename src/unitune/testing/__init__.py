@@ -14,8 +14,9 @@ take no time) and points the ledger at a temporary directory. Outside pytest, do
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING, Any
+
+from unitune._lazy import loader
 
 if TYPE_CHECKING:
     from unitune._clock import Clock, FakeClock, SystemClock
@@ -34,13 +35,11 @@ _EXPORTS = {
 }
 
 
+_load = loader(__name__, _EXPORTS, globals())
+
+
 def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'unitune.testing' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+    return _load(name)
 
 
 __all__ = [

@@ -33,7 +33,7 @@ from .test_validate_parallel import dump, messy_lines, write
 quicktok = pytest.importorskip("quicktok")
 pytest.importorskip("tiktoken")
 
-ENCODINGS = ["o200k_base", "cl100k_base"]
+ENCODINGS = ["o200k_base", "cl100k_base", "llama3"]
 
 
 @pytest.fixture(autouse=True)
@@ -128,6 +128,11 @@ def test_split_patterns_are_tiktokens(encoding: str) -> None:
     openai_public = pytest.importorskip("tiktoken_ext.openai_public")
     source = Path(openai_public.__file__).read_text("utf-8")
     pattern = quickstart._ENCODINGS[encoding][1]
+    if encoding == "llama3":  # not in tiktoken: the string quicktok's importer knows as Llama 3's
+        from quicktok._import_core import LLAMA3_PAT
+
+        assert pattern == LLAMA3_PAT
+        return
     if encoding == "cl100k_base":
         assert f'r"""{pattern}"""' in source
     else:

@@ -501,3 +501,12 @@ def test_without_its_table_every_non_ascii_text_goes_to_quicktok(monkeypatch: py
         assert asked
     finally:
         quickstart._recent_characters.cache_clear()
+
+
+def test_if_quicktok_cannot_load_tiktoken_counts_the_recent_text_too() -> None:
+    def broken() -> Any:
+        raise RuntimeError("quicktok: cannot open vocab file")
+
+    count = quickstart.load("o200k_base", broken)
+    assert count is not None
+    assert count("\u0cdc(M") > 0

@@ -122,7 +122,10 @@ def load(encoding: str, quicktok: Callable[[], Any]) -> Callable[[str], int] | N
 
     def count(text: str) -> int:
         if not text.isascii() and _recent_characters().search(text) is not None:
-            return int(quicktok().count(text))
+            try:
+                return int(quicktok().count(text))
+            except (RuntimeError, OSError):  # quicktok's tables do not load here: tiktoken's count
+                pass
         # encode_ordinary raises on a lone surrogate, as quicktok's count does (the counter
         # reports it as text that is not valid Unicode).
         return len(encode(text))

@@ -1,7 +1,11 @@
-"""Whether this process may fork: a module that imports nothing, for the CLI's first moments."""
+"""Processes and cores: whether this process may fork, and how many CPUs it may use.
+
+A module that imports nothing, for the CLI's first moments.
+"""
 
 from __future__ import annotations
 
+import os
 import sys
 
 #: From this size `validate` forks worker processes (`data._validate.pool`); below it one process
@@ -24,3 +28,15 @@ def can_fork() -> bool:
         return int(stat[stat.rindex(b")") + 2 :].split()[17]) == 1  # field 20: num_threads
     except (OSError, ValueError, IndexError):
         return False
+
+
+def usable_cpus() -> int:
+    """The CPUs this process may run on (its affinity), not the machine's.
+
+    In a container the hardware can show far more cores than the process may use; pools and
+    tokenizer threads sized by the hardware oversubscribe them.
+    """
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1

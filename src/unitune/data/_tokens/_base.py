@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 import json
-import os
 import sys
 import threading
 from abc import ABC, abstractmethod
@@ -12,6 +11,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar, cast
 
+from unitune._fork import usable_cpus
 from unitune.data._tokens import quickstart
 from unitune.types import Message, content_text
 
@@ -322,7 +322,10 @@ class _QuicktokEncoder(_Encoder):
 
     def count(self, text: str) -> int:
         # `count` treats special-token strings as text (tiktoken's encode_ordinary), so user
-        # content that happens to contain "<|endoftext|>" is counted, not refused.
+        # content that happens to contain "<|endoftext|>" is counted, not refused. Once quicktok is
+        # loaded, straight to it: chat templates call this once per piece of every example.
+        if self._enc is not None:
+            return int(self._enc.count(text))
         return int(self.counter()(text))
 
     def counter(self) -> Callable[[str], int]:
@@ -364,10 +367,6 @@ class _QuicktokEncoder(_Encoder):
 _QUICKSTART_LOCK = threading.Lock()
 
 
-def _cpus() -> int:
-    # quicktok's default (0) asks the hardware, which in a container can be far more cores than
-    # the process may use; oversubscribed threads made batches slower than one thread.
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
+# quicktok's default thread count (0) asks the hardware, which in a container can be far more cores
+# than the process may use; oversubscribed threads made batches slower than one thread.
+_cpus = usable_cpus

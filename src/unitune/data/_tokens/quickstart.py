@@ -91,11 +91,6 @@ def small_input() -> bool:
     return n is not None and n < QUICKSTART_BELOW
 
 
-def supports(encoding: str) -> bool:
-    """Whether `encoding` has a quick start (OpenAI's and Llama 3's, whose reference is tiktoken's BPE)."""
-    return encoding in _ENCODINGS
-
-
 def load(encoding: str, quicktok: Callable[[], Any]) -> Callable[[str], int] | None:
     """A count function for `encoding` by tiktoken's BPE, or None if it cannot be had here.
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import contextlib
 import multiprocessing
-import os
 import pickle
 import signal
 from collections.abc import Iterable, Iterator
@@ -15,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from unitune._fork import FORK_MIN_BYTES, can_fork
+from unitune._fork import FORK_MIN_BYTES, can_fork, usable_cpus
 from unitune.data._loaders import JsonlFile, Record, is_gzip, line_boundaries, read_jsonl, read_jsonl_range
 from unitune.data._validate.part import _counter, _Job, _Part, _scan
 from unitune.data.profiles import Profile, get_profile
@@ -50,13 +49,6 @@ def _can_fork() -> bool:
     return "fork" in multiprocessing.get_all_start_methods() and can_fork()
 
 
-def _usable_cpus() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
-
-
 def _plan(records: Iterable[Record], workers: int | None, job: _Job) -> _Plan | None:
     """How to split the pass over processes, or None to run it in this one."""
     if workers == 1 or not isinstance(records, JsonlFile) or multiprocessing.current_process().daemon:
@@ -75,9 +67,9 @@ def _plan(records: Iterable[Record], workers: int | None, job: _Job) -> _Plan | 
         job.tokens()
         fork = _can_fork()
     if workers is None:
-        if size < (_FORK_MIN_BYTES if fork else _PARALLEL_MIN_BYTES) or _usable_cpus() < 2:
+        if size < (_FORK_MIN_BYTES if fork else _PARALLEL_MIN_BYTES) or usable_cpus() < 2:
             return None
-        workers = min(_usable_cpus(), _MAX_AUTO_WORKERS)
+        workers = min(usable_cpus(), _MAX_AUTO_WORKERS)
     chunk = min(_CHUNK_BYTES, max(_MIN_CHUNK_BYTES, size // (8 * workers)))
     ranges = line_boundaries(path, size, chunk)
     workers = min(workers, len(ranges))
